@@ -1,0 +1,1 @@
+"""Aligners: every one of them produces a TimeMap (see mmalign.timeline)."""

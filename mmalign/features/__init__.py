@@ -1,0 +1,1 @@
+"""Feature extractors: audio (librosa), video (OpenCV), text (subtitles)."""

@@ -1,0 +1,313 @@
+"""The two time types of mmalign: :class:`FeatureSeq` and :class:`TimeMap`.
+
+Times are float seconds everywhere outside kernels.  A :class:`FeatureSeq` is a
+sequence of feature frames on a regular clock (``t0 + i * hop``); a
+:class:`TimeMap` is a monotone piecewise-linear map from one timeline to another,
+the single result type of every aligner.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+from .errors import UsageError
+
+__all__ = ["FeatureSeq", "TimeMap"]
+
+
+@dataclass(frozen=True)
+class FeatureSeq:
+    """A T×D float32 feature sequence on a regular clock.
+
+    Parameters
+    ----------
+    values : np.ndarray [shape=(T, D) or (T,)]
+        Feature frames; a 1-D array is treated as one feature (D = 1).
+    hop : float > 0
+        Seconds between consecutive frames.
+    t0 : float
+        Time (seconds) of frame 0, i.e. of the centre of the first analysis window.
+    name : str
+        ``"<modality>.<feature>"``, e.g. ``"audio.speech"``.
+    meta : dict
+        Extractor name, parameters, source file, etc.
+    """
+
+    values: np.ndarray
+    hop: float
+    t0: float = 0.0
+    name: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        values = np.asarray(self.values, dtype=np.float32)
+        if values.ndim == 1:
+            values = values[:, None]
+        if values.ndim != 2:
+            raise UsageError(f"FeatureSeq values must be 1-D or 2-D, got shape {values.shape}")
+        if not (self.hop > 0 and math.isfinite(self.hop)):
+            raise UsageError(f"FeatureSeq hop must be a positive number of seconds, got {self.hop}")
+        object.__setattr__(self, "values", np.ascontiguousarray(values))
+
+    @property
+    def modality(self) -> str:
+        """The part of :attr:`name` before the first dot (``"audio"``, ``"video"``, ``"text"``)."""
+        return self.name.split(".", 1)[0]
+
+    def __len__(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def times(self) -> np.ndarray:
+        """Frame times in seconds (float64)."""
+        return self.t0 + self.hop * np.arange(len(self), dtype=np.float64)
+
+    @property
+    def duration(self) -> float:
+        """Seconds covered by the frames (``len * hop``)."""
+        return len(self) * self.hop
+
+    def slice(self, t0: float, t1: float) -> "FeatureSeq":
+        """Frames whose times lie in ``[t0, t1)``."""
+        i0 = max(0, math.ceil((t0 - self.t0) / self.hop - 1e-9))
+        i1 = min(len(self), max(i0, math.ceil((t1 - self.t0) / self.hop - 1e-9)))
+        return FeatureSeq(self.values[i0:i1], self.hop, self.t0 + i0 * self.hop, self.name, dict(self.meta))
+
+    def resample(self, times: np.ndarray) -> np.ndarray:
+        """Linearly interpolate the features at arbitrary ``times`` (seconds).
+
+        Times outside the sequence take the value of the nearest end frame.
+        Returns an array of shape ``(len(times), D)``.
+        """
+        times = np.asarray(times, dtype=np.float64)
+        pos = np.clip((times - self.t0) / self.hop, 0, max(len(self) - 1, 0))
+        i0 = np.floor(pos).astype(np.int64)
+        i1 = np.minimum(i0 + 1, len(self) - 1)
+        w = (pos - i0)[:, None].astype(np.float32)
+        return self.values[i0] * (1 - w) + self.values[i1] * w
+
+    def pool(self, segments: Iterable[tuple[float, float]], how: str = "mean") -> np.ndarray:
+        """Pool the frames inside each ``(start, end)`` segment.
+
+        Parameters
+        ----------
+        segments : iterable of (float, float)
+            Segment bounds in seconds.
+        how : {"mean", "max", "first", "last"}
+            Pooling; a segment with no frame gets the frame nearest its centre.
+        """
+        ops = {"mean": np.mean, "max": np.max, "first": lambda a, axis: a[0], "last": lambda a, axis: a[-1]}
+        if how not in ops:
+            raise UsageError(f"unknown pooling {how!r}; choose one of {', '.join(ops)}")
+        out = []
+        for start, end in segments:
+            part = self.slice(start, end).values
+            if len(part) == 0:
+                part = self.resample(np.array([(start + end) / 2]))
+            out.append(ops[how](part, axis=0))
+        return np.array(out, dtype=np.float32).reshape(-1, self.values.shape[1])
+
+
+@dataclass(frozen=True)
+class TimeMap:
+    """A monotone piecewise-linear map from a source timeline to a target timeline.
+
+    Piece ``i`` covers source times ``[starts[i], starts[i+1])`` and maps ``t`` to
+    ``scales[i] * t + offsets[i]``; the first piece extends to ``-inf`` and the last
+    to ``+inf``.  A global re-timing is one piece; inserted material (an ad break)
+    is a jump between pieces; a piece with scale 0 collapses a stretch of source
+    time to one instant (material removed from the target).
+
+    Parameters
+    ----------
+    starts, scales, offsets : array-like of float
+        One entry per piece; ``starts`` strictly increasing (``starts[0]`` is ignored).
+    confidences : array-like of float, optional
+        Confidence (0–1) of each piece; NaN when unknown.
+    """
+
+    starts: np.ndarray
+    scales: np.ndarray
+    offsets: np.ndarray
+    confidences: np.ndarray | None = None
+
+    def __post_init__(self):
+        starts = np.atleast_1d(np.asarray(self.starts, dtype=np.float64)).copy()
+        scales = np.atleast_1d(np.asarray(self.scales, dtype=np.float64))
+        offsets = np.atleast_1d(np.asarray(self.offsets, dtype=np.float64))
+        conf = self.confidences
+        conf = np.full(len(starts), np.nan) if conf is None else np.atleast_1d(np.asarray(conf, dtype=np.float64))
+        if not (len(starts) == len(scales) == len(offsets) == len(conf)) or len(starts) == 0:
+            raise UsageError("TimeMap needs one start, scale, offset and confidence per piece")
+        starts[0] = -np.inf
+        if np.any(np.diff(starts) <= 0):
+            raise UsageError("TimeMap piece starts must be strictly increasing")
+        if np.any(scales < 0) or not np.all(np.isfinite(scales)) or not np.all(np.isfinite(offsets)):
+            raise UsageError("TimeMap scales must be finite and >= 0, offsets finite")
+        # Monotone across breakpoints: the next piece may not start below the previous one's end.
+        b = starts[1:]
+        if np.any(scales[1:] * b + offsets[1:] < scales[:-1] * b + offsets[:-1] - 1e-9):
+            raise UsageError("TimeMap must be monotone: a piece starts before the previous one ends")
+        for name, arr in (("starts", starts), ("scales", scales), ("offsets", offsets), ("confidences", conf)):
+            arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
+
+    # -- constructors -------------------------------------------------------------------
+    @classmethod
+    def linear(cls, scale: float = 1.0, offset: float = 0.0, confidence: float = np.nan) -> "TimeMap":
+        """The one-piece map ``t -> scale * t + offset``."""
+        return cls([-np.inf], [scale], [offset], [confidence])
+
+    @classmethod
+    def identity(cls) -> "TimeMap":
+        """The map that changes nothing."""
+        return cls.linear(1.0, 0.0, 1.0)
+
+    @classmethod
+    def from_points(cls, src, dst, confidence: float = np.nan) -> "TimeMap":
+        """Piecewise-linear interpolation through ``(src[k], dst[k])`` points.
+
+        Both must be non-decreasing (a DTW path in seconds, for example); repeated
+        source times keep their first target time.  Outside the points the end
+        pieces continue with their slopes.
+        """
+        src = np.asarray(src, dtype=np.float64)
+        dst = np.asarray(dst, dtype=np.float64)
+        if src.shape != dst.shape or src.ndim != 1 or len(src) < 2:
+            raise UsageError("from_points needs two 1-D arrays of the same length >= 2")
+        if np.any(np.diff(src) < 0) or np.any(np.diff(dst) < 0):
+            raise UsageError("from_points needs non-decreasing source and target times")
+        keep = np.concatenate([[True], np.diff(src) > 0])
+        src, dst = src[keep], dst[keep]
+        if len(src) < 2:
+            raise UsageError("from_points needs at least two distinct source times")
+        scales = np.diff(dst) / np.diff(src)
+        offsets = dst[:-1] - scales * src[:-1]
+        return cls(src[:-1], scales, offsets, np.full(len(scales), confidence))
+
+    # -- use ----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def piece_index(self, t) -> np.ndarray:
+        """Index of the piece each source time falls in."""
+        return np.searchsorted(self.starts, np.asarray(t, dtype=np.float64), side="right") - 1
+
+    def apply(self, t):
+        """Map source time(s) ``t`` (seconds) to the target timeline."""
+        t = np.asarray(t, dtype=np.float64)
+        i = self.piece_index(t)
+        out = self.scales[i] * t + self.offsets[i]
+        return float(out) if out.ndim == 0 else out
+
+    __call__ = apply
+
+    def compose(self, other: "TimeMap") -> "TimeMap":
+        """The map ``t -> other(self(t))``: first this map, then ``other``."""
+        # Breakpoints: ours, and the preimages of other's breakpoints under each of our pieces.
+        points = [b for b in self.starts[1:]]
+        for j, b in enumerate(other.starts[1:]):
+            for i in range(len(self)):
+                s, o = self.scales[i], self.offsets[i]
+                if s > 0:
+                    t = (b - o) / s
+                    lo = self.starts[i]
+                    hi = self.starts[i + 1] if i + 1 < len(self) else np.inf
+                    if lo <= t < hi:
+                        points.append(t)
+        points = np.unique(np.array(points, dtype=np.float64))
+        starts = np.concatenate([[-np.inf], points])
+        # Probe each piece of the composition at an inner point (robust to rounding at ends).
+        if len(points):
+            probe = np.concatenate([[points[0] - 1.0], (points[:-1] + points[1:]) / 2, [points[-1] + 1.0]])
+        else:
+            probe = np.array([0.0])
+        i = self.piece_index(probe)
+        mid = self.apply(probe)
+        j = other.piece_index(mid)
+        # Inside a piece of the composition both maps are affine: compose the affine parts.
+        scales = other.scales[j] * self.scales[i]
+        offsets = other.scales[j] * self.offsets[i] + other.offsets[j]
+        conf = np.fmin(self.confidences[i], other.confidences[j])
+        return TimeMap(starts, scales, offsets, conf)
+
+    def invert(self) -> "TimeMap":
+        """The inverse map (target timeline back to source).
+
+        Jumps (target material with no source) map to the source instant of the jump;
+        collapsed stretches (scale 0) become jumps.
+        """
+        starts, scales, offsets, conf = [], [], [], []
+        n = len(self)
+        for i in range(n):
+            s, o = self.scales[i], self.offsets[i]
+            a = self.starts[i]
+            b = self.starts[i + 1] if i + 1 < n else np.inf
+            y0 = s * a + o if np.isfinite(a) else -np.inf
+            if i > 0:
+                y_prev_end = self.scales[i - 1] * a + self.offsets[i - 1]
+                if y0 > y_prev_end + 1e-12:  # a jump forward: target stretch with no source
+                    starts.append(y_prev_end)
+                    scales.append(0.0)
+                    offsets.append(a)
+                    conf.append(self.confidences[i])
+            if s > 0 and b > a:
+                starts.append(y0)
+                scales.append(1.0 / s)
+                offsets.append(-o / s)
+                conf.append(self.confidences[i])
+        if not scales:
+            raise UsageError("a TimeMap that collapses everything has no inverse")
+        starts = np.array(starts)
+        # For equal starts keep the later piece (the earlier one is empty).
+        keep = np.concatenate([np.diff(starts) > 0, [True]])
+        return TimeMap(starts[keep], np.array(scales)[keep], np.array(offsets)[keep], np.array(conf)[keep])
+
+    # -- description ----------------------------------------------------------------------
+    @property
+    def is_linear(self) -> bool:
+        return len(self) == 1
+
+    def pieces(self, t_min: float | None = None, t_max: float | None = None) -> list[dict[str, float]]:
+        """The pieces as dicts (``start``, ``end``, ``scale``, ``offset``, ``confidence``).
+
+        ``t_min``/``t_max`` replace the infinite ends of the first and last piece.
+        """
+        out = []
+        n = len(self)
+        for i in range(n):
+            start = self.starts[i]
+            end = self.starts[i + 1] if i + 1 < n else np.inf
+            if i == 0 and t_min is not None:
+                start = t_min
+            if i == n - 1 and t_max is not None:
+                end = t_max
+            c = self.confidences[i]
+            out.append({
+                "start": None if not np.isfinite(start) else round(float(start), 6),
+                "end": None if not np.isfinite(end) else round(float(end), 6),
+                "scale": float(self.scales[i]),
+                "offset": round(float(self.offsets[i]), 6),
+                "confidence": None if np.isnan(c) else round(float(c), 4),
+            })
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description; :meth:`from_dict` reads it back exactly."""
+        return {
+            "type": "TimeMap",
+            "starts": [None if not np.isfinite(s) else float(s) for s in self.starts],
+            "scales": self.scales.tolist(),
+            "offsets": self.offsets.tolist(),
+            "confidences": [None if np.isnan(c) else float(c) for c in self.confidences],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TimeMap":
+        starts = [-np.inf if s is None else s for s in d["starts"]]
+        conf = [np.nan if c is None else c for c in d.get("confidences", [None] * len(starts))]
+        return cls(starts, d["scales"], d["offsets"], conf)
