@@ -1,0 +1,766 @@
+"""The subtitle model of mmalign: read and write WebVTT, SRT and ASS/SSA.
+
+One model serves every format: a :class:`Subtitles` holds :class:`Cue` objects
+(float seconds, the cue text as written in the file) plus everything else the
+file held, verbatim, so that reading and writing a file in the same format with
+unchanged times reproduces it.
+
+Round trip
+----------
+A well-formed file written back in its own format with unchanged times is
+byte-for-byte identical, up to these normalisations:
+
+- timestamps are written in the canonical form of the format
+  (VTT ``HH:MM:SS.mmm``, SRT ``HH:MM:SS,mmm``, ASS ``H:MM:SS.cc``);
+- blocks are separated by exactly one blank line (VTT, SRT) and the file ends
+  with one line feed;
+- line endings are those of the source (``\\r\\n`` or ``\\n``, see
+  :attr:`Subtitles.newline`); the encoding is UTF-8 unless ``encoding=`` is
+  given (pass ``encoding=subs.encoding`` to keep the source's, BOM included).
+
+Verbatim, format-specific text lives in three places:
+
+- :attr:`Subtitles.header`: VTT: the ``WEBVTT`` line, header text and every
+  block before the first cue (``NOTE``, ``STYLE``, ``REGION``); ASS/SSA: all
+  sections before ``[Events]``, the ``[Events]`` line and its ``Format:`` line.
+- :attr:`Cue.notes_before`: text written right before a cue: VTT ``NOTE``
+  (or late ``STYLE``/``REGION``) blocks between two cues, each followed by a
+  blank line; ASS/SSA: non-event lines inside ``[Events]`` (``;`` comments).
+- :attr:`Subtitles.footer`: text after the last cue (VTT trailing ``NOTE``
+  blocks, ASS sections after ``[Events]`` such as ``[Fonts]``).
+
+Malformed input is read as well as possible; a block that cannot be read is
+counted in :attr:`Subtitles.skipped` and described in :attr:`Subtitles.warnings`
+(with its line number), never dropped silently.
+"""
+
+from __future__ import annotations
+
+import codecs
+import html
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import InputError, UsageError
+
+__all__ = [
+    "Cue",
+    "Subtitles",
+    "read",
+    "loads",
+    "detect_encoding",
+    "SUPPORTED_FORMATS",
+]
+
+SUPPORTED_FORMATS = ("vtt", "srt", "ass", "ssa")
+_ASS = ("ass", "ssa")
+
+# ---------------------------------------------------------------- data model
+
+
+@dataclass
+class Cue:
+    """One subtitle cue.
+
+    Parameters
+    ----------
+    start, end : float
+        Display interval in seconds.
+    text : str
+        Cue payload as written in the file: VTT/SRT lines joined by ``"\\n"``
+        (tags such as ``<i>`` or ``<v Roger>`` kept); ASS/SSA the raw ``Text``
+        field (override blocks ``{\\...}`` and ``\\N`` kept).
+    identifier : str or None
+        VTT cue identifier or SRT index, as read.
+    settings : str
+        VTT cue settings (``"align:start position:10%"``) or SRT coordinates
+        following the end time, verbatim.
+    fields : dict or None
+        ASS/SSA event fields other than Start, End and Text, in file order.
+    kind : str
+        ASS/SSA event type, ``"Dialogue"`` or ``"Comment"``.
+    notes_before : str
+        Verbatim non-cue text written right before this cue (see module doc).
+    """
+
+    start: float
+    end: float
+    text: str
+    identifier: str | None = None
+    settings: str = ""
+    fields: dict[str, str] | None = None
+    kind: str = "Dialogue"
+    notes_before: str = ""
+
+
+@dataclass
+class Subtitles:
+    """A subtitle file: cues plus everything needed to write it back.
+
+    Parameters
+    ----------
+    cues : list of Cue
+        In file order (not re-sorted).
+    format : {"vtt", "srt", "ass", "ssa"}
+        Format of the source.
+    encoding : str
+        Python codec of the source (``"utf-8"``, ``"utf-8-sig"``, ``"utf-16"``,
+        ``"cp1252"``, ...).
+    header, footer : str
+        Verbatim format-specific text before the first and after the last cue.
+    skipped : int
+        Number of malformed blocks that could not be read.
+    warnings : list of str
+        One line per skipped block or oddity (overlaps, zero-length cues).
+    newline : {"\\n", "\\r\\n"}
+        Line ending of the source, used by :meth:`write`.
+
+    Examples
+    --------
+    >>> subs = Subtitles.read("movie.srt")                   # doctest: +SKIP
+    >>> subs.map_times(lambda t: t + 1.5).write("out.vtt")   # doctest: +SKIP
+    """
+
+    cues: list[Cue]
+    format: str
+    encoding: str = "utf-8"
+    header: str = ""
+    skipped: int = 0
+    warnings: list[str] = field(default_factory=list)
+    footer: str = ""
+    newline: str = "\n"
+
+    def __post_init__(self):
+        self.format = _check_format(self.format)
+
+    @property
+    def starts(self) -> np.ndarray:
+        """Start times in seconds, float64 array of shape ``(len(cues),)``."""
+        return np.array([c.start for c in self.cues], dtype=np.float64)
+
+    @property
+    def ends(self) -> np.ndarray:
+        """End times in seconds, float64 array of shape ``(len(cues),)``."""
+        return np.array([c.end for c in self.cues], dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self.cues)
+
+    def with_times(self, starts, ends) -> "Subtitles":
+        """Return a copy with new cue times.
+
+        Parameters
+        ----------
+        starts, ends : array-like of float, shape ``(len(cues),)``
+            New times in seconds; clamped to ``>= 0`` and ``end >= start``.
+
+        Returns
+        -------
+        Subtitles
+            A new object; ``self`` is not modified.
+        """
+        s = np.asarray(starts, dtype=np.float64).reshape(-1)
+        e = np.asarray(ends, dtype=np.float64).reshape(-1)
+        if s.shape != (len(self.cues),) or e.shape != s.shape:
+            raise UsageError(f"expected {len(self.cues)} start and end times, got {s.size} and {e.size}")
+        if not (np.all(np.isfinite(s)) and np.all(np.isfinite(e))):
+            raise UsageError("cue times must be finite numbers")
+        s = np.maximum(s, 0.0)
+        e = np.maximum(e, s)
+        cues = [replace(c, start=float(a), end=float(b)) for c, a, b in zip(self.cues, s, e)]
+        return replace(self, cues=cues, warnings=list(self.warnings))
+
+    def map_times(self, f: Callable[[np.ndarray], np.ndarray]) -> "Subtitles":
+        """Return a copy with every start and end time mapped through ``f``.
+
+        Parameters
+        ----------
+        f : callable
+            Vectorised map from a float64 array of times (seconds) to new times,
+            e.g. ``TimeMap.apply`` or ``lambda t: 1.001 * t + 0.5``.
+
+        Returns
+        -------
+        Subtitles
+            Cue order kept; times clamped to ``>= 0`` and ``end >= start``.
+        """
+        return self.with_times(f(self.starts), f(self.ends))
+
+    def plain_texts(self) -> list[str]:
+        """Cue texts without markup (tags, ASS override blocks), lines joined by ``"\\n"``."""
+        return [_TAG.sub("", _to_simple(c.text, self.format)) for c in self.cues]
+
+    def to_string(self, format: str | None = None) -> str:
+        """Render as text (``"\\n"`` line endings) in ``format`` (default: the source's).
+
+        Converting between formats keeps times and text; markup is translated
+        where the target has an equivalent (bold, italic, underline) and dropped
+        otherwise; cue settings, notes, ASS styles and Comment events only
+        survive within their own format family.
+        """
+        fmt = _check_format(format or self.format)
+        return _WRITERS[fmt if fmt != "ssa" else "ass"](self, fmt)
+
+    def write(self, path, *, format: str | None = None, encoding: str = "utf-8") -> None:
+        """Write to ``path`` atomically (temporary file in the same folder, then rename).
+
+        Parameters
+        ----------
+        path : str or Path
+            Destination; its extension (``.vtt``, ``.srt``, ``.ass``, ``.ssa``)
+            gives the format unless ``format`` is given (other extensions: the
+            source's format).
+        format : str, optional
+            One of :data:`SUPPORTED_FORMATS`.
+        encoding : str
+            Codec of the output; UTF-8 without BOM by default.
+
+        Raises
+        ------
+        UsageError
+            Unknown format or encoding, or text the encoding cannot represent.
+            Nothing is written then.
+        """
+        path = Path(path)
+        ext = path.suffix.lower().lstrip(".")
+        fmt = format or (ext if ext in SUPPORTED_FORMATS else self.format)
+        text = self.to_string(fmt).replace("\n", self.newline)
+        try:
+            data = text.encode(encoding)
+        except LookupError:
+            raise UsageError(f"unknown encoding {encoding!r}") from None
+        except UnicodeEncodeError as exc:
+            raise UsageError(f"{path}: cannot encode subtitle text as {encoding} ({exc.reason})") from None
+        _atomic_write(path, data)
+
+    read = None  # replaced below by ``staticmethod(read)``
+    loads = None  # replaced below by ``staticmethod(loads)``
+
+
+def _check_format(fmt: str) -> str:
+    f = str(fmt).lower().lstrip(".")
+    if f not in SUPPORTED_FORMATS:
+        raise UsageError(f"unknown subtitle format {fmt!r} (choose from {', '.join(SUPPORTED_FORMATS)})")
+    return f
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            mode = path.stat().st_mode & 0o7777
+        except OSError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# ---------------------------------------------------------------- encodings
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# tie-break among legacy encodings that read the bytes equally well
+_PREFERRED = ("cp1252", "cp1250", "cp1251", "cp1253", "cp1254", "cp1257", "iso8859-15",
+              "latin-1", "koi8-r", "gb18030", "big5", "shift_jis", "euc-kr")
+
+
+def _codec_name(name: str) -> str:
+    canonical = codecs.lookup(name).name
+    return "latin-1" if canonical == "iso8859-1" else canonical
+
+
+def detect_encoding(data: bytes) -> str:
+    """Guess the text encoding of subtitle file contents.
+
+    Parameters
+    ----------
+    data : bytes
+        Raw file contents.
+
+    Returns
+    -------
+    str
+        A Python codec name. In order of evidence: a byte-order mark
+        (``"utf-8-sig"``, ``"utf-16"``, ``"utf-32"``); ``"utf-8"`` if the
+        bytes are valid UTF-8; ``"utf-16-le"``/``"utf-16-be"`` for BOM-less
+        UTF-16 (many NUL bytes); otherwise charset-normalizer's best legacy
+        guess, preferring ``"cp1252"`` when it reads the text as well as the
+        alternatives (so a Latin-1 Western text is reported as ``"cp1252"``).
+
+    Raises
+    ------
+    InputError
+        If no text encoding fits (binary data).
+    """
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            return name
+    try:
+        data.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    sample = data[:4096]
+    half = max(len(sample) // 2, 1)
+    for name, zeros in (("utf-16-le", sample[1::2]), ("utf-16-be", sample[0::2])):
+        if zeros.count(0) > 0.3 * half:
+            try:
+                data[: len(data) // 2 * 2].decode(name)
+                return name
+            except UnicodeDecodeError:
+                pass
+    from charset_normalizer import from_bytes
+
+    matches = list(from_bytes(data))
+    if not matches:
+        raise InputError("no text encoding fits (binary data?)")
+    least = min(m.chaos for m in matches)
+    tied = [m for m in matches if m.chaos <= least + 1e-6]
+    most = max(m.coherence for m in tied)
+    names = [_codec_name(n) for m in tied if m.coherence >= most - 1e-6 for n in m.could_be_from_charset]
+    return next((p for p in _PREFERRED if p in names), names[0])
+
+
+# ---------------------------------------------------------------- reading
+
+_TS = r"\d+(?::\d+){1,2}(?:[.,]\d+)?"
+_TIMING = re.compile(rf"^\s*({_TS})\s*-+>\s*({_TS})(?:\s+(.*?))?\s*$")
+_SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*$")
+_EVENT = re.compile(r"^(Dialogue|Comment)\s*:\s?(.*)$", re.IGNORECASE)
+_ASS_FORMATS = {
+    "ass": ["Layer", "Start", "End", "Style", "Name", "MarginL", "MarginR", "MarginV", "Effect", "Text"],
+    "ssa": ["Marked", "Start", "End", "Style", "Name", "MarginL", "MarginR", "MarginV", "Effect", "Text"],
+}
+
+
+def _seconds(ts: str) -> float:
+    """Parse a loose timestamp: ``[[h:]m:]s[.,fraction]`` (``0:1:5.2``, ``1:05,200``)."""
+    main, _, frac = ts.strip().replace(",", ".").partition(".")
+    h, m, s = ([0, 0] + [int(p) for p in main.split(":")])[-3:]
+    return h * 3600 + m * 60 + s + (int(frac) / 10 ** len(frac) if frac else 0.0)
+
+
+def _is_arrow(line: str) -> bool:
+    return "-->" in line or bool(_TIMING.match(line))
+
+
+def _blocks(lines: list[str]) -> list[tuple[int, list[str]]]:
+    """Split lines into blocks ``(first line index, lines)`` (shared by VTT and SRT).
+
+    Blocks end at blank (or whitespace-only) lines. A timing line also starts a
+    new block unless it follows a single identifier line, so cues that lack the
+    blank line between them are still separated; a bare number right before such
+    a timing line (after some cue text) is taken as the next cue's SRT index.
+    """
+    out: list[tuple[int, list[str]]] = []
+    cur: list[str] = []
+    first = 0
+    for i, line in enumerate(lines):
+        if not line.strip():
+            if cur:
+                out.append((first, cur))
+            cur = []
+            continue
+        if cur and _is_arrow(line) and (len(cur) > 1 or _is_arrow(cur[0]) or cur[0].startswith("WEBVTT")):
+            arrow = next((k for k, x in enumerate(cur) if _is_arrow(x)), len(cur))
+            carry = [cur.pop()] if len(cur) - arrow > 2 and cur[-1].strip().isdigit() else []
+            out.append((first, cur))
+            cur, first = carry, i - len(carry)
+        if not cur:
+            first = i
+        cur.append(line)
+    if cur:
+        out.append((first, cur))
+    return out
+
+
+def _parse_cue(first: int, block: list[str]) -> Cue | str:
+    """Parse one VTT/SRT cue block; return a :class:`Cue` or a warning line."""
+    k = next(k for k, x in enumerate(block) if _is_arrow(x))
+    m = _TIMING.match(block[k])
+    if not m or k > 1:
+        return f"line {first + k + 1}: cannot read cue timing {block[k].strip()!r}; block skipped"
+    start, end = _seconds(m[1]), _seconds(m[2])
+    if end < start:
+        return f"line {first + k + 1}: cue ends before it starts ({block[k].strip()!r}); block skipped"
+    ident = block[0].strip() if k == 1 else None
+    return Cue(start, end, "\n".join(block[k + 1:]), ident, (m[3] or "").strip())
+
+
+class _Reader:
+    """Collects cues, notes and warnings while one file is parsed."""
+
+    def __init__(self):
+        self.cues: list[Cue] = []
+        self.pending: list[str] = []
+        self.skipped = 0
+        self.warnings: list[str] = []
+
+    def skip(self, message: str) -> None:
+        self.skipped += 1
+        self.warnings.append(message)
+
+    def add(self, cue: Cue | str) -> None:
+        if isinstance(cue, str):
+            return self.skip(cue)
+        cue.notes_before = "".join(self.pending)
+        self.pending = []
+        self.cues.append(cue)
+
+
+def _read_srt(lines: list[str]) -> dict:
+    r = _Reader()
+    for first, block in _blocks(lines):
+        if any(_is_arrow(x) for x in block):
+            r.add(_parse_cue(first, block))
+        else:
+            r.skip(f"line {first + 1}: text without a cue timing line ({block[0].strip()[:40]!r}); block skipped")
+    return dict(cues=r.cues, skipped=r.skipped, warnings=r.warnings)
+
+
+def _read_vtt(lines: list[str]) -> dict:
+    r = _Reader()
+    blocks = _blocks(lines)
+    n_head = next((i for i, (_, b) in enumerate(blocks) if any(_is_arrow(x) for x in b)), len(blocks))
+    head_end = blocks[n_head][0] if n_head < len(blocks) else len(lines)
+    header = "\n".join(lines[:head_end]).rstrip()
+    if not header.startswith("WEBVTT"):
+        r.warnings.append("line 1: no WEBVTT signature")
+        header = "WEBVTT" + ("\n\n" + header if header else "")
+    for first, block in blocks[n_head:]:
+        if any(_is_arrow(x) for x in block):
+            r.add(_parse_cue(first, block))
+        elif block[0].startswith(("NOTE", "STYLE", "REGION")):
+            r.pending.append("\n".join(block) + "\n\n")
+        else:
+            r.skip(f"line {first + 1}: text outside any cue ({block[0].strip()[:40]!r}); block skipped")
+    footer = "".join("\n" + p[:-1] for p in r.pending)
+    cues, note = _with_webvtt(r.cues, lines)
+    return dict(cues=cues, header=header, footer=footer, skipped=r.skipped,
+                warnings=r.warnings + ([note] if note else []))
+
+
+def _with_webvtt(cues: list[Cue], lines: list[str]) -> tuple[list[Cue], str | None]:
+    """Read the cues with webvtt-py; keep them where it agrees with the block parse.
+
+    webvtt-py gives times, identifiers and text; the block parse supplies what it
+    does not keep verbatim (settings, notes) and line numbers. If webvtt-py fails
+    or reads the cues differently (malformed file), the tolerant parse is used.
+    """
+    import webvtt
+
+    try:
+        caps = webvtt.from_string("\n".join(x if x.strip() else "" for x in lines)).captions
+        theirs = [(_seconds(c.start), _seconds(c.end), (c.identifier or "").strip() or None, c.raw_text)
+                  for c in caps]
+    except Exception as exc:  # webvtt-py raises several types on malformed input
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return cues, f"webvtt-py could not read the file ({reason}); used the tolerant parser"
+    ours = [(c.start, c.end, c.identifier, c.text) for c in cues]
+    if len(theirs) != len(ours) or any(
+        abs(a[0] - b[0]) > 5e-4 or abs(a[1] - b[1]) > 5e-4 or a[2:] != b[2:] for a, b in zip(theirs, ours)
+    ):
+        return cues, (f"webvtt-py read {len(theirs)} cues where the tolerant parser read {len(ours)} "
+                      "or read them differently; used the tolerant parser")
+    return [replace(c, start=s, end=e, identifier=i, text=t) for c, (s, e, i, t) in zip(cues, theirs)], None
+
+
+def _read_ass(lines: list[str]) -> dict:
+    r = _Reader()
+    fmt = "ssa" if _looks_ssa("\n".join(lines[:200])) else "ass"
+    names, head_end, in_events = None, None, False
+    for i, line in enumerate(lines):
+        sec = _SECTION.match(line)
+        if sec:
+            in_events = sec[1].strip().lower() == "events"
+            if in_events and head_end is None:
+                head_end = i + 1
+        elif in_events and names is None and line.strip().lower().startswith("format:"):
+            names = [n.strip() for n in line.split(":", 1)[1].split(",")]
+            if not r.cues:  # lines between "[Events]" and "Format:" stay in the header
+                head_end, r.pending = i + 1, []
+                continue
+        if head_end is None or i < head_end:
+            continue
+        ev = _EVENT.match(line) if in_events else None
+        if not ev:
+            r.pending.append(line + "\n")
+            continue
+        keys = names or _ASS_FORMATS[fmt]
+        values = ev[2].split(",", len(keys) - 1)
+        row = dict(zip(keys, values))
+        try:
+            if len(values) < len(keys):
+                raise ValueError
+            start, end = _seconds(row["Start"]), _seconds(row["End"])
+        except (ValueError, KeyError):
+            r.skip(f"line {i + 1}: cannot read event {line[:60]!r}; line skipped")
+            continue
+        if end < start:
+            r.skip(f"line {i + 1}: event ends before it starts; line skipped")
+            continue
+        fields = {k: v for k, v in row.items() if k not in ("Start", "End", "Text")}
+        r.add(Cue(start, end, row.get("Text", ""), fields=fields, kind=ev[1]))
+    if head_end is None:
+        head_end = len(lines)
+    return dict(cues=r.cues, format=fmt, header="\n".join(lines[:head_end]), footer="".join(r.pending),
+                skipped=r.skipped, warnings=r.warnings)
+
+
+_READERS = {"vtt": _read_vtt, "srt": _read_srt, "ass": _read_ass, "ssa": _read_ass}
+
+
+def _looks_ssa(text: str) -> bool:
+    return bool(re.search(r"^\s*\[V4 Styles\]|^\s*ScriptType:\s*v4\.00\s*$", text, re.M | re.I))
+
+
+def _sniff(text: str, ext: str) -> str | None:
+    head = text[:65536]
+    if head.lstrip("\ufeff \t\n").startswith("WEBVTT"):
+        return "vtt"
+    if re.search(r"^\s*\[(Script Info|V4\+? Styles|Events)\]", head, re.M | re.I):
+        return "ssa" if _looks_ssa(head) else "ass"
+    timings = [m for m in map(_TIMING.match, head.split("\n")[:2000]) if m]
+    if any("," in m[1] for m in timings):
+        return "srt"
+    if ext in SUPPORTED_FORMATS:
+        return ext
+    return "srt" if timings else None
+
+
+def _parse(text: str, format: str | None, name: str, ext: str = "", encoding: str = "utf-8") -> Subtitles:
+    if "\x00" in text or sum(c < " " and c not in "\t\n\r\f" for c in text[:65536]) > 0.01 * min(len(text), 65536):
+        raise InputError(f"{name}: not a subtitle file (binary data)")
+    newline = "\r\n" if "\r\n" in text else "\n"
+    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    fmt = _check_format(format) if format else _sniff(text, ext)
+    if fmt is None:
+        raise InputError(f"{name}: not a subtitle file (no WebVTT, SRT or ASS/SSA content found)")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    parsed = {"format": fmt, **_READERS[fmt](lines)}
+    if not parsed["cues"]:
+        first = f"; first: {parsed['warnings'][0]}" if parsed["warnings"] else ""
+        raise InputError(f"{name}: no readable subtitle cues ({parsed['skipped']} malformed blocks skipped{first})")
+    subs = Subtitles(encoding=encoding, newline=newline, **parsed)
+    shown = np.array([c.kind.lower() == "dialogue" for c in subs.cues])
+    s, e = subs.starts[shown], subs.ends[shown]
+    for count, what in ((int(np.sum(e == s)), "zero-length"),
+                        (int(np.sum(s[1:] < e[:-1])), "overlapping the previous one")):
+        if count:
+            subs.warnings.append(f"{count} cue(s) {what} (kept)")
+    return subs
+
+
+def loads(text: str, *, format: str | None = None) -> Subtitles:
+    """Parse subtitles from a string.
+
+    Parameters
+    ----------
+    text : str
+        File contents.
+    format : str, optional
+        Force a format; by default it is sniffed from the content.
+
+    Returns
+    -------
+    Subtitles
+
+    Raises
+    ------
+    InputError
+        Not subtitles, or no readable cue.
+    """
+    return _parse(text, format, "<string>")
+
+
+def read(path, *, encoding: str | None = None, format: str | None = None) -> Subtitles:
+    """Read a subtitle file (WebVTT, SRT, ASS or SSA).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    encoding : str, optional
+        Codec; detected with :func:`detect_encoding` when None.
+    format : str, optional
+        Force a format; by default it is sniffed from the content (``WEBVTT``
+        signature, ``[Script Info]``, SRT timings with a comma), then taken
+        from the extension.
+
+    Returns
+    -------
+    Subtitles
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, binary data, or no readable cue.
+    UsageError
+        Unknown ``format`` or ``encoding``.
+
+    Examples
+    --------
+    >>> subs = read("movie.srt")                     # doctest: +SKIP
+    >>> subs.starts[:3]                              # doctest: +SKIP
+    array([1.   , 3.5  , 7.25 ])
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: subtitle file not found") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read subtitle file ({exc.strerror or exc})") from None
+    if not data.strip():
+        raise InputError(f"{path}: subtitle file is empty")
+    try:
+        enc = encoding or detect_encoding(data)
+        text = data.decode(enc)
+    except LookupError:
+        raise UsageError(f"unknown encoding {encoding!r}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: cannot decode as {enc} (byte {exc.start})") from None
+    except InputError as exc:
+        raise InputError(f"{path}: not a subtitle file ({exc})") from None
+    return _parse(text, format, str(path), path.suffix.lower().lstrip("."), enc)
+
+
+Subtitles.read = staticmethod(read)
+Subtitles.loads = staticmethod(loads)
+
+# ---------------------------------------------------------------- markup conversion
+
+_TAG = re.compile(r"<[^>\n]*>")
+_ASS_OVERRIDE = re.compile(r"\{[^}]*\}")
+_ASS_BIU = re.compile(r"\\([biu])(\d*)(?![a-z])")
+_SIMPLE_TAG = re.compile(r"<(/?)([biu])\b[^>]*>", re.I)
+
+
+def _to_simple(text: str, fmt: str) -> str:
+    """Cue text -> plain text with ``"\\n"`` breaks and only ``<b>``, ``<i>``, ``<u>`` tags."""
+    if fmt in _ASS:
+        text = _ASS_OVERRIDE.sub(
+            lambda m: "".join(f"<{'' if int(v or 0) else '/'}{t}>" for t, v in _ASS_BIU.findall(m[0])), text)
+        return text.replace("\\N", "\n").replace("\\n", "\n").replace("\\h", "\u00a0")
+    text = re.sub(r"\{\\[^}]*\}", "", text)  # ASS tags such as {\an8} found in SRT files
+    text = _TAG.sub(lambda m: _SIMPLE_TAG.sub(r"<\1\2>", m[0]).lower() if _SIMPLE_TAG.match(m[0]) else "", text)
+    return html.unescape(text) if fmt == "vtt" else text
+
+
+def _from_simple(text: str, fmt: str) -> str:
+    if fmt in _ASS:
+        text = re.sub(r"<(/?)([biu])>", lambda m: "{\\%s%d}" % (m[2], 0 if m[1] else 1), text)
+        return text.replace("\n", "\\N")
+    text = "\n".join(line for line in text.split("\n") if line.strip())  # a blank line would end the cue
+    if fmt == "vtt":
+        return re.sub(r"&lt;(/?[biu])&gt;", r"<\1>", html.escape(text, quote=False))
+    return text
+
+
+def _convert(subs: Subtitles, fmt: str) -> list[Cue]:
+    """Cues ready for writing as ``fmt``: unchanged within a format family."""
+    if subs.format == fmt or (subs.format in _ASS and fmt in _ASS):
+        return subs.cues
+    return [Cue(c.start, c.end, _from_simple(_to_simple(c.text, subs.format), fmt),
+                c.identifier if subs.format in ("vtt", "srt") else None)
+            for c in subs.cues if c.kind.lower() == "dialogue"]
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _fmt_time(t: float, fmt: str) -> str:
+    if fmt in _ASS:
+        cs = max(0, int(round(float(t) * 100)))
+        return f"{cs // 360000}:{cs // 6000 % 60:02d}:{cs // 100 % 60:02d}.{cs % 100:02d}"
+    ms = max(0, int(round(float(t) * 1000)))
+    sep = "," if fmt == "srt" else "."
+    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}{sep}{ms % 1000:03d}"
+
+
+def _timing(c: Cue, fmt: str) -> str:
+    line = f"{_fmt_time(c.start, fmt)} --> {_fmt_time(c.end, fmt)}"
+    return f"{line} {c.settings}" if c.settings else line
+
+
+def _write_vtt(subs: Subtitles, fmt: str) -> str:
+    same = subs.format == "vtt"
+    out = [(subs.header if same else "WEBVTT") + "\n"]
+    for c in _convert(subs, fmt):
+        ident = f"{c.identifier}\n" if c.identifier else ""
+        out.append(f"\n{c.notes_before}{ident}{_timing(c, fmt)}\n" + (f"{c.text}\n" if c.text else ""))
+    if same:
+        out.append(subs.footer)
+    return "".join(out)
+
+
+def _write_srt(subs: Subtitles, fmt: str) -> str:
+    out = []
+    for n, c in enumerate(_convert(subs, fmt), 1):
+        ident = c.identifier if c.identifier and c.identifier.isdigit() else str(n)
+        out.append(f"{ident}\n{_timing(c, fmt)}\n" + (f"{c.text}\n" if c.text else ""))
+    return "\n".join(out)
+
+
+_ASS_HEADERS = {
+    "ass": "[Script Info]\nScriptType: v4.00+\nWrapStyle: 0\nScaledBorderAndShadow: yes\n"
+           "PlayResX: 384\nPlayResY: 288\n\n[V4+ Styles]\n"
+           "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, "
+           "Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, "
+           "Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\n"
+           "Style: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0\n",
+    "ssa": "[Script Info]\nScriptType: v4.00\n\n[V4 Styles]\n"
+           "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, TertiaryColour, BackColour, "
+           "Bold, Italic, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, AlphaLevel, "
+           "Encoding\nStyle: Default,Arial,16,16777215,16777215,16777215,0,0,0,1,1,0,2,10,10,10,0,0\n",
+}
+_ASS_DEFAULTS = {"Layer": "0", "Marked": "Marked=0", "Style": "Default", "MarginL": "0", "MarginR": "0",
+                 "MarginV": "0"}
+
+
+def _write_ass(subs: Subtitles, fmt: str) -> str:
+    if subs.format in _ASS:
+        header, footer = subs.header, subs.footer
+        found = re.search(r"^\s*\[Events\]\s*$(.*)", header, re.M | re.I | re.S)
+        fm = re.search(r"^\s*Format\s*:(.*)$", found[1] if found else "", re.M | re.I)
+        names = [n.strip() for n in fm[1].split(",")] if fm else _ASS_FORMATS[subs.format]
+    else:
+        names = _ASS_FORMATS[fmt]
+        header = f"{_ASS_HEADERS[fmt]}\n[Events]\nFormat: {', '.join(names)}"
+        footer = ""
+    out = [header + "\n"]
+    for c in _convert(subs, fmt):
+        own = {"Start": _fmt_time(c.start, fmt), "End": _fmt_time(c.end, fmt), "Text": c.text}
+        values = [own[k] if k in own else (c.fields or {}).get(k, _ASS_DEFAULTS.get(k, "")) for k in names]
+        out.append(f"{c.notes_before}{c.kind}: {','.join(values)}\n")
+    out.append(footer)
+    return "".join(out)
+
+
+_WRITERS = {"vtt": _write_vtt, "srt": _write_srt, "ass": _write_ass}
