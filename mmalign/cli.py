@@ -111,9 +111,9 @@ def _default_output(subs: Path, fmt: Optional[str]) -> Path:
 @app.command(epilog=EXIT_CODES)
 def sync(
     media: Annotated[Path, typer.Argument(
-        help="Video or audio file whose speech sets the timing (any format FFmpeg "
+        metavar="MEDIA", help="Video or audio file whose speech sets the timing (any format FFmpeg "
                               "reads), or a subtitle file with correct timing.", show_default=False)],
-    subs: Annotated[Path, typer.Argument(help="Subtitles to re-time (.vtt, .srt, .ass, .ssa).",
+    subs: Annotated[Path, typer.Argument(metavar="SUBS", help="Subtitles to re-time (.vtt, .srt, .ass, .ssa).",
                                          show_default=False)],
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", metavar="OUT", help="Where to write; format from the extension. "

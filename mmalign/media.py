@@ -198,17 +198,13 @@ def iter_audio(path, sr: int = 16000, *, stream: int | None = None, start: float
         t_first = None  # time of the first kept input sample
         n_in = 0  # input samples kept so far
         n_out = 0  # output samples yielded so far
-        pending: list[np.ndarray] = []
+        pending: list[tuple[np.ndarray, ...]] = []  # per frame, its channels
         pending_n = 0
         done = False
 
         def flush(last: bool):
             nonlocal pending, pending_n, n_out
-            if pending:
-                x = np.concatenate(pending, axis=1) if len(pending) > 1 else pending[0]
-                mono = x.mean(axis=0, dtype=np.float32) if x.shape[0] > 1 else x[0].astype(np.float32, copy=False)
-            else:
-                mono = np.zeros(0, np.float32)
+            mono = _mixdown(pending)
             pending, pending_n = [], 0
             y = resampler.resample_chunk(mono, last=last) if resampler is not None else mono
             if end is not None:  # cut at the exact end sample
@@ -238,22 +234,19 @@ def iter_audio(path, sr: int = 16000, *, stream: int | None = None, start: float
                     in_rate = frame.sample_rate
                     if in_rate != sr:
                         resampler = soxr.ResampleStream(in_rate, sr, 1, dtype="float32", quality="HQ")
-                x = frame.to_ndarray()
-                if x.dtype != np.float32:
-                    x = _to_float(x)
-                if x.ndim == 2 and x.shape[0] != frame.layout.nb_channels and x.shape[0] == 1:
-                    x = x.reshape(-1, frame.layout.nb_channels).T  # packed → planar
-                t = frame.time if frame.time is not None else (
-                    (t_first or 0.0) + n_in / in_rate)
+                x = _channels(frame)
+                n = len(x[0])
                 if t_first is None:
+                    t = frame.time if frame.time is not None else 0.0
                     skip = max(0, int(round((start - t) * in_rate)))
-                    if skip >= x.shape[1]:
+                    if skip >= n:
                         continue
-                    x = x[:, skip:]
+                    x = tuple(c[skip:] for c in x)
+                    n -= skip
                     t_first = t + skip / in_rate
                 pending.append(x)
-                pending_n += x.shape[1]
-                n_in += x.shape[1]
+                pending_n += n
+                n_in += n
                 if end is not None and t_first + n_in / in_rate >= end:
                     done = True
                     break
@@ -270,6 +263,37 @@ def iter_audio(path, sr: int = 16000, *, stream: int | None = None, start: float
             yield out
     finally:
         container.close()
+
+
+def _channels(frame) -> tuple[np.ndarray, ...]:
+    """The float32 samples of each channel of a decoded audio frame.
+
+    For planar float frames (what AAC, MP3, Vorbis and Opus decoders give) these are
+    views of the frame's own buffers: nothing is copied until :func:`_mixdown`.
+    """
+    n = frame.samples
+    if frame.format.name == "fltp":
+        return tuple(np.frombuffer(plane, np.float32, n) for plane in frame.planes)
+    x = _to_float(frame.to_ndarray())
+    if not frame.format.is_planar:
+        x = x.reshape(-1, frame.layout.nb_channels).T
+    return tuple(x)
+
+
+def _mixdown(frames: list[tuple[np.ndarray, ...]]) -> np.ndarray:
+    """One contiguous float32 mono array from per-frame channel tuples (channels averaged)."""
+    if not frames:
+        return np.zeros(0, np.float32)
+    counts = {len(f) for f in frames}
+    if len(counts) > 1:  # the channel layout changed mid-stream: mix frame by frame
+        return np.concatenate([np.mean(f, axis=0, dtype=np.float32) for f in frames])
+    channels = list(zip(*frames))
+    mono = np.concatenate(channels[0]).astype(np.float32, copy=False)
+    for ch in channels[1:]:
+        mono += np.concatenate(ch)
+    if len(channels) > 1:
+        mono *= np.float32(1.0 / len(channels))
+    return mono
 
 
 def _to_float(x: np.ndarray) -> np.ndarray:

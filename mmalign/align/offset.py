@@ -72,24 +72,103 @@ class LinearFit:
         return TimeMap.linear(self.scale, self.offset, self.confidence)
 
 
-def agreement(ref: np.ndarray, starts, ends, *, hop: float, scale: float, offset: float) -> float:
-    """Agreement score of a reference activity with intervals mapped by ``scale * t + offset``."""
-    starts = np.asarray(starts, float) * scale + offset
-    ends = np.asarray(ends, float) * scale + offset
-    j0 = int(math.floor(starts.min() / hop))
-    j1 = int(math.ceil(ends.max() / hop)) + 1
-    cue = interval_activity(starts, ends, hop=hop, n_frames=j1 - j0, t0=j0 * hop)
-    r = _window(2.0 * ref - 1.0, j0, j1)
-    return float(np.dot(r, 2.0 * cue - 1.0) / (j1 - j0))
+#: Weights of the evidence channels: activity, and onsets (cue starts against rises of the
+#: reference).  Cue ends are left out: subtitles linger after the speech by varying amounts.
+_WEIGHTS = np.array([1.0, 1.0], np.float32)
+_EDGE_SIGMA = 0.08  # seconds: spread of an onset before matching
 
 
-def _window(x: np.ndarray, j0: int, j1: int) -> np.ndarray:
-    """``x[j0:j1]`` with zeros where the range lies outside ``x``."""
-    out = np.zeros(j1 - j0, np.float32)
-    a, b = max(j0, 0), min(j1, len(x))
-    if b > a:
-        out[a - j0:b - j0] = x[a:b]
-    return out
+def _smooth(x: np.ndarray, sigma_frames: float) -> np.ndarray:
+    from scipy.ndimage import gaussian_filter1d
+
+    return gaussian_filter1d(x, sigma_frames, axis=-1, mode="constant") if sigma_frames >= 0.3 else x
+
+
+def _standardize(x: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance per row (rows with no variation become 0)."""
+    x = x - x.mean(axis=-1, keepdims=True)
+    std = x.std(axis=-1, keepdims=True)
+    return (x / np.where(std > 1e-6, std, np.inf)).astype(np.float32)
+
+
+def _reference_channels(activity: np.ndarray, hop: float) -> np.ndarray:
+    """Evidence channels of a reference activity: the activity and its rises."""
+    k = max(1, int(round(0.05 / hop)))
+    pad = np.pad(activity, k, mode="edge")
+    slope = pad[2 * k:] - pad[:-2 * k]
+    sigma = _EDGE_SIGMA / hop
+    chans = np.stack([activity, _smooth(np.maximum(slope, 0), sigma)])
+    return _standardize(chans)
+
+
+def _subject_channels(starts, ends, hop: float, j0: int, n: int) -> np.ndarray:
+    """Evidence channels of cues on frames ``j0 .. j0+n-1``: activity and cue starts."""
+    chans = np.zeros((2, n), np.float32)
+    chans[0] = interval_activity(starts, ends, hop=hop, n_frames=n, t0=j0 * hop)
+    pos = np.asarray(starts) / hop - j0  # each start spread over its two nearest frames
+    i = np.floor(pos).astype(np.int64)
+    w = pos - i
+    for idx, weight in ((i, 1 - w), (i + 1, w)):
+        ok = (idx >= 0) & (idx < n)
+        np.add.at(chans[1], idx[ok], weight[ok])
+    chans[1] = _smooth(chans[1], _EDGE_SIGMA / hop)
+    return _standardize(chans)
+
+
+def _correlate_valid(ref: np.ndarray, sub: np.ndarray) -> np.ndarray:
+    """``out[m] = sum_c sum_j ref[c, m + j] * sub[c, j]`` for every full overlap (FFT)."""
+    from scipy import fft
+
+    n = ref.shape[1]
+    size = fft.next_fast_len(n, real=True)
+    spec = fft.rfft(ref, size, axis=1) * np.conj(fft.rfft(sub, size, axis=1))
+    return fft.irfft(spec.sum(axis=0), size)[: n - sub.shape[1] + 1]
+
+
+class _Scorer:
+    """Scores of mapped cues against a reference's evidence channels on one clock."""
+
+    def __init__(self, activity: np.ndarray, hop: float):
+        self.hop = hop
+        self.ref = _reference_channels(activity, hop)
+
+    def span(self, starts, ends):
+        j0 = int(math.floor(starts.min() / self.hop)) - 2
+        j1 = int(math.ceil(ends.max() / self.hop)) + 3
+        return j0, j1
+
+    def correlate(self, starts, ends, pad_before: int, pad_after: int):
+        """Score for every shift of the mapped cues by ``-pad_before .. +pad_after`` frames.
+
+        Returns ``(scores, j0)``: ``scores[m]`` is the score of a shift by
+        ``m - pad_before`` frames.
+        """
+        j0, j1 = self.span(starts, ends)
+        n = j1 - j0
+        sub = _subject_channels(starts, ends, self.hop, j0, n) * _WEIGHTS[:, None]
+        ref = np.zeros((len(_WEIGHTS), n + pad_before + pad_after), np.float32)
+        a, b = max(j0 - pad_before, 0), min(j1 + pad_after, self.ref.shape[1])
+        if b > a:
+            ref[:, a - (j0 - pad_before):b - (j0 - pad_before)] = self.ref[:, a:b]
+        return _correlate_valid(ref, sub) / (n * _WEIGHTS.sum()), j0
+
+    def score(self, starts, ends) -> float:
+        return float(self.correlate(starts, ends, 0, 0)[0][0])
+
+
+def agreement(activity: FeatureSeq, starts, ends, *, scale: float = 1.0, offset: float = 0.0) -> float:
+    """Score (about -1..1; 0 is chance) of intervals mapped by ``scale * t + offset`` on an activity."""
+    scorer = _Scorer(_activity_from_zero(activity), activity.hop)
+    return scorer.score(np.asarray(starts, float) * scale + offset, np.asarray(ends, float) * scale + offset)
+
+
+def _activity_from_zero(reference: FeatureSeq) -> np.ndarray:
+    """The activity column with frame 0 at time 0."""
+    ref = reference.values[:, 0]
+    shift = int(round(reference.t0 / reference.hop))
+    if shift < 0:
+        return ref[-shift:]
+    return np.concatenate([np.zeros(shift, np.float32), ref]) if shift else ref
 
 
 def _pool(x: np.ndarray, k: int) -> np.ndarray:
@@ -98,13 +177,6 @@ def _pool(x: np.ndarray, k: int) -> np.ndarray:
     if n < len(x):
         pooled = np.concatenate([pooled, [x[n:].mean()]])
     return pooled.astype(np.float32)
-
-
-def _correlate(r: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """``out[L + len(c) - 1] = sum_j r[j + L] * c[j]`` for every lag L (FFT)."""
-    from scipy.signal import fftconvolve
-
-    return fftconvolve(r, c[::-1], mode="full")
 
 
 def estimate_linear(reference: FeatureSeq, starts, ends, *, max_offset: float = 300.0,
@@ -121,7 +193,8 @@ def estimate_linear(reference: FeatureSeq, starts, ends, *, max_offset: float = 
     max_offset : float
         Largest ``|offset|`` considered, in seconds.
     scales : list of float, optional
-        Candidate scales; default: :func:`framerate_ratios` and a grid of ±2 % around 1.
+        Candidate scales of the exhaustive search; default: :func:`framerate_ratios`.
+        Other scales are reached by the continuous refinement (``refine_scale``).
     coarse_hop : float
         Clock of the exhaustive offset search, in seconds.
     refine_scale : bool
@@ -140,48 +213,47 @@ def estimate_linear(reference: FeatureSeq, starts, ends, *, max_offset: float = 
     if max_offset <= 0:
         raise UsageError(f"max offset must be positive, got {max_offset}")
     hop = reference.hop
-    ref = reference.values[:, 0]
-    if reference.t0 != 0:  # put frame 0 at time 0
-        shift = int(round(reference.t0 / hop))
-        ref = ref[-shift:] if shift < 0 else np.concatenate([np.zeros(shift, np.float32), ref])
+    ref = _activity_from_zero(reference)
     span = float(ends.max() - starts.min())
+    exact = framerate_ratios()
+    exact_set = set(exact)
     if scales is None:
-        step = min(0.002, max(0.0005, 0.5 / max(span, 1.0)))
-        grid = 1.0 + step * np.arange(-round(0.02 / step), round(0.02 / step) + 1)
-        exact = framerate_ratios()
-        scales = exact + [float(s) for s in grid if min(abs(s - e) for e in exact) > step / 2]
-    exact_set = set(framerate_ratios())
+        scales = exact
+    # For short spans the scales are barely distinguishable: a stronger prior for 1.
+    prior_unit = 0.002 * max(1.0, 600.0 / max(span, 1.0)) ** 0.5
 
     k = max(1, int(round(coarse_hop / hop)))
-    H = k * hop
-    rc = 2.0 * _pool(ref, k) - 1.0
+    coarse = _Scorer(_pool(ref, k), k * hop)
+    fine = _Scorer(ref, hop)
+    H = coarse.hop
+    pad = int(math.ceil(max_offset / H))
     results = []
+    n_ref = len(coarse.ref[0])
     for s in scales:
         a, b = starts * s, ends * s
-        j0 = int(math.floor(a.min() / H))
-        j1 = int(math.ceil(b.max() / H)) + 1
-        c = 2.0 * interval_activity(a, b, hop=H, n_frames=j1 - j0, t0=j0 * H) - 1.0
-        corr = _correlate(rc, c) / len(c)
-        lags = np.arange(len(corr)) - (len(c) - 1)  # r index of c[0]
-        offsets = (lags - j0) * H
-        ok = np.abs(offsets) <= max_offset
-        if not ok.any():
-            continue
-        corr, offsets = corr[ok], offsets[ok]
-        i = int(np.argmax(corr))
-        results.append((float(corr[i]), s, float(offsets[i]), corr, offsets))
+        scores, j0 = coarse.correlate(a, b, pad, pad)
+        offsets = (np.arange(len(scores)) - pad) * H
+        # Share of the cue span that lies on the reference at each offset: scores of
+        # offsets that push most cues off the reference are meaningless.
+        j1 = coarse.span(a, b)[1]
+        lo = np.maximum(j0 + np.arange(len(scores)) - pad, 0)
+        hi = np.minimum(j1 + np.arange(len(scores)) - pad, n_ref)
+        on = np.clip(hi - lo, 0, None) / (j1 - j0)
+        scores = np.where(on >= min(0.5, 0.9 * on.max()), scores, -1.0)
+        i = int(np.argmax(scores))
+        if scores[i] > -1.0:
+            results.append((float(scores[i]), s, float(offsets[i]), scores, offsets))
     if not results:
-        raise UsageError("no offset within --max-offset puts the cues on the reference")
-    # Prefer scale 1, then exact ratios, when the scores are all but equal.
-    def rank(item):
-        score, s = item[0], item[1]
-        return score - (0.0 if s == 1.0 else 0.002 if s in exact_set else 0.004)
+        raise UsageError("the cues cannot be placed on the reference within --max-offset")
 
-    results.sort(key=rank, reverse=True)
-    best_score, scale, offset, corr, offsets = results[0]
+    def prior(s):
+        return prior_unit * _implausibility(s, exact_set)
+
+    results.sort(key=lambda item: item[0] - prior(item[1]), reverse=True)
+    best_score, scale, offset, scores, offsets = results[0]
     # How clearly the peak stands out: against the other offsets of the same scale...
-    far = np.abs(offsets - offset) > 3.0
-    others = corr[far] if far.any() else corr
+    far = (np.abs(offsets - offset) > 3.0) & (scores > -1.0)
+    others = scores[far] if far.sum() >= 10 else scores[scores > -1.0]
     med = float(np.median(others))
     mad = float(np.median(np.abs(others - med))) * 1.4826 + 1e-6
     peak_z = (best_score - med) / mad
@@ -195,17 +267,31 @@ def estimate_linear(reference: FeatureSeq, starts, ends, *, max_offset: float = 
     for sc, s, o, _, _ in results[:4]:
         if sc < best_score - 0.05:
             break
-        s, o = _refine(ref, starts, ends, hop, s, o, H)
-        fine = agreement(ref, starts, ends, hop=hop, scale=s, offset=o)
-        finalists.append((fine - (0.0 if s == 1.0 else 0.001 if s in exact_set else 0.002), s, o))
+        o, fine_score = _refine(fine, starts, ends, s, o, H)
+        finalists.append((fine_score - prior(s), s, o))
     _, scale, offset = max(finalists)
     if refine_scale and len(starts) >= 8:
-        scale, offset = _refine_scale(ref, starts, ends, hop, scale, offset, exact_set)
-    score = agreement(ref, starts, ends, hop=hop, scale=scale, offset=offset)
+        scale, offset = _refine_scale(fine, starts, ends, scale, offset, exact_set)
+    score = fine.score(starts * scale + offset, ends * scale + offset)
     confidence = _confidence(peak_z, margin, score)
-    cands = [{"scale": s, "offset": o, "score": round(sc, 5)} for sc, s, o, _, _ in results[:5]]
+    cands = [{"scale": s, "offset": round(o, 3), "score": round(sc, 5)} for sc, s, o, _, _ in results[:5]]
     return LinearFit(scale=scale, offset=offset, score=score, peak_z=float(peak_z), margin=float(margin),
                      confidence=confidence, exact_ratio=scale in exact_set, candidates=cands)
+
+
+def _implausibility(scale: float, exact_set) -> float:
+    """How rare a scale is in real files, in prior units (0 for 1).
+
+    NTSC pull-down (1.001) and PAL speed-up (25/24, 25/23.976) are common; a mix-up of
+    24 and 30 fps (0.8, 1.25) or 25 and 30 fps (0.83, 1.2) is rare; any other scale,
+    reached only by refinement, is rarer still.
+    """
+    if scale == 1.0:
+        return 0.0
+    if scale not in exact_set:
+        return 4.0
+    dev = abs(math.log(scale))
+    return 1.0 if dev < 0.002 else 2.0 if dev < 0.05 else 4.0
 
 
 def _confidence(peak_z: float, margin: float, score: float) -> float:
@@ -216,21 +302,10 @@ def _confidence(peak_z: float, margin: float, score: float) -> float:
     return float(round(z_term * m_term * s_term, 4))
 
 
-def _fine_scores(ref, starts, ends, hop, scale, offset, radius):
-    """Agreement at every offset within ``radius`` of ``offset`` on the fine clock."""
-    a, b = starts * scale + offset, ends * scale + offset
-    j0 = int(math.floor(a.min() / hop))
-    j1 = int(math.ceil(b.max() / hop)) + 1
-    c = 2.0 * interval_activity(a, b, hop=hop, n_frames=j1 - j0, t0=j0 * hop) - 1.0
-    n = int(math.ceil(radius / hop))
-    r = _window(2.0 * ref - 1.0, j0 - n, j1 + n)
-    scores = _correlate(r, c)[len(c) - 1:][: 2 * n + 1] / len(c)
-    return (np.arange(2 * n + 1) - n) * hop, scores
-
-
-def _refine(ref, starts, ends, hop, scale, offset, radius):
-    """Best offset on the fine clock within ``radius``, to a fraction of a frame."""
-    shifts, scores = _fine_scores(ref, starts, ends, hop, scale, offset, radius)
+def _refine(fine: _Scorer, starts, ends, scale, offset, radius):
+    """Best offset on the fine clock within ``radius`` seconds, to a fraction of a frame."""
+    n = int(math.ceil(radius / fine.hop))
+    scores, _ = fine.correlate(starts * scale + offset, ends * scale + offset, n, n)
     i = int(np.argmax(scores))
     frac = 0.0
     if 0 < i < len(scores) - 1:
@@ -238,28 +313,29 @@ def _refine(ref, starts, ends, hop, scale, offset, radius):
         den = y0 - 2 * y1 + y2
         if den < 0:
             frac = float(np.clip(0.5 * (y0 - y2) / den, -0.5, 0.5))
-    return scale, offset + shifts[i] + frac * hop
+    return offset + (i - n + frac) * fine.hop, float(scores[i])
 
 
-def _refine_scale(ref, starts, ends, hop, scale, offset, exact_set, groups: int = 12):
+def _refine_scale(fine: _Scorer, starts, ends, scale, offset, exact_set, groups: int = 12):
     """Correct the scale from how the best local offset drifts along the file.
 
     The cues are cut into up to ``groups`` runs; each run's best offset (±1 s) is found
     on the fine clock, and a robust line through (time, local offset) gives the
-    correction.  The new map is kept only if it agrees better with the reference.
+    correction.  The new map is kept only if it agrees clearly better with the reference.
     """
     order = np.argsort(starts)
     starts, ends = starts[order], ends[order]
     n_groups = int(min(groups, len(starts) // 4))
     if n_groups < 3:
         return scale, offset
-    idx = np.array_split(np.arange(len(starts)), n_groups)
+    n = int(round(1.0 / fine.hop))
     t, d, w = [], [], []
-    for g in idx:
-        shifts, scores = _fine_scores(ref, starts[g], ends[g], hop, scale, offset, 1.0)
+    for g in np.array_split(np.arange(len(starts)), n_groups):
+        a, b = starts[g] * scale + offset, ends[g] * scale + offset
+        scores, _ = fine.correlate(a, b, n, n)
         i = int(np.argmax(scores))
-        t.append(float(np.mean(starts[g] * scale + offset)))
-        d.append(float(shifts[i]))
+        t.append(float(np.mean(a)))
+        d.append((i - n) * fine.hop)
         w.append(max(float(scores[i] - np.median(scores)), 1e-6))
     t, d, w = np.array(t), np.array(d), np.array(w)
     keep = np.ones(len(t), bool)
@@ -281,8 +357,7 @@ def _refine_scale(ref, starts, ends, hop, scale, offset, exact_set, groups: int 
             new_offset += (new_scale - e) * float(np.mean(starts))
             new_scale = e
             break
-    new_scale, new_offset = _refine(ref, starts, ends, hop, new_scale, new_offset, 0.3)
-    before = agreement(ref, starts, ends, hop=hop, scale=scale, offset=offset)
-    after = agreement(ref, starts, ends, hop=hop, scale=new_scale, offset=new_offset)
+    new_offset, after = _refine(fine, starts, ends, new_scale, new_offset, 0.3)
+    before = fine.score(starts * scale + offset, ends * scale + offset)
     # A clear improvement only: exact framerate ratios are far likelier than near misses.
-    return (new_scale, new_offset) if after > before + 1e-3 else (scale, offset)
+    return (new_scale, new_offset) if after > before + 5e-3 else (scale, offset)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import tempfile
 import threading
-import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable
 
@@ -33,17 +33,38 @@ _PREROLL = 0.25  # seconds decoded before/after a range, for the resampler to se
 _progress_counter = None  # a shared multiprocessing.Value in worker processes
 
 
-def _mel_basis(sr, n_fft, n_mels, fmin, fmax):
+def _cache_dir() -> str:
+    """Where small derived data is cached (``$MMALIGN_CACHE_DIR``, else ``~/.cache/mmalign``)."""
+    return os.environ.get("MMALIGN_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mmalign")
+
+
+def _mel(sr, n_fft, n_mels, fmin, fmax) -> tuple[np.ndarray, np.ndarray]:
+    """librosa's mel filterbank and the bands' centre frequencies, cached on disk.
+
+    Importing librosa costs more than a second, a large share of syncing a short clip,
+    so the filterbank is computed once per machine and read back with numpy after.
+    """
+    key = f"mel-{sr}-{n_fft}-{n_mels}-{float(fmin):g}-{float(fmax or sr / 2):g}-librosa"
+    path = os.path.join(_cache_dir(), key + ".npz")
+    try:
+        with np.load(path) as data:
+            return data["basis"], data["freqs"]
+    except (OSError, KeyError, ValueError):
+        pass
     import librosa
 
-    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(np.float32)
-
-
-def _mel_freqs(sr, n_mels, fmin, fmax):
-    """Centre frequency (Hz) of each mel band of :func:`_mel_basis`."""
-    import librosa
-
-    return librosa.mel_frequencies(n_mels=n_mels + 2, fmin=fmin, fmax=fmax or sr / 2)[1:-1]
+    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(np.float32)
+    freqs = librosa.mel_frequencies(n_mels=n_mels + 2, fmin=fmin, fmax=fmax or sr / 2)[1:-1]
+    try:  # atomically, so that parallel workers never read a half-written file
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npz")
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, basis=basis, freqs=freqs)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home: compute every time
+    return basis, freqs
 
 
 def _frames_to_logmel(frames: np.ndarray, window: np.ndarray, basis: np.ndarray) -> np.ndarray:
@@ -58,7 +79,7 @@ def logmel_array(y: np.ndarray, *, sr: int, hop_length: int, n_fft: int, n_mels:
 
     The one-shot reference for :func:`logmel`; returns ``(n_frames, n_mels)`` float32.
     """
-    basis = _mel_basis(sr, n_fft, n_mels, fmin, fmax)
+    basis, _ = _mel(sr, n_fft, n_mels, fmin, fmax)
     window = np.hanning(n_fft + 1)[:-1].astype(np.float32)
     pad = n_fft // 2
     y = np.pad(np.asarray(y, np.float32), (pad, pad))
@@ -74,8 +95,7 @@ def _logmel_range(path, i0: int, i1: int | None, sr: int, hop_length: int, n_fft
     ``reduce(logmel_block, mel_freqs)``, when given, turns each block of log-mel frames
     into fewer per-frame values before they are kept (so a film's worth fits in little memory).
     """
-    basis = _mel_basis(sr, n_fft, n_mels, fmin, fmax)
-    freqs = _mel_freqs(sr, n_mels, fmin, fmax)
+    basis, freqs = _mel(sr, n_fft, n_mels, fmin, fmax)
     window = np.hanning(n_fft + 1)[:-1].astype(np.float32)
     half = n_fft // 2
     # Global sample index s of the audio is at time s / sr; frame i covers samples
@@ -153,7 +173,7 @@ def _run_ranges(path, *, sr, hop_length, n_fft, n_mels, fmin, fmax, stream, work
     ranges = media.split_ranges(duration, workers, hop=hop) if duration > 0 else [(0.0, None)]
     bounds = [int(round(a / hop)) for a, _ in ranges] + [None]  # the last range runs to the real end
     args = (sr, hop_length, n_fft, n_mels, fmin, fmax, stream, reduce)
-    _mel_basis(sr, n_fft, n_mels, fmin, fmax)  # import librosa once, before any fork
+    _mel(sr, n_fft, n_mels, fmin, fmax)  # compute (or read) once, before any fork
     if len(ranges) == 1:
         global _progress_counter
         counter = multiprocessing.Value("d", 0.0) if progress else None
@@ -296,28 +316,36 @@ def _running_percentile(x: np.ndarray, q: float, size: int, step: int) -> np.nda
 def speech_activity(features: FeatureSeq) -> FeatureSeq:
     """Speech probability (0–1) per frame from :func:`speech_features`.
 
-    A frame counts as speech when the energy of the speech band stands well above
-    the local noise floor (a running low percentile over ~20 s, and never more than
-    45 dB below the loud passages of the file) and the spectrum is not flat (white or
-    pink noise, hiss).  The result is smoothed over ~50 ms.
+    Three cues must agree for a frame to count as speech: the energy of the speech
+    band stands well above the local noise floor (a running low percentile over
+    ~20 s, and never more than 45 dB below the loud passages of the file); the
+    spectrum is not flat (white or pink noise, hiss); and the energy envelope
+    fluctuates at syllable rate (a voice rises and falls several times a second,
+    sustained music and tones do not).  The result is smoothed over ~50 ms.
 
     Returns
     -------
     FeatureSeq
         ``"audio.speech"``, one value per frame.
     """
-    from scipy.ndimage import median_filter
+    from scipy.ndimage import gaussian_filter1d, median_filter, uniform_filter1d
 
     energy = features.values[:, 0]
     flatness = features.values[:, 1]
-    frames_per_s = 1.0 / features.hop
+    fps = 1.0 / features.hop
     if len(energy) == 0:
         return FeatureSeq(np.zeros(0, np.float32), hop=features.hop, t0=features.t0, name="audio.speech")
-    floor = _running_percentile(energy, 10.0, size=int(20 * frames_per_s), step=max(1, int(0.1 * frames_per_s)))
+    floor = _running_percentile(energy, 10.0, size=int(20 * fps), step=max(1, int(0.1 * fps)))
     top = np.percentile(energy, 95)
     snr = energy - np.maximum(floor, top - 45.0)
     p = 1.0 / (1.0 + np.exp(-(snr - 9.0) / 2.5))
     p *= 1.0 / (1.0 + np.exp((flatness - 0.45) / 0.06))
+    # Syllable-rate modulation: the envelope's deviation (dB) from its ~0.3 s trend,
+    # as an RMS over ~0.6 s.
+    env = gaussian_filter1d(energy, 0.03 * fps)
+    wobble = env - gaussian_filter1d(energy, 0.15 * fps)
+    modulation = np.sqrt(uniform_filter1d(wobble * wobble, max(1, int(0.6 * fps))))
+    p *= 1.0 / (1.0 + np.exp(-(modulation - 2.0) / 0.7))
     p = median_filter(p.astype(np.float32), size=5, mode="nearest")
     meta = dict(features.meta, extractor="mmalign.features.audio.speech_activity")
     return FeatureSeq(p, hop=features.hop, t0=features.t0, name="audio.speech", meta=meta)
