@@ -161,7 +161,7 @@ def iter_audio(path, sr: int = 16000, *, stream: int | None = None, start: float
     stream : int, optional
         Which audio stream (0 = the first); default: the stream marked default, else the first.
     start, end : float, optional
-        Decode only ``[start, end)`` seconds of the stream's timeline.
+        Decode only ``[start, end)`` seconds of the media's timeline.
     block_seconds : float
         Approximate length of the yielded blocks.
 
@@ -174,6 +174,8 @@ def iter_audio(path, sr: int = 16000, *, stream: int | None = None, start: float
 
     Notes
     -----
+    Times are seconds from the container's start time (0 for most files; MPEG-TS
+    and MP3 with an encoder delay start later), as players and ffmpeg count them.
     Decoding stops with a logged warning at damaged data after the first audio
     (a truncated download, for example); nothing decodable at all is an
     :class:`InputError`.
@@ -188,9 +190,10 @@ def iter_audio(path, sr: int = 16000, *, stream: int | None = None, start: float
         s = _audio_stream(container, path, stream)
         s.thread_type = "AUTO"
         tb = float(s.time_base)
+        origin = _start_time(container)
         if start > 0:
             try:
-                container.seek(int(max(0.0, start - 0.5) / tb), stream=s, backward=True)
+                container.seek(int((max(0.0, start - 0.5) + origin) / tb), stream=s, backward=True)
             except av.error.FFmpegError:  # not seekable: decode from the beginning
                 container.seek(0)
         resampler = None
@@ -237,7 +240,7 @@ def iter_audio(path, sr: int = 16000, *, stream: int | None = None, start: float
                 x = _channels(frame)
                 n = len(x[0])
                 if t_first is None:
-                    t = frame.time if frame.time is not None else 0.0
+                    t = frame.time - origin if frame.time is not None else 0.0
                     skip = max(0, int(round((start - t) * in_rate)))
                     if skip >= n:
                         continue
@@ -263,6 +266,18 @@ def iter_audio(path, sr: int = 16000, *, stream: int | None = None, start: float
             yield out
     finally:
         container.close()
+
+
+def _start_time(container) -> float:
+    """Time 0 of the media in stream seconds: the container's start time (what players and ffmpeg rebase to)."""
+    if container.start_time is None:
+        return 0.0
+    origin = container.start_time / 1e6
+    # The container's start is rounded to µs: take the exact start of the stream it comes from.
+    exact = [float(st.start_time * st.time_base) for st in container.streams
+             if st.start_time is not None and st.time_base]
+    best = min(exact, key=lambda v: abs(v - origin), default=origin)
+    return best if abs(best - origin) <= 1e-6 else origin
 
 
 def _channels(frame) -> tuple[np.ndarray, ...]:

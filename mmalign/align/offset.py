@@ -296,8 +296,8 @@ def _implausibility(scale: float, exact_set) -> float:
 
 def _confidence(peak_z: float, margin: float, score: float) -> float:
     """Map the evidence to 0–1; calibrated on real speech (see tests and benchmarks)."""
-    z_term = 1.0 / (1.0 + math.exp(-(peak_z - 7.0) / 1.2))
-    m_term = 1.0 / (1.0 + math.exp(-(margin - 0.02) / 0.01))
+    z_term = 1.0 / (1.0 + math.exp(-(peak_z - 5.0) / 1.0))
+    m_term = 1.0 / (1.0 + math.exp(-(margin - 0.03) / 0.01))
     s_term = 1.0 / (1.0 + math.exp(-(score - 0.05) / 0.03))
     return float(round(z_term * m_term * s_term, 4))
 
