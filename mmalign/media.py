@@ -204,6 +204,7 @@ def iter_audio(path, sr: int = 16000, *, stream: int | None = None, start: float
         pending: list[tuple[np.ndarray, ...]] = []  # per frame, its channels
         pending_n = 0
         done = False
+        damaged = False
 
         def flush(last: bool):
             nonlocal pending, pending_n, n_out
@@ -231,6 +232,7 @@ def iter_audio(path, sr: int = 16000, *, stream: int | None = None, start: float
                     raise InputError(f"{path}: the audio cannot be decoded ({_reason(exc)})") from exc
                 log.warning("%s: damaged audio after %.1f s; using what was decoded (%s)",
                             path, t_first + n_in / (in_rate or 1), _reason(exc))
+                damaged = True
                 break
             for frame in frames:
                 if in_rate is None:
@@ -261,6 +263,12 @@ def iter_audio(path, sr: int = 16000, *, stream: int | None = None, start: float
             if start > 0:
                 return
             raise InputError(f"{path}: the audio stream holds no decodable audio")
+        if not (done or damaged) and s.duration:  # the data ran out: before the stated end?
+            stated = (s.start_time or 0) * tb - origin + s.duration * tb
+            got = t_first + n_in / in_rate
+            if min(stated, end if end is not None else stated) - got > max(1.0, 0.05 * stated):
+                log.warning("%s: the audio ends at %.1f s, the file says %.1f s (truncated?); "
+                            "using what was decoded", path, got, stated)
         out = flush(last=True)
         if out is not None:
             yield out

@@ -1,0 +1,422 @@
+"""End-to-end tests of ``mmalign sync``: sample data, outputs, exit codes, error lines.
+
+Inputs are always copies in ``tmp_path``; sample_data/ is never written (conftest checks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT, Track, first_encoder, speechlike, vtt_text, write_media
+from typer.testing import CliRunner
+
+import mmalign
+from mmalign import subtitles as S
+from mmalign.cli import app
+
+TRUTH_SCALE, TRUTH_OFFSET = 960 / 1001, -3.7
+
+
+def run(*args, cwd=None):
+    """Invoke the CLI in-process; stdout and stderr apart."""
+    runner = CliRunner()
+    if cwd is None:
+        return runner.invoke(app, [str(a) for a in args])
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return runner.invoke(app, [str(a) for a in args])
+    finally:
+        os.chdir(old)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def truth_cues():
+    return S.read(ROOT / "sample_data" / "sample.vtt")
+
+
+def assert_matches_truth(path: Path, tol: float, fmt: str | None = None):
+    got = S.read(path)
+    if fmt:
+        assert got.format == fmt
+    want = truth_cues()
+    assert len(got.cues) == len(want.cues) == 16
+    assert got.plain_texts() == want.plain_texts()
+    err = np.abs(np.concatenate([got.starts - want.starts, got.ends - want.ends]))
+    assert err.max() < tol, f"largest cue error {err.max():.3f} s (cue {int(np.argmax(err)) % 16 + 1})"
+
+
+def assert_one_error_line(result, code: int, contains: str = ""):
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert contains in lines[0]
+    assert "Traceback" not in result.output
+
+
+def outputs(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir() if ".synced." in p.name}
+
+
+# ---------------------------------------------------------------- the sample clip
+
+
+def test_sync_sample(sample):
+    subs = sample / "sample.mistimed.vtt"
+    before = digest(subs)
+    result = run("sync", sample / "sample.mp4", subs)
+    assert result.exit_code == 0, result.output
+    out = sample / "sample.mistimed.synced.vtt"  # default: <stem>.synced.<ext> next to SUBS
+    assert out.exists()
+    assert_matches_truth(out, 0.1, "vtt")
+    assert digest(subs) == before  # SUBS never modified
+    assert result.stdout == ""
+    assert result.stderr.startswith("synced 16 cues") and "->" in result.stderr
+    # The cue ids, notes and header survive.
+    text = out.read_text()
+    assert text.startswith("WEBVTT") and "NOTE" in text
+    assert [c.identifier for c in S.read(out).cues] == [str(i) for i in range(1, 17)]
+
+
+def test_sync_json(sample):
+    result = run("sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "--json")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1
+    data = json.loads(lines[0])
+    assert isinstance(data, dict)
+    for key in ("offset", "scale", "confidence", "cues", "output", "written"):
+        assert key in data, key
+    assert data["scale"] == pytest.approx(TRUTH_SCALE, rel=1e-4)
+    assert data["offset"] == pytest.approx(TRUTH_OFFSET, abs=0.05)
+    assert 0.5 <= data["confidence"] <= 1.0
+    assert data["cues"] == 16 and data["written"] is True
+    assert Path(data["output"]) == sample / "sample.mistimed.synced.vtt"
+    assert Path(data["output"]).exists()
+    assert result.stderr == ""  # --json: no progress, no summary
+
+
+def test_output_converts_format(sample, tmp_path):
+    out = tmp_path / "fixed.srt"
+    result = run("sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "-o", out, "-q")
+    assert result.exit_code == 0, result.output
+    assert result.output == ""  # --quiet
+    assert out.read_text().startswith("1\n00:00:0")
+    assert "-->" in out.read_text() and "," in out.read_text().splitlines()[1]
+    assert_matches_truth(out, 0.1, "srt")
+    assert outputs(sample) == set()  # nothing next to SUBS
+
+
+# The remaining output tests use the correct subtitles as the reference: fast, no decoding.
+
+
+def test_reference_subtitles(sample):
+    result = run("sync", sample / "sample.vtt", sample / "sample.mistimed.vtt", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["reference_kind"] == "subtitles"
+    assert data["scale"] == pytest.approx(TRUTH_SCALE, rel=1e-4)
+    assert_matches_truth(sample / "sample.mistimed.synced.vtt", 0.05)
+
+
+@pytest.mark.parametrize("fmt", ["srt", "ass", "ssa", "vtt"])
+def test_format_option(sample, fmt):
+    result = run("sync", sample / "sample.vtt", sample / "sample.mistimed.vtt", "--format", fmt, "-q")
+    assert result.exit_code == 0, result.output
+    out = sample / f"sample.mistimed.synced.{fmt}"
+    assert outputs(sample) == {out.name}
+    assert_matches_truth(out, 0.06 if fmt in ("ass", "ssa") else 0.05, fmt)  # ASS has centiseconds
+
+
+def test_format_overrides_the_output_extension(sample, tmp_path):
+    out = tmp_path / "odd.vtt"
+    result = run("sync", sample / "sample.vtt", sample / "sample.mistimed.vtt", "-f", "srt", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert S.read(out, format=None).format == "srt"
+    assert "WEBVTT" not in out.read_text()
+
+
+def test_default_output_keeps_dotted_stem(tmp_path, sample):
+    subs = tmp_path / "movie.en.srt"
+    S.read(sample / "sample.mistimed.vtt").write(subs)
+    result = run("sync", sample / "sample.vtt", subs, "-q")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "movie.en.synced.srt").exists()
+
+
+def test_in_place(sample):
+    subs = sample / "sample.mistimed.vtt"
+    before = digest(subs)
+    result = run("sync", sample / "sample.vtt", subs, "--in-place", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["output"] == str(subs)
+    assert digest(subs) != before
+    assert_matches_truth(subs, 0.05, "vtt")
+    assert outputs(sample) == set()
+    assert not [p for p in sample.iterdir() if p.name.startswith((".", "tmp"))]  # no temporary left
+
+
+def test_output_equal_to_subs_is_refused(sample):
+    subs = sample / "sample.mistimed.vtt"
+    before = digest(subs)
+    for same in (subs, sample / ".." / sample.name / subs.name):
+        result = run("sync", sample / "sample.vtt", subs, "-o", same)
+        assert_one_error_line(result, 2, "--in-place")
+    # The same file by a relative name.
+    result = run("sync", "sample.vtt", "sample.mistimed.vtt", "-o", "./sample.mistimed.vtt", cwd=sample)
+    assert_one_error_line(result, 2, "--in-place")
+    assert digest(subs) == before
+
+
+def test_in_place_and_output_together_is_refused(sample, tmp_path):
+    result = run("sync", sample / "sample.vtt", sample / "sample.mistimed.vtt", "--in-place", "-o", tmp_path / "x.vtt")
+    assert_one_error_line(result, 2)
+
+
+def test_output_folder_must_exist(sample, tmp_path):
+    result = run("sync", sample / "sample.vtt", sample / "sample.mistimed.vtt", "-o", tmp_path / "nope" / "x.vtt")
+    assert_one_error_line(result, 2, "does not exist")
+
+
+# ---------------------------------------------------------------- usage errors (exit 2)
+
+
+@pytest.mark.parametrize("args", [
+    ["sync"],
+    ["sync", "{media}"],
+    ["sync", "{media}", "{subs}", "--bogus"],
+    ["sync", "{media}", "{subs}", "--min-confidence", "2"],
+    ["sync", "{media}", "{subs}", "--format", "txt"],
+    ["sync", "{media}", "{subs}", "--max-offset", "0"],
+    ["sync", "{media}", "{subs}", "--audio-stream", "-1"],
+    ["sync", "{media}", "{subs}", "--jobs", "0"],
+    ["frobnicate"],
+], ids=["no-args", "missing-subs", "bad-option", "confidence>1", "bad-format", "max-offset-0", "stream<0",
+        "jobs-0", "bad-command"])
+def test_usage_errors(sample, args):
+    subs = sample / "sample.mistimed.vtt"
+    before = digest(subs)
+    result = run(*[a.format(media=sample / "sample.vtt", subs=subs) for a in args])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    assert outputs(sample) == set() and digest(subs) == before
+
+
+def test_audio_stream_out_of_range(sample):
+    result = run("sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "--audio-stream", "1")
+    assert_one_error_line(result, 2, "audio stream 1 does not exist")
+    assert outputs(sample) == set()
+
+
+# ---------------------------------------------------------------- input errors (exit 3)
+
+
+def _video_only(path: Path) -> Path:
+    import av
+
+    with av.open(str(path), "w") as c:
+        v = c.add_stream(first_encoder("libx264", "h264", "mpeg4"), rate=10)
+        v.width, v.height, v.pix_fmt = 32, 24, "yuv420p"
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.zeros((24, 32, 3), np.uint8), format="rgb24")
+            frame.pts = i
+            for p in v.encode(frame):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+    return path
+
+
+@pytest.mark.parametrize("case", ["missing media", "missing reference subtitles", "text renamed .mp4", "empty media",
+                                  "no audio stream", "missing subs", "subs without cues", "empty subs",
+                                  "binary subs", "subs is a folder"])
+def test_input_errors(sample, tmp_path, case):
+    media, subs = sample / "sample.mp4", sample / "sample.mistimed.vtt"
+    contains = ""
+    if case == "missing media":
+        media, contains = tmp_path / "nope.mp4", "not found"
+    elif case == "missing reference subtitles":
+        media, contains = tmp_path / "nope.srt", "not found"
+    elif case == "text renamed .mp4":
+        media = tmp_path / "text.mp4"
+        media.write_text("not a video at all\n" * 100)
+        contains = "not a media file"
+    elif case == "empty media":
+        media = tmp_path / "empty.mkv"
+        media.write_bytes(b"")
+        contains = "empty"
+    elif case == "no audio stream":
+        media, contains = _video_only(tmp_path / "video.mp4"), "has no audio stream"
+    elif case == "missing subs":
+        subs = tmp_path / "nope.vtt"
+    elif case == "subs without cues":
+        subs = tmp_path / "none.vtt"
+        subs.write_text("WEBVTT\n\nNOTE nothing here\n")
+        contains = "no readable subtitle cues"
+    elif case == "empty subs":
+        subs = tmp_path / "empty.srt"
+        subs.write_text("")
+    elif case == "binary subs":
+        subs = tmp_path / "video.srt"
+        subs.write_bytes((sample / "sample.mp4").read_bytes()[:20000])
+    elif case == "subs is a folder":
+        subs = tmp_path / "folder.vtt"
+        subs.mkdir()
+    result = run("sync", media, subs)
+    assert_one_error_line(result, 3, contains)
+    assert outputs(sample) == outputs(tmp_path) == set()
+
+
+def test_error_as_json(tmp_path, sample):
+    result = run("sync", tmp_path / "nope.mp4", sample / "sample.mistimed.vtt", "--json")
+    assert result.exit_code == 3
+    data = json.loads(result.stdout)
+    assert data["exit_code"] == 3 and "not found" in data["error"]
+    assert result.stderr.startswith("error: ")
+
+
+# ---------------------------------------------------------------- not confident (exit 4)
+
+
+def _random_cues(write_vtt, name, seed, lo=0.0, hi=60.0, n=16):
+    rng = np.random.default_rng(seed)
+    starts = np.sort(rng.uniform(lo, hi, n))
+    return write_vtt(name, starts, starts + rng.uniform(0.5, 2.5, n))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_unrelated_subtitles_are_not_written(sample, write_vtt, tmp_path, seed):
+    subs = _random_cues(write_vtt, "random.vtt", seed)
+    before = digest(subs)
+    result = run("sync", sample / "sample.mp4", subs, "--json")
+    assert result.exit_code == 4, result.output
+    data = json.loads(result.stdout)
+    assert data["written"] is False and data["exit_code"] == 4 and data["confidence"] < 0.5
+    assert not Path(data["output"]).exists()
+    assert result.stderr.startswith("error: not confident") and len(result.stderr.strip().splitlines()) == 1
+    assert outputs(tmp_path) == set() and digest(subs) == before
+    # --force writes it anyway.
+    result = run("sync", sample / "sample.mp4", subs, "--force")
+    assert result.exit_code == 0, result.output
+    assert outputs(tmp_path) == {"random.synced.vtt"}
+    assert "--force" in result.stderr
+
+
+def test_cues_far_beyond_the_media(sample, write_vtt, tmp_path):
+    subs = _random_cues(write_vtt, "late.vtt", 3, 1000.0, 1060.0)
+    result = run("sync", sample / "sample.mp4", subs)
+    assert_one_error_line(result, 4, "not confident")
+    assert outputs(tmp_path) == set()
+
+
+def test_min_confidence_option(sample, write_vtt, tmp_path):
+    subs = _random_cues(write_vtt, "random.vtt", 0)
+    result = run("sync", sample / "sample.mp4", subs, "--min-confidence", "0", "-q")
+    assert result.exit_code == 0, result.output  # any confidence is enough
+    assert outputs(tmp_path) == {"random.synced.vtt"}
+
+
+# ---------------------------------------------------------------- audio stream choice
+
+
+@pytest.fixture(scope="module")
+def two_track_media(tmp_path_factory):
+    """A 60 s MKV: audio stream 0 talks at other times than stream 1; cues match stream 1 + 2.5 s."""
+    sr = 8000
+    folder = tmp_path_factory.mktemp("tracks")
+    rng = np.random.default_rng(11)  # the noise floor
+
+    def talk(seed):
+        r = np.random.default_rng(seed)
+        x = (0.0005 * rng.standard_normal(60 * sr)).astype(np.float32)
+        spans, t = [], 1.0
+        while True:
+            d = r.uniform(0.8, 3.5)
+            if t + d > 58:
+                break
+            i0, i1 = int(t * sr), int((t + d) * sr)
+            x[i0:i1] += speechlike((i1 - i0) / sr, sr, f0=r.uniform(100, 200), seed=int(r.integers(1000)))
+            spans.append((t, t + d))
+            t += d + r.uniform(0.4, 3.0)
+        return x, spans
+
+    other, _ = talk(1)
+    speech, spans = talk(2)
+    media = write_media(folder / "two.mkv", [Track(other, sr, "flac"), Track(speech, sr, "flac")])
+    starts = np.array([a for a, _ in spans]) + 2.5
+    ends = np.array([b for _, b in spans]) + 2.5
+    (folder / "cues.vtt").write_text(vtt_text(starts, ends), encoding="utf-8")
+    return media, folder / "cues.vtt"
+
+
+def test_audio_stream_option_picks_the_track(two_track_media, tmp_path):
+    media, cues = two_track_media
+    out = tmp_path / "out.vtt"
+    result = run("sync", media, cues, "--audio-stream", "1", "--json", "-o", out)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["offset"] == pytest.approx(-2.5, abs=0.05) and data["scale"] == 1.0
+    got = S.read(out)
+    np.testing.assert_allclose(got.starts, S.read(cues).starts - 2.5, atol=0.06)
+    # The other track (also the default one) does not match these cues.
+    for extra in (["--audio-stream", "0"], []):
+        result = run("sync", media, cues, "--json", "-o", tmp_path / "other.vtt", *extra)
+        assert result.exit_code == 4, result.output
+    result = run("sync", media, cues, "--audio-stream", "2", "-o", tmp_path / "x.vtt")
+    assert_one_error_line(result, 2, "audio stream 2 does not exist (it has 2")
+
+
+# ---------------------------------------------------------------- the rest
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"mmalign {mmalign.__version__}"
+
+
+def test_help_lists_exit_codes():
+    result = run("sync", "--help")
+    assert result.exit_code == 0
+    assert "Exit codes" in result.stdout and "--audio-stream" in result.stdout
+
+
+def test_unexpected_failure_is_exit_1(sample, monkeypatch):
+    import mmalign.align.sync as sync_mod
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(sync_mod, "sync", boom)
+    result = run("sync", sample / "sample.vtt", sample / "sample.mistimed.vtt")
+    assert_one_error_line(result, 1, "unexpected failure: RuntimeError: boom")
+    assert "--debug" in result.stderr
+    result = run("sync", sample / "sample.vtt", sample / "sample.mistimed.vtt", "--debug")
+    assert result.exit_code != 0 and isinstance(result.exception, RuntimeError)
+
+
+def test_subprocess_python_m_mmalign(sample):
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-m", "mmalign", "sync", "sample.mp4", "sample.mistimed.vtt", "--json"],
+                          cwd=sample, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["written"] is True and data["output"] == "sample.mistimed.synced.vtt"
+    assert_matches_truth(sample / "sample.mistimed.synced.vtt", 0.1)
+    assert proc.stderr == ""
+    proc = subprocess.run([sys.executable, "-m", "mmalign", "sync", "missing.mp4", "sample.mistimed.vtt"],
+                          cwd=sample, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3
+    assert proc.stderr == "error: missing.mp4: media file not found\n"
+    assert proc.stdout == ""

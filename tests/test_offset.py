@@ -1,0 +1,145 @@
+"""Tests of the public global re-timing, mmalign.align.offset.estimate_linear.
+
+Synthetic: a reference activity built from random speech-like intervals (seeded) and cues
+that are those intervals moved by the inverse of a known ``t' = scale * t + offset``.
+Only the returned scale, offset and confidence are checked (the internals change).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmalign.align.offset import LinearFit, estimate_linear, framerate_ratios
+from mmalign.errors import UsageError
+from mmalign.features.text import interval_activity
+from mmalign.timeline import FeatureSeq, TimeMap
+
+HOP = 0.01
+NTSC_FILM = 24000 / 1001
+TRANSFORMS = [  # (scale, offset): reference time = scale * cue time + offset
+    (1.0, 0.0),
+    (1.0, 7.31),
+    (1.0, -12.47),
+    (25 / NTSC_FILM, 3.7),  # PAL speed-up of a 23.976 fps film
+    (NTSC_FILM / 25, 10.03),
+    (24 / 25, -5.2),
+    (25 / 24, -21.6),
+]
+
+
+def speech_intervals(rng, total: float, t: float = 1.0):
+    """Utterances of 0.8–4 s separated by pauses of 0.3–3 s, up to ``total`` seconds."""
+    starts, ends = [], []
+    while True:
+        d = rng.uniform(0.8, 4.0)
+        if t + d > total:
+            break
+        starts.append(t)
+        ends.append(t + d)
+        t += d + rng.uniform(0.3, 3.0)
+    return np.array(starts), np.array(ends)
+
+
+def reference(starts, ends, total, *, noisy: bool, seed: int = 0) -> FeatureSeq:
+    act = interval_activity(starts, ends, hop=HOP, n_frames=int(total / HOP))
+    if noisy:  # a speech detector's output: uneven inside speech, some false alarms outside
+        rng = np.random.default_rng(seed)
+        act = np.clip(act * rng.uniform(0.5, 1.0, len(act)) + 0.15 * rng.random(len(act)) ** 3, 0, 1)
+    return FeatureSeq(act, hop=HOP, name="audio.speech")
+
+
+def cues_for(starts, ends, scale, offset, *, jitter: float = 0.0, seed: int = 1):
+    """The intervals moved to the cue timeline (the inverse map), cue times >= 0."""
+    rng = np.random.default_rng(seed)
+    cs = (starts - offset) / scale + rng.normal(0, jitter, len(starts)) if jitter else (starts - offset) / scale
+    ce = (ends - offset) / scale + rng.normal(0, jitter, len(ends)) if jitter else (ends - offset) / scale
+    keep = cs >= 0
+    return cs[keep], np.maximum(ce[keep], cs[keep] + 0.1)
+
+
+@pytest.fixture(scope="module")
+def speech():
+    rng = np.random.default_rng(1)
+    starts, ends = speech_intervals(rng, 600.0)
+    return starts, ends
+
+
+@pytest.mark.parametrize("noisy", [False, True], ids=["clean", "noisy"])
+@pytest.mark.parametrize("scale, offset", TRANSFORMS, ids=[f"{s:.4f}{o:+}" for s, o in TRANSFORMS])
+def test_recovers_offset_and_scale(speech, scale, offset, noisy):
+    starts, ends = speech
+    ref = reference(starts, ends, 610.0, noisy=noisy)
+    cs, ce = cues_for(starts, ends, scale, offset, jitter=0.03 if noisy else 0.0)
+    fit = estimate_linear(ref, cs, ce)
+    assert isinstance(fit, LinearFit)
+    assert fit.scale == pytest.approx(scale, rel=1e-5)
+    assert fit.offset == pytest.approx(offset, abs=0.02)
+    # Every cue lands within 20 ms of where it belongs.
+    err = np.abs((fit.scale * cs + fit.offset) - (scale * cs + offset))
+    assert err.max() < 0.02
+    assert fit.confidence > 0.5
+    assert 0.0 <= fit.confidence <= 1.0
+
+
+def test_short_clip_with_pal_speedup():
+    # Like the sample clip: 16 cues in a minute, mistimed by +3.7 s and the PAL speed-up.
+    rng = np.random.default_rng(5)
+    starts, ends = speech_intervals(rng, 64.0)
+    ref = reference(starts, ends, 64.0, noisy=True, seed=3)
+    scale, offset = 960 / 1001, -3.7
+    cs, ce = cues_for(starts, ends, scale, offset)
+    fit = estimate_linear(ref, cs, ce)
+    assert fit.scale == pytest.approx(scale, rel=1e-5)
+    assert fit.offset == pytest.approx(offset, abs=0.02)
+    assert fit.confidence > 0.5
+
+
+def test_reference_not_starting_at_zero(speech):
+    starts, ends = speech
+    full = reference(starts, ends, 610.0, noisy=False)
+    part = full.slice(100.0, 400.0)  # frame 0 at 100 s
+    assert part.t0 == pytest.approx(100.0)
+    cs, ce = cues_for(starts, ends, 1.0, 4.2)
+    keep = (cs * 1.0 + 4.2 > 110) & (ce + 4.2 < 390)
+    fit = estimate_linear(part, cs[keep], ce[keep])
+    assert fit.scale == pytest.approx(1.0) and fit.offset == pytest.approx(4.2, abs=0.02)
+    assert fit.confidence > 0.5
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("noisy", [False, True], ids=["clean", "noisy"])
+def test_unrelated_cues_are_not_confident(speech, seed, noisy):
+    starts, ends = speech
+    ref = reference(starts, ends, 610.0, noisy=noisy)
+    cs, ce = speech_intervals(np.random.default_rng(100 + seed), 600.0)
+    fit = estimate_linear(ref, cs, ce)
+    assert fit.confidence < 0.5, (fit.scale, fit.offset, fit.confidence)
+
+
+def test_timemap_of_the_fit(speech):
+    starts, ends = speech
+    cs, ce = cues_for(starts, ends, 25 / 24, 2.0)
+    fit = estimate_linear(reference(starts, ends, 610.0, noisy=False), cs, ce)
+    m = fit.timemap
+    assert isinstance(m, TimeMap) and m.is_linear
+    assert m.apply(10.0) == pytest.approx(fit.scale * 10.0 + fit.offset)
+    assert m.confidences[0] == pytest.approx(fit.confidence)
+
+
+def test_framerate_ratios():
+    r = framerate_ratios()
+    assert r[0] == 1.0 and len(set(r)) == len(r)
+    for want in (25 / NTSC_FILM, NTSC_FILM / 25, 24 / 25, 25 / 24, 30000 / 1001 / 30):
+        assert any(abs(x - want) < 1e-12 for x in r)
+
+
+def test_bad_arguments(speech):
+    starts, ends = speech
+    ref = reference(starts, ends, 610.0, noisy=False)
+    with pytest.raises(UsageError):
+        estimate_linear(ref, [], [])
+    with pytest.raises(UsageError):
+        estimate_linear(FeatureSeq(np.zeros((100, 2)), hop=HOP), starts, ends)
+    with pytest.raises(UsageError):
+        estimate_linear(ref, starts, ends, max_offset=0.0)
