@@ -188,7 +188,7 @@ def iter_audio(path, sr: int = 16000, *, stream: int | None = None, start: float
     container = _open(path)
     try:
         s = _audio_stream(container, path, stream)
-        s.thread_type = "AUTO"
+        s.thread_type = "NONE"
         tb = float(s.time_base)
         origin = _start_time(container)
         if start > 0:

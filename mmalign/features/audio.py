@@ -88,7 +88,19 @@ def logmel_array(y: np.ndarray, *, sr: int, hop_length: int, n_fft: int, n_mels:
     return _frames_to_logmel(frames, window, basis)
 
 
-def _logmel_range(path, i0: int, i1: int | None, sr: int, hop_length: int, n_fft: int, n_mels: int,
+def _logmel_range(*args, **kwargs) -> np.ndarray:
+    """:func:`_logmel_range_` with BLAS on one thread.
+
+    Each range gets a core of its own; OpenBLAS's extra threads would only spin
+    (doubling the CPU time of a film's worth of small matrix products).
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _logmel_range_(*args, **kwargs)
+
+
+def _logmel_range_(path, i0: int, i1: int | None, sr: int, hop_length: int, n_fft: int, n_mels: int,
                   fmin: float, fmax: float | None, stream: int | None, reduce=None) -> np.ndarray:
     """Log-mel frames ``i0 .. i1-1`` of a media file (``i1`` may be None: to the end).
 
