@@ -257,8 +257,11 @@ def estimate_linear(reference: FeatureSeq, starts, ends, *, max_offset: float = 
     med = float(np.median(others))
     mad = float(np.median(np.abs(others - med))) * 1.4826 + 1e-6
     peak_z = (best_score - med) / mad
-    # ... and against the best offset at least 3 s away, at any scale.
-    second = max(float(np.max(c[np.abs(o - offset) > 3.0], initial=-1.0)) for _, _, _, c, o in results)
+    # ... and against the best alignment that puts the middle of the cues at least 3 s
+    # elsewhere, at any scale (near scales with the same placement are the same answer).
+    mid = float(np.mean(starts))
+    second = max(float(np.max(c[np.abs(o + (sc - scale) * mid - offset) > 3.0], initial=-1.0))
+                 for _, sc, _, c, o in results)
     margin = best_score - second
 
     # The coarse clock cannot tell near scales apart: refine the leading candidates on
