@@ -209,8 +209,8 @@ class TimeMap:
     def compose(self, other: "TimeMap") -> "TimeMap":
         """The map ``t -> other(self(t))``: first this map, then ``other``."""
         # Breakpoints: ours, and the preimages of other's breakpoints under each of our pieces.
-        points = [b for b in self.starts[1:]]
-        for j, b in enumerate(other.starts[1:]):
+        points = list(self.starts[1:])
+        for b in other.starts[1:]:
             for i in range(len(self)):
                 s, o = self.scales[i], self.offsets[i]
                 if s > 0:

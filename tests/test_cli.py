@@ -222,22 +222,6 @@ def test_audio_stream_out_of_range(sample):
 # ---------------------------------------------------------------- input errors (exit 3)
 
 
-def _video_only(path: Path) -> Path:
-    import av
-
-    with av.open(str(path), "w") as c:
-        v = c.add_stream(first_encoder("libx264", "h264", "mpeg4"), rate=10)
-        v.width, v.height, v.pix_fmt = 32, 24, "yuv420p"
-        for i in range(10):
-            frame = av.VideoFrame.from_ndarray(np.zeros((24, 32, 3), np.uint8), format="rgb24")
-            frame.pts = i
-            for p in v.encode(frame):
-                c.mux(p)
-        for p in v.encode(None):
-            c.mux(p)
-    return path
-
-
 @pytest.mark.parametrize("case", ["missing media", "missing reference subtitles", "text renamed .mp4", "empty media",
                                   "no audio stream", "missing subs", "subs without cues", "empty subs",
                                   "binary subs", "subs is a folder"])
@@ -257,7 +241,7 @@ def test_input_errors(sample, tmp_path, case):
         media.write_bytes(b"")
         contains = "empty"
     elif case == "no audio stream":
-        media, contains = _video_only(tmp_path / "video.mp4"), "has no audio stream"
+        media, contains = write_media(tmp_path / "video.mp4", [], video=first_encoder("libx264", "h264", "mpeg4"), video_seconds=1.0), "has no audio stream"
     elif case == "missing subs":
         subs = tmp_path / "nope.vtt"
     elif case == "subs without cues":

@@ -225,23 +225,6 @@ def test_split_ranges():
 # ---------------------------------------------------------------- errors
 
 
-def _video_only(tmp_path):
-    import av
-
-    path = tmp_path / "video_only.mp4"
-    with av.open(str(path), "w") as c:
-        v = c.add_stream(H264, rate=10)
-        v.width, v.height, v.pix_fmt = 32, 24, "yuv420p"
-        for i in range(10):
-            frame = av.VideoFrame.from_ndarray(np.zeros((24, 32, 3), np.uint8), format="rgb24")
-            frame.pts = i
-            for p in v.encode(frame):
-                c.mux(p)
-        for p in v.encode(None):
-            c.mux(p)
-    return path
-
-
 def _bad_inputs(tmp_path):
     (tmp_path / "empty.mp4").write_bytes(b"")
     (tmp_path / "text.mp4").write_text("this is not a video\n" * 50)
@@ -266,7 +249,7 @@ def test_unreadable_inputs_are_input_errors(tmp_path):
 
 
 def test_video_only_file_has_no_audio_stream(tmp_path):
-    path = _video_only(tmp_path)
+    path = write_media(tmp_path / "video_only.mp4", [], video=H264, video_seconds=1.0)
     info = media.probe(path)
     assert info.audio == [] and len(info.video) == 1
     with pytest.raises(InputError, match="has no audio stream"):

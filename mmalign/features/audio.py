@@ -8,7 +8,6 @@ with zero padding): frame ``i`` is centred on ``i * hop_length / sr`` seconds.
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 import tempfile
