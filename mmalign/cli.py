@@ -127,6 +127,8 @@ def sync(
         "--min-confidence", min=0.0, max=1.0, help="Refuse (exit 4) below this confidence.")] = 0.5,
     max_offset: Annotated[float, typer.Option("--max-offset", min=0.1, metavar="SECONDS",
                                               help="Largest shift to consider, in seconds.")] = 300.0,
+    splits: Annotated[bool, typer.Option("--splits/--no-splits", help="Let the shift change along the file "
+                                         "(ad breaks, cut scenes); --no-splits fits one shift.")] = True,
     audio_stream: Annotated[Optional[int], typer.Option(
         "--audio-stream", min=0, metavar="N", help="Audio track to listen to (0 = first). "
                                                    "[default: the default track]", show_default=False)] = None,
@@ -140,7 +142,8 @@ def sync(
     """Re-time subtitles to the speech in MEDIA (or to a reference subtitle file).
 
     Finds the shift and the framerate drift (t' = scale * t + offset) that put the
-    cues onto the speech, and writes the corrected subtitles. SUBS itself is never
+    cues onto the speech, splits the file where the shift changes (ad breaks, cut
+    scenes), and writes the corrected subtitles. SUBS itself is never
     changed unless --in-place is given; the output is written atomically.
 
     \b
@@ -166,7 +169,7 @@ def sync(
             kind = "reference subtitle file" if is_subtitle_path(media) else "media file"
             raise InputError(f"{media}: {kind} not found")
         with _Progress(not (quiet or as_json), "decoding audio") as bar:
-            result = run_sync(media, subs, audio_stream=audio_stream, max_offset=max_offset,
+            result = run_sync(media, subs, audio_stream=audio_stream, max_offset=max_offset, splits=splits,
                               workers=jobs, progress=bar.update)
         summary = result.to_dict()
         summary["output"] = str(out)
@@ -191,6 +194,8 @@ def sync(
         typer.echo(json.dumps(summary))
     elif not quiet:
         drift = "" if result.fit.scale == 1.0 else f", scale {result.fit.scale:.6f}"
+        if len(result.timemap) > 1:
+            drift += f", {len(result.timemap)} pieces"
         warn = "" if confident else " (below --min-confidence; written because of --force)"
         typer.echo(f"synced {summary['cues']} cues: offset {result.fit.offset:+.3f} s{drift}, "
                    f"confidence {result.confidence:.2f}{warn} -> {out}", err=True)

@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from .. import subtitles as subtitles_mod
 from ..features import audio as audio_features
 from ..features.text import cue_activity
 from ..subtitles import Subtitles
 from ..timeline import FeatureSeq, TimeMap
 from .offset import LinearFit, estimate_linear
+from .splits import estimate_piecewise
 
 __all__ = ["SyncResult", "sync", "reference_activity", "is_subtitle_path", "DEFAULT_MIN_CONFIDENCE"]
 
@@ -45,6 +48,8 @@ class SyncResult:
         Maps the input subtitles' timeline to the reference's.
     fit : LinearFit
         Scale, offset, scores and confidence of the global fit.
+    confidence : float
+        0–1: the global fit's, or with several pieces their average weighted by cues.
     reference_kind : {"audio", "subtitles"}
     seconds : dict
         Wall time of each stage.
@@ -53,13 +58,10 @@ class SyncResult:
     subtitles: Subtitles
     timemap: TimeMap
     fit: LinearFit
+    confidence: float
     reference: str
     reference_kind: str
     seconds: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def confidence(self) -> float:
-        return self.fit.confidence
 
     def to_dict(self) -> dict:
         """A JSON-ready summary (what ``mmalign sync --json`` prints, less the output path)."""
@@ -67,7 +69,7 @@ class SyncResult:
         return {
             "offset": round(fit.offset, 4),
             "scale": fit.scale,
-            "confidence": fit.confidence,
+            "confidence": round(self.confidence, 4),
             "cues": len(self.subtitles.cues),
             "reference": self.reference,
             "reference_kind": self.reference_kind,
@@ -96,7 +98,7 @@ def reference_activity(reference, *, audio_stream: int | None = None, workers: i
 
 
 def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float = 300.0,
-         workers: int | None = None, progress: Callable[[float, float], None] | None = None) -> SyncResult:
+         splits: bool = True, workers: int | None = None, progress: Callable[[float, float], None] | None = None) -> SyncResult:
     """Re-time subtitles to a reference.
 
     Parameters
@@ -110,6 +112,9 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
         Which audio stream of the media (0 = first); default: its default stream.
     max_offset : float
         Largest shift considered, in seconds.
+    splits : bool
+        Let the offset change along the file (ad breaks, cut scenes), each piece
+        keeping the global scale.
     workers : int, optional
         Decoding processes (default: one per CPU).
     progress : callable(done_seconds, total_seconds), optional
@@ -127,9 +132,14 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
     activity, kind = reference_activity(reference, audio_stream=audio_stream, workers=workers, progress=progress)
     t_ref = time.perf_counter()
     fit = estimate_linear(activity, subs.starts, subs.ends, max_offset=max_offset)
-    timemap = fit.timemap
+    timemap = estimate_piecewise(activity, subs.starts, subs.ends, fit, max_offset=max_offset) if splits \
+        else fit.timemap
+    confidence = fit.confidence
+    if not timemap.is_linear:  # the pieces' confidences, weighted by their cues
+        per_cue = timemap.confidences[timemap.piece_index(subs.starts)]
+        confidence = float(np.nanmean(per_cue)) if np.isfinite(per_cue).any() else fit.confidence
     retimed = subs.map_times(timemap.apply)
     t_end = time.perf_counter()
     name = "<subtitles>" if isinstance(reference, Subtitles) else os.fspath(reference)
-    return SyncResult(retimed, timemap, fit, name, kind,
+    return SyncResult(retimed, timemap, fit, confidence, name, kind,
                       {"read_subtitles": t_read - t_start, "reference": t_ref - t_read, "align": t_end - t_ref})

@@ -1,0 +1,268 @@
+"""Piecewise re-timing: where the offset changes (ad breaks, cut scenes, an intro).
+
+Given the global fit (``t' = scale * t + offset``), every cue gets a score for every
+offset (its share of the cross-correlation: the stretch of the subtitle timeline it
+owns, from half-way to its previous neighbour to half-way to its next one, against
+the reference).  A dynamic programme then picks one offset per cue, maximising the
+total score minus a penalty per change of offset, under the rule that no cue may move
+before the end of the previous one (pieces never reorder cues).  Runs of cues with
+the same offset become the pieces of a :class:`~mmalign.timeline.TimeMap`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ..timeline import FeatureSeq, TimeMap
+from .offset import (_WEIGHTS, LinearFit, _activity_from_zero, _confidence, _pool, _refine, _Scorer,
+                     _subject_channels)
+
+__all__ = ["estimate_piecewise"]
+
+_PENALTY = 2.0  # a split must gain this many median cue peaks
+
+
+@njit(cache=True)
+def cue_lag_scores(ref: np.ndarray, sub: np.ndarray, owner: np.ndarray, n_cues: int, first: int,
+                   n_lags: int) -> np.ndarray:
+    """Score of each cue at each lag.
+
+    ``out[i, m] = sum_c sum_{j: owner[j] == i} ref[c, first + m + j] * sub[c, j]``, with
+    ``ref`` taken as 0 outside its frames.
+
+    Parameters
+    ----------
+    ref : float32 array (C, T)
+        Reference evidence channels.
+    sub : float32 array (C, n)
+        Subject evidence channels on the frames of the cue span.
+    owner : int64 array (n,)
+        Which cue owns each subject frame (-1: none).
+    first : int
+        Reference frame under subject frame 0 at lag 0.
+    """
+    C, T = ref.shape
+    n = sub.shape[1]
+    out = np.zeros((n_cues, n_lags), np.float32)
+    for m in range(n_lags):
+        base = first + m
+        for j in range(n):
+            i = owner[j]
+            t = base + j
+            if i < 0 or t < 0 or t >= T:
+                continue
+            acc = np.float32(0.0)
+            for c in range(C):
+                acc += ref[c, t] * sub[c, j]
+            out[i, m] += acc
+    return out
+
+
+@njit(cache=True)
+def piecewise_dp(scores: np.ndarray, gaps: np.ndarray, penalty: float) -> np.ndarray:
+    """One lag per cue maximising total score minus ``penalty`` per change of lag.
+
+    A cue's lag may be lower than the previous cue's by at most ``gaps[i]`` (the frames
+    between the two cues), so that no cue moves before its predecessor ends.
+
+    Parameters
+    ----------
+    scores : float32 array (N, M)
+        Score of cue ``i`` at lag ``m``.
+    gaps : int64 array (N,)
+        ``gaps[i]``: frames between the end of cue ``i-1`` and the start of cue ``i``.
+    penalty : float
+        Cost of a change of lag.
+
+    Returns
+    -------
+    int64 array (N,)
+        The chosen lag of each cue.
+    """
+    N, M = scores.shape
+    value = scores[0].astype(np.float64)
+    back = np.empty((N, M), np.int64)  # previous cue's lag
+    for m in range(M):
+        back[0, m] = m
+    prefix = np.empty(M, np.float64)
+    prefix_arg = np.empty(M, np.int64)
+    new = np.empty(M, np.float64)
+    for i in range(1, N):
+        best, arg = -1e300, 0
+        for m in range(M):
+            if value[m] > best:
+                best, arg = value[m], m
+            prefix[m], prefix_arg[m] = best, arg
+        for m in range(M):
+            k = min(m + gaps[i], M - 1)
+            stay = value[m]
+            switch = prefix[k] - penalty
+            if stay >= switch:
+                new[m] = stay + scores[i, m]
+                back[i, m] = m
+            else:
+                new[m] = switch + scores[i, m]
+                back[i, m] = prefix_arg[k]
+        value[:] = new
+    lags = np.empty(N, np.int64)
+    m = int(np.argmax(value))
+    for i in range(N - 1, -1, -1):
+        lags[i] = m
+        m = back[i, m]
+    return lags
+
+
+def estimate_piecewise(reference: FeatureSeq, starts, ends, fit: LinearFit, *, max_offset: float = 300.0,
+                       coarse_hop: float = 0.1, penalty: float | None = None,
+                       min_cues: int = 3, min_confidence: float = 0.5) -> TimeMap:
+    """Split the global fit where the evidence says the offset changes.
+
+    Parameters
+    ----------
+    reference : FeatureSeq
+        Activity on the target timeline (as for :func:`~mmalign.align.offset.estimate_linear`).
+    starts, ends : array-like of float
+        Cue times on the subject timeline.
+    fit : LinearFit
+        The global fit; its scale is kept for every piece.
+    max_offset : float
+        Largest offset considered for any piece.
+    penalty : float, optional
+        Score cost of a split; default: twice the median cue's own peak strength.
+    min_cues : int
+        A piece needs at least this many cues.
+    min_confidence : float
+        Every piece needs at least this confidence, judged on its own cues; otherwise
+        the global map is kept (a split found in noise is worse than none).
+
+    Returns
+    -------
+    TimeMap
+        The global map (one piece) when no split pays for itself.
+    """
+    starts = np.asarray(starts, np.float64)
+    ends = np.asarray(ends, np.float64)
+    n_cues = len(starts)
+    if n_cues < 2 * min_cues:
+        return fit.timemap
+    order = np.argsort(starts, kind="stable")
+    s = fit.scale
+    a, b = starts[order] * s, np.maximum(ends[order], starts[order]) * s
+
+    hop = reference.hop
+    ref = _activity_from_zero(reference)
+    k = max(1, int(round(coarse_hop / hop)))
+    coarse = _Scorer(_pool(ref, k), k * hop)
+    H = coarse.hop
+    j0, j1 = coarse.span(a, b)
+    n = j1 - j0
+    sub = _subject_channels(a, b, H, j0, n) * _WEIGHTS[:, None]
+    # Each cue owns the frames from half-way to its predecessor to half-way to its successor.
+    bounds = np.concatenate([[j0 * H], (b[:-1] + a[1:]) / 2, [j1 * H]])
+    edges = np.clip(np.round(bounds / H).astype(np.int64) - j0, 0, n)
+    owner = np.full(n, -1, np.int64)
+    for i in range(n_cues):
+        owner[edges[i]:edges[i + 1]] = i
+    pad = int(math.ceil(max_offset / H))
+    scores = cue_lag_scores(coarse.ref, np.ascontiguousarray(sub, np.float32), owner, n_cues, j0 - pad, 2 * pad + 1)
+    scores /= n * _WEIGHTS.sum()
+    gaps = np.zeros(n_cues, np.int64)
+    gaps[1:] = np.maximum(np.floor((a[1:] - b[:-1]) / H), 0).astype(np.int64)
+    peak = np.median(scores.max(axis=1) - np.median(scores, axis=1))
+    lam = _PENALTY * peak if penalty is None else penalty
+    lags = piecewise_dp(scores, gaps, lam)
+    # Runs of equal lag; runs shorter than min_cues join their better neighbour (the DP's
+    # choice there rests on too little evidence).
+    runs = _runs(lags)
+    runs = _merge_short(runs, scores, min_cues)
+    if len(runs) == 1:
+        return fit.timemap
+    fine = _Scorer(ref, hop)
+    pieces = []
+    for lo, hi, lag in runs:
+        offset = (lag - pad) * H
+        offset, _ = _refine(fine, a[lo:hi], b[lo:hi], 1.0, offset, H)
+        share = max((edges[hi] - edges[lo]) / n, 1e-9)  # the piece's part of the cue span
+        # Lags that push most of the piece off the reference say nothing about it.
+        first = j0 + edges[lo] - pad + np.arange(2 * pad + 1)
+        length = max(edges[hi] - edges[lo], 1)
+        on = np.clip(np.minimum(first + length, coarse.ref.shape[1]) - np.maximum(first, 0), 0, None) / length
+        valid = on >= min(0.5, 0.9 * on.max())
+        conf = _piece_confidence(scores[lo:hi].sum(axis=0) / share, lag, int(round(3.0 / H)), valid)
+        pieces.append((lo, hi, offset, conf))
+    if min(c for *_, c in pieces) < min_confidence:  # every piece must stand on its own evidence
+        return fit.timemap
+    return _timemap(pieces, starts[order], np.maximum(ends[order], starts[order]), s)
+
+
+def _runs(lags: np.ndarray) -> list[tuple[int, int, int]]:
+    cut = np.flatnonzero(np.diff(lags)) + 1
+    lo = np.concatenate([[0], cut])
+    hi = np.concatenate([cut, [len(lags)]])
+    return [(int(x), int(y), int(lags[x])) for x, y in zip(lo, hi)]
+
+
+def _merge_short(runs, scores, min_cues):
+    runs = list(runs)
+    while len(runs) > 1:
+        sizes = [hi - lo for lo, hi, _ in runs]
+        i = int(np.argmin(sizes))
+        if sizes[i] >= min_cues:
+            break
+        lo, hi, _ = runs[i]
+        options = [j for j in (i - 1, i + 1) if 0 <= j < len(runs)]
+        # Join the neighbour whose lag scores these cues best.
+        j = max(options, key=lambda j: scores[lo:hi, runs[j][2]].sum())
+        nlo, nhi, nlag = runs[j]
+        runs[min(i, j)] = (min(lo, nlo), max(hi, nhi), nlag)
+        del runs[max(i, j)]
+    return runs
+
+
+def _piece_confidence(scores: np.ndarray, lag: int, far: int, valid: np.ndarray) -> float:
+    """Confidence of a piece from its own score at every (valid) lag, as for the global fit."""
+    others = scores[(np.abs(np.arange(len(scores)) - lag) > far) & valid]
+    if len(others) < 10:
+        return 0.0
+    med = float(np.median(others))
+    mad = float(np.median(np.abs(others - med))) * 1.4826 + 1e-9
+    best = float(scores[lag])
+    return _confidence((best - med) / mad, best - float(others.max()), best)
+
+
+def _timemap(pieces, starts, ends, scale) -> TimeMap:
+    """Pieces ``(first_cue, end_cue, offset, confidence)`` as a monotone TimeMap.
+
+    A piece starts half-way between its first cue and the previous piece's last cue.
+    Where the offset drops (material missing from the target), the stretch in between
+    collapses onto one instant so that the map stays monotone.
+    """
+    m_starts, m_scales, m_offsets, m_conf = [], [], [], []
+    prev_end_src = None
+    prev_offset = None
+    for lo, hi, offset, conf in pieces:
+        if prev_offset is None:
+            m_starts.append(-np.inf)
+        else:
+            boundary = (prev_end_src + starts[lo]) / 2
+            if offset < prev_offset:  # hold the previous piece's end until the new piece catches up
+                hold_from = prev_end_src
+                held = scale * hold_from + prev_offset
+                offset = max(offset, held - scale * starts[lo])  # never before the previous cue's end
+                catch_up = (held - offset) / scale
+                boundary = min(max(catch_up, hold_from), starts[lo])
+                if boundary > hold_from + 1e-9:
+                    m_starts.append(hold_from)
+                    m_scales.append(0.0)
+                    m_offsets.append(scale * hold_from + prev_offset)
+                    m_conf.append(conf)
+            m_starts.append(boundary)
+        m_scales.append(scale)
+        m_offsets.append(offset)
+        m_conf.append(conf)
+        prev_end_src = float(ends[lo:hi].max())
+        prev_offset = offset
+    return TimeMap(m_starts, m_scales, m_offsets, m_conf)

@@ -1,0 +1,113 @@
+"""Piecewise re-timing (mmalign.align.splits): Numba kernels against plain numpy, and
+recovery of inserted and removed material on synthetic speech with known truth."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from test_offset import reference, speech_intervals
+
+from mmalign.align.offset import estimate_linear
+from mmalign.align.splits import cue_lag_scores, estimate_piecewise, piecewise_dp
+
+
+def cue_lag_scores_reference(ref, sub, owner, n_cues, first, n_lags):
+    out = np.zeros((n_cues, n_lags))
+    for m in range(n_lags):
+        for j in range(sub.shape[1]):
+            t = first + m + j
+            if owner[j] >= 0 and 0 <= t < ref.shape[1]:
+                out[owner[j], m] += float(ref[:, t] @ sub[:, j])
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_cue_lag_scores_matches_numpy(seed):
+    rng = np.random.default_rng(seed)
+    ref = rng.standard_normal((2, 40)).astype(np.float32)
+    sub = rng.standard_normal((2, 15)).astype(np.float32)
+    owner = np.repeat(np.arange(4), [3, 5, 2, 5]).astype(np.int64)
+    owner[7] = -1
+    first = int(rng.integers(-10, 10))
+    got = cue_lag_scores(ref, sub, owner, 4, first, 50)
+    want = cue_lag_scores_reference(ref, sub, owner, 4, first, 50)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def dp_objective(scores, lags, penalty):
+    return scores[np.arange(len(lags)), lags].sum() - penalty * np.count_nonzero(np.diff(lags))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_piecewise_dp_is_optimal(seed):
+    """Against brute force over every lag sequence that keeps cue order."""
+    rng = np.random.default_rng(seed)
+    n, m = 4, 5
+    scores = rng.standard_normal((n, m)).astype(np.float32)
+    gaps = np.concatenate([[0], rng.integers(0, 3, n - 1)]).astype(np.int64)
+    penalty = float(rng.uniform(0, 2))
+    best = max(
+        (dp_objective(scores, np.array(lags), penalty), lags)
+        for lags in itertools.product(range(m), repeat=n)
+        if all(lags[i] >= lags[i - 1] - gaps[i] for i in range(1, n))
+    )
+    got = piecewise_dp(scores, gaps, penalty)
+    assert all(got[i] >= got[i - 1] - gaps[i] for i in range(1, n))
+    assert dp_objective(scores, got, penalty) == pytest.approx(best[0], rel=1e-5, abs=1e-5)
+
+
+def edit(starts, ends, at, length):
+    """Insert (length > 0) or remove (length < 0) material at time ``at`` of a timeline."""
+    if length > 0:
+        move = starts > at
+        return np.where(move, starts + length, starts), np.where(move, ends + length, ends)
+    keep = (ends <= at) | (starts >= at - length)
+    s, e = starts[keep], ends[keep]
+    move = s >= at
+    return np.where(move, s + length, s), np.where(move, e + length, e)
+
+
+@pytest.fixture(scope="module")
+def speech():
+    return speech_intervals(np.random.default_rng(11), 600.0)
+
+
+@pytest.mark.parametrize("length", [8.0, 45.0, -20.0], ids=["8s-ad", "45s-break", "20s-cut"])
+def test_recovers_inserted_and_removed_material(speech, length):
+    starts, ends = speech
+    at = float((ends[70] + starts[71]) / 2)
+    # The media has the edit; the subtitles still have the original timing.
+    ms, me = edit(starts, ends, at, length)
+    ref = reference(ms, me, 660.0, noisy=True, seed=2)
+    if length < 0:  # cues of the removed stretch have nothing to land on: leave them out
+        keep = (ends <= at) | (starts >= at - length)
+        starts, ends = starts[keep], ends[keep]
+    fit = estimate_linear(ref, starts, ends)
+    tm = estimate_piecewise(ref, starts, ends, fit)
+    truth = np.where(starts > at, starts + length, starts)
+    err = np.abs(tm.apply(starts) - truth)
+    assert len(tm) >= 2
+    assert np.mean(err < 0.1) > 0.97, np.flatnonzero(err >= 0.1)
+    assert np.all(np.diff(tm.apply(starts)) >= 0)  # cue order kept
+    assert np.all(tm.confidences > 0.5)
+
+
+def test_no_split_without_a_break(speech):
+    starts, ends = speech
+    ref = reference(starts, ends, 610.0, noisy=True, seed=4)
+    cs, ce = starts + 6.2, ends + 6.2
+    fit = estimate_linear(ref, cs, ce)
+    tm = estimate_piecewise(ref, cs, ce, fit)
+    assert tm.is_linear and tm.offsets[0] == pytest.approx(fit.offset)
+
+
+def test_random_cues_are_not_split_into_confident_pieces(speech):
+    starts, ends = speech
+    ref = reference(starts, ends, 610.0, noisy=True, seed=4)
+    for seed in range(3):
+        cs, ce = speech_intervals(np.random.default_rng(200 + seed), 600.0)
+        fit = estimate_linear(ref, cs, ce)
+        tm = estimate_piecewise(ref, cs, ce, fit)
+        assert tm.is_linear, tm.pieces()
