@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ..timeline import FeatureSeq, TimeMap
 from .offset import (_WEIGHTS, LinearFit, _activity_from_zero, _confidence, _pool, _refine, _Scorer,
@@ -25,7 +25,7 @@ __all__ = ["estimate_piecewise"]
 _PENALTY = 2.0  # a split must gain this many median cue peaks
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def cue_lag_scores(ref: np.ndarray, sub: np.ndarray, owner: np.ndarray, n_cues: int, first: int,
                    n_lags: int) -> np.ndarray:
     """Score of each cue at each lag.
@@ -47,7 +47,7 @@ def cue_lag_scores(ref: np.ndarray, sub: np.ndarray, owner: np.ndarray, n_cues: 
     C, T = ref.shape
     n = sub.shape[1]
     out = np.zeros((n_cues, n_lags), np.float32)
-    for m in range(n_lags):
+    for m in prange(n_lags):  # lags are independent: each writes its own column
         base = first + m
         for j in range(n):
             i = owner[j]
@@ -61,7 +61,6 @@ def cue_lag_scores(ref: np.ndarray, sub: np.ndarray, owner: np.ndarray, n_cues: 
     return out
 
 
-@njit(cache=True)
 def piecewise_dp(scores: np.ndarray, gaps: np.ndarray, penalty: float) -> np.ndarray:
     """One lag per cue maximising total score minus ``penalty`` per change of lag.
 
@@ -82,9 +81,15 @@ def piecewise_dp(scores: np.ndarray, gaps: np.ndarray, penalty: float) -> np.nda
     int64 array (N,)
         The chosen lag of each cue.
     """
+    n, m = scores.shape
+    back = np.empty((n, m), np.uint16 if m < 65536 else np.int32)  # previous cue's lag: N x M, kept small
+    return _piecewise_dp(np.ascontiguousarray(scores, np.float32), np.asarray(gaps, np.int64), float(penalty), back)
+
+
+@njit(cache=True)
+def _piecewise_dp(scores, gaps, penalty, back):
     N, M = scores.shape
     value = scores[0].astype(np.float64)
-    back = np.empty((N, M), np.int64)  # previous cue's lag
     for m in range(M):
         back[0, m] = m
     prefix = np.empty(M, np.float64)
@@ -171,7 +176,8 @@ def estimate_piecewise(reference: FeatureSeq, starts, ends, fit: LinearFit, *, m
     scores /= n * _WEIGHTS.sum()
     gaps = np.zeros(n_cues, np.int64)
     gaps[1:] = np.maximum(np.floor((a[1:] - b[:-1]) / H), 0).astype(np.int64)
-    peak = np.median(scores.max(axis=1) - np.median(scores, axis=1))
+    typical = np.median(scores[:, ::max(1, scores.shape[1] // 200)], axis=1)  # a cue's score at a random lag
+    peak = np.median(scores.max(axis=1) - typical)
     lam = _PENALTY * peak if penalty is None else penalty
     lags = piecewise_dp(scores, gaps, lam)
     # Runs of equal lag; runs shorter than min_cues join their better neighbour (the DP's
