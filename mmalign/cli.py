@@ -17,6 +17,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
+from .align.sync import DEFAULT_MIN_CONFIDENCE
 from .errors import InputError, MmalignError, NotConfidentError, UsageError
 
 EXIT_CODES = """\
@@ -124,7 +125,8 @@ def sync(
     in_place: Annotated[bool, typer.Option("--in-place", help="Replace SUBS itself (atomically).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Write even when the result is not confident.")] = False,
     min_confidence: Annotated[float, typer.Option(
-        "--min-confidence", min=0.0, max=1.0, help="Refuse (exit 4) below this confidence.")] = 0.5,
+        "--min-confidence", min=0.0, max=1.0, help="Refuse (exit 4) below this confidence.")
+    ] = DEFAULT_MIN_CONFIDENCE,
     max_offset: Annotated[float, typer.Option("--max-offset", min=0.1, metavar="SECONDS",
                                               help="Largest shift to consider, in seconds.")] = 300.0,
     splits: Annotated[bool, typer.Option("--splits/--no-splits", help="Let the shift change along the file "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmalign.align.offset import LinearFit, estimate_linear, framerate_ratios
+from mmalign.align.offset import LinearFit, agreement, estimate_linear, framerate_ratios
 from mmalign.errors import UsageError
 from mmalign.features.text import interval_activity
 from mmalign.timeline import FeatureSeq, TimeMap
@@ -143,3 +143,13 @@ def test_bad_arguments(speech):
         estimate_linear(FeatureSeq(np.zeros((100, 2)), hop=HOP), starts, ends)
     with pytest.raises(UsageError):
         estimate_linear(ref, starts, ends, max_offset=0.0)
+
+
+def test_agreement_is_highest_at_the_true_map(speech):
+    starts, ends = speech
+    ref = reference(starts, ends, 610.0, noisy=True)
+    cs, ce = cues_for(starts, ends, 1.0, 4.0)
+    best = agreement(ref, cs, ce, scale=1.0, offset=4.0)
+    assert best > 0.3
+    for wrong in (3.0, 5.0, 20.0):
+        assert agreement(ref, cs, ce, scale=1.0, offset=wrong) < best - 0.1

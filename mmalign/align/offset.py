@@ -8,9 +8,11 @@ cross-correlation scores every offset at once on a coarse clock; the best one is
 refined at the reference's own resolution, and the scale is refined from the drift
 of local offsets along the file.
 
-The score of an alignment is the agreement of the two signals over the span of the
-cues, with both mapped to [-1, 1] (speech with a cue and silence without one both
-count for it), divided by the span's length: 1 is perfect agreement, 0 is chance.
+The evidence on each side is standardized (zero mean, unit variance): on the reference
+its activity and the activity's rises, on the subtitles the cue activity and the cue
+starts.  The score of an alignment is their correlation over the span of the cues (about
+-1 to 1; 0 is chance), so speech under a cue and silence between cues both count for it,
+and back-to-back cues still carry timing through their starts.
 """
 
 from __future__ import annotations

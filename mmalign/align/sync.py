@@ -22,7 +22,6 @@ from ..features.text import cue_activity
 from ..subtitles import Subtitles
 from ..timeline import FeatureSeq, TimeMap
 from .offset import LinearFit, estimate_linear
-from .splits import estimate_piecewise
 
 __all__ = ["SyncResult", "sync", "reference_activity", "is_subtitle_path", "DEFAULT_MIN_CONFIDENCE"]
 
@@ -132,6 +131,8 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
     activity, kind = reference_activity(reference, audio_stream=audio_stream, workers=workers, progress=progress)
     t_ref = time.perf_counter()
     fit = estimate_linear(activity, subs.starts, subs.ends, max_offset=max_offset)
+    from .splits import estimate_piecewise  # numba: imported only when a sync runs
+
     timemap = estimate_piecewise(activity, subs.starts, subs.ends, fit, max_offset=max_offset) if splits \
         else fit.timemap
     confidence = fit.confidence
