@@ -198,15 +198,17 @@ def _run_ranges(path, *, sr, hop_length, n_fft, n_mels, fmin, fmax, stream, work
     else:
         ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
         counter = ctx.Value("d", 0.0)
-        stop = _start_progress(progress, counter, duration)
-        try:
-            with ProcessPoolExecutor(len(ranges), mp_context=ctx, initializer=_init_worker,
-                                     initargs=(counter,)) as pool:
-                futures = [pool.submit(_logmel_range, os.fspath(path), bounds[k], bounds[k + 1], *args)
-                           for k in range(len(ranges))]
+        with ProcessPoolExecutor(len(ranges), mp_context=ctx, initializer=_init_worker,
+                                 initargs=(counter,)) as pool:
+            futures = [pool.submit(_logmel_range, os.fspath(path), bounds[k], bounds[k + 1], *args)
+                       for k in range(len(ranges))]
+            # The workers are forked by now: only then start the progress thread (forking
+            # a process that runs threads can leave locks held in the child).
+            stop = _start_progress(progress, counter, duration)
+            try:
                 parts = [f.result() for f in futures]
-        finally:
-            stop()
+            finally:
+                stop()
     return (np.concatenate(parts) if len(parts) > 1 else parts[0]), hop
 
 
