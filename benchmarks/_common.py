@@ -44,6 +44,15 @@ class BenchError(Exception):
     """The harness itself cannot run (missing corpus, missing ffmpeg, broken build step)."""
 
 
+def run_main(main, args) -> int:
+    """Run a benchmark's ``main(args)``; a :class:`BenchError` is one line on stderr and exit 2."""
+    try:
+        return main(args)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 # --------------------------------------------------------------------------- environment
 
 

@@ -339,11 +339,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json-out", type=Path, help="write all per-case results and summaries here")
     ap.add_argument("--list", action="store_true", help="build and list the cases, run nothing")
     args = ap.parse_args(argv)
-    try:
-        return _main(args)
-    except C.BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return C.run_main(_main, args)
 
 
 def _main(args) -> int:

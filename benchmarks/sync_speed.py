@@ -151,11 +151,7 @@ def main(argv=None) -> int:
     if args.quick:
         args.duration = min(args.duration, 900.0)
         args.repeat = 1
-    try:
-        return _main(args)
-    except C.BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return C.run_main(_main, args)
 
 
 def _main(args) -> int:

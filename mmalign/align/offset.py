@@ -173,6 +173,23 @@ def _activity_from_zero(reference: FeatureSeq) -> np.ndarray:
     return np.concatenate([np.zeros(shift, np.float32), ref]) if shift else ref
 
 
+def _on_reference(first: np.ndarray, length: int, n_ref: int) -> np.ndarray:
+    """Which shifts keep a span on the reference: its ``length`` frames start at ``first``.
+
+    Scores of shifts that push most of the cues off the reference are meaningless; a
+    shift counts when at least half the span (or nearly as much as any shift can) is on.
+    """
+    on = np.clip(np.minimum(first + length, n_ref) - np.maximum(first, 0), 0, None) / max(length, 1)
+    return on >= min(0.5, 0.9 * on.max())
+
+
+def _robust_z(best: float, others: np.ndarray) -> float:
+    """How far ``best`` stands above ``others``, in robust standard deviations (median, MAD)."""
+    med = float(np.median(others))
+    mad = float(np.median(np.abs(others - med))) * 1.4826 + 1e-6
+    return (best - med) / mad
+
+
 def _pool(x: np.ndarray, k: int) -> np.ndarray:
     n = len(x) // k * k
     pooled = x[:n].reshape(-1, k).mean(axis=1)
@@ -235,13 +252,8 @@ def estimate_linear(reference: FeatureSeq, starts, ends, *, max_offset: float = 
         a, b = starts * s, ends * s
         scores, j0 = coarse.correlate(a, b, pad, pad)
         offsets = (np.arange(len(scores)) - pad) * H
-        # Share of the cue span that lies on the reference at each offset: scores of
-        # offsets that push most cues off the reference are meaningless.
         j1 = coarse.span(a, b)[1]
-        lo = np.maximum(j0 + np.arange(len(scores)) - pad, 0)
-        hi = np.minimum(j1 + np.arange(len(scores)) - pad, n_ref)
-        on = np.clip(hi - lo, 0, None) / (j1 - j0)
-        scores = np.where(on >= min(0.5, 0.9 * on.max()), scores, -1.0)
+        scores = np.where(_on_reference(j0 - pad + np.arange(len(scores)), j1 - j0, n_ref), scores, -1.0)
         i = int(np.argmax(scores))
         if scores[i] > -1.0:
             results.append((float(scores[i]), s, float(offsets[i]), scores, offsets))
@@ -256,9 +268,7 @@ def estimate_linear(reference: FeatureSeq, starts, ends, *, max_offset: float = 
     # How clearly the peak stands out: against the other offsets of the same scale...
     far = (np.abs(offsets - offset) > 3.0) & (scores > -1.0)
     others = scores[far] if far.sum() >= 10 else scores[scores > -1.0]
-    med = float(np.median(others))
-    mad = float(np.median(np.abs(others - med))) * 1.4826 + 1e-6
-    peak_z = (best_score - med) / mad
+    peak_z = _robust_z(best_score, others)
     # ... and against the best alignment that puts the middle of the cues at least 3 s
     # elsewhere, at any scale (near scales with the same placement are the same answer).
     mid = float(np.mean(starts))

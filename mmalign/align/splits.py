@@ -17,8 +17,8 @@ import numpy as np
 from numba import njit, prange
 
 from ..timeline import FeatureSeq, TimeMap
-from .offset import (_WEIGHTS, LinearFit, _activity_from_zero, _confidence, _pool, _refine, _Scorer,
-                     _subject_channels)
+from .offset import (_WEIGHTS, LinearFit, _activity_from_zero, _confidence, _on_reference, _pool, _refine,
+                     _robust_z, _Scorer, _subject_channels)
 
 __all__ = ["estimate_piecewise"]
 
@@ -192,11 +192,8 @@ def estimate_piecewise(reference: FeatureSeq, starts, ends, fit: LinearFit, *, m
         offset = (lag - pad) * H
         offset, _ = _refine(fine, a[lo:hi], b[lo:hi], 1.0, offset, H)
         share = max((edges[hi] - edges[lo]) / n, 1e-9)  # the piece's part of the cue span
-        # Lags that push most of the piece off the reference say nothing about it.
-        first = j0 + edges[lo] - pad + np.arange(2 * pad + 1)
-        length = max(edges[hi] - edges[lo], 1)
-        on = np.clip(np.minimum(first + length, coarse.ref.shape[1]) - np.maximum(first, 0), 0, None) / length
-        valid = on >= min(0.5, 0.9 * on.max())
+        valid = _on_reference(j0 + edges[lo] - pad + np.arange(2 * pad + 1), edges[hi] - edges[lo],
+                              coarse.ref.shape[1])
         conf = _piece_confidence(scores[lo:hi].sum(axis=0) / share, lag, int(round(3.0 / H)), valid)
         pieces.append((lo, hi, offset, conf))
     if min(c for *_, c in pieces) < min_confidence:  # every piece must stand on its own evidence
@@ -233,10 +230,8 @@ def _piece_confidence(scores: np.ndarray, lag: int, far: int, valid: np.ndarray)
     others = scores[(np.abs(np.arange(len(scores)) - lag) > far) & valid]
     if len(others) < 10:
         return 0.0
-    med = float(np.median(others))
-    mad = float(np.median(np.abs(others - med))) * 1.4826 + 1e-9
     best = float(scores[lag])
-    return _confidence((best - med) / mad, best - float(others.max()), best)
+    return _confidence(_robust_z(best, others), best - float(others.max()), best)
 
 
 def _timemap(pieces, starts, ends, scale) -> TimeMap:
