@@ -309,9 +309,9 @@ def _implausibility(scale: float, exact_set) -> float:
     return 1.0 if dev < 0.002 else 2.0 if dev < 0.05 else 4.0
 
 
-def _confidence(peak_z: float, margin: float, score: float) -> float:
+def _confidence(peak_z: float, margin: float, score: float, z_center: float = 5.5) -> float:
     """Map the evidence to 0–1; calibrated on real speech (see tests and benchmarks)."""
-    z_term = 1.0 / (1.0 + math.exp(-(peak_z - 5.5) / 1.0))
+    z_term = 1.0 / (1.0 + math.exp(-(peak_z - z_center) / 1.0))
     m_term = 1.0 / (1.0 + math.exp(-(margin - 0.04) / 0.01))
     s_term = 1.0 / (1.0 + math.exp(-(score - 0.05) / 0.03))
     return float(round(z_term * m_term * s_term, 4))
