@@ -135,6 +135,10 @@ def sync(
         "--audio-stream", min=0, metavar="N", help="Audio track to listen to (0 = first). "
                                                    "[default: the default track]", show_default=False)] = None,
     encoding: Annotated[str, typer.Option("--encoding", help="Encoding of the output file.")] = "utf-8",
+    plot: Annotated[Optional[Path], typer.Option(
+        "--plot", metavar="FILE.png", help="Also draw the speech activity, the cues before and after, and the "
+                                           "pieces on one time axis (needs matplotlib; .png/.svg/.pdf). Drawn "
+                                           "even when the result is refused.", show_default=False)] = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Decoding processes. "
                                                 "[default: one per CPU]", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
@@ -170,11 +174,20 @@ def sync(
         if not media.exists():
             kind = "reference subtitle file" if is_subtitle_path(media) else "media file"
             raise InputError(f"{media}: {kind} not found")
+        if plot is not None:
+            if plot.suffix.lower() not in (".png", ".svg", ".pdf", ".jpg", ".jpeg"):
+                raise UsageError(f"{plot}: --plot writes .png, .svg, .pdf or .jpg files")
+            if not plot.parent.exists() and str(plot.parent):
+                raise UsageError(f"{plot.parent}: --plot folder does not exist")
         with _Progress(not (quiet or as_json), "decoding audio") as bar:
             result = run_sync(media, subs, audio_stream=audio_stream, max_offset=max_offset, splits=splits,
                               workers=jobs, progress=bar.update)
         summary = result.to_dict()
         summary["output"] = str(out)
+        if plot is not None:
+            from .plot import plot_sync
+
+            summary["plot"] = str(plot_sync(result, plot))
         confident = result.confidence >= min_confidence
         if not confident and not force:
             summary["written"] = False

@@ -104,6 +104,42 @@ def test_sync_json(sample):
     assert Path(data["output"]) == sample / "sample.mistimed.synced.vtt"
     assert Path(data["output"]).exists()
     assert result.stderr == ""  # --json: no progress, no summary
+    # One piece, and every cue's move with its confidence.
+    assert len(data["pieces"]) == 1 and data["pieces"][0]["scale"] == data["scale"]
+    given = S.read(sample / "sample.mistimed.vtt").cues
+    written = S.read(Path(data["output"])).cues
+    assert [m["index"] for m in data["moves"]] == list(range(16))
+    for m, old, new in zip(data["moves"], given, written):
+        assert m["id"] == old.identifier
+        assert m["start"] == pytest.approx(new.start, abs=1e-3) and m["end"] == pytest.approx(new.end, abs=1e-3)
+        assert m["shift"] == pytest.approx(new.start - old.start, abs=2e-3)
+        assert 0.0 <= m["confidence"] <= 1.0
+    assert np.median([m["confidence"] for m in data["moves"]]) > 0.5  # the cues land on the speech
+
+
+def test_plot(sample, tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "why.png"
+    result = run("sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "--plot", png, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["plot"] == str(png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".why")]  # no temporary file left
+
+
+def test_plot_is_drawn_even_when_refused(sample, write_vtt, tmp_path):
+    pytest.importorskip("matplotlib")
+    subs = _random_cues(write_vtt, "random.vtt", 0)
+    svg = tmp_path / "why.svg"
+    result = run("sync", sample / "sample.vtt", subs, "--plot", svg)
+    assert result.exit_code == 4, result.output
+    assert svg.read_text().lstrip().startswith("<?xml") and outputs(tmp_path) == set()
+
+
+def test_plot_needs_an_image_extension(sample, tmp_path):
+    result = run("sync", sample / "sample.vtt", sample / "sample.mistimed.vtt", "--plot", tmp_path / "x.txt")
+    assert result.exit_code == 2 and "--plot writes" in result.stderr
+    assert outputs(sample) == set()
 
 
 def test_output_converts_format(sample, tmp_path):

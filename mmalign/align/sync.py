@@ -23,7 +23,8 @@ from ..subtitles import Subtitles
 from ..timeline import FeatureSeq, TimeMap
 from .offset import LinearFit, estimate_linear
 
-__all__ = ["SyncResult", "sync", "reference_activity", "is_subtitle_path", "DEFAULT_MIN_CONFIDENCE"]
+__all__ = ["SyncResult", "sync", "reference_activity", "is_subtitle_path", "cue_confidences", "mean_activity",
+           "DEFAULT_MIN_CONFIDENCE"]
 
 #: Below this confidence ``mmalign sync`` refuses to write (exit code 4) unless forced.
 DEFAULT_MIN_CONFIDENCE = 0.5
@@ -49,7 +50,17 @@ class SyncResult:
         Scale, offset, scores and confidence of the global fit.
     confidence : float
         0–1: the global fit's, or with several pieces their average weighted by cues.
+    reference : str
+        The reference's path (``"<subtitles>"`` for an in-memory one).
     reference_kind : {"audio", "subtitles"}
+    cue_confidences : np.ndarray
+        0–1 per cue (file order): its piece's confidence, lowered when the cue lands
+        where the reference has little speech (see :func:`cue_confidences`).
+    original : Subtitles
+        The subtitles as given.
+    activity : FeatureSeq
+        The reference's activity (speech probability, or cue activity of reference
+        subtitles) on the reference timeline: what the cues were aligned to.
     seconds : dict
         Wall time of each stage.
     """
@@ -60,7 +71,23 @@ class SyncResult:
     confidence: float
     reference: str
     reference_kind: str
+    cue_confidences: np.ndarray
+    original: Subtitles
+    activity: FeatureSeq
     seconds: dict[str, float] = field(default_factory=dict)
+
+    def moves(self) -> list[dict]:
+        """Per cue, in file order: where it went and how sure we are.
+
+        Each item has ``index`` (0-based position in the file), ``id`` (the cue's
+        identifier, or None), ``start`` and ``end`` (new times, s), ``shift`` (new start
+        minus old start, s) and ``confidence``.
+        """
+        out = []
+        for i, (old, new, conf) in enumerate(zip(self.original.cues, self.subtitles.cues, self.cue_confidences)):
+            out.append({"index": i, "id": old.identifier, "start": round(new.start, 3), "end": round(new.end, 3),
+                        "shift": round(new.start - old.start, 3), "confidence": round(float(conf), 3)})
+        return out
 
     def to_dict(self) -> dict:
         """A JSON-ready summary (what ``mmalign sync --json`` prints, less the output path)."""
@@ -76,6 +103,7 @@ class SyncResult:
             "peak_z": round(fit.peak_z, 2),
             "exact_framerate_ratio": fit.exact_ratio,
             "pieces": self.timemap.pieces(),
+            "moves": self.moves(),
             "skipped": self.subtitles.skipped,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
@@ -140,7 +168,60 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
         per_cue = timemap.confidences[timemap.piece_index(subs.starts)]
         confidence = float(np.nanmean(per_cue)) if np.isfinite(per_cue).any() else fit.confidence
     retimed = subs.map_times(timemap.apply)
+    per_cue = cue_confidences(activity, timemap, subs.starts, retimed.starts, retimed.ends, default=fit.confidence)
     t_end = time.perf_counter()
     name = "<subtitles>" if isinstance(reference, Subtitles) else os.fspath(reference)
-    return SyncResult(retimed, timemap, fit, confidence, name, kind,
+    return SyncResult(retimed, timemap, fit, confidence, name, kind, per_cue, subs, activity,
                       {"read_subtitles": t_read - t_start, "reference": t_ref - t_read, "align": t_end - t_ref})
+
+
+#: A cue whose mapped interval holds at least this mean activity counts as fully on speech.
+FULL_COVERAGE = 0.5
+
+
+def cue_confidences(activity: FeatureSeq, timemap: TimeMap, sources, starts, ends, *,
+                    default: float = np.nan) -> np.ndarray:
+    """Confidence of each re-timed cue.
+
+    The confidence of the cue's piece of ``timemap``, scaled down when the cue lands
+    where the reference has little activity: ``piece * min(1, coverage / 0.5)``, with
+    ``coverage`` the mean activity (0–1) inside the re-timed cue.
+
+    Parameters
+    ----------
+    activity : FeatureSeq
+        Reference activity (0–1) on the reference timeline.
+    timemap : TimeMap
+        The map that placed the cues; its piece confidences.
+    sources : array-like of float
+        Cue start times before the map (they pick the piece).
+    starts, ends : array-like of float
+        Cue times after the map.
+    default : float
+        Used for pieces without a confidence.
+
+    Returns
+    -------
+    np.ndarray of float64
+    """
+    sources = np.asarray(sources, np.float64)
+    if timemap.confidences is None:
+        piece = np.full(len(sources), default)
+    else:
+        piece = np.asarray(timemap.confidences, np.float64)[timemap.piece_index(sources)]
+        piece = np.where(np.isfinite(piece), piece, default)
+    cover = mean_activity(activity, starts, ends)
+    return np.clip(piece * np.minimum(1.0, cover / FULL_COVERAGE), 0.0, 1.0)
+
+
+def mean_activity(activity: FeatureSeq, starts, ends) -> np.ndarray:
+    """Mean of an activity's first column over each interval (0 outside its frames)."""
+    starts = np.asarray(starts, np.float64)
+    ends = np.maximum(np.asarray(ends, np.float64), starts)
+    a = activity.values[:, 0]
+    c = np.concatenate([[0.0], np.cumsum(a, dtype=np.float64)])
+    # frame k covers [t0 + (k - 1/2) hop, t0 + (k + 1/2) hop)
+    i0 = np.clip(np.floor((starts - activity.t0) / activity.hop + 0.5).astype(np.int64), 0, len(a))
+    i1 = np.clip(np.floor((ends - activity.t0) / activity.hop + 0.5).astype(np.int64), 0, len(a))
+    width = np.maximum(np.floor((ends - starts) / activity.hop + 0.5), 1.0)
+    return np.clip((c[i1] - c[i0]) / width, 0.0, 1.0)
