@@ -191,17 +191,30 @@ def estimate_piecewise(reference: FeatureSeq, starts, ends, fit: LinearFit, *, m
     if len(runs) == 1:
         return fit.timemap
     fine = _Scorer(ref, hop)
-    pieces = []
-    for lo, hi, lag in runs:
-        offset = (lag - pad) * H
-        offset, _ = _refine(fine, a[lo:hi], b[lo:hi], 1.0, offset, H)
+    far = int(round(3.0 / H))
+
+    def piece(lo, hi, lag):
+        offset, _ = _refine(fine, a[lo:hi], b[lo:hi], 1.0, (lag - pad) * H, H)
         share = max((edges[hi] - edges[lo]) / n, 1e-9)  # the piece's part of the cue span
         valid = _on_reference(j0 + edges[lo] - pad + np.arange(2 * pad + 1), edges[hi] - edges[lo],
                               coarse.ref.shape[1])
-        conf = _piece_confidence(scores[lo:hi].sum(axis=0) / share, lag, int(round(3.0 / H)), valid)
-        pieces.append((lo, hi, offset, conf))
-    if min(c for *_, c in pieces) < min_confidence:  # every piece must stand on its own evidence
+        conf = _piece_confidence(scores[lo:hi].sum(axis=0) / share, lag, far, valid)
+        return lo, hi, lag, offset, conf
+
+    pieces = [piece(*run) for run in runs]
+    # Every piece must stand on its own evidence: the least confident one joins the
+    # neighbour whose lag explains its cues best, until all are confident or one is left.
+    while len(pieces) > 1 and min(p[4] for p in pieces) < min_confidence:
+        i = min(range(len(pieces)), key=lambda k: pieces[k][4])
+        lo, hi = pieces[i][:2]
+        j = max((k for k in (i - 1, i + 1) if 0 <= k < len(pieces)),
+                key=lambda k: scores[lo:hi, pieces[k][2]].sum())
+        nlo, nhi, nlag = pieces[j][:3]
+        pieces[min(i, j)] = piece(min(lo, nlo), max(hi, nhi), nlag)
+        del pieces[max(i, j)]
+    if len(pieces) == 1:
         return fit.timemap
+    pieces = [(lo, hi, offset, conf) for lo, hi, _, offset, conf in pieces]
     return _timemap(pieces, starts[order], np.maximum(ends[order], starts[order]), s)
 
 
