@@ -153,3 +153,18 @@ def test_agreement_is_highest_at_the_true_map(speech):
     assert best > 0.3
     for wrong in (3.0, 5.0, 20.0):
         assert agreement(ref, cs, ce, scale=1.0, offset=wrong) < best - 0.1
+
+
+def test_a_few_cues_on_a_long_reference_are_not_trusted_in_full(speech):
+    """Three cues fit many stretches of ten minutes of speech by chance: even placed right,
+    the fit may not claim full confidence; the same three cues on a matching short clip may."""
+    starts, ends = speech
+    ref = reference(starts, ends, 610.0, noisy=False)
+    cs, ce = cues_for(starts[10:13], ends[10:13], 1.0, 0.0)
+    fit = estimate_linear(ref, cs, ce)
+    assert fit.confidence < 0.5, (fit.offset, fit.confidence)
+    clip_end = ends[12] + 1.0
+    short = reference(starts[:13], ends[:13], clip_end, noisy=False)
+    cs, ce = cues_for(starts[:13], ends[:13], 1.0, 0.0)
+    fit = estimate_linear(short, cs, ce)
+    assert fit.offset == pytest.approx(0.0, abs=0.02) and fit.confidence > 0.5

@@ -288,7 +288,7 @@ def estimate_linear(reference: FeatureSeq, starts, ends, *, max_offset: float = 
     if refine_scale and len(starts) >= 8:
         scale, offset = _refine_scale(fine, starts, ends, scale, offset, exact_set)
     score = fine.score(starts * scale + offset, ends * scale + offset)
-    confidence = _confidence(peak_z, margin, score)
+    confidence = round(_confidence(peak_z, margin, score) * _evidence(len(starts), len(ref) * hop, span * scale), 4)
     cands = [{"scale": s, "offset": round(o, 3), "score": round(sc, 5)} for sc, s, o, _, _ in results[:5]]
     return LinearFit(scale=scale, offset=offset, score=score, peak_z=float(peak_z), margin=float(margin),
                      confidence=confidence, exact_ratio=scale in exact_set, candidates=cands)
@@ -307,6 +307,17 @@ def _implausibility(scale: float, exact_set) -> float:
         return 4.0
     dev = abs(math.log(scale))
     return 1.0 if dev < 0.002 else 2.0 if dev < 0.05 else 4.0
+
+
+def _evidence(n_cues: int, reference_seconds: float, span: float) -> float:
+    """How far a few cues can be trusted on a long reference (0–1).
+
+    A handful of cues fits many stretches of a long recording by chance: the number of
+    places the cue span could go is about ``reference_seconds / span``, and we ask for at
+    least two cues per such place before the peak statistics are believed in full.
+    """
+    places = max(1.0, reference_seconds / max(span, 1.0))
+    return float(min(1.0, n_cues / (2.0 * places)))
 
 
 def _confidence(peak_z: float, margin: float, score: float, z_center: float = 5.5) -> float:
