@@ -35,6 +35,11 @@ class FeatureSeq:
         ``"<modality>.<feature>"``, e.g. ``"audio.speech"``.
     meta : dict
         Extractor name, parameters, source file, etc.
+    frame_times : np.ndarray [shape=(T,)], optional
+        Explicit, non-decreasing frame times (seconds) for a sequence that is not on a
+        regular clock (one row per subtitle cue, or a file written by another tool);
+        ``hop`` and ``t0`` are then nominal.  Build such sequences with :meth:`from_times`,
+        which keeps the regular form whenever the times allow it.
     """
 
     values: np.ndarray
@@ -42,6 +47,7 @@ class FeatureSeq:
     t0: float = 0.0
     name: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    frame_times: np.ndarray | None = None
 
     def __post_init__(self):
         values = np.asarray(self.values, dtype=np.float32)
@@ -52,6 +58,54 @@ class FeatureSeq:
         if not (self.hop > 0 and math.isfinite(self.hop)):
             raise UsageError(f"FeatureSeq hop must be a positive number of seconds, got {self.hop}")
         object.__setattr__(self, "values", np.ascontiguousarray(values))
+        if self.frame_times is not None:
+            ft = np.array(self.frame_times, dtype=np.float64).reshape(-1)
+            if len(ft) != len(values):
+                raise UsageError(f"FeatureSeq has {len(values)} frames but {len(ft)} frame times")
+            if not np.all(np.isfinite(ft)) or np.any(np.diff(ft) < 0):
+                raise UsageError("FeatureSeq frame times must be finite and non-decreasing")
+            ft.setflags(write=False)
+            object.__setattr__(self, "frame_times", ft)
+
+    @classmethod
+    def from_times(cls, values, times, *, name: str = "", meta: dict[str, Any] | None = None,
+                   hop: float | None = None, rtol: float = 1e-6) -> "FeatureSeq":
+        """A sequence with the given frame times: regular (``t0 + i * hop``) when they are.
+
+        Parameters
+        ----------
+        values : array-like [shape=(T, D) or (T,)]
+        times : array-like of float [shape=(T,)]
+            Frame times in seconds, non-decreasing.
+        hop : float, optional
+            The nominal hop when the times are irregular or too few to tell (default:
+            their median step, else 1 s).
+        rtol : float
+            Times within ``rtol * hop`` of a regular clock count as regular.
+        """
+        times = np.asarray(times, dtype=np.float64).reshape(-1)
+        meta = dict(meta or {})
+        n = len(times)
+        if n >= 2 and np.all(np.isfinite(times)):
+            step = (times[-1] - times[0]) / (n - 1)
+            if step > 0:
+                grid = times[0] + step * np.arange(n)
+                if np.max(np.abs(times - grid)) <= rtol * step + 1e-12:
+                    use = step if hop is None or abs(hop - step) > rtol * step else hop
+                    return cls(values, use, float(times[0]), name, meta)
+        if hop is None:
+            steps = np.diff(times)
+            steps = steps[steps > 0]
+            hop = float(np.median(steps)) if len(steps) else 1.0
+        t0 = float(times[0]) if n else 0.0
+        if n <= 1:
+            return cls(values, hop, t0, name, meta)
+        return cls(values, hop, t0, name, meta, frame_times=times)
+
+    @property
+    def is_regular(self) -> bool:
+        """True when the frames sit on the regular clock ``t0 + i * hop``."""
+        return self.frame_times is None
 
     @property
     def modality(self) -> str:
@@ -64,6 +118,8 @@ class FeatureSeq:
     @property
     def times(self) -> np.ndarray:
         """Frame times in seconds (float64)."""
+        if self.frame_times is not None:
+            return self.frame_times.copy()
         return self.t0 + self.hop * np.arange(len(self), dtype=np.float64)
 
     @property
@@ -73,6 +129,13 @@ class FeatureSeq:
 
     def slice(self, t0: float, t1: float) -> "FeatureSeq":
         """Frames whose times lie in ``[t0, t1)``."""
+        if self.frame_times is not None:
+            eps = 1e-9 * self.hop
+            i0 = int(np.searchsorted(self.frame_times, t0 - eps, side="left"))
+            i1 = max(i0, int(np.searchsorted(self.frame_times, t1 - eps, side="left")))
+            ft = self.frame_times[i0:i1]
+            return FeatureSeq(self.values[i0:i1], self.hop, float(ft[0]) if len(ft) else self.t0, self.name,
+                              dict(self.meta), frame_times=ft)
         i0 = max(0, math.ceil((t0 - self.t0) / self.hop - 1e-9))
         i1 = min(len(self), max(i0, math.ceil((t1 - self.t0) / self.hop - 1e-9)))
         return FeatureSeq(self.values[i0:i1], self.hop, self.t0 + i0 * self.hop, self.name, dict(self.meta))
@@ -84,11 +147,37 @@ class FeatureSeq:
         Returns an array of shape ``(len(times), D)``.
         """
         times = np.asarray(times, dtype=np.float64)
+        if self.frame_times is not None:
+            return np.stack([np.interp(times, self.frame_times, col) for col in self.values.T], axis=1) \
+                .astype(np.float32).reshape(len(times), self.values.shape[1])
         pos = np.clip((times - self.t0) / self.hop, 0, max(len(self) - 1, 0))
         i0 = np.floor(pos).astype(np.int64)
         i1 = np.minimum(i0 + 1, len(self) - 1)
         w = (pos - i0)[:, None].astype(np.float32)
         return self.values[i0] * (1 - w) + self.values[i1] * w
+
+    # -- files ----------------------------------------------------------------------------
+    def save(self, path, *, format: str | None = None, metadata: dict[str, Any] | None = None,
+             source=None) -> None:
+        """Write this sequence to a feature file (safetensors or npz; see :mod:`mmalign.features.io`).
+
+        The values are stored as tensor ``<name>`` (T×D float32) and the frame times as
+        ``<name>.times`` (float64 seconds); ``meta`` goes into the file's metadata.
+        """
+        from .features.io import save_features
+
+        save_features(path, [self], metadata=metadata, format=format, source=source)
+
+    @classmethod
+    def load(cls, path, name: str | None = None, *, format: str | None = None) -> "FeatureSeq":
+        """Read one sequence from a feature file: ``name``, or the file's only one."""
+        from .features.io import load_features
+
+        seqs = load_features(path, format=format, names=None if name is None else [name])
+        if name is None and len(seqs) != 1:
+            raise UsageError(f"{path}: holds {len(seqs)} feature sequences ({', '.join(seqs)}); "
+                             f"name the one to load")
+        return next(iter(seqs.values()))
 
     def pool(self, segments: Iterable[tuple[float, float]], how: str = "mean") -> np.ndarray:
         """Pool the frames inside each ``(start, end)`` segment.

@@ -1,15 +1,24 @@
-"""Subtitle features: frame-level cue activity."""
+"""Subtitle features: per-cue measures, frame-level cue activity and text embeddings.
+
+Per-cue features (:func:`cue_features`) are one row per cue at the cue's start time;
+frame-level sequences (:func:`cue_activity`, :func:`cue_embedding`) sit on a regular
+clock with any hop, frame ``i`` at ``t0 + i * hop`` seconds, like the audio features.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
+from typing import Callable, Sequence
 
 import numpy as np
 
 from ..errors import UsageError
 from ..timeline import FeatureSeq
 
-__all__ = ["interval_activity", "cue_activity"]
+__all__ = ["interval_activity", "cue_activity", "cue_features", "cue_embedding", "hashed_ngrams",
+           "text_features", "torchscript_encoder", "CUE_FEATURES", "TEXT_FEATURES"]
 
 
 def interval_activity(starts, ends, *, hop: float, n_frames: int | None = None, t0: float = 0.0) -> np.ndarray:
@@ -75,3 +84,226 @@ def cue_activity(subs, *, hop: float = 0.01, duration: float | None = None) -> F
     values = interval_activity(subs.starts, subs.ends, hop=hop, n_frames=n)
     return FeatureSeq(values, hop=hop, t0=0.0, name="text.activity",
                       meta={"extractor": "mmalign.features.text.cue_activity", "cues": len(subs.cues)})
+
+
+# ------------------------------------------------------------------ per-cue features
+
+#: Columns of :func:`cue_features`.
+CUE_FEATURES = ("start", "end", "duration", "chars", "words", "cps", "index", "position")
+
+
+def _shown(subs) -> list[tuple[int, object, str]]:
+    """(file index, cue, plain text) of the cues shown on screen (ASS ``Comment`` events are not)."""
+    texts = subs.plain_texts()
+    return [(k, c, t) for k, (c, t) in enumerate(zip(subs.cues, texts)) if c.kind.lower() != "comment"]
+
+
+def cue_features(subs) -> FeatureSeq:
+    """One row of measures per cue, at the cue's start time.
+
+    Columns (:data:`CUE_FEATURES`): ``start``, ``end``, ``duration`` (seconds);
+    ``chars`` (characters of the plain text, markup and line breaks not counted);
+    ``words`` (whitespace-separated); ``cps`` (characters per second, 0 for a cue of no
+    duration); ``index`` (the cue's number in the file, from 0); ``position`` (its rank
+    in time order as a fraction, 0 for the first cue and 1 for the last).  Rows are in
+    time order (stable for equal starts); ASS/SSA ``Comment`` events are left out.
+
+    Returns
+    -------
+    FeatureSeq
+        ``"text.cues"`` with explicit frame times (the cue starts); regular only by chance.
+    """
+    shown = sorted(_shown(subs), key=lambda kct: kct[1].start)
+    n = len(shown)
+    rows = np.zeros((n, len(CUE_FEATURES)), np.float64)
+    for r, (k, cue, text) in enumerate(shown):
+        dur = max(0.0, cue.end - cue.start)
+        chars = len(text.replace("\n", ""))
+        rows[r] = (cue.start, cue.end, dur, chars, len(text.split()), chars / dur if dur > 0 else 0.0, k,
+                   r / (n - 1) if n > 1 else 0.0)
+    meta = {"extractor": "mmalign.features.text.cue_features", "columns": list(CUE_FEATURES), "cues": n}
+    return FeatureSeq.from_times(rows.astype(np.float32), rows[:, 0], name="text.cues", meta=meta,
+                                 hop=_median_step(rows[:, 0]))
+
+
+def _median_step(t: np.ndarray) -> float | None:
+    steps = np.diff(t)
+    steps = steps[steps > 0]
+    return float(np.median(steps)) if len(steps) else None
+
+
+# ------------------------------------------------------------------ text embeddings
+
+_SPACES = re.compile(r"\s+")
+
+
+def hashed_ngrams(texts: Sequence[str], *, dim: int = 128, ngrams: Sequence[int] = (2, 3, 4),
+                  seed: int = 0) -> np.ndarray:
+    """A hashed bag of character n-grams per text: ``(len(texts), dim)`` float32, rows of norm 1.
+
+    Each text is lower-cased, its runs of white space made one space and padded with a
+    space at both ends; each of its character n-grams (every ``n`` in ``ngrams``) adds
+    ±1 to one of ``dim`` buckets, bucket and sign from a keyed BLAKE2b hash of the
+    n-gram and ``seed`` (the same on every machine and Python run).  A text with no
+    n-gram gives a row of zeros.  No model, no download: similar spellings give
+    similar vectors, nothing more.
+    """
+    if dim < 1:
+        raise UsageError(f"the embedding needs at least one dimension, got {dim}")
+    ngrams = sorted({int(n) for n in ngrams})
+    if not ngrams or ngrams[0] < 1:
+        raise UsageError(f"n-gram lengths must be positive, got {list(ngrams)}")
+    key = int(seed).to_bytes(8, "little", signed=True)
+    cache: dict[str, tuple[int, float]] = {}
+    out = np.zeros((len(texts), dim), np.float64)
+    for r, text in enumerate(texts):
+        t = " " + _SPACES.sub(" ", text.lower()).strip() + " "
+        if not t.strip():
+            continue
+        for n in ngrams:
+            for i in range(len(t) - n + 1):
+                g = t[i:i + n]
+                hit = cache.get(g)
+                if hit is None:
+                    h = int.from_bytes(hashlib.blake2b(g.encode("utf-8"), digest_size=8, key=key).digest(), "little")
+                    hit = cache[g] = ((h >> 1) % dim, 1.0 if h & 1 else -1.0)
+                out[r, hit[0]] += hit[1]
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    np.divide(out, norms, out=out, where=norms > 0)
+    return out.astype(np.float32)
+
+
+def _frames(start: float, end: float, hop: float, t0: float, n: int) -> tuple[int, int]:
+    """Frames whose time ``t0 + i * hop`` lies in ``[start, end)`` (the rule of FeatureSeq.slice)."""
+    a = max(0, math.ceil((start - t0) / hop - 1e-9))
+    b = min(n, max(a, math.ceil((end - t0) / hop - 1e-9)))
+    return a, b
+
+
+def cue_embedding(subs, *, hop: float = 0.01, duration: float | None = None, t0: float = 0.0,
+                  dim: int = 128, ngrams: Sequence[int] = (2, 3, 4), seed: int = 0,
+                  encoder: Callable[[list[str]], np.ndarray] | None = None) -> FeatureSeq:
+    """A text embedding per frame: that of the cue(s) shown at the frame's time.
+
+    Each cue's plain text is embedded once (:func:`hashed_ngrams`, or ``encoder``); a
+    frame at time ``t`` takes the embedding of the cue with ``start <= t < end``, the
+    L2-normalised sum where cues overlap, and zeros where no cue is shown.
+
+    Parameters
+    ----------
+    subs : mmalign.subtitles.Subtitles
+    hop, t0 : float
+        Frame ``i`` at ``t0 + i * hop`` seconds.
+    duration : float, optional
+        Seconds covered (default: to the last cue's end).
+    dim, ngrams, seed :
+        Options of :func:`hashed_ngrams`.
+    encoder : callable(list of str) -> array (n, D), optional
+        A sentence-embedding model instead of the hashed n-grams, e.g.
+        :func:`torchscript_encoder`; its rows are L2-normalised here.
+
+    Returns
+    -------
+    FeatureSeq
+        ``"text.embedding"``, shape ``(n_frames, D)``; memory ``4 * D`` bytes per frame
+        (a 2-hour film at 10 ms and D = 128: 370 MB; choose a coarser hop for long media).
+    """
+    if not hop > 0:
+        raise UsageError(f"hop must be positive, got {hop}")
+    shown = _shown(subs)
+    texts = [t for _, _, t in shown]
+    if encoder is None:
+        emb = hashed_ngrams(texts, dim=dim, ngrams=ngrams, seed=seed)
+        method = {"method": "hashed_ngrams", "dim": dim, "ngrams": sorted({int(n) for n in ngrams}), "seed": seed}
+    else:
+        emb = np.asarray(encoder(texts) if texts else np.zeros((0, 0)), dtype=np.float32)
+        if texts and (emb.ndim != 2 or len(emb) != len(texts)):
+            raise UsageError(f"the text encoder gave shape {emb.shape} for {len(texts)} texts; "
+                             f"expected ({len(texts)}, D)")
+        if not texts:
+            emb = np.zeros((0, 1), np.float32)
+        norms = np.linalg.norm(emb, axis=1, keepdims=True)
+        emb = np.divide(emb, norms, out=np.zeros_like(emb), where=norms > 0)
+        method = {"method": "encoder", "encoder": getattr(encoder, "description", repr(encoder))}
+    if duration is not None:  # the frame counts of cue_activity
+        n = max(0, int(math.ceil(duration / hop)))
+    else:
+        n = int(math.ceil((max(c.end for _, c, _ in shown) - t0) / hop)) + 1 if shown else 0
+    out = np.zeros((n, emb.shape[1]), np.float32)
+    count = np.zeros(n, np.int32)
+    for r, (_, cue, _) in enumerate(shown):
+        a, b = _frames(cue.start, cue.end, hop, t0, n)
+        if b > a:
+            out[a:b] += emb[r]
+            count[a:b] += 1
+    multi = np.flatnonzero(count > 1)
+    if len(multi):
+        norms = np.linalg.norm(out[multi], axis=1, keepdims=True)
+        out[multi] = np.divide(out[multi], norms, out=np.zeros_like(out[multi]), where=norms > 0)
+    meta = {"extractor": "mmalign.features.text.cue_embedding", "hop": hop, "cues": len(shown), **method}
+    return FeatureSeq(out, hop=hop, t0=t0, name="text.embedding", meta=meta)
+
+
+def torchscript_encoder(path, *, device: str = "cpu", batch_size: int = 64) -> Callable[[list[str]], np.ndarray]:
+    """A text encoder from a TorchScript sentence-embedding model (torch imported only here).
+
+    The convention: the scripted module's ``forward`` takes a ``List[str]`` and returns a
+    float tensor ``(len(texts), D)`` (tokenisation inside the model, as in a scripted
+    tokenizer + encoder).  Nothing is downloaded; the file is loaded with ``torch.jit.load``.
+    """
+    try:
+        import torch
+    except ImportError as exc:
+        raise UsageError("text embedding with a model needs PyTorch (pip install torch)") from exc
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated, still the format
+            model = torch.jit.load(str(path), map_location=device)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise UsageError(f"{path}: not a TorchScript model ({exc})") from exc
+    model.eval()
+
+    def encode(texts: list[str]) -> np.ndarray:
+        parts = []
+        with torch.inference_mode():
+            for i in range(0, len(texts), batch_size):
+                y = model(list(texts[i:i + batch_size]))
+                parts.append(y.detach().float().cpu().numpy())
+        return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+    encode.description = f"torchscript:{path}"
+    return encode
+
+
+#: Frame-level and per-cue sequences of :func:`text_features`, each ``"text.<name>"``.
+TEXT_FEATURES = ("activity", "embedding", "cues")
+
+
+def text_features(subs, features: Sequence[str] = TEXT_FEATURES, *, hop: float = 0.01,
+                  duration: float | None = None, dim: int = 128, ngrams: Sequence[int] = (2, 3, 4),
+                  seed: int = 0, encoder: Callable[[list[str]], np.ndarray] | None = None,
+                  source=None) -> dict[str, FeatureSeq]:
+    """The subtitle features of ``subs`` by name: ``"text.activity"`` (:func:`cue_activity`),
+    ``"text.embedding"`` (:func:`cue_embedding`) and ``"text.cues"`` (:func:`cue_features`).
+
+    ``source``, the subtitle file's path, is recorded in each sequence's meta.
+    """
+    features = tuple(dict.fromkeys(features))
+    unknown = [f for f in features if f not in TEXT_FEATURES]
+    if unknown or not features:
+        raise UsageError(f"unknown text feature {', '.join(map(repr, unknown)) or '(none given)'}; "
+                         f"choose from {', '.join(TEXT_FEATURES)}")
+    out = {}
+    for f in features:
+        if f == "activity":
+            seq = cue_activity(subs, hop=hop, duration=duration)
+        elif f == "embedding":
+            seq = cue_embedding(subs, hop=hop, duration=duration, dim=dim, ngrams=ngrams, seed=seed, encoder=encoder)
+        else:
+            seq = cue_features(subs)
+        if source is not None:
+            seq.meta["source"] = str(source)
+        out[seq.name] = seq
+    return out
