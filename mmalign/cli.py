@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -104,6 +105,21 @@ def _fail(exc: BaseException, debug: bool, as_json: bool, extra: dict | None = N
     return typer.Exit(code)
 
 
+@contextmanager
+def _guard(debug: bool, as_json: bool, summary: dict):
+    """Turn failures inside the block into one error line and their exit code."""
+    try:
+        yield
+    except (MmalignError, OSError) as exc:
+        if isinstance(exc, OSError):
+            exc = InputError(f"{getattr(exc, 'filename', '') or ''}: {exc.strerror or exc}".lstrip(": "))
+        raise _fail(exc, debug, as_json, summary) from None
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the one place that turns surprises into exit 1
+        raise _fail(exc, debug, as_json, summary) from None
+
+
 def _default_output(subs: Path, fmt: Optional[str]) -> Path:
     ext = fmt or subs.suffix.lstrip(".").lower() or "srt"
     return subs.with_name(f"{subs.stem}.synced.{ext}")
@@ -162,7 +178,7 @@ def sync(
 
     t0 = time.perf_counter()
     summary: dict = {}
-    try:
+    with _guard(debug, as_json, summary):
         fmt_name = fmt.value if fmt else None
         if in_place and output is not None:
             raise UsageError("give either --in-place or --output, not both")
@@ -182,7 +198,7 @@ def sync(
         with _Progress(not (quiet or as_json), "decoding audio") as bar:
             result = run_sync(media, subs, audio_stream=audio_stream, max_offset=max_offset, splits=splits,
                               workers=jobs, progress=bar.update)
-        summary = result.to_dict()
+        summary.update(result.to_dict())
         summary["output"] = str(out)
         if plot is not None:
             from .plot import plot_sync
@@ -196,14 +212,6 @@ def sync(
                 "nothing written. Check that the subtitles belong to this media, or use --force")
         result.subtitles.write(out, format=fmt_name, encoding=encoding)
         summary["written"] = True
-    except (MmalignError, OSError) as exc:
-        if isinstance(exc, OSError):
-            exc = InputError(f"{getattr(exc, 'filename', '') or ''}: {exc.strerror or exc}".lstrip(": "))
-        raise _fail(exc, debug, as_json, summary) from None
-    except (typer.Exit, typer.Abort, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # noqa: BLE001 - the one place that turns surprises into exit 1
-        raise _fail(exc, debug, as_json, summary) from None
     summary["seconds"]["total"] = round(time.perf_counter() - t0, 3)
     if as_json:
         typer.echo(json.dumps(summary))
@@ -214,6 +222,447 @@ def sync(
         warn = "" if confident else " (below --min-confidence; written because of --force)"
         typer.echo(f"synced {summary['cues']} cues: offset {result.fit.offset:+.3f} s{drift}, "
                    f"confidence {result.confidence:.2f}{warn} -> {out}", err=True)
+
+# --------------------------------------------------------------------------- extract
+
+extract_app = typer.Typer(
+    help="Timestamped feature sequences from audio, video and subtitles, written as "
+         "safetensors (or npz) files that say how they were made.\n\n" + EXIT_CODES,
+    no_args_is_help=True, rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]})
+app.add_typer(extract_app, name="extract")
+
+
+class FeatureFormat(str, Enum):
+    safetensors = "safetensors"
+    npz = "npz"
+
+
+def _split(value: str, known, what: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise UsageError(f"unknown {what} {', '.join(unknown) or '(none given)'}; choose from {', '.join(known)}")
+    return names
+
+
+def _feature_output(out: Path, fmt: Optional[FeatureFormat], inputs: list[Path]) -> str:
+    name = fmt.value if fmt else ("npz" if out.suffix.lower() == ".npz" else "safetensors")
+    if out.exists() and out.is_dir():
+        raise UsageError(f"{out} is a folder; give a file name (.safetensors or .npz)")
+    if not out.parent.exists() and str(out.parent):
+        raise UsageError(f"{out.parent}: output folder does not exist")
+    for path in inputs:
+        if out.exists() and path.exists() and os.path.samefile(out, path):
+            raise UsageError(f"{out} is an input file; choose another output")
+    return name
+
+
+def _require(path: Path, what: str) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: {what} not found")
+
+
+def _report(summary: dict, as_json: bool, quiet: bool, t0: float) -> None:
+    summary.setdefault("seconds", {})["total"] = round(time.perf_counter() - t0, 3)
+    if as_json:
+        typer.echo(json.dumps(summary))
+    elif not quiet:
+        for out in summary["outputs"]:
+            feats = ", ".join(f"{k} {v[0]}x{v[1]}" for k, v in out["features"].items())
+            typer.echo(f"wrote {out['path']}: {feats}", err=True)
+
+
+def _describe(path: Path, seqs: dict) -> dict:
+    return {"path": str(path), "features": {k: list(v.values.shape) for k, v in seqs.items()},
+            "hop": {k: v.hop for k, v in seqs.items()}}
+
+
+def _audio_seqs(media: Path, features: str, sr: int, hop: float, n_mels: int, n_mfcc: int, deltas: int,
+                fmin: float, fmax: Optional[float], stream: Optional[int], jobs: Optional[int], bar) -> dict:
+    from .features import audio
+
+    feats = _split(features, audio.AUDIO_FEATURES, "audio feature")
+    return audio.audio_features(media, feats, sr=sr, hop=hop, n_mels=n_mels, n_mfcc=n_mfcc, mfcc_deltas=deltas,
+                                fmin=fmin, fmax=fmax, stream=stream, workers=jobs, progress=bar.update)
+
+
+def _video_seqs(media: Path, features: str, fps: float, width: int, stream: Optional[int], embed: Optional[Path],
+                device: str, batch_size: int, embed_size: int, crop: bool, bar) -> dict:
+    from . import media as media_mod
+    from .features import video
+
+    feats = _split(features, video.FEATURES, "video feature")
+    total = media_mod.probe(media).duration or 0.0
+    seqs = video.extract(media, fps, features=feats, width=width or None, stream=stream,
+                         progress=lambda t: bar.update(t, total))
+    if embed is not None:
+        _require(embed, "model file")
+        seq = video.embed(media, embed, fps, batch_size, device, size=embed_size, crop=crop, stream=stream,
+                          progress=lambda t: bar.update(t, total))
+        seqs[seq.name] = seq
+    return seqs
+
+
+def _text_seqs(subs_path: Path, features: str, hop: float, dim: int, embed: Optional[Path], device: str,
+               duration: Optional[float] = None) -> dict:
+    from . import subtitles as subtitles_mod
+    from .features import text
+
+    feats = _split(features, text.TEXT_FEATURES, "subtitle feature")
+    encoder = None
+    if embed is not None:
+        _require(embed, "model file")
+        encoder = text.torchscript_encoder(embed, device=device)
+    subs = subtitles_mod.read(subs_path)
+    return text.text_features(subs, feats, hop=hop, duration=duration, dim=dim, encoder=encoder, source=subs_path)
+
+
+_OUT = Annotated[Path, typer.Option("--output", "-o", metavar="OUT", help="Feature file to write (.safetensors, "
+                                    "or .npz); written atomically.", show_default=False)]
+_FMT = Annotated[Optional[FeatureFormat], typer.Option("--format", "-f", help="File format (overrides OUT's "
+                                                       "extension).", show_default=False)]
+_JSON = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+_QUIET = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+_DEBUG = Annotated[bool, typer.Option("--debug", help="Show tracebacks of failures.")]
+_JOBS = Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Decoding processes. "
+                                              "[default: one per CPU]", show_default=False)]
+_A_FEATS = Annotated[str, typer.Option("--features", help="Comma-separated: logmel, mfcc, chroma, contrast, onset, "
+                                       "rms, speech.")]
+_SR = Annotated[int, typer.Option("--sr", min=1000, help="Sample rate the audio is resampled to (Hz).")]
+_HOP = Annotated[float, typer.Option("--hop", min=0.001, help="Seconds between audio frames.")]
+_NMELS = Annotated[int, typer.Option("--n-mels", min=1, help="Mel bands.")]
+_NMFCC = Annotated[int, typer.Option("--n-mfcc", min=1, help="MFCC coefficients.")]
+_DELTAS = Annotated[int, typer.Option("--deltas", min=0, max=2, help="MFCC deltas: 0, 1 or 2 orders.")]
+_FMIN = Annotated[float, typer.Option("--fmin", min=0.0, help="Lowest mel frequency (Hz).")]
+_FMAX = Annotated[Optional[float], typer.Option("--fmax", min=1.0, help="Highest mel frequency (Hz). "
+                                                "[default: sr/2]", show_default=False)]
+_ASTREAM = Annotated[Optional[int], typer.Option("--audio-stream", min=0, metavar="N", help="Audio track (0 = first). "
+                                                 "[default: the default track]", show_default=False)]
+_V_FEATS = Annotated[str, typer.Option("--features", help="Comma-separated: hist, luma, motion, flow (slower), cut.")]
+_FPS = Annotated[float, typer.Option("--fps", min=0.01, help="Frames analysed per second of media.")]
+_WIDTH = Annotated[int, typer.Option("--width", min=0, help="Frames are scaled down to this width before analysis "
+                                     "(0: full size).")]
+_VSTREAM = Annotated[Optional[int], typer.Option("--video-stream", min=0, metavar="N", help="Video track (0 = first). "
+                                                 "[default: the default track]", show_default=False)]
+_VEMBED = Annotated[Optional[Path], typer.Option("--embed", metavar="MODEL.pt", help="Also embed every analysed frame "
+                                                 "with your own TorchScript image model (input: RGB 0-1, NCHW).",
+                                                 show_default=False)]
+_DEVICE = Annotated[str, typer.Option("--device", help="Where --embed models run: cpu, cuda, cuda:N or auto.")]
+_BATCH = Annotated[int, typer.Option("--batch-size", min=1, help="Frames per --embed batch.")]
+_ESIZE = Annotated[int, typer.Option("--embed-size", min=8, help="Side of the square --embed input, pixels.")]
+_CROP = Annotated[bool, typer.Option("--crop", help="Centre-crop frames to a square before --embed "
+                                     "(otherwise they are resized).")]
+_T_FEATS = Annotated[str, typer.Option("--features", help="Comma-separated: activity, embedding (hashed character "
+                                       "n-grams), cues (per-cue table).")]
+_THOP = Annotated[float, typer.Option("--hop", min=0.001, help="Seconds between subtitle frames.")]
+_DIM = Annotated[int, typer.Option("--dim", min=1, help="Width of the hashed n-gram embedding.")]
+_TEMBED = Annotated[Optional[Path], typer.Option("--embed", metavar="MODEL.pt", help="Embed cue texts with your own "
+                                                 "TorchScript sentence model instead of hashed n-grams.",
+                                                 show_default=False)]
+
+
+@extract_app.command("audio", epilog=EXIT_CODES)
+def extract_audio(
+    media: Annotated[Path, typer.Argument(metavar="MEDIA", help="Audio or video file (any format FFmpeg reads).",
+                                          show_default=False)],
+    output: _OUT, fmt: _FMT = None, features: _A_FEATS = "logmel,mfcc,speech", sr: _SR = 16000, hop: _HOP = 0.01,
+    n_mels: _NMELS = 64, n_mfcc: _NMFCC = 20, deltas: _DELTAS = 0, fmin: _FMIN = 0.0, fmax: _FMAX = None,
+    audio_stream: _ASTREAM = None, jobs: _JOBS = None, as_json: _JSON = False, quiet: _QUIET = False,
+    debug: _DEBUG = False,
+):
+    """Audio features on the media's clock: log-mel, MFCC, chroma, spectral contrast, onset
+    strength, RMS and speech probability, from one streamed, parallel decode.
+
+    \b
+    Examples:
+      mmalign extract audio film.mkv -o film.audio.safetensors
+      mmalign extract audio talk.mp3 -o talk.npz --features mfcc --deltas 2 --hop 0.02
+    """
+    t0 = time.perf_counter()
+    summary: dict = {"input": str(media)}
+    with _guard(debug, as_json, summary):
+        fmt_name = _feature_output(output, fmt, [media])
+        _require(media, "media file")
+        with _Progress(not (quiet or as_json), "audio features") as bar:
+            seqs = _audio_seqs(media, features, sr, hop, n_mels, n_mfcc, deltas, fmin, fmax, audio_stream, jobs, bar)
+        from .features.io import save_features
+
+        save_features(output, seqs, format=fmt_name, source=media)
+        summary["outputs"] = [_describe(output, seqs)]
+    _report(summary, as_json, quiet, t0)
+
+
+@extract_app.command("video", epilog=EXIT_CODES)
+def extract_video(
+    media: Annotated[Path, typer.Argument(metavar="MEDIA", help="Video file (any format FFmpeg reads).",
+                                          show_default=False)],
+    output: _OUT, fmt: _FMT = None, features: _V_FEATS = "hist,luma,motion,cut", fps: _FPS = 5.0,
+    width: _WIDTH = 320, video_stream: _VSTREAM = None, embed: _VEMBED = None, device: _DEVICE = "cpu",
+    batch_size: _BATCH = 32, embed_size: _ESIZE = 224, crop: _CROP = False, as_json: _JSON = False,
+    quiet: _QUIET = False, debug: _DEBUG = False,
+):
+    """Video features at --fps frames per second of the media's clock (the frame on screen
+    at each instant, variable frame rate honoured): HSV colour histogram, luminance and
+    contrast, motion energy, optical flow, scene-cut score (cut times in the metadata).
+
+    \b
+    Examples:
+      mmalign extract video film.mp4 -o film.video.safetensors
+      mmalign extract video film.mp4 -o clip.safetensors --fps 2 --embed clip_image.pt --device auto
+    """
+    t0 = time.perf_counter()
+    summary: dict = {"input": str(media)}
+    with _guard(debug, as_json, summary):
+        fmt_name = _feature_output(output, fmt, [media])
+        _require(media, "media file")
+        with _Progress(not (quiet or as_json), "video features") as bar:
+            seqs = _video_seqs(media, features, fps, width, video_stream, embed, device, batch_size, embed_size,
+                               crop, bar)
+        from .features.io import save_features
+
+        save_features(output, seqs, format=fmt_name, source=media)
+        summary["outputs"] = [_describe(output, seqs)]
+        cut = seqs.get("video.cut")
+        if cut is not None:
+            summary["cuts"] = cut.meta.get("cuts", [])
+    _report(summary, as_json, quiet, t0)
+
+
+@extract_app.command("subs", epilog=EXIT_CODES)
+def extract_subs(
+    subs: Annotated[Path, typer.Argument(metavar="SUBS", help="Subtitle file (.vtt, .srt, .ass, .ssa).",
+                                         show_default=False)],
+    output: _OUT, fmt: _FMT = None, features: _T_FEATS = "activity,embedding,cues", hop: _THOP = 0.01,
+    dim: _DIM = 128, embed: _TEMBED = None, device: _DEVICE = "cpu", as_json: _JSON = False,
+    quiet: _QUIET = False, debug: _DEBUG = False,
+):
+    """Subtitle features: cue activity and a text embedding per frame (every --hop seconds),
+    and a per-cue table (start, end, duration, characters, words, characters per second,
+    position).
+
+    \b
+    Examples:
+      mmalign extract subs film.srt -o film.text.safetensors
+      mmalign extract subs film.srt -o film.text.npz --hop 0.1 --embed sentence_model.pt
+    """
+    t0 = time.perf_counter()
+    summary: dict = {"input": str(subs)}
+    with _guard(debug, as_json, summary):
+        fmt_name = _feature_output(output, fmt, [subs])
+        _require(subs, "subtitle file")
+        seqs = _text_seqs(subs, features, hop, dim, embed, device)
+        from .features.io import save_features
+
+        save_features(output, seqs, format=fmt_name, source=subs)
+        summary["outputs"] = [_describe(output, seqs)]
+    _report(summary, as_json, quiet, t0)
+
+
+@extract_app.command("all", epilog=EXIT_CODES)
+def extract_all(
+    media: Annotated[Path, typer.Argument(metavar="MEDIA", help="Video (or audio) file.", show_default=False)],
+    subs: Annotated[Optional[Path], typer.Argument(metavar="[SUBS]", help="Its subtitle file.",
+                                                   show_default=False)] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="DIR", help="Folder to write audio, video and "
+                                         "text feature files into (created if missing).", show_default=False)] = None,
+    fmt: _FMT = None, audio_features: Annotated[str, typer.Option("--audio-features", help="As `extract audio "
+                                                                 "--features`.")] = "logmel,mfcc,speech",
+    video_features: Annotated[str, typer.Option("--video-features", help="As `extract video --features`; "
+                                                "'none' to skip video.")] = "hist,luma,motion,cut",
+    text_features: Annotated[str, typer.Option("--text-features", help="As `extract subs --features`.")
+                             ] = "activity,embedding,cues",
+    sr: _SR = 16000, hop: _HOP = 0.01, n_mels: _NMELS = 64, n_mfcc: _NMFCC = 20, fps: _FPS = 5.0,
+    width: _WIDTH = 320, text_hop: Annotated[float, typer.Option("--text-hop", min=0.001, help="Seconds between "
+                                                                   "subtitle frames.")] = 0.01,
+    audio_stream: _ASTREAM = None, video_stream: _VSTREAM = None, jobs: _JOBS = None, as_json: _JSON = False,
+    quiet: _QUIET = False, debug: _DEBUG = False,
+):
+    """Every modality of one programme into DIR: <stem>.audio, <stem>.video and <stem>.text
+    feature files (each stream decoded once). Video is skipped when MEDIA has none.
+
+    \b
+    Example:
+      mmalign extract all film.mkv film.srt -o features/
+    """
+    t0 = time.perf_counter()
+    summary: dict = {"input": str(media), "subtitles": None if subs is None else str(subs), "outputs": []}
+    with _guard(debug, as_json, summary):
+        if output is None:
+            raise UsageError("give the output folder with -o DIR")
+        if output.exists() and not output.is_dir():
+            raise UsageError(f"{output} exists and is not a folder")
+        _require(media, "media file")
+        if subs is not None:
+            _require(subs, "subtitle file")
+        from . import media as media_mod
+        from .features.io import save_features
+
+        info = media_mod.probe(media)
+        output.mkdir(parents=True, exist_ok=True)
+        ext = (fmt.value if fmt else "safetensors")
+        jobs_list = [("audio", media)]
+        if video_features.strip().lower() != "none" and any(st.kind == "video" for st in info.streams):
+            jobs_list.append(("video", media))
+        if subs is not None:
+            jobs_list.append(("text", subs))
+        for kind, src in jobs_list:
+            out = output / f"{media.stem}.{kind}.{ext}"
+            with _Progress(not (quiet or as_json), f"{kind} features") as bar:
+                if kind == "audio":
+                    seqs = _audio_seqs(media, audio_features, sr, hop, n_mels, n_mfcc, 0, 0.0, None, audio_stream,
+                                       jobs, bar)
+                elif kind == "video":
+                    seqs = _video_seqs(media, video_features, fps, width, video_stream, None, "cpu", 32, 224,
+                                       False, bar)
+                else:
+                    seqs = _text_seqs(src, text_features, text_hop, 128, None, "cpu", duration=info.duration)
+            save_features(out, seqs, format=ext, source=src)
+            summary["outputs"].append(_describe(out, seqs))
+    _report(summary, as_json, quiet, t0)
+
+# --------------------------------------------------------------------------- export
+
+_MEDIA_EXTS = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".ts", ".mpg", ".mpeg", ".wmv", ".flv",
+               ".mp3", ".m4a", ".aac", ".wav", ".flac", ".ogg", ".opus", ".wma"}
+
+
+def _pairs(inputs: list[Path]) -> list[tuple[Path, Optional[Path]]]:
+    """MEDIA [SUBS] MEDIA [SUBS] ..., or one folder whose media files have same-stem subtitles."""
+    from .align.sync import is_subtitle_path
+
+    if len(inputs) == 1 and inputs[0].is_dir():
+        folder = inputs[0]
+        files = sorted(p for p in folder.iterdir() if p.is_file())
+        subs_by_stem = {}
+        for p in files:
+            if is_subtitle_path(p):
+                subs_by_stem.setdefault(p.stem, p)
+        pairs = [(p, subs_by_stem.get(p.stem)) for p in files if p.suffix.lower() in _MEDIA_EXTS]
+        if not pairs:
+            raise InputError(f"{folder}: no media files in this folder")
+        return pairs
+    pairs: list[tuple[Path, Optional[Path]]] = []
+    for p in inputs:
+        if is_subtitle_path(p):
+            if not pairs or pairs[-1][1] is not None:
+                raise UsageError(f"{p}: a subtitle file must follow its media file (MEDIA SUBS MEDIA SUBS ...)")
+            pairs[-1] = (pairs[-1][0], p)
+        else:
+            pairs.append((p, None))
+    return pairs
+
+
+def _names(value: str, known, what: str) -> tuple[str, ...]:
+    return () if value.strip().lower() == "none" else _split(value, known, what)
+
+
+@app.command(epilog=EXIT_CODES + " With several sources, each failing source is reported and the others are "
+             "exported; the exit code is the worst source's.")
+def export(
+    inputs: Annotated[list[Path], typer.Argument(metavar="MEDIA [SUBS] ...", help="Media files, each followed by its "
+                                                 "subtitles; or one folder (media with same-name subtitles).",
+                                                 show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="DIR", help="Export folder (created; an earlier "
+                                         "run of the same export there is resumed).", show_default=False)],
+    grid: Annotated[str, typer.Option("--grid", help="One sample per: cues (subtitle lines), frames (every --hop "
+                                      "seconds) or windows (--window seconds every --stride).")] = "cues",
+    hop: Annotated[Optional[float], typer.Option("--hop", min=0.001, help="Frame length of --grid frames, seconds.",
+                                                 show_default=False)] = None,
+    window: Annotated[Optional[float], typer.Option("--window", min=0.001, help="Window length of --grid windows.",
+                                                    show_default=False)] = None,
+    stride: Annotated[Optional[float], typer.Option("--stride", min=0.001, help="Window step of --grid windows.",
+                                                    show_default=False)] = None,
+    pool: Annotated[str, typer.Option("--pool", help="Per sample and feature: mean, max, first, last, overlap "
+                                      "(frames weighted by their share of the segment) or none (the frame "
+                                      "sequence).")] = "mean",
+    fuse: Annotated[str, typer.Option("--fuse", help="Fuse the pooled features: none (side by side), concat, sum, "
+                                      "bilinear, compact-bilinear.")] = "none",
+    dim: Annotated[Optional[int], typer.Option("--dim", min=1, help="Output width of --fuse sum / compact-bilinear.",
+                                               show_default=False)] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the seeded fusions and text hashing.")] = 0,
+    do_sync: Annotated[bool, typer.Option("--sync", help="Re-time the subtitles to the speech first (as mmalign "
+                                          "sync).")] = False,
+    min_confidence: Annotated[float, typer.Option("--min-confidence", min=0.0, max=1.0, help="With --sync: skip a "
+                                                  "source (exit 4) below this confidence.")] = DEFAULT_MIN_CONFIDENCE,
+    force: Annotated[bool, typer.Option("--force", help="With --sync: export even when not confident.")] = False,
+    audio_features: Annotated[str, typer.Option("--audio-features", help="Comma-separated (see extract audio), or "
+                                                "none.")] = "logmel",
+    video_features: Annotated[str, typer.Option("--video-features", help="Comma-separated (see extract video), or "
+                                                "none.")] = "hist,luma,motion",
+    text_features: Annotated[str, typer.Option("--text-features", help="activity and/or embedding, or none.")
+                             ] = "embedding",
+    sr: _SR = 16000,
+    audio_hop: Annotated[float, typer.Option("--audio-hop", min=0.001, help="Seconds between audio frames.")] = 0.01,
+    n_mels: _NMELS = 64, fps: _FPS = 5.0,
+    text_hop: Annotated[float, typer.Option("--text-hop", min=0.001, help="Seconds between text frames.")] = 0.1,
+    text_dim: Annotated[int, typer.Option("--text-dim", min=1, help="Width of the text embedding.")] = 128,
+    shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="Samples per shard.")] = 1000,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an export with other settings in DIR.")
+                         ] = False,
+    webdataset: Annotated[bool, typer.Option("--webdataset", help="Also write WebDataset tar shards.")] = False,
+    audio_stream: _ASTREAM = None, jobs: _JOBS = None, as_json: _JSON = False, quiet: _QUIET = False,
+    debug: _DEBUG = False,
+):
+    """Aligned, fused feature tensors for multimodal training.
+
+    For each sample of the grid (a subtitle cue, a frame or a window) the audio, video and
+    text features of exactly that stretch of time, pooled or as frame sequences, fused or
+    side by side, in safetensors shards with a manifest.jsonl (id, source, start, end,
+    text, shard, tensors) and a dataset.json saying how it was made. Read it back with
+    mmalign.data.AlignedDataset.
+
+    \b
+    Examples:
+      mmalign export film.mp4 film.srt -o data/ --sync
+      mmalign export films/ -o data/ --pool overlap --fuse concat
+      mmalign export talk.wav -o data/ --grid windows --window 2 --stride 1 --pool none
+    """
+    from .export import ExportOptions, export_sources
+    from .features import audio as audio_mod
+    from .features import video as video_mod
+
+    t0 = time.perf_counter()
+    summary: dict = {"output": str(output)}
+    with _guard(debug, as_json, summary):
+        if output.exists() and not output.is_dir():
+            raise UsageError(f"{output} exists and is not a folder")
+        opts = ExportOptions(
+            grid=grid, hop=hop, window=window, stride=stride, pool=pool, fuse=fuse, dim=dim, seed=seed,
+            sync=do_sync, audio=_names(audio_features, audio_mod.AUDIO_FEATURES, "audio feature"),
+            video=_names(video_features, video_mod.FEATURES, "video feature"),
+            text=_names(text_features, ("activity", "embedding"), "text feature"),
+            sr=sr, audio_hop=audio_hop, n_mels=n_mels, fps=fps, text_hop=text_hop, text_dim=text_dim)
+        opts.check()
+        pairs = _pairs(inputs)
+        console = None if (quiet or as_json) else _stderr_console()
+
+        def done(report):
+            if console is None:
+                return
+            if "error" in report:
+                console.print(f"failed {report['media']}: {report['error']}", markup=False, highlight=False)
+            else:
+                what = "already exported" if report["skipped"] else "exported"
+                console.print(f"{what} {report['media']}: {report['samples']} samples", markup=False,
+                              highlight=False)
+
+        with _Progress(not (quiet or as_json), "exporting") as bar:
+            result = export_sources(pairs, output, opts, shard_size=shard_size, overwrite=overwrite,
+                                    webdataset=webdataset, workers=jobs, audio_stream=audio_stream,
+                                    min_confidence=min_confidence, force=force,
+                                    progress=lambda stage, d, t: bar.update(d, t), on_source=done)
+        summary.update(result)
+    summary["seconds"] = {"total": round(time.perf_counter() - t0, 3)}
+    codes = [r["exit_code"] for r in summary["sources"] if "exit_code" in r]
+    if as_json:
+        typer.echo(json.dumps(summary))
+    elif not quiet:
+        typer.echo(f"wrote {summary['samples']} samples from {len(pairs) - len(codes)} of {len(pairs)} sources "
+                   f"to {output}", err=True)
+    if codes:
+        if not as_json:
+            typer.echo(f"error: {len(codes)} of {len(pairs)} sources not exported (see above)", err=True)
+        raise typer.Exit(max(codes))
 
 
 def main():
