@@ -94,7 +94,8 @@ def collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
     Pooled vectors ``(D,)`` become ``(B, D)``.  Frame sequences ``(L_i, D)`` are padded with
     zeros to ``(B, L_max, D)`` and get a boolean mask ``"<feature>.mask"`` of shape
-    ``(B, L_max)`` (True on real frames).  A feature missing from some items is padded
+    ``(B, L_max)`` (True on real frames); their frame times ``"<feature>.times"`` become
+    ``(B, L_max)`` float64, zero-padded.  A feature missing from some items is padded
     likewise, with ``"<feature>.present"`` (B,) telling which items had it.  ``id``,
     ``source``, ``text`` stay lists; ``start`` and ``end`` become float64 tensors.
     """
@@ -108,7 +109,14 @@ def collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
         arrays = [item.get(name) for item in batch]
         present = torch.tensor([a is not None for a in arrays])
         ref = next(np.asarray(a) for a in arrays if a is not None)
-        if ref.ndim == 1:
+        if ref.ndim == 1 and name.endswith(".times"):  # the frame times of a sequence: pad like it
+            width = max(0 if a is None else len(a) for a in arrays)
+            padded = np.zeros((len(batch), width), np.float64)
+            for i, a in enumerate(arrays):
+                if a is not None:
+                    padded[i, :len(a)] = a
+            out[name] = torch.from_numpy(padded)
+        elif ref.ndim == 1:
             stacked = np.zeros((len(batch), ref.shape[0]), np.float32)
             for i, a in enumerate(arrays):
                 if a is not None:

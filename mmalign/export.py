@@ -10,8 +10,9 @@ into one *sample* per segment of a grid:
 Each modality is brought onto the grid's timeline through its :class:`~mmalign.timeline.TimeMap`
 (identity by default): a segment ``[start, end)`` of the grid covers the modality's frames
 whose times, mapped onto the grid timeline, lie in it.  A sample then holds, per
-feature, either the sequence of those frames (``pool="none"``; padded and masked by
-:func:`mmalign.data.collate`) or one pooled vector (``mean``, ``max``, ``first``, ``last``,
+feature, either the sequence of those frames (``pool="none"``: tensor ``<feature>`` of
+shape ``(L, D)`` and its frame times ``<feature>.times``, ``(L,)`` float64 seconds; padded
+and masked by :func:`mmalign.data.collate`) or one pooled vector (``mean``, ``max``, ``first``, ``last``,
 or ``overlap``: the mean weighted by how much of each frame's span lies inside the
 segment, so frames that straddle a boundary count in part).  Pooled vectors can be fused
 (:mod:`mmalign.fusion`).
@@ -43,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .errors import InputError, UsageError
+from .errors import InputError, MmalignError, UsageError
 from .timeline import FeatureSeq, TimeMap
 
 __all__ = ["Grid", "cue_grid", "frame_grid", "window_grid", "segment_frames", "pool_segments", "Exporter",
@@ -460,3 +461,243 @@ def _tar(tensors: dict[str, np.ndarray], records: list[dict]) -> bytes:
                 np.save(npy, arr, allow_pickle=False)
                 add(f"{key}.{feat}.npy", npy.getvalue())
     return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+
+@dataclass
+class ExportOptions:
+    """Everything that decides an export's content (stored in ``dataset.json``).
+
+    See ``mmalign export --help`` for the meaning of each; times are seconds.
+    """
+
+    grid: str = "cues"
+    hop: float | None = None
+    window: float | None = None
+    stride: float | None = None
+    pool: str = "mean"
+    fuse: str = "none"
+    dim: int | None = None
+    seed: int = 0
+    sync: bool = False
+    audio: tuple[str, ...] = ("logmel",)
+    video: tuple[str, ...] = ("hist", "luma", "motion")
+    text: tuple[str, ...] = ("embedding",)
+    sr: int = 16000
+    audio_hop: float = 0.01
+    n_mels: int = 64
+    fps: float = 5.0
+    text_hop: float = 0.1
+    text_dim: int = 128
+
+    def check(self) -> None:
+        """Refuse inconsistent settings with one line each."""
+        if self.grid not in GRIDS:
+            raise UsageError(f"unknown grid {self.grid!r}; choose one of {', '.join(GRIDS)}")
+        if self.pool not in POOLS:
+            raise UsageError(f"unknown pooling {self.pool!r}; choose one of {', '.join(POOLS)}")
+        if self.grid == "frames" and not (self.hop and self.hop > 0):
+            raise UsageError("--grid frames needs --hop SECONDS")
+        if self.grid == "windows" and not (self.window and self.window > 0 and self.stride and self.stride > 0):
+            raise UsageError("--grid windows needs --window SECONDS and --stride SECONDS")
+        if self.fuse != "none" and self.pool == "none":
+            raise UsageError(f"--fuse {self.fuse} fuses pooled vectors: choose a --pool other than none")
+        if not (self.audio or self.video or self.text):
+            raise UsageError("nothing to export: every modality is switched off")
+        from .fusion import FUSIONS
+
+        if self.fuse.replace("_", "-") not in FUSIONS:
+            raise UsageError(f"unknown fusion {self.fuse!r}; choose one of {', '.join(FUSIONS)}")
+        if self.fuse in ("sum", "compact-bilinear") and not self.dim:
+            raise UsageError(f"--fuse {self.fuse} needs --dim")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+def _features_of(media, subs, opts: ExportOptions, *, workers=None, audio_stream=None, progress=None,
+                 duration: float | None = None) -> dict[str, FeatureSeq]:
+    from .features import text as text_mod
+
+    seqs: dict[str, FeatureSeq] = {}
+    if opts.audio:
+        from .features.audio import audio_features
+
+        seqs.update(audio_features(media, opts.audio, sr=opts.sr, hop=opts.audio_hop, n_mels=opts.n_mels,
+                                   stream=audio_stream, workers=workers,
+                                   progress=None if progress is None else (lambda d, t: progress("audio", d, t))))
+    if opts.video:
+        from . import media as media_mod
+        from .features import video as video_mod
+
+        if any(s.kind == "video" for s in media_mod.probe(media).streams):
+            total = duration or 0.0
+            seqs.update(video_mod.extract(media, opts.fps, features=opts.video,
+                                          progress=None if progress is None else (lambda t: progress("video", t, total))))
+    if opts.text and subs is not None:
+        seqs.update(text_mod.text_features(subs, opts.text, hop=opts.text_hop, duration=duration, dim=opts.text_dim,
+                                           seed=opts.seed))
+    return seqs
+
+
+def _grid_for(opts: ExportOptions, subs, duration: float) -> Grid:
+    if opts.grid == "cues":
+        if subs is None:
+            raise InputError("no subtitles for this media: --grid cues needs them")
+        return cue_grid(subs)
+    if opts.grid == "frames":
+        return frame_grid(duration, opts.hop)
+    return window_grid(duration, opts.window, opts.stride)
+
+
+def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shard_size: int = 1000,
+                   overwrite: bool = False, webdataset: bool = False, workers: int | None = None,
+                   audio_stream: int | None = None, min_confidence: float = 0.5, force: bool = False,
+                   progress: Callable[[str, float, float], None] | None = None,
+                   on_source: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """Export aligned samples of media files (and their subtitles) into ``out_dir``.
+
+    Parameters
+    ----------
+    pairs : iterable of (media, subs or None)
+        The sources, in order.
+    out_dir : str or os.PathLike
+        The export folder; an earlier run of the same export there is resumed.
+    options : ExportOptions
+        Grid, pooling, fusion and features.
+    shard_size, overwrite, webdataset
+        See :class:`Exporter`.
+    workers, audio_stream
+        Decoding processes; the audio track.
+    min_confidence, force
+        With ``options.sync``: a source whose sync is less confident is not exported
+        (reported as failed with exit code 4) unless ``force``.
+    progress : callable(stage, done, total), optional
+    on_source : callable(dict), optional
+        Called with each source's report as it finishes.
+
+    Returns
+    -------
+    dict
+        ``out_dir``, ``samples``, ``sources`` (one report each: name, samples, skipped,
+        shards, or error and exit_code).
+    """
+    from . import media as media_mod
+    from . import subtitles as subtitles_mod
+    from .features.io import file_digest
+    from .fusion import fuse as fuse_vectors
+    from .fusion import standardization_stats
+
+    opts = options or ExportOptions()
+    opts.check()
+    ex = Exporter(out_dir, opts.to_dict(), shard_size=shard_size, overwrite=overwrite, webdataset=webdataset)
+    ex.write_header({})
+    reports = []
+    feature_info: dict[str, Any] = {}
+    for media, subs_path in pairs:
+        media = Path(media)
+        report: dict[str, Any] = {"media": str(media), "subtitles": None if subs_path is None else str(subs_path)}
+        try:
+            if not media.is_file():
+                raise InputError(f"{media}: media file not found")
+            if subs_path is not None and not Path(subs_path).is_file():
+                raise InputError(f"{subs_path}: subtitle file not found")
+            m_digest = file_digest(media)
+            s_digest = file_digest(subs_path) if subs_path is not None else None
+            key = m_digest["sha256"] + ":" + (s_digest["sha256"] if s_digest else "-")
+            name = media.stem
+            if ex.is_done(key):
+                res = ex.add_source(key, {"name": name}, Grid([], [], [], [], opts.grid), lambda lo, hi: [])
+                report.update(name=res.source, samples=res.samples, skipped=True, shards=res.shards)
+                reports.append(report)
+                if on_source:
+                    on_source(report)
+                continue
+            info = media_mod.probe(media)
+            duration = info.duration
+            subs = subtitles_mod.read(subs_path) if subs_path is not None else None
+            sync_info = None
+            if opts.sync:
+                if subs is None:
+                    raise InputError(f"{media}: no subtitles to sync")
+                from .align.sync import sync as run_sync
+
+                result = run_sync(media, subs, audio_stream=audio_stream, workers=workers)
+                sync_info = {"offset": result.fit.offset, "scale": result.fit.scale,
+                             "confidence": round(result.confidence, 4), "pieces": result.timemap.pieces()}
+                if result.confidence < min_confidence and not force:
+                    from .errors import NotConfidentError
+
+                    raise NotConfidentError(f"{media.name}: sync not confident ({result.confidence:.2f} < "
+                                            f"{min_confidence}); source not exported (use --force)")
+                subs = result.subtitles
+            seqs = _features_of(media, subs, opts, workers=workers, audio_stream=audio_stream, progress=progress,
+                                duration=duration)
+            if duration is None:
+                duration = max((s.times[-1] + s.hop for s in seqs.values() if len(s)), default=0.0)
+            grid = _grid_for(opts, subs, duration)
+            order = sorted(seqs)
+            for n in order:
+                feature_info[n] = {"dim": int(seqs[n].values.shape[1]), "hop": seqs[n].hop,
+                                   "meta": {k: v for k, v in seqs[n].meta.items() if k != "source"}}
+            missing: list[list[str]] = [[] for _ in range(len(grid))]
+            stats = None
+            if opts.pool == "none":
+                spans = {n: segment_frames(seqs[n], grid.starts, grid.ends) for n in order}
+                for n in order:
+                    for k in np.flatnonzero(spans[n][1] <= spans[n][0]):
+                        missing[k].append(n)
+
+                times = {n: seqs[n].times for n in order}
+
+                def samples(lo, hi, spans=spans, seqs=seqs, order=order, times=times):
+                    for k in range(lo, hi):
+                        item = {}
+                        for n in order:
+                            a, b = spans[n][0][k], spans[n][1][k]
+                            item[n] = seqs[n].values[a:b]
+                            item[n + ".times"] = times[n][a:b]
+                        yield item
+            else:
+                pooled = {}
+                for n in order:
+                    pooled[n], valid = pool_segments(seqs[n], grid.starts, grid.ends, opts.pool)
+                    for k in np.flatnonzero(~valid):
+                        missing[k].append(n)
+                if opts.fuse != "none":
+                    kwargs: dict[str, Any] = {"order": order}
+                    if opts.fuse in ("sum", "compact-bilinear"):
+                        kwargs.update(dim=opts.dim, seed=opts.seed)
+                    if opts.fuse == "sum" and len(grid):
+                        stats = standardization_stats(pooled, order=order)
+                        kwargs["stats"] = stats
+                    fused = fuse_vectors(pooled, opts.fuse, **kwargs) if len(grid) else np.zeros((0, 0), np.float32)
+
+                    def samples(lo, hi, fused=fused):
+                        for k in range(lo, hi):
+                            yield {"fused": fused[k]}
+                else:
+                    def samples(lo, hi, pooled=pooled, order=order):
+                        for k in range(lo, hi):
+                            yield {n: pooled[n][k] for n in order}
+            source_info = {"name": name, "media": m_digest, "subtitles": s_digest, "duration": duration,
+                           "features": order, "sync": sync_info}
+            if stats is not None:
+                source_info["fusion_stats"] = {n: {k: np.asarray(v).tolist() for k, v in st.items()}
+                                               for n, st in stats.items()}
+            res = ex.add_source(key, source_info, grid, samples, extra={"missing": missing})
+            report.update(name=name, samples=res.samples, skipped=False, shards=res.shards)
+        except UsageError:
+            raise
+        except MmalignError as exc:  # this source cannot be exported; the others go on
+            report.update(error=str(exc), exit_code=exc.exit_code)
+        reports.append(report)
+        if on_source:
+            on_source(report)
+    order_all = sorted(feature_info)
+    ex.finish({"order": order_all, "features": feature_info,
+               "fused": None if opts.fuse == "none" else {"how": opts.fuse, "dim": opts.dim, "seed": opts.seed,
+                                                         "order": order_all}})
+    return {"out_dir": str(ex.dir), "samples": int(sum(r.get("samples", 0) for r in reports)), "sources": reports}

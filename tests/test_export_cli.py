@@ -1,0 +1,153 @@
+"""``mmalign export`` end to end on the sample clip, checked from the files alone."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+from typer.testing import CliRunner
+
+from mmalign import subtitles as S
+from mmalign.cli import app
+
+
+def run(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def records(folder):
+    return [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def synced_export(tmp_path_factory):
+    """sample.mp4 + the mis-timed subtitles, synced, one sample per cue, frames kept."""
+    from conftest import SAMPLE_DIR
+
+    out = tmp_path_factory.mktemp("export") / "data"
+    result = run("export", SAMPLE_DIR / "sample.mp4", SAMPLE_DIR / "sample.mistimed.vtt", "-o", out, "--sync",
+                 "--grid", "cues", "--fuse", "none", "--pool", "none", "--text-features", "activity,embedding",
+                 "--json")
+    assert result.exit_code == 0, result.output
+    return out, json.loads(result.stdout)
+
+
+def test_every_modality_lies_inside_its_synced_cue(synced_export):
+    out, summary = synced_export
+    from conftest import SAMPLE_DIR
+
+    truth = S.read(SAMPLE_DIR / "sample.vtt").cues  # the true timing the sync should recover
+    recs = records(out)
+    assert summary["samples"] == len(recs) == len(truth) == 16
+    shards = {}
+    for rec, cue in zip(recs, truth):
+        assert rec["start"] == pytest.approx(cue.start, abs=0.1) and rec["end"] == pytest.approx(cue.end, abs=0.1)
+        assert rec["text"] == cue.text
+        shard = shards.setdefault(rec["shard"], load_file(str(out / rec["shard"])))
+        for feature in ("audio.logmel", "video.hist", "video.luma", "video.motion", "text.activity",
+                        "text.embedding"):
+            values = shard[f"{rec['row']}/{feature}"]
+            times = shard[f"{rec['row']}/{feature}.times"]
+            assert values.shape == tuple(rec["tensors"][feature]) and len(times) == len(values) > 0, feature
+            assert times.min() >= rec["start"] - 1e-6 and times.max() < rec["end"], feature
+        # text activity is on throughout its own cue (partly on in the edge frames)
+        act = shard[f"{rec['row']}/text.activity"]
+        assert act.min() > 0 and np.median(act) == pytest.approx(1.0)
+    info = json.loads((out / "dataset.json").read_text())
+    assert info["config"]["sync"] is True and info["samples"] == 16
+    assert info["sources"][0]["sync"]["confidence"] > 0.5
+    assert len(info["sources"][0]["media"]["sha256"]) == 64
+    assert "audio.logmel" in info["features"]["order"]
+
+
+def test_reading_back_with_the_dataset_and_training_a_few_steps(synced_export):
+    torch = pytest.importorskip("torch")
+    from mmalign.data import AlignedDataset, collate
+
+    out, _ = synced_export
+    ds = AlignedDataset(out, features=["audio.logmel", "text.embedding"])
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=collate, shuffle=True,
+                                         generator=torch.Generator().manual_seed(0))
+    batch = next(iter(loader))
+    assert batch["audio.logmel"].shape[0] == 4 and batch["audio.logmel.mask"].dtype == torch.bool
+    # mean-pool each padded sequence under its mask, then a linear classifier on both modalities
+    model = torch.nn.Linear(64 + 128, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    losses = []
+    torch.manual_seed(0)
+    for _ in range(5):
+        for b in loader:
+            def pooled(name):
+                m = b[name + ".mask"].unsqueeze(-1).float()
+                return (b[name] * m).sum(1) / m.sum(1).clamp(min=1)
+            x = torch.cat([pooled("audio.logmel") / 100, pooled("text.embedding")], dim=1)
+            y = (b["end"] - b["start"] > 2.5).long()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    assert np.isfinite(losses).all()
+
+
+def test_pooled_fused_export_and_resume(sample, tmp_path):
+    out = tmp_path / "fused"
+    args = ["export", sample / "sample.mp4", sample / "sample.vtt", "-o", out, "--pool", "overlap", "--fuse",
+            "sum", "--dim", "16", "--json"]
+    first = run(*args)
+    assert first.exit_code == 0, first.output
+    recs = records(out)
+    assert len(recs) == 16 and all(r["tensors"] == {"fused": [16]} for r in recs)
+    shard = load_file(str(out / "shard-000000.safetensors"))
+    assert shard["0/fused"].dtype == np.float32 and np.isfinite(shard["0/fused"]).all()
+    before = (out / "shard-000000.safetensors").read_bytes()
+    again = run(*args)
+    assert again.exit_code == 0 and json.loads(again.stdout)["sources"][0]["skipped"] is True
+    assert (out / "shard-000000.safetensors").read_bytes() == before
+    # other settings in the same folder are refused, unless --overwrite
+    other = run("export", sample / "sample.mp4", sample / "sample.vtt", "-o", out, "--pool", "max")
+    assert other.exit_code == 2 and "other settings" in other.stderr
+    assert run("export", sample / "sample.mp4", sample / "sample.vtt", "-o", out, "--pool", "max",
+               "--overwrite", "-q").exit_code == 0
+    assert json.loads((out / "dataset.json").read_text())["config"]["pool"] == "max"
+
+
+def test_windows_without_subtitles_and_deterministic_bytes(sample, tmp_path):
+    outs = []
+    for name in ("w1", "w2"):
+        out = tmp_path / name
+        result = run("export", sample / "sample.mp4", "-o", out, "--grid", "windows", "--window", "4", "--stride",
+                     "2", "--fuse", "compact-bilinear", "--dim", "64", "--audio-features", "logmel,rms",
+                     "--video-features", "none", "-q")
+        assert result.exit_code == 0, result.output
+        outs.append(load_file(str(out / "shard-000000.safetensors")))
+    assert outs[0].keys() == outs[1].keys() and len(outs[0]) == 30
+    assert all(outs[0][k].tobytes() == outs[1][k].tobytes() for k in outs[0])  # same seed, same bytes
+    recs = records(tmp_path / "w1")
+    assert recs[1]["start"] == 2.0 and recs[1]["end"] == 6.0 and recs[0]["text"] is None
+
+
+def test_a_bad_source_is_reported_and_the_others_exported(sample, tmp_path):
+    out = tmp_path / "mixed"
+    (tmp_path / "broken.mp4").write_bytes(b"not a film")
+    result = run("export", tmp_path / "broken.mp4", sample / "sample.vtt", sample / "sample.mp4",
+                 sample / "sample.vtt", "-o", out, "--json")
+    assert result.exit_code == 3, result.output
+    data = json.loads(result.stdout)
+    assert data["sources"][0]["exit_code"] == 3 and data["sources"][1]["samples"] == 16
+    assert len(records(out)) == 16
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--grid", "frames"], "--grid frames needs --hop"),
+    (["--fuse", "sum"], "needs --dim"),
+    (["--pool", "none", "--fuse", "concat"], "choose a --pool other than none"),
+    (["--audio-features", "none", "--video-features", "none", "--text-features", "none"], "nothing to export"),
+    (["--pool", "median"], "unknown pooling"),
+])
+def test_export_usage_errors(sample, tmp_path, args, message):
+    result = run("export", sample / "sample.mp4", sample / "sample.vtt", "-o", tmp_path / "x", *args)
+    assert result.exit_code == 2 and message in result.stderr, result.output
+    assert not (tmp_path / "x").exists()
