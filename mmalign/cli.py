@@ -15,6 +15,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
+import numpy as np
 import typer
 
 from . import __version__
@@ -663,6 +664,153 @@ def export(
         if not as_json:
             typer.echo(f"error: {len(codes)} of {len(pairs)} sources not exported (see above)", err=True)
         raise typer.Exit(max(codes))
+
+# --------------------------------------------------------------------------- align
+
+_FEATURE_EXTS = {".safetensors", ".st", ".npz"}
+
+
+def _sequence_of(path: Path, feature: Optional[str], other_kind: str, hop: float, jobs: Optional[int], bar):
+    """The FeatureSeq to align from a feature file, a subtitle file or a media file."""
+    from .align.sync import is_subtitle_path
+
+    if path.suffix.lower() in _FEATURE_EXTS:
+        from .features.io import load_features
+
+        seqs = load_features(path)
+        if feature is None:
+            if len(seqs) != 1:
+                raise UsageError(f"{path} holds {', '.join(seqs)}: choose one with --feature")
+            return next(iter(seqs.values())), "features"
+        if feature not in seqs:
+            raise UsageError(f"{path} has no feature {feature} (it has {', '.join(seqs)})")
+        return seqs[feature], "features"
+    if is_subtitle_path(path):
+        from . import subtitles as subtitles_mod
+        from .features.text import text_features
+
+        return text_features(subtitles_mod.read(path), ("activity",), hop=hop)["text.activity"], "subtitles"
+    from .features.audio import audio_features
+
+    # speech against subtitles; timbre (MFCC) against another recording
+    name = "speech" if other_kind == "subtitles" else "mfcc"
+    return audio_features(path, (name,), hop=hop, workers=jobs, progress=bar.update)[f"audio.{name}"], "media"
+
+
+def _kind_of(path: Path) -> str:
+    from .align.sync import is_subtitle_path
+
+    if path.suffix.lower() in _FEATURE_EXTS:
+        return "features"
+    return "subtitles" if is_subtitle_path(path) else "media"
+
+
+@app.command(epilog=EXIT_CODES)
+def align(
+    a: Annotated[Path, typer.Argument(metavar="A", help="Feature file (from mmalign extract), media or subtitle "
+                                      "file.", show_default=False)],
+    b: Annotated[Path, typer.Argument(metavar="B", help="The same, to align A onto.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="OUT.json", help="Where to write the path and "
+                                         "the TimeMap (atomically).", show_default=False)],
+    feature: Annotated[Optional[str], typer.Option("--feature", help="Feature to align in feature files, e.g. "
+                                                   "audio.mfcc (default: the only one, or the first both share).",
+                                                   show_default=False)] = None,
+    metric: Annotated[str, typer.Option("--metric", help="Frame cost: euclidean, sqeuclidean or cosine.")
+                      ] = "euclidean",
+    step: Annotated[str, typer.Option("--step", help="Step pattern: symmetric1 or symmetric2.")] = "symmetric1",
+    band: Annotated[Optional[float], typer.Option("--band", min=0.0, metavar="SECONDS", help="Sakoe-Chiba band: "
+                                                  "how far (seconds of A) the path may stray from the diagonal.",
+                                                  show_default=False)] = None,
+    subsequence: Annotated[bool, typer.Option("--subsequence", help="Find A anywhere inside B (open begin and "
+                                              "end).")] = False,
+    multiscale: Annotated[Optional[bool], typer.Option("--multiscale/--exact", help="Coarse-to-fine DTW in linear "
+                                                       "memory, or exact. [default: multiscale above 10^8 cells]",
+                                                       show_default=False)] = None,
+    hop: Annotated[float, typer.Option("--hop", min=0.001, help="Frame hop when features are extracted on the fly "
+                                       "from media or subtitles, seconds.")] = 0.02,
+    with_path: Annotated[bool, typer.Option("--path/--no-path", help="Write every matched frame pair into OUT.")
+                         ] = True,
+    jobs: _JOBS = None, as_json: _JSON = False, quiet: _QUIET = False, debug: _DEBUG = False,
+):
+    """Align two sequences with dynamic time warping and write the path and its TimeMap.
+
+    A and B are feature files from `mmalign extract` (give --feature when they hold
+    several), or media and subtitle files, from which features are extracted with
+    defaults: MFCC for two recordings, speech probability against subtitle activity for a
+    recording and subtitles. OUT.json holds the cost, the path (frame pairs and seconds)
+    and the TimeMap from A's timeline to B's (`mmalign.timeline.TimeMap.from_dict`).
+
+    \b
+    Examples:
+      mmalign align film.cut.mkv film.uncut.mkv -o cut-to-uncut.json
+      mmalign align a.audio.safetensors b.audio.safetensors --feature audio.mfcc -o ab.json
+      mmalign align jingle.wav show.mp3 --subsequence -o where.json
+    """
+    from .align import dtw as dtw_mod
+
+    t0 = time.perf_counter()
+    summary: dict = {"a": str(a), "b": str(b), "output": str(output)}
+    with _guard(debug, as_json, summary):
+        if metric not in dtw_mod.METRICS:
+            raise UsageError(f"unknown metric {metric!r}; choose one of {', '.join(dtw_mod.METRICS)}")
+        if step not in dtw_mod.STEPS:
+            raise UsageError(f"unknown step pattern {step!r}; choose one of {', '.join(dtw_mod.STEPS)}")
+        if not output.parent.exists() and str(output.parent):
+            raise UsageError(f"{output.parent}: output folder does not exist")
+        for path in (a, b):
+            _require(path, "input file")
+        kind_a, kind_b = _kind_of(a), _kind_of(b)
+        if feature is None and kind_a == kind_b == "features":
+            from .features.io import read_metadata
+
+            names_a = read_metadata(a).get("features", [])
+            names_b = read_metadata(b).get("features", [])
+            common = [n for n in names_a if n in names_b]
+            if len(names_a) > 1 or len(names_b) > 1:
+                if not common:
+                    raise UsageError(f"{a} and {b} share no feature; choose with --feature")
+                feature = common[0]
+        with _Progress(not (quiet or as_json), "extracting") as bar:
+            xa, _ = _sequence_of(a, feature, kind_b, hop, jobs, bar)
+            xb, _ = _sequence_of(b, feature, kind_a, hop, jobs, bar)
+        if xa.values.shape[1] != xb.values.shape[1]:
+            raise UsageError(f"{xa.name} has {xa.values.shape[1]} columns but {xb.name} has {xb.values.shape[1]}; "
+                             "align features of the same kind")
+        n, m = len(xa), len(xb)
+        if n == 0 or m == 0:
+            raise InputError(f"{a if n == 0 else b}: no frames to align")
+        use_multi = multiscale if multiscale is not None else (n * m > 10**8 and band is None)
+        band_frames = None if band is None else max(1, int(round(band / xa.hop)))
+        if use_multi:
+            if band_frames is not None:
+                raise UsageError("--band applies to exact DTW; drop it or pass --exact")
+            result = dtw_mod.multiscale_dtw(xa.values, xb.values, metric=metric, step=step, subsequence=subsequence,
+                                            workers=jobs)
+        else:
+            result = dtw_mod.dtw(xa.values, xb.values, metric=metric, step=step, band=band_frames,
+                                 subsequence=subsequence)
+        ta, tb = xa.times, xb.times
+        timemap = dtw_mod.path_to_timemap(result.path, times_x=ta, times_y=tb)
+        summary.update({"feature_a": xa.name, "feature_b": xb.name, "frames": [n, m], "metric": metric,
+                        "step": step, "multiscale": bool(use_multi), "exact": bool(result.exact),
+                        "cost": float(result.cost), "normalized_cost": float(result.normalized_cost),
+                        "path_length": int(len(result.path)), "timemap_pieces": len(timemap)})
+        doc = dict(summary)
+        doc["timemap"] = timemap.to_dict()
+        if with_path:
+            doc["path"] = result.path.tolist()
+            doc["path_seconds"] = np.round(np.stack([ta[result.path[:, 0]], tb[result.path[:, 1]]], 1), 4).tolist()
+        from .export import _atomic_write
+
+        _atomic_write(output, (json.dumps(doc) + "\n").encode())
+    summary["seconds"] = {"total": round(time.perf_counter() - t0, 3)}
+    if as_json:
+        typer.echo(json.dumps(summary))
+    elif not quiet:
+        how = "multiscale" if summary["multiscale"] else "exact"
+        typer.echo(f"aligned {summary['frames'][0]} x {summary['frames'][1]} frames ({how} DTW, "
+                   f"mean cost {summary['normalized_cost']:.4g}): {summary['timemap_pieces']} pieces -> {output}",
+                   err=True)
 
 
 def main():
