@@ -225,9 +225,11 @@ def pool_segments(seq: FeatureSeq, starts, ends, how: str = "mean", *,
     i0, i1 = segment_frames(seq, starts, ends, timemap=timemap)
     valid = i1 > i0
     if how == "mean":
-        c = np.concatenate([np.zeros((1, d)), np.cumsum(x, axis=0, dtype=np.float64)])
         cnt = np.maximum(i1 - i0, 1)[:, None]
-        out[:] = np.where(valid[:, None], (c[i1] - c[i0]) / cnt, 0.0)
+        for c0 in range(0, d, 8):  # float64 running sums, a few columns at a time (bounded memory)
+            c = np.zeros((len(x) + 1, min(8, d - c0)))
+            np.cumsum(x[:, c0:c0 + 8], axis=0, dtype=np.float64, out=c[1:])
+            out[:, c0:c0 + 8] = np.where(valid[:, None], (c[i1] - c[i0]) / cnt, 0.0)
     elif how == "first":
         out[valid] = x[i0[valid]]
     elif how == "last":
