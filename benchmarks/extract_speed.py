@@ -85,7 +85,8 @@ def _main(args) -> int:
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     duration = 900.0 if args.quick else 7200.0
-    meta = sync_speed.build_programme(args.corpus, workdir, duration, None, 1234, False)  # as sync_speed.py
+    offset = round(float(C.stable_rng(1234, "offset").uniform(5, 40)), 3)  # as sync_speed.py: same programme
+    meta = sync_speed.build_programme(args.corpus, workdir, duration, offset, 1234, False)
     pdir = Path(meta["dir"])
     prog, subs = pdir / "prog.mp4", pdir / "prog.vtt"
     clip = make_720p(workdir) if any(r.startswith("video720") for r in only) else None
