@@ -29,7 +29,9 @@ unless --force)."""
 
 app = typer.Typer(
     name="mmalign",
-    help="Multimodal alignment: re-time subtitles to speech, and more.\n\n" + EXIT_CODES,
+    help="Multimodal alignment: re-time subtitles to speech (sync), extract timestamped features "
+         "(extract), align sequences with DTW (align), and export aligned training tensors (export).\n\n"
+         + EXIT_CODES,
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -56,7 +58,7 @@ def _main(
     version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
                                                     help="Print the version and exit.")] = None,
 ):
-    """Multimodal alignment: re-time subtitles to speech, and more."""
+    """Multimodal alignment: sync, extract, align, export."""
 
 
 def _stderr_console():
