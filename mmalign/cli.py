@@ -802,9 +802,9 @@ def align(
         if with_path:
             doc["path"] = result.path.tolist()
             doc["path_seconds"] = np.round(np.stack([ta[result.path[:, 0]], tb[result.path[:, 1]]], 1), 4).tolist()
-        from .export import _atomic_write
+        from .fileio import atomic_write
 
-        _atomic_write(output, (json.dumps(doc) + "\n").encode())
+        atomic_write(output, (json.dumps(doc) + "\n").encode())
     summary["seconds"] = {"total": round(time.perf_counter() - t0, 3)}
     if as_json:
         typer.echo(json.dumps(summary))

@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +43,7 @@ import numpy as np
 
 from . import __version__
 from .errors import InputError, MmalignError, UsageError
+from .fileio import atomic_write
 from .timeline import FeatureSeq, TimeMap
 
 __all__ = ["Grid", "cue_grid", "frame_grid", "window_grid", "segment_frames", "pool_segments", "Exporter",
@@ -248,20 +247,6 @@ def _local_scale(timemap: TimeMap, t: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- writing
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _jsonl(records: Iterable[dict]) -> bytes:
     return "".join(json.dumps(r, ensure_ascii=False, sort_keys=False) + "\n" for r in records).encode()
 
@@ -408,7 +393,7 @@ class Exporter:
         rec = {"key": key, "samples": len(grid), "shards": shards, "next_shard": self.next_shard, "source_info": info}
         self.done[key] = rec
         self.sources.append(info)
-        _atomic_write(self.dir / "progress.jsonl", _jsonl(self.done.values()))
+        atomic_write(self.dir / "progress.jsonl", _jsonl(self.done.values()))
         return SourceResult(name, len(grid), shards)
 
     def _write_shard(self, shard: str, tensors: dict[str, np.ndarray], records: list[dict]) -> None:
@@ -416,10 +401,10 @@ class Exporter:
 
         meta = {"format": "mmalign-export", "format_version": str(FORMAT_VERSION), "config_hash": self.hash,
                 "samples": str(len(records))}
-        _atomic_write(self.dir / f"{shard}.safetensors", save(tensors, metadata=meta))
+        atomic_write(self.dir / f"{shard}.safetensors", save(tensors, metadata=meta))
         if self.webdataset:
-            _atomic_write(self.dir / f"{shard}.tar", _tar(tensors, records))
-        _atomic_write(self.dir / f"{shard}.jsonl", _jsonl(records))
+            atomic_write(self.dir / f"{shard}.tar", _tar(tensors, records))
+        atomic_write(self.dir / f"{shard}.jsonl", _jsonl(records))
 
     def write_header(self, features: Mapping[str, Any]) -> None:
         """Write ``dataset.json`` (call before the sources, again at the end)."""
@@ -427,7 +412,7 @@ class Exporter:
                "config": self.config, "config_hash": self.hash, "features": dict(features),
                "shard_size": self.shard_size, "sources": self.sources,
                "samples": int(sum(s.get("samples", 0) for s in self.sources))}
-        _atomic_write(self.dir / "dataset.json", (json.dumps(doc, indent=1, default=str) + "\n").encode())
+        atomic_write(self.dir / "dataset.json", (json.dumps(doc, indent=1, default=str) + "\n").encode())
 
     def finish(self, features: Mapping[str, Any]) -> Path:
         """Gather the shards' records into ``manifest.jsonl`` and rewrite ``dataset.json``."""
@@ -436,7 +421,7 @@ class Exporter:
             p = self.dir / f"shard-{k:06d}.jsonl"
             if p.exists():
                 lines.append(p.read_bytes())
-        _atomic_write(self.dir / "manifest.jsonl", b"".join(lines))
+        atomic_write(self.dir / "manifest.jsonl", b"".join(lines))
         self.write_header(features)
         return self.dir
 

@@ -8,7 +8,6 @@ pieces of the map with their offsets, so a user can see why a result is what it 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -107,13 +106,11 @@ def plot_sync(result, path, *, width: float = 16.0, dpi: int = 100) -> Path:
     ax.set_xlabel("reference time (s)")
     ax.set_xlim(min(t_min, 0.0), t_max)
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent or ".")
-    os.close(fd)
+    from .fileio import atomic_file
+
     try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
+        with atomic_file(path) as fh:
+            fig.savefig(fh, dpi=dpi, format="jpeg" if ext == "jpg" else ext)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

@@ -38,9 +38,7 @@ from __future__ import annotations
 
 import codecs
 import html
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -48,6 +46,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import InputError, UsageError
+from .fileio import atomic_write
 
 __all__ = [
     "Cue",
@@ -237,7 +236,7 @@ class Subtitles:
             raise UsageError(f"unknown encoding {encoding!r}") from None
         except UnicodeEncodeError as exc:
             raise UsageError(f"{path}: cannot encode subtitle text as {encoding} ({exc.reason})") from None
-        _atomic_write(path, data)
+        atomic_write(path, data)
 
     read = None  # replaced below by ``staticmethod(read)``
     loads = None  # replaced below by ``staticmethod(loads)``
@@ -248,30 +247,6 @@ def _check_format(fmt: str) -> str:
     if f not in SUPPORTED_FORMATS:
         raise UsageError(f"unknown subtitle format {fmt!r} (choose from {', '.join(SUPPORTED_FORMATS)})")
     return f
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            mode = path.stat().st_mode & 0o7777
-        except OSError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 # ---------------------------------------------------------------- encodings

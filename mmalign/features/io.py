@@ -36,12 +36,12 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
 from ..errors import InputError, UsageError
+from ..fileio import atomic_file
 from ..timeline import FeatureSeq
 
 __all__ = ["save_features", "load_features", "read_metadata", "file_digest", "FORMAT", "FORMAT_VERSION"]
@@ -167,34 +167,16 @@ def save_features(path, seqs: Mapping[str, FeatureSeq] | Iterable[FeatureSeq] | 
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UsageError(f"{path}: the folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if fmt == "safetensors":
-                _write_safetensors(fh, seqs, meta)
-            else:
-                arrays = {}
-                for s in seqs:
-                    arrays[s.name] = s.values
-                    arrays[s.name + ".times"] = s.times
-                arrays[_NPZ_META] = np.array(_dumps(meta))
-                np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    with atomic_file(path) as fh:
+        if fmt == "safetensors":
+            _write_safetensors(fh, seqs, meta)
+        else:
+            arrays = {}
+            for s in seqs:
+                arrays[s.name] = s.values
+                arrays[s.name + ".times"] = s.times
+            arrays[_NPZ_META] = np.array(_dumps(meta))
+            np.savez(fh, **arrays)
 
 
 def _write_safetensors(fh, seqs: list[FeatureSeq], meta: dict[str, str]) -> None:
