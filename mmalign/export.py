@@ -606,12 +606,22 @@ def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shar
             duration = info.duration
             subs = subtitles_mod.read(subs_path) if subs_path is not None else None
             sync_info = None
+            seqs: dict[str, FeatureSeq] = {}
             if opts.sync:
                 if subs is None:
                     raise InputError(f"{media}: no subtitles to sync")
                 from .align.sync import sync as run_sync
 
-                result = run_sync(media, subs, audio_stream=audio_stream, workers=workers)
+                activity = None
+                if opts.audio and abs(opts.audio_hop - 0.01) < 1e-9:  # one decode for sync and features
+                    audio_opts = ExportOptions(**{**opts.__dict__, "audio": tuple(opts.audio) + ("speech",),
+                                                  "video": (), "text": ()})
+                    seqs = _features_of(media, None, audio_opts, workers=workers, audio_stream=audio_stream,
+                                        progress=progress, duration=duration)
+                    activity = seqs["audio.speech"]
+                    if "speech" not in opts.audio:
+                        del seqs["audio.speech"]
+                result = run_sync(media, subs, audio_stream=audio_stream, workers=workers, activity=activity)
                 sync_info = {"offset": result.fit.offset, "scale": result.fit.scale,
                              "confidence": round(result.confidence, 4), "pieces": result.timemap.pieces()}
                 if result.confidence < min_confidence and not force:
@@ -620,8 +630,9 @@ def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shar
                     raise NotConfidentError(f"{media.name}: sync not confident ({result.confidence:.2f} < "
                                             f"{min_confidence}); source not exported (use --force)")
                 subs = result.subtitles
-            seqs = _features_of(media, subs, opts, workers=workers, audio_stream=audio_stream, progress=progress,
-                                duration=duration)
+            rest = ExportOptions(**{**opts.__dict__, "audio": () if seqs else opts.audio})
+            seqs.update(_features_of(media, subs, rest, workers=workers, audio_stream=audio_stream,
+                                     progress=progress, duration=duration))
             if duration is None:
                 duration = max((s.times[-1] + s.hop for s in seqs.values() if len(s)), default=0.0)
             grid = _grid_for(opts, subs, duration)

@@ -42,3 +42,15 @@ def test_cue_confidence_default_for_pieces_without_one():
     act = speech_between(0.0, 60.0)
     got = cue_confidences(act, TimeMap([-np.inf], [1.0], [0.0]), [1.0], [1.0], [2.0], default=0.7)
     assert got == pytest.approx([0.7])
+
+
+def test_sync_reuses_a_given_activity(sample):
+    from mmalign.align.sync import reference_activity, sync
+
+    media, subs = sample / "sample.mp4", sample / "sample.mistimed.vtt"
+    act, kind = reference_activity(media, workers=1)
+    given = sync(media, subs, activity=act)
+    fresh = sync(media, subs, workers=1)
+    assert given.reference_kind == kind == "audio"
+    assert given.fit.offset == pytest.approx(fresh.fit.offset) and given.fit.scale == fresh.fit.scale
+    assert given.confidence == pytest.approx(fresh.confidence)

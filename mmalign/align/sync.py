@@ -125,7 +125,8 @@ def reference_activity(reference, *, audio_stream: int | None = None, workers: i
 
 
 def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float = 300.0,
-         splits: bool = True, workers: int | None = None, progress: Callable[[float, float], None] | None = None) -> SyncResult:
+         splits: bool = True, workers: int | None = None, progress: Callable[[float, float], None] | None = None,
+         activity: FeatureSeq | None = None) -> SyncResult:
     """Re-time subtitles to a reference.
 
     Parameters
@@ -146,6 +147,10 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
         Decoding processes (default: one per CPU).
     progress : callable(done_seconds, total_seconds), optional
         Progress of decoding.
+    activity : FeatureSeq, optional
+        The reference's speech activity (``"audio.speech"``, 0–1 per frame) when the
+        caller already has it, e.g. from :func:`mmalign.features.audio.audio_features`;
+        the media is then not decoded again.
 
     Returns
     -------
@@ -156,7 +161,10 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
     if not isinstance(subs, Subtitles):
         subs = subtitles_mod.read(subs)
     t_read = time.perf_counter()
-    activity, kind = reference_activity(reference, audio_stream=audio_stream, workers=workers, progress=progress)
+    if activity is None:
+        activity, kind = reference_activity(reference, audio_stream=audio_stream, workers=workers, progress=progress)
+    else:
+        kind = "subtitles" if activity.modality == "text" else "audio"
     t_ref = time.perf_counter()
     fit = estimate_linear(activity, subs.starts, subs.ends, max_offset=max_offset)
     from .splits import estimate_piecewise  # numba: imported only when a sync runs
