@@ -150,6 +150,10 @@ def sync(
                                               help="Largest shift to consider, in seconds.")] = 300.0,
     splits: Annotated[bool, typer.Option("--splits/--no-splits", help="Let the shift change along the file "
                                          "(ad breaks, cut scenes); --no-splits fits one shift.")] = True,
+    refine: Annotated[bool, typer.Option("--refine/--no-refine", help="With a reference subtitle file: move each "
+                                         "cue's start and end onto the nearest reference cue boundary within "
+                                         "0.5 s (fixes sloppy per-line timing). With media, cues keep the "
+                                         "timing of their piece.")] = True,
     audio_stream: Annotated[Optional[int], typer.Option(
         "--audio-stream", min=0, metavar="N", help="Audio track to listen to (0 = first). "
                                                    "[default: the default track]", show_default=False)] = None,
@@ -200,7 +204,7 @@ def sync(
                 raise UsageError(f"{plot.parent}: --plot folder does not exist")
         with _Progress(not (quiet or as_json), "decoding audio") as bar:
             result = run_sync(media, subs, audio_stream=audio_stream, max_offset=max_offset, splits=splits,
-                              workers=jobs, progress=bar.update)
+                              workers=jobs, progress=bar.update, refine=refine)
         summary.update(result.to_dict())
         summary["output"] = str(out)
         if plot is not None:

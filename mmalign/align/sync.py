@@ -63,6 +63,8 @@ class SyncResult:
         subtitles) on the reference timeline: what the cues were aligned to.
     seconds : dict
         Wall time of each stage.
+    refined : np.ndarray of bool (N, 2), optional
+        Per cue, whether its start / end was moved onto a reference cue boundary.
     """
 
     subtitles: Subtitles
@@ -75,18 +77,22 @@ class SyncResult:
     original: Subtitles
     activity: FeatureSeq
     seconds: dict[str, float] = field(default_factory=dict)
+    refined: np.ndarray | None = None
 
     def moves(self) -> list[dict]:
         """Per cue, in file order: where it went and how sure we are.
 
         Each item has ``index`` (0-based position in the file), ``id`` (the cue's
         identifier, or None), ``start`` and ``end`` (new times, s), ``shift`` (new start
-        minus old start, s) and ``confidence``.
+        minus old start, s), ``confidence``, and ``refined`` (whether the start or the end
+        was moved onto a reference cue boundary).
         """
         out = []
+        refined = self.refined if self.refined is not None else np.zeros((len(self.original.cues), 2), bool)
         for i, (old, new, conf) in enumerate(zip(self.original.cues, self.subtitles.cues, self.cue_confidences)):
             out.append({"index": i, "id": old.identifier, "start": round(new.start, 3), "end": round(new.end, 3),
-                        "shift": round(new.start - old.start, 3), "confidence": round(float(conf), 3)})
+                        "shift": round(new.start - old.start, 3), "confidence": round(float(conf), 3),
+                        "refined": bool(refined[i].any())})
         return out
 
     def to_dict(self) -> dict:
@@ -126,7 +132,7 @@ def reference_activity(reference, *, audio_stream: int | None = None, workers: i
 
 def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float = 300.0,
          splits: bool = True, workers: int | None = None, progress: Callable[[float, float], None] | None = None,
-         activity: FeatureSeq | None = None) -> SyncResult:
+         activity: FeatureSeq | None = None, refine: bool = True) -> SyncResult:
     """Re-time subtitles to a reference.
 
     Parameters
@@ -151,6 +157,10 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
         The reference's speech activity (``"audio.speech"``, 0–1 per frame) when the
         caller already has it, e.g. from :func:`mmalign.features.audio.audio_features`;
         the media is then not decoded again.
+    refine : bool
+        With a subtitle reference, move each cue boundary onto the nearest reference cue
+        boundary within 0.5 s (:func:`mmalign.align.refine.snap_to_reference`).  With
+        media, cues keep the timing of their piece.
 
     Returns
     -------
@@ -161,6 +171,11 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
     if not isinstance(subs, Subtitles):
         subs = subtitles_mod.read(subs)
     t_read = time.perf_counter()
+    if not isinstance(reference, Subtitles) and activity is None and is_subtitle_path(reference):
+        name = os.fspath(reference)
+        reference = subtitles_mod.read(reference)  # read once: for the activity and the refinement
+    else:
+        name = "<subtitles>" if isinstance(reference, Subtitles) else os.fspath(reference)
     if activity is None:
         activity, kind = reference_activity(reference, audio_stream=audio_stream, workers=workers, progress=progress)
     else:
@@ -176,11 +191,18 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
         per_cue = timemap.confidences[timemap.piece_index(subs.starts)]
         confidence = float(np.nanmean(per_cue)) if np.isfinite(per_cue).any() else fit.confidence
     retimed = subs.map_times(timemap.apply)
+    refined = np.zeros((len(subs.cues), 2), bool)
+    if refine and isinstance(reference, Subtitles):
+        from .refine import snap_to_reference
+
+        snapped = snap_to_reference(retimed.starts, retimed.ends, reference.starts, reference.ends)
+        retimed = retimed.with_times(snapped.starts, snapped.ends)
+        refined = snapped.moved
     per_cue = cue_confidences(activity, timemap, subs.starts, retimed.starts, retimed.ends, default=fit.confidence)
     t_end = time.perf_counter()
-    name = "<subtitles>" if isinstance(reference, Subtitles) else os.fspath(reference)
     return SyncResult(retimed, timemap, fit, confidence, name, kind, per_cue, subs, activity,
-                      {"read_subtitles": t_read - t_start, "reference": t_ref - t_read, "align": t_end - t_ref})
+                      {"read_subtitles": t_read - t_start, "reference": t_ref - t_read, "align": t_end - t_ref},
+                      refined)
 
 
 #: A cue whose mapped interval holds at least this mean activity counts as fully on speech.
