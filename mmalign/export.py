@@ -596,8 +596,9 @@ def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shar
             key = m_digest["sha256"] + ":" + (s_digest["sha256"] if s_digest else "-")
             name = media.stem
             if ex.is_done(key):
-                res = ex.add_source(key, {"name": name}, Grid([], [], [], [], opts.grid), lambda lo, hi: [])
-                report.update(name=res.source, samples=res.samples, skipped=True, shards=res.shards)
+                done = ex.done[key]
+                report.update(name=done["source_info"].get("name", name), samples=int(done["samples"]),
+                              skipped=True, shards=list(done["shards"]))
                 reports.append(report)
                 if on_source:
                     on_source(report)
