@@ -310,6 +310,7 @@ class Exporter:
         self.webdataset = bool(webdataset)
         self.done: dict[str, dict] = {}
         self.next_shard = 0
+        self.previous_features: dict[str, Any] = {}  # dataset.json's "features" of the run being resumed
         meta_path = self.dir / "dataset.json"
         if meta_path.exists():
             try:
@@ -319,6 +320,8 @@ class Exporter:
             if old.get("config_hash") != self.hash and not overwrite:
                 raise UsageError(f"{self.dir} holds an export with other settings; choose another folder "
                                  "or pass --overwrite")
+            if old.get("config_hash") == self.hash:
+                self.previous_features = dict(old.get("features") or {})
             if old.get("config_hash") == self.hash and (self.dir / "progress.jsonl").exists():
                 for rec in _read_jsonl(self.dir / "progress.jsonl"):
                     if all((self.dir / s).exists() for s in rec["shards"]):
@@ -582,7 +585,7 @@ def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shar
     ex = Exporter(out_dir, opts.to_dict(), shard_size=shard_size, overwrite=overwrite, webdataset=webdataset)
     ex.write_header({})
     reports = []
-    feature_info: dict[str, Any] = {}
+    feature_info: dict[str, Any] = dict(ex.previous_features.get("features") or {})
     for media, subs_path in pairs:
         media = Path(media)
         report: dict[str, Any] = {"media": str(media), "subtitles": None if subs_path is None else str(subs_path)}

@@ -103,9 +103,11 @@ def test_pooled_fused_export_and_resume(sample, tmp_path):
     shard = load_file(str(out / "shard-000000.safetensors"))
     assert shard["0/fused"].dtype == np.float32 and np.isfinite(shard["0/fused"]).all()
     before = (out / "shard-000000.safetensors").read_bytes()
+    info = json.loads((out / "dataset.json").read_text())
     again = run(*args)
     assert again.exit_code == 0 and json.loads(again.stdout)["sources"][0]["skipped"] is True
     assert (out / "shard-000000.safetensors").read_bytes() == before
+    assert json.loads((out / "dataset.json").read_text())["features"] == info["features"]  # kept on resume
     # other settings in the same folder are refused, unless --overwrite
     other = run("export", sample / "sample.mp4", sample / "sample.vtt", "-o", out, "--pool", "max")
     assert other.exit_code == 2 and "other settings" in other.stderr
