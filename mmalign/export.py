@@ -641,12 +641,20 @@ def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shar
                 duration = max((s.times[-1] + s.hop for s in seqs.values() if len(s)), default=0.0)
             grid = _grid_for(opts, subs, duration)
             order = sorted(seqs)
-            for n in order:
+            if opts.fuse != "none" and feature_info:
+                # one fused width for the whole export: the features of the sources before
+                extra = [n for n in order if n not in feature_info]
+                if extra:
+                    raise InputError(f"{media.name} has {', '.join(extra)}, which the sources before it lack; "
+                                     "export it separately, or choose the features with --*-features")
+                order = sorted(feature_info)
+            for n in sorted(seqs):
                 feature_info[n] = {"dim": int(seqs[n].values.shape[1]), "hop": seqs[n].hop,
                                    "meta": {k: v for k, v in seqs[n].meta.items() if k != "source"}}
             missing: list[list[str]] = [[] for _ in range(len(grid))]
             stats = None
             if opts.pool == "none":
+                order = sorted(seqs)
                 spans = {n: segment_frames(seqs[n], grid.starts, grid.ends) for n in order}
                 for n in order:
                     for k in np.flatnonzero(spans[n][1] <= spans[n][0]):
@@ -665,7 +673,11 @@ def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shar
             else:
                 pooled = {}
                 for n in order:
-                    pooled[n], valid = pool_segments(seqs[n], grid.starts, grid.ends, opts.pool)
+                    if n in seqs:
+                        pooled[n], valid = pool_segments(seqs[n], grid.starts, grid.ends, opts.pool)
+                    else:  # a modality this source lacks (e.g. no video stream): zeros, listed as missing
+                        pooled[n] = np.zeros((len(grid), feature_info[n]["dim"]), np.float32)
+                        valid = np.zeros(len(grid), bool)
                     for k in np.flatnonzero(~valid):
                         missing[k].append(n)
                 if opts.fuse != "none":

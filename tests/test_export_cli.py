@@ -153,3 +153,27 @@ def test_export_usage_errors(sample, tmp_path, args, message):
     result = run("export", sample / "sample.mp4", sample / "sample.vtt", "-o", tmp_path / "x", *args)
     assert result.exit_code == 2 and message in result.stderr, result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_fused_sources_share_one_width(sample, tmp_path):
+    import soundfile as sf
+
+    from mmalign.media import load_audio
+
+    wav = sample / "voice.wav"  # the same speech with no picture, and its subtitles
+    sf.write(wav, load_audio(sample / "sample.mp4", 16000)[0], 16000)
+    (sample / "voice.vtt").write_text((sample / "sample.vtt").read_text())
+    out = tmp_path / "fused2"
+    result = run("export", sample / "sample.mp4", sample / "sample.vtt", wav, sample / "voice.vtt", "-o", out,
+                 "--fuse", "concat", "--json")
+    assert result.exit_code == 0, result.output
+    recs = records(out)
+    assert len(recs) == 32 and len({tuple(r["tensors"]["fused"]) for r in recs}) == 1
+    assert all("video.hist" in r["missing"] for r in recs[16:]) and not any(r["missing"] for r in recs[:16])
+    # the other way round, the film has features the first source lacks: refused, the first is kept
+    out = tmp_path / "fused3"
+    result = run("export", wav, sample / "voice.vtt", sample / "sample.mp4", sample / "sample.vtt", "-o", out,
+                 "--fuse", "concat", "--json")
+    assert result.exit_code == 3
+    data = json.loads(result.stdout)
+    assert "which the sources before it lack" in data["sources"][1]["error"] and len(records(out)) == 16
