@@ -177,3 +177,23 @@ def test_fused_sources_share_one_width(sample, tmp_path):
     assert result.exit_code == 3
     data = json.loads(result.stdout)
     assert "which the sources before it lack" in data["sources"][1]["error"] and len(records(out)) == 16
+
+
+def test_frame_grid_means_match_the_extracted_features(sample, tmp_path):
+    """Export and extract agree: each 1 s sample is the mean of the log-mel frames inside it."""
+    from mmalign.features.io import load_features
+
+    out = tmp_path / "frames"
+    assert run("export", sample / "sample.mp4", "-o", out, "--grid", "frames", "--hop", "1", "--video-features",
+               "none", "--text-features", "none", "-q").exit_code == 0
+    feats = tmp_path / "a.safetensors"
+    assert run("extract", "audio", sample / "sample.mp4", "-o", feats, "--features", "logmel", "-q").exit_code == 0
+    logmel = load_features(feats)["audio.logmel"]
+    t = logmel.times
+    recs = records(out)
+    assert len(recs) == 64 and recs[10]["start"] == 10.0 and recs[10]["end"] == 11.0
+    shard = load_file(str(out / recs[0]["shard"]))
+    for rec in recs[:-1]:
+        inside = (t >= rec["start"]) & (t < rec["end"])
+        want = logmel.values[inside].mean(axis=0)
+        np.testing.assert_allclose(shard[f"{rec['row']}/audio.logmel"], want, rtol=1e-4, atol=1e-3)
