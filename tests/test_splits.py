@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from test_offset import reference, speech_intervals
@@ -111,3 +113,39 @@ def test_random_cues_are_not_split_into_confident_pieces(speech):
         fit = estimate_linear(ref, cs, ce)
         tm = estimate_piecewise(ref, cs, ce, fit)
         assert tm.is_linear, tm.pieces()
+
+
+
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+@pytest.mark.corpus
+@pytest.mark.skipif(not (CORPUS / "manifest.json").is_file(), reason="needs ../shared/corpus")
+def test_real_speech_music_and_song_with_one_shift_stay_one_piece(tmp_path):
+    """The corpus recordings back to back (speech, radio with music, a song, a reading), twice,
+    subtitles 5.45 s early: one piece. Where the evidence is weak (music, singing) the per-cue
+    lags flicker between neighbouring coarse lags; that must not become a split."""
+    import soundfile as sf
+    from conftest import vtt_text
+
+    from mmalign import subtitles as S
+    from mmalign.align.sync import sync
+    from mmalign.media import load_audio
+
+    sr = 16000
+    parts, starts, ends, t = [], [], [], 0.0
+    for name in ["smartphone_fr", "radio_fr", "gloria_song", "sonnet_en", "gaenswein_de"] * 2:
+        y, _ = load_audio(CORPUS / name / "audio.mp3", sr)
+        for c in S.read(CORPUS / name / "reference.vtt").cues:
+            starts.append(t + c.start + 5.45)
+            ends.append(t + c.end + 5.45)
+        parts += [y, np.zeros(sr, np.float32)]
+        t += (len(y) + sr) / sr
+    media = tmp_path / "programme.wav"
+    sf.write(media, np.concatenate(parts), sr)
+    subs = tmp_path / "programme.vtt"
+    subs.write_text(vtt_text(starts, ends))
+    result = sync(media, subs, workers=1)
+    assert len(result.timemap) == 1, result.timemap.pieces()
+    assert result.fit.offset == pytest.approx(-5.45, abs=0.1)

@@ -126,7 +126,7 @@ def _piecewise_dp(scores, gaps, penalty, back):
 
 def estimate_piecewise(reference: FeatureSeq, starts, ends, fit: LinearFit, *, max_offset: float = 300.0,
                        coarse_hop: float = 0.1, penalty: float | None = None,
-                       min_cues: int = 3, min_confidence: float = 0.5) -> TimeMap:
+                       min_cues: int = 3, min_confidence: float = 0.5, merge_within: float = 0.3) -> TimeMap:
     """Split the global fit where the evidence says the offset changes.
 
     Parameters
@@ -144,8 +144,10 @@ def estimate_piecewise(reference: FeatureSeq, starts, ends, fit: LinearFit, *, m
     min_cues : int
         A piece needs at least this many cues.
     min_confidence : float
-        Every piece needs at least this confidence, judged on its own cues; otherwise
-        the global map is kept (a split found in noise is worse than none).
+        Every piece needs at least this confidence, judged on its own cues; a weaker
+        piece joins its better neighbour (a split found in noise is worse than none).
+    merge_within : float
+        Neighbouring pieces whose offsets differ by less than this (seconds) are merged.
 
     Returns
     -------
@@ -212,6 +214,17 @@ def estimate_piecewise(reference: FeatureSeq, starts, ends, fit: LinearFit, *, m
         nlo, nhi, nlag = pieces[j][:3]
         pieces[min(i, j)] = piece(min(lo, nlo), max(hi, nhi), nlag)
         del pieces[max(i, j)]
+    # Neighbours whose offsets agree to within a fraction of a second are one piece: the
+    # coarse lags differ by jitter, not by inserted or removed material.
+    while len(pieces) > 1:
+        gaps = [abs(pieces[i + 1][3] - pieces[i][3]) for i in range(len(pieces) - 1)]
+        i = int(np.argmin(gaps))
+        if gaps[i] >= merge_within:
+            break
+        (lo, hi, lag), (nlo, nhi, nlag) = pieces[i][:3], pieces[i + 1][:3]
+        keep = lag if hi - lo >= nhi - nlo else nlag
+        pieces[i] = piece(lo, nhi, keep)
+        del pieces[i + 1]
     if len(pieces) == 1:
         return fit.timemap
     pieces = [(lo, hi, offset, conf) for lo, hi, _, offset, conf in pieces]
