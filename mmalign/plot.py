@@ -63,8 +63,12 @@ def plot_sync(result, path, *, width: float = 16.0, dpi: int = 100) -> Path:
                              layout="constrained")
     ax = axes[0]
     label = "speech probability" if result.reference_kind == "audio" else "reference cues"
-    ax.fill_between(times, act.values[:, 0], step="mid", color="#4c72b0", alpha=0.6, linewidth=0,
-                    rasterized=True)
+    values = act.values[:, 0]
+    k = max(1, len(values) // int(width * dpi * 2))  # about two points per pixel: peaks kept
+    if k > 1:
+        n = len(values) // k * k
+        times, values = times[:n].reshape(-1, k).mean(axis=1), values[:n].reshape(-1, k).max(axis=1)
+    ax.fill_between(times, values, step="mid", color="#4c72b0", alpha=0.6, linewidth=0, rasterized=True)
     for cue in after.cues:  # where the cues ended up, over the evidence
         ax.axvspan(cue.start, cue.end, ymin=0.0, ymax=0.08, color="#dd8452", alpha=0.9, linewidth=0)
     ax.set_ylim(0, 1.05)
