@@ -216,17 +216,16 @@ def estimate_piecewise(reference: FeatureSeq, starts, ends, fit: LinearFit, *, m
         del pieces[max(i, j)]
     # Neighbours whose offsets agree to within a fraction of a second are one piece: the
     # coarse lags differ by jitter, not by inserted or removed material.
-    while len(pieces) > 1:
-        gaps = [abs(pieces[i + 1][3] - pieces[i][3]) for i in range(len(pieces) - 1)]
-        i = int(np.argmin(gaps))
-        if gaps[i] >= merge_within:
-            break
-        (lo, hi, lag), (nlo, nhi, nlag) = pieces[i][:3], pieces[i + 1][:3]
-        keep = lag if hi - lo >= nhi - nlo else nlag
-        pieces[i] = piece(lo, nhi, keep)
-        del pieces[i + 1]
-    if len(pieces) == 1:
+    groups = [[pieces[0]]]
+    for p in pieces[1:]:
+        if abs(p[3] - groups[-1][-1][3]) < merge_within:
+            groups[-1].append(p)
+        else:
+            groups.append([p])
+    if len(groups) == 1:
         return fit.timemap
+    pieces = [g[0] if len(g) == 1 else piece(g[0][0], g[-1][1], max(g, key=lambda p: p[1] - p[0])[2])
+              for g in groups]
     pieces = [(lo, hi, offset, conf) for lo, hi, _, offset, conf in pieces]
     return _timemap(pieces, starts[order], np.maximum(ends[order], starts[order]), s)
 
