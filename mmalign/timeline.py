@@ -16,7 +16,10 @@ import numpy as np
 
 from .errors import UsageError
 
-__all__ = ["FeatureSeq", "TimeMap"]
+__all__ = ["FeatureSeq", "TimeMap", "segment_frames", "pool_segments", "POOLINGS"]
+
+#: Ways to pool a segment's frames into one vector (:func:`pool_segments`).
+POOLINGS = ("mean", "max", "first", "last", "overlap")
 
 
 @dataclass(frozen=True)
@@ -186,19 +189,123 @@ class FeatureSeq:
         ----------
         segments : iterable of (float, float)
             Segment bounds in seconds.
-        how : {"mean", "max", "first", "last"}
-            Pooling; a segment with no frame gets the frame nearest its centre.
+        how : {"mean", "max", "first", "last", "overlap"}
+            Pooling (see :func:`pool_segments`); a segment with no frame gets the
+            features interpolated at its centre.
         """
-        ops = {"mean": np.mean, "max": np.max, "first": lambda a, axis: a[0], "last": lambda a, axis: a[-1]}
-        if how not in ops:
-            raise UsageError(f"unknown pooling {how!r}; choose one of {', '.join(ops)}")
-        out = []
-        for start, end in segments:
-            part = self.slice(start, end).values
-            if len(part) == 0:
-                part = self.resample(np.array([(start + end) / 2]))
-            out.append(ops[how](part, axis=0))
-        return np.array(out, dtype=np.float32).reshape(-1, self.values.shape[1])
+        seg = np.asarray(list(segments), np.float64).reshape(-1, 2)
+        values, valid = pool_segments(self, seg[:, 0], seg[:, 1], how)
+        if not valid.all() and len(self):
+            empty = ~valid
+            values[empty] = self.resample(seg[empty].mean(axis=1))
+        return values
+
+
+def _frame_times(seq: FeatureSeq, timemap: TimeMap | None) -> np.ndarray:
+    t = seq.times
+    return t if timemap is None else np.asarray(timemap.apply(t), np.float64)
+
+
+def _frame_cells(times: np.ndarray, hop: float) -> tuple[np.ndarray, np.ndarray]:
+    """The span each frame stands for: half-way to its neighbours (``hop/2`` at the ends)."""
+    if len(times) == 0:
+        return times, times
+    mid = (times[1:] + times[:-1]) / 2
+    lo = np.concatenate([[times[0] - hop / 2], mid])
+    hi = np.concatenate([mid, [times[-1] + hop / 2]])
+    return lo, hi
+
+
+def segment_frames(seq: FeatureSeq, starts, ends, *, timemap: TimeMap | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Index range ``[i0, i1)`` of the frames inside each segment.
+
+    A frame is inside ``[start, end)`` when its time (mapped by ``timemap`` onto the
+    grid's timeline) is.
+
+    Returns
+    -------
+    i0, i1 : np.ndarray of int64
+    """
+    t = _frame_times(seq, timemap)
+    starts = np.asarray(starts, np.float64)
+    ends = np.asarray(ends, np.float64)
+    eps = 1e-9 * seq.hop
+    i0 = np.searchsorted(t, starts - eps, side="left")
+    i1 = np.maximum(np.searchsorted(t, ends - eps, side="left"), i0)
+    return i0.astype(np.int64), i1.astype(np.int64)
+
+
+def pool_segments(seq: FeatureSeq, starts, ends, how: str = "mean", *,
+                  timemap: TimeMap | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One vector per segment from the frames of a sequence.
+
+    Parameters
+    ----------
+    seq : FeatureSeq
+    starts, ends : array-like of float
+        Segments on the grid timeline, seconds.
+    how : {"mean", "max", "first", "last", "overlap"}
+        ``overlap``: mean weighted by the part of each frame's span (half-way to its
+        neighbours) that lies inside the segment, so a segment shorter than a frame
+        still gets the frame it falls in.
+    timemap : TimeMap, optional
+        Maps the sequence's frame times onto the grid timeline.
+
+    Returns
+    -------
+    values : np.ndarray [shape=(N, D), dtype=float32]
+        Zeros where a segment has no frame.
+    valid : np.ndarray [shape=(N,), dtype=bool]
+        Whether the segment had any frame (any overlap for ``overlap``).
+    """
+    if how not in POOLINGS:
+        raise UsageError(f"unknown pooling {how!r}; choose one of {', '.join(POOLINGS)}")
+    starts = np.asarray(starts, np.float64).reshape(-1)
+    ends = np.asarray(ends, np.float64).reshape(-1)
+    x = seq.values
+    n, d = len(starts), x.shape[1]
+    out = np.zeros((n, d), np.float32)
+    if how == "overlap":
+        t = _frame_times(seq, timemap)
+        hop = seq.hop if timemap is None else seq.hop * _local_scale(timemap, t)
+        lo, hi = _frame_cells(t, hop)
+        j0 = np.searchsorted(hi, starts, side="right")  # first cell ending after the start
+        j1 = np.searchsorted(lo, ends, side="left")  # cells starting before the end
+        valid = np.zeros(n, bool)
+        for k in range(n):
+            a, b = j0[k], j1[k]
+            if b <= a:
+                continue
+            w = np.minimum(hi[a:b], ends[k]) - np.maximum(lo[a:b], starts[k])
+            if ends[k] <= starts[k]:  # an instant: the frame whose cell holds it
+                w = np.where((lo[a:b] <= starts[k]) & (starts[k] < hi[a:b]), 1.0, 0.0)
+            w = np.clip(w, 0.0, None)
+            total = w.sum()
+            if total > 0:
+                out[k] = (w @ x[a:b].astype(np.float64)) / total
+                valid[k] = True
+        return out, valid
+    i0, i1 = segment_frames(seq, starts, ends, timemap=timemap)
+    valid = i1 > i0
+    if how == "mean":
+        cnt = np.maximum(i1 - i0, 1)[:, None]
+        for c0 in range(0, d, 8):  # float64 running sums, a few columns at a time (bounded memory)
+            c = np.zeros((len(x) + 1, min(8, d - c0)))
+            np.cumsum(x[:, c0:c0 + 8], axis=0, dtype=np.float64, out=c[1:])
+            out[:, c0:c0 + 8] = np.where(valid[:, None], (c[i1] - c[i0]) / cnt, 0.0)
+    elif how == "first":
+        out[valid] = x[i0[valid]]
+    elif how == "last":
+        out[valid] = x[i1[valid] - 1]
+    else:  # max
+        for k in np.flatnonzero(valid):
+            out[k] = x[i0[k]:i1[k]].max(axis=0)
+    return out, valid
+
+
+def _local_scale(timemap: TimeMap, t: np.ndarray) -> np.ndarray:
+    scales = np.asarray(timemap.scales, np.float64)[timemap.piece_index(t)]
+    return np.where(scales > 0, scales, 1.0)
 
 
 @dataclass(frozen=True)
