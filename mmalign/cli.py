@@ -284,6 +284,26 @@ def _describe(path: Path, seqs: dict) -> dict:
             "hop": {k: v.hop for k, v in seqs.items()}}
 
 
+def _extract_one(source: Path, what: str, output: Path, fmt, label: Optional[str], compute, as_json: bool,
+                 quiet: bool, debug: bool) -> None:
+    """The body every `extract <modality>` shares: check, compute (with a progress bar), save, report."""
+    t0 = time.perf_counter()
+    summary: dict = {"input": str(source)}
+    with _guard(debug, as_json, summary):
+        fmt_name = _feature_output(output, fmt, [source])
+        _require(source, what)
+        with _Progress(label is not None and not (quiet or as_json), label or "") as bar:
+            seqs = compute(bar)
+        from .features.io import save_features
+
+        save_features(output, seqs, format=fmt_name, source=source)
+        summary["outputs"] = [_describe(output, seqs)]
+        cut = seqs.get("video.cut")
+        if cut is not None:
+            summary["cuts"] = cut.meta.get("cuts", [])
+    _report(summary, as_json, quiet, t0)
+
+
 def _audio_seqs(media: Path, features: str, sr: int, hop: float, n_mels: int, n_mfcc: int, deltas: int,
                 fmin: float, fmax: Optional[float], stream: Optional[int], jobs: Optional[int], bar) -> dict:
     from .features import audio
@@ -385,18 +405,9 @@ def extract_audio(
       mmalign extract audio film.mkv -o film.audio.safetensors
       mmalign extract audio talk.mp3 -o talk.npz --features mfcc --deltas 2 --hop 0.02
     """
-    t0 = time.perf_counter()
-    summary: dict = {"input": str(media)}
-    with _guard(debug, as_json, summary):
-        fmt_name = _feature_output(output, fmt, [media])
-        _require(media, "media file")
-        with _Progress(not (quiet or as_json), "audio features") as bar:
-            seqs = _audio_seqs(media, features, sr, hop, n_mels, n_mfcc, deltas, fmin, fmax, audio_stream, jobs, bar)
-        from .features.io import save_features
-
-        save_features(output, seqs, format=fmt_name, source=media)
-        summary["outputs"] = [_describe(output, seqs)]
-    _report(summary, as_json, quiet, t0)
+    _extract_one(media, "media file", output, fmt, "audio features",
+                 lambda bar: _audio_seqs(media, features, sr, hop, n_mels, n_mfcc, deltas, fmin, fmax, audio_stream,
+                                         jobs, bar), as_json, quiet, debug)
 
 
 @extract_app.command("video", epilog=EXIT_CODES)
@@ -417,22 +428,9 @@ def extract_video(
       mmalign extract video film.mp4 -o film.video.safetensors
       mmalign extract video film.mp4 -o clip.safetensors --fps 2 --embed clip_image.pt --device auto
     """
-    t0 = time.perf_counter()
-    summary: dict = {"input": str(media)}
-    with _guard(debug, as_json, summary):
-        fmt_name = _feature_output(output, fmt, [media])
-        _require(media, "media file")
-        with _Progress(not (quiet or as_json), "video features") as bar:
-            seqs = _video_seqs(media, features, fps, width, video_stream, embed, device, batch_size, embed_size,
-                               crop, bar)
-        from .features.io import save_features
-
-        save_features(output, seqs, format=fmt_name, source=media)
-        summary["outputs"] = [_describe(output, seqs)]
-        cut = seqs.get("video.cut")
-        if cut is not None:
-            summary["cuts"] = cut.meta.get("cuts", [])
-    _report(summary, as_json, quiet, t0)
+    _extract_one(media, "media file", output, fmt, "video features",
+                 lambda bar: _video_seqs(media, features, fps, width, video_stream, embed, device, batch_size,
+                                         embed_size, crop, bar), as_json, quiet, debug)
 
 
 @extract_app.command("subs", epilog=EXIT_CODES)
@@ -452,17 +450,8 @@ def extract_subs(
       mmalign extract subs film.srt -o film.text.safetensors
       mmalign extract subs film.srt -o film.text.npz --hop 0.1 --embed sentence_model.pt
     """
-    t0 = time.perf_counter()
-    summary: dict = {"input": str(subs)}
-    with _guard(debug, as_json, summary):
-        fmt_name = _feature_output(output, fmt, [subs])
-        _require(subs, "subtitle file")
-        seqs = _text_seqs(subs, features, hop, dim, embed, device)
-        from .features.io import save_features
-
-        save_features(output, seqs, format=fmt_name, source=subs)
-        summary["outputs"] = [_describe(output, seqs)]
-    _report(summary, as_json, quiet, t0)
+    _extract_one(subs, "subtitle file", output, fmt, None,
+                 lambda bar: _text_seqs(subs, features, hop, dim, embed, device), as_json, quiet, debug)
 
 
 @extract_app.command("all", epilog=EXIT_CODES)
