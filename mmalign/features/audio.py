@@ -229,6 +229,17 @@ def _init_worker(counter):
     _progress_counter = counter
 
 
+
+def _probe_audio(path, stream: int | None):
+    """Probe a media file that must have an audio stream (and stream ``stream``, when given)."""
+    info = media.probe(path)
+    if not info.audio:
+        raise InputError(f"{path}: has no audio stream")
+    if stream is not None and not 0 <= stream < len(info.audio):
+        raise UsageError(f"{path}: audio stream {stream} does not exist (it has {len(info.audio)}: "
+                         f"0..{len(info.audio) - 1})")
+    return info
+
 def _run_ranges(path, *, sr, hop_length, n_fft, n_mels, fmin, fmax, stream, workers, progress,
                 reduce=None) -> tuple[np.ndarray, float]:
     """Stream the log-mel frames of ``path`` through ``reduce``, in parallel ranges.
@@ -237,12 +248,7 @@ def _run_ranges(path, *, sr, hop_length, n_fft, n_mels, fmin, fmax, stream, work
     """
     if hop_length <= 0 or n_fft <= 0 or n_mels <= 0 or sr <= 0:
         raise UsageError("sr, hop_length, n_fft and n_mels must be positive")
-    info = media.probe(path)
-    if not info.audio:
-        raise InputError(f"{path}: has no audio stream")
-    if stream is not None and not 0 <= stream < len(info.audio):
-        raise UsageError(f"{path}: audio stream {stream} does not exist (it has {len(info.audio)}: "
-                         f"0..{len(info.audio) - 1})")
+    info = _probe_audio(path, stream)
     hop = hop_length / sr
     duration = info.duration or 0.0
     workers = workers or os.cpu_count() or 1
@@ -798,12 +804,7 @@ def audio_features(path, features=AUDIO_FEATURES, *, sr: int = 16000, hop_length
         if not 1 <= contrast_bands <= fit:
             raise UsageError(f"{contrast_bands} contrast bands from {contrast_fmin:g} Hz exceed the Nyquist "
                              f"frequency ({sr / 2:g} Hz); at most {max(fit, 0)} fit")
-    info = media.probe(path)
-    if not info.audio:
-        raise InputError(f"{path}: has no audio stream")
-    if stream is not None and not 0 <= stream < len(info.audio):
-        raise UsageError(f"{path}: audio stream {stream} does not exist (it has {len(info.audio)}: "
-                         f"0..{len(info.audio) - 1})")
+    info = _probe_audio(path, stream)
     plan = _plan(features, sr, hop_length, n_fft, n_mels, n_mfcc, fmin, fmax, n_chroma, contrast_bands,
                  contrast_fmin)
     hop_s = hop_length / sr
