@@ -676,20 +676,20 @@ def _sequence_of(path: Path, feature: Optional[str], other_kind: str, hop: float
         if feature is None:
             if len(seqs) != 1:
                 raise UsageError(f"{path} holds {', '.join(seqs)}: choose one with --feature")
-            return next(iter(seqs.values())), "features"
+            return next(iter(seqs.values()))
         if feature not in seqs:
             raise UsageError(f"{path} has no feature {feature} (it has {', '.join(seqs)})")
-        return seqs[feature], "features"
+        return seqs[feature]
     if is_subtitle_path(path):
         from . import subtitles as subtitles_mod
         from .features.text import text_features
 
-        return text_features(subtitles_mod.read(path), ("activity",), hop=hop)["text.activity"], "subtitles"
+        return text_features(subtitles_mod.read(path), ("activity",), hop=hop)["text.activity"]
     from .features.audio import audio_features
 
     # speech against subtitles; timbre (MFCC) against another recording
     name = "speech" if other_kind == "subtitles" else "mfcc"
-    return audio_features(path, (name,), hop=hop, workers=jobs, progress=bar.update)[f"audio.{name}"], "media"
+    return audio_features(path, (name,), hop=hop, workers=jobs, progress=bar.update)[f"audio.{name}"]
 
 
 def _kind_of(path: Path) -> str:
@@ -766,8 +766,8 @@ def align(
                     raise UsageError(f"{a} and {b} share no feature; choose with --feature")
                 feature = common[0]
         with _Progress(not (quiet or as_json), "extracting") as bar:
-            xa, _ = _sequence_of(a, feature, kind_b, hop, jobs, bar)
-            xb, _ = _sequence_of(b, feature, kind_a, hop, jobs, bar)
+            xa = _sequence_of(a, feature, kind_b, hop, jobs, bar)
+            xb = _sequence_of(b, feature, kind_a, hop, jobs, bar)
         if xa.values.shape[1] != xb.values.shape[1]:
             raise UsageError(f"{xa.name} has {xa.values.shape[1]} columns but {xb.name} has {xb.values.shape[1]}; "
                              "align features of the same kind")

@@ -138,16 +138,21 @@ def _audio_stream(container, path, stream: int | None):
     audio = list(container.streams.audio)
     if not audio:
         raise InputError(f"{path}: has no audio stream")
+    return _pick_stream(audio, path, stream, "audio")
+
+
+def _pick_stream(streams: list, path, stream: int | None, kind: str):
+    """Stream number ``stream`` of ``streams``; by default the one marked default, else the first."""
     if stream is None:
-        # The stream marked default, else the first one.
-        for s in audio:
+        for s in streams:
             disposition = getattr(s, "disposition", None)
             if disposition is not None and int(disposition) & 1:
                 return s
-        return audio[0]
-    if not 0 <= stream < len(audio):
-        raise UsageError(f"{path}: audio stream {stream} does not exist (it has {len(audio)}: 0..{len(audio) - 1})")
-    return audio[stream]
+        return streams[0]
+    if not 0 <= stream < len(streams):
+        raise UsageError(f"{path}: {kind} stream {stream} does not exist (it has {len(streams)}: "
+                         f"0..{len(streams) - 1})")
+    return streams[stream]
 
 
 def iter_audio(path, sr: int = 16000, *, stream: int | None = None, start: float = 0.0,
@@ -358,15 +363,7 @@ def _video_stream(container, path, stream: int | None):
     if not video:
         art = " (only cover art)" if len(container.streams.video) else ""
         raise InputError(f"{path}: has no video stream{art}")
-    if stream is None:
-        for s in video:
-            disposition = getattr(s, "disposition", None)
-            if disposition is not None and int(disposition) & 1:
-                return s
-        return video[0]
-    if not 0 <= stream < len(video):
-        raise UsageError(f"{path}: video stream {stream} does not exist (it has {len(video)}: 0..{len(video) - 1})")
-    return video[stream]
+    return _pick_stream(video, path, stream, "video")
 
 
 def _frame_size(width: int, height: int, size) -> tuple[int, int]:

@@ -14,6 +14,7 @@ import os
 import tempfile
 import threading
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from typing import Callable
 
 import numpy as np
@@ -240,6 +241,28 @@ def _probe_audio(path, stream: int | None):
                          f"0..{len(info.audio) - 1})")
     return info
 
+
+def _in_process(progress, duration: float, fn, *args):
+    """Run one range in this process, reporting progress like the workers do."""
+    global _progress_counter
+    counter = multiprocessing.Value("d", 0.0) if progress else None
+    _progress_counter = counter
+    stop = _start_progress(progress, counter, duration)
+    try:
+        return fn(*args)
+    finally:
+        _progress_counter = None
+        stop()
+
+
+@contextmanager
+def _range_pool(n: int):
+    """A pool of ``n`` decoding processes sharing one progress counter: ``(pool, counter)``."""
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    counter = ctx.Value("d", 0.0)
+    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(counter,)) as pool:
+        yield pool, counter
+
 def _run_ranges(path, *, sr, hop_length, n_fft, n_mels, fmin, fmax, stream, workers, progress,
                 reduce=None) -> tuple[np.ndarray, float]:
     """Stream the log-mel frames of ``path`` through ``reduce``, in parallel ranges.
@@ -257,20 +280,9 @@ def _run_ranges(path, *, sr, hop_length, n_fft, n_mels, fmin, fmax, stream, work
     args = (sr, hop_length, n_fft, n_mels, fmin, fmax, stream, reduce)
     _mel(sr, n_fft, n_mels, fmin, fmax)  # compute (or read) once, before any fork
     if len(ranges) == 1:
-        global _progress_counter
-        counter = multiprocessing.Value("d", 0.0) if progress else None
-        _progress_counter = counter
-        stop = _start_progress(progress, counter, duration)
-        try:
-            parts = [_logmel_range(path, 0, None, *args)]
-        finally:
-            _progress_counter = None
-            stop()
+        parts = [_in_process(progress, duration, _logmel_range, path, 0, None, *args)]
     else:
-        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-        counter = ctx.Value("d", 0.0)
-        with ProcessPoolExecutor(len(ranges), mp_context=ctx, initializer=_init_worker,
-                                 initargs=(counter,)) as pool:
+        with _range_pool(len(ranges)) as (pool, counter):
             futures = [pool.submit(_logmel_range, os.fspath(path), bounds[k], bounds[k + 1], *args)
                        for k in range(len(ranges))]
             # The workers are forked by now: only then start the progress thread (forking
@@ -815,21 +827,10 @@ def audio_features(path, features=AUDIO_FEATURES, *, sr: int = 16000, hop_length
         if duration > 0 and workers > 1 else [(0.0, None)]
     bounds = [int(round(a / hop_s)) for a, _ in ranges] + [None]
     if len(ranges) == 1:
-        global _progress_counter
-        counter = multiprocessing.Value("d", 0.0) if progress else None
-        _progress_counter = counter
-        stop = _start_progress(progress, counter, duration)
-        try:
-            parts = [_features_range(path, 0, None, plan, stream)]
-            parts[0].pop("_end")
-        finally:
-            _progress_counter = None
-            stop()
+        parts = [_in_process(progress, duration, _features_range, path, 0, None, plan, stream)]
+        parts[0].pop("_end")
     else:
-        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-        counter = ctx.Value("d", 0.0)
-        with ProcessPoolExecutor(min(workers, len(ranges)), mp_context=ctx, initializer=_init_worker,
-                                 initargs=(counter,)) as pool:
+        with _range_pool(min(workers, len(ranges))) as (pool, counter):
             futures = [pool.submit(_features_range, os.fspath(path), bounds[k], bounds[k + 1], plan, stream)
                        for k in range(len(ranges))]
             stop = _start_progress(progress, counter, duration)
