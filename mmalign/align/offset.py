@@ -78,6 +78,10 @@ class LinearFit:
 #: reference).  Cue ends are left out: subtitles linger after the speech by varying amounts.
 _WEIGHTS = np.array([1.0, 1.0], np.float32)
 _EDGE_SIGMA = 0.08  # seconds: spread of an onset before matching
+# Standardizing the cue activity gives each frame between cues a weight of
+# -sqrt(p / (1 - p)) for a coverage p: with back-to-back cues (forced-alignment output,
+# poetry, karaoke) the few frames around the cues would outweigh everything else.
+_MAX_FRAME_WEIGHT = 4.0
 
 
 def _smooth(x: np.ndarray, sigma_frames: float) -> np.ndarray:
@@ -114,7 +118,9 @@ def _subject_channels(starts, ends, hop: float, j0: int, n: int) -> np.ndarray:
         ok = (idx >= 0) & (idx < n)
         np.add.at(chans[1], idx[ok], weight[ok])
     chans[1] = _smooth(chans[1], _EDGE_SIGMA / hop)
-    return _standardize(chans)
+    chans = _standardize(chans)
+    np.clip(chans[0], -_MAX_FRAME_WEIGHT, _MAX_FRAME_WEIGHT, out=chans[0])
+    return chans
 
 
 def _correlate_valid(ref: np.ndarray, sub: np.ndarray) -> np.ndarray:
