@@ -62,7 +62,8 @@ def plot_sync(result, path, *, width: float = 16.0, dpi: int = 100) -> Path:
     fig, axes = plt.subplots(3, 1, sharex=True, figsize=(width, 5.5), height_ratios=[2, 1.6, 1],
                              layout="constrained")
     ax = axes[0]
-    label = "speech probability" if result.reference_kind == "audio" else "reference cues"
+    label = "reference cues" if result.reference_kind != "audio" else (
+        "speech probability\n(fast + Silero)" if result.detector == "fast+silero" else "speech probability")
     values = act.values[:, 0]
     k = max(1, len(values) // int(width * dpi * 2))  # about two points per pixel: peaks kept
     if k > 1:
