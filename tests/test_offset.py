@@ -210,3 +210,11 @@ def test_real_poetry_with_back_to_back_cues_after_a_tone_intro(make_media, write
     fit = estimate_linear(act, ref.starts + 2.94, ref.ends + 2.94)
     assert fit.offset == pytest.approx(lead - 2.94, abs=0.1)
     assert fit.confidence >= 0.8
+
+
+def test_confidence_of_extreme_evidence_does_not_overflow():
+    from mmalign.align.offset import _confidence
+
+    assert _confidence(-5000.0, -3.0, -1.0) == 0.0  # a peak far below the others (tiny spread)
+    assert _confidence(float("inf"), 1.0, 1.0) == 1.0
+    assert _confidence(6.0, 0.05, 0.1) == pytest.approx(0.3828, abs=1e-4)

@@ -328,10 +328,18 @@ def _evidence(n_cues: int, reference_seconds: float, span: float) -> float:
 
 def _confidence(peak_z: float, margin: float, score: float, z_center: float = 5.5) -> float:
     """Map the evidence to 0–1; calibrated on real speech (see tests and benchmarks)."""
-    z_term = 1.0 / (1.0 + math.exp(-(peak_z - z_center) / 1.0))
-    m_term = 1.0 / (1.0 + math.exp(-(margin - 0.04) / 0.01))
-    s_term = 1.0 / (1.0 + math.exp(-(score - 0.05) / 0.03))
+    z_term = _sigmoid((peak_z - z_center) / 1.0)
+    m_term = _sigmoid((margin - 0.04) / 0.01)
+    s_term = _sigmoid((score - 0.05) / 0.03)
     return float(round(z_term * m_term * s_term, 4))
+
+
+def _sigmoid(x: float) -> float:
+    """The logistic function, without overflow for any finite or infinite ``x``."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(max(x, -745.0))
+    return e / (1.0 + e)
 
 
 def _refine(fine: _Scorer, starts, ends, scale, offset, radius):
