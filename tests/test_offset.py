@@ -218,3 +218,62 @@ def test_confidence_of_extreme_evidence_does_not_overflow():
     assert _confidence(-5000.0, -3.0, -1.0) == 0.0  # a peak far below the others (tiny spread)
     assert _confidence(float("inf"), 1.0, 1.0) == 1.0
     assert _confidence(6.0, 0.05, 0.1) == pytest.approx(0.3828, abs=1e-4)
+
+
+def test_a_sharp_peak_on_a_broad_hump_counts_in_full():
+    """Scores of a long block of cues: a broad hump (the block overlaps speech at many
+    offsets) with the true offset as a sharp peak on top.  Against the whole curve the
+    peak barely stands out; against its surroundings it does."""
+    from mmalign.align.offset import _SHARP_Z_HANDICAP, _peak_z, _robust_z
+
+    rng = np.random.default_rng(3)
+    lags = np.arange(-1500, 1500)
+    hump = 0.25 * np.clip(1 - np.abs(lags + 300) / 1200, 0, None) + 0.2 * np.clip(1 - np.abs(lags - 900) / 400, 0, None)
+    scores = hump + 0.01 * rng.standard_normal(len(lags))
+    best = 1500 - 300 + 20
+    scores[best] += 0.12
+    valid = np.ones(len(lags), bool)
+    far = np.abs(lags - lags[best]) > 30
+    raw = _robust_z(scores[best], scores[far])
+    assert raw < 5.5  # the whole-curve statistic alone would refuse
+    assert _peak_z(scores, valid, best, far, 30) > raw + 5
+    # On a curve with no slow trend the sharp part is the curve: the handicap decides.
+    flat = 0.01 * rng.standard_normal(len(lags))
+    flat[best] += 0.08
+    assert _peak_z(flat, valid, best, far, 30) == pytest.approx(_robust_z(flat[best], flat[far]), abs=1.0)
+    assert _SHARP_Z_HANDICAP > 0
+
+
+def test_rare_framerate_mixups_need_more_evidence(speech):
+    from mmalign.align.offset import _RARE_RATIO_TRUST, _scale_trust
+
+    assert _scale_trust(1.0) == 1.0 and _scale_trust(25 / 24) == 1.0 and _scale_trust(1000 / 1001) == 1.0
+    assert _scale_trust(24 / 30) == _RARE_RATIO_TRUST and _scale_trust(30 / 25) == _RARE_RATIO_TRUST
+    assert _scale_trust(0.9987) == 1.0  # a refined scale passed its own test
+    starts, ends = speech
+    ref = reference(starts, ends, 610.0, noisy=True)
+    rare = estimate_linear(ref, *cues_for(starts, ends, 24 / 30, 4.0))
+    common = estimate_linear(ref, *cues_for(starts, ends, 24 / 25, 4.0))
+    assert rare.scale == pytest.approx(24 / 30) and common.scale == pytest.approx(24 / 25)
+    assert rare.confidence <= _RARE_RATIO_TRUST + 1e-9 < common.confidence
+
+
+@pytest.mark.corpus
+@pytest.mark.skipif(not (CORPUS / "manifest.json").is_file(), reason="needs ../shared/corpus")
+def test_broadcast_speech_over_a_music_bed_is_placed_and_trusted(make_media):
+    """radio_fr: a jingle, two ad lines, then one long block of news speech over a music
+    bed, and speech nobody subtitled.  With the Silero model's second look the block's
+    sharp timing peak is found and trusted."""
+    from mmalign import media, subtitles
+    from mmalign.align.sync import sync
+
+    y, _ = media.load_audio(CORPUS / "radio_fr" / "audio.mp3", 16000)
+    path = make_media("radio.wav", signals=[y], seconds=len(y) / 16000)
+    ref = subtitles.read(CORPUS / "radio_fr" / "reference.vtt")
+    moved = ref.map_times(lambda t: np.asarray(t) + 7.3)
+    subs_path = path.with_suffix(".vtt")
+    moved.write(subs_path)
+    result = sync(path, subs_path)
+    assert result.detector == "fast+silero"
+    assert result.confidence >= 0.5
+    assert np.abs(result.subtitles.starts - ref.starts).max() < 0.25

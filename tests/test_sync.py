@@ -54,3 +54,24 @@ def test_sync_reuses_a_given_activity(sample):
     assert given.reference_kind == kind == "audio"
     assert given.fit.offset == pytest.approx(fresh.fit.offset) and given.fit.scale == fresh.fit.scale
     assert given.confidence == pytest.approx(fresh.confidence)
+
+
+@pytest.mark.slow
+def test_random_cue_sets_are_refused(sample, write_vtt):
+    """The confidence calibration against chance: cue sets drawn at random (8 to 30 cues
+    over a minute) on the sample's speech and on its subtitles are refused (< 0.5) all but
+    rarely; 2 in 40 is the most this may get to."""
+    from mmalign.align.sync import DEFAULT_MIN_CONFIDENCE, reference_activity, sync
+
+    act, _ = reference_activity(sample / "sample.mp4")
+    accepted = {"media": [], "subtitles": []}
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        n = (8, 16, 30)[seed % 3]
+        starts = np.sort(rng.uniform(0.0, 60.0, n))
+        subs = write_vtt(f"random{seed}.vtt", starts, starts + rng.uniform(0.5, 2.5, n))
+        if sync(sample / "sample.mp4", subs, activity=act, detector="fast").confidence >= DEFAULT_MIN_CONFIDENCE:
+            accepted["media"].append(seed)
+        if sync(sample / "sample.vtt", subs).confidence >= DEFAULT_MIN_CONFIDENCE:
+            accepted["subtitles"].append(seed)
+    assert all(len(v) <= 2 for v in accepted.values()), accepted

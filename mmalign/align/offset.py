@@ -196,6 +196,47 @@ def _robust_z(best: float, others: np.ndarray) -> float:
     return (best - med) / mad
 
 
+#: Seconds of the running median that takes the slow trend out of a score curve.
+_TREND_SECONDS = 3.0
+#: The sharp part of a score curve is the maximum over many nearly independent offsets:
+#: its z-score runs higher by chance than the whole curve's, and must clear the bar by
+#: this many robust deviations more (random cue sets against generated speech, where the
+#: two statistics then refuse as often).
+_SHARP_Z_HANDICAP = 2.0
+#: Confidence factor for the rare framerate mix-ups (24 or 25 vs 30 fps): a time-based
+#: subtitle file almost never needs one, so a fit that does must stand out twice as much.
+_RARE_RATIO_TRUST = 0.5
+
+
+def _scale_trust(scale: float) -> float:
+    """Confidence factor of a scale: :data:`_RARE_RATIO_TRUST` for a rare framerate mix-up, else 1."""
+    exact = framerate_ratios()
+    return _RARE_RATIO_TRUST if scale in exact and _implausibility(scale, set(exact)) >= 4 else 1.0
+
+
+def _peak_z(scores: np.ndarray, valid: np.ndarray, i_best: int, far: np.ndarray, trend: int) -> float:
+    """How clearly ``scores[i_best]`` stands out from the (valid) scores at ``far`` offsets.
+
+    The larger of two robust z-scores: of the scores themselves, and of their sharp part
+    (the scores less a running median over ``trend`` offsets), less
+    :data:`_SHARP_Z_HANDICAP`.  A long run of cues (a news block, a chapter read aloud)
+    overlaps speech at many offsets, so its scores form a broad hump; the timing evidence
+    of its cue starts is a sharp peak on top, which stands out from its surroundings far
+    more than from the whole curve.
+    """
+    from scipy.ndimage import median_filter
+
+    idx = np.flatnonzero(valid)
+    others = far & valid
+    pool = others if others.sum() >= 10 else valid
+    z = _robust_z(float(scores[i_best]), scores[pool])
+    if len(idx) < 10 or not valid[i_best]:
+        return z
+    sharp = np.zeros(len(scores), np.float64)
+    sharp[idx] = scores[idx] - median_filter(scores[idx], size=max(3, trend | 1), mode="nearest")
+    return max(z, _robust_z(float(sharp[i_best]), sharp[pool]) - _SHARP_Z_HANDICAP)
+
+
 def _pool(x: np.ndarray, k: int) -> np.ndarray:
     n = len(x) // k * k
     pooled = x[:n].reshape(-1, k).mean(axis=1)
@@ -272,9 +313,10 @@ def estimate_linear(reference: FeatureSeq, starts, ends, *, max_offset: float = 
     results.sort(key=lambda item: item[0] - prior(item[1]), reverse=True)
     best_score, scale, offset, scores, offsets = results[0]
     # How clearly the peak stands out: against the other offsets of the same scale...
-    far = (np.abs(offsets - offset) > 3.0) & (scores > -1.0)
-    others = scores[far] if far.sum() >= 10 else scores[scores > -1.0]
-    peak_z = _robust_z(best_score, others)
+    valid = scores > -1.0
+    far = (np.abs(offsets - offset) > 3.0) & valid
+    i_best = int(np.argmax(scores))
+    peak_z = _peak_z(scores, valid, i_best, far, int(round(_TREND_SECONDS / H)))
     # ... and against the best alignment that puts the middle of the cues at least 3 s
     # elsewhere, at any scale (near scales with the same placement are the same answer).
     mid = float(np.mean(starts))
@@ -294,7 +336,8 @@ def estimate_linear(reference: FeatureSeq, starts, ends, *, max_offset: float = 
     if refine_scale and len(starts) >= 8:
         scale, offset = _refine_scale(fine, starts, ends, scale, offset, exact_set)
     score = fine.score(starts * scale + offset, ends * scale + offset)
-    confidence = round(_confidence(peak_z, margin, score) * _evidence(len(starts), len(ref) * hop, span * scale), 4)
+    confidence = _confidence(peak_z, margin, score) * _evidence(len(starts), len(ref) * hop, span * scale)
+    confidence = round(confidence * _scale_trust(scale), 4)
     cands = [{"scale": s, "offset": round(o, 3), "score": round(sc, 5)} for sc, s, o, _, _ in results[:5]]
     return LinearFit(scale=scale, offset=offset, score=score, peak_z=float(peak_z), margin=float(margin),
                      confidence=confidence, exact_ratio=scale in exact_set, candidates=cands)

@@ -18,7 +18,7 @@ from numba import njit, prange
 
 from ..timeline import FeatureSeq, TimeMap
 from .offset import (_WEIGHTS, LinearFit, _activity_from_zero, _confidence, _on_reference, _pool, _refine,
-                     _robust_z, _Scorer, _subject_channels)
+                     _peak_z, _scale_trust, _Scorer, _subject_channels, _TREND_SECONDS)
 
 __all__ = ["estimate_piecewise"]
 
@@ -194,13 +194,14 @@ def estimate_piecewise(reference: FeatureSeq, starts, ends, fit: LinearFit, *, m
         return fit.timemap
     fine = _Scorer(ref, hop)
     far = int(round(3.0 / H))
+    trend = int(round(_TREND_SECONDS / H))
 
     def piece(lo, hi, lag):
         offset, _ = _refine(fine, a[lo:hi], b[lo:hi], 1.0, (lag - pad) * H, H)
         share = max((edges[hi] - edges[lo]) / n, 1e-9)  # the piece's part of the cue span
         valid = _on_reference(j0 + edges[lo] - pad + np.arange(2 * pad + 1), edges[hi] - edges[lo],
                               coarse.ref.shape[1])
-        conf = _piece_confidence(scores[lo:hi].sum(axis=0) / share, lag, far, valid)
+        conf = _piece_confidence(scores[lo:hi].sum(axis=0) / share, lag, far, valid, trend) * _scale_trust(s)
         return lo, hi, lag, offset, conf
 
     pieces = [piece(*run) for run in runs]
@@ -254,13 +255,19 @@ def _merge_short(runs, scores, min_cues):
     return runs
 
 
-def _piece_confidence(scores: np.ndarray, lag: int, far: int, valid: np.ndarray) -> float:
-    """Confidence of a piece from its own score at every (valid) lag, as for the global fit."""
-    others = scores[(np.abs(np.arange(len(scores)) - lag) > far) & valid]
+def _piece_confidence(scores: np.ndarray, lag: int, far: int, valid: np.ndarray, trend: int) -> float:
+    """Confidence of a piece from its own score at every (valid) lag, as for the global fit.
+
+    ``far``: lags closer than this to ``lag`` are the peak itself; ``trend``: width (lags)
+    of the running median that :func:`~mmalign.align.offset._peak_z` takes out.
+    """
+    far_mask = (np.abs(np.arange(len(scores)) - lag) > far) & valid
+    others = scores[far_mask]
     if len(others) < 10:
         return 0.0
     best = float(scores[lag])
-    return _confidence(_robust_z(best, others), best - float(others.max()), best, _PIECE_Z_CENTER)
+    z = _peak_z(scores, valid, lag, far_mask, trend)
+    return _confidence(z, best - float(others.max()), best, _PIECE_Z_CENTER)
 
 
 def _timemap(pieces, starts, ends, scale) -> TimeMap:
