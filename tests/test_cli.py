@@ -440,3 +440,19 @@ def test_subprocess_python_m_mmalign(sample):
     assert proc.returncode == 3
     assert proc.stderr == "error: missing.mp4: media file not found\n"
     assert proc.stdout == ""
+
+
+def test_detector_option(sample, tmp_path):
+    out = tmp_path / "both.vtt"
+    result = run("sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "-o", out, "--detector", "both",
+                 "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["detector"] == "fast+silero" and summary["written"] and out.exists()
+    result = run("sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "-o", out, "--detector", "fast",
+                 "--json")
+    assert json.loads(result.stdout)["detector"] == "fast"
+    result = run("sync", sample / "sample.vtt", sample / "sample.mistimed.vtt", "-o", out, "--json")
+    assert json.loads(result.stdout)["detector"] == "subtitles"
+    result = run("sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "--detector", "magic")
+    assert result.exit_code == 2
