@@ -132,3 +132,22 @@ def test_audio_that_starts_late_stays_on_the_media_clock(sample, tmp_path):
     lag = 200 + int(np.argmax([np.mean(a[:1800] * b[200 + d:2000 + d]) for d in range(-10, 11)])) - 10
     assert abs(lag - 200) <= 8  # the encoder's priming samples move it by a few ms at most
     assert np.mean(np.abs(a[:1800] - b[lag:lag + 1800]) > 0.5) < 0.02
+
+
+def test_a_confident_map_with_many_cues_off_speech_gets_a_second_look():
+    from mmalign.align.sync import _unsure
+    from mmalign.subtitles import Cue, Subtitles
+    from mmalign.timeline import TimeMap
+
+    hop = 0.01
+    act = np.zeros(6000, np.float32)
+    starts = np.arange(2.0, 52.0, 5.0)
+    for s in starts[:7]:  # speech under 7 of the 10 cues
+        act[int(s / hop):int((s + 2) / hop)] = 0.9
+    activity = FeatureSeq(act, hop=hop, t0=0.0, name="audio.speech")
+    subs = Subtitles([Cue(s, s + 2.0, f"line {i}") for i, s in enumerate(starts)], "vtt")
+    confident = TimeMap.linear(1.0, 0.0, 0.95)
+    assert _unsure(activity, confident, subs, 0.95)  # 3 of 10 cues on silence
+    act[int(starts[7] / hop):] = 0.9
+    assert not _unsure(FeatureSeq(act, hop=hop, t0=0.0, name="audio.speech"), confident, subs, 0.95)
+    assert _unsure(FeatureSeq(act, hop=hop, t0=0.0, name="audio.speech"), confident, subs, 0.3)

@@ -33,7 +33,8 @@ DEFAULT_MIN_CONFIDENCE = 0.5
 
 #: How speech is found in media: ``"fast"`` (signal features only), ``"both"`` (the fast
 #: detector averaged with the Silero VAD model), ``"auto"`` (fast, then both when the
-#: fast result is below :data:`DEFAULT_MIN_CONFIDENCE`).
+#: fast result is below :data:`DEFAULT_MIN_CONFIDENCE` or puts more than a quarter of
+#: the cues where it hears little speech).
 DETECTORS = ("auto", "fast", "both")
 _SUBTITLE_EXTS = {"." + f for f in subtitles_mod.SUPPORTED_FORMATS}
 
@@ -178,8 +179,9 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
         signal features at several hundred times real time; the Silero model
         (:mod:`mmalign.features.vad`) costs about 20 s of CPU time per hour of audio and
         is far less fooled by music, jingles and speech over a music bed.  ``"auto"``
-        spends that time only when the fast result is not confident, and then keeps the
-        second result (its confidence included).
+        spends that time only when the fast result is not confident, or puts more than a
+        quarter of the cues where the fast detector hears little speech (a song, a music
+        bed), and then keeps the second result (its confidence included).
 
     Returns
     -------
@@ -205,8 +207,8 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
     fit, timemap, confidence = _align(activity, subs, max_offset, splits)
     used = "subtitles" if kind == "subtitles" else "fast"
     media_path = kind == "audio" and not isinstance(reference, Subtitles)
-    if media_path and (detector == "both" or (detector == "auto" and confidence < DEFAULT_MIN_CONFIDENCE
-                                             and vad.available())):
+    if media_path and (detector == "both" or (detector == "auto" and vad.available()
+                                             and _unsure(activity, timemap, subs, confidence))):
         t_vad = time.perf_counter()
         neural = vad.neural_activity(reference, stream=audio_stream, workers=workers, progress=progress)
         activity = vad.combine_activity(activity, neural)
@@ -226,6 +228,20 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
     return SyncResult(retimed, timemap, fit, confidence, name, kind, per_cue, subs, activity,
                       {"read_subtitles": t_read - t_start, "reference": t_ref - t_read, "align": t_end - t_ref},
                       refined, used)
+
+
+#: A confident map that puts more than this share of the cues where the fast detector
+#: hears little speech (singing, speech over a music bed) still gets the model's look.
+_OFF_SPEECH_SHARE = 0.25
+
+
+def _unsure(activity: FeatureSeq, timemap: TimeMap, subs: Subtitles, confidence: float) -> bool:
+    """Whether a result from the fast detector deserves a second look (``detector="auto"``)."""
+    if confidence < DEFAULT_MIN_CONFIDENCE:
+        return True
+    per_cue = cue_confidences(activity, timemap, subs.starts, timemap.apply(subs.starts), timemap.apply(subs.ends),
+                              default=confidence)
+    return float(np.mean(per_cue < DEFAULT_MIN_CONFIDENCE)) > _OFF_SPEECH_SHARE
 
 
 def _align(activity: FeatureSeq, subs: Subtitles, max_offset: float, splits: bool):
