@@ -70,7 +70,7 @@ class SyncResult:
         The reference's activity (speech probability, or cue activity of reference
         subtitles) on the reference timeline: what the cues were aligned to.
     seconds : dict
-        Wall time of each stage.
+        Wall time of each stage (``speech_model`` when the Silero model ran).
     refined : np.ndarray of bool (N, 2), optional
         Per cue, whether its start / end was moved onto a reference cue boundary.
     detector : str
@@ -206,13 +206,14 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
     t_ref = time.perf_counter()
     fit, timemap, confidence = _align(activity, subs, max_offset, splits)
     used = "subtitles" if kind == "subtitles" else "fast"
+    seconds = {}
     media_path = kind == "audio" and not isinstance(reference, Subtitles)
     if media_path and (detector == "both" or (detector == "auto" and vad.available()
                                              and _unsure(activity, timemap, subs, confidence))):
-        t_vad = time.perf_counter()
+        t_model = time.perf_counter()
         neural = vad.neural_activity(reference, stream=audio_stream, workers=workers, progress=progress)
         activity = vad.combine_activity(activity, neural)
-        t_ref += time.perf_counter() - t_vad
+        seconds["speech_model"] = time.perf_counter() - t_model
         fit, timemap, confidence = _align(activity, subs, max_offset, splits)
         used = "fast+silero"
     retimed = subs.map_times(timemap.apply)
@@ -225,9 +226,9 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
         refined = snapped.moved
     per_cue = cue_confidences(activity, timemap, subs.starts, retimed.starts, retimed.ends, default=fit.confidence)
     t_end = time.perf_counter()
-    return SyncResult(retimed, timemap, fit, confidence, name, kind, per_cue, subs, activity,
-                      {"read_subtitles": t_read - t_start, "reference": t_ref - t_read, "align": t_end - t_ref},
-                      refined, used)
+    seconds = {"read_subtitles": t_read - t_start, "reference": t_ref - t_read,
+               "align": t_end - t_ref - seconds.get("speech_model", 0.0), **seconds}
+    return SyncResult(retimed, timemap, fit, confidence, name, kind, per_cue, subs, activity, seconds, refined, used)
 
 
 #: A confident map that puts more than this share of the cues where the fast detector
