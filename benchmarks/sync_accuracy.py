@@ -47,6 +47,10 @@ Acceptance targets: on the offset, drift and intro kinds together, >= 98 % of cu
 0.25 s for mmalign (ffsubsync gets about 75 %); and for every kind, over all recordings
 together, >= 95 % of cues within 0.5 s and >= 85 % within 0.25 s.
 
+Unrelated subtitles: with mmalign among the tools, every recording is then synced against
+every other recording's reference subtitles (the corpus as is: 5 x 4 pairings), and each
+must be refused with exit 4 (``--no-unrelated`` skips this).
+
 Exit status: 0 when the benchmark ran (missed targets included); 1 when mmalign crashed,
 timed out or wrote unreadable output on some case; 2 when the harness cannot run
 (no corpus, no ffmpeg, mmalign not runnable, a case could not be built).
@@ -347,6 +351,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ffsubsync-args", default="", help="extra arguments for ffsubsync")
     ap.add_argument("--json-out", type=Path, help="write all per-case results and summaries here")
     ap.add_argument("--list", action="store_true", help="build and list the cases, run nothing")
+    ap.add_argument("--no-unrelated", action="store_true",
+                    help="skip the check that subtitles of other recordings are refused")
     args = ap.parse_args(argv)
     return C.run_main(_main, args)
 
@@ -424,7 +430,10 @@ def _main(args) -> int:
         print()
         if args.list or not tools:
             return 0
-        return run_all(cases, tools, cmds, extra, args)
+        rc = run_all(cases, tools, cmds, extra, args)
+        if "mmalign" in tools and not args.no_unrelated:
+            rc = max(rc, run_unrelated(corpus, recs, cmds, extra, args, workdir))
+        return rc
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -520,6 +529,39 @@ def run_all(cases, tools, cmds, extra, args) -> int:
                          for c in cases]}
         args.json_out.write_text(json.dumps(doc, indent=1, default=str))
         print(f"\nwrote {args.json_out}")
+    return 1 if crashes else 0
+
+
+def run_unrelated(corpus: Corpus, recs: list, cmds: dict, extra: dict, args, workdir: Path) -> int:
+    """Sync every recording against every other recording's reference: each must exit 4."""
+    base, env = cmds["mmalign"]
+    out = workdir / "unrelated.out.vtt"
+    print("\nUnrelated subtitles (each recording against the others' reference cues; must exit 4):")
+    refused, crashes, rows = 0, 0, []
+    for a in recs:
+        for b in recs:
+            if a is b:
+                continue
+            if out.exists():
+                out.unlink()
+            cmd = base + ["sync", str(corpus.audio_path(a["case"])), str(corpus.root / b["reference"]),
+                          "-o", str(out), "--json"] + extra["mmalign"]
+            p = C.run_measured(cmd, timeout=args.timeout, env=env, cwd=workdir, sample=False)
+            info = C.parse_json_stdout(p.stdout) or {}
+            conf = _num(info.get("confidence"))
+            refused += p.returncode == 4 and not out.exists()
+            crashes += p.returncode not in (0, 4)
+            rows.append([a["case"], b["case"], p.returncode, C.fmt_s(conf, 2), info.get("detector", "-"),
+                         f"{p.wall_s:.2f}"])
+    C.print_table(rows, ["media", "subtitles of", "exit", "confidence", "detector", "s"])
+    n = len(rows)
+    print(f"target (unrelated subtitles refused with exit 4 in every pairing): {refused}/{n}: "
+          f"{'MET' if refused == n else 'MISSED'}")
+    if args.json_out and args.json_out.exists():
+        doc = json.loads(args.json_out.read_text())
+        doc["unrelated"] = [dict(zip(["media", "subtitles", "exit", "confidence", "detector", "wall_s"], r))
+                            for r in rows]
+        args.json_out.write_text(json.dumps(doc, indent=1, default=str))
     return 1 if crashes else 0
 
 
