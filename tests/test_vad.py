@@ -151,3 +151,19 @@ def test_a_confident_map_with_many_cues_off_speech_gets_a_second_look():
     act[int(starts[7] / hop):] = 0.9
     assert not _unsure(FeatureSeq(act, hop=hop, t0=0.0, name="audio.speech"), confident, subs, 0.95)
     assert _unsure(FeatureSeq(act, hop=hop, t0=0.0, name="audio.speech"), confident, subs, 0.3)
+
+
+def test_auto_keeps_the_fast_result_when_the_model_cannot_run(sample, write_vtt, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise OSError("libonnxruntime.so: cannot open shared object file")
+
+    monkeypatch.setattr(vad, "neural_activity", broken)
+    rng = np.random.default_rng(7)
+    starts = np.sort(rng.uniform(0, 55, 14))
+    unrelated = write_vtt("other.vtt", starts, starts + rng.uniform(0.5, 2.0, 14))
+    with caplog.at_level("WARNING"):
+        result = sync(sample / "sample.mp4", unrelated)  # unsure: auto would ask the model
+    assert result.detector == "fast" and result.confidence < DEFAULT_MIN_CONFIDENCE
+    assert "could not run" in caplog.text
+    with pytest.raises(OSError):
+        sync(sample / "sample.mp4", unrelated, detector="both")

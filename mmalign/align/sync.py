@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ DEFAULT_MIN_CONFIDENCE = 0.5
 #: the cues where it hears little speech).
 DETECTORS = ("auto", "fast", "both")
 _SUBTITLE_EXTS = {"." + f for f in subtitles_mod.SUPPORTED_FORMATS}
+log = logging.getLogger(__name__)
 
 
 def is_subtitle_path(path) -> bool:
@@ -211,11 +213,17 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
     if media_path and (detector == "both" or (detector == "auto" and vad.available()
                                              and _unsure(activity, timemap, subs, confidence))):
         t_model = time.perf_counter()
-        neural = vad.neural_activity(reference, stream=audio_stream, workers=workers, progress=progress)
-        activity = vad.combine_activity(activity, neural)
-        seconds["speech_model"] = time.perf_counter() - t_model
-        fit, timemap, confidence = _align(activity, subs, max_offset, splits)
-        used = "fast+silero"
+        try:
+            neural = vad.neural_activity(reference, stream=audio_stream, workers=workers, progress=progress)
+        except (OSError, RuntimeError) as exc:  # the model's runtime cannot load on this machine
+            if detector == "both":
+                raise
+            log.warning("the Silero speech model could not run (%s); keeping the fast detector's result", exc)
+        else:
+            activity = vad.combine_activity(activity, neural)
+            seconds["speech_model"] = time.perf_counter() - t_model
+            fit, timemap, confidence = _align(activity, subs, max_offset, splits)
+            used = "fast+silero"
     retimed = subs.map_times(timemap.apply)
     refined = np.zeros((len(subs.cues), 2), bool)
     if refine and isinstance(reference, Subtitles):
