@@ -1,4 +1,4 @@
-"""Piecewise re-timing (mmalign.align.splits): Numba kernels against plain numpy, and
+"""Piecewise re-timing (mmalign.align.splits): the vectorised kernels against plain loops, and
 recovery of inserted and removed material on synthetic speech with known truth."""
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
 
 from ..timeline import FeatureSeq, TimeMap
 from .offset import (_WEIGHTS, LinearFit, _activity_from_zero, _confidence, _on_reference, _pool, _refine,
@@ -29,13 +28,14 @@ _PENALTY = 2.0  # a split must gain this many median cue peaks
 _PIECE_Z_CENTER = 4.5
 
 
-@njit(cache=True, parallel=True)
 def cue_lag_scores(ref: np.ndarray, sub: np.ndarray, owner: np.ndarray, n_cues: int, first: int,
                    n_lags: int) -> np.ndarray:
     """Score of each cue at each lag.
 
     ``out[i, m] = sum_c sum_{j: owner[j] == i} ref[c, first + m + j] * sub[c, j]``, with
-    ``ref`` taken as 0 outside its frames.
+    ``ref`` taken as 0 outside its frames.  Each cue's frames are one run of ``owner``;
+    its row is the sliding dot product of that run with the reference (``np.correlate``),
+    so the work is ``n_lags`` times the span's length, in C, with no Python loop over lags.
 
     Parameters
     ----------
@@ -44,24 +44,24 @@ def cue_lag_scores(ref: np.ndarray, sub: np.ndarray, owner: np.ndarray, n_cues: 
     sub : float32 array (C, n)
         Subject evidence channels on the frames of the cue span.
     owner : int64 array (n,)
-        Which cue owns each subject frame (-1: none).
+        Which cue owns each subject frame (-1: none); a cue's frames are contiguous.
     first : int
         Reference frame under subject frame 0 at lag 0.
     """
-    C, T = ref.shape
+    n_channels, T = ref.shape
     n = sub.shape[1]
+    window = np.zeros((n_channels, n + n_lags), np.float32)  # ref[first .. first + n + n_lags)
+    a, b = max(first, 0), min(first + n + n_lags, T)
+    if b > a:
+        window[:, a - first:b - first] = ref[:, a:b]
     out = np.zeros((n_cues, n_lags), np.float32)
-    for m in prange(n_lags):  # lags are independent: each writes its own column
-        base = first + m
-        for j in range(n):
-            i = owner[j]
-            t = base + j
-            if i < 0 or t < 0 or t >= T:
-                continue
-            acc = np.float32(0.0)
-            for c in range(C):
-                acc += ref[c, t] * sub[c, j]
-            out[i, m] += acc
+    bounds = np.flatnonzero(np.diff(owner, prepend=-2, append=-2))
+    for j0, j1 in zip(bounds[:-1], bounds[1:]):
+        i = owner[j0]
+        if i < 0:
+            continue
+        for c in range(n_channels):
+            out[i] += np.correlate(window[c, j0:j1 + n_lags - 1], sub[c, j0:j1], "valid")
     return out
 
 
@@ -69,7 +69,9 @@ def piecewise_dp(scores: np.ndarray, gaps: np.ndarray, penalty: float) -> np.nda
     """One lag per cue maximising total score minus ``penalty`` per change of lag.
 
     A cue's lag may be lower than the previous cue's by at most ``gaps[i]`` (the frames
-    between the two cues), so that no cue moves before its predecessor ends.
+    between the two cues), so that no cue moves before its predecessor ends.  The
+    recursion runs over cues; each step is vectorised over the lags (a running maximum
+    gives the best previous lag from which a switch is allowed).
 
     Parameters
     ----------
@@ -86,41 +88,26 @@ def piecewise_dp(scores: np.ndarray, gaps: np.ndarray, penalty: float) -> np.nda
         The chosen lag of each cue.
     """
     n, m = scores.shape
+    gaps = np.asarray(gaps, np.int64)
+    lags_all = np.arange(m)
     back = np.empty((n, m), np.uint16 if m < 65536 else np.int32)  # previous cue's lag: N x M, kept small
-    return _piecewise_dp(np.ascontiguousarray(scores, np.float32), np.asarray(gaps, np.int64), float(penalty), back)
-
-
-@njit(cache=True)
-def _piecewise_dp(scores, gaps, penalty, back):
-    N, M = scores.shape
+    back[0] = lags_all
     value = scores[0].astype(np.float64)
-    for m in range(M):
-        back[0, m] = m
-    prefix = np.empty(M, np.float64)
-    prefix_arg = np.empty(M, np.int64)
-    new = np.empty(M, np.float64)
-    for i in range(1, N):
-        best, arg = -1e300, 0
-        for m in range(M):
-            if value[m] > best:
-                best, arg = value[m], m
-            prefix[m], prefix_arg[m] = best, arg
-        for m in range(M):
-            k = min(m + gaps[i], M - 1)
-            stay = value[m]
-            switch = prefix[k] - penalty
-            if stay >= switch:
-                new[m] = stay + scores[i, m]
-                back[i, m] = m
-            else:
-                new[m] = switch + scores[i, m]
-                back[i, m] = prefix_arg[k]
-        value[:] = new
-    lags = np.empty(N, np.int64)
-    m = int(np.argmax(value))
-    for i in range(N - 1, -1, -1):
-        lags[i] = m
-        m = back[i, m]
+    for i in range(1, n):
+        prefix = np.maximum.accumulate(value)
+        # where the running maximum is first reached (ties keep the lowest lag)
+        new_best = np.r_[True, value[1:] > prefix[:-1]]
+        prefix_arg = np.maximum.accumulate(np.where(new_best, lags_all, 0))
+        k = np.minimum(lags_all + gaps[i], m - 1)
+        switch = prefix[k] - penalty
+        stay = value >= switch
+        value = np.where(stay, value, switch) + scores[i]
+        back[i] = np.where(stay, lags_all, prefix_arg[k])
+    lags = np.empty(n, np.int64)
+    j = int(np.argmax(value))
+    for i in range(n - 1, -1, -1):
+        lags[i] = j
+        j = int(back[i, j])
     return lags
 
 

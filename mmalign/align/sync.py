@@ -255,7 +255,7 @@ def _unsure(activity: FeatureSeq, timemap: TimeMap, subs: Subtitles, confidence:
 
 def _align(activity: FeatureSeq, subs: Subtitles, max_offset: float, splits: bool):
     """The global fit, the (piecewise) map and its confidence, for one reference activity."""
-    from .splits import estimate_piecewise  # numba: imported only when a sync runs
+    from .splits import estimate_piecewise
 
     fit = estimate_linear(activity, subs.starts, subs.ends, max_offset=max_offset)
     timemap = estimate_piecewise(activity, subs.starts, subs.ends, fit, max_offset=max_offset) if splits \
