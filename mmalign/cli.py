@@ -19,7 +19,7 @@ import numpy as np
 import typer
 
 from . import __version__
-from .align.sync import DEFAULT_MIN_CONFIDENCE
+from .align.sync import DEFAULT_MIN_CONFIDENCE, DETECTORS
 from .errors import InputError, MmalignError, NotConfidentError, UsageError
 
 EXIT_CODES = """\
@@ -47,10 +47,7 @@ class SubFormat(str, Enum):
     ssa = "ssa"
 
 
-class Detector(str, Enum):
-    auto = "auto"
-    fast = "fast"
-    both = "both"
+Detector = Enum("Detector", {name: name for name in DETECTORS}, type=str)  # mmalign.align.sync.DETECTORS
 
 
 def _version(value: bool):

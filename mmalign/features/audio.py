@@ -263,6 +263,28 @@ def _range_pool(n: int):
     with ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(counter,)) as pool:
         yield pool, counter
 
+def _map_ranges(fn, path, bounds: list, args: tuple, *, workers: int, progress, duration: float) -> list:
+    """``fn(path, bounds[k], bounds[k + 1], *args)`` for every range, in order.
+
+    On a pool of up to ``workers`` decoding processes sharing one progress counter, or in
+    this process when there is one range or one worker.
+    """
+    path = os.fspath(path)
+    n = len(bounds) - 1
+    if n == 1 or workers <= 1:
+        return _in_process(progress, duration,
+                           lambda: [fn(path, bounds[k], bounds[k + 1], *args) for k in range(n)])
+    with _range_pool(min(workers, n)) as (pool, counter):
+        futures = [pool.submit(fn, path, bounds[k], bounds[k + 1], *args) for k in range(n)]
+        # The workers are forked by now: only then start the progress thread (forking
+        # a process that runs threads can leave locks held in the child).
+        stop = _start_progress(progress, counter, duration)
+        try:
+            return [f.result() for f in futures]
+        finally:
+            stop()
+
+
 def _run_ranges(path, *, sr, hop_length, n_fft, n_mels, fmin, fmax, stream, workers, progress,
                 reduce=None) -> tuple[np.ndarray, float]:
     """Stream the log-mel frames of ``path`` through ``reduce``, in parallel ranges.
@@ -279,19 +301,8 @@ def _run_ranges(path, *, sr, hop_length, n_fft, n_mels, fmin, fmax, stream, work
     bounds = [int(round(a / hop)) for a, _ in ranges] + [None]  # the last range runs to the real end
     args = (sr, hop_length, n_fft, n_mels, fmin, fmax, stream, reduce)
     _mel(sr, n_fft, n_mels, fmin, fmax)  # compute (or read) once, before any fork
-    if len(ranges) == 1:
-        parts = [_in_process(progress, duration, _logmel_range, path, 0, None, *args)]
-    else:
-        with _range_pool(len(ranges)) as (pool, counter):
-            futures = [pool.submit(_logmel_range, os.fspath(path), bounds[k], bounds[k + 1], *args)
-                       for k in range(len(ranges))]
-            # The workers are forked by now: only then start the progress thread (forking
-            # a process that runs threads can leave locks held in the child).
-            stop = _start_progress(progress, counter, duration)
-            try:
-                parts = [f.result() for f in futures]
-            finally:
-                stop()
+    parts = _map_ranges(_logmel_range, path, bounds, args, workers=len(ranges), progress=progress,
+                        duration=duration)
     return (np.concatenate(parts) if len(parts) > 1 else parts[0]), hop
 
 

@@ -86,11 +86,6 @@ def _range_probs(path, c0: int, c1: int | None, stream: int | None) -> np.ndarra
     return np.asarray(out, np.float32)
 
 
-def _ranges_probs(path, bounds, stream) -> np.ndarray:
-    """:func:`_range_probs` of consecutive ranges ``bounds[k] .. bounds[k+1]``, in this process."""
-    return np.concatenate([_range_probs(path, bounds[k], bounds[k + 1], stream) for k in range(len(bounds) - 1)])
-
-
 def neural_activity(path, *, stream: int | None = None, workers: int | None = None,
                     progress: Callable[[float, float], None] | None = None) -> FeatureSeq:
     """Speech probability (0–1) of a media file's audio from the Silero VAD model.
@@ -131,18 +126,9 @@ def neural_activity(path, *, stream: int | None = None, workers: int | None = No
     per_range = int(round(_RANGE_SECONDS / chunk_s))
     n_ranges = max(1, math.ceil(duration / _RANGE_SECONDS))
     bounds = [k * per_range for k in range(n_ranges)] + [None]
-    workers = min(workers or os.cpu_count() or 1, n_ranges)
-    if workers == 1:
-        probs = _audio._in_process(progress, duration, _ranges_probs, path, bounds, stream)
-    else:
-        with _audio._range_pool(workers) as (pool, counter):
-            futures = [pool.submit(_range_probs, os.fspath(path), bounds[k], bounds[k + 1], stream)
-                       for k in range(n_ranges)]
-            stop = _audio._start_progress(progress, counter, duration)
-            try:
-                probs = np.concatenate([f.result() for f in futures])
-            finally:
-                stop()
+    probs = np.concatenate(_audio._map_ranges(_range_probs, path, bounds, (stream,),
+                                              workers=workers or os.cpu_count() or 1, progress=progress,
+                                              duration=duration))
     centres = (np.arange(len(probs)) + 0.5) * chunk_s
     n_out = int(math.ceil(len(probs) * chunk_s / _OUT_HOP))
     values = np.interp(np.arange(n_out) * _OUT_HOP, centres, probs).astype(np.float32) if len(probs) \
