@@ -157,6 +157,18 @@ def test_agreement_is_highest_at_the_true_map(speech):
         assert agreement(ref, cs, ce, scale=1.0, offset=wrong) < best - 0.1
 
 
+def test_beyond_the_ends_of_the_media_is_silence():
+    """Cues pushed past either end of the media score as cues on silence, not as neutral:
+    otherwise a map could park the cues it cannot explain off the media for free."""
+    ref = reference(np.array([5.0, 15.0]), np.array([10.0, 20.0]), 30.0, noisy=False)
+    cs, ce = np.array([1.0, 3.0]), np.array([2.0, 4.0])
+    on_silence = agreement(ref, cs, ce, offset=22.0)  # 23-26 s: inside the media, no speech
+    assert on_silence < 0
+    assert agreement(ref, cs, ce, offset=40.0) == pytest.approx(on_silence, abs=1e-4)  # after its end
+    assert agreement(ref, cs, ce, offset=-10.0) == pytest.approx(on_silence, abs=1e-4)  # before its start
+    assert agreement(ref, cs, ce, offset=27.0) == pytest.approx(on_silence, abs=1e-4)  # 28-29 s in, 30-31 s out
+
+
 def test_a_few_cues_on_a_long_reference_are_not_trusted_in_full(speech):
     """Three cues fit many stretches of ten minutes of speech by chance: even placed right,
     the fit may not claim full confidence; the same three cues on a matching short clip may."""

@@ -15,17 +15,18 @@ from mmalign.align.offset import estimate_linear
 from mmalign.align.splits import cue_lag_scores, estimate_piecewise, piecewise_dp
 
 
-def cue_lag_scores_reference(ref, sub, owner, n_cues, first, n_lags):
+def cue_lag_scores_reference(ref, sub, owner, n_cues, first, n_lags, silence=None):
     out = np.zeros((n_cues, n_lags))
+    outside = np.zeros(ref.shape[0]) if silence is None else silence
     for m in range(n_lags):
         for j in range(sub.shape[1]):
             t = first + m + j
-            if owner[j] >= 0 and 0 <= t < ref.shape[1]:
-                out[owner[j], m] += float(ref[:, t] @ sub[:, j])
+            if owner[j] >= 0:
+                out[owner[j], m] += float((ref[:, t] if 0 <= t < ref.shape[1] else outside) @ sub[:, j])
     return out
 
 
-@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("seed", range(6))
 def test_cue_lag_scores_matches_numpy(seed):
     rng = np.random.default_rng(seed)
     ref = rng.standard_normal((2, 40)).astype(np.float32)
@@ -33,8 +34,9 @@ def test_cue_lag_scores_matches_numpy(seed):
     owner = np.repeat(np.arange(4), [3, 5, 2, 5]).astype(np.int64)
     owner[7] = -1
     first = int(rng.integers(-10, 10))
-    got = cue_lag_scores(ref, sub, owner, 4, first, 50)
-    want = cue_lag_scores_reference(ref, sub, owner, 4, first, 50)
+    silence = rng.standard_normal(2).astype(np.float32) if seed % 2 else None  # the value beyond the ends
+    got = cue_lag_scores(ref, sub, owner, 4, first, 50, silence)
+    want = cue_lag_scores_reference(ref, sub, owner, 4, first, 50, silence)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 

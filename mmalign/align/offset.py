@@ -97,14 +97,21 @@ def _standardize(x: np.ndarray) -> np.ndarray:
     return (x / np.where(std > 1e-6, std, np.inf)).astype(np.float32)
 
 
-def _reference_channels(activity: np.ndarray, hop: float) -> np.ndarray:
-    """Evidence channels of a reference activity: the activity and its rises."""
+def _reference_channels(activity: np.ndarray, hop: float) -> tuple[np.ndarray, np.ndarray]:
+    """Evidence channels of a reference activity: the activity and its rises.
+
+    Returns the standardized channels and, per channel, the standardized value of no
+    speech: what lies beyond the ends of the media (cues mapped there are on silence,
+    just as the frames before an audio track that starts late are).
+    """
     k = max(1, int(round(0.05 / hop)))
     pad = np.pad(activity, k, mode="edge")
     slope = pad[2 * k:] - pad[:-2 * k]
     sigma = _EDGE_SIGMA / hop
     chans = np.stack([activity, _smooth(np.maximum(slope, 0), sigma)])
-    return _standardize(chans)
+    std = chans.std(axis=-1)
+    silence = np.where(std > 1e-6, -chans.mean(axis=-1) / np.where(std > 1e-6, std, 1.0), 0.0)
+    return _standardize(chans), silence.astype(np.float32)
 
 
 def _subject_channels(starts, ends, hop: float, j0: int, n: int) -> np.ndarray:
@@ -138,7 +145,7 @@ class _Scorer:
 
     def __init__(self, activity: np.ndarray, hop: float):
         self.hop = hop
-        self.ref = _reference_channels(activity, hop)
+        self.ref, self.silence = _reference_channels(activity, hop)
 
     def span(self, starts, ends):
         j0 = int(math.floor(starts.min() / self.hop)) - 2
@@ -154,7 +161,7 @@ class _Scorer:
         j0, j1 = self.span(starts, ends)
         n = j1 - j0
         sub = _subject_channels(starts, ends, self.hop, j0, n) * _WEIGHTS[:, None]
-        ref = np.zeros((len(_WEIGHTS), n + pad_before + pad_after), np.float32)
+        ref = np.repeat(self.silence[:, None], n + pad_before + pad_after, axis=1)
         a, b = max(j0 - pad_before, 0), min(j1 + pad_after, self.ref.shape[1])
         if b > a:
             ref[:, a - (j0 - pad_before):b - (j0 - pad_before)] = self.ref[:, a:b]

@@ -29,11 +29,11 @@ _PIECE_Z_CENTER = 4.5
 
 
 def cue_lag_scores(ref: np.ndarray, sub: np.ndarray, owner: np.ndarray, n_cues: int, first: int,
-                   n_lags: int) -> np.ndarray:
+                   n_lags: int, silence: np.ndarray | None = None) -> np.ndarray:
     """Score of each cue at each lag.
 
     ``out[i, m] = sum_c sum_{j: owner[j] == i} ref[c, first + m + j] * sub[c, j]``, with
-    ``ref`` taken as 0 outside its frames.  Each cue's frames are one run of ``owner``;
+    ``ref`` taken as ``silence`` (default 0) outside its frames.  Each cue's frames are one run of ``owner``;
     its row is the sliding dot product of that run with the reference (``np.correlate``),
     so the work is ``n_lags`` times the span's length, in C, with no Python loop over lags.
 
@@ -47,10 +47,14 @@ def cue_lag_scores(ref: np.ndarray, sub: np.ndarray, owner: np.ndarray, n_cues: 
         Which cue owns each subject frame (-1: none); a cue's frames are contiguous.
     first : int
         Reference frame under subject frame 0 at lag 0.
+    silence : float32 array (C,), optional
+        Value of each reference channel beyond its ends (default 0).
     """
     n_channels, T = ref.shape
     n = sub.shape[1]
     window = np.zeros((n_channels, n + n_lags), np.float32)  # ref[first .. first + n + n_lags)
+    if silence is not None:
+        window += np.asarray(silence, np.float32)[:, None]
     a, b = max(first, 0), min(first + n + n_lags, T)
     if b > a:
         window[:, a - first:b - first] = ref[:, a:b]
@@ -165,7 +169,8 @@ def estimate_piecewise(reference: FeatureSeq, starts, ends, fit: LinearFit, *, m
     for i in range(n_cues):
         owner[edges[i]:edges[i + 1]] = i
     pad = int(math.ceil(max_offset / H))
-    scores = cue_lag_scores(coarse.ref, np.ascontiguousarray(sub, np.float32), owner, n_cues, j0 - pad, 2 * pad + 1)
+    scores = cue_lag_scores(coarse.ref, np.ascontiguousarray(sub, np.float32), owner, n_cues, j0 - pad,
+                            2 * pad + 1, coarse.silence)
     scores /= n * _WEIGHTS.sum()
     gaps = np.zeros(n_cues, np.int64)
     gaps[1:] = np.maximum(np.floor((a[1:] - b[:-1]) / H), 0).astype(np.int64)
