@@ -56,6 +56,27 @@ def test_sync_reuses_a_given_activity(sample):
     assert given.confidence == pytest.approx(fresh.confidence)
 
 
+@pytest.mark.parametrize("extra, trusted", [(4, True), (12, False)])
+def test_a_map_that_leaves_most_cues_off_speech_is_not_trusted(extra, trusted):
+    """Six cues fit six utterances exactly; the file's other cues land where there is no
+    speech.  With 4 more the map stands; with 12 more, two thirds of the file would be on
+    silence, and that is no answer for the file, however well the six fit."""
+    from mmalign.align.sync import DEFAULT_MIN_CONFIDENCE, sync
+    from mmalign.subtitles import Cue, Subtitles
+
+    blocks = [(5.0, 7.0), (10.0, 11.0), (14.0, 17.0), (20.0, 21.5), (26.0, 27.0), (31.0, 34.0)]
+    act = speech_between(*blocks[0], seconds=120.0)
+    for lo, hi in blocks[1:]:
+        act.values[int(lo / act.hop):int(hi / act.hop)] = 1.0
+    cues = [Cue(lo - 3.0, hi - 3.0, "said") for lo, hi in blocks]
+    cues += [Cue(50.0 + 3.5 * i, 51.5 + 3.5 * i, "unheard") for i in range(extra)]
+    result = sync("programme.mp4", Subtitles(cues, "vtt"), activity=act, detector="fast")
+    assert result.fit.offset == pytest.approx(3.0, abs=0.05)
+    assert result.fit.confidence >= 0.9
+    assert (result.cue_confidences[:6] >= DEFAULT_MIN_CONFIDENCE).all()
+    assert (result.confidence >= DEFAULT_MIN_CONFIDENCE) == trusted
+
+
 @pytest.mark.slow
 def test_random_cue_sets_are_refused(sample, write_vtt):
     """The confidence calibration against chance: cue sets drawn at random (8 to 30 cues

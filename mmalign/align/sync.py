@@ -59,7 +59,9 @@ class SyncResult:
     fit : LinearFit
         Scale, offset, scores and confidence of the global fit.
     confidence : float
-        0–1: the global fit's, or with several pieces their average weighted by cues.
+        0–1: the global fit's, or with several pieces their average weighted by cues;
+        lowered when fewer than half the cues land on speech (cue confidence below
+        :data:`DEFAULT_MIN_CONFIDENCE`).
     reference : str
         The reference's path (``"<subtitles>"`` for an in-memory one).
     reference_kind : {"audio", "subtitles"}
@@ -233,6 +235,7 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
         retimed = retimed.with_times(snapped.starts, snapped.ends)
         refined = snapped.moved
     per_cue = cue_confidences(activity, timemap, subs.starts, retimed.starts, retimed.ends, default=fit.confidence)
+    confidence *= _support_factor(mean_activity(activity, retimed.starts, retimed.ends))
     t_end = time.perf_counter()
     seconds = {"read_subtitles": t_read - t_start, "reference": t_ref - t_read,
                "align": t_end - t_ref - seconds.get("speech_model", 0.0), **seconds}
@@ -251,6 +254,25 @@ def _unsure(activity: FeatureSeq, timemap: TimeMap, subs: Subtitles, confidence:
     per_cue = cue_confidences(activity, timemap, subs.starts, timemap.apply(subs.starts), timemap.apply(subs.ends),
                               default=confidence)
     return float(np.mean(per_cue < DEFAULT_MIN_CONFIDENCE)) > _OFF_SPEECH_SHARE
+
+
+#: A map should leave at least this share of the cues on speech (a mean activity of at
+#: least half :data:`FULL_COVERAGE` inside the re-timed cue); below it, its confidence
+#: falls with the square of the share (a third of the cues on speech: at most 0.44).
+_MIN_SUPPORTED_SHARE = 0.5
+
+
+def _support_factor(coverage: np.ndarray) -> float:
+    """Confidence factor of a map from the mean activity inside each of its re-timed cues.
+
+    However clearly a handful of cues fits, a map that leaves most of the others where
+    the reference has no speech is no answer for the file: unrelated subtitles on a song,
+    where a few long cues find a place among the music, look like that.
+    """
+    if len(coverage) == 0:
+        return 1.0
+    supported = float(np.mean(coverage >= FULL_COVERAGE / 2))
+    return min(1.0, supported / _MIN_SUPPORTED_SHARE) ** 2
 
 
 def _align(activity: FeatureSeq, subs: Subtitles, max_offset: float, splits: bool):
