@@ -33,9 +33,10 @@ def cue_lag_scores(ref: np.ndarray, sub: np.ndarray, owner: np.ndarray, n_cues: 
     """Score of each cue at each lag.
 
     ``out[i, m] = sum_c sum_{j: owner[j] == i} ref[c, first + m + j] * sub[c, j]``, with
-    ``ref`` taken as ``silence`` (default 0) outside its frames.  Each cue's frames are one run of ``owner``;
-    its row is the sliding dot product of that run with the reference (``np.correlate``),
-    so the work is ``n_lags`` times the span's length, in C, with no Python loop over lags.
+    ``ref`` taken as ``silence`` (default 0) outside its frames.  Each cue's frames are one
+    run of ``owner``; its row is the sliding dot product of that run with the reference
+    (``np.correlate``), so the work is ``n_lags`` times the span's length, in C, with no
+    Python loop over lags.
 
     Parameters
     ----------

@@ -60,8 +60,8 @@ class SyncResult:
         Scale, offset, scores and confidence of the global fit.
     confidence : float
         0–1: the global fit's, or with several pieces their average weighted by cues;
-        lowered when fewer than half the cues land on speech (cue confidence below
-        :data:`DEFAULT_MIN_CONFIDENCE`).
+        lowered when fewer than half the cues land on speech (a mean activity below
+        0.25 inside the re-timed cue).
     reference : str
         The reference's path (``"<subtitles>"`` for an in-memory one).
     reference_kind : {"audio", "subtitles"}
