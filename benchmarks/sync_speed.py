@@ -7,8 +7,9 @@ again, with short room-tone gaps, up to 7200 s, as AAC 128 kb/s 48 kHz stereo un
 320x180 @ 10 fps H.264 test picture (like a real film, cheap to encode); plus the matching
 subtitles (the looped reference cues) shifted by a known offset (``--offset``).
 
-Then, after one untimed ``mmalign sync`` of the bundled sample (Numba compiles mmalign's kernels
-once per machine and checkout; that first-run time is printed), it times, ``--repeat`` times each
+Then, after one untimed ``mmalign sync`` of the bundled sample (the first run on a machine
+builds the mel filterbank cache and byte-compiles the package; that first-run time is
+printed), it times, ``--repeat`` times each
 (interleaved), with wall time and peak RSS:
 
 (a) ``ffmpeg -nostdin -i prog.mp4 -vn -ac 1 -ar 16000 -f s16le -y /dev/null`` - the baseline:
@@ -191,13 +192,13 @@ def _main(args) -> int:
     print(flush=True)
 
     if "mmalign" in cmds:
-        # Numba compiles mmalign's kernels on the first run on a machine (cached afterwards):
-        # one untimed run on the bundled sample first, so that the timed runs are steady state.
+        # The first run on a machine builds the filterbank cache and byte-compiles the
+        # package: one untimed run on the bundled sample first, so the timed runs are steady.
         base, env = cmds["mmalign"]
         sample = C.REPO_ROOT / "sample_data"
         warm = C.run_measured(base + ["sync", str(sample / "sample.mp4"), str(sample / "sample.mistimed.vtt"),
                                       "-o", str(pdir / "warmup.vtt"), "--json", "--force"], 600, env=env, sample=False)
-        print(f"mmalign warm-up on sample_data (kernel compilation on a fresh checkout): {warm.wall_s:.2f} s\n",
+        print(f"mmalign warm-up on sample_data (first run: caches and byte-code): {warm.wall_s:.2f} s\n",
               flush=True)
     runs = {"ffmpeg": [], **{t: [] for t in cmds}}
     extra = shlex.split(args.mmalign_args)
