@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..features.text import interval_activity
+from ..filters import gaussian_filter1d, median_filter1d, next_fast_len
 from ..timeline import FeatureSeq, TimeMap
 
 __all__ = ["FRAMERATES", "framerate_ratios", "LinearFit", "estimate_linear", "agreement"]
@@ -85,9 +86,7 @@ _MAX_FRAME_WEIGHT = 4.0
 
 
 def _smooth(x: np.ndarray, sigma_frames: float) -> np.ndarray:
-    from scipy.ndimage import gaussian_filter1d
-
-    return gaussian_filter1d(x, sigma_frames, axis=-1, mode="constant") if sigma_frames >= 0.3 else x
+    return gaussian_filter1d(x, sigma_frames, mode="constant") if sigma_frames >= 0.3 else x
 
 
 def _standardize(x: np.ndarray) -> np.ndarray:
@@ -132,12 +131,10 @@ def _subject_channels(starts, ends, hop: float, j0: int, n: int) -> np.ndarray:
 
 def _correlate_valid(ref: np.ndarray, sub: np.ndarray) -> np.ndarray:
     """``out[m] = sum_c sum_j ref[c, m + j] * sub[c, j]`` for every full overlap (FFT)."""
-    from scipy import fft
-
     n = ref.shape[1]
-    size = fft.next_fast_len(n, real=True)
-    spec = fft.rfft(ref, size, axis=1) * np.conj(fft.rfft(sub, size, axis=1))
-    return fft.irfft(spec.sum(axis=0), size)[: n - sub.shape[1] + 1]
+    size = next_fast_len(n)
+    spec = np.fft.rfft(ref, size, axis=1) * np.conj(np.fft.rfft(sub, size, axis=1))
+    return np.fft.irfft(spec.sum(axis=0), size)[: n - sub.shape[1] + 1]
 
 
 class _Scorer:
@@ -231,8 +228,6 @@ def _peak_z(scores: np.ndarray, valid: np.ndarray, i_best: int, far: np.ndarray,
     of its cue starts is a sharp peak on top, which stands out from its surroundings far
     more than from the whole curve.
     """
-    from scipy.ndimage import median_filter
-
     idx = np.flatnonzero(valid)
     others = far & valid
     pool = others if others.sum() >= 10 else valid
@@ -240,7 +235,7 @@ def _peak_z(scores: np.ndarray, valid: np.ndarray, i_best: int, far: np.ndarray,
     if len(idx) < 10 or not valid[i_best]:
         return z
     sharp = np.zeros(len(scores), np.float64)
-    sharp[idx] = scores[idx] - median_filter(scores[idx], size=max(3, trend | 1), mode="nearest")
+    sharp[idx] = scores[idx] - median_filter1d(scores[idx], max(3, trend | 1))
     return max(z, _robust_z(float(sharp[i_best]), sharp[pool]) - _SHARP_Z_HANDICAP)
 
 

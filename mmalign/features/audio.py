@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import media
 from ..errors import InputError, UsageError
+from ..filters import gaussian_filter1d, median_filter1d, percentile_filter1d, uniform_filter1d
 from ..timeline import FeatureSeq
 
 __all__ = ["logmel", "logmel_array", "speech_features", "speech_activity", "SPEECH_FEATURES",
@@ -409,13 +410,11 @@ def _start_progress(progress, counter, total):
 
 def _running_percentile(x: np.ndarray, q: float, size: int, step: int) -> np.ndarray:
     """Percentile ``q`` of ``x`` in a centred window of ``size`` frames, on a coarse grid."""
-    from scipy.ndimage import percentile_filter
-
     coarse = x[: len(x) // step * step].reshape(-1, step).mean(axis=1) if len(x) >= step else x[:1]
     if len(x) % step and len(x) >= step:
         coarse = np.concatenate([coarse, [x[len(x) // step * step:].mean()]])
     w = max(1, size // step) | 1
-    floor = percentile_filter(coarse, q, size=w, mode="nearest")
+    floor = percentile_filter1d(coarse, q, w)
     pos = (np.arange(len(x)) + 0.5) / step - 0.5
     return np.interp(pos, np.arange(len(floor)), floor).astype(np.float32)
 
@@ -435,8 +434,6 @@ def speech_activity(features: FeatureSeq) -> FeatureSeq:
     FeatureSeq
         ``"audio.speech"``, one value per frame.
     """
-    from scipy.ndimage import gaussian_filter1d, median_filter, uniform_filter1d
-
     energy = features.values[:, 0]
     flatness = features.values[:, 1]
     fps = 1.0 / features.hop
@@ -453,7 +450,7 @@ def speech_activity(features: FeatureSeq) -> FeatureSeq:
     wobble = env - gaussian_filter1d(energy, 0.15 * fps)
     modulation = np.sqrt(uniform_filter1d(wobble * wobble, max(1, int(0.6 * fps))))
     p *= 1.0 / (1.0 + np.exp(-(modulation - 2.0) / 0.7))
-    p = median_filter(p.astype(np.float32), size=5, mode="nearest")
+    p = median_filter1d(p.astype(np.float32), 5)
     meta = dict(features.meta, extractor="mmalign.features.audio.speech_activity")
     return FeatureSeq(p, hop=features.hop, t0=features.t0, name="audio.speech", meta=meta)
 
