@@ -181,8 +181,10 @@ def sync(
 
     Finds the shift and the framerate drift (t' = scale * t + offset) that put the
     cues onto the speech, splits the file where the shift changes (ad breaks, cut
-    scenes), and writes the corrected subtitles. SUBS itself is never
-    changed unless --in-place is given; the output is written atomically.
+    scenes), and writes the corrected subtitles. Sound descriptions and lyrics
+    ([door slams], (laughs), lines with music notes) follow the spoken cues. SUBS
+    itself is never changed unless --in-place is given; the output is written
+    atomically.
 
     \b
     Examples:
@@ -237,7 +239,9 @@ def sync(
             drift += f", {len(result.timemap)} pieces"
         warn = "" if confident else " (below --min-confidence; written because of --force)"
         model = ", speech from the Silero model too" if result.detector == "fast+silero" else ""
-        typer.echo(f"synced {summary['cues']} cues: offset {result.fit.offset:+.3f} s{drift}, "
+        sounds = summary["cues"] - summary["speech_cues"]
+        sounds = f" ({sounds} sound or music cues followed the spoken ones)" if sounds else ""
+        typer.echo(f"synced {summary['cues']} cues{sounds}: offset {result.fit.offset:+.3f} s{drift}, "
                    f"confidence {result.confidence:.2f}{model}{warn} -> {out}", err=True)
 
 # --------------------------------------------------------------------------- extract

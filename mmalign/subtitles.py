@@ -195,6 +195,19 @@ class Subtitles:
         """Cue texts without markup (tags, ASS override blocks), lines joined by ``"\\n"``."""
         return [_TAG.sub("", _to_simple(c.text, self.format)) for c in self.cues]
 
+    def speech_mask(self) -> np.ndarray:
+        """Which cues carry spoken words, as a bool array of shape ``(len(cues),)``.
+
+        False for cues that only describe sound or music, as subtitles for the deaf and
+        hard of hearing do: all their text is in brackets or parentheses
+        (``[door slams]``, ``(laughs)``), on lines with music notes (``♪ lyrics ♪``),
+        or a speaker label (``JOHN:``); for cues with no text; and for ASS/SSA
+        ``Comment`` events, which are never shown.  ``- [gasps] - What?``,
+        ``(whispering) Come here.`` and ``...`` carry speech.
+        """
+        return np.array([c.kind != "Comment" and _speaks(t) for c, t in zip(self.cues, self.plain_texts())],
+                        dtype=bool)
+
     def to_string(self, format: str | None = None) -> str:
         """Render as text (``"\\n"`` line endings) in ``format`` (default: the source's).
 
@@ -632,6 +645,20 @@ Subtitles.loads = staticmethod(loads)
 # ---------------------------------------------------------------- markup conversion
 
 _TAG = re.compile(r"<[^>\n]*>")
+_SOUND_DESCRIPTION = re.compile(r"\[[^\]]*\]?|\([^)]*\)?")  # [door slams], (laughs); unclosed at a cue's end
+_MUSIC_LINE = re.compile(r"^.*[\u266a\u266b\u266c].*$", re.M)  # a line with ♪, ♫ or ♬: lyrics
+_SPEAKER_LABEL = re.compile(r"^[\s\-\u2013\u2014]*[A-Z][A-Z0-9 .'\-]*:", re.M)  # "JOHN:", "- MAN 2:"
+
+
+def _speaks(plain: str) -> bool:
+    """Whether a cue's plain text has words left once sound descriptions, lyrics and labels go.
+
+    Text with no words and nothing to remove (``"..."``, a hesitation) counts as speech.
+    """
+    if not plain.strip():
+        return False
+    rest = _SPEAKER_LABEL.sub("", _SOUND_DESCRIPTION.sub("", _MUSIC_LINE.sub("", plain)))
+    return any(ch.isalnum() for ch in rest) or rest.strip() == plain.strip()
 _ASS_OVERRIDE = re.compile(r"\{[^}]*\}")
 _ASS_BIU = re.compile(r"\\([biu])(\d*)(?![a-z])")
 _SIMPLE_TAG = re.compile(r"<(/?)([biu])\b[^>]*>", re.I)

@@ -100,7 +100,7 @@ def test_sync_json(sample):
     assert data["scale"] == pytest.approx(TRUTH_SCALE, rel=1e-4)
     assert data["offset"] == pytest.approx(TRUTH_OFFSET, abs=0.05)
     assert 0.5 <= data["confidence"] <= 1.0
-    assert data["cues"] == 16 and data["written"] is True
+    assert data["cues"] == 16 and data["speech_cues"] == 16 and data["written"] is True
     assert Path(data["output"]) == sample / "sample.mistimed.synced.vtt"
     assert Path(data["output"]).exists()
     assert result.stderr == ""  # --json: no progress, no summary
@@ -113,7 +113,7 @@ def test_sync_json(sample):
         assert m["id"] == old.identifier
         assert m["start"] == pytest.approx(new.start, abs=1e-3) and m["end"] == pytest.approx(new.end, abs=1e-3)
         assert m["shift"] == pytest.approx(new.start - old.start, abs=2e-3)
-        assert 0.0 <= m["confidence"] <= 1.0
+        assert 0.0 <= m["confidence"] <= 1.0 and m["speech"] is True
     assert np.median([m["confidence"] for m in data["moves"]]) > 0.5  # the cues land on the speech
 
 

@@ -73,6 +73,36 @@ def test_ass_keeps_fields_kinds_and_sections():
     assert S.read(DATA / "sample.ssa").cues[1].fields["Marked"] == "Marked=0"
 
 
+@pytest.mark.parametrize("text, speech", [
+    ("[door slams]", False),
+    ("(laughs)", False),
+    ("<i>[MUSIC]</i>", False),
+    ("{\\an8}[applause]", False),
+    ("[Music continues", False),  # unclosed at the cue's end
+    ("\u266a la la la \u266a", False),
+    ("\u266a Singing in the rain \u266a\n[laughs]", False),
+    ("JOHN: [sighs]", False),
+    ("", False),
+    ("- \u266a\n- \u266a", False),
+    ("...", True),  # a hesitation: nothing marks it as a sound
+    ("- [gasps]\n- What?", True),
+    ("(whispering) Come here.", True),
+    ("I (really) mean it", True),
+    ("MAN 2: Get out!", True),
+    ("Note: the ferry is late.", True),
+    ("42", True),
+    ("- \u00bfQu\u00e9?", True),
+    ("\u041f\u0440\u0438\u0432\u0435\u0442", True),
+])
+def test_speech_mask_tells_spoken_cues_from_sound_descriptions(text, speech):
+    subs = S.Subtitles([S.Cue(0.0, 1.0, "Hello."), S.Cue(1.0, 2.0, text)], "srt")
+    assert subs.speech_mask().tolist() == [True, speech]
+
+
+def test_speech_mask_ass_comments_are_not_speech():
+    assert S.read(DATA / "sample.ass").speech_mask().tolist() == [True, False, True]
+
+
 def test_crlf_is_kept(tmp_path):
     src = tmp_path / "crlf.srt"
     src.write_bytes(SRT.format(text="Hi").replace("\n", "\r\n").encode())

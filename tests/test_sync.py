@@ -77,6 +77,38 @@ def test_a_map_that_leaves_most_cues_off_speech_is_not_trusted(extra, trusted):
     assert (result.confidence >= DEFAULT_MIN_CONFIDENCE) == trusted
 
 
+def test_sound_descriptions_follow_the_spoken_cues(sample):
+    """Subtitles for the deaf and hard of hearing: [waves], (gulls), ♪ music ♪ in every
+    pause, as many as the spoken cues.  The map comes from the spoken cues alone, the
+    sound cues follow it, and they keep their piece's confidence although they sit where
+    there is no speech."""
+    from mmalign import subtitles
+    from mmalign.align.sync import sync
+    from mmalign.subtitles import Cue, Subtitles
+
+    plain = subtitles.read(sample / "sample.mistimed.vtt")
+    sounds = []
+    for prev, nxt in zip(plain.cues, plain.cues[1:]):
+        gap = nxt.start - prev.end
+        if gap > 0.6:
+            sounds.append(Cue(prev.end + 0.2 * gap, prev.end + 0.8 * gap, "[waves crashing]"))
+    sounds.append(Cue(plain.cues[-1].end + 0.5, plain.cues[-1].end + 6.0, "\u266a soft music \u266a"))
+    sounds.append(Cue(0.0, max(plain.cues[0].start - 0.5, 0.1), "(gulls cry)"))
+    sdh = Subtitles(sorted(plain.cues + sounds, key=lambda c: c.start), "vtt")
+    assert len(sounds) >= 8
+
+    base = sync(sample / "sample.mp4", plain, workers=1, detector="fast")
+    got = sync(sample / "sample.mp4", sdh, workers=1, detector="fast")
+    assert got.fit.offset == pytest.approx(base.fit.offset, abs=0.02) and got.fit.scale == base.fit.scale
+    assert got.confidence >= 0.9
+    speech = got.speech
+    assert speech.sum() == len(plain.cues) and (~speech).sum() == len(sounds)
+    np.testing.assert_allclose(got.subtitles.starts, np.maximum(got.timemap.apply(sdh.starts), 0.0), atol=1e-6)
+    assert (got.cue_confidences[~speech] >= 0.9).all()
+    assert [m["speech"] for m in got.moves()] == speech.tolist()
+    assert got.to_dict()["speech_cues"] == len(plain.cues)
+
+
 @pytest.mark.slow
 def test_random_cue_sets_are_refused(sample, write_vtt):
     """The confidence calibration against chance: cue sets drawn at random (8 to 30 cues

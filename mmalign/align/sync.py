@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -27,7 +27,7 @@ from ..timeline import FeatureSeq, TimeMap
 from .offset import LinearFit, estimate_linear
 
 __all__ = ["SyncResult", "sync", "reference_activity", "is_subtitle_path", "cue_confidences", "mean_activity",
-           "DEFAULT_MIN_CONFIDENCE", "DETECTORS"]
+           "spoken", "DEFAULT_MIN_CONFIDENCE", "DETECTORS"]
 
 #: Below this confidence ``mmalign sync`` refuses to write (exit code 4) unless forced.
 DEFAULT_MIN_CONFIDENCE = 0.5
@@ -80,6 +80,9 @@ class SyncResult:
     detector : str
         What found the speech: ``"fast"``, ``"fast+silero"``, or ``"subtitles"`` for a
         subtitle reference.
+    speech : np.ndarray of bool, optional
+        Per cue, whether it carries speech and so was evidence for the map (sound
+        descriptions and lyrics are not; see :func:`spoken`).
     """
 
     subtitles: Subtitles
@@ -94,21 +97,25 @@ class SyncResult:
     seconds: dict[str, float] = field(default_factory=dict)
     refined: np.ndarray | None = None
     detector: str = "fast"
+    speech: np.ndarray | None = None
 
     def moves(self) -> list[dict]:
         """Per cue, in file order: where it went and how sure we are.
 
         Each item has ``index`` (0-based position in the file), ``id`` (the cue's
         identifier, or None), ``start`` and ``end`` (new times, s), ``shift`` (new start
-        minus old start, s), ``confidence``, and ``refined`` (whether the start or the end
-        was moved onto a reference cue boundary).
+        minus old start, s), ``confidence``, ``refined`` (whether the start or the end
+        was moved onto a reference cue boundary), and ``speech`` (whether the cue carries
+        speech and so was evidence for the map; sound descriptions and lyrics follow it).
         """
         out = []
-        refined = self.refined if self.refined is not None else np.zeros((len(self.original.cues), 2), bool)
+        n = len(self.original.cues)
+        refined = self.refined if self.refined is not None else np.zeros((n, 2), bool)
+        speech = self.speech if self.speech is not None else np.ones(n, bool)
         for i, (old, new, conf) in enumerate(zip(self.original.cues, self.subtitles.cues, self.cue_confidences)):
             out.append({"index": i, "id": old.identifier, "start": round(new.start, 3), "end": round(new.end, 3),
                         "shift": round(new.start - old.start, 3), "confidence": round(float(conf), 3),
-                        "refined": bool(refined[i].any())})
+                        "refined": bool(refined[i].any()), "speech": bool(speech[i])})
         return out
 
     def to_dict(self) -> dict:
@@ -119,6 +126,7 @@ class SyncResult:
             "scale": fit.scale,
             "confidence": round(self.confidence, 4),
             "cues": len(self.subtitles.cues),
+            "speech_cues": int(self.speech.sum()) if self.speech is not None else len(self.subtitles.cues),
             "reference": self.reference,
             "reference_kind": self.reference_kind,
             "detector": self.detector,
@@ -139,10 +147,10 @@ def reference_activity(reference, *, audio_stream: int | None = None, workers: i
     Returns the :class:`FeatureSeq` and the reference kind (``"audio"`` or ``"subtitles"``).
     """
     hop = audio_features.SYNC_HOP_LENGTH / audio_features.SYNC_SR
+    if not isinstance(reference, Subtitles) and is_subtitle_path(reference):
+        reference = subtitles_mod.read(reference)
     if isinstance(reference, Subtitles):
-        return cue_activity(reference, hop=hop), "subtitles"
-    if is_subtitle_path(reference):
-        return cue_activity(subtitles_mod.read(reference), hop=hop), "subtitles"
+        return cue_activity(spoken(reference), hop=hop), "subtitles"
     feats = audio_features.speech_features(reference, stream=audio_stream, workers=workers, progress=progress)
     return audio_features.speech_activity(feats), "audio"
 
@@ -208,12 +216,14 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
     else:
         kind = "subtitles" if activity.modality == "text" else "audio"
     t_ref = time.perf_counter()
-    fit, timemap, confidence = _align(activity, subs, max_offset, splits)
+    speech = subs.speech_mask()
+    evidence = spoken(subs)
+    fit, timemap, confidence = _align(activity, evidence, max_offset, splits)
     used = "subtitles" if kind == "subtitles" else "fast"
     seconds = {}
     media_path = kind == "audio" and not isinstance(reference, Subtitles)
     if media_path and (detector == "both" or (detector == "auto" and vad.available()
-                                             and _unsure(activity, timemap, subs, confidence))):
+                                             and _unsure(activity, timemap, evidence, confidence))):
         t_model = time.perf_counter()
         try:
             neural = vad.neural_activity(reference, stream=audio_stream, workers=workers, progress=progress)
@@ -224,7 +234,7 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
         else:
             activity = vad.combine_activity(activity, neural)
             seconds["speech_model"] = time.perf_counter() - t_model
-            fit, timemap, confidence = _align(activity, subs, max_offset, splits)
+            fit, timemap, confidence = _align(activity, evidence, max_offset, splits)
             used = "fast+silero"
     retimed = subs.map_times(timemap.apply)
     refined = np.zeros((len(subs.cues), 2), bool)
@@ -234,12 +244,29 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
         snapped = snap_to_reference(retimed.starts, retimed.ends, reference.starts, reference.ends)
         retimed = retimed.with_times(snapped.starts, snapped.ends)
         refined = snapped.moved
-    per_cue = cue_confidences(activity, timemap, subs.starts, retimed.starts, retimed.ends, default=fit.confidence)
-    confidence *= _support_factor(mean_activity(activity, retimed.starts, retimed.ends))
+    if not speech.any():
+        speech[:] = True  # nothing but sound cues: they were the evidence
+    per_cue = cue_confidences(activity, timemap, subs.starts, retimed.starts, retimed.ends, default=fit.confidence,
+                              speech=speech)
+    confidence *= _support_factor(mean_activity(activity, retimed.starts[speech], retimed.ends[speech]))
     t_end = time.perf_counter()
     seconds = {"read_subtitles": t_read - t_start, "reference": t_ref - t_read,
                "align": t_end - t_ref - seconds.get("speech_model", 0.0), **seconds}
-    return SyncResult(retimed, timemap, fit, confidence, name, kind, per_cue, subs, activity, seconds, refined, used)
+    return SyncResult(retimed, timemap, fit, confidence, name, kind, per_cue, subs, activity, seconds, refined, used,
+                      speech)
+
+
+def spoken(subs: Subtitles) -> Subtitles:
+    """The cues that carry speech (:meth:`Subtitles.speech_mask`): the evidence a sync uses.
+
+    Sound descriptions and lyrics (``[door slams]``, ``♪ ... ♪``) sit where there is no
+    speech, by design; they follow the map found from the spoken cues.  A file with no
+    spoken cue at all is returned whole.
+    """
+    mask = subs.speech_mask()
+    if mask.all() or not mask.any():
+        return subs
+    return replace(subs, cues=[c for c, keep in zip(subs.cues, mask) if keep])
 
 
 #: A confident map that puts more than this share of the cues where the fast detector
@@ -294,7 +321,7 @@ FULL_COVERAGE = 0.5
 
 
 def cue_confidences(activity: FeatureSeq, timemap: TimeMap, sources, starts, ends, *,
-                    default: float = np.nan) -> np.ndarray:
+                    default: float = np.nan, speech=None) -> np.ndarray:
     """Confidence of each re-timed cue.
 
     The confidence of the cue's piece of ``timemap``, scaled down when the cue lands
@@ -313,6 +340,9 @@ def cue_confidences(activity: FeatureSeq, timemap: TimeMap, sources, starts, end
         Cue times after the map.
     default : float
         Used for pieces without a confidence.
+    speech : array-like of bool, optional
+        Which cues carry speech (default: all); the others (sound descriptions,
+        lyrics) are not expected on speech and keep their piece's confidence.
 
     Returns
     -------
@@ -325,6 +355,8 @@ def cue_confidences(activity: FeatureSeq, timemap: TimeMap, sources, starts, end
         piece = np.asarray(timemap.confidences, np.float64)[timemap.piece_index(sources)]
         piece = np.where(np.isfinite(piece), piece, default)
     cover = mean_activity(activity, starts, ends)
+    if speech is not None:
+        cover = np.where(np.asarray(speech, bool), cover, FULL_COVERAGE)
     return np.clip(piece * np.minimum(1.0, cover / FULL_COVERAGE), 0.0, 1.0)
 
 
