@@ -223,11 +223,14 @@ def sync(
 
             summary["plot"] = str(plot_sync(result, plot))
         confident = result.confidence >= min_confidence
+        if not confident:
+            summary["doubt"] = result.doubt()
         if not confident and not force:
             summary["written"] = False
             raise NotConfidentError(
-                f"not confident in the result (confidence {result.confidence:.2f} < {min_confidence}); "
-                "nothing written. Check that the subtitles belong to this media, or use --force")
+                f"not confident in the result (confidence {result.confidence:.2f} < {min_confidence}): "
+                f"{summary['doubt']}. Nothing written; check that the subtitles belong to this media, "
+                "or use --force")
         result.subtitles.write(out, format=fmt_name, encoding=encoding)
         summary["written"] = True
     summary["seconds"]["total"] = round(time.perf_counter() - t0, 3)

@@ -325,6 +325,7 @@ def test_unrelated_subtitles_are_not_written(sample, write_vtt, tmp_path, seed):
     assert data["written"] is False and data["exit_code"] == 4 and data["confidence"] < 0.5
     assert not Path(data["output"]).exists()
     assert result.stderr.startswith("error: not confident") and len(result.stderr.strip().splitlines()) == 1
+    assert data["doubt"] and f": {data['doubt']}. Nothing written" in result.stderr  # says why
     assert outputs(tmp_path) == set() and digest(subs) == before
     # --force writes it anyway.
     result = run("sync", sample / "sample.mp4", subs, "--force")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -75,6 +77,8 @@ def test_a_map_that_leaves_most_cues_off_speech_is_not_trusted(extra, trusted):
     assert result.fit.confidence >= 0.9
     assert (result.cue_confidences[:6] >= DEFAULT_MIN_CONFIDENCE).all()
     assert (result.confidence >= DEFAULT_MIN_CONFIDENCE) == trusted
+    if not trusted:
+        assert result.doubt() == "only 6 of the 18 spoken cues land on speech"
 
 
 def test_sound_descriptions_follow_the_spoken_cues(sample):
@@ -107,6 +111,35 @@ def test_sound_descriptions_follow_the_spoken_cues(sample):
     assert (got.cue_confidences[~speech] >= 0.9).all()
     assert [m["speech"] for m in got.moves()] == speech.tolist()
     assert got.to_dict()["speech_cues"] == len(plain.cues)
+
+
+def test_doubt_names_a_rival_placement_or_too_few_cues():
+    """Two identical stretches of speech 40 s apart: the cues fit both, and the refusal
+    names the other one.  Three cues on a long recording: too few to place."""
+    from mmalign.align.sync import sync
+    from mmalign.subtitles import Cue, Subtitles
+
+    pattern = [(0.0, 1.5), (2.5, 3.0), (4.2, 6.0), (7.0, 7.4), (8.5, 10.5), (11.0, 12.0)]
+    pattern += [(lo + 13.0, hi + 13.0) for lo, hi in pattern]
+    act = speech_between(*pattern[0], seconds=120.0)
+    for base in (10.0, 50.0):
+        for lo, hi in pattern:
+            act.values[int((base + lo) / act.hop):int((base + hi) / act.hop)] = 1.0
+    twice = sync("twice.mp4", Subtitles([Cue(lo + 5.0, hi + 5.0, "line") for lo, hi in pattern], "vtt"),
+                 activity=act, detector="fast")
+    assert twice.fit.offset in (pytest.approx(5.0, abs=0.05), pytest.approx(45.0, abs=0.05))
+    other = 45.0 if twice.fit.offset < 20 else 5.0
+    assert twice.confidence < 0.5
+    doubt = re.fullmatch(r"another placement fits about as well, offset ([-+][\d.]+) s at scale ([\d.]+)",
+                         twice.doubt())
+    assert doubt and float(doubt[1]) == pytest.approx(other, abs=0.2) and float(doubt[2]) == pytest.approx(1, abs=2e-3)
+
+    act = speech_between(100.0, 101.0, seconds=1200.0, also=(103.0, 106.0))
+    act.values[int(108.0 / act.hop):int(109.0 / act.hop)] = 1.0
+    few = sync("long.mp4", Subtitles([Cue(0.0, 1.0, "a"), Cue(3.0, 6.0, "b"), Cue(8.0, 9.0, "c")], "vtt"),
+               activity=act, detector="fast")
+    assert few.fit.offset == pytest.approx(100.0, abs=0.05) and few.confidence < 0.5
+    assert few.doubt() == "3 cues are too few to place on 1200 s of reference"
 
 
 @pytest.mark.slow

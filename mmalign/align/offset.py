@@ -59,6 +59,15 @@ class LinearFit:
         0–1, from ``peak_z``, ``margin`` and ``score``.
     exact_ratio : bool
         The scale is one of the framerate ratios.
+    candidates : list of dict
+        The best placement of each of the leading scales (``scale``, ``offset``,
+        coarse ``score``).
+    rival : dict or None
+        The best placement at least 3 s elsewhere (``scale``, ``offset``, ``score``):
+        what ``margin`` was measured against.
+    evidence : float
+        0–1: how far this many cues can be trusted on a reference this long (a
+        factor of ``confidence``).
     """
 
     scale: float
@@ -69,6 +78,8 @@ class LinearFit:
     confidence: float
     exact_ratio: bool
     candidates: list[dict] = field(default_factory=list)
+    rival: dict | None = None
+    evidence: float = 1.0
 
     @property
     def timemap(self) -> TimeMap:
@@ -322,8 +333,12 @@ def estimate_linear(reference: FeatureSeq, starts, ends, *, max_offset: float = 
     # ... and against the best alignment that puts the middle of the cues at least 3 s
     # elsewhere, at any scale (near scales with the same placement are the same answer).
     mid = float(np.mean(starts))
-    second = max(float(np.max(c[np.abs(o + (sc - scale) * mid - offset) > 3.0], initial=-1.0))
-                 for _, sc, _, c, o in results)
+    second, rival = -1.0, None
+    for _, sc, _, c, o in results:
+        elsewhere = np.flatnonzero(np.abs(o + (sc - scale) * mid - offset) > 3.0)
+        if len(elsewhere) and c[elsewhere].max() > second:
+            j = elsewhere[np.argmax(c[elsewhere])]
+            second, rival = float(c[j]), {"scale": sc, "offset": round(float(o[j]), 3), "score": round(float(c[j]), 5)}
     margin = best_score - second
 
     # The coarse clock cannot tell near scales apart: refine the leading candidates on
@@ -338,11 +353,13 @@ def estimate_linear(reference: FeatureSeq, starts, ends, *, max_offset: float = 
     if refine_scale and len(starts) >= 8:
         scale, offset = _refine_scale(fine, starts, ends, scale, offset, exact_set)
     score = fine.score(starts * scale + offset, ends * scale + offset)
-    confidence = _confidence(peak_z, margin, score) * _evidence(len(starts), len(ref) * hop, span * scale)
+    evidence = _evidence(len(starts), len(ref) * hop, span * scale)
+    confidence = _confidence(peak_z, margin, score) * evidence
     confidence = round(confidence * _scale_trust(scale), 4)
     cands = [{"scale": s, "offset": round(o, 3), "score": round(sc, 5)} for sc, s, o, _, _ in results[:5]]
     return LinearFit(scale=scale, offset=offset, score=score, peak_z=float(peak_z), margin=float(margin),
-                     confidence=confidence, exact_ratio=scale in exact_set, candidates=cands)
+                     confidence=confidence, exact_ratio=scale in exact_set, candidates=cands, rival=rival,
+                     evidence=evidence)
 
 
 def _implausibility(scale: float, exact_set) -> float:
@@ -371,10 +388,14 @@ def _evidence(n_cues: int, reference_seconds: float, span: float) -> float:
     return float(min(1.0, n_cues / (2.0 * places)))
 
 
+#: A margin (best score minus the best one elsewhere) this small halves the confidence.
+MARGIN_CENTER = 0.04
+
+
 def _confidence(peak_z: float, margin: float, score: float, z_center: float = 5.5) -> float:
     """Map the evidence to 0–1; calibrated on real speech (see tests and benchmarks)."""
     z_term = _sigmoid((peak_z - z_center) / 1.0)
-    m_term = _sigmoid((margin - 0.04) / 0.01)
+    m_term = _sigmoid((margin - MARGIN_CENTER) / 0.01)
     s_term = _sigmoid((score - 0.05) / 0.03)
     return float(round(z_term * m_term * s_term, 4))
 

@@ -24,7 +24,7 @@ from ..features import vad
 from ..features.text import cue_activity
 from ..subtitles import Subtitles
 from ..timeline import FeatureSeq, TimeMap
-from .offset import LinearFit, estimate_linear
+from .offset import MARGIN_CENTER, LinearFit, estimate_linear
 
 __all__ = ["SyncResult", "sync", "reference_activity", "is_subtitle_path", "cue_confidences", "mean_activity",
            "spoken", "DEFAULT_MIN_CONFIDENCE", "DETECTORS"]
@@ -117,6 +117,30 @@ class SyncResult:
                         "shift": round(new.start - old.start, 3), "confidence": round(float(conf), 3),
                         "refined": bool(refined[i].any()), "speech": bool(speech[i])})
         return out
+
+    def doubt(self) -> str:
+        """The main reason for doubt about this result, in a few words (refusal messages).
+
+        The first that applies: too few of the spoken cues land on speech; too few cues
+        for the length of the reference; a piece that is not confident; another
+        placement that fits about as well; else a best placement that hardly stands out.
+        """
+        speech = self.speech if self.speech is not None else np.ones(len(self.original.cues), bool)
+        cover = mean_activity(self.activity, self.subtitles.starts[speech], self.subtitles.ends[speech])
+        n, on = int(speech.sum()), int(np.sum(cover >= FULL_COVERAGE / 2))
+        fit = self.fit
+        if on < _MIN_SUPPORTED_SHARE * n:
+            return f"only {on} of the {n} spoken cues land on speech"
+        if fit.evidence < 0.5:
+            return f"{n} cues are too few to place on {self.activity.duration:.0f} s of reference"
+        pieces = self.timemap.pieces()
+        weak = [p for p in pieces if p["confidence"] is not None and p["confidence"] < DEFAULT_MIN_CONFIDENCE]
+        if len(pieces) > 1 and weak:
+            return f"{len(weak)} of its {len(pieces)} pieces are not confident"
+        if fit.rival is not None and fit.margin < MARGIN_CENTER:
+            return (f"another placement fits about as well, offset {fit.rival['offset']:+.1f} s "
+                    f"at scale {fit.rival['scale']:.4f}")
+        return f"the best placement hardly stands out from the others (peak z {fit.peak_z:.1f})"
 
     def to_dict(self) -> dict:
         """A JSON-ready summary (what ``mmalign sync --json`` prints, less the output path)."""
