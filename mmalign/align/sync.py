@@ -241,6 +241,8 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
         kind = "subtitles" if activity.modality == "text" else "audio"
     t_ref = time.perf_counter()
     speech = subs.speech_mask()
+    if not speech.any():
+        speech[:] = True  # nothing but sound cues: they are the evidence
     evidence = spoken(subs)
     fit, timemap, confidence = _align(activity, evidence, max_offset, splits)
     used = "subtitles" if kind == "subtitles" else "fast"
@@ -268,8 +270,6 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
         snapped = snap_to_reference(retimed.starts, retimed.ends, reference.starts, reference.ends)
         retimed = retimed.with_times(snapped.starts, snapped.ends)
         refined = snapped.moved
-    if not speech.any():
-        speech[:] = True  # nothing but sound cues: they were the evidence
     per_cue = cue_confidences(activity, timemap, subs.starts, retimed.starts, retimed.ends, default=fit.confidence,
                               speech=speech)
     confidence *= _support_factor(mean_activity(activity, retimed.starts[speech], retimed.ends[speech]))
