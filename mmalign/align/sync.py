@@ -132,7 +132,8 @@ class SyncResult:
         if on < _MIN_SUPPORTED_SHARE * n:
             return f"only {on} of the {n} spoken cues land on speech"
         if fit.evidence < 0.5:
-            return f"{n} cues are too few to place on {self.activity.duration:.0f} s of reference"
+            cues = "1 cue is" if n == 1 else f"{n} cues are"
+            return f"{cues} too few to place on {self.activity.duration:.0f} s of reference"
         pieces = self.timemap.pieces()
         weak = [p for p in pieces if p["confidence"] is not None and p["confidence"] < DEFAULT_MIN_CONFIDENCE]
         if len(pieces) > 1 and weak:
