@@ -54,7 +54,8 @@ class LinearFit:
         How far the best offset's coarse score stands above the scores of all other
         offsets (robust z-score); large for a clear match.
     margin : float
-        Best coarse score minus the best one at least 3 s away (any scale).
+        Best coarse score minus the best one at least 3 s away (any scale), each less
+        its scale's prior (rarer framerate ratios start lower).
     confidence : float
         0–1, from ``peak_z``, ``margin`` and ``score``.
     exact_ratio : bool
@@ -333,13 +334,17 @@ def estimate_linear(reference: FeatureSeq, starts, ends, *, max_offset: float = 
     # ... and against the best alignment that puts the middle of the cues at least 3 s
     # elsewhere, at any scale (near scales with the same placement are the same answer).
     mid = float(np.mean(starts))
+    # Both sides less their scale's prior, as in the choice of the best: a rival at a rare
+    # framerate mix-up must score that much higher to be as likely.
     second, rival = -1.0, None
     for _, sc, _, c, o in results:
         elsewhere = np.flatnonzero(np.abs(o + (sc - scale) * mid - offset) > 3.0)
-        if len(elsewhere) and c[elsewhere].max() > second:
+        if len(elsewhere):
             j = elsewhere[np.argmax(c[elsewhere])]
-            second, rival = float(c[j]), {"scale": sc, "offset": round(float(o[j]), 3), "score": round(float(c[j]), 5)}
-    margin = best_score - second
+            if c[j] - prior(sc) > second:
+                second = float(c[j]) - prior(sc)
+                rival = {"scale": sc, "offset": round(float(o[j]), 3), "score": round(float(c[j]), 5)}
+    margin = best_score - prior(scale) - second
 
     # The coarse clock cannot tell near scales apart: refine the leading candidates on
     # the fine clock and keep the one that agrees best there.
