@@ -58,6 +58,8 @@ def plot_sync(result, path, *, width: float = 16.0, dpi: int = 100) -> Path:
     times = act.times
     before, after = result.original, result.subtitles
     conf = np.asarray(result.cue_confidences, float)
+    speech = result.speech if result.speech is not None else np.ones(len(after.cues), bool)
+    sounds = f" ({int((~speech).sum())} sound or music, hatched)" if not speech.all() else ""
 
     fig, axes = plt.subplots(3, 1, sharex=True, figsize=(width, 5.5), height_ratios=[2, 1.6, 1],
                              layout="constrained")
@@ -74,7 +76,7 @@ def plot_sync(result, path, *, width: float = 16.0, dpi: int = 100) -> Path:
         ax.axvspan(cue.start, cue.end, ymin=0.0, ymax=0.08, color="#dd8452", alpha=0.9, linewidth=0)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel(label)
-    ax.set_title(f"mmalign sync: {len(after.cues)} cues, confidence {result.confidence:.2f}, "
+    ax.set_title(f"mmalign sync: {len(after.cues)} cues{sounds}, confidence {result.confidence:.2f}, "
                  f"reference {os.path.basename(result.reference)}", loc="left", fontsize=10)
 
     ax = axes[1]
@@ -82,8 +84,12 @@ def plot_sync(result, path, *, width: float = 16.0, dpi: int = 100) -> Path:
     rows = [(1.0, before.cues, ["#888888"] * len(before.cues)),
             (0.0, after.cues, [cmap(float(c)) if np.isfinite(c) else "#888888" for c in conf])]
     for y, cues, colours in rows:
-        ax.broken_barh([(c.start, max(c.end - c.start, 1e-3)) for c in cues], (y - 0.35, 0.7),
-                       facecolors=colours, edgecolor="none")
+        for spoken, hatch in ((True, None), (False, "///")):  # sound descriptions and lyrics hatched
+            pick = [i for i in range(len(cues)) if speech[i] == spoken]
+            if pick:
+                ax.broken_barh([(cues[i].start, max(cues[i].end - cues[i].start, 1e-3)) for i in pick],
+                               (y - 0.35, 0.7), facecolors=[colours[i] for i in pick], edgecolor="none",
+                               hatch=hatch)
     # Lines joining each cue's old and new start show the moves.
     segs = [((o.start, 0.65), (n.start, 0.35)) for o, n in zip(before.cues, after.cues)]
     ax.add_collection(LineCollection(segs, colors="#555555", linewidths=0.4, alpha=0.5))

@@ -127,6 +127,20 @@ def test_plot(sample, tmp_path):
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".why")]  # no temporary file left
 
 
+def test_plot_hatches_sound_cues(sample, tmp_path):
+    pytest.importorskip("matplotlib")
+    subs = S.read(sample / "sample.mistimed.vtt")
+    sounds = [S.Cue(c.end + 0.1, c.end + 0.4, "[waves]") for c in subs.cues[:-1]]
+    sdh = tmp_path / "sdh.vtt"
+    S.Subtitles(sorted(subs.cues + sounds, key=lambda c: c.start), "vtt").write(sdh)
+    png = tmp_path / "sdh.png"
+    result = run("sync", sample / "sample.mp4", sdh, "--plot", png, "--json", "-o", tmp_path / "out.vtt")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["speech_cues"] == 16 and data["cues"] == 31
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_plot_is_drawn_even_when_refused(sample, write_vtt, tmp_path):
     pytest.importorskip("matplotlib")
     subs = _random_cues(write_vtt, "random.vtt", 0)
