@@ -352,6 +352,7 @@ def test_cues_far_beyond_the_media(sample, write_vtt, tmp_path):
     subs = _random_cues(write_vtt, "late.vtt", 3, 1000.0, 1060.0)
     result = run("sync", sample / "sample.mp4", subs)
     assert_one_error_line(result, 4, "not confident")
+    assert "16 of the 16 spoken cues fall outside the 64 s of reference" in result.stderr
     assert outputs(tmp_path) == set()
 
 

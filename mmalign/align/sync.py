@@ -121,8 +121,8 @@ class SyncResult:
     def doubt(self) -> str:
         """The main reason for doubt about this result, in a few words (refusal messages).
 
-        The first that applies: too few of the spoken cues land on speech; too few cues
-        for the length of the reference; a piece that is not confident; another
+        The first that applies: too few of the spoken cues land on speech (most of them
+        outside the reference, or on it); too few cues for the length of the reference; a piece that is not confident; another
         placement that fits about as well; else a best placement that hardly stands out.
         """
         speech = self.speech if self.speech is not None else np.ones(len(self.original.cues), bool)
@@ -130,6 +130,10 @@ class SyncResult:
         n, on = int(speech.sum()), int(np.sum(cover >= FULL_COVERAGE / 2))
         fit = self.fit
         if on < _MIN_SUPPORTED_SHARE * n:
+            t0, t1 = self.activity.t0, self.activity.t0 + self.activity.duration
+            outside = int(np.sum((self.subtitles.ends[speech] <= t0) | (self.subtitles.starts[speech] >= t1)))
+            if outside > n - on - outside:  # most of the unsupported ones are not even on the media
+                return f"{outside} of the {n} spoken cues fall outside the {t1 - t0:.0f} s of reference"
             return f"only {on} of the {n} spoken cues land on speech"
         if fit.evidence < 0.5:
             cues = "1 cue is" if n == 1 else f"{n} cues are"
