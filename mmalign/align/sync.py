@@ -60,8 +60,8 @@ class SyncResult:
         Scale, offset, scores and confidence of the global fit.
     confidence : float
         0–1: the global fit's, or with several pieces their average weighted by cues;
-        lowered when fewer than half the cues land on speech (a mean activity below
-        0.25 inside the re-timed cue).
+        lowered when fewer than half the spoken cues land on speech (a mean activity of
+        at least 0.25 inside the re-timed cue).
     reference : str
         The reference's path (``"<subtitles>"`` for an in-memory one).
     reference_kind : {"audio", "subtitles"}
@@ -122,12 +122,13 @@ class SyncResult:
         """The main reason for doubt about this result, in a few words (refusal messages).
 
         The first that applies: too few of the spoken cues land on speech (most of them
-        outside the reference, or on it); too few cues for the length of the reference; a piece that is not confident; another
-        placement that fits about as well; else a best placement that hardly stands out.
+        outside the reference, or on it); too few cues for the length of the reference; a
+        piece that is not confident; another placement that fits about as well; else a
+        best placement that hardly stands out.
         """
         speech = self.speech if self.speech is not None else np.ones(len(self.original.cues), bool)
-        cover = mean_activity(self.activity, self.subtitles.starts[speech], self.subtitles.ends[speech])
-        n, on = int(speech.sum()), int(np.sum(cover >= FULL_COVERAGE / 2))
+        n = int(speech.sum())
+        on = int(_on_speech(self.activity, self.subtitles.starts[speech], self.subtitles.ends[speech]).sum())
         fit = self.fit
         if on < _MIN_SUPPORTED_SHARE * n:
             t0, t1 = self.activity.t0, self.activity.t0 + self.activity.duration
@@ -277,7 +278,7 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
         refined = snapped.moved
     per_cue = cue_confidences(activity, timemap, subs.starts, retimed.starts, retimed.ends, default=fit.confidence,
                               speech=speech)
-    confidence *= _support_factor(mean_activity(activity, retimed.starts[speech], retimed.ends[speech]))
+    confidence *= _support_factor(_on_speech(activity, retimed.starts[speech], retimed.ends[speech]))
     t_end = time.perf_counter()
     seconds = {"read_subtitles": t_read - t_start, "reference": t_ref - t_read,
                "align": t_end - t_ref - seconds.get("speech_model", 0.0), **seconds}
@@ -318,17 +319,21 @@ def _unsure(activity: FeatureSeq, timemap: TimeMap, subs: Subtitles, confidence:
 _MIN_SUPPORTED_SHARE = 0.5
 
 
-def _support_factor(coverage: np.ndarray) -> float:
-    """Confidence factor of a map from the mean activity inside each of its re-timed cues.
+def _on_speech(activity: FeatureSeq, starts, ends) -> np.ndarray:
+    """Which re-timed cues land on speech: a mean activity of at least half :data:`FULL_COVERAGE`."""
+    return mean_activity(activity, starts, ends) >= FULL_COVERAGE / 2
+
+
+def _support_factor(on_speech: np.ndarray) -> float:
+    """Confidence factor of a map from which of its re-timed spoken cues land on speech.
 
     However clearly a handful of cues fits, a map that leaves most of the others where
     the reference has no speech is no answer for the file: unrelated subtitles on a song,
     where a few long cues find a place among the music, look like that.
     """
-    if len(coverage) == 0:
+    if len(on_speech) == 0:
         return 1.0
-    supported = float(np.mean(coverage >= FULL_COVERAGE / 2))
-    return min(1.0, supported / _MIN_SUPPORTED_SHARE) ** 2
+    return min(1.0, float(np.mean(on_speech)) / _MIN_SUPPORTED_SHARE) ** 2
 
 
 def _align(activity: FeatureSeq, subs: Subtitles, max_offset: float, splits: bool):
