@@ -249,7 +249,7 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
     speech = subs.speech_mask()
     if not speech.any():
         speech[:] = True  # nothing but sound cues: they are the evidence
-    evidence = spoken(subs)
+    evidence = spoken(subs, speech)
     fit, timemap, confidence = _align(activity, evidence, max_offset, splits)
     used = "subtitles" if kind == "subtitles" else "fast"
     seconds = {}
@@ -286,14 +286,15 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
                       speech)
 
 
-def spoken(subs: Subtitles) -> Subtitles:
-    """The cues that carry speech (:meth:`Subtitles.speech_mask`): the evidence a sync uses.
+def spoken(subs: Subtitles, mask: np.ndarray | None = None) -> Subtitles:
+    """The cues that carry speech (:meth:`Subtitles.speech_mask`, or ``mask`` when given):
+    the evidence a sync uses.
 
     Sound descriptions and lyrics (``[door slams]``, ``♪ ... ♪``) sit where there is no
     speech, by design; they follow the map found from the spoken cues.  A file with no
     spoken cue at all is returned whole.
     """
-    mask = subs.speech_mask()
+    mask = subs.speech_mask() if mask is None else np.asarray(mask, bool)
     if mask.all() or not mask.any():
         return subs
     return replace(subs, cues=[c for c, keep in zip(subs.cues, mask) if keep])
