@@ -58,7 +58,7 @@ def plot_sync(result, path, *, width: float = 16.0, dpi: int = 100) -> Path:
     times = act.times
     before, after = result.original, result.subtitles
     conf = np.asarray(result.cue_confidences, float)
-    speech = result.speech if result.speech is not None else np.ones(len(after.cues), bool)
+    speech = result.spoken
     sounds = f" ({int((~speech).sum())} sound or music, hatched)" if not speech.all() else ""
 
     fig, axes = plt.subplots(3, 1, sharex=True, figsize=(width, 5.5), height_ratios=[2, 1.6, 1],

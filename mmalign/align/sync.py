@@ -99,6 +99,11 @@ class SyncResult:
     detector: str = "fast"
     speech: np.ndarray | None = None
 
+    @property
+    def spoken(self) -> np.ndarray:
+        """Per cue, whether it was evidence for the map (:attr:`speech`; all when unset)."""
+        return self.speech if self.speech is not None else np.ones(len(self.original.cues), bool)
+
     def moves(self) -> list[dict]:
         """Per cue, in file order: where it went and how sure we are.
 
@@ -109,9 +114,8 @@ class SyncResult:
         speech and so was evidence for the map; sound descriptions and lyrics follow it).
         """
         out = []
-        n = len(self.original.cues)
-        refined = self.refined if self.refined is not None else np.zeros((n, 2), bool)
-        speech = self.speech if self.speech is not None else np.ones(n, bool)
+        refined = self.refined if self.refined is not None else np.zeros((len(self.original.cues), 2), bool)
+        speech = self.spoken
         for i, (old, new, conf) in enumerate(zip(self.original.cues, self.subtitles.cues, self.cue_confidences)):
             out.append({"index": i, "id": old.identifier, "start": round(new.start, 3), "end": round(new.end, 3),
                         "shift": round(new.start - old.start, 3), "confidence": round(float(conf), 3),
@@ -126,7 +130,7 @@ class SyncResult:
         piece that is not confident; another placement that fits about as well; else a
         best placement that hardly stands out.
         """
-        speech = self.speech if self.speech is not None else np.ones(len(self.original.cues), bool)
+        speech = self.spoken
         n = int(speech.sum())
         on = int(_on_speech(self.activity, self.subtitles.starts[speech], self.subtitles.ends[speech]).sum())
         fit = self.fit
@@ -156,7 +160,7 @@ class SyncResult:
             "scale": fit.scale,
             "confidence": round(self.confidence, 4),
             "cues": len(self.subtitles.cues),
-            "speech_cues": int(self.speech.sum()) if self.speech is not None else len(self.subtitles.cues),
+            "speech_cues": int(self.spoken.sum()),
             "reference": self.reference,
             "reference_kind": self.reference_kind,
             "detector": self.detector,
