@@ -126,6 +126,17 @@ def _guard(debug: bool, as_json: bool, summary: dict):
         raise _fail(exc, debug, as_json, summary) from None
 
 
+def _warn_skipped(path: Path, subs) -> None:
+    """Say on stderr which blocks of a subtitle file could not be read (they are not in the output)."""
+    if not subs.skipped:
+        return
+    lost = [w for w in subs.warnings if w.endswith("skipped")]
+    blocks = "1 block" if subs.skipped == 1 else f"{subs.skipped} blocks"
+    first = f" (first: {lost[0]})" if lost else ""
+    verb = "is" if subs.skipped == 1 else "are"
+    typer.echo(f"warning: {path}: {blocks} could not be read and {verb} left out{first}", err=True)
+
+
 def _default_output(subs: Path, fmt: Optional[str]) -> Path:
     ext = fmt or subs.suffix.lstrip(".").lower() or "srt"
     return subs.with_name(f"{subs.stem}.synced.{ext}")
@@ -219,6 +230,8 @@ def sync(
                               workers=jobs, progress=bar.update, refine=refine, detector=detector.value)
         summary.update(result.to_dict())
         summary["output"] = str(out)
+        if not quiet:
+            _warn_skipped(subs, result.original)
         if plot is not None:
             from .plot import plot_sync
 

@@ -117,6 +117,26 @@ def test_sync_json(sample):
     assert np.median([m["confidence"] for m in data["moves"]]) > 0.5  # the cues land on the speech
 
 
+def test_unreadable_blocks_are_reported(sample, tmp_path):
+    """A block that cannot be read is left out of the output, and said so (not silently)."""
+    text = (sample / "sample.mistimed.vtt").read_text()
+    broken = "broken\n00:00:09.000 --> 00:00:07.000\nthis cue ends before it starts\n\n"
+    first_cue = text.index("\n1\n") + 1
+    subs = tmp_path / "subs.vtt"
+    subs.write_text(text[:first_cue] + broken + text[first_cue:])
+    out = tmp_path / "out.vtt"
+    result = run("sync", sample / "sample.mp4", subs, "-o", out)
+    assert result.exit_code == 0, result.output
+    warning, summary = result.stderr.strip().splitlines()
+    assert warning.startswith(f"warning: {subs}: 1 block could not be read and is left out (first: line ")
+    assert "ends before it starts" in warning
+    assert summary.startswith("synced 16 cues")
+    assert_matches_truth(out, 0.1)
+    data = json.loads(run("sync", sample / "sample.mp4", subs, "-o", out, "--json").stdout)
+    assert data["skipped"] == 1 and data["cues"] == 16
+    assert run("sync", sample / "sample.mp4", subs, "-o", out, "-q").stderr == ""
+
+
 def test_plot(sample, tmp_path):
     pytest.importorskip("matplotlib")
     png = tmp_path / "why.png"
