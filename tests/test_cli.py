@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -369,10 +370,20 @@ def test_unrelated_subtitles_are_not_written(sample, write_vtt, tmp_path, seed):
 
 
 def test_cues_far_beyond_the_media(sample, write_vtt, tmp_path):
+    # No shift within --max-offset brings them onto the clip: the refusal names the option.
     subs = _random_cues(write_vtt, "late.vtt", 3, 1000.0, 1060.0)
     result = run("sync", sample / "sample.mp4", subs)
     assert_one_error_line(result, 4, "not confident")
-    assert "16 of the 16 spoken cues fall outside the 64 s of reference" in result.stderr
+    assert "are more than the largest shift considered (300 s, --max-offset) away" in result.stderr
+    assert outputs(tmp_path) == set()
+
+
+def test_most_cues_outside_the_media(sample, write_vtt, tmp_path):
+    # Within reach, but a ten-minute file's cues cannot all fit on a one-minute clip.
+    subs = _random_cues(write_vtt, "long.vtt", 3, 0.0, 600.0, n=120)
+    result = run("sync", sample / "sample.mp4", subs)
+    assert_one_error_line(result, 4, "not confident")
+    assert re.search(r"\d+ of the 120 spoken cues fall outside the 64 s of reference", result.stderr), result.stderr
     assert outputs(tmp_path) == set()
 
 

@@ -142,6 +142,26 @@ def test_doubt_names_a_rival_placement_or_too_few_cues():
     assert few.doubt() == "3 cues are too few to place on 1200 s of reference"
 
 
+def test_doubt_names_max_offset_when_no_shift_within_reach_overlaps():
+    """Broadcast files often start their timecode at one hour: no shift within
+    --max-offset can bring such cues onto a one-minute clip, and the refusal says so.
+    With a larger --max-offset the same cues are placed."""
+    from mmalign.align.sync import sync
+    from mmalign.subtitles import Cue, Subtitles
+
+    pattern = [(0.0, 1.5), (2.5, 3.0), (4.2, 6.0), (7.0, 7.4), (8.5, 10.5), (11.0, 12.0), (14.0, 16.5)]
+    act = speech_between(*pattern[0], seconds=60.0)
+    for lo, hi in pattern:
+        act.values[int((20.0 + lo) / act.hop):int((20.0 + hi) / act.hop)] = 1.0
+    cues = Subtitles([Cue(3600.0 + lo, 3600.0 + hi, "line") for lo, hi in pattern], "vtt")
+    far = sync("clip.mp4", cues, activity=act, detector="fast")
+    assert far.confidence < 0.5
+    assert far.doubt() == ("the cues (3600-3616 s) are more than the largest shift considered "
+                           "(300 s, --max-offset) away from the 60 s of reference")
+    reached = sync("clip.mp4", cues, activity=act, detector="fast", max_offset=4000.0)
+    assert reached.fit.offset == pytest.approx(-3580.0, abs=0.05) and reached.confidence >= 0.5
+
+
 @pytest.mark.slow
 def test_random_cue_sets_are_refused(sample, write_vtt):
     """The confidence calibration against chance: cue sets drawn at random (8 to 30 cues

@@ -83,6 +83,8 @@ class SyncResult:
     speech : np.ndarray of bool, optional
         Per cue, whether it carries speech and so was evidence for the map (sound
         descriptions and lyrics are not; see :func:`spoken`).
+    max_offset : float
+        The largest shift that was considered, seconds.
     """
 
     subtitles: Subtitles
@@ -98,6 +100,7 @@ class SyncResult:
     refined: np.ndarray | None = None
     detector: str = "fast"
     speech: np.ndarray | None = None
+    max_offset: float = 300.0
 
     @property
     def spoken(self) -> np.ndarray:
@@ -125,17 +128,22 @@ class SyncResult:
     def doubt(self) -> str:
         """The main reason for doubt about this result, in a few words (refusal messages).
 
-        The first that applies: too few of the spoken cues land on speech (most of them
-        outside the reference, or on it); too few cues for the length of the reference; a
-        piece that is not confident; another placement that fits about as well; else a
-        best placement that hardly stands out.
+        The first that applies: the cues lie further from the reference than
+        ``max_offset``; too few of the spoken cues land on speech (most of them outside
+        the reference, or on it); too few cues for the length of the reference; a piece
+        that is not confident; another placement that fits about as well; else a best
+        placement that hardly stands out.
         """
         speech = self.spoken
         n = int(speech.sum())
+        t0, t1 = self.activity.t0, self.activity.t0 + self.activity.duration
+        first, last = float(self.original.starts.min()), float(self.original.ends.max())
+        if first - self.max_offset >= t1 or last + self.max_offset <= t0:  # no shift within reach overlaps
+            return (f"the cues ({first:.0f}-{last:.0f} s) are more than the largest shift considered "
+                    f"({self.max_offset:g} s, --max-offset) away from the {t1 - t0:.0f} s of reference")
         on = int(_on_speech(self.activity, self.subtitles.starts[speech], self.subtitles.ends[speech]).sum())
         fit = self.fit
         if on < _MIN_SUPPORTED_SHARE * n:
-            t0, t1 = self.activity.t0, self.activity.t0 + self.activity.duration
             outside = int(np.sum((self.subtitles.ends[speech] <= t0) | (self.subtitles.starts[speech] >= t1)))
             if outside > n - on - outside:  # most of the unsupported ones are not even on the media
                 return f"{outside} of the {n} spoken cues fall outside the {t1 - t0:.0f} s of reference"
@@ -287,7 +295,7 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
     seconds = {"read_subtitles": t_read - t_start, "reference": t_ref - t_read,
                "align": t_end - t_ref - seconds.get("speech_model", 0.0), **seconds}
     return SyncResult(retimed, timemap, fit, confidence, name, kind, per_cue, subs, activity, seconds, refined, used,
-                      speech)
+                      speech, max_offset)
 
 
 def spoken(subs: Subtitles, mask: np.ndarray | None = None) -> Subtitles:
