@@ -25,15 +25,13 @@ from ..errors import UsageError
 from ..timeline import FeatureSeq
 from . import audio as _audio
 
-__all__ = ["available", "neural_activity", "combine_activity", "range_seconds", "VAD_SR", "VAD_CHUNK"]
+__all__ = ["available", "neural_activity", "combine_activity", "VAD_SR", "VAD_CHUNK"]
 
 #: Sample rate and window (samples) of the model: 32 ms per probability.
 VAD_SR = 16000
 VAD_CHUNK = 512
 _WARMUP = 1.0  # seconds decoded (and discarded) before a range, for the LSTM state to settle
-# Bounds of the ranges the audio is cut into (see range_seconds).
-_MIN_RANGE_SECONDS = 60.0
-_MAX_RANGE_SECONDS = 600.0
+_RANGE_SECONDS = 600.0  # the audio is cut into ranges of this length, decoded independently
 _OUT_HOP = _audio.SYNC_HOP_LENGTH / _audio.SYNC_SR  # the fast detector's clock (10 ms)
 
 
@@ -88,26 +86,13 @@ def _range_probs(path, c0: int, c1: int | None, stream: int | None) -> np.ndarra
     return np.asarray(out, np.float32)
 
 
-def range_seconds(duration: float) -> float:
-    """Length of the ranges that the model runs on independently, for audio this long.
-
-    A quarter of the audio, so that even a two-minute clip keeps two processes busy,
-    but at least one minute (each range costs a decoder, a seek and a warm-up) and at
-    most ten (bounded memory per process).  It depends on the duration only, never on
-    the number of processes: where ranges start changes the model's state, and so the
-    result, a little.
-    """
-    return float(min(max(duration / 4, _MIN_RANGE_SECONDS), _MAX_RANGE_SECONDS))
-
-
 def neural_activity(path, *, stream: int | None = None, workers: int | None = None,
                     progress: Callable[[float, float], None] | None = None) -> FeatureSeq:
     """Speech probability (0–1) of a media file's audio from the Silero VAD model.
 
-    The audio is decoded at 16 kHz in ranges (see :func:`range_seconds`), on parallel
-    processes; the result does not depend on the number of processes.  The model's 32 ms
-    probabilities are interpolated onto the fast detector's 10 ms clock (frame ``i`` at
-    ``i * 0.01`` s).
+    The audio is decoded at 16 kHz in ranges of 10 minutes, on parallel processes; the
+    result does not depend on the number of processes.  The model's 32 ms probabilities
+    are interpolated onto the fast detector's 10 ms clock (frame ``i`` at ``i * 0.01`` s).
 
     Parameters
     ----------
@@ -138,8 +123,8 @@ def neural_activity(path, *, stream: int | None = None, workers: int | None = No
     chunk_s = VAD_CHUNK / VAD_SR
     # Fixed ranges (not one per worker): the model's state carries over chunks, so the
     # result depends on where ranges start; fixed ones make it the same on every machine.
-    per_range = int(round(range_seconds(duration) / chunk_s))
-    n_ranges = max(1, math.ceil(duration / (per_range * chunk_s)))
+    per_range = int(round(_RANGE_SECONDS / chunk_s))
+    n_ranges = max(1, math.ceil(duration / _RANGE_SECONDS))
     bounds = [k * per_range for k in range(n_ranges)] + [None]
     probs = np.concatenate(_audio._map_ranges(_range_probs, path, bounds, (stream,),
                                               workers=workers or os.cpu_count() or 1, progress=progress,
