@@ -7,6 +7,7 @@ work itself happens in the library (``mmalign.align.sync`` and friends).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -56,12 +57,34 @@ def _version(value: bool):
         raise typer.Exit()
 
 
+class _WarningLines(logging.Handler):
+    """The library's warnings (a truncated file, a model that cannot run) as ``warning: …``
+    lines on stderr, each message once per command (both speech detectors decode the file)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.seen: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message not in self.seen:
+            self.seen.add(message)
+            typer.echo(f"warning: {message}", err=True)
+
+
+_WARNINGS = _WarningLines()
+
+
 @app.callback()
 def _main(
     version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
                                                     help="Print the version and exit.")] = None,
 ):
     """Multimodal alignment: sync, extract, align, export."""
+    _WARNINGS.seen.clear()
+    logger = logging.getLogger("mmalign")
+    if _WARNINGS not in logger.handlers:
+        logger.addHandler(_WARNINGS)
 
 
 def _stderr_console():
@@ -230,8 +253,7 @@ def sync(
                               workers=jobs, progress=bar.update, refine=refine, detector=detector.value)
         summary.update(result.to_dict())
         summary["output"] = str(out)
-        if not quiet:
-            _warn_skipped(subs, result.original)
+        _warn_skipped(subs, result.original)
         if plot is not None:
             from .plot import plot_sync
 

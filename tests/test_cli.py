@@ -135,7 +135,20 @@ def test_unreadable_blocks_are_reported(sample, tmp_path):
     assert_matches_truth(out, 0.1)
     data = json.loads(run("sync", sample / "sample.mp4", subs, "-o", out, "--json").stdout)
     assert data["skipped"] == 1 and data["cues"] == 16
-    assert run("sync", sample / "sample.mp4", subs, "-o", out, "-q").stderr == ""
+    assert run("sync", sample / "sample.mp4", subs, "-o", out, "-q").stderr.strip() == warning  # no summary
+
+
+def test_library_warnings_are_warning_lines_said_once(sample, tmp_path):
+    """A truncated file is decoded by both speech detectors; its warning is one
+    ``warning:`` line, and the result stands on what was decoded."""
+    data = (sample / "sample.mp4").read_bytes()
+    half = tmp_path / "half.mp4"
+    half.write_bytes(data[:len(data) // 2])
+    result = run("sync", half, sample / "sample.mistimed.vtt", "-o", tmp_path / "out.vtt", "--detector", "both")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("synced 16 cues"), lines
+    assert lines[0].startswith(f"warning: {half}: the audio ends at ") and "(truncated?)" in lines[0]
 
 
 def test_plot(sample, tmp_path):
