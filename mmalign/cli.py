@@ -150,14 +150,14 @@ def _guard(debug: bool, as_json: bool, summary: dict):
 
 
 def _warn_skipped(path: Path, subs) -> None:
-    """Say on stderr which blocks of a subtitle file could not be read (they are not in the output)."""
+    """Warn that blocks of a subtitle file could not be read (they are not in the output)."""
     if not subs.skipped:
         return
     lost = [w for w in subs.warnings if w.endswith("skipped")]
     blocks = "1 block" if subs.skipped == 1 else f"{subs.skipped} blocks"
     first = f" (first: {lost[0]})" if lost else ""
     verb = "is" if subs.skipped == 1 else "are"
-    typer.echo(f"warning: {path}: {blocks} could not be read and {verb} left out{first}", err=True)
+    logging.getLogger("mmalign.cli").warning("%s: %s could not be read and %s left out%s", path, blocks, verb, first)
 
 
 def _default_output(subs: Path, fmt: Optional[str]) -> Path:
