@@ -149,17 +149,6 @@ def _guard(debug: bool, as_json: bool, summary: dict):
         raise _fail(exc, debug, as_json, summary) from None
 
 
-def _warn_skipped(path: Path, subs) -> None:
-    """Warn that blocks of a subtitle file could not be read (they are not in the output)."""
-    if not subs.skipped:
-        return
-    lost = [w for w in subs.warnings if w.endswith("skipped")]
-    blocks = "1 block" if subs.skipped == 1 else f"{subs.skipped} blocks"
-    first = f" (first: {lost[0]})" if lost else ""
-    verb = "is" if subs.skipped == 1 else "are"
-    logging.getLogger("mmalign.cli").warning("%s: %s could not be read and %s left out%s", path, blocks, verb, first)
-
-
 def _default_output(subs: Path, fmt: Optional[str]) -> Path:
     ext = fmt or subs.suffix.lstrip(".").lower() or "srt"
     return subs.with_name(f"{subs.stem}.synced.{ext}")
@@ -253,7 +242,6 @@ def sync(
                               workers=jobs, progress=bar.update, refine=refine, detector=detector.value)
         summary.update(result.to_dict())
         summary["output"] = str(out)
-        _warn_skipped(subs, result.original)
         if plot is not None:
             from .plot import plot_sync
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import codecs
 import html
+import logging
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -47,6 +48,8 @@ import numpy as np
 
 from .errors import InputError, UsageError
 from .fileio import atomic_write
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Cue",
@@ -590,6 +593,10 @@ def loads(text: str, *, format: str | None = None) -> Subtitles:
 def read(path, *, encoding: str | None = None, format: str | None = None) -> Subtitles:
     """Read a subtitle file (WebVTT, SRT, ASS or SSA).
 
+    Blocks that cannot be read are left out, counted in :attr:`Subtitles.skipped` and
+    described in :attr:`Subtitles.warnings`; a warning (logger ``mmalign.subtitles``)
+    names the file and the first of them.
+
     Parameters
     ----------
     path : str or Path
@@ -636,7 +643,13 @@ def read(path, *, encoding: str | None = None, format: str | None = None) -> Sub
         raise InputError(f"{path}: cannot decode as {enc} (byte {exc.start})") from None
     except InputError as exc:
         raise InputError(f"{path}: not a subtitle file ({exc})") from None
-    return _parse(text, format, str(path), path.suffix.lower().lstrip("."), enc)
+    subs = _parse(text, format, str(path), path.suffix.lower().lstrip("."), enc)
+    if subs.skipped:  # counted in .skipped, and said: never dropped silently
+        lost = [w for w in subs.warnings if w.endswith("skipped")]
+        blocks = "1 block" if subs.skipped == 1 else f"{subs.skipped} blocks"
+        log.warning("%s: %s could not be read and %s left out%s", path, blocks,
+                    "is" if subs.skipped == 1 else "are", f" (first: {lost[0]})" if lost else "")
+    return subs
 
 
 Subtitles.read = staticmethod(read)

@@ -213,6 +213,19 @@ def test_reference_subtitles(sample):
     assert_matches_truth(sample / "sample.mistimed.synced.vtt", 0.05)
 
 
+def test_reference_subtitles_with_an_unreadable_block(sample, tmp_path):
+    text = (sample / "sample.vtt").read_text()
+    at = text.index("\n1\n") + 1
+    ref = tmp_path / "ref.vtt"
+    ref.write_text(text[:at] + "00:00:09.000 --> nonsense\nunreadable timing\n\n" + text[at:])
+    result = run("sync", ref, sample / "sample.mistimed.vtt", "-o", tmp_path / "out.vtt")
+    assert result.exit_code == 0, result.output
+    warning, summary = result.stderr.strip().splitlines()
+    assert warning.startswith(f"warning: {ref}: 1 block could not be read and is left out (first: line ")
+    assert "cannot read cue timing" in warning and summary.startswith("synced 16 cues")
+    assert_matches_truth(tmp_path / "out.vtt", 0.05)
+
+
 @pytest.mark.parametrize("fmt", ["srt", "ass", "ssa", "vtt"])
 def test_format_option(sample, fmt):
     result = run("sync", sample / "sample.vtt", sample / "sample.mistimed.vtt", "--format", fmt, "-q")

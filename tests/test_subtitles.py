@@ -211,6 +211,25 @@ def test_malformed_srt():
     assert out.skipped == 0 and [c.identifier for c in out.cues] == ["1", "2", "3", "4", "6", "7"]
 
 
+def test_reading_a_file_says_what_was_skipped(tmp_path, caplog):
+    """Skipped blocks are counted and said (a warning naming the file and the first one);
+    oddities that are kept (zero-length, overlapping cues) are only counted."""
+    import logging
+
+    path = tmp_path / "broken.srt"
+    path.write_text(MALFORMED_SRT, encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="mmalign.subtitles"):
+        subs = S.read(path)
+    assert subs.skipped == 3
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: 3 blocks could not be read and are left out (first: {subs.warnings[0]})"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="mmalign.subtitles"):
+        subs.write(tmp_path / "clean.srt")
+        S.read(tmp_path / "clean.srt")
+    assert not caplog.records
+
+
 def test_malformed_vtt_falls_back_to_tolerant_parser():
     text = ("WEBVTT\n\n00:00:01,000 --> 00:00:02,000\ncomma\n00:03.000 --> 00:04.000 align:end\n"
             "no blank line\n\n00:00:05.000 --> 00:00:0y.000\nbroken\n\njunk block\n")
