@@ -6,6 +6,7 @@ work itself happens in the library (``mmalign.align.sync`` and friends).
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import os
@@ -224,6 +225,10 @@ def sync(
         fmt_name = fmt.value if fmt else None
         if in_place and output is not None:
             raise UsageError("give either --in-place or --output, not both")
+        try:
+            codecs.lookup(encoding)  # before the work, not after it
+        except LookupError:
+            raise UsageError(f"unknown encoding {encoding!r}") from None
         out = subs if in_place else (output or _default_output(subs, fmt_name))
         if not in_place and out.exists() and subs.exists() and os.path.samefile(out, subs):
             raise UsageError(f"{out} is the input subtitle file; use --in-place to replace it")

@@ -310,6 +310,27 @@ def test_usage_errors(sample, args):
     assert outputs(sample) == set() and digest(subs) == before
 
 
+def test_output_encoding(sample, tmp_path, monkeypatch):
+    """--encoding: honoured when the text fits; a name Python does not know is a usage
+    error before any decoding; text the codec cannot hold is a usage error, nothing written."""
+    subs = tmp_path / "subs.vtt"
+    subs.write_text((sample / "sample.mistimed.vtt").read_text().replace("Good morning", "caf\u00e9 \u2014 Good morning", 1))
+    out = tmp_path / "out.srt"
+    result = run("sync", sample / "sample.mp4", subs, "-o", out, "--encoding", "cp1252")
+    assert result.exit_code == 0, result.output
+    assert "caf\u00e9 \u2014" in out.read_bytes().decode("cp1252")
+    out.unlink()
+    assert_one_error_line(run("sync", sample / "sample.mp4", subs, "-o", out, "--encoding", "latin-1"), 2,
+                          "cannot encode subtitle text as latin-1")
+    assert not out.exists()
+
+    import mmalign.align.sync as sync_mod
+
+    monkeypatch.setattr(sync_mod, "sync", lambda *a, **k: pytest.fail("synced before checking --encoding"))
+    assert_one_error_line(run("sync", sample / "sample.mp4", subs, "-o", out, "--encoding", "nope"), 2,
+                          "unknown encoding 'nope'")
+
+
 def test_audio_stream_out_of_range(sample):
     result = run("sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "--audio-stream", "1")
     assert_one_error_line(result, 2, "audio stream 1 does not exist")
