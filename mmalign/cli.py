@@ -150,9 +150,10 @@ def _guard(debug: bool, as_json: bool, summary: dict):
         raise _fail(exc, debug, as_json, summary) from None
 
 
-def _default_output(subs: Path, fmt: Optional[str]) -> Path:
+def _default_output(subs: Path, fmt: Optional[str], folder: Optional[Path] = None) -> Path:
+    """``<stem>.synced.<ext>`` in ``folder`` (default: next to ``subs``)."""
     ext = fmt or subs.suffix.lstrip(".").lower() or "srt"
-    return subs.with_name(f"{subs.stem}.synced.{ext}")
+    return (folder if folder is not None else subs.parent) / f"{subs.stem}.synced.{ext}"
 
 
 @app.command(epilog=EXIT_CODES)
@@ -163,8 +164,9 @@ def sync(
     subs: Annotated[Path, typer.Argument(metavar="SUBS", help="Subtitles to re-time (.vtt, .srt, .ass, .ssa).",
                                          show_default=False)],
     output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", metavar="OUT", help="Where to write; format from the extension. "
-                                              "[default: SUBS's folder, <stem>.synced.<ext>]",
+        "--output", "-o", metavar="OUT", help="Where to write; format from the extension. A folder: "
+                                              "<stem>.synced.<ext> inside it. [default: SUBS's folder, "
+                                              "<stem>.synced.<ext>]",
         show_default=False)] = None,
     fmt: Annotated[Optional[SubFormat], typer.Option("--format", "-f", help="Output format (overrides OUT's "
                                                      "extension).", show_default=False)] = None,
@@ -229,6 +231,8 @@ def sync(
             codecs.lookup(encoding)  # before the work, not after it
         except LookupError:
             raise UsageError(f"unknown encoding {encoding!r}") from None
+        if output is not None and output.is_dir():
+            output = _default_output(subs, fmt_name, output)
         out = subs if in_place else (output or _default_output(subs, fmt_name))
         if not in_place and out.exists() and subs.exists() and os.path.samefile(out, subs):
             raise UsageError(f"{out} is the input subtitle file; use --in-place to replace it")

@@ -251,6 +251,16 @@ def test_default_output_keeps_dotted_stem(tmp_path, sample):
     assert (tmp_path / "movie.en.synced.srt").exists()
 
 
+def test_output_folder_gets_the_default_name(tmp_path, sample):
+    folder = tmp_path / "synced"
+    folder.mkdir()
+    result = run("sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "-o", folder, "-f", "srt")
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in folder.iterdir()] == ["sample.mistimed.synced.srt"]
+    assert_matches_truth(folder / "sample.mistimed.synced.srt", 0.1, "srt")
+    assert outputs(sample) == set()
+
+
 def test_in_place(sample):
     subs = sample / "sample.mistimed.vtt"
     before = digest(subs)
