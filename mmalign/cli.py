@@ -246,6 +246,9 @@ def sync(
                 raise UsageError(f"{plot}: --plot writes .png, .svg, .pdf or .jpg files")
             if not plot.parent.exists() and str(plot.parent):
                 raise UsageError(f"{plot.parent}: --plot folder does not exist")
+            from .plot import require_matplotlib
+
+            require_matplotlib()
         with _Progress(not (quiet or as_json), "decoding audio") as bar:
             result = run_sync(media, subs, audio_stream=audio_stream, max_offset=max_offset, splits=splits,
                               workers=jobs, progress=bar.update, refine=refine, detector=detector.value)

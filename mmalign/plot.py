@@ -17,11 +17,18 @@ from .errors import UsageError
 __all__ = ["plot_sync"]
 
 
+def require_matplotlib() -> None:
+    """Raise :class:`UsageError` when matplotlib is not installed (checked before any work)."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("--plot needs matplotlib: pip install 'mmalign[plot]'")
+
+
 def _pyplot():
-    try:
-        import matplotlib
-    except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install 'mmalign[plot]'") from None
+    require_matplotlib()
+    import matplotlib
+
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 

@@ -190,6 +190,19 @@ def test_plot_needs_an_image_extension(sample, tmp_path):
     assert outputs(sample) == set()
 
 
+def test_plot_without_matplotlib_is_refused_before_the_work(sample, tmp_path, monkeypatch):
+    import importlib.util
+
+    import mmalign.align.sync as sync_mod
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    monkeypatch.setattr(sync_mod, "sync", lambda *a, **k: pytest.fail("synced before checking for matplotlib"))
+    result = run("sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "--plot", tmp_path / "x.png")
+    assert_one_error_line(result, 2, "--plot needs matplotlib: pip install 'mmalign[plot]'")
+    assert outputs(sample) == set() and not (tmp_path / "x.png").exists()
+
+
 def test_output_converts_format(sample, tmp_path):
     out = tmp_path / "fixed.srt"
     result = run("sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "-o", out, "-q")
