@@ -104,8 +104,9 @@ class _Progress:
             if console.is_terminal:
                 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-                self.bar = Progress(TextColumn(label), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                                    TimeRemainingColumn(), console=console, transient=True)
+                self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                    TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(), console=console,
+                                    transient=True)
                 self.task = self.bar.add_task(label, total=1.0)
 
     def __enter__(self):
@@ -116,6 +117,11 @@ class _Progress:
     def update(self, done: float, total: float):
         if self.bar and total > 0:
             self.bar.update(self.task, completed=min(done / total, 1.0))
+
+    def stage(self, label: str):
+        """A new pass over the input: a new label, from zero."""
+        if self.bar:
+            self.bar.reset(self.task, total=1.0, description=label)
 
     def __exit__(self, *exc):
         if self.bar:
@@ -251,7 +257,8 @@ def sync(
             require_matplotlib()
         with _Progress(not (quiet or as_json), "decoding audio") as bar:
             result = run_sync(media, subs, audio_stream=audio_stream, max_offset=max_offset, splits=splits,
-                              workers=jobs, progress=bar.update, refine=refine, detector=detector.value)
+                              workers=jobs, progress=bar.update, refine=refine, detector=detector.value,
+                              stage=bar.stage)
         summary.update(result.to_dict())
         summary["output"] = str(out)
         if plot is not None:

@@ -91,8 +91,14 @@ def test_combine_activity_averages_on_one_clock():
 def test_sync_detectors(sample):
     truth = json.loads((sample / "truth.json").read_text())["transform"]
     for detector in ("fast", "both"):
-        result = sync(sample / "sample.mp4", sample / "sample.mistimed.vtt", detector=detector)
+        stages, done = [], []
+        result = sync(sample / "sample.mp4", sample / "sample.mistimed.vtt", detector=detector,
+                      stage=stages.append, progress=lambda d, t: done.append((len(stages), d / t)))
         assert result.detector == ("fast" if detector == "fast" else "fast+silero")
+        # Each pass over the audio reports from zero to the end; the model's pass is announced.
+        assert stages == ([] if detector == "fast" else ["speech model"])
+        for k in range(len(stages) + 1):
+            assert max(f for s, f in done if s == k) == pytest.approx(1.0, abs=0.02)
         assert result.to_dict()["detector"] == result.detector
         assert result.fit.scale == pytest.approx(truth["scale"], rel=1e-6)
         assert result.fit.offset == pytest.approx(truth["offset"], abs=0.1)

@@ -199,7 +199,8 @@ def reference_activity(reference, *, audio_stream: int | None = None, workers: i
 
 def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float = 300.0,
          splits: bool = True, workers: int | None = None, progress: Callable[[float, float], None] | None = None,
-         activity: FeatureSeq | None = None, refine: bool = True, detector: str = "auto") -> SyncResult:
+         activity: FeatureSeq | None = None, refine: bool = True, detector: str = "auto",
+         stage: Callable[[str], None] | None = None) -> SyncResult:
     """Re-time subtitles to a reference.
 
     Parameters
@@ -220,6 +221,9 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
         Decoding processes (default: one per CPU).
     progress : callable(done_seconds, total_seconds), optional
         Progress of decoding.
+    stage : callable(name), optional
+        Called with ``"speech model"`` when the Silero model's pass starts; its decoding
+        then reports through ``progress`` from zero again.
     activity : FeatureSeq, optional
         The reference's speech activity (``"audio.speech"``, 0–1 per frame) when the
         caller already has it, e.g. from :func:`mmalign.features.audio.audio_features`;
@@ -269,6 +273,8 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
     if media_path and (detector == "both" or (detector == "auto" and vad.available()
                                              and _unsure(activity, timemap, evidence, confidence))):
         t_model = time.perf_counter()
+        if stage is not None:
+            stage("speech model")
         try:
             neural = vad.neural_activity(reference, stream=audio_stream, workers=workers, progress=progress)
         except (OSError, RuntimeError) as exc:  # the model's runtime cannot load on this machine
