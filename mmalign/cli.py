@@ -171,7 +171,8 @@ def sync(
                                          show_default=False)],
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", metavar="OUT", help="Where to write; format from the extension. A folder: "
-                                              "<stem>.synced.<ext> inside it. [default: SUBS's folder, "
+                                              "<stem>.synced.<ext> inside it. '-': standard output "
+                                              "(format of SUBS or --format). [default: SUBS's folder, "
                                               "<stem>.synced.<ext>]",
         show_default=False)] = None,
     fmt: Annotated[Optional[SubFormat], typer.Option("--format", "-f", help="Output format (overrides OUT's "
@@ -237,13 +238,17 @@ def sync(
             codecs.lookup(encoding)  # before the work, not after it
         except LookupError:
             raise UsageError(f"unknown encoding {encoding!r}") from None
-        if output is not None and output.is_dir():
+        to_stdout = output is not None and str(output) == "-"
+        if to_stdout and as_json:
+            raise UsageError("--json and -o - both print on stdout; give an output file with --json")
+        if output is not None and not to_stdout and output.is_dir():
             output = _default_output(subs, fmt_name, output)
         out = subs if in_place else (output or _default_output(subs, fmt_name))
-        if not in_place and out.exists() and subs.exists() and os.path.samefile(out, subs):
-            raise UsageError(f"{out} is the input subtitle file; use --in-place to replace it")
-        if not out.parent.exists() and str(out.parent):
-            raise UsageError(f"{out.parent}: output folder does not exist")
+        if not to_stdout:
+            if not in_place and out.exists() and subs.exists() and os.path.samefile(out, subs):
+                raise UsageError(f"{out} is the input subtitle file; use --in-place to replace it")
+            if not out.parent.exists() and str(out.parent):
+                raise UsageError(f"{out.parent}: output folder does not exist")
         if not media.exists():
             kind = "reference subtitle file" if is_subtitle_path(media) else "media file"
             raise InputError(f"{media}: {kind} not found")
@@ -260,7 +265,7 @@ def sync(
                               workers=jobs, progress=bar.update, refine=refine, detector=detector.value,
                               stage=bar.stage)
         summary.update(result.to_dict())
-        summary["output"] = str(out)
+        summary["output"] = "<stdout>" if to_stdout else str(out)
         if plot is not None:
             from .plot import plot_sync
 
@@ -274,7 +279,10 @@ def sync(
                 f"not confident in the result (confidence {result.confidence:.2f} < {min_confidence}): "
                 f"{summary['doubt']}. Nothing written; check that the subtitles belong to this media, "
                 "or use --force")
-        result.subtitles.write(out, format=fmt_name, encoding=encoding)
+        if to_stdout:
+            typer.echo(result.subtitles.encode(fmt_name, encoding, name="<stdout>"), nl=False)
+        else:
+            result.subtitles.write(out, format=fmt_name, encoding=encoding)
         summary["written"] = True
     summary["seconds"]["total"] = round(time.perf_counter() - t0, 3)
     if as_json:
@@ -288,7 +296,7 @@ def sync(
         sounds = summary["cues"] - summary["speech_cues"]
         sounds = f" ({sounds} sound or music cues followed the spoken ones)" if sounds else ""
         typer.echo(f"synced {summary['cues']} cues{sounds}: offset {result.fit.offset:+.3f} s{drift}, "
-                   f"confidence {result.confidence:.2f}{model}{warn} -> {out}", err=True)
+                   f"confidence {result.confidence:.2f}{model}{warn} -> {summary['output']}", err=True)
 
 # --------------------------------------------------------------------------- extract
 

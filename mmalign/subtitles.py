@@ -245,14 +245,25 @@ class Subtitles:
         path = Path(path)
         ext = path.suffix.lower().lstrip(".")
         fmt = format or (ext if ext in SUPPORTED_FORMATS else self.format)
-        text = self.to_string(fmt).replace("\n", self.newline)
+        atomic_write(path, self.encode(fmt, encoding, name=str(path)))
+
+    def encode(self, format: str | None = None, encoding: str = "utf-8", *, name: str = "<output>") -> bytes:
+        """The file's bytes: :meth:`to_string` in ``format``, with the source's line endings,
+        encoded.
+
+        Raises
+        ------
+        UsageError
+            Unknown format or encoding, or text the encoding cannot represent (``name``
+            says where it was going).
+        """
+        text = self.to_string(format).replace("\n", self.newline)
         try:
-            data = text.encode(encoding)
+            return text.encode(encoding)
         except LookupError:
             raise UsageError(f"unknown encoding {encoding!r}") from None
         except UnicodeEncodeError as exc:
-            raise UsageError(f"{path}: cannot encode subtitle text as {encoding} ({exc.reason})") from None
-        atomic_write(path, data)
+            raise UsageError(f"{name}: cannot encode subtitle text as {encoding} ({exc.reason})") from None
 
     read = None  # replaced below by ``staticmethod(read)``
     loads = None  # replaced below by ``staticmethod(loads)``

@@ -274,6 +274,23 @@ def test_output_folder_gets_the_default_name(tmp_path, sample):
     assert outputs(sample) == set()
 
 
+def test_output_to_stdout(sample, write_vtt, tmp_path):
+    """-o - prints the re-timed subtitles (for pipes); the summary stays on stderr."""
+    result = run("sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "-o", "-", "-f", "srt")
+    assert result.exit_code == 0, result.output
+    got = S.loads(result.stdout)
+    assert got.format == "srt" and len(got.cues) == 16
+    want = truth_cues()
+    assert np.abs(got.starts - want.starts).max() < 0.1
+    assert result.stderr.strip().endswith("-> <stdout>")
+    assert outputs(sample) == set()
+    # --json wants stdout too; a refusal prints nothing there.
+    assert_one_error_line(run("sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "-o", "-", "--json"),
+                          2, "--json and -o - both print on stdout")
+    refused = run("sync", sample / "sample.mp4", _random_cues(write_vtt, "random.vtt", 0), "-o", "-")
+    assert refused.exit_code == 4 and refused.stdout == ""
+
+
 def test_in_place(sample):
     subs = sample / "sample.mistimed.vtt"
     before = digest(subs)
