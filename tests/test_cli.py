@@ -102,6 +102,7 @@ def test_sync_json(sample):
     assert data["offset"] == pytest.approx(TRUTH_OFFSET, abs=0.05)
     assert 0.5 <= data["confidence"] <= 1.0
     assert data["cues"] == 16 and data["speech_cues"] == 16 and data["written"] is True
+    assert data["cues_to_check"] == []
     assert Path(data["output"]) == sample / "sample.mistimed.synced.vtt"
     assert Path(data["output"]).exists()
     assert result.stderr == ""  # --json: no progress, no summary
@@ -149,6 +150,21 @@ def test_library_warnings_are_warning_lines_said_once(sample, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 2 and lines[1].startswith("synced 16 cues"), lines
     assert lines[0].startswith(f"warning: {half}: the audio ends at ") and "(truncated?)" in lines[0]
+
+
+def test_summary_names_the_cues_to_check(sample, tmp_path):
+    """Three extra lines after the end of the recording: the map stands, and the summary
+    says which cues to look at."""
+    text = (sample / "sample.mistimed.vtt").read_text().rstrip("\n")
+    for k, t in enumerate((73.0, 75.0, 77.0)):
+        text += f"\n\nextra{k}\n00:01:{t - 60:06.3f} --> 00:01:{t - 59:06.3f}\nNobody says this.\n"
+    subs = tmp_path / "subs.vtt"
+    subs.write_text(text)
+    result = run("sync", sample / "sample.mp4", subs, "-o", tmp_path / "out.vtt")
+    assert result.exit_code == 0, result.output
+    assert "; 3 cues land on little speech, worth a look (--json: cues_to_check) -> " in result.stderr
+    data = json.loads(run("sync", sample / "sample.mp4", subs, "-o", tmp_path / "out.vtt", "--json").stdout)
+    assert data["cues_to_check"] == [16, 17, 18]
 
 
 def test_plot(sample, tmp_path):

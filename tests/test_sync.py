@@ -77,6 +77,9 @@ def test_a_map_that_leaves_most_cues_off_speech_is_not_trusted(extra, trusted):
     assert result.fit.confidence >= 0.9
     assert (result.cue_confidences[:6] >= DEFAULT_MIN_CONFIDENCE).all()
     assert (result.confidence >= DEFAULT_MIN_CONFIDENCE) == trusted
+    # The unheard cues are the ones to check by hand, whether or not the map is trusted.
+    assert result.to_check().tolist() == list(range(6, 6 + extra))
+    assert result.to_dict()["cues_to_check"] == list(range(6, 6 + extra))
     if not trusted:
         assert result.doubt() == "only 6 of the 18 spoken cues land on speech"
 

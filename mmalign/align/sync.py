@@ -107,6 +107,12 @@ class SyncResult:
         """Per cue, whether it was evidence for the map (:attr:`speech`; all when unset)."""
         return self.speech if self.speech is not None else np.ones(len(self.original.cues), bool)
 
+    def to_check(self) -> np.ndarray:
+        """Indices (file order) of the spoken cues below :data:`DEFAULT_MIN_CONFIDENCE`:
+        those that land where the reference has little speech, or in a weak piece.  In a
+        confident result these are the lines worth checking by hand."""
+        return np.flatnonzero(self.spoken & (self.cue_confidences < DEFAULT_MIN_CONFIDENCE))
+
     def moves(self) -> list[dict]:
         """Per cue, in file order: where it went and how sure we are.
 
@@ -177,6 +183,7 @@ class SyncResult:
             "exact_framerate_ratio": fit.exact_ratio,
             "pieces": self.timemap.pieces(),
             "moves": self.moves(),
+            "cues_to_check": self.to_check().tolist(),
             "skipped": self.subtitles.skipped,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
