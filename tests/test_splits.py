@@ -151,3 +151,75 @@ def test_real_speech_music_and_song_with_one_shift_stay_one_piece(tmp_path):
     result = sync(media, subs, workers=1)
     assert len(result.timemap) == 1, result.timemap.pieces()
     assert result.fit.offset == pytest.approx(-5.45, abs=0.1)
+
+
+# ---------------------------------------------------------------- a run of cues left at an end
+
+
+def _on_speech_of(act):
+    from mmalign.align.sync import FULL_COVERAGE, mean_activity
+
+    return lambda s, e: mean_activity(act, s, e) >= FULL_COVERAGE / 2
+
+
+def _file_with_a_break(seed, brk, *, at_end=True, n_moved=4):
+    """Utterances on a two-minute reference, one of them every few seconds; the cues of
+    all but ``n_moved`` of them sit 3 s early, and the moved ones (the last or the first)
+    come ``brk`` seconds later in the media than the others' shift says (an inserted break)."""
+    rng = np.random.default_rng(seed)
+    starts, ends = speech_intervals(rng, 60.0, t=20.0 if not at_end else 2.0)
+    moved = np.zeros(len(starts), bool)
+    if at_end:
+        moved[-n_moved:] = True
+        starts, ends = np.where(moved, starts + brk, starts), np.where(moved, ends + brk, ends)
+    else:
+        moved[:n_moved] = True
+        starts, ends = np.where(moved, starts - brk, starts), np.where(moved, ends - brk, ends)
+    total = max(ends) + 10.0
+    act = reference(starts, ends, total, noisy=True, seed=seed)
+    cue_s = np.where(moved, starts - (brk if at_end else -brk), starts) - 3.0
+    cue_e = np.where(moved, ends - (brk if at_end else -brk), ends) - 3.0
+    return act, cue_s, cue_e, starts, moved
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("at_end", [True, False])
+def test_rescue_ends_gives_the_left_behind_run_its_piece(seed, at_end):
+    """The map that fits the others leaves the moved run off speech; judged only against
+    the places after (before) its neighbours, it has a confident one, the true one."""
+    from mmalign.align.splits import rescue_ends
+    from mmalign.timeline import TimeMap
+
+    act, cs, ce, truth, moved = _file_with_a_break(seed, 25.0, at_end=at_end)
+    one = TimeMap.linear(1.0, 3.0, 0.95)  # what a fit to the unmoved cues says
+    assert not _on_speech_of(act)(one.apply(cs[moved]), one.apply(ce[moved])).any()
+    got = rescue_ends(act, cs, ce, one, 1.0, _on_speech_of(act))
+    assert len(got.pieces()) == 2
+    np.testing.assert_allclose(got.apply(cs), truth, atol=0.05)
+    moved_piece = got.confidences[got.piece_index(cs[moved])]
+    assert (moved_piece >= 0.5).all()
+
+
+def test_rescue_ends_leaves_a_map_alone_when_its_ends_are_on_speech():
+    from mmalign.align.splits import rescue_ends
+    from mmalign.timeline import TimeMap
+
+    act, cs, ce, truth, moved = _file_with_a_break(0, 0.0)
+    one = TimeMap.linear(1.0, 3.0, 0.95)
+    assert rescue_ends(act, cs, ce, one, 1.0, _on_speech_of(act)) is one
+
+
+def test_rescue_ends_never_moves_a_run_before_its_neighbours():
+    """The last cues repeat an earlier stretch of speech exactly and the media has nothing
+    after the others: the only good place would reorder the cues, so none is taken."""
+    from mmalign.align.splits import rescue_ends
+    from mmalign.timeline import TimeMap
+
+    rng = np.random.default_rng(7)
+    starts, ends = speech_intervals(rng, 50.0, t=2.0)
+    act = reference(starts, ends, 80.0, noisy=True, seed=7)
+    cs = np.concatenate([starts, starts[2:6] - starts[2] + ends[-1] + 20.0]) - 3.0  # the run: a copy of cues 2-5
+    ce = np.concatenate([ends, ends[2:6] - starts[2] + ends[-1] + 20.0]) - 3.0
+    one = TimeMap.linear(1.0, 3.0, 0.95)
+    got = rescue_ends(act, cs, ce, one, 1.0, _on_speech_of(act))
+    assert got is one

@@ -12,6 +12,7 @@ the same offset become the pieces of a :class:`~mmalign.timeline.TimeMap`.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from ..timeline import FeatureSeq, TimeMap
 from .offset import (_WEIGHTS, LinearFit, _activity_from_zero, _confidence, _on_reference, _pool, _refine,
                      _peak_z, _scale_trust, _Scorer, _subject_channels, _TREND_SECONDS)
 
-__all__ = ["estimate_piecewise"]
+__all__ = ["estimate_piecewise", "rescue_ends"]
 
 _PENALTY = 2.0  # a split must gain this many median cue peaks
 # A piece has fewer cues than the whole file, so its peak stands out less from the scores
@@ -222,6 +223,84 @@ def estimate_piecewise(reference: FeatureSeq, starts, ends, fit: LinearFit, *, m
               for g in groups]
     pieces = [(lo, hi, offset, conf) for lo, hi, _, offset, conf in pieces]
     return _timemap(pieces, starts[order], np.maximum(ends[order], starts[order]), s)
+
+
+def rescue_ends(reference: FeatureSeq, starts, ends, timemap: TimeMap, scale: float,
+                on_speech: Callable[[np.ndarray, np.ndarray], np.ndarray], *, max_offset: float = 300.0,
+                coarse_hop: float = 0.1, min_cues: int = 3, min_confidence: float = 0.5) -> TimeMap:
+    """Give a run of cues at either end of the file a piece of its own when the map leaves
+    it off speech and it has a confident place beyond its neighbours.
+
+    A break or a cut near the start or the end of a file moves only a few cues; their
+    gain may not pay the split penalty of :func:`estimate_piecewise`, and among all the
+    offsets (most of them before their neighbours, which no piece may take) a few cues
+    rarely stand out.  Here the run is judged only against the offsets that keep the cue
+    order, and it moves only if it then lands on speech and its peak is confident.
+
+    Parameters
+    ----------
+    reference : FeatureSeq
+        Activity on the target timeline.
+    starts, ends : array-like of float
+        Cue times on the subject timeline (spoken cues).
+    timemap : TimeMap
+        The map so far (every piece at ``scale``).
+    scale : float
+        The map's scale, kept for the new piece.
+    on_speech : callable(starts, ends) -> bool array
+        Which mapped cues land on speech.
+    max_offset, coarse_hop, min_cues, min_confidence
+        As for :func:`estimate_piecewise`; the run and the rest need ``min_cues`` each.
+
+    Returns
+    -------
+    TimeMap
+        ``timemap`` itself when neither end needs a piece.
+    """
+    order = np.argsort(np.asarray(starts, np.float64), kind="stable")
+    st = np.asarray(starts, np.float64)[order]
+    en = np.maximum(np.asarray(ends, np.float64)[order], st)
+    n_cues = len(st)
+    if n_cues < 2 * min_cues:
+        return timemap
+    hop = reference.hop
+    k = max(1, int(round(coarse_hop / hop)))
+    coarse = _Scorer(_pool(_activity_from_zero(reference), k), k * hop)
+    fine = _Scorer(_activity_from_zero(reference), hop)
+    H = coarse.hop
+    pad = int(math.ceil(max_offset / H))
+    for tail in (True, False):
+        mapped_s, mapped_e = timemap.apply(st), timemap.apply(en)
+        off = ~np.asarray(on_speech(mapped_s, mapped_e), bool)
+        run = int(np.argmin(off[::-1] if tail else off)) if not off.all() else n_cues
+        if run < min_cues or n_cues - run < min_cues:
+            continue
+        lo, hi = (n_cues - run, n_cues) if tail else (0, run)
+        near = lo - 1 if tail else hi  # the neighbouring cue that stays
+        base = float(timemap.offsets[timemap.piece_index(st[near:near + 1])[0]])
+        a, b = st[lo:hi] * scale + base, en[lo:hi] * scale + base
+        scores, j0 = coarse.correlate(a, b, pad, pad)
+        lags = np.arange(len(scores))
+        shift = (lags - pad) * H
+        valid = _on_reference(j0 - pad + lags, coarse.span(a, b)[1] - j0, coarse.ref.shape[1])
+        valid &= (a[0] + shift >= mapped_e[near]) if tail else (b.max() + shift <= mapped_s[near])
+        if valid.sum() < 10:
+            continue
+        lag = int(np.flatnonzero(valid)[np.argmax(scores[valid])])
+        conf = _piece_confidence(scores, lag, int(round(3.0 / H)), valid, int(round(_TREND_SECONDS / H)))
+        conf *= _scale_trust(scale)
+        offset, _ = _refine(fine, a, b, 1.0, shift[lag], H)
+        offset += base
+        landed = np.asarray(on_speech(st[lo:hi] * scale + offset, en[lo:hi] * scale + offset), bool)
+        if conf < min_confidence or landed.mean() < 0.5:
+            continue
+        pieces = [(int(i0), int(i1), float(timemap.offsets[p]), float(timemap.confidences[p]))
+                  for i0, i1, p in _runs(timemap.piece_index(st))]
+        kept = [(max(i0, hi) if not tail else i0, min(i1, lo) if tail else i1, o, c) for i0, i1, o, c in pieces]
+        kept = [p for p in kept if p[1] > p[0]]
+        timemap = _timemap(kept + [(lo, hi, offset, conf)] if tail else [(lo, hi, offset, conf)] + kept, st, en,
+                           scale)
+    return timemap
 
 
 def _runs(lags: np.ndarray) -> list[tuple[int, int, int]]:

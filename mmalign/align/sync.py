@@ -364,15 +364,23 @@ def _support_factor(on_speech: np.ndarray) -> float:
 
 def _align(activity: FeatureSeq, subs: Subtitles, max_offset: float, splits: bool):
     """The global fit, the (piecewise) map and its confidence, for one reference activity."""
-    from .splits import estimate_piecewise
+    from .splits import estimate_piecewise, rescue_ends
 
     fit = estimate_linear(activity, subs.starts, subs.ends, max_offset=max_offset)
     timemap = estimate_piecewise(activity, subs.starts, subs.ends, fit, max_offset=max_offset) if splits \
         else fit.timemap
-    confidence = fit.confidence
-    if not timemap.is_linear:  # the pieces' confidences, weighted by their cues
+
+    def weighted(timemap):  # the pieces' confidences, weighted by their cues
+        if timemap.is_linear:
+            return fit.confidence
         per_cue = timemap.confidences[timemap.piece_index(subs.starts)]
-        confidence = float(np.nanmean(per_cue)) if np.isfinite(per_cue).any() else fit.confidence
+        return float(np.nanmean(per_cue)) if np.isfinite(per_cue).any() else fit.confidence
+
+    confidence = weighted(timemap)
+    if splits and confidence >= DEFAULT_MIN_CONFIDENCE:  # a confident map: are cues at its ends left behind?
+        timemap = rescue_ends(activity, subs.starts, subs.ends, timemap, fit.scale,
+                              lambda s, e: _on_speech(activity, s, e), max_offset=max_offset)
+        confidence = weighted(timemap)
     return fit, timemap, confidence
 
 
