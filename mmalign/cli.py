@@ -295,9 +295,9 @@ def sync(
         model = ", speech from the Silero model too" if result.detector == "fast+silero" else ""
         sounds = summary["cues"] - summary["speech_cues"]
         sounds = f" ({sounds} sound or music cues followed the spoken ones)" if sounds else ""
-        check = len(summary["cues_to_check"])
-        check = (f"; {check} {'cue lands' if check == 1 else 'cues land'} on little speech, worth a look "
-                 "(--json: cues_to_check)") if check else ""
+        n_check = len(summary["cues_to_check"])
+        check = (f"; {n_check} {'cue lands' if n_check == 1 else 'cues land'} on little speech, worth a look "
+                 "(--json: cues_to_check)") if n_check else ""
         typer.echo(f"synced {summary['cues']} cues{sounds}: offset {result.fit.offset:+.3f} s{drift}, "
                    f"confidence {result.confidence:.2f}{model}{warn}{check} -> {summary['output']}", err=True)
 
