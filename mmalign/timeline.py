@@ -402,6 +402,27 @@ class TimeMap:
 
     __call__ = apply
 
+    def apply_spans(self, starts, ends) -> tuple[np.ndarray, np.ndarray]:
+        """Map intervals (cues): each end by the piece its start is in, where that is earlier.
+
+        Mapped point by point, a cue that ends at or after the start of the next piece
+        would have its end moved with that piece: across a whole inserted break when the
+        cues are back to back.  Its end takes the smaller of the two images (its own
+        piece's and its start's piece's), so it never runs into the next piece, and
+        never comes before the mapped start.
+
+        Returns
+        -------
+        starts, ends : np.ndarray of float64
+        """
+        s = np.asarray(starts, dtype=np.float64)
+        e = np.asarray(ends, dtype=np.float64)
+        i = self.piece_index(s)
+        s_out = self.scales[i] * s + self.offsets[i]
+        own = self.apply(e) if e.ndim else np.asarray(self.apply(e))
+        with_start = np.where(self.scales[i] > 0, self.scales[i] * e + self.offsets[i], own)
+        return s_out, np.maximum(np.minimum(own, with_start), s_out)
+
     def compose(self, other: "TimeMap") -> "TimeMap":
         """The map ``t -> other(self(t))``: first this map, then ``other``."""
         # Breakpoints: ours, and the preimages of other's breakpoints under each of our pieces.

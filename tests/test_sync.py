@@ -145,6 +145,28 @@ def test_doubt_names_a_rival_placement_or_too_few_cues():
     assert few.doubt() == "3 cues are too few to place on 1200 s of reference"
 
 
+def test_back_to_back_cues_across_a_break_keep_their_lengths():
+    """Forced-alignment style cues (each runs until the next one starts) with a 40 s break
+    inserted in the media half-way: every cue lands on its speech, and the one before the
+    break ends where it should, not 40 s later."""
+    from test_offset import reference, speech_intervals
+
+    from mmalign.align.sync import sync
+    from mmalign.subtitles import Cue, Subtitles
+
+    starts, ends = speech_intervals(np.random.default_rng(3), 100.0, t=2.0)
+    cue_s, cue_e = starts, np.r_[starts[1:], ends[-1]]
+    after = np.arange(len(starts)) >= len(starts) // 2
+    true_s = starts + 5.0 + 40.0 * after
+    act = reference(np.where(after, starts + 45.0, starts + 5.0), np.where(after, ends + 45.0, ends + 5.0),
+                    160.0, noisy=True, seed=3)
+    result = sync("media.mp4", Subtitles([Cue(a, b, "line") for a, b in zip(cue_s, cue_e)], "vtt"),
+                  activity=act, detector="fast")
+    assert len(result.timemap.pieces()) == 2 and result.confidence >= 0.5
+    np.testing.assert_allclose(result.subtitles.starts, true_s, atol=0.05)
+    np.testing.assert_allclose(result.subtitles.ends - result.subtitles.starts, cue_e - cue_s, atol=0.01)
+
+
 def test_doubt_names_max_offset_when_no_shift_within_reach_overlaps():
     """Broadcast files often start their timecode at one hour: no shift within
     --max-offset can bring such cues onto a one-minute clip, and the refusal says so.

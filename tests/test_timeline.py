@@ -118,6 +118,25 @@ def test_apply_on_pieces():
     np.testing.assert_array_equal(JUMP.piece_index([-1e9, 9.99, 10.0, 1e9]), [0, 0, 1, 1])
 
 
+def test_apply_spans_maps_a_cue_with_the_piece_of_its_start():
+    """Cues back to back across a split (an inserted 30 s break after t = 10): mapped point
+    by point, the cue before the break would end 30 s late; as a span it keeps its length."""
+    m = TimeMap([-np.inf, 10.0], [1.0, 1.0], [2.0, 32.0])
+    starts, ends = np.array([4.0, 7.0, 10.0, 13.0]), np.array([7.0, 10.0, 13.0, 15.0])
+    assert m.apply(10.0) == 42.0  # the shared instant belongs to the later piece
+    s, e = m.apply_spans(starts, ends)
+    np.testing.assert_allclose(s, [6.0, 9.0, 42.0, 45.0])
+    np.testing.assert_allclose(e, [9.0, 12.0, 45.0, 47.0])
+    # Removed material (the offset drops): a cue never runs into the next piece either.
+    drop = TimeMap([-np.inf, 9.0, 10.0], [1.0, 0.0, 1.0], [0.0, 9.0, -1.0])  # 1 s removed: 9..10 held at 9
+    s, e = drop.apply_spans([5.0, 8.5, 10.5], [8.5, 10.5, 12.0])
+    np.testing.assert_allclose(s, [5.0, 8.5, 9.5])
+    np.testing.assert_allclose(e, [8.5, 9.5, 11.0])  # the middle cue ends where the next begins
+    # One piece: exactly apply().
+    lin = TimeMap.linear(1.001, -3.0)
+    np.testing.assert_allclose(lin.apply_spans(starts, ends)[1], lin.apply(ends))
+
+
 @pytest.mark.parametrize("m", [TimeMap.linear(1.0427083, 3.7), TimeMap.linear(0.5, -2.0), JUMP, MIXED,
                                TimeMap.from_points([0, 3, 7, 12, 40], [1, 2, 9, 12.5, 50])],
                          ids=["linear", "linear2", "jump", "mixed", "points"])

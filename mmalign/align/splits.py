@@ -270,7 +270,7 @@ def rescue_ends(reference: FeatureSeq, starts, ends, timemap: TimeMap, scale: fl
     H = coarse.hop
     pad = int(math.ceil(max_offset / H))
     for tail in (True, False):
-        mapped_s, mapped_e = timemap.apply(st), timemap.apply(en)
+        mapped_s, mapped_e = timemap.apply_spans(st, en)
         off = ~np.asarray(on_speech(mapped_s, mapped_e), bool)
         run = int(np.argmin(off[::-1] if tail else off)) if not off.all() else n_cues
         if run < min_cues or n_cues - run < min_cues:

@@ -293,7 +293,7 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
             seconds["speech_model"] = time.perf_counter() - t_model
             fit, timemap, confidence = _align(activity, evidence, max_offset, splits)
             used = "fast+silero"
-    retimed = subs.map_times(timemap.apply)
+    retimed = subs.with_times(*timemap.apply_spans(subs.starts, subs.ends))
     refined = np.zeros((len(subs.cues), 2), bool)
     if refine and isinstance(reference, Subtitles):
         from .refine import snap_to_reference
@@ -334,7 +334,7 @@ def _unsure(activity: FeatureSeq, timemap: TimeMap, subs: Subtitles, confidence:
     """Whether a result from the fast detector deserves a second look (``detector="auto"``)."""
     if confidence < DEFAULT_MIN_CONFIDENCE:
         return True
-    per_cue = cue_confidences(activity, timemap, subs.starts, timemap.apply(subs.starts), timemap.apply(subs.ends),
+    per_cue = cue_confidences(activity, timemap, subs.starts, *timemap.apply_spans(subs.starts, subs.ends),
                               default=confidence)
     return float(np.mean(per_cue < DEFAULT_MIN_CONFIDENCE)) > _OFF_SPEECH_SHARE
 
