@@ -267,10 +267,13 @@ def build_case(spec: Spec, corpus: Corpus, workdir: Path) -> Case:
             wav.unlink()
             meta.write_text(spec_json)
 
-    def to_media(t: float) -> float:
-        return t + lead_s + (brk_s if spec.brk_s > 0 and t >= spec.brk_at else 0.0)
+    def to_media(t: float, end: bool = False) -> float:
+        # The break goes in at a cue's start; the cue before it may end at that instant,
+        # and its end stays before the break.
+        after = t > spec.brk_at if end else t >= spec.brk_at
+        return t + lead_s + (brk_s if spec.brk_s > 0 and after else 0.0)
 
-    truth = [C.Cue(to_media(c.start), to_media(c.end), c.text, c.ident) for c in ref]
+    truth = [C.Cue(to_media(c.start), to_media(c.end, end=True), c.text, c.ident) for c in ref]
     given = [C.Cue(spec.ratio * c.start + spec.c, spec.ratio * c.end + spec.c, c.text, c.ident) for c in ref]
     if spec.noise:
         nrng = C.stable_rng(spec.seed, "noise", spec.name)
