@@ -178,20 +178,26 @@ class Subtitles:
         cues = [replace(c, start=float(a), end=float(b)) for c, a, b in zip(self.cues, s, e)]
         return replace(self, cues=cues, warnings=list(self.warnings))
 
-    def map_times(self, f: Callable[[np.ndarray], np.ndarray]) -> "Subtitles":
+    def map_times(self, f) -> "Subtitles":
         """Return a copy with every start and end time mapped through ``f``.
 
         Parameters
         ----------
-        f : callable
-            Vectorised map from a float64 array of times (seconds) to new times,
-            e.g. ``TimeMap.apply`` or ``lambda t: 1.001 * t + 0.5``.
+        f : TimeMap or callable
+            A :class:`~mmalign.timeline.TimeMap` (each cue is mapped as a span:
+            its end with its start's piece, see ``TimeMap.apply_spans``), or a
+            vectorised map from a float64 array of times (seconds) to new times,
+            e.g. ``lambda t: 1.001 * t + 0.5``.
 
         Returns
         -------
         Subtitles
             Cue order kept; times clamped to ``>= 0`` and ``end >= start``.
         """
+        from .timeline import TimeMap
+
+        if isinstance(f, TimeMap):
+            return self.with_times(*f.apply_spans(self.starts, self.ends))
         return self.with_times(f(self.starts), f(self.ends))
 
     def plain_texts(self) -> list[str]:

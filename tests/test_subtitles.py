@@ -350,6 +350,16 @@ def test_map_times_and_with_times():
 # ---------------------------------------------------------------- writing and errors
 
 
+
+def test_map_times_with_a_timemap_maps_cues_as_spans():
+    """Touching cues across a split: the cue before it keeps its end (TimeMap.apply_spans)."""
+    from mmalign.subtitles import Cue, Subtitles
+    from mmalign.timeline import TimeMap
+
+    subs = Subtitles([Cue(4.0, 10.0, "before"), Cue(10.0, 13.0, "after")], "vtt")
+    moved = subs.map_times(TimeMap([-np.inf, 10.0], [1.0, 1.0], [0.0, 30.0]))
+    assert [(c.start, c.end) for c in moved.cues] == [(4.0, 10.0), (40.0, 43.0)]
+
 def test_write_is_atomic(tmp_path, monkeypatch):
     target = tmp_path / "out.srt"
     target.write_text("original")

@@ -293,7 +293,7 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
             seconds["speech_model"] = time.perf_counter() - t_model
             fit, timemap, confidence = _align(activity, evidence, max_offset, splits)
             used = "fast+silero"
-    retimed = subs.with_times(*timemap.apply_spans(subs.starts, subs.ends))
+    retimed = subs.map_times(timemap)
     refined = np.zeros((len(subs.cues), 2), bool)
     if refine and isinstance(reference, Subtitles):
         from .refine import snap_to_reference
