@@ -228,9 +228,6 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
         Decoding processes (default: one per CPU).
     progress : callable(done_seconds, total_seconds), optional
         Progress of decoding.
-    stage : callable(name), optional
-        Called with ``"speech model"`` when the Silero model's pass starts; its decoding
-        then reports through ``progress`` from zero again.
     activity : FeatureSeq, optional
         The reference's speech activity (``"audio.speech"``, 0–1 per frame) when the
         caller already has it, e.g. from :func:`mmalign.features.audio.audio_features`;
@@ -247,6 +244,9 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
         spends that time only when the fast result is not confident, or puts more than a
         quarter of the cues where the fast detector hears little speech (a song, a music
         bed), and then keeps the second result (its confidence included).
+    stage : callable(name), optional
+        Called with ``"speech model"`` when the Silero model's pass starts; its decoding
+        then reports through ``progress`` from zero again.
 
     Returns
     -------
