@@ -533,6 +533,12 @@ def start_errors(out: list[Cue] | None, truth: list[Cue]) -> list[float]:
             for o, c in zip(match_cues(out, truth), truth)]
 
 
+def end_errors(out: list[Cue] | None, truth: list[Cue]) -> list[float]:
+    """|end error| per truth cue; a cue missing from the output counts as +inf."""
+    return [abs(o.end - c.end) if o is not None else math.inf
+            for o, c in zip(match_cues(out, truth), truth)]
+
+
 @dataclass
 class Tally:
     """Running totals for one (kind, tool) row."""
@@ -542,12 +548,15 @@ class Tally:
     declined: int = 0       # refused ("not confident"), wrote nothing
     errors: list = field(default_factory=list)
     walls: list = field(default_factory=list)
+    end_errors: list = field(default_factory=list)
 
-    def add(self, errs: list[float], wall: float | None, failed: bool, declined: bool = False) -> None:
+    def add(self, errs: list[float], wall: float | None, failed: bool, declined: bool = False,
+            end_errs: list[float] | None = None) -> None:
         self.cases += 1
         self.failures += int(failed and not declined)
         self.declined += int(declined)
         self.errors.extend(errs)
+        self.end_errors.extend(end_errs if end_errs is not None else [])
         if wall is not None:
             self.walls.append(wall)
 
@@ -560,6 +569,8 @@ class Tally:
              "median_wall_s": float(statistics.median(self.walls)) if self.walls else None}
         for th in THRESHOLDS:
             d[f"within_{th}"] = float(np.mean(e <= th)) if n else None
+        ends = np.array(self.end_errors, dtype=float)
+        d["ends_within_0.25"] = float(np.mean(ends <= 0.25)) if len(ends) else None
         return d
 
 

@@ -333,6 +333,7 @@ def run_tool(tool: str, case: Case, cmds: dict, timeout: float, extra: dict) -> 
     res["cues_out"] = None if out_cues is None else len(out_cues)
     errs = C.start_errors(out_cues, case.truth)
     res["errors"] = errs
+    res["end_errors"] = C.end_errors(out_cues, case.truth)
     res["failed"] = out_cues is None
     return res
 
@@ -463,13 +464,14 @@ def run_all(cases, tools, cmds, extra, args) -> int:
                 crashes += 1
             for key in (case.spec.kind, "all", "rec:" + case.spec.recording):
                 tallies.setdefault((key, tool), C.Tally()).add(r["errors"], r["wall_s"], r["failed"],
-                                                               r["declined"])
+                                                               r["declined"], r["end_errors"])
 
-    print(f"\nStart-time error per cue (truth = reference mapped into the media), seed {args.seed}.")
+    print(f"\nStart-time error per cue (truth = reference mapped into the media), seed {args.seed};")
+    print("ends<=0.25s: the share of cue ends within 0.25 s.")
     print("fail = crashed / timed out / no readable output; decl = refused (exit 4, not confident);")
     print("both count all their cues as misses.\n")
     header = ["kind", "tool", "cases", "fail", "decl", "cues", "med|err|s", "<=0.1s", "<=0.25s", "<=0.5s",
-              "total s", "med s/case"]
+              "ends<=0.25s", "total s", "med s/case"]
     summary = {}
 
     def table(keys, first):
@@ -484,7 +486,8 @@ def run_all(cases, tools, cmds, extra, args) -> int:
                 rows.append([key.removeprefix("rec:"), tool, s["cases"], s["failures"], s["declined"], s["cues"],
                              C.fmt_s(s["median_abs_err_s"]), C.fmt_pct(s["within_0.1"]),
                              C.fmt_pct(s["within_0.25"]), C.fmt_pct(s["within_0.5"]),
-                             f"{s['total_wall_s']:.1f}", C.fmt_s(s["median_wall_s"], 2)])
+                             C.fmt_pct(s["ends_within_0.25"]), f"{s['total_wall_s']:.1f}",
+                             C.fmt_s(s["median_wall_s"], 2)])
         C.print_table(rows, [first] + header[1:])
 
     table([k for k in KINDS if any(c.spec.kind == k for c in cases)] + ["all"], "kind")
@@ -527,7 +530,8 @@ def run_all(cases, tools, cmds, extra, args) -> int:
                "cases": [{"spec": asdict(c.spec), "max_shift_s": c.max_shift,
                           "truth": [[t.start, t.end] for t in c.truth],
                           "given": [[g.start, g.end] for g in c.given],
-                          "results": {k: dict(v, errors=[None if math.isinf(x) else x for x in v["errors"]])
+                          "results": {k: dict(v, errors=[None if math.isinf(x) else x for x in v["errors"]],
+                                              end_errors=[None if math.isinf(x) else x for x in v["end_errors"]])
                                       for k, v in c.results.items()}}
                          for c in cases]}
         args.json_out.write_text(json.dumps(doc, indent=1, default=str))
