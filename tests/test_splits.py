@@ -223,3 +223,47 @@ def test_rescue_ends_never_moves_a_run_before_its_neighbours():
     one = TimeMap.linear(1.0, 3.0, 0.95)
     got = rescue_ends(act, cs, ce, one, 1.0, _on_speech_of(act))
     assert got is one
+
+
+# ---------------------------------------------------------------- cues at a piece boundary
+
+
+def _two_pieces(boundary_cue, seed=4):
+    """Utterances over 90 s with a 30 s break inserted before cue 8; the cues sit 3 s
+    early.  The map is given with its piece boundary just before ``boundary_cue``."""
+    from mmalign.align.splits import _timemap
+
+    rng = np.random.default_rng(seed)
+    starts, ends = speech_intervals(rng, 90.0, t=2.0)
+    after = np.arange(len(starts)) >= 8
+    media_s, media_e = starts + 30.0 * after, ends + 30.0 * after
+    act = reference(media_s, media_e, 140.0, noisy=True, seed=seed)
+    cs, ce = starts - 3.0, ends - 3.0
+    n = len(cs)
+    m = _timemap([(0, boundary_cue, 3.0, 0.9), (boundary_cue, n, 33.0, 0.9)], cs, ce, 1.0)
+    return act, cs, ce, media_s, m
+
+
+@pytest.mark.parametrize("boundary_cue", [7, 9, 10])
+def test_settle_boundaries_puts_the_cues_next_to_a_break_on_the_right_side(boundary_cue):
+    """The DP's boundary one or two cues off: those cues sit on the break; each joins the
+    piece that puts it on speech."""
+    from mmalign.align.splits import settle_boundaries
+
+    act, cs, ce, truth, m = _two_pieces(boundary_cue)
+    on = _on_speech_of(act)
+    assert not on(*m.apply_spans(cs, ce)).all()
+    got = settle_boundaries(cs, ce, m, 1.0, on)
+    np.testing.assert_allclose(got.apply(cs), truth, atol=1e-6)
+    assert on(*got.apply_spans(cs, ce)).all()
+    assert list(got.confidences[[0, -1]]) == [0.9, 0.9]
+
+
+def test_settle_boundaries_leaves_a_right_boundary_and_small_pieces_alone():
+    from mmalign.align.splits import settle_boundaries
+
+    act, cs, ce, truth, m = _two_pieces(8)
+    assert settle_boundaries(cs, ce, m, 1.0, _on_speech_of(act)) is m
+    # A piece may not shrink below min_cues to let a cue go.
+    act, cs, ce, truth, m = _two_pieces(9)
+    assert settle_boundaries(cs, ce, m, 1.0, _on_speech_of(act), min_cues=len(cs) - 9) is m

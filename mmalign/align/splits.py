@@ -20,7 +20,7 @@ from ..timeline import FeatureSeq, TimeMap
 from .offset import (_WEIGHTS, LinearFit, _activity_from_zero, _confidence, _on_reference, _pool, _refine,
                      _peak_z, _scale_trust, _Scorer, _subject_channels, _TREND_SECONDS)
 
-__all__ = ["estimate_piecewise", "rescue_ends"]
+__all__ = ["estimate_piecewise", "rescue_ends", "settle_boundaries"]
 
 _PENALTY = 2.0  # a split must gain this many median cue peaks
 # A piece has fewer cues than the whole file, so its peak stands out less from the scores
@@ -301,6 +301,66 @@ def rescue_ends(reference: FeatureSeq, starts, ends, timemap: TimeMap, scale: fl
         timemap = _timemap(kept + [(lo, hi, offset, conf)] if tail else [(lo, hi, offset, conf)] + kept, st, en,
                            scale)
     return timemap
+
+
+def settle_boundaries(starts, ends, timemap: TimeMap, scale: float,
+                      on_speech: Callable[[np.ndarray, np.ndarray], np.ndarray], *, min_cues: int = 3) -> TimeMap:
+    """Move a cue at the edge of a piece into the neighbouring piece when only there it
+    lands on speech.
+
+    The split DP places a boundary between two cues from their shares of the scores, and
+    the cue next to a break can end up on the wrong side: mapped with the wrong piece, it
+    sits on the break.  Such a cue joins its neighbour when that puts it on speech and it
+    keeps its place in the cue order; each piece keeps at least ``min_cues`` cues.
+
+    Parameters
+    ----------
+    starts, ends : array-like of float
+        Cue times on the subject timeline (spoken cues).
+    timemap : TimeMap
+        The map so far (every piece at ``scale``).
+    scale : float
+        The map's scale.
+    on_speech : callable(starts, ends) -> bool array
+        Which mapped cues land on speech.
+    min_cues : int
+        The fewest cues a piece may keep.
+
+    Returns
+    -------
+    TimeMap
+        ``timemap`` itself when no cue moves.
+    """
+    order = np.argsort(np.asarray(starts, np.float64), kind="stable")
+    st = np.asarray(starts, np.float64)[order]
+    en = np.maximum(np.asarray(ends, np.float64)[order], st)
+    pieces = [[int(i0), int(i1), float(timemap.offsets[p]), float(timemap.confidences[p])]
+              for i0, i1, p in _runs(timemap.piece_index(st))]
+    if len(pieces) < 2:
+        return timemap
+
+    def lands(i, offset):
+        return bool(on_speech(st[i:i + 1] * scale + offset, en[i:i + 1] * scale + offset)[0])
+
+    moved = False
+    for k in range(len(pieces) - 1):
+        a, b = pieces[k], pieces[k + 1]
+        for _ in range(len(st)):
+            first, last = b[0], a[1] - 1  # the two cues at the boundary
+            if b[1] - b[0] > min_cues and not lands(first, b[2]) and lands(first, a[2]) \
+                    and st[first] * scale + a[2] <= st[first + 1] * scale + b[2]:
+                a[1] += 1
+                b[0] += 1
+            elif a[1] - a[0] > min_cues and not lands(last, a[2]) and lands(last, b[2]) \
+                    and st[last] * scale + b[2] >= en[last - 1] * scale + a[2]:
+                a[1] -= 1
+                b[0] -= 1
+            else:
+                break
+            moved = True
+    if not moved:
+        return timemap
+    return _timemap([tuple(p) for p in pieces], st, en, scale)
 
 
 def _runs(lags: np.ndarray) -> list[tuple[int, int, int]]:

@@ -364,7 +364,7 @@ def _support_factor(on_speech: np.ndarray) -> float:
 
 def _align(activity: FeatureSeq, subs: Subtitles, max_offset: float, splits: bool):
     """The global fit, the (piecewise) map and its confidence, for one reference activity."""
-    from .splits import estimate_piecewise, rescue_ends
+    from .splits import estimate_piecewise, rescue_ends, settle_boundaries
 
     fit = estimate_linear(activity, subs.starts, subs.ends, max_offset=max_offset)
     timemap = estimate_piecewise(activity, subs.starts, subs.ends, fit, max_offset=max_offset) if splits \
@@ -378,8 +378,9 @@ def _align(activity: FeatureSeq, subs: Subtitles, max_offset: float, splits: boo
 
     confidence = weighted(timemap)
     if splits and confidence >= DEFAULT_MIN_CONFIDENCE:  # a confident map: are cues at its ends left behind?
-        timemap = rescue_ends(activity, subs.starts, subs.ends, timemap, fit.scale,
-                              lambda s, e: _on_speech(activity, s, e), max_offset=max_offset)
+        on_speech = lambda s, e: _on_speech(activity, s, e)  # noqa: E731
+        timemap = rescue_ends(activity, subs.starts, subs.ends, timemap, fit.scale, on_speech, max_offset=max_offset)
+        timemap = settle_boundaries(subs.starts, subs.ends, timemap, fit.scale, on_speech)
         confidence = weighted(timemap)
     return fit, timemap, confidence
 
