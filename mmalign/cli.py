@@ -295,7 +295,7 @@ def sync(
         model = ", speech from the Silero model too" if result.detector == "fast+silero" else ""
         sounds = summary["cues"] - summary["speech_cues"]
         sounds = f" ({sounds} sound or music cues followed the spoken ones)" if sounds else ""
-        n_check = len(summary["cues_to_check"])
+        n_check = len(summary["cues_to_check"]) if confident else 0  # else every piece is in doubt
         check = (f"; {n_check} {'cue lands' if n_check == 1 else 'cues land'} on little speech, worth a look "
                  "(--json: cues_to_check)") if n_check else ""
         typer.echo(f"synced {summary['cues']} cues{sounds}: offset {result.fit.offset:+.3f} s{drift}, "

@@ -167,6 +167,14 @@ def test_summary_names_the_cues_to_check(sample, tmp_path):
     assert data["cues_to_check"] == [16, 17, 18]
 
 
+def test_summary_of_a_forced_result_does_not_single_out_cues(sample, write_vtt, tmp_path):
+    """Below --min-confidence every piece is in doubt: the summary says so, not which cues."""
+    result = run("sync", sample / "sample.mp4", _random_cues(write_vtt, "random.vtt", 0), "-o", tmp_path / "o.vtt",
+                 "--force")
+    assert result.exit_code == 0 and "written because of --force" in result.stderr
+    assert "worth a look" not in result.stderr
+
+
 def test_plot(sample, tmp_path):
     pytest.importorskip("matplotlib")
     png = tmp_path / "why.png"
