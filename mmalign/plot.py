@@ -108,10 +108,14 @@ def plot_sync(result, path, *, width: float = 16.0, dpi: int = 100) -> Path:
     ax = axes[2]
     t_min = min([0.0] + [c.start for c in before.cues])
     t_max = max([act.duration + act.t0] + [c.end for c in before.cues] + [c.end for c in after.cues])
+    x_min, x_max = min(t_min, 0.0), t_max
     for piece in result.timemap.pieces():
         a = t_min if piece["start"] is None else piece["start"]
         b = t_max if piece["end"] is None else piece["end"]
         lo, hi = sorted(result.timemap.apply(np.array([a, b])))  # the piece on the reference axis
+        lo, hi = max(lo, x_min), min(hi, x_max)  # the part in view: the label goes in its middle
+        if hi < lo:
+            continue
         c = piece["confidence"]
         colour = cmap(float(c)) if c is not None else "#888888"
         ax.axvspan(lo, max(hi, lo + 1e-3), color=colour, alpha=0.5, linewidth=0)
@@ -122,7 +126,7 @@ def plot_sync(result, path, *, width: float = 16.0, dpi: int = 100) -> Path:
     ax.set_yticks([])
     ax.set_ylabel("pieces")
     ax.set_xlabel("reference time (s)")
-    ax.set_xlim(min(t_min, 0.0), t_max)
+    ax.set_xlim(x_min, x_max)
 
     from .fileio import atomic_file
 

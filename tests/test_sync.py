@@ -167,6 +167,35 @@ def test_back_to_back_cues_across_a_break_keep_their_lengths():
     np.testing.assert_allclose(result.subtitles.ends - result.subtitles.starts, cue_e - cue_s, atol=0.01)
 
 
+def test_plot_labels_every_piece_inside_the_axis(tmp_path, monkeypatch):
+    """The last piece runs on past the cues: its label goes in the middle of the part in
+    view, not of the whole piece (it was drawn beyond the right edge)."""
+    pytest.importorskip("matplotlib")
+    from test_offset import reference, speech_intervals
+
+    import matplotlib.pyplot as plt
+
+    from mmalign.align.sync import sync
+    from mmalign.plot import plot_sync
+    from mmalign.subtitles import Cue, Subtitles
+
+    starts, ends = speech_intervals(np.random.default_rng(3), 100.0, t=2.0)
+    after = np.arange(len(starts)) >= 3 * len(starts) // 4  # a break late in the file
+    media_end = ends[-1] + 47.0  # the media ends 2 s after the last line
+    act = reference(np.where(after, starts + 45.0, starts + 5.0), np.where(after, ends + 45.0, ends + 5.0),
+                    media_end, noisy=True, seed=3)
+    result = sync("media.mp4", Subtitles([Cue(a, b, "line") for a, b in zip(starts, ends)], "vtt"),
+                  activity=act, detector="fast")
+    assert len(result.timemap.pieces()) == 2
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    plot_sync(result, tmp_path / "why.png")
+    pieces_axis = figures[0].axes[2]
+    lo, hi = pieces_axis.get_xlim()
+    labels = [t.get_position()[0] for t in pieces_axis.texts]
+    assert len(labels) == 2 and all(lo <= x <= hi for x in labels), (labels, lo, hi)
+
+
 def test_doubt_names_max_offset_when_no_shift_within_reach_overlaps():
     """Broadcast files often start their timecode at one hour: no shift within
     --max-offset can bring such cues onto a one-minute clip, and the refusal says so.
