@@ -419,7 +419,8 @@ class TimeMap:
         e = np.asarray(ends, dtype=np.float64)
         i = self.piece_index(s)
         s_out = self.scales[i] * s + self.offsets[i]
-        own = self.apply(e) if e.ndim else np.asarray(self.apply(e))
+        j = self.piece_index(e)
+        own = self.scales[j] * e + self.offsets[j]
         with_start = np.where(self.scales[i] > 0, self.scales[i] * e + self.offsets[i], own)
         return s_out, np.maximum(np.minimum(own, with_start), s_out)
 

@@ -257,16 +257,15 @@ def rescue_ends(reference: FeatureSeq, starts, ends, timemap: TimeMap, scale: fl
     TimeMap
         ``timemap`` itself when neither end needs a piece.
     """
-    order = np.argsort(np.asarray(starts, np.float64), kind="stable")
-    st = np.asarray(starts, np.float64)[order]
-    en = np.maximum(np.asarray(ends, np.float64)[order], st)
+    st, en = _in_order(starts, ends)
     n_cues = len(st)
     if n_cues < 2 * min_cues:
         return timemap
     hop = reference.hop
+    ref = _activity_from_zero(reference)
     k = max(1, int(round(coarse_hop / hop)))
-    coarse = _Scorer(_pool(_activity_from_zero(reference), k), k * hop)
-    fine = _Scorer(_activity_from_zero(reference), hop)
+    coarse = _Scorer(_pool(ref, k), k * hop)
+    fine = _Scorer(ref, hop)
     H = coarse.hop
     pad = int(math.ceil(max_offset / H))
     for tail in (True, False):
@@ -294,9 +293,8 @@ def rescue_ends(reference: FeatureSeq, starts, ends, timemap: TimeMap, scale: fl
         landed = np.asarray(on_speech(st[lo:hi] * scale + offset, en[lo:hi] * scale + offset), bool)
         if conf < min_confidence or landed.mean() < 0.5:
             continue
-        pieces = [(int(i0), int(i1), float(timemap.offsets[p]), float(timemap.confidences[p]))
-                  for i0, i1, p in _runs(timemap.piece_index(st))]
-        kept = [(max(i0, hi) if not tail else i0, min(i1, lo) if tail else i1, o, c) for i0, i1, o, c in pieces]
+        kept = [(max(i0, hi) if not tail else i0, min(i1, lo) if tail else i1, o, c)
+                for i0, i1, o, c in _cue_pieces(timemap, st)]
         kept = [p for p in kept if p[1] > p[0]]
         timemap = _timemap(kept + [(lo, hi, offset, conf)] if tail else [(lo, hi, offset, conf)] + kept, st, en,
                            scale)
@@ -331,11 +329,8 @@ def settle_boundaries(starts, ends, timemap: TimeMap, scale: float,
     TimeMap
         ``timemap`` itself when no cue moves.
     """
-    order = np.argsort(np.asarray(starts, np.float64), kind="stable")
-    st = np.asarray(starts, np.float64)[order]
-    en = np.maximum(np.asarray(ends, np.float64)[order], st)
-    pieces = [[int(i0), int(i1), float(timemap.offsets[p]), float(timemap.confidences[p])]
-              for i0, i1, p in _runs(timemap.piece_index(st))]
+    st, en = _in_order(starts, ends)
+    pieces = [list(p) for p in _cue_pieces(timemap, st)]
     if len(pieces) < 2:
         return timemap
 
@@ -361,6 +356,20 @@ def settle_boundaries(starts, ends, timemap: TimeMap, scale: float,
     if not moved:
         return timemap
     return _timemap([tuple(p) for p in pieces], st, en, scale)
+
+
+def _in_order(starts, ends) -> tuple[np.ndarray, np.ndarray]:
+    """Cue times sorted by start (stable), each end at least its start."""
+    order = np.argsort(np.asarray(starts, np.float64), kind="stable")
+    st = np.asarray(starts, np.float64)[order]
+    return st, np.maximum(np.asarray(ends, np.float64)[order], st)
+
+
+def _cue_pieces(timemap: TimeMap, st: np.ndarray) -> list[tuple[int, int, float, float]]:
+    """The pieces of ``timemap`` that hold cues, as ``(first, end, offset, confidence)``
+    over the sorted cue starts ``st`` (what :func:`_timemap` builds a map from)."""
+    return [(int(i0), int(i1), float(timemap.offsets[p]), float(timemap.confidences[p]))
+            for i0, i1, p in _runs(timemap.piece_index(st))]
 
 
 def _runs(lags: np.ndarray) -> list[tuple[int, int, int]]:
