@@ -19,17 +19,66 @@ from typing import Annotated, Optional
 
 import numpy as np
 import typer
+from typer.core import TyperGroup
 
 from . import __version__
 from .align.sync import DEFAULT_MIN_CONFIDENCE, DETECTORS
 from .errors import InputError, MmalignError, NotConfidentError, UsageError
+from .fileio import check_output, same_file
 
 EXIT_CODES = """\
 Exit codes: 0 done; 1 unexpected failure (--debug shows the traceback);
 2 usage error; 3 unreadable or invalid input; 4 not confident (nothing written
-unless --force)."""
+unless --force); 5 output cannot be written; 130 interrupted; 143 terminated."""
+
+
+class _OneLineErrors(TyperGroup):
+    """The root command group: a usage error is one ``error:`` line and one hint line.
+
+    Click prints a usage line, a "Try ... for help" line, a blank line and the error;
+    in a shell pipeline or a CI log one line that names the problem reads better.
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        try:
+            from typer._click import exceptions as click  # typer >= 0.2x vendors Click
+        except ImportError:  # older typer: Click itself
+            from click import exceptions as click  # type: ignore[no-redef]
+
+        try:
+            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
+                              **extra)
+        except click.NoArgsIsHelpError as exc:  # `mmalign` alone: the help, as Click shows it
+            if not standalone_mode:
+                raise
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            if not standalone_mode:
+                raise
+            typer.echo(f"error: {exc.format_message()}", err=True)
+            if exc.ctx is not None:
+                typer.echo(f"hint: see '{exc.ctx.command_path} --help'", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            if not standalone_mode:
+                raise
+            typer.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            if not standalone_mode:
+                raise
+            typer.echo("error: interrupted", err=True)
+            sys.exit(130)
+        if not standalone_mode:
+            return rv
+        if rv == 130:  # Ctrl-C inside a command: Typer turns it into exit 130 silently
+            typer.echo("error: interrupted", err=True)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
 
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="mmalign",
     help="Multimodal alignment: re-time subtitles to speech (sync), extract timestamped features "
          "(extract), align sequences with DTW (align), and export aligned training tensors (export).\n\n"
@@ -130,8 +179,10 @@ class _Progress:
 
 def _fail(exc: BaseException, debug: bool, as_json: bool, extra: dict | None = None) -> "typer.Exit":
     """Report an error on one line (and as JSON when asked); return the Exit to raise."""
-    if debug:
-        raise exc
+    if debug:  # the traceback, then the same line and exit code as without --debug
+        import traceback
+
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     code = exc.exit_code if isinstance(exc, MmalignError) else 1
     message = str(exc) if isinstance(exc, MmalignError) else (
         f"unexpected failure: {type(exc).__name__}: {exc} (run again with --debug for details)")
@@ -162,6 +213,49 @@ def _default_output(subs: Path, fmt: Optional[str], folder: Optional[Path] = Non
     return (folder if folder is not None else subs.parent) / f"{subs.stem}.synced.{ext}"
 
 
+def _is_folder(raw: str) -> bool:
+    """``-o DIR/`` (a trailing separator) or an existing folder: write inside it."""
+    return raw.endswith(("/", os.sep)) or Path(raw).is_dir()
+
+
+def _output_file(raw: str, name: str, inputs: list, *, stdout_ok: bool,
+                 in_place_of: Optional[Path] = None) -> Optional[Path]:
+    """Resolve ``-o`` for a command with one output file, before any work.
+
+    ``-`` is standard output (``None``; a usage error where ``stdout_ok`` is false); a folder
+    (``DIR/``, or one that exists) gets ``name`` inside it, and is created when missing
+    (just before writing, see :func:`_make_parent`); anything else is the file itself.
+    Refuses a path that resolves to one of ``inputs`` (pointing to --in-place when it is
+    ``in_place_of``).
+    """
+    if raw == "-":
+        if not stdout_ok:
+            raise UsageError("-o - (standard output) needs a single text output here; give a file name")
+        return None
+    if not raw:
+        raise UsageError("-o needs a path")
+    out = Path(raw) / name if _is_folder(raw) else Path(raw)
+    if out.is_dir():
+        raise UsageError(f"{out} is a folder; give a file name")
+    if not _is_folder(raw) and str(out.parent) and not out.parent.is_dir():
+        raise UsageError(f"{out.parent}: output folder does not exist (end -o with / to create a folder)")
+    if in_place_of is not None and same_file(out, in_place_of):
+        raise UsageError(f"{out} is the input subtitle file; use --in-place to replace it")
+    check_output(out, inputs)
+    return out
+
+
+def _make_parent(out: Path) -> None:
+    """Create the folder of ``out`` (``-o DIR/`` names a folder that may not exist yet)."""
+    if str(out.parent) and not out.parent.is_dir():
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            from .errors import OutputError
+
+            raise OutputError(f"{out.parent}: cannot create the output folder: {exc.strerror or exc}") from None
+
+
 @app.command(epilog=EXIT_CODES)
 def sync(
     media: Annotated[Path, typer.Argument(
@@ -169,15 +263,17 @@ def sync(
                               "reads), or a subtitle file with correct timing.", show_default=False)],
     subs: Annotated[Path, typer.Argument(metavar="SUBS", help="Subtitles to re-time (.vtt, .srt, .ass, .ssa).",
                                          show_default=False)],
-    output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", metavar="OUT", help="Where to write; format from the extension. A folder: "
-                                              "<stem>.synced.<ext> inside it. '-': standard output "
+    output: Annotated[Optional[str], typer.Option(
+        "--output", "-o", metavar="OUT", help="Where to write; format from the extension. A folder (an "
+                                              "existing one, or DIR/ to create it): <stem>.synced.<ext> "
+                                              "inside it. Never one of the inputs. '-': standard output "
                                               "(format of SUBS or --format). [default: SUBS's folder, "
                                               "<stem>.synced.<ext>]",
         show_default=False)] = None,
     fmt: Annotated[Optional[SubFormat], typer.Option("--format", "-f", help="Output format (overrides OUT's "
                                                      "extension).", show_default=False)] = None,
-    in_place: Annotated[bool, typer.Option("--in-place", help="Replace SUBS itself (atomically).")] = False,
+    in_place: Annotated[bool, typer.Option("--in-place", help="Replace SUBS itself (atomically, in its own "
+                                           "format; through a symbolic link, which stays a link).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Write even when the result is not confident.")] = False,
     min_confidence: Annotated[float, typer.Option(
         "--min-confidence", min=0.0, max=1.0, help="Refuse (exit 4) below this confidence.")
@@ -238,25 +334,33 @@ def sync(
             codecs.lookup(encoding)  # before the work, not after it
         except LookupError:
             raise UsageError(f"unknown encoding {encoding!r}") from None
-        to_stdout = output is not None and str(output) == "-"
-        if to_stdout and as_json:
-            raise UsageError("--json and -o - both print on stdout; give an output file with --json")
-        if output is not None and not to_stdout and output.is_dir():
-            output = _default_output(subs, fmt_name, output)
-        out = subs if in_place else (output or _default_output(subs, fmt_name))
-        if not to_stdout:
-            if not in_place and out.exists() and subs.exists() and os.path.samefile(out, subs):
-                raise UsageError(f"{out} is the input subtitle file; use --in-place to replace it")
-            if not out.parent.exists() and str(out.parent):
-                raise UsageError(f"{out.parent}: output folder does not exist")
         if not media.exists():
             kind = "reference subtitle file" if is_subtitle_path(media) else "media file"
             raise InputError(f"{media}: {kind} not found")
+        if not subs.exists():
+            raise InputError(f"{subs}: subtitle file not found")
+        to_stdout = output == "-"
+        if to_stdout and as_json:
+            raise UsageError("--json and -o - both print on stdout; give an output file with --json")
+        if in_place:
+            ext = subs.suffix.lstrip(".").lower()
+            if fmt_name and ext in SubFormat.__members__ and fmt_name != ext:
+                raise UsageError(f"--in-place keeps {subs.name}'s format ({ext}); drop --format {fmt_name}, "
+                                 "or write a converted copy with -o")
+            out: Optional[Path] = subs
+            check_output(subs, [media], what="--in-place output")
+        else:
+            out = _output_file(output if output is not None else str(_default_output(subs, fmt_name)),
+                               _default_output(subs, fmt_name).name, [media, subs], stdout_ok=True,
+                               in_place_of=subs)
         if plot is not None:
             if plot.suffix.lower() not in (".png", ".svg", ".pdf", ".jpg", ".jpeg"):
                 raise UsageError(f"{plot}: --plot writes .png, .svg, .pdf or .jpg files")
             if not plot.parent.exists() and str(plot.parent):
                 raise UsageError(f"{plot.parent}: --plot folder does not exist")
+            check_output(plot, [media, subs], what="--plot file")
+            if out is not None and (plot.resolve() == out.resolve()):
+                raise UsageError(f"{plot}: --plot and the subtitle output are the same file")
             from .plot import require_matplotlib
 
             require_matplotlib()
@@ -265,25 +369,36 @@ def sync(
                               workers=jobs, progress=bar.update, refine=refine, detector=detector.value,
                               stage=bar.stage)
         summary.update(result.to_dict())
-        summary["output"] = "<stdout>" if to_stdout else str(out)
-        if plot is not None:
-            from .plot import plot_sync
-
-            summary["plot"] = str(plot_sync(result, plot))
+        summary["output"] = "<stdout>" if out is None else str(out)
         confident = result.confidence >= min_confidence
         if not confident:
             summary["doubt"] = result.doubt()
-        if not confident and not force:
-            summary["written"] = False
+        write_fmt = fmt_name
+        if in_place:  # the format SUBS was read as, whatever its name says
+            write_fmt = result.subtitles.format
+            if fmt_name and fmt_name != write_fmt:
+                raise UsageError(f"--in-place keeps {subs.name}'s format ({write_fmt}); drop --format {fmt_name}, "
+                                 "or write a converted copy with -o")
+        summary["written"] = False
+        if confident or force:
+            if out is None:
+                typer.echo(result.subtitles.encode(write_fmt, encoding, name="<stdout>"), nl=False)
+            else:
+                _make_parent(out)
+                result.subtitles.write(out, format=write_fmt, encoding=encoding)
+            summary["written"] = True
+        if plot is not None:  # an optional extra: its failure is a warning, the subtitles are written
+            from .plot import plot_sync
+
+            try:
+                summary["plot"] = str(plot_sync(result, plot))
+            except Exception as exc:  # noqa: BLE001 - any drawing failure leaves the main output alone
+                logging.getLogger("mmalign").warning(f"{plot}: --plot not drawn: {exc}")
+        if not summary["written"]:
             raise NotConfidentError(
                 f"not confident in the result (confidence {result.confidence:.2f} < {min_confidence}): "
                 f"{summary['doubt']}. Nothing written; check that the subtitles belong to this media, "
                 "or use --force")
-        if to_stdout:
-            typer.echo(result.subtitles.encode(fmt_name, encoding, name="<stdout>"), nl=False)
-        else:
-            result.subtitles.write(out, format=fmt_name, encoding=encoding)
-        summary["written"] = True
     summary["seconds"]["total"] = round(time.perf_counter() - t0, 3)
     if as_json:
         typer.echo(json.dumps(summary))
@@ -323,16 +438,17 @@ def _split(value: str, known, what: str) -> tuple[str, ...]:
     return names
 
 
-def _feature_output(out: Path, fmt: Optional[FeatureFormat], inputs: list[Path]) -> str:
-    name = fmt.value if fmt else ("npz" if out.suffix.lower() == ".npz" else "safetensors")
-    if out.exists() and out.is_dir():
-        raise UsageError(f"{out} is a folder; give a file name (.safetensors or .npz)")
-    if not out.parent.exists() and str(out.parent):
-        raise UsageError(f"{out.parent}: output folder does not exist")
-    for path in inputs:
-        if out.exists() and path.exists() and os.path.samefile(out, path):
-            raise UsageError(f"{out} is an input file; choose another output")
-    return name
+def _feature_output(raw: str, fmt: Optional[FeatureFormat], source: Path, kind: str,
+                    inputs: list) -> tuple[Optional[Path], str]:
+    """The feature file ``-o`` names (``None``: standard output) and its format."""
+    if raw == "-":
+        if sys.stdout.isatty():
+            raise UsageError("-o - writes binary feature data; send standard output to a file or a pipe")
+        return None, fmt.value if fmt else "safetensors"
+    default = f"{source.stem}.{kind}.{fmt.value if fmt else 'safetensors'}"
+    out = _output_file(raw, default, inputs, stdout_ok=False)
+    assert out is not None
+    return out, fmt.value if fmt else ("npz" if out.suffix.lower() == ".npz" else "safetensors")
 
 
 def _require(path: Path, what: str) -> None:
@@ -355,20 +471,27 @@ def _describe(path: Path, seqs: dict) -> dict:
             "hop": {k: v.hop for k, v in seqs.items()}}
 
 
-def _extract_one(source: Path, what: str, output: Path, fmt, label: Optional[str], compute, as_json: bool,
-                 quiet: bool, debug: bool) -> None:
+def _extract_one(source: Path, what: str, kind: str, output: str, fmt, label: Optional[str], compute,
+                 as_json: bool, quiet: bool, debug: bool, models: tuple = ()) -> None:
     """The body every `extract <modality>` shares: check, compute (with a progress bar), save, report."""
     t0 = time.perf_counter()
     summary: dict = {"input": str(source)}
     with _guard(debug, as_json, summary):
-        fmt_name = _feature_output(output, fmt, [source])
+        if output == "-" and as_json:
+            raise UsageError("--json and -o - both print on stdout; give an output file with --json")
+        out, fmt_name = _feature_output(output, fmt, source, kind, [source, *models])
         _require(source, what)
         with _Progress(label is not None and not (quiet or as_json), label or "") as bar:
             seqs = compute(bar)
-        from .features.io import save_features
+        from .features.io import dump_features, save_features
 
-        save_features(output, seqs, format=fmt_name, source=source)
-        summary["outputs"] = [_describe(output, seqs)]
+        if out is None:
+            dump_features(sys.stdout.buffer, seqs, format=fmt_name, source=source)
+            sys.stdout.buffer.flush()
+        else:
+            _make_parent(out)
+            save_features(out, seqs, format=fmt_name, source=source)
+        summary["outputs"] = [_describe(out if out is not None else Path("-"), seqs)]
         cut = seqs.get("video.cut")
         if cut is not None:
             summary["cuts"] = cut.meta.get("cuts", [])
@@ -415,8 +538,10 @@ def _text_seqs(subs_path: Path, features: str, hop: float, dim: int, embed: Opti
     return text.text_features(subs, feats, hop=hop, duration=duration, dim=dim, encoder=encoder, source=subs_path)
 
 
-_OUT = Annotated[Path, typer.Option("--output", "-o", metavar="OUT", help="Feature file to write (.safetensors, "
-                                    "or .npz); written atomically.", show_default=False)]
+_OUT = Annotated[str, typer.Option("--output", "-o", metavar="OUT", help="Feature file to write (.safetensors, "
+                                   "or .npz), atomically; a folder (existing, or DIR/ to create it): "
+                                   "<stem>.<modality>.safetensors inside it; '-': standard output.",
+                                   show_default=False)]
 _FMT = Annotated[Optional[FeatureFormat], typer.Option("--format", "-f", help="File format (overrides OUT's "
                                                        "extension).", show_default=False)]
 _JSON = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
@@ -476,7 +601,7 @@ def extract_audio(
       mmalign extract audio film.mkv -o film.audio.safetensors
       mmalign extract audio talk.mp3 -o talk.npz --features mfcc --deltas 2 --hop 0.02
     """
-    _extract_one(media, "media file", output, fmt, "audio features",
+    _extract_one(media, "media file", "audio", output, fmt, "audio features",
                  lambda bar: _audio_seqs(media, features, sr, hop, n_mels, n_mfcc, deltas, fmin, fmax, audio_stream,
                                          jobs, bar), as_json, quiet, debug)
 
@@ -499,9 +624,9 @@ def extract_video(
       mmalign extract video film.mp4 -o film.video.safetensors
       mmalign extract video film.mp4 -o clip.safetensors --fps 2 --embed clip_image.pt --device auto
     """
-    _extract_one(media, "media file", output, fmt, "video features",
+    _extract_one(media, "media file", "video", output, fmt, "video features",
                  lambda bar: _video_seqs(media, features, fps, width, video_stream, embed, device, batch_size,
-                                         embed_size, crop, bar), as_json, quiet, debug)
+                                         embed_size, crop, bar), as_json, quiet, debug, models=(embed,))
 
 
 @extract_app.command("subs", epilog=EXIT_CODES)
@@ -521,8 +646,9 @@ def extract_subs(
       mmalign extract subs film.srt -o film.text.safetensors
       mmalign extract subs film.srt -o film.text.npz --hop 0.1 --embed sentence_model.pt
     """
-    _extract_one(subs, "subtitle file", output, fmt, None,
-                 lambda bar: _text_seqs(subs, features, hop, dim, embed, device), as_json, quiet, debug)
+    _extract_one(subs, "subtitle file", "text", output, fmt, None,
+                 lambda bar: _text_seqs(subs, features, hop, dim, embed, device), as_json, quiet, debug,
+                 models=(embed,))
 
 
 @extract_app.command("all", epilog=EXIT_CODES)
@@ -556,6 +682,8 @@ def extract_all(
     with _guard(debug, as_json, summary):
         if output is None:
             raise UsageError("give the output folder with -o DIR")
+        if str(output) == "-":
+            raise UsageError("extract all writes several files; give a folder with -o DIR, not -o -")
         if output.exists() and not output.is_dir():
             raise UsageError(f"{output} exists and is not a folder")
         _require(media, "media file")
@@ -574,6 +702,7 @@ def extract_all(
             jobs_list.append(("text", subs))
         for kind, src in jobs_list:
             out = output / f"{media.stem}.{kind}.{ext}"
+            check_output(out, [media, subs])
             with _Progress(not (quiet or as_json), f"{kind} features") as bar:
                 if kind == "audio":
                     seqs = _audio_seqs(media, audio_features, sr, hop, n_mels, n_mfcc, 0, 0.0, None, audio_stream,
@@ -691,6 +820,8 @@ def export(
     t0 = time.perf_counter()
     summary: dict = {"output": str(output)}
     with _guard(debug, as_json, summary):
+        if str(output) == "-":
+            raise UsageError("export writes a folder of shards; give it with -o DIR, not -o -")
         if output.exists() and not output.is_dir():
             raise UsageError(f"{output} exists and is not a folder")
         opts = ExportOptions(
@@ -776,8 +907,10 @@ def align(
     a: Annotated[Path, typer.Argument(metavar="A", help="Feature file (from mmalign extract), media or subtitle "
                                       "file.", show_default=False)],
     b: Annotated[Path, typer.Argument(metavar="B", help="The same, to align A onto.", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", metavar="OUT.json", help="Where to write the path and "
-                                         "the TimeMap (atomically).", show_default=False)],
+    output: Annotated[str, typer.Option("--output", "-o", metavar="OUT.json", help="Where to write the path and "
+                                        "the TimeMap (atomically); a folder (existing, or DIR/ to create it): "
+                                        "<A>.<B>.align.json inside it; '-': standard output.",
+                                        show_default=False)],
     feature: Annotated[Optional[str], typer.Option("--feature", help="Feature to align in feature files, e.g. "
                                                    "audio.mfcc (default: the only one, or the first both share).",
                                                    show_default=False)] = None,
@@ -821,8 +954,10 @@ def align(
             raise UsageError(f"unknown metric {metric!r}; choose one of {', '.join(dtw_mod.METRICS)}")
         if step not in dtw_mod.STEPS:
             raise UsageError(f"unknown step pattern {step!r}; choose one of {', '.join(dtw_mod.STEPS)}")
-        if not output.parent.exists() and str(output.parent):
-            raise UsageError(f"{output.parent}: output folder does not exist")
+        if output == "-" and as_json:
+            raise UsageError("--json and -o - both print on stdout; give an output file with --json")
+        out = _output_file(output, f"{a.stem}.{b.stem}.align.json", [a, b], stdout_ok=True)
+        summary["output"] = "<stdout>" if out is None else str(out)
         for path in (a, b):
             _require(path, "input file")
         kind_a, kind_b = _kind_of(a), _kind_of(b)
@@ -866,16 +1001,20 @@ def align(
         if with_path:
             doc["path"] = result.path.tolist()
             doc["path_seconds"] = np.round(np.stack([ta[result.path[:, 0]], tb[result.path[:, 1]]], 1), 4).tolist()
-        from .fileio import atomic_write
+        if out is None:
+            typer.echo(json.dumps(doc))
+        else:
+            from .fileio import atomic_write
 
-        atomic_write(output, (json.dumps(doc) + "\n").encode())
+            _make_parent(out)
+            atomic_write(out, (json.dumps(doc) + "\n").encode())
     summary["seconds"] = {"total": round(time.perf_counter() - t0, 3)}
     if as_json:
         typer.echo(json.dumps(summary))
     elif not quiet:
         how = "multiscale" if summary["multiscale"] else "exact"
         typer.echo(f"aligned {summary['frames'][0]} x {summary['frames'][1]} frames ({how} DTW, "
-                   f"mean cost {summary['normalized_cost']:.4g}): {summary['timemap_pieces']} pieces -> {output}",
+                   f"mean cost {summary['normalized_cost']:.4g}): {summary['timemap_pieces']} pieces -> {summary['output']}",
                    err=True)
 
 

@@ -11,10 +11,15 @@ exit code meaning
 2         usage: bad options or arguments
 3         unreadable or invalid input (media, subtitles, features)
 4         not confident: the result was not written (``--force`` writes it)
+5         an output cannot be written (permissions, disk full, read-only)
+130       interrupted (Ctrl-C, SIGINT)
+143       terminated (SIGTERM)
 ========  ==========================================================
 """
 
 from __future__ import annotations
+
+__all__ = ["InputError", "MmalignError", "NotConfidentError", "OutputError", "UsageError"]
 
 
 class MmalignError(Exception):
@@ -23,8 +28,8 @@ class MmalignError(Exception):
     exit_code = 1
 
 
-class UsageError(MmalignError):
-    """Bad command-line usage or bad arguments to a library call."""
+class UsageError(MmalignError, ValueError):
+    """Bad command-line usage or bad arguments to a library call (also a ``ValueError``)."""
 
     exit_code = 2
 
@@ -43,3 +48,12 @@ class NotConfidentError(MmalignError):
     def __init__(self, message: str, result=None):
         super().__init__(message)
         self.result = result
+
+
+class OutputError(MmalignError):
+    """An output cannot be written: no permission, no space, a read-only file system.
+
+    The message names the user's path, never a temporary file.
+    """
+
+    exit_code = 5

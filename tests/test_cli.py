@@ -581,7 +581,9 @@ def test_unexpected_failure_is_exit_1(sample, monkeypatch):
     assert_one_error_line(result, 1, "unexpected failure: RuntimeError: boom")
     assert "--debug" in result.stderr
     result = run("sync", sample / "sample.vtt", sample / "sample.mistimed.vtt", "--debug")
-    assert result.exit_code != 0 and isinstance(result.exception, RuntimeError)
+    assert result.exit_code == 1  # --debug adds the traceback, never changes the exit code
+    assert "Traceback" in result.stderr and "RuntimeError: boom" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: unexpected failure: RuntimeError: boom")
 
 
 def test_subprocess_python_m_mmalign(sample):

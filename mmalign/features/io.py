@@ -33,10 +33,11 @@ are regular and the explicit times otherwise (a file from another tool).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import struct
-from typing import Any, Iterable, Mapping
+from typing import Any, BinaryIO, Iterable, Mapping
 
 import numpy as np
 
@@ -44,7 +45,7 @@ from ..errors import InputError, UsageError
 from ..fileio import atomic_file
 from ..timeline import FeatureSeq
 
-__all__ = ["save_features", "load_features", "read_metadata", "file_digest", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["save_features", "dump_features", "load_features", "read_metadata", "file_digest", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "mmalign.features"
 FORMAT_VERSION = 1
@@ -168,15 +169,36 @@ def save_features(path, seqs: Mapping[str, FeatureSeq] | Iterable[FeatureSeq] | 
     if not os.path.isdir(folder):
         raise UsageError(f"{path}: the folder {folder} does not exist")
     with atomic_file(path) as fh:
-        if fmt == "safetensors":
-            _write_safetensors(fh, seqs, meta)
-        else:
-            arrays = {}
-            for s in seqs:
-                arrays[s.name] = s.values
-                arrays[s.name + ".times"] = s.times
-            arrays[_NPZ_META] = np.array(_dumps(meta))
+        _dump(fh, seqs, meta, fmt)
+
+
+def dump_features(fh: BinaryIO, seqs: Mapping[str, FeatureSeq] | Iterable[FeatureSeq] | FeatureSeq, *,
+                  metadata: Mapping[str, Any] | None = None, format: str = "safetensors", source=None) -> None:
+    """Write the bytes :func:`save_features` would write into an open binary stream (a pipe).
+
+    Parameters are as for :func:`save_features`; ``format`` is required in effect, as
+    a stream has no name to take it from.
+    """
+    fmt = _format_of("", format)
+    seqs = _as_list(seqs)
+    _dump(fh, seqs, _metadata(seqs, metadata, source), fmt)
+
+
+def _dump(fh: BinaryIO, seqs: list[FeatureSeq], meta: dict[str, str], fmt: str) -> None:
+    if fmt == "safetensors":
+        _write_safetensors(fh, seqs, meta)
+    else:
+        arrays = {}
+        for s in seqs:
+            arrays[s.name] = s.values
+            arrays[s.name + ".times"] = s.times
+        arrays[_NPZ_META] = np.array(_dumps(meta))
+        if fh.seekable():
             np.savez(fh, **arrays)
+        else:  # a zip archive needs to seek back: build it in memory first
+            buf = io.BytesIO()
+            np.savez(buf, **arrays)
+            fh.write(buf.getvalue())
 
 
 def _write_safetensors(fh, seqs: list[FeatureSeq], meta: dict[str, str]) -> None:
