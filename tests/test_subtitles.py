@@ -374,7 +374,9 @@ def test_write_is_atomic(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError):
+    from mmalign.errors import OutputError
+
+    with pytest.raises(OutputError, match="out.srt: cannot write: disk full"):  # the user's path, not the temporary
         subs.write(target)
     assert target.read_text() == "original"
     assert [p.name for p in tmp_path.iterdir()] == ["out.srt"]
