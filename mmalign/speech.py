@@ -245,9 +245,10 @@ class _Engine:
             raise MmalignError("speech synthesis needs espeakng-loader: pip install espeakng-loader") from exc
         try:
             lib = ctypes.CDLL(espeakng_loader.get_library_path())
-            data = espeakng_loader.get_data_path()
+            bundled = espeakng_loader.get_data_path()
         except (OSError, RuntimeError) as exc:
             raise MmalignError(f"cannot load eSpeak NG from espeakng-loader: {exc}") from exc
+        data, self.variant = _steady_data(bundled)
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_Initialize.restype = ctypes.c_int
         lib.espeak_SetSynthCallback.argtypes = [_CALLBACK]
@@ -317,7 +318,8 @@ class _Engine:
     def synth(self, text: str, voice: str, rate: int) -> tuple[np.ndarray, list[_RawEvent]]:
         """Synthesise ``text``: int16 PCM at 22050 Hz and the raw events. Caller holds the lock."""
         if voice != self._voice:
-            if self._lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
+            name = f"{voice}+{self.variant}" if self.variant else voice
+            if self._lib.espeak_SetVoiceByName(name.encode()) != _EE_OK:
                 raise MmalignError(f"eSpeak NG cannot load its voice {voice!r}")
             self._voice = voice
             self._rate = None  # a new voice resets the parameters
@@ -332,6 +334,46 @@ class _Engine:
         pcm = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
         events, self._chunks, self._events = self._events, [], []
         return pcm, events
+
+
+#: eSpeak voice variant without pitch flutter or roughness: eSpeak advances its flutter from a
+#: counter that lives as long as the process, so with it the same text would sound (and last) a
+#: little different on every call. Flutter 0 makes synthesis a pure function of its input.
+_VARIANT = "mmalign-steady"
+_VARIANT_TEXT = "language variant\nname mmalign-steady\nflutter 0\nroughness 0\n"
+
+
+def _steady_data(bundled: str) -> tuple[str, str | None]:
+    """A data folder that is the bundled one plus the steady variant: ``(path, variant)``.
+
+    A private temporary folder of symbolic links to the bundled files (nothing is
+    copied or downloaded; it is removed at exit). Where links cannot be made, the
+    bundled folder is used as it is, without the variant: ``(bundled, None)``.
+    """
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="mmalign-espeak-")
+    try:
+        for entry in os.scandir(bundled):
+            if entry.name != "voices":
+                os.symlink(entry.path, os.path.join(root, entry.name))
+        for sub in os.scandir(os.path.join(bundled, "voices")):
+            target = os.path.join(root, "voices", sub.name)
+            os.makedirs(target)
+            for f in os.scandir(sub.path):
+                os.symlink(f.path, os.path.join(target, f.name))
+        variants = os.path.join(root, "voices", "!v")
+        os.makedirs(variants, exist_ok=True)
+        with open(os.path.join(variants, _VARIANT), "w", encoding="ascii") as fh:
+            fh.write(_VARIANT_TEXT)
+    except OSError:
+        shutil.rmtree(root, ignore_errors=True)
+        return bundled, None
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return root, _VARIANT
 
 
 _LOCK = threading.RLock()
@@ -406,13 +448,23 @@ def resolve_language(language: str) -> str:
     base = code.split("-")[0]
     if base in voices:
         return voices[base][1]
-    close = difflib.get_close_matches(code, list(voices), n=4, cutoff=0.5)
-    named = [c for c, (_, _, name) in voices.items() if code in name.lower()][:4]
-    hints = list(dict.fromkeys(named + close))[:5]
+    hints = list(dict.fromkeys(_close_codes(code, voices)))[:4]
     hint = f" (close: {', '.join(hints)})" if hints else ""
     raise UsageError(
         f"--language {language!r} is not a language eSpeak NG speaks{hint}; `mmalign.speech.languages()` lists them"
     )
+
+
+def _close_codes(code: str, voices: dict[str, tuple[int, str, str]]) -> list[str]:
+    """Codes a person may have meant: a shorter code it starts with (``eng`` → ``en``),
+    voices whose name starts with it (``english``), then spelling neighbours."""
+    def plain_first(codes):
+        return sorted(codes, key=lambda c: ("-" in c, len(c), c))
+
+    prefix = plain_first(c for c in voices if len(c) >= 2 and "-" not in c and code.startswith(c))
+    named = plain_first(c for c, (_, _, name) in voices.items() if len(code) >= 3 and name.lower().startswith(code))
+    close = difflib.get_close_matches(code, list(voices), n=4, cutoff=0.5)
+    return prefix + named + close
 
 
 def detect_language(text: str) -> str:
