@@ -315,8 +315,8 @@ class _Engine:
             i += 1
         return table
 
-    def synth(self, text: str, voice: str, rate: int) -> tuple[np.ndarray, list[_RawEvent]]:
-        """Synthesise ``text``: int16 PCM at 22050 Hz and the raw events. Caller holds the lock."""
+    def synth(self, text: str, voice: str, rate: int) -> tuple[list[np.ndarray], list[_RawEvent]]:
+        """Synthesise ``text``: int16 PCM chunks at 22050 Hz and the raw events. Caller holds the lock."""
         if voice != self._voice:
             name = f"{voice}+{self.variant}" if self.variant else voice
             if self._lib.espeak_SetVoiceByName(name.encode()) != _EE_OK:
@@ -331,9 +331,8 @@ class _Engine:
         err = self._lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
         if err != _EE_OK:
             raise MmalignError(f"eSpeak NG failed to synthesise (error {err})")
-        pcm = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
-        events, self._chunks, self._events = self._events, [], []
-        return pcm, events
+        chunks, events, self._chunks, self._events = self._chunks, self._events, [], []
+        return chunks, events
 
 
 #: eSpeak voice variant without pitch flutter or roughness: eSpeak advances its flutter from a
@@ -782,13 +781,49 @@ def _language_of(language: str | None, texts: Sequence[str]) -> str:
     return language
 
 
-def _to_float(pcm: np.ndarray, sr: int) -> np.ndarray:
-    audio = pcm.astype(np.float32) / 32768.0
-    if sr != NATIVE_SR and len(audio):
-        import soxr
+class _Output:
+    """The signal, built piece by piece: int16 at 22050 Hz in, float32 at ``sr`` out.
 
-        audio = soxr.resample(audio, NATIVE_SR, sr, quality="HQ").astype(np.float32, copy=False)
-    return audio
+    Pieces are resampled as they come (a ``soxr`` stream, int16), so memory holds the
+    output once plus one piece, never the whole signal at the native rate.
+    """
+
+    def __init__(self, sr: int) -> None:
+        self.sr = sr
+        self.native = 0  # native samples written
+        self._parts: list[np.ndarray] = []
+        self._stream = None
+        if sr != NATIVE_SR:
+            import soxr
+
+            self._stream = soxr.ResampleStream(NATIVE_SR, sr, 1, dtype="int16", quality="HQ")
+
+    def write(self, pcm: np.ndarray) -> None:
+        self.native += len(pcm)
+        if len(pcm):
+            self._parts.append(self._stream.resample_chunk(pcm) if self._stream is not None else pcm)
+
+    def audio(self) -> np.ndarray:
+        if self._stream is not None and self.native:
+            self._parts.append(self._stream.resample_chunk(np.zeros(0, np.int16), last=True))
+        out = np.empty(sum(len(p) for p in self._parts), np.float32)
+        i = 0
+        self._parts.reverse()
+        while self._parts:
+            part = self._parts.pop()
+            np.multiply(part, 1.0 / 32768.0, out=out[i : i + len(part)], casting="unsafe")
+            i += len(part)
+        return out
+
+
+def _slices(chunks: list[np.ndarray], lo: int, hi: int):
+    """The samples ``lo:hi`` of the concatenation of ``chunks``, chunk by chunk."""
+    at = 0
+    for chunk in chunks:
+        a, b = max(lo - at, 0), min(hi - at, len(chunk))
+        if a < b:
+            yield chunk[a:b]
+        at += len(chunk)
 
 
 def synthesize(
@@ -897,7 +932,7 @@ def _synthesize(texts: list[str], *, language: str | None, rate: int, sr: int, g
     language = _language_of(language, texts)
     voice = resolve_language(language)
     native = NATIVE_SR
-    pieces: list[np.ndarray] = []
+    output = _Output(int(sr))
     words: list[Word] = []
     phonemes: list[Phoneme] = []
     segments: list[Segment] = []
@@ -906,12 +941,13 @@ def _synthesize(texts: list[str], *, language: str | None, rate: int, sr: int, g
     for index, text in enumerate(texts):
         if text.strip():
             with _LOCK:
-                pcm, events = _engine().synth(text, voice, int(rate))
-            timed = _timed_words(text, events, len(pcm))
+                chunks, events = _engine().synth(text, voice, int(rate))
+            length = sum(len(c) for c in chunks)
+            timed = _timed_words(text, events, length)
         else:
-            pcm, timed = np.zeros(0, np.int16), []
+            chunks, length, timed = [], 0, []
         if gap is None:
-            lo, hi = 0, len(pcm)
+            lo, hi = 0, length
         elif timed:
             lo, hi = timed[0][1], max(t[2] for t in timed)
         else:
@@ -919,7 +955,7 @@ def _synthesize(texts: list[str], *, language: str | None, rate: int, sr: int, g
         if gap is not None and hi > lo:
             if spoken_before:
                 silence = int(round(gap * native))
-                pieces.append(np.zeros(silence, np.int16))
+                output.write(np.zeros(silence, np.int16))
                 cursor += silence
             spoken_before = True
         shift = cursor - lo
@@ -934,11 +970,12 @@ def _synthesize(texts: list[str], *, language: str | None, rate: int, sr: int, g
         else:
             seg_start = seg_end = cursor / native
         segments.append(Segment(text, seg_start, seg_end, range(first, len(words))))
-        pieces.append(pcm[lo:hi])
+        for piece in _slices(chunks, lo, hi):
+            output.write(piece)
+        del chunks
         cursor += hi - lo
-    pcm_all = np.concatenate(pieces) if pieces else np.zeros(0, np.int16)
     return Synthesis(
-        audio=_to_float(pcm_all, sr),
+        audio=output.audio(),
         sr=int(sr),
         language=language,
         voice=voice,
