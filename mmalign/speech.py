@@ -710,7 +710,9 @@ def _timed_words(
     hit = set(by_token)
     for k, group in list(by_token.items()):
         j = k + 1
-        while j < len(tokens) and j not in hit and _is_ideograph(text[tokens[j][0]]) and _is_ideograph(text[tokens[k][0]]):
+        if not _is_ideograph(text[tokens[k][0]]):
+            continue
+        while j < len(tokens) and j not in hit and _is_ideograph(text[tokens[j][0]]):
             if tokens[j][0] != tokens[j - 1][1]:
                 break  # spaced apart: not one word
             group.tokens.append(tokens[j])
@@ -767,8 +769,9 @@ def _split_syllables(
 
 
 def _check_options(rate: int, sr: int) -> None:
-    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or not _RATE_RANGE[0] <= rate <= _RATE_RANGE[1]:
-        raise UsageError(f"rate must be an integer from {_RATE_RANGE[0]} to {_RATE_RANGE[1]} words a minute, not {rate!r}")
+    lo, hi = _RATE_RANGE
+    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or not lo <= rate <= hi:
+        raise UsageError(f"rate must be an integer from {lo} to {hi} words a minute, not {rate!r}")
     if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or not _SR_RANGE[0] <= sr <= _SR_RANGE[1]:
         raise UsageError(f"sr must be an integer sample rate from {_SR_RANGE[0]} to {_SR_RANGE[1]} Hz, not {sr!r}")
 

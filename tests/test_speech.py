@@ -160,7 +160,8 @@ def test_segments_have_known_boundaries_and_empty_ones_add_nothing():
     syn = speech.synthesize_segments(texts, language="en", gap=0.5)
     seg = syn.segments
     assert [s.text for s in seg] == texts
-    assert [[syn.words[i].text for i in s.words] for s in seg] == [["Hello", "there"], [], ["Second", "cue", "here"], ["Third"]]
+    words = [[syn.words[i].text for i in s.words] for s in seg]
+    assert words == [["Hello", "there"], [], ["Second", "cue", "here"], ["Third"]]
     assert all(w.segment == i for i, s in enumerate(seg) for w in (syn.words[j] for j in s.words))
     assert seg[0].start == 0.0 and seg[1].start == seg[1].end == seg[0].end
     assert seg[2].start == pytest.approx(seg[0].end + 0.5, abs=1e-3)
