@@ -189,6 +189,11 @@ class SyncResult:
         }
 
 
+#: Seconds of no activity left before a reference cue that starts where another ends:
+#: the starts of back-to-back cues are the only timing evidence such a file has.
+_ONSET_GAP = 0.1
+
+
 def reference_activity(reference, *, audio_stream: int | None = None, workers: int | None = None,
                        progress: Callable[[float, float], None] | None = None) -> tuple[FeatureSeq, str]:
     """The activity signal of a reference: speech probability of media, or cue activity of subtitles.
@@ -199,7 +204,7 @@ def reference_activity(reference, *, audio_stream: int | None = None, workers: i
     if not isinstance(reference, Subtitles) and is_subtitle_path(reference):
         reference = subtitles_mod.read(reference)
     if isinstance(reference, Subtitles):
-        return cue_activity(spoken(reference), hop=hop), "subtitles"
+        return cue_activity(spoken(reference), hop=hop, gap=_ONSET_GAP), "subtitles"
     feats = audio_features.speech_features(reference, stream=audio_stream, workers=workers, progress=progress)
     return audio_features.speech_activity(feats), "audio"
 

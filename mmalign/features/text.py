@@ -64,7 +64,34 @@ def interval_activity(starts, ends, *, hop: float, n_frames: int | None = None, 
     return np.clip(np.diff(covered) / hop, 0.0, 1.0).astype(np.float32)
 
 
-def cue_activity(subs, *, hop: float = 0.01, duration: float | None = None) -> FeatureSeq:
+def separate_touching(starts, ends, gap: float) -> np.ndarray:
+    """Cue ends pulled back by ``gap`` seconds before a cue that starts where they end.
+
+    Back-to-back cues (poetry, forced-alignment output) make one block of activity in
+    which their starts cannot be seen; a short gap before each start that touches the
+    previous cue's end (within ``gap``) makes every start a rise again.  Overlapping
+    cues (one starts well inside another) and cues shorter than ``2 * gap`` keep their
+    ends.
+
+    Returns
+    -------
+    np.ndarray of float64
+        The new ends, in the order of ``ends``.
+    """
+    starts = np.asarray(starts, np.float64)
+    ends = np.asarray(ends, np.float64).copy()
+    if gap <= 0 or len(starts) < 2:
+        return ends
+    order = np.argsort(starts, kind="stable")
+    s, e = starts[order], ends[order]
+    nxt = np.r_[s[1:], np.inf]  # the start of the next cue in time order
+    touch = (np.abs(nxt - e) <= gap) & (nxt - gap - s >= gap)
+    e = np.where(touch, nxt - gap, e)
+    ends[order] = e
+    return ends
+
+
+def cue_activity(subs, *, hop: float = 0.01, duration: float | None = None, gap: float = 0.0) -> FeatureSeq:
     """Frame-level activity of subtitle cues: 1 inside a cue, 0 outside.
 
     Parameters
@@ -74,6 +101,10 @@ def cue_activity(subs, *, hop: float = 0.01, duration: float | None = None) -> F
         Frame spacing in seconds (10 ms by default, as for speech activity).
     duration : float, optional
         Length of the sequence in seconds (default: the last cue's end).
+    gap : float
+        Seconds of no activity left before a cue that starts where another ends
+        (:func:`separate_touching`), so that the timing of back-to-back cues shows;
+        0 (the default) keeps the cues as they are.
 
     Returns
     -------
@@ -81,7 +112,8 @@ def cue_activity(subs, *, hop: float = 0.01, duration: float | None = None) -> F
         ``"text.activity"``, frame ``i`` at ``i * hop`` seconds.
     """
     n = None if duration is None else int(math.ceil(duration / hop))
-    values = interval_activity(subs.starts, subs.ends, hop=hop, n_frames=n)
+    ends = separate_touching(subs.starts, subs.ends, gap) if gap > 0 else subs.ends
+    values = interval_activity(subs.starts, ends, hop=hop, n_frames=n)
     return FeatureSeq(values, hop=hop, t0=0.0, name="text.activity",
                       meta={"extractor": "mmalign.features.text.cue_activity", "cues": len(subs.cues)})
 
