@@ -27,7 +27,7 @@ from ..timeline import FeatureSeq, TimeMap
 from .offset import MARGIN_CENTER, LinearFit, estimate_linear
 
 __all__ = ["SyncResult", "sync", "reference_activity", "is_subtitle_path", "cue_confidences", "mean_activity",
-           "spoken", "DEFAULT_MIN_CONFIDENCE", "DETECTORS"]
+           "spoken", "dtw_guide", "DEFAULT_MIN_CONFIDENCE", "DETECTORS"]
 
 #: Below this confidence ``mmalign sync`` refuses to write (exit code 4) unless forced.
 DEFAULT_MIN_CONFIDENCE = 0.5
@@ -328,6 +328,46 @@ def spoken(subs: Subtitles, mask: np.ndarray | None = None) -> Subtitles:
     if mask.all() or not mask.any():
         return subs
     return replace(subs, cues=[c for c, keep in zip(subs.cues, mask) if keep])
+
+
+def dtw_guide(a: FeatureSeq, b: FeatureSeq, subs_a: Subtitles | None = None,
+              subs_b: Subtitles | None = None) -> tuple[TimeMap, float] | None:
+    """A map from ``a``'s timeline to ``b``'s found by the sync pipeline, to guide DTW.
+
+    DTW on activity signals (cue activity, speech probability) is ambiguous: inside a
+    stretch of equal activity on both sides every path costs the same, and dense speech
+    fits dense cues at many places, so an unguided path can wander by tens of seconds.
+    The sync pipeline (global fit with framerate ratios, then splits) places the cues
+    of one side on the other's activity by their whole pattern; DTW then only refines
+    near that map.
+
+    Parameters
+    ----------
+    a, b : FeatureSeq
+        The two sequences to align (``a`` onto ``b``).
+    subs_a, subs_b : Subtitles, optional
+        The cues behind ``a`` or ``b`` when that side is a subtitle file.
+
+    Returns
+    -------
+    (TimeMap, float) or None
+        The map and its confidence (0-1), or None when neither side is subtitles or the
+        other side is not a one-column activity.
+    """
+    if subs_a is not None:
+        subject, invert = subs_a, False
+        ref = reference_activity(subs_b)[0] if subs_b is not None else b
+    elif subs_b is not None:
+        subject, invert, ref = subs_b, True, a
+    else:
+        return None
+    if ref.values.shape[1] != 1 or len(ref) == 0 or not subject.cues:
+        return None
+    mask = subject.speech_mask()
+    evidence = spoken(subject, mask if mask.any() else None)
+    reach = max(ref.t0 + ref.duration, float(evidence.ends.max()), 1.0)  # any placement on either timeline
+    fit, timemap, confidence = _align(ref, evidence, reach, True)
+    return (timemap.invert() if invert else timemap), float(confidence)
 
 
 #: A confident map that puts more than this share of the cues where the fast detector
