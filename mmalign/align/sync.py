@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from .. import subtitles as subtitles_mod
-from ..errors import UsageError
+from ..errors import InputError, UsageError
 from ..features import audio as audio_features
 from ..features import vad
 from ..features.text import cue_activity
@@ -277,7 +277,7 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
     speech = subs.speech_mask()
     if not speech.any():
         speech[:] = True  # nothing but sound cues: they are the evidence
-    evidence = spoken(subs, speech)
+    evidence = _within_reach(spoken(subs, speech), activity, max_offset)
     fit, timemap, confidence = _align(activity, evidence, max_offset, splits)
     used = "subtitles" if kind == "subtitles" else "fast"
     seconds = {}
@@ -314,6 +314,30 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
                "align": t_end - t_ref - seconds.get("speech_model", 0.0), **seconds}
     return SyncResult(retimed, timemap, fit, confidence, name, kind, per_cue, subs, activity, seconds, refined, used,
                       speech, max_offset)
+
+
+def _within_reach(evidence: Subtitles, activity: FeatureSeq, max_offset: float) -> Subtitles:
+    """The cues that some considered map can put on the reference; the others are left out with a warning.
+
+    A cue that starts later than ``(reference end + max_offset) / smallest scale`` lands
+    beyond the reference under every candidate: it carries no evidence, and a cue at
+    999:00:00 would otherwise size the search's arrays.  The work is then sized by the
+    reference's duration, never by a cue's timestamp.
+    """
+    from .offset import framerate_ratios
+
+    if not evidence.cues:
+        return evidence
+    reach = (activity.t0 + activity.duration + max_offset) / min(framerate_ratios())
+    far = evidence.starts > reach
+    if not far.any():
+        return evidence
+    log.warning("%d of %d cues start after %.0f s, beyond the reach of the %.0f s of reference; they are left out "
+                "of the fit and follow its map", int(far.sum()), len(far), reach, activity.duration)
+    if far.all():
+        raise InputError(f"all {len(far)} cues start after {reach:.0f} s, beyond the reach of the "
+                         f"{activity.duration:.0f} s of reference")
+    return replace(evidence, cues=[c for c, f in zip(evidence.cues, far) if not f])
 
 
 def spoken(subs: Subtitles, mask: np.ndarray | None = None) -> Subtitles:
@@ -365,8 +389,11 @@ def dtw_guide(a: FeatureSeq, b: FeatureSeq, subs_a: Subtitles | None = None,
         return None
     mask = subject.speech_mask()
     evidence = spoken(subject, mask if mask.any() else None)
-    reach = max(ref.t0 + ref.duration, float(evidence.ends.max()), 1.0)  # any placement on either timeline
-    fit, timemap, confidence = _align(ref, evidence, reach, True)
+    from ..features.text import timeline_end
+
+    # any placement on either timeline (the subject's sized like its activity, within MAX_TIMELINE)
+    reach = max(ref.t0 + ref.duration, timeline_end(evidence.starts, evidence.ends), 1.0)
+    fit, timemap, confidence = _align(ref, _within_reach(evidence, ref, reach), reach, True)
     return (timemap.invert() if invert else timemap), float(confidence)
 
 
