@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from .. import subtitles as subtitles_mod
-from ..errors import InputError, UsageError
+from ..errors import UsageError
 from ..features import audio as audio_features
 from ..features import vad
 from ..features.text import cue_activity
@@ -319,8 +319,8 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
 def _within_reach(evidence: Subtitles, activity: FeatureSeq, max_offset: float) -> Subtitles:
     """The cues that some considered map can put on the reference; the others are left out with a warning.
 
-    A cue that starts later than ``(reference end + max_offset) / smallest scale`` lands
-    beyond the reference under every candidate: it carries no evidence, and a cue at
+    A cue that starts later than twice ``(reference end + max_offset) / smallest scale``
+    lands far beyond the reference under every candidate: it carries no evidence, and a cue at
     999:00:00 would otherwise size the search's arrays.  The work is then sized by the
     reference's duration, never by a cue's timestamp.
     """
@@ -328,15 +328,16 @@ def _within_reach(evidence: Subtitles, activity: FeatureSeq, max_offset: float) 
 
     if not evidence.cues:
         return evidence
-    reach = (activity.t0 + activity.duration + max_offset) / min(framerate_ratios())
+    reach = 2 * (activity.t0 + activity.duration + max_offset) / min(framerate_ratios())  # twice, for a margin
     far = evidence.starts > reach
     if not far.any():
         return evidence
+    if far.all():  # nothing can land: fit the first stretch (as long as the reach) to report why
+        far = evidence.starts > evidence.starts.min() + reach
+        if not far.any():
+            return evidence
     log.warning("%d of %d cues start after %.0f s, beyond the reach of the %.0f s of reference; they are left out "
                 "of the fit and follow its map", int(far.sum()), len(far), reach, activity.duration)
-    if far.all():
-        raise InputError(f"all {len(far)} cues start after {reach:.0f} s, beyond the reach of the "
-                         f"{activity.duration:.0f} s of reference")
     return replace(evidence, cues=[c for c, f in zip(evidence.cues, far) if not f])
 
 
