@@ -355,6 +355,11 @@ def spoken(subs: Subtitles, mask: np.ndarray | None = None) -> Subtitles:
     return replace(subs, cues=[c for c, keep in zip(subs.cues, mask) if keep])
 
 
+#: Largest shift (seconds) :func:`dtw_guide` considers, as ``mmalign sync``'s default:
+#: the split search's memory grows with it.
+_GUIDE_MAX_OFFSET = 300.0
+
+
 def dtw_guide(a: FeatureSeq, b: FeatureSeq, subs_a: Subtitles | None = None,
               subs_b: Subtitles | None = None) -> tuple[TimeMap, float] | None:
     """A map from ``a``'s timeline to ``b``'s found by the sync pipeline, to guide DTW.
@@ -394,7 +399,10 @@ def dtw_guide(a: FeatureSeq, b: FeatureSeq, subs_a: Subtitles | None = None,
 
     # any placement on either timeline (the subject's sized like its activity, within MAX_TIMELINE)
     reach = max(ref.t0 + ref.duration, timeline_end(evidence.starts, evidence.ends), 1.0)
-    fit, timemap, confidence = _align(ref, _within_reach(evidence, ref, reach), reach, True)
+    near = evidence.starts < reach  # the subject's own timeline, bounded like its activity
+    if not near.all():
+        evidence = replace(evidence, cues=[c for c, k in zip(evidence.cues, near) if k])
+    fit, timemap, confidence = _align(ref, evidence, min(reach, _GUIDE_MAX_OFFSET), True)
     return (timemap.invert() if invert else timemap), float(confidence)
 
 
