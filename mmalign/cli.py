@@ -868,7 +868,8 @@ _FEATURE_EXTS = {".safetensors", ".st", ".npz"}
 
 
 def _sequence_of(path: Path, feature: Optional[str], other_kind: str, hop: float, jobs: Optional[int], bar):
-    """The FeatureSeq to align from a feature file, a subtitle file or a media file."""
+    """The FeatureSeq to align from a feature file, a subtitle file or a media file, and the
+    subtitles behind it (None for the other kinds)."""
     from .align.sync import is_subtitle_path
 
     if path.suffix.lower() in _FEATURE_EXTS:
@@ -878,20 +879,26 @@ def _sequence_of(path: Path, feature: Optional[str], other_kind: str, hop: float
         if feature is None:
             if len(seqs) != 1:
                 raise UsageError(f"{path} holds {', '.join(seqs)}: choose one with --feature")
-            return next(iter(seqs.values()))
+            return next(iter(seqs.values())), None
         if feature not in seqs:
             raise UsageError(f"{path} has no feature {feature} (it has {', '.join(seqs)})")
-        return seqs[feature]
+        return seqs[feature], None
     if is_subtitle_path(path):
         from . import subtitles as subtitles_mod
         from .features.text import text_features
 
-        return text_features(subtitles_mod.read(path), ("activity",), hop=hop)["text.activity"]
+        subs = subtitles_mod.read(path)
+        return text_features(subs, ("activity",), hop=hop)["text.activity"], subs
     from .features.audio import audio_features
 
     # speech against subtitles; timbre (MFCC) against another recording
     name = "speech" if other_kind == "subtitles" else "mfcc"
-    return audio_features(path, (name,), hop=hop, workers=jobs, progress=bar.update)[f"audio.{name}"]
+    return audio_features(path, (name,), hop=hop, workers=jobs, progress=bar.update)[f"audio.{name}"], None
+
+
+#: Half-width (seconds) of the window around the sync pipeline's map inside which DTW
+#: refines an alignment of subtitles (see :func:`mmalign.align.sync.dtw_guide`).
+_GUIDE_SECONDS = 0.5
 
 
 def _kind_of(path: Path) -> str:
@@ -972,17 +979,33 @@ def align(
                     raise UsageError(f"{a} and {b} share no feature; choose with --feature")
                 feature = common[0]
         with _Progress(not (quiet or as_json), "extracting") as bar:
-            xa = _sequence_of(a, feature, kind_b, hop, jobs, bar)
-            xb = _sequence_of(b, feature, kind_a, hop, jobs, bar)
+            xa, subs_a = _sequence_of(a, feature, kind_b, hop, jobs, bar)
+            xb, subs_b = _sequence_of(b, feature, kind_a, hop, jobs, bar)
         if xa.values.shape[1] != xb.values.shape[1]:
             raise UsageError(f"{xa.name} has {xa.values.shape[1]} columns but {xb.name} has {xb.values.shape[1]}; "
                              "align features of the same kind")
         n, m = len(xa), len(xb)
         if n == 0 or m == 0:
             raise InputError(f"{a if n == 0 else b}: no frames to align")
-        use_multi = multiscale if multiscale is not None else (n * m > 10**8 and band is None)
+        guide = None
+        if (subs_a is not None or subs_b is not None) and band is None and not subsequence and multiscale is None:
+            from .align.sync import DEFAULT_MIN_CONFIDENCE, dtw_guide
+
+            found = dtw_guide(xa, xb, subs_a, subs_b)
+            if found is not None and found[1] >= DEFAULT_MIN_CONFIDENCE:
+                guide = found[0]
+            elif found is not None:
+                logging.getLogger("mmalign").warning(
+                    "the cues fit the other side at several places (confidence %.2f): the DTW map may be off by "
+                    "seconds; check it, or pass --band", found[1])
+        summary["guided"] = guide is not None
+        use_multi = multiscale if multiscale is not None else (n * m > 10**8 and band is None and guide is None)
         band_frames = None if band is None else max(1, int(round(band / xa.hop)))
-        if use_multi:
+        if guide is not None:
+            radius = max(1, int(round(_GUIDE_SECONDS / xb.hop)))
+            lo, hi = dtw_mod.guide_window(xa.times, xb.times, guide, radius)
+            result = dtw_mod.guided_dtw(xa.values, xb.values, lo, hi, metric=metric, step=step, workers=jobs)
+        elif use_multi:
             if band_frames is not None:
                 raise UsageError("--band applies to exact DTW; drop it or pass --exact")
             result = dtw_mod.multiscale_dtw(xa.values, xb.values, metric=metric, step=step, subsequence=subsequence,

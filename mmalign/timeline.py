@@ -345,8 +345,13 @@ class TimeMap:
         if np.any(scales < 0) or not np.all(np.isfinite(scales)) or not np.all(np.isfinite(offsets)):
             raise UsageError("TimeMap scales must be finite and >= 0, offsets finite")
         # Monotone across breakpoints: the next piece may not start below the previous one's end.
+        # Each side is rounded to about eps * (|scale * b| + |offset|): a steep piece late
+        # in a long file (a DTW path across a long pause) is off by more than 1e-9 s.
         b = starts[1:]
-        if np.any(scales[1:] * b + offsets[1:] < scales[:-1] * b + offsets[:-1] - 1e-9):
+        after, before = scales[1:] * b + offsets[1:], scales[:-1] * b + offsets[:-1]
+        slack = 1e-9 + 1e-12 * (np.abs(scales[1:] * b) + np.abs(offsets[1:]) + np.abs(scales[:-1] * b)
+                                + np.abs(offsets[:-1]))
+        if np.any(after < before - slack):
             raise UsageError("TimeMap must be monotone: a piece starts before the previous one ends")
         for name, arr in (("starts", starts), ("scales", scales), ("offsets", offsets), ("confidences", conf)):
             arr.setflags(write=False)

@@ -40,6 +40,8 @@ __all__ = [
     "DTWResult",
     "band_window",
     "dtw",
+    "guide_window",
+    "guided_dtw",
     "multiscale_dtw",
     "path_cost",
     "path_to_timemap",
@@ -865,6 +867,78 @@ def multiscale_dtw(x, y, *, metric: str = "euclidean", step: str = "symmetric1",
         del lo, hi, yT
     total = float(_path_cost(xk, yk, dummy, metric_code, sym2, path))
     return DTWResult(total, path, total / len(path), cells, False)
+
+
+def guide_window(times_x, times_y, timemap: TimeMap, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row windows around a map: row ``i`` near the frames of ``y`` at ``timemap(times_x[i])``.
+
+    The guide is the map's image of each frame of ``x`` on ``y``'s frames, clipped to the
+    grid and pinned to the first and the last cell, then widened by ``radius`` frames in
+    both directions (:func:`path_window`), so that any path near the map fits.
+
+    Parameters
+    ----------
+    times_x, times_y : np.ndarray
+        Frame times (seconds, non-decreasing) of ``x`` and ``y``.
+    timemap : TimeMap
+        A monotone map from ``x``'s timeline to ``y``'s (e.g. a global linear fit).
+    radius : int >= 0
+        Half-width of the window, frames of ``y``.
+
+    Returns
+    -------
+    lo, hi : np.ndarray [shape=(n,), dtype=int64]
+        Windows for :func:`dtw` (``band=(lo, hi)``) or :func:`guided_dtw`.
+    """
+    tx = np.asarray(times_x, np.float64).reshape(-1)
+    ty = np.asarray(times_y, np.float64).reshape(-1)
+    n, m = len(tx), len(ty)
+    if n == 0 or m == 0:
+        raise UsageError("guide_window needs frames on both sides")
+    if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
+        raise UsageError(f"radius must be a non-negative number of frames, got {radius!r}")
+    j = np.rint(np.interp(timemap.apply(tx), ty, np.arange(m, dtype=np.float64))).astype(np.int64)
+    j = np.maximum.accumulate(np.clip(j, 0, m - 1))
+    j[0], j[-1] = 0, m - 1
+    j = np.maximum.accumulate(j)
+    lo0 = np.concatenate([[0], j[:-1]])  # each row reaches back to the previous one's column: connected
+    return _dilate(lo0, j + 1, m, int(radius))
+
+
+def guided_dtw(x, y, lo, hi, *, metric: str = "euclidean", step: str = "symmetric1",
+               segment_cells: int = 2_000_000, overlap: int = 256, workers: int | None = None) -> DTWResult:
+    """DTW inside per-row windows, in memory linear in the window's size.
+
+    The windowed solve of :func:`multiscale_dtw`'s finer levels, on windows given by the
+    caller (:func:`guide_window` around a global fit): the window is cut into segments of
+    about ``segment_cells`` cells that overlap by ``overlap`` rows and are joined where
+    their paths meet, so a long pair costs no more memory than a short one.
+
+    Returns
+    -------
+    DTWResult
+        ``exact`` is True when the window was solved in one segment (the optimum inside it).
+    """
+    metric_code, sym2 = _check_options(metric, step)
+    if workers is None:
+        from numba import get_num_threads
+
+        workers = get_num_threads()
+    x = _features(x, "x")
+    y = _features(y, "y")
+    if x.shape[1] != y.shape[1]:
+        raise UsageError(f"x and y need the same number of features per frame, got {x.shape[1]} and {y.shape[1]}")
+    n, m = len(x), len(y)
+    lo, hi = _check_band((lo, hi), n, m, False)
+    xk, yk, yT = _prepare(x, y, metric)
+    path, cells = _solve_windowed(xk, yT, metric_code, sym2, False, lo, hi, int(segment_cells), int(overlap),
+                                  int(workers))
+    if len(path) == 0:
+        raise UsageError("no warping path fits inside the window; widen it")
+    dummy = np.zeros((1, 1), np.float64)
+    total = float(_path_cost(xk, yk, dummy, metric_code, sym2, path))
+    one = int((hi - lo).sum()) <= segment_cells
+    return DTWResult(total, path, total / len(path), cells, one)
 
 
 def _frame_times(times, name: str, needed: int) -> np.ndarray:

@@ -122,7 +122,10 @@ def _reference_channels(activity: np.ndarray, hop: float) -> tuple[np.ndarray, n
     chans = np.stack([activity, _smooth(np.maximum(slope, 0), sigma)])
     std = chans.std(axis=-1)
     silence = np.where(std > 1e-6, -chans.mean(axis=-1) / np.where(std > 1e-6, std, 1.0), 0.0)
-    return _standardize(chans), silence.astype(np.float32)
+    chans = _standardize(chans)
+    np.clip(chans[0], -_MAX_FRAME_WEIGHT, _MAX_FRAME_WEIGHT, out=chans[0])
+    silence[0] = max(silence[0], -_MAX_FRAME_WEIGHT)
+    return chans, silence.astype(np.float32)
 
 
 def _subject_channels(starts, ends, hop: float, j0: int, n: int) -> np.ndarray:

@@ -27,7 +27,7 @@ from ..timeline import FeatureSeq, TimeMap
 from .offset import MARGIN_CENTER, LinearFit, estimate_linear
 
 __all__ = ["SyncResult", "sync", "reference_activity", "is_subtitle_path", "cue_confidences", "mean_activity",
-           "spoken", "DEFAULT_MIN_CONFIDENCE", "DETECTORS"]
+           "spoken", "dtw_guide", "DEFAULT_MIN_CONFIDENCE", "DETECTORS"]
 
 #: Below this confidence ``mmalign sync`` refuses to write (exit code 4) unless forced.
 DEFAULT_MIN_CONFIDENCE = 0.5
@@ -189,6 +189,11 @@ class SyncResult:
         }
 
 
+#: Seconds of no activity left before a reference cue that starts where another ends:
+#: the starts of back-to-back cues are the only timing evidence such a file has.
+_ONSET_GAP = 0.1
+
+
 def reference_activity(reference, *, audio_stream: int | None = None, workers: int | None = None,
                        progress: Callable[[float, float], None] | None = None) -> tuple[FeatureSeq, str]:
     """The activity signal of a reference: speech probability of media, or cue activity of subtitles.
@@ -199,7 +204,7 @@ def reference_activity(reference, *, audio_stream: int | None = None, workers: i
     if not isinstance(reference, Subtitles) and is_subtitle_path(reference):
         reference = subtitles_mod.read(reference)
     if isinstance(reference, Subtitles):
-        return cue_activity(spoken(reference), hop=hop), "subtitles"
+        return cue_activity(spoken(reference), hop=hop, gap=_ONSET_GAP), "subtitles"
     feats = audio_features.speech_features(reference, stream=audio_stream, workers=workers, progress=progress)
     return audio_features.speech_activity(feats), "audio"
 
@@ -272,7 +277,7 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
     speech = subs.speech_mask()
     if not speech.any():
         speech[:] = True  # nothing but sound cues: they are the evidence
-    evidence = spoken(subs, speech)
+    evidence = _within_reach(spoken(subs, speech), activity, max_offset)
     fit, timemap, confidence = _align(activity, evidence, max_offset, splits)
     used = "subtitles" if kind == "subtitles" else "fast"
     seconds = {}
@@ -311,6 +316,31 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
                       speech, max_offset)
 
 
+def _within_reach(evidence: Subtitles, activity: FeatureSeq, max_offset: float) -> Subtitles:
+    """The cues that some considered map can put on the reference; the others are left out with a warning.
+
+    A cue that starts later than twice ``(reference end + max_offset) / smallest scale``
+    lands far beyond the reference under every candidate: it carries no evidence, and a cue at
+    999:00:00 would otherwise size the search's arrays.  The work is then sized by the
+    reference's duration, never by a cue's timestamp.
+    """
+    from .offset import framerate_ratios
+
+    if not evidence.cues:
+        return evidence
+    reach = 2 * (activity.t0 + activity.duration + max_offset) / min(framerate_ratios())  # twice, for a margin
+    far = evidence.starts > reach
+    if not far.any():
+        return evidence
+    if far.all():  # nothing can land: fit the first stretch (as long as the reach) to report why
+        far = evidence.starts > evidence.starts.min() + reach
+        if not far.any():
+            return evidence
+    log.warning("%d of %d cues start after %.0f s, beyond the reach of the %.0f s of reference; they are left out "
+                "of the fit and follow its map", int(far.sum()), len(far), reach, activity.duration)
+    return replace(evidence, cues=[c for c, f in zip(evidence.cues, far) if not f])
+
+
 def spoken(subs: Subtitles, mask: np.ndarray | None = None) -> Subtitles:
     """The cues that carry speech (:meth:`Subtitles.speech_mask`, or ``mask`` when given):
     the evidence a sync uses.
@@ -323,6 +353,57 @@ def spoken(subs: Subtitles, mask: np.ndarray | None = None) -> Subtitles:
     if mask.all() or not mask.any():
         return subs
     return replace(subs, cues=[c for c, keep in zip(subs.cues, mask) if keep])
+
+
+#: Largest shift (seconds) :func:`dtw_guide` considers, as ``mmalign sync``'s default:
+#: the split search's memory grows with it.
+_GUIDE_MAX_OFFSET = 300.0
+
+
+def dtw_guide(a: FeatureSeq, b: FeatureSeq, subs_a: Subtitles | None = None,
+              subs_b: Subtitles | None = None) -> tuple[TimeMap, float] | None:
+    """A map from ``a``'s timeline to ``b``'s found by the sync pipeline, to guide DTW.
+
+    DTW on activity signals (cue activity, speech probability) is ambiguous: inside a
+    stretch of equal activity on both sides every path costs the same, and dense speech
+    fits dense cues at many places, so an unguided path can wander by tens of seconds.
+    The sync pipeline (global fit with framerate ratios, then splits) places the cues
+    of one side on the other's activity by their whole pattern; DTW then only refines
+    near that map.
+
+    Parameters
+    ----------
+    a, b : FeatureSeq
+        The two sequences to align (``a`` onto ``b``).
+    subs_a, subs_b : Subtitles, optional
+        The cues behind ``a`` or ``b`` when that side is a subtitle file.
+
+    Returns
+    -------
+    (TimeMap, float) or None
+        The map and its confidence (0-1), or None when neither side is subtitles or the
+        other side is not a one-column activity.
+    """
+    if subs_a is not None:
+        subject, invert = subs_a, False
+        ref = reference_activity(subs_b)[0] if subs_b is not None else b
+    elif subs_b is not None:
+        subject, invert, ref = subs_b, True, a
+    else:
+        return None
+    if ref.values.shape[1] != 1 or len(ref) == 0 or not subject.cues:
+        return None
+    mask = subject.speech_mask()
+    evidence = spoken(subject, mask if mask.any() else None)
+    from ..features.text import timeline_end
+
+    # any placement on either timeline (the subject's sized like its activity, within MAX_TIMELINE)
+    reach = max(ref.t0 + ref.duration, timeline_end(evidence.starts, evidence.ends), 1.0)
+    near = evidence.starts < reach  # the subject's own timeline, bounded like its activity
+    if not near.all():
+        evidence = replace(evidence, cues=[c for c, k in zip(evidence.cues, near) if k])
+    fit, timemap, confidence = _align(ref, evidence, min(reach, _GUIDE_MAX_OFFSET), True)
+    return (timemap.invert() if invert else timemap), float(confidence)
 
 
 #: A confident map that puts more than this share of the cues where the fast detector

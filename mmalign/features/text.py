@@ -8,16 +8,28 @@ clock with any hop, frame ``i`` at ``t0 + i * hop`` seconds, like the audio feat
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import re
 from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import InputError, UsageError
 from ..timeline import FeatureSeq
 
-__all__ = ["interval_activity", "cue_activity", "cue_features", "cue_embedding", "hashed_ngrams",
+log = logging.getLogger(__name__)
+
+#: Longest timeline (seconds) built from cue times alone, when no media gives the length:
+#: a cue at 999:00:00 would otherwise size arrays of billions of frames.  Cues that start
+#: later are left out (with a warning), ends beyond it are cut.
+MAX_TIMELINE = 24 * 3600.0
+#: Most frames of any frame-level text sequence (activity, embedding).
+MAX_FRAMES = 2 ** 24
+#: Most values (frames x dimensions) of a text embedding: 512 MB of float32.
+MAX_EMBEDDING_VALUES = 2 ** 27
+
+__all__ = ["interval_activity", "cue_activity", "timeline_end", "MAX_TIMELINE", "MAX_FRAMES", "cue_features", "cue_embedding", "hashed_ngrams",
            "text_features", "torchscript_encoder", "CUE_FEATURES", "TEXT_FEATURES"]
 
 
@@ -46,6 +58,9 @@ def interval_activity(starts, ends, *, hop: float, n_frames: int | None = None, 
     ends = np.asarray(ends, dtype=np.float64)
     if n_frames is None:
         n_frames = int(math.ceil((ends.max() - t0) / hop)) + 1 if len(ends) else 0
+    if n_frames > MAX_FRAMES:
+        raise InputError(f"{n_frames} frames of activity ({n_frames * hop:.0f} s at a hop of {hop:g} s) exceed "
+                         f"the limit of {MAX_FRAMES}; use a coarser hop")
     # Merge overlapping intervals, so coverage never exceeds 1.
     order = np.argsort(starts, kind="stable")
     s, e = starts[order], np.maximum.accumulate(np.maximum(ends[order], starts[order])) if len(starts) else ends
@@ -64,7 +79,56 @@ def interval_activity(starts, ends, *, hop: float, n_frames: int | None = None, 
     return np.clip(np.diff(covered) / hop, 0.0, 1.0).astype(np.float32)
 
 
-def cue_activity(subs, *, hop: float = 0.01, duration: float | None = None) -> FeatureSeq:
+def timeline_end(starts, ends, *, limit: float = MAX_TIMELINE, what: str = "cues") -> float:
+    """Where a timeline sized by cue times ends: the last cue's end, at most ``limit`` seconds.
+
+    Cues that start at or after ``limit`` are reported (one warning on the ``mmalign``
+    logger) and left out; the caller builds ``ceil(end / hop)`` frames.
+    """
+    starts = np.asarray(starts, np.float64)
+    ends = np.asarray(ends, np.float64)
+    if len(ends) == 0:
+        return 0.0
+    far = starts >= limit
+    if far.any():
+        log.warning("%d of %d %s start after %s (the longest timeline without media) and are left out",
+                    int(far.sum()), len(starts), what, _clock(limit))
+    inside = ends[~far]
+    return float(min(inside.max(), limit)) if len(inside) else 0.0
+
+
+def _clock(t: float) -> str:
+    return f"{int(t // 3600):02d}:{int(t // 60 % 60):02d}:{int(t % 60):02d}"
+
+
+def separate_touching(starts, ends, gap: float) -> np.ndarray:
+    """Cue ends pulled back by ``gap`` seconds before a cue that starts where they end.
+
+    Back-to-back cues (poetry, forced-alignment output) make one block of activity in
+    which their starts cannot be seen; a short gap before each start that touches the
+    previous cue's end (within ``gap``) makes every start a rise again.  Overlapping
+    cues (one starts well inside another) and cues shorter than ``2 * gap`` keep their
+    ends.
+
+    Returns
+    -------
+    np.ndarray of float64
+        The new ends, in the order of ``ends``.
+    """
+    starts = np.asarray(starts, np.float64)
+    ends = np.asarray(ends, np.float64).copy()
+    if gap <= 0 or len(starts) < 2:
+        return ends
+    order = np.argsort(starts, kind="stable")
+    s, e = starts[order], ends[order]
+    nxt = np.r_[s[1:], np.inf]  # the start of the next cue in time order
+    touch = (np.abs(nxt - e) <= gap) & (nxt - gap - s >= gap)
+    e = np.where(touch, nxt - gap, e)
+    ends[order] = e
+    return ends
+
+
+def cue_activity(subs, *, hop: float = 0.01, duration: float | None = None, gap: float = 0.0) -> FeatureSeq:
     """Frame-level activity of subtitle cues: 1 inside a cue, 0 outside.
 
     Parameters
@@ -74,14 +138,22 @@ def cue_activity(subs, *, hop: float = 0.01, duration: float | None = None) -> F
         Frame spacing in seconds (10 ms by default, as for speech activity).
     duration : float, optional
         Length of the sequence in seconds (default: the last cue's end).
+    gap : float
+        Seconds of no activity left before a cue that starts where another ends
+        (:func:`separate_touching`), so that the timing of back-to-back cues shows;
+        0 (the default) keeps the cues as they are.
 
     Returns
     -------
     FeatureSeq
         ``"text.activity"``, frame ``i`` at ``i * hop`` seconds.
     """
-    n = None if duration is None else int(math.ceil(duration / hop))
-    values = interval_activity(subs.starts, subs.ends, hop=hop, n_frames=n)
+    if duration is None:  # sized by the cues (to the frame after the last end), within MAX_TIMELINE
+        n = int(math.ceil(timeline_end(subs.starts, subs.ends) / hop)) + 1 if len(subs.cues) else 0
+    else:
+        n = int(math.ceil(duration / hop))
+    ends = separate_touching(subs.starts, subs.ends, gap) if gap > 0 else subs.ends
+    values = interval_activity(subs.starts, ends, hop=hop, n_frames=n)
     return FeatureSeq(values, hop=hop, t0=0.0, name="text.activity",
                       meta={"extractor": "mmalign.features.text.cue_activity", "cues": len(subs.cues)})
 
@@ -227,8 +299,15 @@ def cue_embedding(subs, *, hop: float = 0.01, duration: float | None = None, t0:
         method = {"method": "encoder", "encoder": getattr(encoder, "description", repr(encoder))}
     if duration is not None:  # the frame counts of cue_activity
         n = max(0, int(math.ceil(duration / hop)))
+    elif shown:
+        end = timeline_end([c.start for _, c, _ in shown], [c.end for _, c, _ in shown])
+        n = max(0, int(math.ceil((end - t0) / hop)) + 1)
     else:
-        n = int(math.ceil((max(c.end for _, c, _ in shown) - t0) / hop)) + 1 if shown else 0
+        n = 0
+    if n * emb.shape[1] > MAX_EMBEDDING_VALUES or n > MAX_FRAMES:
+        raise InputError(f"a text embedding of {n} frames x {emb.shape[1]} ({n * emb.shape[1] * 4 / 2**30:.1f} GB, "
+                         f"{n * hop:.0f} s at a hop of {hop:g} s) exceeds the limit of "
+                         f"{MAX_EMBEDDING_VALUES * 4 // 2**20} MB; use a coarser hop or fewer dimensions")
     out = np.zeros((n, emb.shape[1]), np.float32)
     count = np.zeros(n, np.int32)
     for r, (_, cue, _) in enumerate(shown):
