@@ -10,6 +10,7 @@ import codecs
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from contextlib import contextmanager
@@ -880,9 +881,28 @@ def align(
 
 
 def main():
-    """Entry point of the ``mmalign`` console script."""
+    """Entry point of the ``mmalign`` console script.
+
+    SIGINT and SIGTERM unwind the command (temporary files removed, workers killed) and end
+    it with one ``error: interrupted`` / ``error: terminated`` line, exit 130 / 143.
+    """
+    from .interrupt import Stopped, handle_signals
+
+    handle_signals()
     try:
         app()
+    except Stopped as stop:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the report
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        typer.echo(f"error: {stop}", err=True)
+        # Temporary files are gone and workers killed by now: skip the interpreter's exit
+        # handlers, which could wait on a stopped pool's threads.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(stop.exit_code)
     except KeyboardInterrupt:
         typer.echo("error: interrupted", err=True)
         sys.exit(130)
