@@ -565,27 +565,54 @@ def extract_all(
         from . import media as media_mod
         from .features.io import save_features
 
+        import secrets
+
         info = media_mod.probe(media)
-        output.mkdir(parents=True, exist_ok=True)
         ext = (fmt.value if fmt else "safetensors")
         jobs_list = [("audio", media)]
         if video_features.strip().lower() != "none" and any(st.kind == "video" for st in info.streams):
             jobs_list.append(("video", media))
         if subs is not None:
             jobs_list.append(("text", subs))
-        for kind, src in jobs_list:
-            out = output / f"{media.stem}.{kind}.{ext}"
-            with _Progress(not (quiet or as_json), f"{kind} features") as bar:
-                if kind == "audio":
-                    seqs = _audio_seqs(media, audio_features, sr, hop, n_mels, n_mfcc, 0, 0.0, None, audio_stream,
-                                       jobs, bar)
-                elif kind == "video":
-                    seqs = _video_seqs(media, video_features, fps, width, video_stream, None, "cpu", 32, 224,
-                                       False, bar)
-                else:
-                    seqs = _text_seqs(src, text_features, text_hop, 128, None, "cpu", duration=info.duration)
-            save_features(out, seqs, format=ext, source=src)
-            summary["outputs"].append(_describe(out, seqs))
+        # All or nothing: each file goes to a temporary name in DIR; they are renamed only when
+        # every one is written, and removed (with DIR, when this run made it) on any failure.
+        made_dir = not output.exists()
+        output.mkdir(parents=True, exist_ok=True)
+        staged: list[tuple[Path, Path]] = []
+        described = []
+        complete = False
+        try:
+            for kind, src in jobs_list:
+                out = output / f"{media.stem}.{kind}.{ext}"
+                with _Progress(not (quiet or as_json), f"{kind} features") as bar:
+                    if kind == "audio":
+                        seqs = _audio_seqs(media, audio_features, sr, hop, n_mels, n_mfcc, 0, 0.0, None,
+                                           audio_stream, jobs, bar)
+                    elif kind == "video":
+                        seqs = _video_seqs(media, video_features, fps, width, video_stream, None, "cpu", 32, 224,
+                                           False, bar)
+                    else:
+                        seqs = _text_seqs(src, text_features, text_hop, 128, None, "cpu", duration=info.duration)
+                tmp = output / f".{out.name}.{secrets.token_hex(4)}.tmp"
+                staged.append((tmp, out))
+                save_features(tmp, seqs, format=ext, source=src)
+                described.append(_describe(out, seqs))
+            for tmp, out in staged:
+                os.replace(tmp, out)
+            complete = True
+        finally:
+            if not complete:
+                for tmp, _ in staged:
+                    try:
+                        os.unlink(tmp)
+                    except OSError:
+                        pass
+                if made_dir:
+                    try:
+                        output.rmdir()  # only when empty
+                    except OSError:
+                        pass
+        summary["outputs"] = described
     _report(summary, as_json, quiet, t0)
 
 # --------------------------------------------------------------------------- export
