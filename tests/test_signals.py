@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, Track, speechlike, write_media
+from conftest import ROOT, SAMPLE_DIR, Track, speechlike, write_media
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -244,3 +244,19 @@ def test_worker_ignores_sigint_and_dies_with_its_parent(tmp_path):
                 pass
         proc.wait()
         proc.stdout.close()
+
+
+@pytest.mark.parametrize("sig, code, line", [(signal.SIGINT, 130, "error: interrupted"),
+                                             (signal.SIGTERM, 143, "error: terminated")])
+def test_signal_while_starting_is_one_line(tmp_path, sig, code, line):
+    """A signal during the imports (before the command runs) is reported like any other."""
+    run = _Run(["sync", SAMPLE_DIR / "sample.mp4", SAMPLE_DIR / "sample.mistimed.vtt", "-o", tmp_path / "o.vtt"],
+               tmp_path)
+    try:
+        time.sleep(0.3)  # the interpreter is up; numpy, typer and the aligner are still importing
+        assert run.proc.poll() is None
+        rc, _ = run.stop(sig)
+        assert (rc, run.stderr().splitlines()) == (code, [line])
+        assert sorted(os.listdir(tmp_path)) == ["stderr.txt"]
+    finally:
+        run.cleanup()
