@@ -1,3 +1,5 @@
-from .cli import main
+"""``python -m mmalign``: the same entry point as the ``mmalign`` console script."""
 
-main()
+from .interrupt import entry_point
+
+entry_point()

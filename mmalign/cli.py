@@ -10,6 +10,7 @@ import codecs
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from contextlib import contextmanager
@@ -692,28 +693,56 @@ def extract_all(
         from . import media as media_mod
         from .features.io import save_features
 
+        import secrets
+
         info = media_mod.probe(media)
-        output.mkdir(parents=True, exist_ok=True)
         ext = (fmt.value if fmt else "safetensors")
         jobs_list = [("audio", media)]
         if video_features.strip().lower() != "none" and any(st.kind == "video" for st in info.streams):
             jobs_list.append(("video", media))
         if subs is not None:
             jobs_list.append(("text", subs))
-        for kind, src in jobs_list:
-            out = output / f"{media.stem}.{kind}.{ext}"
-            check_output(out, [media, subs])
-            with _Progress(not (quiet or as_json), f"{kind} features") as bar:
-                if kind == "audio":
-                    seqs = _audio_seqs(media, audio_features, sr, hop, n_mels, n_mfcc, 0, 0.0, None, audio_stream,
-                                       jobs, bar)
-                elif kind == "video":
-                    seqs = _video_seqs(media, video_features, fps, width, video_stream, None, "cpu", 32, 224,
-                                       False, bar)
-                else:
-                    seqs = _text_seqs(src, text_features, text_hop, 128, None, "cpu", duration=info.duration)
-            save_features(out, seqs, format=ext, source=src)
-            summary["outputs"].append(_describe(out, seqs))
+        # All or nothing: each file goes to a temporary name in DIR; they are renamed only when
+        # every one is written, and removed (with DIR, when this run made it) on any failure.
+        for kind, _src in jobs_list:  # before any work: no output may land on an input
+            check_output(output / f"{media.stem}.{kind}.{ext}", [media, subs])
+        made_dir = not output.exists()
+        output.mkdir(parents=True, exist_ok=True)
+        staged: list[tuple[Path, Path]] = []
+        described = []
+        complete = False
+        try:
+            for kind, src in jobs_list:
+                out = output / f"{media.stem}.{kind}.{ext}"
+                with _Progress(not (quiet or as_json), f"{kind} features") as bar:
+                    if kind == "audio":
+                        seqs = _audio_seqs(media, audio_features, sr, hop, n_mels, n_mfcc, 0, 0.0, None,
+                                           audio_stream, jobs, bar)
+                    elif kind == "video":
+                        seqs = _video_seqs(media, video_features, fps, width, video_stream, None, "cpu", 32, 224,
+                                           False, bar)
+                    else:
+                        seqs = _text_seqs(src, text_features, text_hop, 128, None, "cpu", duration=info.duration)
+                tmp = output / f".{out.name}.{secrets.token_hex(4)}.tmp"
+                staged.append((tmp, out))
+                save_features(tmp, seqs, format=ext, source=src)
+                described.append(_describe(out, seqs))
+            for tmp, out in staged:
+                os.replace(tmp, out)
+            complete = True
+        finally:
+            if not complete:
+                for tmp, _ in staged:
+                    try:
+                        os.unlink(tmp)
+                    except OSError:
+                        pass
+                if made_dir:
+                    try:
+                        output.rmdir()  # only when empty
+                    except OSError:
+                        pass
+        summary["outputs"] = described
     _report(summary, as_json, quiet, t0)
 
 # --------------------------------------------------------------------------- export
@@ -1042,9 +1071,28 @@ def align(
 
 
 def main():
-    """Entry point of the ``mmalign`` console script."""
+    """Entry point of the ``mmalign`` console script.
+
+    SIGINT and SIGTERM unwind the command (temporary files removed, workers killed) and end
+    it with one ``error: interrupted`` / ``error: terminated`` line, exit 130 / 143.
+    """
+    from .interrupt import Stopped, handle_signals
+
+    handle_signals()
     try:
         app()
+    except Stopped as stop:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the report
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        typer.echo(f"error: {stop}", err=True)
+        # Temporary files are gone and workers killed by now: skip the interpreter's exit
+        # handlers, which could wait on a stopped pool's threads.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(stop.exit_code)
     except KeyboardInterrupt:
         typer.echo("error: interrupted", err=True)
         sys.exit(130)

@@ -193,7 +193,6 @@ class Exporter:
         self.dir = Path(out_dir)
         if self.dir.exists() and not self.dir.is_dir():
             raise UsageError(f"{self.dir}: exists and is not a folder")
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.config = dict(config)
         self.hash = config_hash(self.config)
         self.shard_size = int(shard_size)
@@ -201,6 +200,9 @@ class Exporter:
         self.done: dict[str, dict] = {}
         self.next_shard = 0
         self.previous_features: dict[str, Any] = {}  # dataset.json's "features" of the run being resumed
+        self.features: dict[str, Any] = {}  # what dataset.json says about the features (see write_header)
+        self._clear_first = False  # --overwrite: clear the old export before the first write
+        self._ready = False
         meta_path = self.dir / "dataset.json"
         if meta_path.exists():
             try:
@@ -218,10 +220,23 @@ class Exporter:
                         self.done[rec["key"]] = rec
                         self.next_shard = max(self.next_shard, rec["next_shard"])
             if overwrite and old.get("config_hash") != self.hash:
-                self._clear()
+                self._clear_first = True
         elif overwrite:
-            self._clear()
+            self._clear_first = True
         self.sources: list[dict] = [rec["source_info"] for rec in self.done.values()]
+
+    def _prepare(self) -> None:
+        """Before the first write: make the folder, and clear an export being overwritten.
+
+        Nothing is written (or removed) before a source is complete, so a run that fails
+        early leaves the folder as it was.
+        """
+        if self._ready:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if self._clear_first:
+            self._clear()
+        self._ready = True
 
     def _clear(self) -> None:
         for p in self.dir.iterdir():
@@ -255,6 +270,7 @@ class Exporter:
         name = str(source_info.get("name", key))
         if key in self.done:
             return SourceResult(name, int(self.done[key]["samples"]), list(self.done[key]["shards"]), skipped=True)
+        self._prepare()
         shards = []
         first_shard = self.next_shard
         extra = {k: list(v) for k, v in (extra or {}).items()}
@@ -287,6 +303,7 @@ class Exporter:
         self.done[key] = rec
         self.sources.append(info)
         atomic_write(self.dir / "progress.jsonl", _jsonl(self.done.values()))
+        self.write_header()  # dataset.json names exactly the sources whose shards are written
         return SourceResult(name, len(grid), shards)
 
     def _write_shard(self, shard: str, tensors: dict[str, np.ndarray], records: list[dict]) -> None:
@@ -299,16 +316,29 @@ class Exporter:
             atomic_write(self.dir / f"{shard}.tar", _tar(tensors, records))
         atomic_write(self.dir / f"{shard}.jsonl", _jsonl(records))
 
-    def write_header(self, features: Mapping[str, Any]) -> None:
-        """Write ``dataset.json`` (call before the sources, again at the end)."""
+    def write_header(self, features: Mapping[str, Any] | None = None) -> None:
+        """Write ``dataset.json``: the configuration, ``features`` (default: :attr:`features`,
+        which ``features`` replaces) and the sources completed so far.
+
+        :meth:`add_source` rewrites it after each source and :meth:`finish` at the end.
+        """
+        if features is not None:
+            self.features = dict(features)
+        features = self.features
+        self._prepare()
         doc = {"format": "mmalign-export", "format_version": FORMAT_VERSION, "mmalign_version": __version__,
                "config": self.config, "config_hash": self.hash, "features": dict(features),
                "shard_size": self.shard_size, "sources": self.sources,
                "samples": int(sum(s.get("samples", 0) for s in self.sources))}
         atomic_write(self.dir / "dataset.json", (json.dumps(doc, indent=1, default=str) + "\n").encode())
 
-    def finish(self, features: Mapping[str, Any]) -> Path:
-        """Gather the shards' records into ``manifest.jsonl`` and rewrite ``dataset.json``."""
+    def finish(self, features: Mapping[str, Any] | None = None) -> Path:
+        """Gather the shards' records into ``manifest.jsonl`` and rewrite ``dataset.json``.
+
+        When no source is complete and nothing was written, nothing is written now either.
+        """
+        if not self.done and not self._ready:
+            return self.dir
         lines = []
         for k in range(self.next_shard):
             p = self.dir / f"shard-{k:06d}.jsonl"
@@ -392,6 +422,16 @@ class ExportOptions:
             raise UsageError(f"unknown fusion {self.fuse!r}; choose one of {', '.join(FUSIONS)}")
         if self.fuse in ("sum", "compact-bilinear") and not self.dim:
             raise UsageError(f"--fuse {self.fuse} needs --dim")
+        if self.dim and self.fuse not in ("sum", "compact-bilinear"):
+            raise UsageError(f"--dim is for --fuse sum and compact-bilinear, not {self.fuse}")
+        # Checked here, before anything is decoded or written (the fusion would refuse later).
+        features = [f"audio.{n}" for n in self.audio] + [f"video.{n}" for n in self.video] \
+            + [f"text.{n}" for n in self.text]
+        if self.fuse == "bilinear" and len(features) != 2:
+            raise UsageError(f"--fuse bilinear fuses exactly two features, got {len(features)} "
+                             f"({', '.join(features)}); choose two with --audio/--video/--text-features")
+        if self.fuse == "compact-bilinear" and len(features) < 2:
+            raise UsageError(f"--fuse compact-bilinear needs at least two features, got {', '.join(features)}")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -430,6 +470,39 @@ def _grid_for(opts: ExportOptions, subs, duration: float) -> Grid:
     if opts.grid == "frames":
         return frame_grid(duration, opts.hop)
     return window_grid(duration, opts.window, opts.stride)
+
+
+def _source_name(media: Path, key: str, stems: Mapping[str, int], ex: Exporter) -> str:
+    """The name of a source in sample ids: its file stem, unique in the export.
+
+    When another source of this run has the same stem (``a/film.mp4``, ``b/film.mp4``), or
+    an earlier run of this export named another source so, a short hash of the source's
+    key (its files' SHA-256) is added: ``film-1a2b3c4d``.  A source already exported keeps
+    the name it was given, so resuming finds the same ids.
+    """
+    if key in ex.done:
+        return str(ex.done[key]["source_info"].get("name", media.stem))
+    taken = {str(rec["source_info"].get("name")) for k, rec in ex.done.items() if k != key}
+    if stems.get(media.stem, 0) > 1 or media.stem in taken:
+        return f"{media.stem}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+    return media.stem
+
+
+def _warn_missing(media: Path, missing: list[list[str]], n: int, sequences: bool) -> None:
+    """Warn (logger ``mmalign``) about the samples that lack a feature: with pooling they hold
+    zeros, as frame sequences they are empty; the manifest's ``missing`` lists them."""
+    counts: dict[str, int] = {}
+    for names in missing:
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+    if not counts:
+        return
+    import logging
+
+    what = ", ".join(f"{name} ({c} of {n})" for name, c in sorted(counts.items()))
+    filled = "are empty" if sequences else "are filled with zeros"
+    logging.getLogger("mmalign").warning(
+        f"{media}: samples without {what}: those tensors {filled} (listed under 'missing' in the manifest)")
 
 
 def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shard_size: int = 1000,
@@ -473,9 +546,19 @@ def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shar
     opts = options or ExportOptions()
     opts.check()
     ex = Exporter(out_dir, opts.to_dict(), shard_size=shard_size, overwrite=overwrite, webdataset=webdataset)
-    ex.write_header({})
     reports = []
     feature_info: dict[str, Any] = dict(ex.previous_features.get("features") or {})
+
+    def features_doc() -> dict[str, Any]:
+        order_all = sorted(feature_info)
+        return {"order": order_all, "features": feature_info,
+                "fused": None if opts.fuse == "none" else {"how": opts.fuse, "dim": opts.dim, "seed": opts.seed,
+                                                          "order": order_all}}
+
+    pairs = [(Path(m), s) for m, s in pairs]
+    stems: dict[str, int] = {}
+    for m, _ in pairs:
+        stems[m.stem] = stems.get(m.stem, 0) + 1
     for media, subs_path in pairs:
         media = Path(media)
         report: dict[str, Any] = {"media": str(media), "subtitles": None if subs_path is None else str(subs_path)}
@@ -487,7 +570,7 @@ def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shar
             m_digest = file_digest(media)
             s_digest = file_digest(subs_path) if subs_path is not None else None
             key = m_digest["sha256"] + ":" + (s_digest["sha256"] if s_digest else "-")
-            name = media.stem
+            name = _source_name(media, key, stems, ex)
             if ex.is_done(key):
                 done = ex.done[key]
                 report.update(name=done["source_info"].get("name", name), samples=int(done["samples"]),
@@ -586,11 +669,13 @@ def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shar
                     def samples(lo, hi, pooled=pooled, order=order):
                         for k in range(lo, hi):
                             yield {n: pooled[n][k] for n in order}
+            _warn_missing(media, missing, len(grid), opts.pool == "none")
             source_info = {"name": name, "media": m_digest, "subtitles": s_digest, "duration": duration,
                            "features": order, "sync": sync_info}
             if stats is not None:
                 source_info["fusion_stats"] = {n: {k: np.asarray(v).tolist() for k, v in st.items()}
                                                for n, st in stats.items()}
+            ex.features = features_doc()
             res = ex.add_source(key, source_info, grid, samples, extra={"missing": missing})
             report.update(name=name, samples=res.samples, skipped=False, shards=res.shards)
         except UsageError:
@@ -600,8 +685,5 @@ def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shar
         reports.append(report)
         if on_source:
             on_source(report)
-    order_all = sorted(feature_info)
-    ex.finish({"order": order_all, "features": feature_info,
-               "fused": None if opts.fuse == "none" else {"how": opts.fuse, "dim": opts.dim, "seed": opts.seed,
-                                                         "order": order_all}})
+    ex.finish(features_doc())
     return {"out_dir": str(ex.dir), "samples": int(sum(r.get("samples", 0) for r in reports)), "sources": reports}

@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import media
 from ..errors import InputError, UsageError
+from ..interrupt import kill_pool, signals_blocked, worker_init
 from ..filters import gaussian_filter1d, median_filter1d, percentile_filter1d, uniform_filter1d
 from ..timeline import FeatureSeq
 
@@ -226,10 +227,11 @@ def _logmel_range_(path, i0: int, i1: int | None, sr: int, hop_length: int, n_ff
     return np.concatenate(out)
 
 
-def _init_worker(counter):
+def _init_worker(counter, parent: int):
+    """Set up a decoding process: the shared progress counter; ignore SIGINT and die with ``parent``."""
     global _progress_counter
+    worker_init(parent)
     _progress_counter = counter
-
 
 
 def _probe_audio(path, stream: int | None):
@@ -258,11 +260,29 @@ def _in_process(progress, duration: float, fn, *args):
 
 @contextmanager
 def _range_pool(n: int):
-    """A pool of ``n`` decoding processes sharing one progress counter: ``(pool, counter)``."""
+    """A pool of ``n`` decoding processes sharing one progress counter: ``(pool, counter)``.
+
+    The workers ignore SIGINT and die with this process (:func:`mmalign.interrupt.worker_init`).
+    When the block ends by an exception (a failed range, Ctrl-C, SIGTERM), the pool is killed
+    at once: queued ranges are cancelled and running ones are not waited for.
+    """
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     counter = ctx.Value("d", 0.0)
-    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(counter,)) as pool:
+    pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(counter, os.getpid()))
+    try:
         yield pool, counter
+    except BaseException:
+        kill_pool(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _submit_all(pool, calls: list) -> list:
+    """``pool.submit(*call)`` for each call, with SIGINT and SIGTERM held back meanwhile: the
+    workers are forked here and must not run this process's handlers before their own are set."""
+    with signals_blocked():
+        return [pool.submit(*call) for call in calls]
+
 
 def _map_ranges(fn, path, bounds: list, args: tuple, *, workers: int, progress, duration: float) -> list:
     """``fn(path, bounds[k], bounds[k + 1], *args)`` for every range, in order.
@@ -276,7 +296,7 @@ def _map_ranges(fn, path, bounds: list, args: tuple, *, workers: int, progress, 
         return _in_process(progress, duration,
                            lambda: [fn(path, bounds[k], bounds[k + 1], *args) for k in range(n)])
     with _range_pool(min(workers, n)) as (pool, counter):
-        futures = [pool.submit(fn, path, bounds[k], bounds[k + 1], *args) for k in range(n)]
+        futures = _submit_all(pool, [(fn, path, bounds[k], bounds[k + 1], *args) for k in range(n)])
         # The workers are forked by now: only then start the progress thread (forking
         # a process that runs threads can leave locks held in the child).
         stop = _start_progress(progress, counter, duration)
@@ -399,7 +419,8 @@ def _start_progress(progress, counter, total):
         progress(total, total)
 
     thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    with signals_blocked():  # SIGINT/SIGTERM go to the main thread, which waits on the workers
+        thread.start()
 
     def stop():
         done.set()
@@ -839,8 +860,8 @@ def audio_features(path, features=AUDIO_FEATURES, *, sr: int = 16000, hop_length
         parts[0].pop("_end")
     else:
         with _range_pool(min(workers, len(ranges))) as (pool, counter):
-            futures = [pool.submit(_features_range, os.fspath(path), bounds[k], bounds[k + 1], plan, stream)
-                       for k in range(len(ranges))]
+            futures = _submit_all(pool, [(_features_range, os.fspath(path), bounds[k], bounds[k + 1], plan, stream)
+                                         for k in range(len(ranges))])
             stop = _start_progress(progress, counter, duration)
             # Frames of the whole media at the finer of this hop and the speech hop, and some spare.
             collector = _Collector(int(np.ceil(duration / min(hop_s, SYNC_HOP_LENGTH / SYNC_SR))) + 1024)
