@@ -66,7 +66,7 @@ class _OneLineErrors(TyperGroup):
                 raise
             typer.echo(f"error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
-        except click.Abort:
+        except typer.Abort:
             if not standalone_mode:
                 raise
             typer.echo("error: interrupted", err=True)
