@@ -25,7 +25,10 @@ Verbatim, format-specific text lives in three places:
   sections before ``[Events]``, the ``[Events]`` line and its ``Format:`` line.
 - :attr:`Cue.notes_before`: text written right before a cue: VTT ``NOTE``
   (or late ``STYLE``/``REGION``) blocks between two cues, each followed by a
-  blank line; ASS/SSA: non-event lines inside ``[Events]`` (``;`` comments).
+  blank line; ASS/SSA: non-event lines inside ``[Events]`` (``;`` comments) and
+  ``Comment:`` events.  A Comment event is never shown, so it is not a cue: it is
+  not counted, not re-timed, and written back verbatim in ASS/SSA (dropped in
+  other formats).
 - :attr:`Subtitles.footer`: text after the last cue (VTT trailing ``NOTE``
   blocks, ASS sections after ``[Events]`` such as ``[Fonts]``).
 
@@ -42,6 +45,7 @@ import logging
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -65,7 +69,7 @@ _ASS = ("ass", "ssa")
 # ---------------------------------------------------------------- data model
 
 
-@dataclass
+@dataclass(slots=True)
 class Cue:
     """One subtitle cue.
 
@@ -85,7 +89,9 @@ class Cue:
     fields : dict or None
         ASS/SSA event fields other than Start, End and Text, in file order.
     kind : str
-        ASS/SSA event type, ``"Dialogue"`` or ``"Comment"``.
+        ASS/SSA event type as written (``"Dialogue"``); files read never give
+        ``"Comment"`` cues (Comment events are kept verbatim in :attr:`notes_before`),
+        but one built by hand is written as a Comment event and never counts as shown.
     notes_before : str
         Verbatim non-cue text written right before this cue (see module doc).
     """
@@ -364,45 +370,65 @@ _ASS_FORMATS = {
 }
 
 
+#: Largest time (seconds) a cue may have: float64 holds every millisecond up to 2**53 ms
+#: (about 285,000 years); a timestamp beyond it cannot be represented and its block is skipped.
+MAX_SECONDS = 2.0 ** 53 / 1000
+
+
+_LOOSE_TS = re.compile(r"\s*(\d+(?::\d+){0,2})(?:[.,](\d*))?\s*", re.ASCII)
+
+
 def _seconds(ts: str) -> float:
-    """Parse a loose timestamp: ``[[h:]m:]s[.,fraction]`` (``0:1:5.2``, ``1:05,200``)."""
-    main, _, frac = ts.strip().replace(",", ".").partition(".")
-    h, m, s = ([0, 0] + [int(p) for p in main.split(":")])[-3:]
-    return h * 3600 + m * 60 + s + (int(frac) / 10 ** len(frac) if frac else 0.0)
+    """Parse a loose timestamp: ``[[h:]m:]s[.,fraction]`` (``0:1:5.2``, ``1:05,200``).
+
+    Raises ``ValueError`` for anything else (signs, letters, non-ASCII digits) and for a
+    time that cannot be represented (beyond :data:`MAX_SECONDS`).
+    """
+    m = _LOOSE_TS.fullmatch(ts)
+    if not m:
+        raise ValueError(f"not a timestamp: {ts.strip()[:40]!r}")
+    parts = m[1].split(":")
+    if sum(len(p.lstrip("0")) for p in parts) > 30:  # also keeps int() off huge digit strings
+        raise ValueError(f"timestamp {ts.strip()[:40]!r} is too large")
+    h, mi, s = ([0, 0] + [int(p) for p in parts])[-3:]
+    whole = h * 3600 + mi * 60 + s
+    if whole > MAX_SECONDS:
+        raise ValueError(f"timestamp {ts.strip()[:40]!r} is too large")
+    frac = (m[2] or "")[:9]  # beyond nanoseconds nothing is representable
+    return whole + (int(frac) / 10 ** len(frac) if frac else 0.0)
 
 
 def _is_arrow(line: str) -> bool:
-    return "-->" in line or bool(_TIMING.match(line))
+    # every timing line holds "->" (the cheap test spares the regex for cue text)
+    return "->" in line and ("-->" in line or bool(_TIMING.match(line)))
 
 
-def _blocks(lines: list[str]) -> list[tuple[int, list[str]]]:
-    """Split lines into blocks ``(first line index, lines)`` (shared by VTT and SRT).
+def _blocks(lines: list[str]) -> Iterator[tuple[int, list[str]]]:
+    """Split lines into blocks ``(first line index, lines)`` (shared by VTT and SRT), lazily.
 
     Blocks end at blank (or whitespace-only) lines. A timing line also starts a
     new block unless it follows a single identifier line, so cues that lack the
     blank line between them are still separated; a bare number right before such
     a timing line (after some cue text) is taken as the next cue's SRT index.
     """
-    out: list[tuple[int, list[str]]] = []
     cur: list[str] = []
     first = 0
     for i, line in enumerate(lines):
         if not line.strip():
             if cur:
-                out.append((first, cur))
+                yield first, cur
             cur = []
             continue
         if cur and _is_arrow(line) and (len(cur) > 1 or _is_arrow(cur[0]) or cur[0].startswith("WEBVTT")):
             arrow = next((k for k, x in enumerate(cur) if _is_arrow(x)), len(cur))
             carry = [cur.pop()] if len(cur) - arrow > 2 and cur[-1].strip().isdigit() else []
-            out.append((first, cur))
+            yield first, cur
             cur, first = carry, i - len(carry)
         if not cur:
             first = i
         cur.append(line)
     if cur:
-        out.append((first, cur))
-    return out
+        yield first, cur
 
 
 def _parse_cue(first: int, block: list[str]) -> Cue | str:
@@ -410,10 +436,13 @@ def _parse_cue(first: int, block: list[str]) -> Cue | str:
     k = next(k for k, x in enumerate(block) if _is_arrow(x))
     m = _TIMING.match(block[k])
     if not m or k > 1:
-        return f"line {first + k + 1}: cannot read cue timing {block[k].strip()!r}; block skipped"
-    start, end = _seconds(m[1]), _seconds(m[2])
+        return f"line {first + k + 1}: cannot read cue timing {block[k].strip()[:60]!r}; block skipped"
+    try:
+        start, end = _seconds(m[1]), _seconds(m[2])
+    except ValueError as exc:
+        return f"line {first + k + 1}: {exc}; block skipped"
     if end < start:
-        return f"line {first + k + 1}: cue ends before it starts ({block[k].strip()!r}); block skipped"
+        return f"line {first + k + 1}: cue ends before it starts ({block[k].strip()[:60]!r}); block skipped"
     ident = block[0].strip() if k == 1 else None
     return Cue(start, end, "\n".join(block[k + 1:]), ident, (m[3] or "").strip())
 
@@ -451,7 +480,7 @@ def _read_srt(lines: list[str]) -> dict:
 
 def _read_vtt(lines: list[str]) -> dict:
     r = _Reader()
-    blocks = _blocks(lines)
+    blocks = list(_blocks(lines))
     n_head = next((i for i, (_, b) in enumerate(blocks) if any(_is_arrow(x) for x in b)), len(blocks))
     head_end = blocks[n_head][0] if n_head < len(blocks) else len(lines)
     header = "\n".join(lines[:head_end]).rstrip()
@@ -471,13 +500,21 @@ def _read_vtt(lines: list[str]) -> dict:
                 warnings=r.warnings + ([note] if note else []))
 
 
+_WEBVTT_MAX_CUES = 20000  # a long feature film has 2000
+
+
 def _with_webvtt(cues: list[Cue], lines: list[str]) -> tuple[list[Cue], str | None]:
     """Read the cues with webvtt-py; keep them where it agrees with the block parse.
 
     webvtt-py gives times, identifiers and text; the block parse supplies what it
     does not keep verbatim (settings, notes) and line numbers. If webvtt-py fails
     or reads the cues differently (malformed file), the tolerant parse is used.
+    Files of more than :data:`_WEBVTT_MAX_CUES` cues are left to the tolerant parse
+    alone: webvtt-py needs about 2 kB of memory and 40 µs per cue, a 50 MB file
+    would take 20 s and 1 GB.
     """
+    if len(cues) > _WEBVTT_MAX_CUES:
+        return cues, None
     import webvtt
 
     try:
@@ -514,7 +551,7 @@ def _read_ass(lines: list[str]) -> dict:
         if head_end is None or i < head_end:
             continue
         ev = _EVENT.match(line) if in_events else None
-        if not ev:
+        if not ev or ev[1].lower() == "comment":  # Comment events are never shown: kept verbatim
             r.pending.append(line + "\n")
             continue
         keys = names or _ASS_FORMATS[fmt]
@@ -653,6 +690,7 @@ def read(path, *, encoding: str | None = None, format: str | None = None) -> Sub
     try:
         enc = encoding or detect_encoding(data)
         text = data.decode(enc)
+        del data  # not needed any more: a 50 MB file should not be held twice
     except LookupError:
         raise UsageError(f"unknown encoding {encoding!r}") from None
     except UnicodeDecodeError as exc:
