@@ -348,7 +348,10 @@ def detect_encoding(data: bytes) -> str:
                 pass
     from charset_normalizer import from_bytes
 
-    matches = list(from_bytes(data))
+    try:
+        matches = list(from_bytes(data))
+    except Exception as exc:  # noqa: BLE001 - a foreign library's failure is a file we cannot read
+        raise InputError(f"no text encoding fits ({type(exc).__name__} in charset-normalizer)") from exc
     if not matches:
         raise InputError("no text encoding fits (binary data?)")
     least = min(m.chaos for m in matches)
