@@ -32,6 +32,21 @@ Verbatim, format-specific text lives in three places:
 - :attr:`Subtitles.footer`: text after the last cue (VTT trailing ``NOTE``
   blocks, ASS sections after ``[Events]`` such as ``[Fonts]``).
 
+Writing any text
+----------------
+Cues made in code may hold any text; writing normalises it as follows, reading
+gives the normalised cues back, and a second round trip changes nothing:
+
+- times: to the format's precision (milliseconds; ASS/SSA centiseconds, where
+  a time in whole milliseconds ending in 5 rounds up);
+- line breaks ``\\r\\n`` and ``\\r`` become ``\\n``; other control characters
+  (U+0000-U+001F but tab and line feed, U+007F) are dropped;
+- VTT/SRT: blank or whitespace-only lines are dropped (a blank line ends a
+  cue); ``->``, which would make the line a timing line, is written ``-&gt;``
+  in VTT (the same text once entities are resolved) and ``- >`` in SRT;
+- ASS/SSA: a line feed is written as the ``\\N`` line break;
+- everything else, leading and trailing spaces and markup included, is kept.
+
 Malformed input is read as well as possible; a block that cannot be read is
 counted in :attr:`Subtitles.skipped` and described in :attr:`Subtitles.warnings`
 (with its line number), never dropped silently.
@@ -589,7 +604,11 @@ def _sniff(text: str, ext: str) -> str | None:
     head = text[:65536]
     if head.lstrip("\ufeff \t\n").startswith("WEBVTT"):
         return "vtt"
-    if re.search(r"^\s*\[(Script Info|V4\+? Styles|Events)\]", head, re.M | re.I):
+    # ASS/SSA: the first line that is not blank or a ";" comment opens a section (a cue
+    # reading "[Events]" in an SRT file does not make it a script)
+    first = next((ln for ln in head.split("\n", 1000)[:1000] if ln.strip() and not ln.lstrip().startswith(";")),
+                 "")
+    if _SECTION.match(first):
         return "ssa" if _looks_ssa(head) else "ass"
     timings = [m for m in map(_TIMING.match, head.split("\n")[:2000]) if m]
     if any("," in m[1] for m in timings):
@@ -690,14 +709,21 @@ def read(path, *, encoding: str | None = None, format: str | None = None) -> Sub
         raise InputError(f"{path}: cannot read subtitle file ({exc.strerror or exc})") from None
     if not data.strip():
         raise InputError(f"{path}: subtitle file is empty")
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise UsageError(f"unknown encoding {encoding!r}") from None
+    enc = encoding
     try:
         enc = encoding or detect_encoding(data)
         text = data.decode(enc)
         del data  # not needed any more: a 50 MB file should not be held twice
-    except LookupError:
-        raise UsageError(f"unknown encoding {encoding!r}") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: cannot decode as {enc} (byte {exc.start})") from None
+    except (UnicodeDecodeError, UnicodeError) as exc:
+        where = f" (byte {exc.start})" if isinstance(exc, UnicodeDecodeError) else ""
+        raise InputError(f"{path}: cannot decode as {enc}{where}") from None
+    except LookupError:  # a codec charset-normalizer names but Python lacks
+        raise InputError(f"{path}: not a subtitle file (no usable text encoding)") from None
     except InputError as exc:
         raise InputError(f"{path}: not a subtitle file ({exc})") from None
     subs = _parse(text, format, str(path), path.suffix.lower().lstrip("."), enc)
@@ -768,8 +794,8 @@ def _convert(subs: Subtitles, fmt: str) -> list[Cue]:
 
 
 def _fmt_time(t: float, fmt: str) -> str:
-    if fmt in _ASS:
-        cs = max(0, int(round(float(t) * 100)))
+    if fmt in _ASS:  # to the millisecond first: a time 5 ms past a centisecond rounds up, always
+        cs = (max(0, int(round(float(t) * 1000))) + 5) // 10
         return f"{cs // 360000}:{cs // 6000 % 60:02d}:{cs // 100 % 60:02d}.{cs % 100:02d}"
     ms = max(0, int(round(float(t) * 1000)))
     sep = "," if fmt == "srt" else "."
@@ -781,12 +807,36 @@ def _timing(c: Cue, fmt: str) -> str:
     return f"{line} {c.settings}" if c.settings else line
 
 
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # C0 controls but tab and line feed, and DEL
+
+
+def _writable(text: str, fmt: str) -> str:
+    """Cue text as it can be written in ``fmt`` and read back unchanged (see "Writing any text").
+
+    Line breaks (``\\r\\n``, ``\\r``) become ``\\n``; other control characters are dropped.
+    ASS/SSA: ``\\n`` becomes ``\\N``.  VTT/SRT: blank lines (which would end the cue)
+    are dropped, and ``->`` (which makes a line a timing line) is written ``-&gt;``
+    (VTT, the same text once entities are resolved) or ``- >`` (SRT has no escapes).
+    """
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROLS.sub("", text)
+    if fmt in _ASS:
+        return text.replace("\n", "\\N")
+    arrow = "-&gt;" if fmt == "vtt" else "- >"
+    return "\n".join(line.replace("->", arrow) for line in text.split("\n") if line.strip())
+
+
 def _write_vtt(subs: Subtitles, fmt: str) -> str:
     same = subs.format == "vtt"
-    out = [(subs.header if same else "WEBVTT") + "\n"]
+    header = subs.header if same else ""
+    if not header.startswith("WEBVTT"):
+        header = "WEBVTT" + ("\n\n" + header if header.strip() else "")
+    out = [header + "\n"]
     for c in _convert(subs, fmt):
         ident = f"{c.identifier}\n" if c.identifier else ""
-        out.append(f"\n{c.notes_before}{ident}{_timing(c, fmt)}\n" + (f"{c.text}\n" if c.text else ""))
+        text = _writable(c.text, fmt)
+        out.append(f"\n{c.notes_before}{ident}{_timing(c, fmt)}\n" + (f"{text}\n" if text else ""))
     if same:
         out.append(subs.footer)
     return "".join(out)
@@ -796,7 +846,8 @@ def _write_srt(subs: Subtitles, fmt: str) -> str:
     out = []
     for n, c in enumerate(_convert(subs, fmt), 1):
         ident = c.identifier if c.identifier and c.identifier.isdigit() else str(n)
-        out.append(f"{ident}\n{_timing(c, fmt)}\n" + (f"{c.text}\n" if c.text else ""))
+        text = _writable(c.text, fmt)
+        out.append(f"{ident}\n{_timing(c, fmt)}\n" + (f"{text}\n" if text else ""))
     return "\n".join(out)
 
 
@@ -817,18 +868,18 @@ _ASS_DEFAULTS = {"Layer": "0", "Marked": "Marked=0", "Style": "Default", "Margin
 
 
 def _write_ass(subs: Subtitles, fmt: str) -> str:
-    if subs.format in _ASS:
+    found = re.search(r"^\s*\[Events\]\s*$(.*)", subs.header, re.M | re.I | re.S)
+    if subs.format in _ASS and found:
         header, footer = subs.header, subs.footer
-        found = re.search(r"^\s*\[Events\]\s*$(.*)", header, re.M | re.I | re.S)
-        fm = re.search(r"^\s*Format\s*:(.*)$", found[1] if found else "", re.M | re.I)
+        fm = re.search(r"^\s*Format\s*:(.*)$", found[1], re.M | re.I)
         names = [n.strip() for n in fm[1].split(",")] if fm else _ASS_FORMATS[subs.format]
-    else:
+    else:  # another format, or a script made in code without its sections
         names = _ASS_FORMATS[fmt]
         header = f"{_ASS_HEADERS[fmt]}\n[Events]\nFormat: {', '.join(names)}"
         footer = ""
     out = [header + "\n"]
     for c in _convert(subs, fmt):
-        own = {"Start": _fmt_time(c.start, fmt), "End": _fmt_time(c.end, fmt), "Text": c.text}
+        own = {"Start": _fmt_time(c.start, fmt), "End": _fmt_time(c.end, fmt), "Text": _writable(c.text, fmt)}
         values = [own[k] if k in own else (c.fields or {}).get(k, _ASS_DEFAULTS.get(k, "")) for k in names]
         out.append(f"{c.notes_before}{c.kind}: {','.join(values)}\n")
     out.append(footer)
