@@ -184,6 +184,20 @@ def test_hostile_media_cli(hostile, name, command, tmp_path):
     assert digest(path) == before and len(list(tmp_path.iterdir())) == 1
 
 
+@pytest.mark.parametrize("name", MEDIA)
+def test_media_api_gives_a_result_or_input_error(hostile, name):
+    """probe, load_audio and iter_frames: a result or a one-line InputError naming the file."""
+    path = hostile / name
+    if not path.exists():
+        pytest.skip(f"{name} could not be made here")
+    for call in (media.probe, media.load_audio, lambda p: list(media.iter_frames(p, 2.0, size=16))):
+        try:
+            with deadline(30):
+                call(path)
+        except InputError as exc:
+            assert "\n" not in str(exc) and str(path) in str(exc)
+
+
 def test_truncated_wav_warns(hostile, tmp_path, caplog):
     path = hostile / "truncated.wav"
     y, t0 = media.load_audio(path, 16000)
