@@ -393,7 +393,7 @@ _ASS_FORMATS = {
 MAX_SECONDS = 2.0 ** 53 / 1000
 
 
-_LOOSE_TS = re.compile(r"\s*(\d+(?::\d+){0,2})(?:[.,](\d*))?\s*", re.ASCII)
+_LOOSE_TS = re.compile(r"\s*(?:(?:(\d+):)?(\d+):)?(\d+)(?:[.,](\d*))?\s*", re.ASCII)
 
 
 def _seconds(ts: str) -> float:
@@ -405,15 +405,17 @@ def _seconds(ts: str) -> float:
     m = _LOOSE_TS.fullmatch(ts)
     if not m:
         raise ValueError(f"not a timestamp: {ts.strip()[:40]!r}")
-    parts = m[1].split(":")
-    if sum(len(p.lstrip("0")) for p in parts) > 30:  # also keeps int() off huge digit strings
+    h, mi, s, frac = m.groups()
+    # a long one may still be small (leading zeros); int() must not meet thousands of digits
+    if len(ts) > 40 and sum(len(g.lstrip("0")) for g in (h or "", mi or "", s)) > 30:
         raise ValueError(f"timestamp {ts.strip()[:40]!r} is too large")
-    h, mi, s = ([0, 0] + [int(p) for p in parts])[-3:]
-    whole = h * 3600 + mi * 60 + s
+    whole = int(h or 0) * 3600 + int(mi or 0) * 60 + int(s)
     if whole > MAX_SECONDS:
         raise ValueError(f"timestamp {ts.strip()[:40]!r} is too large")
-    frac = (m[2] or "")[:9]  # beyond nanoseconds nothing is representable
-    return whole + (int(frac) / 10 ** len(frac) if frac else 0.0)
+    if frac:
+        frac = frac[:9]  # beyond nanoseconds nothing is representable
+        return whole + int(frac) / 10 ** len(frac)
+    return float(whole)
 
 
 def _is_arrow(line: str) -> bool:
@@ -449,9 +451,13 @@ def _blocks(lines: list[str]) -> Iterator[tuple[int, list[str]]]:
         yield first, cur
 
 
-def _parse_cue(first: int, block: list[str]) -> Cue | str:
-    """Parse one VTT/SRT cue block; return a :class:`Cue` or a warning line."""
-    k = next(k for k, x in enumerate(block) if _is_arrow(x))
+def _arrow_at(block: list[str]) -> int | None:
+    """Index of the block's first timing line, or None."""
+    return next((k for k, x in enumerate(block) if _is_arrow(x)), None)
+
+
+def _parse_cue(first: int, block: list[str], k: int) -> Cue | str:
+    """Parse one VTT/SRT cue block whose timing line is ``block[k]``; return a :class:`Cue` or a warning."""
     m = _TIMING.match(block[k])
     if not m or k > 1:
         return f"line {first + k + 1}: cannot read cue timing {block[k].strip()[:60]!r}; block skipped"
@@ -489,8 +495,9 @@ class _Reader:
 def _read_srt(lines: list[str]) -> dict:
     r = _Reader()
     for first, block in _blocks(lines):
-        if any(_is_arrow(x) for x in block):
-            r.add(_parse_cue(first, block))
+        k = _arrow_at(block)
+        if k is not None:
+            r.add(_parse_cue(first, block, k))
         else:
             r.skip(f"line {first + 1}: text without a cue timing line ({block[0].strip()[:40]!r}); block skipped")
     return dict(cues=r.cues, skipped=r.skipped, warnings=r.warnings)
@@ -506,8 +513,9 @@ def _read_vtt(lines: list[str]) -> dict:
         r.warnings.append("line 1: no WEBVTT signature")
         header = "WEBVTT" + ("\n\n" + header if header else "")
     for first, block in blocks[n_head:]:
-        if any(_is_arrow(x) for x in block):
-            r.add(_parse_cue(first, block))
+        k = _arrow_at(block)
+        if k is not None:
+            r.add(_parse_cue(first, block, k))
         elif block[0].startswith(("NOTE", "STYLE", "REGION")):
             r.pending.append("\n".join(block) + "\n\n")
         else:

@@ -268,17 +268,18 @@ def watch(args: list[str], *, cwd: Path, max_rss: int = 1 << 30, max_seconds: fl
 
 @pytest.mark.slow
 def test_read_big_srt_is_fast_and_small(tmp_path):
-    """A 50 MB SRT (about 446k cues) is read in well under 15 s and 500 MB."""
+    """A 50 MB SRT (about 446k cues) is read in under 15 s (about 5 s here) and 500 MB."""
     path = tmp_path / "big.srt"
     n = make_big_srt(path)
-    code = ("import sys, time, resource; from mmalign import subtitles as S; t = time.perf_counter(); "
-            "n = len(S.read(sys.argv[1])); print(n, time.perf_counter() - t, "
-            "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)")
+    # VmHWM, not ru_maxrss: that one keeps the peak of the forked pytest process across exec
+    code = ("import re, sys, time; from mmalign import subtitles as S; t = time.perf_counter(); "
+            "n = len(S.read(sys.argv[1])); print(n, time.perf_counter() - t, 1024 * int(re.search("
+            "r'VmHWM:\\s*(\\d+)', open('/proc/self/status').read())[1]))")
     proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     count, seconds, rss = proc.stdout.split()
-    assert int(count) == n > 400_000
-    assert float(seconds) < 12 and int(rss) < 500e6, (seconds, int(rss) / 1e6)
+    assert int(count) == n > 440_000
+    assert float(seconds) < 15 and int(rss) < 500e6, (seconds, int(rss) / 1e6)
 
 
 HUGE = sorted(HEAVY - {"long_line.srt"})

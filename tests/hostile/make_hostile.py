@@ -104,7 +104,8 @@ def make_big_srt(path: Path, size: int = 50_000_000) -> int:
         t = 0
         while f.tell() < size:
             n += 1
-            f.write(f"{n}\n{_ts(t)} --> {_ts(t + 1500)}\nCue number {n}, a line\nand a second\n\n")
+            f.write(f"{n}\n{_ts(t)} --> {_ts(t + 1500)}\nCue number {n}, a line of dialogue\n"
+                    "and its second line, a bit longer\n\n")
             t += 2000
     return n
 
