@@ -212,13 +212,18 @@ class Subtitles:
         Returns
         -------
         Subtitles
-            Cue order kept; times clamped to ``>= 0`` and ``end >= start``.
+            Cue order kept; times clamped to ``>= 0`` and ``end >= start``.  ASS/SSA
+            ``Comment`` events (kept verbatim, not cues) are re-timed with them.
         """
         from .timeline import TimeMap
 
-        if isinstance(f, TimeMap):
-            return self.with_times(*f.apply_spans(self.starts, self.ends))
-        return self.with_times(f(self.starts), f(self.ends))
+        def spans(starts, ends):
+            if isinstance(f, TimeMap):
+                return f.apply_spans(starts, ends)
+            return f(starts), f(ends)
+
+        out = self.with_times(*spans(self.starts, self.ends))
+        return _retime_comments(out, spans) if self.format in _ASS else out
 
     def plain_texts(self) -> list[str]:
         """Cue texts without markup (tags, ASS override blocks), lines joined by ``"\\n"``."""
@@ -293,6 +298,45 @@ class Subtitles:
 
     read = None  # replaced below by ``staticmethod(read)``
     loads = None  # replaced below by ``staticmethod(loads)``
+
+
+_COMMENT_LINE = re.compile(r"^(Comment\s*:\s?)(.*)$", re.M | re.I)
+
+
+def _retime_comments(subs: Subtitles, spans) -> Subtitles:
+    """Map the Start/End of the ASS/SSA ``Comment:`` lines kept verbatim (cue notes, footer).
+
+    ``spans(starts, ends)`` maps float64 arrays of seconds.  A Comment line whose times
+    cannot be read is left as it is.
+    """
+    found = re.search(r"^\s*\[Events\]\s*$(.*)", subs.header, re.M | re.I | re.S)
+    fm = re.search(r"^\s*Format\s*:(.*)$", found[1] if found else "", re.M | re.I)
+    names = [n.strip() for n in fm[1].split(",")] if fm else _ASS_FORMATS[subs.format]
+    if "Start" not in names or "End" not in names:
+        return subs
+    i_start, i_end = names.index("Start"), names.index("End")
+    events_end = _SECTION.search(subs.footer)  # only lines still inside [Events]
+    chunks = [c.notes_before for c in subs.cues] + [subs.footer[:events_end.start() if events_end else None]]
+    rows = []  # (chunk, match start, match end, fields, start, end)
+    for n, chunk in enumerate(chunks):
+        for m in _COMMENT_LINE.finditer(chunk):
+            values = m[2].split(",", len(names) - 1)
+            try:
+                rows.append((n, m, values, _seconds(values[i_start]), _seconds(values[i_end])))
+            except (ValueError, IndexError):
+                continue
+    if not rows:
+        return subs
+    starts, ends = spans(np.array([r[3] for r in rows]), np.array([r[4] for r in rows]))
+    starts = np.maximum(np.nan_to_num(np.asarray(starts, np.float64)), 0.0)
+    ends = np.maximum(np.nan_to_num(np.asarray(ends, np.float64)), starts)
+    new = list(chunks)
+    for (n, m, values, _, _), a, b in reversed(list(zip(rows, starts, ends))):  # back to front: offsets hold
+        values[i_start], values[i_end] = _fmt_time(a, subs.format), _fmt_time(b, subs.format)
+        new[n] = new[n][:m.start()] + m[1] + ",".join(values) + new[n][m.end():]
+    cues = [replace(c, notes_before=t) for c, t in zip(subs.cues, new)]
+    footer = new[-1] + (subs.footer[events_end.start():] if events_end else "")
+    return replace(subs, cues=cues, footer=footer, warnings=list(subs.warnings))
 
 
 def _check_format(fmt: str) -> str:

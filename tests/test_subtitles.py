@@ -416,3 +416,17 @@ def test_directory_and_bad_arguments(tmp_path):
         S.read(DATA / "sample.srt", encoding="no-such-codec")
     with pytest.raises(InputError, match="no readable subtitle cues"):  # wrong codec: garbage text
         S.read(DATA / "sample.srt", encoding="utf-16")
+
+
+def test_ass_comment_events_are_retimed_with_the_cues():
+    """Comment events are no cues (not counted, never shown) but move with the script."""
+    text = (DATA / "sample.ass").read_text().replace(
+        "[Aegisub Project Garbage]", "Comment: 0,0:00:07.00,0:00:08.00,Default,,0,0,0,,last note\n\n"
+                                     "[Aegisub Project Garbage]")
+    subs = S.loads(text)
+    assert len(subs) == 2
+    out = subs.map_times(lambda t: 2 * t + 1).to_string()
+    assert "Comment: 0,0:00:05.00,0:00:07.00,Default,,0,0,0,,translator note\n" in out
+    assert "Comment: 0,0:00:15.00,0:00:17.00,Default,,0,0,0,,last note\n" in out
+    assert "Dialogue: 0,0:00:03.00,0:00:09.00,Default,Roger" in out and out.endswith("Active Line: 2\n")
+    assert subs.map_times(lambda t: t).to_string() == subs.to_string() == text
