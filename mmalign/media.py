@@ -270,17 +270,45 @@ def iter_audio(path, sr: int = 16000, *, stream: int | None = None, start: float
             if start > 0:
                 return
             raise InputError(f"{path}: the audio stream holds no decodable audio")
-        if not (done or damaged) and s.duration:  # the data ran out: before the stated end?
-            stated = (s.start_time or 0) * tb - origin + s.duration * tb
+        if not (done or damaged):  # the data ran out: before the stated end?
             got = t_first + n_in / in_rate
-            if min(stated, end if end is not None else stated) - got > max(1.0, 0.05 * stated):
+            stated = (s.start_time or 0) * tb - origin + s.duration * tb if s.duration else None
+            short = _riff_shortfall(path, container)
+            if stated and min(stated, end if end is not None else stated) - got > max(1.0, 0.05 * stated):
                 log.warning("%s: the audio ends at %.1f s, the file says %.1f s (truncated?); "
                             "using what was decoded", path, got, stated)
+            elif short:
+                log.warning("%s: the file is truncated (its header announces %d bytes, %d are there); "
+                            "the audio ends at %.1f s; using what was decoded", path, *short, got)
         out = flush(last=True)
         if out is not None:
             yield out
     finally:
         container.close()
+
+
+def _riff_shortfall(path, container) -> tuple[int, int] | None:
+    """(announced, present) bytes of a RIFF file (WAV, AVI) cut short, else None.
+
+    FFmpeg takes the duration of a WAV whose data runs out from the bytes present,
+    so a truncated download looks whole; the RIFF header still says how long the
+    file was meant to be.  A size of 0 or 0xFFFFFFFF (written while streaming) says
+    nothing and is ignored.
+    """
+    if not any(n in ("wav", "avi", "w64") for n in container.format.name.split(",")):
+        return None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            present = os.fstat(f.fileno()).st_size
+    except OSError:
+        return None
+    if len(head) < 12 or head[:4] != b"RIFF":
+        return None
+    announced = int.from_bytes(head[4:8], "little") + 8
+    if announced in (8, 0xFFFFFFFF + 8) or announced <= present + 1:  # +1: an odd size's pad byte
+        return None
+    return announced, present
 
 
 def _start_time(container) -> float:

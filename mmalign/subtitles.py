@@ -25,9 +25,27 @@ Verbatim, format-specific text lives in three places:
   sections before ``[Events]``, the ``[Events]`` line and its ``Format:`` line.
 - :attr:`Cue.notes_before`: text written right before a cue: VTT ``NOTE``
   (or late ``STYLE``/``REGION``) blocks between two cues, each followed by a
-  blank line; ASS/SSA: non-event lines inside ``[Events]`` (``;`` comments).
+  blank line; ASS/SSA: non-event lines inside ``[Events]`` (``;`` comments) and
+  ``Comment:`` events.  A Comment event is never shown, so it is not a cue: it is
+  not counted, not re-timed, and written back verbatim in ASS/SSA (dropped in
+  other formats).
 - :attr:`Subtitles.footer`: text after the last cue (VTT trailing ``NOTE``
   blocks, ASS sections after ``[Events]`` such as ``[Fonts]``).
+
+Writing any text
+----------------
+Cues made in code may hold any text; writing normalises it as follows, reading
+gives the normalised cues back, and a second round trip changes nothing:
+
+- times: to the format's precision (milliseconds; ASS/SSA centiseconds, where
+  a time in whole milliseconds ending in 5 rounds up);
+- line breaks ``\\r\\n`` and ``\\r`` become ``\\n``; other control characters
+  (U+0000-U+001F but tab and line feed, U+007F) are dropped;
+- VTT/SRT: blank or whitespace-only lines are dropped (a blank line ends a
+  cue); ``->``, which would make the line a timing line, is written ``-&gt;``
+  in VTT (the same text once entities are resolved) and ``- >`` in SRT;
+- ASS/SSA: a line feed is written as the ``\\N`` line break;
+- everything else, leading and trailing spaces and markup included, is kept.
 
 Malformed input is read as well as possible; a block that cannot be read is
 counted in :attr:`Subtitles.skipped` and described in :attr:`Subtitles.warnings`
@@ -42,6 +60,7 @@ import logging
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -65,7 +84,7 @@ _ASS = ("ass", "ssa")
 # ---------------------------------------------------------------- data model
 
 
-@dataclass
+@dataclass(slots=True)
 class Cue:
     """One subtitle cue.
 
@@ -85,7 +104,9 @@ class Cue:
     fields : dict or None
         ASS/SSA event fields other than Start, End and Text, in file order.
     kind : str
-        ASS/SSA event type, ``"Dialogue"`` or ``"Comment"``.
+        ASS/SSA event type as written (``"Dialogue"``); files read never give
+        ``"Comment"`` cues (Comment events are kept verbatim in :attr:`notes_before`),
+        but one built by hand is written as a Comment event and never counts as shown.
     notes_before : str
         Verbatim non-cue text written right before this cue (see module doc).
     """
@@ -191,13 +212,18 @@ class Subtitles:
         Returns
         -------
         Subtitles
-            Cue order kept; times clamped to ``>= 0`` and ``end >= start``.
+            Cue order kept; times clamped to ``>= 0`` and ``end >= start``.  ASS/SSA
+            ``Comment`` events (kept verbatim, not cues) are re-timed with them.
         """
         from .timeline import TimeMap
 
-        if isinstance(f, TimeMap):
-            return self.with_times(*f.apply_spans(self.starts, self.ends))
-        return self.with_times(f(self.starts), f(self.ends))
+        def spans(starts, ends):
+            if isinstance(f, TimeMap):
+                return f.apply_spans(starts, ends)
+            return f(starts), f(ends)
+
+        out = self.with_times(*spans(self.starts, self.ends))
+        return _retime_comments(out, spans) if self.format in _ASS else out
 
     def plain_texts(self) -> list[str]:
         """Cue texts without markup (tags, ASS override blocks), lines joined by ``"\\n"``."""
@@ -274,6 +300,45 @@ class Subtitles:
     loads = None  # replaced below by ``staticmethod(loads)``
 
 
+_COMMENT_LINE = re.compile(r"^(Comment\s*:\s?)(.*)$", re.M | re.I)
+
+
+def _retime_comments(subs: Subtitles, spans) -> Subtitles:
+    """Map the Start/End of the ASS/SSA ``Comment:`` lines kept verbatim (cue notes, footer).
+
+    ``spans(starts, ends)`` maps float64 arrays of seconds.  A Comment line whose times
+    cannot be read is left as it is.
+    """
+    found = re.search(r"^\s*\[Events\]\s*$(.*)", subs.header, re.M | re.I | re.S)
+    fm = re.search(r"^\s*Format\s*:(.*)$", found[1] if found else "", re.M | re.I)
+    names = [n.strip() for n in fm[1].split(",")] if fm else _ASS_FORMATS[subs.format]
+    if "Start" not in names or "End" not in names:
+        return subs
+    i_start, i_end = names.index("Start"), names.index("End")
+    events_end = _SECTION.search(subs.footer)  # only lines still inside [Events]
+    chunks = [c.notes_before for c in subs.cues] + [subs.footer[:events_end.start() if events_end else None]]
+    rows = []  # (chunk, match start, match end, fields, start, end)
+    for n, chunk in enumerate(chunks):
+        for m in _COMMENT_LINE.finditer(chunk):
+            values = m[2].split(",", len(names) - 1)
+            try:
+                rows.append((n, m, values, _seconds(values[i_start]), _seconds(values[i_end])))
+            except (ValueError, IndexError):
+                continue
+    if not rows:
+        return subs
+    starts, ends = spans(np.array([r[3] for r in rows]), np.array([r[4] for r in rows]))
+    starts = np.maximum(np.nan_to_num(np.asarray(starts, np.float64)), 0.0)
+    ends = np.maximum(np.nan_to_num(np.asarray(ends, np.float64)), starts)
+    new = list(chunks)
+    for (n, m, values, _, _), a, b in reversed(list(zip(rows, starts, ends))):  # back to front: offsets hold
+        values[i_start], values[i_end] = _fmt_time(a, subs.format), _fmt_time(b, subs.format)
+        new[n] = new[n][:m.start()] + m[1] + ",".join(values) + new[n][m.end():]
+    cues = [replace(c, notes_before=t) for c, t in zip(subs.cues, new)]
+    footer = new[-1] + (subs.footer[events_end.start():] if events_end else "")
+    return replace(subs, cues=cues, footer=footer, warnings=list(subs.warnings))
+
+
 def _check_format(fmt: str) -> str:
     f = str(fmt).lower().lstrip(".")
     if f not in SUPPORTED_FORMATS:
@@ -342,7 +407,10 @@ def detect_encoding(data: bytes) -> str:
                 pass
     from charset_normalizer import from_bytes
 
-    matches = list(from_bytes(data))
+    try:
+        matches = list(from_bytes(data))
+    except Exception as exc:  # noqa: BLE001 - a foreign library's failure is a file we cannot read
+        raise InputError(f"no text encoding fits ({type(exc).__name__} in charset-normalizer)") from exc
     if not matches:
         raise InputError("no text encoding fits (binary data?)")
     least = min(m.chaos for m in matches)
@@ -364,56 +432,85 @@ _ASS_FORMATS = {
 }
 
 
+#: Largest time (seconds) a cue may have: float64 holds every millisecond up to 2**53 ms
+#: (about 285,000 years); a timestamp beyond it cannot be represented and its block is skipped.
+MAX_SECONDS = 2.0 ** 53 / 1000
+
+
+_LOOSE_TS = re.compile(r"\s*(?:(?:(\d+):)?(\d+):)?(\d+)(?:[.,](\d*))?\s*", re.ASCII)
+
+
 def _seconds(ts: str) -> float:
-    """Parse a loose timestamp: ``[[h:]m:]s[.,fraction]`` (``0:1:5.2``, ``1:05,200``)."""
-    main, _, frac = ts.strip().replace(",", ".").partition(".")
-    h, m, s = ([0, 0] + [int(p) for p in main.split(":")])[-3:]
-    return h * 3600 + m * 60 + s + (int(frac) / 10 ** len(frac) if frac else 0.0)
+    """Parse a loose timestamp: ``[[h:]m:]s[.,fraction]`` (``0:1:5.2``, ``1:05,200``).
+
+    Raises ``ValueError`` for anything else (signs, letters, non-ASCII digits) and for a
+    time that cannot be represented (beyond :data:`MAX_SECONDS`).
+    """
+    m = _LOOSE_TS.fullmatch(ts)
+    if not m:
+        raise ValueError(f"not a timestamp: {ts.strip()[:40]!r}")
+    h, mi, s, frac = m.groups()
+    # a long one may still be small (leading zeros); int() must not meet thousands of digits
+    if len(ts) > 40 and sum(len(g.lstrip("0")) for g in (h or "", mi or "", s)) > 30:
+        raise ValueError(f"timestamp {ts.strip()[:40]!r} is too large")
+    whole = int(h or 0) * 3600 + int(mi or 0) * 60 + int(s)
+    if whole > MAX_SECONDS:
+        raise ValueError(f"timestamp {ts.strip()[:40]!r} is too large")
+    if frac:
+        frac = frac[:9]  # beyond nanoseconds nothing is representable
+        return whole + int(frac) / 10 ** len(frac)
+    return float(whole)
 
 
 def _is_arrow(line: str) -> bool:
-    return "-->" in line or bool(_TIMING.match(line))
+    # every timing line holds "->" (the cheap test spares the regex for cue text)
+    return "->" in line and ("-->" in line or bool(_TIMING.match(line)))
 
 
-def _blocks(lines: list[str]) -> list[tuple[int, list[str]]]:
-    """Split lines into blocks ``(first line index, lines)`` (shared by VTT and SRT).
+def _blocks(lines: list[str]) -> Iterator[tuple[int, list[str]]]:
+    """Split lines into blocks ``(first line index, lines)`` (shared by VTT and SRT), lazily.
 
     Blocks end at blank (or whitespace-only) lines. A timing line also starts a
     new block unless it follows a single identifier line, so cues that lack the
     blank line between them are still separated; a bare number right before such
     a timing line (after some cue text) is taken as the next cue's SRT index.
     """
-    out: list[tuple[int, list[str]]] = []
     cur: list[str] = []
     first = 0
     for i, line in enumerate(lines):
         if not line.strip():
             if cur:
-                out.append((first, cur))
+                yield first, cur
             cur = []
             continue
         if cur and _is_arrow(line) and (len(cur) > 1 or _is_arrow(cur[0]) or cur[0].startswith("WEBVTT")):
             arrow = next((k for k, x in enumerate(cur) if _is_arrow(x)), len(cur))
             carry = [cur.pop()] if len(cur) - arrow > 2 and cur[-1].strip().isdigit() else []
-            out.append((first, cur))
+            yield first, cur
             cur, first = carry, i - len(carry)
         if not cur:
             first = i
         cur.append(line)
     if cur:
-        out.append((first, cur))
-    return out
+        yield first, cur
 
 
-def _parse_cue(first: int, block: list[str]) -> Cue | str:
-    """Parse one VTT/SRT cue block; return a :class:`Cue` or a warning line."""
-    k = next(k for k, x in enumerate(block) if _is_arrow(x))
+def _arrow_at(block: list[str]) -> int | None:
+    """Index of the block's first timing line, or None."""
+    return next((k for k, x in enumerate(block) if _is_arrow(x)), None)
+
+
+def _parse_cue(first: int, block: list[str], k: int) -> Cue | str:
+    """Parse one VTT/SRT cue block whose timing line is ``block[k]``; return a :class:`Cue` or a warning."""
     m = _TIMING.match(block[k])
     if not m or k > 1:
-        return f"line {first + k + 1}: cannot read cue timing {block[k].strip()!r}; block skipped"
-    start, end = _seconds(m[1]), _seconds(m[2])
+        return f"line {first + k + 1}: cannot read cue timing {block[k].strip()[:60]!r}; block skipped"
+    try:
+        start, end = _seconds(m[1]), _seconds(m[2])
+    except ValueError as exc:
+        return f"line {first + k + 1}: {exc}; block skipped"
     if end < start:
-        return f"line {first + k + 1}: cue ends before it starts ({block[k].strip()!r}); block skipped"
+        return f"line {first + k + 1}: cue ends before it starts ({block[k].strip()[:60]!r}); block skipped"
     ident = block[0].strip() if k == 1 else None
     return Cue(start, end, "\n".join(block[k + 1:]), ident, (m[3] or "").strip())
 
@@ -442,8 +539,9 @@ class _Reader:
 def _read_srt(lines: list[str]) -> dict:
     r = _Reader()
     for first, block in _blocks(lines):
-        if any(_is_arrow(x) for x in block):
-            r.add(_parse_cue(first, block))
+        k = _arrow_at(block)
+        if k is not None:
+            r.add(_parse_cue(first, block, k))
         else:
             r.skip(f"line {first + 1}: text without a cue timing line ({block[0].strip()[:40]!r}); block skipped")
     return dict(cues=r.cues, skipped=r.skipped, warnings=r.warnings)
@@ -451,7 +549,7 @@ def _read_srt(lines: list[str]) -> dict:
 
 def _read_vtt(lines: list[str]) -> dict:
     r = _Reader()
-    blocks = _blocks(lines)
+    blocks = list(_blocks(lines))
     n_head = next((i for i, (_, b) in enumerate(blocks) if any(_is_arrow(x) for x in b)), len(blocks))
     head_end = blocks[n_head][0] if n_head < len(blocks) else len(lines)
     header = "\n".join(lines[:head_end]).rstrip()
@@ -459,8 +557,9 @@ def _read_vtt(lines: list[str]) -> dict:
         r.warnings.append("line 1: no WEBVTT signature")
         header = "WEBVTT" + ("\n\n" + header if header else "")
     for first, block in blocks[n_head:]:
-        if any(_is_arrow(x) for x in block):
-            r.add(_parse_cue(first, block))
+        k = _arrow_at(block)
+        if k is not None:
+            r.add(_parse_cue(first, block, k))
         elif block[0].startswith(("NOTE", "STYLE", "REGION")):
             r.pending.append("\n".join(block) + "\n\n")
         else:
@@ -471,13 +570,21 @@ def _read_vtt(lines: list[str]) -> dict:
                 warnings=r.warnings + ([note] if note else []))
 
 
+_WEBVTT_MAX_CUES = 20000  # a long feature film has 2000
+
+
 def _with_webvtt(cues: list[Cue], lines: list[str]) -> tuple[list[Cue], str | None]:
     """Read the cues with webvtt-py; keep them where it agrees with the block parse.
 
     webvtt-py gives times, identifiers and text; the block parse supplies what it
     does not keep verbatim (settings, notes) and line numbers. If webvtt-py fails
     or reads the cues differently (malformed file), the tolerant parse is used.
+    Files of more than :data:`_WEBVTT_MAX_CUES` cues are left to the tolerant parse
+    alone: webvtt-py needs about 2 kB of memory and 40 µs per cue, a 50 MB file
+    would take 20 s and 1 GB.
     """
+    if len(cues) > _WEBVTT_MAX_CUES:
+        return cues, None
     import webvtt
 
     try:
@@ -514,7 +621,7 @@ def _read_ass(lines: list[str]) -> dict:
         if head_end is None or i < head_end:
             continue
         ev = _EVENT.match(line) if in_events else None
-        if not ev:
+        if not ev or ev[1].lower() == "comment":  # Comment events are never shown: kept verbatim
             r.pending.append(line + "\n")
             continue
         keys = names or _ASS_FORMATS[fmt]
@@ -549,7 +656,11 @@ def _sniff(text: str, ext: str) -> str | None:
     head = text[:65536]
     if head.lstrip("\ufeff \t\n").startswith("WEBVTT"):
         return "vtt"
-    if re.search(r"^\s*\[(Script Info|V4\+? Styles|Events)\]", head, re.M | re.I):
+    # ASS/SSA: the first line that is not blank or a ";" comment opens a section (a cue
+    # reading "[Events]" in an SRT file does not make it a script)
+    first = next((ln for ln in head.split("\n", 1000)[:1000] if ln.strip() and not ln.lstrip().startswith(";")),
+                 "")
+    if _SECTION.match(first):
         return "ssa" if _looks_ssa(head) else "ass"
     timings = [m for m in map(_TIMING.match, head.split("\n")[:2000]) if m]
     if any("," in m[1] for m in timings):
@@ -650,13 +761,21 @@ def read(path, *, encoding: str | None = None, format: str | None = None) -> Sub
         raise InputError(f"{path}: cannot read subtitle file ({exc.strerror or exc})") from None
     if not data.strip():
         raise InputError(f"{path}: subtitle file is empty")
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise UsageError(f"unknown encoding {encoding!r}") from None
+    enc = encoding
     try:
         enc = encoding or detect_encoding(data)
         text = data.decode(enc)
-    except LookupError:
-        raise UsageError(f"unknown encoding {encoding!r}") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: cannot decode as {enc} (byte {exc.start})") from None
+        del data  # not needed any more: a 50 MB file should not be held twice
+    except (UnicodeDecodeError, UnicodeError) as exc:
+        where = f" (byte {exc.start})" if isinstance(exc, UnicodeDecodeError) else ""
+        raise InputError(f"{path}: cannot decode as {enc}{where}") from None
+    except LookupError:  # a codec charset-normalizer names but Python lacks
+        raise InputError(f"{path}: not a subtitle file (no usable text encoding)") from None
     except InputError as exc:
         raise InputError(f"{path}: not a subtitle file ({exc})") from None
     subs = _parse(text, format, str(path), path.suffix.lower().lstrip("."), enc)
@@ -727,8 +846,8 @@ def _convert(subs: Subtitles, fmt: str) -> list[Cue]:
 
 
 def _fmt_time(t: float, fmt: str) -> str:
-    if fmt in _ASS:
-        cs = max(0, int(round(float(t) * 100)))
+    if fmt in _ASS:  # to the millisecond first: a time 5 ms past a centisecond rounds up, always
+        cs = (max(0, int(round(float(t) * 1000))) + 5) // 10
         return f"{cs // 360000}:{cs // 6000 % 60:02d}:{cs // 100 % 60:02d}.{cs % 100:02d}"
     ms = max(0, int(round(float(t) * 1000)))
     sep = "," if fmt == "srt" else "."
@@ -740,12 +859,36 @@ def _timing(c: Cue, fmt: str) -> str:
     return f"{line} {c.settings}" if c.settings else line
 
 
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # C0 controls but tab and line feed, and DEL
+
+
+def _writable(text: str, fmt: str) -> str:
+    """Cue text as it can be written in ``fmt`` and read back unchanged (see "Writing any text").
+
+    Line breaks (``\\r\\n``, ``\\r``) become ``\\n``; other control characters are dropped.
+    ASS/SSA: ``\\n`` becomes ``\\N``.  VTT/SRT: blank lines (which would end the cue)
+    are dropped, and ``->`` (which makes a line a timing line) is written ``-&gt;``
+    (VTT, the same text once entities are resolved) or ``- >`` (SRT has no escapes).
+    """
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROLS.sub("", text)
+    if fmt in _ASS:
+        return text.replace("\n", "\\N")
+    arrow = "-&gt;" if fmt == "vtt" else "- >"
+    return "\n".join(line.replace("->", arrow) for line in text.split("\n") if line.strip())
+
+
 def _write_vtt(subs: Subtitles, fmt: str) -> str:
     same = subs.format == "vtt"
-    out = [(subs.header if same else "WEBVTT") + "\n"]
+    header = subs.header if same else ""
+    if not header.startswith("WEBVTT"):
+        header = "WEBVTT" + ("\n\n" + header if header.strip() else "")
+    out = [header + "\n"]
     for c in _convert(subs, fmt):
         ident = f"{c.identifier}\n" if c.identifier else ""
-        out.append(f"\n{c.notes_before}{ident}{_timing(c, fmt)}\n" + (f"{c.text}\n" if c.text else ""))
+        text = _writable(c.text, fmt)
+        out.append(f"\n{c.notes_before}{ident}{_timing(c, fmt)}\n" + (f"{text}\n" if text else ""))
     if same:
         out.append(subs.footer)
     return "".join(out)
@@ -755,7 +898,8 @@ def _write_srt(subs: Subtitles, fmt: str) -> str:
     out = []
     for n, c in enumerate(_convert(subs, fmt), 1):
         ident = c.identifier if c.identifier and c.identifier.isdigit() else str(n)
-        out.append(f"{ident}\n{_timing(c, fmt)}\n" + (f"{c.text}\n" if c.text else ""))
+        text = _writable(c.text, fmt)
+        out.append(f"{ident}\n{_timing(c, fmt)}\n" + (f"{text}\n" if text else ""))
     return "\n".join(out)
 
 
@@ -776,18 +920,18 @@ _ASS_DEFAULTS = {"Layer": "0", "Marked": "Marked=0", "Style": "Default", "Margin
 
 
 def _write_ass(subs: Subtitles, fmt: str) -> str:
-    if subs.format in _ASS:
+    found = re.search(r"^\s*\[Events\]\s*$(.*)", subs.header, re.M | re.I | re.S)
+    if subs.format in _ASS and found:
         header, footer = subs.header, subs.footer
-        found = re.search(r"^\s*\[Events\]\s*$(.*)", header, re.M | re.I | re.S)
-        fm = re.search(r"^\s*Format\s*:(.*)$", found[1] if found else "", re.M | re.I)
+        fm = re.search(r"^\s*Format\s*:(.*)$", found[1], re.M | re.I)
         names = [n.strip() for n in fm[1].split(",")] if fm else _ASS_FORMATS[subs.format]
-    else:
+    else:  # another format, or a script made in code without its sections
         names = _ASS_FORMATS[fmt]
         header = f"{_ASS_HEADERS[fmt]}\n[Events]\nFormat: {', '.join(names)}"
         footer = ""
     out = [header + "\n"]
     for c in _convert(subs, fmt):
-        own = {"Start": _fmt_time(c.start, fmt), "End": _fmt_time(c.end, fmt), "Text": c.text}
+        own = {"Start": _fmt_time(c.start, fmt), "End": _fmt_time(c.end, fmt), "Text": _writable(c.text, fmt)}
         values = [own[k] if k in own else (c.fields or {}).get(k, _ASS_DEFAULTS.get(k, "")) for k in names]
         out.append(f"{c.notes_before}{c.kind}: {','.join(values)}\n")
     out.append(footer)

@@ -205,3 +205,20 @@ def sample(tmp_path):
     for name in ("sample.mp4", "sample.vtt", "sample.mistimed.vtt", "truth.json"):
         shutil.copy2(SAMPLE_DIR / name, dest / name)
     return dest
+
+
+# ---------------------------------------------------------------- hypothesis profiles
+
+try:
+    from hypothesis import HealthCheck, settings
+
+    # ci (default): quick; thorough: HYPOTHESIS_PROFILE=thorough pytest tests/test_subtitles_properties.py
+    settings.register_profile("ci", max_examples=200, deadline=None,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("thorough", max_examples=10_000, deadline=None,
+                              suppress_health_check=[HealthCheck.too_slow])
+    import os as _os
+
+    settings.load_profile(_os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # hypothesis is a test extra: the property tests skip without it
+    pass

@@ -61,15 +61,17 @@ def test_vtt_cues_are_read_with_webvtt_py(monkeypatch):
 
 def test_ass_keeps_fields_kinds_and_sections():
     subs = S.read(DATA / "sample.ass")
-    assert [c.kind for c in subs.cues] == ["Dialogue", "Comment", "Dialogue"]
+    # a Comment event is never shown: not a cue, kept verbatim before the next one
+    assert [c.kind for c in subs.cues] == ["Dialogue", "Dialogue"]
     assert subs.cues[0].text == r"{\i1}Hello{\i0}, world\Nsecond line"
-    assert list(subs.cues[2].fields) == ["Layer", "Style", "Name", "MarginL", "MarginR", "MarginV", "Effect"]
-    assert subs.cues[2].fields["Effect"] == "Banner;30"
-    assert subs.cues[2].notes_before == "; a comment line\n"
+    assert list(subs.cues[1].fields) == ["Layer", "Style", "Name", "MarginL", "MarginR", "MarginV", "Effect"]
+    assert subs.cues[1].fields["Effect"] == "Banner;30"
+    assert subs.cues[1].notes_before == ("Comment: 0,0:00:02.00,0:00:03.00,Default,,0,0,0,,translator note\n"
+                                         "; a comment line\n")
     assert "[V4+ Styles]" in subs.header and subs.header.endswith("Format: Layer, Start, End, Style, Name, "
                                                                    "MarginL, MarginR, MarginV, Effect, Text")
     assert "[Aegisub Project Garbage]" in subs.footer
-    assert subs.plain_texts() == ["Hello, world\nsecond line", "translator note", "Sign text"]
+    assert subs.plain_texts() == ["Hello, world\nsecond line", "Sign text"]
     assert S.read(DATA / "sample.ssa").cues[1].fields["Marked"] == "Marked=0"
 
 
@@ -100,7 +102,9 @@ def test_speech_mask_tells_spoken_cues_from_sound_descriptions(text, speech):
 
 
 def test_speech_mask_ass_comments_are_not_speech():
-    assert S.read(DATA / "sample.ass").speech_mask().tolist() == [True, False, True]
+    assert S.read(DATA / "sample.ass").speech_mask().tolist() == [True, True]  # the Comment is no cue
+    built = S.Subtitles([S.Cue(0.0, 1.0, "Hi."), S.Cue(1.0, 2.0, "a note", kind="Comment")], "ass")
+    assert built.speech_mask().tolist() == [True, False]
 
 
 def test_crlf_is_kept(tmp_path):
@@ -252,7 +256,7 @@ def test_vtt_without_header(tmp_path):
 def test_malformed_ass_event_is_skipped():
     text = (DATA / "sample.ass").read_text().replace("Dialogue: 1,0:00:04.50", "Dialogue: 1,0:00:xx.50")
     subs = S.loads(text)
-    assert len(subs) == 2 and subs.skipped == 1 and subs.warnings[0].startswith("line 18: cannot read event")
+    assert len(subs) == 1 and subs.skipped == 1 and subs.warnings[0].startswith("line 18: cannot read event")
 
 
 # ---------------------------------------------------------------- conversion
@@ -414,3 +418,17 @@ def test_directory_and_bad_arguments(tmp_path):
         S.read(DATA / "sample.srt", encoding="no-such-codec")
     with pytest.raises(InputError, match="no readable subtitle cues"):  # wrong codec: garbage text
         S.read(DATA / "sample.srt", encoding="utf-16")
+
+
+def test_ass_comment_events_are_retimed_with_the_cues():
+    """Comment events are no cues (not counted, never shown) but move with the script."""
+    text = (DATA / "sample.ass").read_text().replace(
+        "[Aegisub Project Garbage]", "Comment: 0,0:00:07.00,0:00:08.00,Default,,0,0,0,,last note\n\n"
+                                     "[Aegisub Project Garbage]")
+    subs = S.loads(text)
+    assert len(subs) == 2
+    out = subs.map_times(lambda t: 2 * t + 1).to_string()
+    assert "Comment: 0,0:00:05.00,0:00:07.00,Default,,0,0,0,,translator note\n" in out
+    assert "Comment: 0,0:00:15.00,0:00:17.00,Default,,0,0,0,,last note\n" in out
+    assert "Dialogue: 0,0:00:03.00,0:00:09.00,Default,Roger" in out and out.endswith("Active Line: 2\n")
+    assert subs.map_times(lambda t: t).to_string() == subs.to_string() == text
