@@ -283,12 +283,10 @@ def test_read_big_srt_is_fast_and_small(tmp_path):
 
 
 HUGE = sorted(HEAVY - {"long_line.srt"})
-BOUNDED_ELSEWHERE = pytest.mark.xfail(strict=True, reason="work sized by a cue's timestamp: the resources part of "
-                                                         "issue 18 (another branch) bounds it; drop this mark then")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["long_line.srt"] + [pytest.param(n, marks=BOUNDED_ELSEWHERE) for n in HUGE])
+@pytest.mark.parametrize("name", ["long_line.srt", *HUGE])
 @pytest.mark.parametrize("command", ["extract", "sync"])
 def test_heavy_subtitles_stay_within_bounds(hostile, name, command, tmp_path):
     """Under 1 GB and 60 s (a watchdog kills the command past either), no traceback."""
