@@ -861,17 +861,19 @@ def export(
             sr=sr, audio_hop=audio_hop, n_mels=n_mels, fps=fps, text_hop=text_hop, text_dim=text_dim)
         opts.check()
         pairs = _pairs(inputs)
-        console = None if (quiet or as_json) else _stderr_console()
+        console = _stderr_console()
+
+        def say(line: str) -> None:
+            """One line on stderr, never wrapped (above the progress bar on a terminal)."""
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
 
         def done(report):
-            if console is None:
-                return
-            if "error" in report:
-                console.print(f"failed {report['media']}: {report['error']}", markup=False, highlight=False)
-            else:
+            if "error" in report:  # even with --quiet or --json: a failure is always said
+                name, message = str(report["media"]), report["error"]
+                say(f"error: {message if message.startswith(name) else f'{name}: {message}'}")
+            elif not (quiet or as_json):
                 what = "already exported" if report["skipped"] else "exported"
-                console.print(f"{what} {report['media']}: {report['samples']} samples", markup=False,
-                              highlight=False)
+                say(f"{what} {report['media']}: {report['samples']} samples")
 
         with _Progress(not (quiet or as_json), "exporting") as bar:
             result = export_sources(pairs, output, opts, shard_size=shard_size, overwrite=overwrite,
@@ -883,12 +885,11 @@ def export(
     codes = [r["exit_code"] for r in summary["sources"] if "exit_code" in r]
     if as_json:
         typer.echo(json.dumps(summary))
-    elif not quiet:
+    elif not quiet and len(codes) < len(pairs):  # when every source failed, their error lines say it all
+        failed = f"; {len(codes)} failed (see above)" if codes else ""
         typer.echo(f"wrote {summary['samples']} samples from {len(pairs) - len(codes)} of {len(pairs)} sources "
-                   f"to {output}", err=True)
+                   f"to {output}{failed}", err=True)
     if codes:
-        if not as_json:
-            typer.echo(f"error: {len(codes)} of {len(pairs)} sources not exported (see above)", err=True)
         raise typer.Exit(max(codes))
 
 # --------------------------------------------------------------------------- align

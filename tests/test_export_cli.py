@@ -197,3 +197,24 @@ def test_frame_grid_means_match_the_extracted_features(sample, tmp_path):
         inside = (t >= rec["start"]) & (t < rec["end"])
         want = logmel.values[inside].mean(axis=0)
         np.testing.assert_allclose(shard[f"{rec['row']}/audio.logmel"], want, rtol=1e-4, atol=1e-3)
+
+
+def test_a_failing_source_is_one_unwrapped_error_line_even_when_quiet(tmp_path):
+    """Each failing source is one ``error:`` line (never wrapped, even with -q); the summary
+    line comes only when some source was exported."""
+    from conftest import SAMPLE_DIR
+
+    bad = tmp_path / ("a-rather-long-name-so-that-a-wrapped-line-would-show-" * 2 + ".mp4")
+    bad.write_text("not media at all")
+    result = run("export", bad, "-o", tmp_path / "out", "--video-features", "none")
+    assert result.exit_code == 3
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {bad}"), result.stderr
+    result = run("export", bad, "-o", tmp_path / "out", "--video-features", "none", "-q")
+    assert result.exit_code == 3 and result.stderr.strip().splitlines() == lines
+    result = run("export", SAMPLE_DIR / "sample.mp4", SAMPLE_DIR / "sample.vtt", bad, "-o", tmp_path / "out2",
+                 "--video-features", "none")
+    assert result.exit_code == 3
+    lines = result.stderr.strip().splitlines()
+    assert [ln for ln in lines if ln.startswith("error:")] == [lines[1]] and lines[1].startswith(f"error: {bad}")
+    assert lines[-1].startswith("wrote ") and lines[-1].endswith("1 failed (see above)")
