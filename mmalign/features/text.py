@@ -24,13 +24,20 @@ log = logging.getLogger(__name__)
 #: a cue at 999:00:00 would otherwise size arrays of billions of frames.  Cues that start
 #: later are left out (with a warning), ends beyond it are cut.
 MAX_TIMELINE = 24 * 3600.0
+#: Characters of a cue's text that the hashed embedding reads (a subtitle line is far
+#: shorter; a 10 MB "line" would cost seconds and say nothing more).
+MAX_EMBEDDED_CHARS = 10_000
 #: Most frames of any frame-level text sequence (activity, embedding).
 MAX_FRAMES = 2 ** 24
 #: Most values (frames x dimensions) of a text embedding: 512 MB of float32.
 MAX_EMBEDDING_VALUES = 2 ** 27
 
-__all__ = ["interval_activity", "cue_activity", "timeline_end", "MAX_TIMELINE", "MAX_FRAMES", "cue_features", "cue_embedding", "hashed_ngrams",
-           "text_features", "torchscript_encoder", "CUE_FEATURES", "TEXT_FEATURES"]
+__all__ = ["interval_activity", "cue_activity", "timeline_end", "MAX_TIMELINE", "MAX_FRAMES", "MAX_EMBEDDED_CHARS",
+           "MAX_EMBEDDING_VALUES", "cue_features", "cue_embedding", "hashed_ngrams", "text_features",
+           "torchscript_encoder", "CUE_FEATURES", "TEXT_FEATURES"]
+
+
+_BLOCK = 1 << 18  # frames per block of interval_activity's temporaries
 
 
 def interval_activity(starts, ends, *, hop: float, n_frames: int | None = None, t0: float = 0.0) -> np.ndarray:
@@ -68,15 +75,20 @@ def interval_activity(starts, ends, *, hop: float, n_frames: int | None = None, 
     first[1:] = s[1:] > e[:-1]
     ms = s[first]
     me = e[np.r_[np.flatnonzero(first)[1:] - 1, len(s) - 1]] if len(s) else e
-    # Time covered up to each frame edge; a frame's activity is the difference across it.
-    edges = t0 + (np.arange(n_frames + 1) - 0.5) * hop
     if len(ms) == 0:
         return np.zeros(n_frames, np.float32)
+    # Time covered up to each frame edge; a frame's activity is the difference across it.
+    # In blocks of frames, so that the float64 temporaries stay small on a long timeline.
     before = np.concatenate([[0.0], np.cumsum(me - ms)])
-    k = np.searchsorted(ms, edges, side="right") - 1
-    kk = np.maximum(k, 0)
-    covered = np.where(k >= 0, before[kk] + np.clip(edges - ms[kk], 0.0, me[kk] - ms[kk]), 0.0)
-    return np.clip(np.diff(covered) / hop, 0.0, 1.0).astype(np.float32)
+    out = np.empty(n_frames, np.float32)
+    for lo in range(0, n_frames, _BLOCK):
+        hi = min(n_frames, lo + _BLOCK)
+        edges = t0 + (np.arange(lo, hi + 1) - 0.5) * hop
+        k = np.searchsorted(ms, edges, side="right") - 1
+        kk = np.maximum(k, 0)
+        covered = np.where(k >= 0, before[kk] + np.clip(edges - ms[kk], 0.0, me[kk] - ms[kk]), 0.0)
+        out[lo:hi] = np.clip(np.diff(covered) / hop, 0.0, 1.0)
+    return out
 
 
 def timeline_end(starts, ends, *, limit: float = MAX_TIMELINE, what: str = "cues") -> float:
@@ -283,7 +295,17 @@ def cue_embedding(subs, *, hop: float = 0.01, duration: float | None = None, t0:
     if not hop > 0:
         raise UsageError(f"hop must be positive, got {hop}")
     shown = _shown(subs)
-    texts = [t for _, _, t in shown]
+    if duration is not None:  # the frame counts of cue_activity
+        n = max(0, int(math.ceil(duration / hop)))
+    elif shown:
+        end = timeline_end([c.start for _, c, _ in shown], [c.end for _, c, _ in shown])
+        n = max(0, int(math.ceil((end - t0) / hop)) + 1)
+    else:
+        n = 0
+    _check_embedding_size(n, dim if encoder is None else 1, hop)  # before any work (an encoder's width: below)
+    # only the cues that reach a frame are embedded: a cue beyond the timeline costs nothing
+    shown = [kct for kct in shown if _covers(_frames(kct[1].start, kct[1].end, hop, t0, n))]
+    texts = [t[:MAX_EMBEDDED_CHARS] for _, _, t in shown]
     if encoder is None:
         emb = hashed_ngrams(texts, dim=dim, ngrams=ngrams, seed=seed)
         method = {"method": "hashed_ngrams", "dim": dim, "ngrams": sorted({int(n) for n in ngrams}), "seed": seed}
@@ -297,17 +319,7 @@ def cue_embedding(subs, *, hop: float = 0.01, duration: float | None = None, t0:
         norms = np.linalg.norm(emb, axis=1, keepdims=True)
         emb = np.divide(emb, norms, out=np.zeros_like(emb), where=norms > 0)
         method = {"method": "encoder", "encoder": getattr(encoder, "description", repr(encoder))}
-    if duration is not None:  # the frame counts of cue_activity
-        n = max(0, int(math.ceil(duration / hop)))
-    elif shown:
-        end = timeline_end([c.start for _, c, _ in shown], [c.end for _, c, _ in shown])
-        n = max(0, int(math.ceil((end - t0) / hop)) + 1)
-    else:
-        n = 0
-    if n * emb.shape[1] > MAX_EMBEDDING_VALUES or n > MAX_FRAMES:
-        raise InputError(f"a text embedding of {n} frames x {emb.shape[1]} ({n * emb.shape[1] * 4 / 2**30:.1f} GB, "
-                         f"{n * hop:.0f} s at a hop of {hop:g} s) exceeds the limit of "
-                         f"{MAX_EMBEDDING_VALUES * 4 // 2**20} MB; use a coarser hop or fewer dimensions")
+    _check_embedding_size(n, emb.shape[1], hop)
     out = np.zeros((n, emb.shape[1]), np.float32)
     count = np.zeros(n, np.int32)
     for r, (_, cue, _) in enumerate(shown):
@@ -321,6 +333,18 @@ def cue_embedding(subs, *, hop: float = 0.01, duration: float | None = None, t0:
         out[multi] = np.divide(out[multi], norms, out=np.zeros_like(out[multi]), where=norms > 0)
     meta = {"extractor": "mmalign.features.text.cue_embedding", "hop": hop, "cues": len(shown), **method}
     return FeatureSeq(out, hop=hop, t0=t0, name="text.embedding", meta=meta)
+
+
+def _covers(frames: tuple[int, int]) -> bool:
+    return frames[1] > frames[0]
+
+
+def _check_embedding_size(n: int, width: int, hop: float) -> None:
+    """Refuse an embedding larger than :data:`MAX_EMBEDDING_VALUES` or :data:`MAX_FRAMES`."""
+    if n * width > MAX_EMBEDDING_VALUES or n > MAX_FRAMES:
+        raise InputError(f"a text embedding of {n} frames x {width} ({n * width * 4 / 2**30:.1f} GB, "
+                         f"{n * hop:.0f} s at a hop of {hop:g} s) exceeds the limit of "
+                         f"{MAX_EMBEDDING_VALUES * 4 // 2**20} MB; use a coarser hop or fewer dimensions")
 
 
 def torchscript_encoder(path, *, device: str = "cpu", batch_size: int = 64) -> Callable[[list[str]], np.ndarray]:
