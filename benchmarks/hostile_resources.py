@@ -136,6 +136,8 @@ def main() -> None:
         runs += [
             ("sync hour.m4a big.srt", ["sync", hour, big, "-o", str(out / "s.big.srt"), "--force"]),
             ("extract subs big.srt", ["extract", "subs", big, "-o", str(out / "big.safetensors")]),
+            ("align big.srt hour.m4a", ["align", big, hour, "-o", str(out / "a.big-hour.json")]),
+            ("align hour.m4a big.srt", ["align", hour, big, "-o", str(out / "a.hour-big.json")]),
             ("align big.srt big.srt", ["align", big, big, "-o", str(out / "a.big.json")]),
             ("sync big.srt big.srt", ["sync", big, big, "-o", str(out / "ss.big.srt"), "--force"]),
         ]

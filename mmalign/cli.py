@@ -1051,16 +1051,16 @@ def align(
                         "path_length": int(len(result.path)), "timemap_pieces": len(timemap)})
         doc = dict(summary)
         doc["timemap"] = timemap.to_dict()
-        if with_path:
-            doc["path"] = result.path.tolist()
-            doc["path_seconds"] = np.round(np.stack([ta[result.path[:, 0]], tb[result.path[:, 1]]], 1), 4).tolist()
+        path = result.path if with_path else None
         if out is None:
-            typer.echo(json.dumps(doc))
+            dtw_mod.dump_alignment(sys.stdout, doc, path, ta, tb)
+            sys.stdout.flush()
         else:
-            from .fileio import atomic_write
+            from .fileio import atomic_file
 
             _make_parent(out)
-            atomic_write(out, (json.dumps(doc) + "\n").encode())
+            with atomic_file(out, "w") as fh:
+                dtw_mod.dump_alignment(fh, doc, path, ta, tb)
     summary["seconds"] = {"total": round(time.perf_counter() - t0, 3)}
     if as_json:
         typer.echo(json.dumps(summary))

@@ -125,3 +125,20 @@ def test_far_cue_commands_stay_bounded(tmp_path, far, command):
     assert "Traceback" not in err
     produced = next(tmp_path.glob("out.*"))
     assert produced.stat().st_size < 50 * 2**20
+
+
+def test_breaks_are_not_searched_beyond_the_score_budget(monkeypatch, caplog):
+    """Every cue is scored at every offset when looking for breaks: past MAX_SCORE_CELLS the
+    file keeps one map, with a warning, instead of holding cues x offsets floats."""
+    import logging
+
+    from conftest import SAMPLE_DIR
+
+    from mmalign.align import splits
+    from mmalign.align.sync import sync
+
+    monkeypatch.setattr(splits, "MAX_SCORE_CELLS", 1000)
+    with caplog.at_level(logging.WARNING, logger="mmalign"):
+        result = sync(SAMPLE_DIR / "sample.vtt", SAMPLE_DIR / "sample.mistimed.vtt")
+    assert any("too many to look for breaks" in r.getMessage() for r in caplog.records)
+    assert len(result.timemap) == 1 and result.confidence >= 0.5

@@ -362,3 +362,25 @@ def test_path_to_timemap_with_explicit_frame_times():
     np.testing.assert_allclose(tm2(times_x), tm(times_x))
     with pytest.raises(UsageError, match="times_x"):
         path_to_timemap(path, hop_y=0.01, times_x=times_x[:3])
+
+
+def test_dump_alignment_writes_what_json_dumps_would_in_blocks(monkeypatch):
+    """The streamed JSON is byte for byte the one-shot json.dumps, over several blocks of rows."""
+    import io
+    import json
+
+    from mmalign.align import dtw as dtw_mod
+
+    monkeypatch.setattr(dtw_mod, "_JSON_ROWS", 7)
+    rng = np.random.default_rng(3)
+    path = np.cumsum(rng.integers(0, 2, (50, 2)), 0)
+    tx, ty = np.arange(path[-1, 0] + 1) * 0.02, np.arange(path[-1, 1] + 1) * 0.0133 + 1.0
+    doc = {"cost": 1.5, "timemap": {"pieces": [[0.0, 1.0]]}}
+    buf = io.StringIO()
+    dtw_mod.dump_alignment(buf, doc, path, tx, ty)
+    want = {**doc, "path": path.tolist(),
+            "path_seconds": np.round(np.stack([tx[path[:, 0]], ty[path[:, 1]]], 1), 4).tolist()}
+    assert buf.getvalue() == json.dumps(want) + "\n"
+    buf = io.StringIO()
+    dtw_mod.dump_alignment(buf, {}, path[:3])
+    assert json.loads(buf.getvalue()) == {"path": path[:3].tolist()}

@@ -27,8 +27,10 @@ then the horizontal, then the vertical step, as librosa does.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from typing import TextIO
 
 import numpy as np
 from numba import njit
@@ -38,6 +40,7 @@ from ..timeline import TimeMap
 
 __all__ = [
     "DTWResult",
+    "dump_alignment",
     "band_window",
     "dtw",
     "guide_window",
@@ -1028,3 +1031,47 @@ def path_to_timemap(path, hop_x: float | None = None, hop_y: float | None = None
         knots = _simplify(src, dst, tol)
         src, dst = src[knots], dst[knots]
     return TimeMap.from_points(src, dst, confidence)
+
+
+_JSON_ROWS = 1 << 16  # rows of a path formatted at a time by dump_alignment
+
+
+def dump_alignment(fh: TextIO, doc: dict, path: np.ndarray | None = None, times_x: np.ndarray | None = None,
+                   times_y: np.ndarray | None = None) -> None:
+    """Write an alignment as one JSON object: ``doc``'s keys, then the path, in bounded memory.
+
+    The text is what ``json.dumps({**doc, "path": ..., "path_seconds": ...})`` gives, but
+    written in blocks of rows, so that a path of millions of frame pairs never exists as
+    Python lists (a 4.3 M-pair path took 1.5 GB that way).
+
+    Parameters
+    ----------
+    fh : text stream
+    doc : dict
+        JSON-serialisable values written first (without ``"path"``).
+    path : np.ndarray [shape=(L, 2), dtype=int], optional
+        Frame pairs; with it, ``"path"`` and, when ``times_x`` and ``times_y`` are given,
+        ``"path_seconds"`` (the pairs' times, rounded to 0.1 ms) are written.
+    times_x, times_y : np.ndarray, optional
+        Frame times of the two sequences (seconds).
+    """
+    head = json.dumps(doc)
+    if path is None:
+        fh.write(head + "\n")
+        return
+    path = np.asarray(path)
+    fh.write(head[:-1] + (", " if len(doc) else ""))
+
+    def rows(key: str, block) -> None:
+        fh.write(f'"{key}": [')
+        for lo in range(0, len(path), _JSON_ROWS):
+            if lo:
+                fh.write(", ")
+            fh.write(json.dumps(block(path[lo:lo + _JSON_ROWS]).tolist())[1:-1])
+        fh.write("]")
+
+    rows("path", lambda p: p)
+    if times_x is not None and times_y is not None:
+        fh.write(", ")
+        rows("path_seconds", lambda p: np.round(np.stack([times_x[p[:, 0]], times_y[p[:, 1]]], 1), 4))
+    fh.write("}\n")

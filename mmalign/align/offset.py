@@ -148,8 +148,17 @@ def _correlate_valid(ref: np.ndarray, sub: np.ndarray) -> np.ndarray:
     """``out[m] = sum_c sum_j ref[c, m + j] * sub[c, j]`` for every full overlap (FFT)."""
     n = ref.shape[1]
     size = next_fast_len(n)
-    spec = np.fft.rfft(ref, size, axis=1) * np.conj(np.fft.rfft(sub, size, axis=1))
-    return np.fft.irfft(spec.sum(axis=0), size)[: n - sub.shape[1] + 1]
+    spec = None  # channel by channel: one channel's spectra at a time in memory (long references)
+    for c in range(ref.shape[0]):
+        part = np.fft.rfft(ref[c], size)
+        part *= np.conj(np.fft.rfft(sub[c], size))
+        if spec is None:
+            spec = part
+        else:
+            spec += part
+    if spec is None:
+        return np.zeros(max(0, n - sub.shape[1] + 1))
+    return np.fft.irfft(spec, size)[: n - sub.shape[1] + 1]
 
 
 class _Scorer:

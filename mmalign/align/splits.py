@@ -11,6 +11,7 @@ the same offset become the pieces of a :class:`~mmalign.timeline.TimeMap`.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Callable
 
@@ -22,6 +23,9 @@ from .offset import (_WEIGHTS, LinearFit, _activity_from_zero, _confidence, _on_
 
 __all__ = ["estimate_piecewise", "rescue_ends", "settle_boundaries"]
 
+#: Most cue x offset scores the search for breaks may hold (float32: 128 MB, and as much
+#: again for the dynamic programme): about 5,000 cues at offsets up to 300 s.
+MAX_SCORE_CELLS = 2 ** 25
 _PENALTY = 2.0  # a split must gain this many median cue peaks
 # A piece has fewer cues than the whole file, so its peak stands out less from the scores
 # at other lags: its z-score term is centred lower than the global fit's (5.5).  Chosen on
@@ -151,6 +155,13 @@ def estimate_piecewise(reference: FeatureSeq, starts, ends, fit: LinearFit, *, m
     ends = np.asarray(ends, np.float64)
     n_cues = len(starts)
     if n_cues < 2 * min_cues:
+        return fit.timemap
+    n_lags = 2 * int(math.ceil(max_offset / max(coarse_hop, reference.hop))) + 1
+    if n_cues * n_lags > MAX_SCORE_CELLS:  # every cue is scored at every lag: bounded memory first
+        logging.getLogger("mmalign").warning(
+            "%d cues with offsets up to %.0f s are too many to look for breaks (at most %d cue-offset pairs); "
+            "the whole file keeps one map (a smaller max offset allows more cues)", n_cues, max_offset,
+            MAX_SCORE_CELLS)
         return fit.timemap
     order = np.argsort(starts, kind="stable")
     s = fit.scale

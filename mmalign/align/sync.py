@@ -319,7 +319,7 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
 def _within_reach(evidence: Subtitles, activity: FeatureSeq, max_offset: float) -> Subtitles:
     """The cues that some considered map can put on the reference; the others are left out with a warning.
 
-    A cue that starts later than twice ``(reference end + max_offset) / smallest scale``
+    A cue that starts later than 1.25 times ``(reference end + max_offset) / smallest scale``
     lands far beyond the reference under every candidate: it carries no evidence, and a cue at
     999:00:00 would otherwise size the search's arrays.  The work is then sized by the
     reference's duration, never by a cue's timestamp.
@@ -328,7 +328,8 @@ def _within_reach(evidence: Subtitles, activity: FeatureSeq, max_offset: float) 
 
     if not evidence.cues:
         return evidence
-    reach = 2 * (activity.t0 + activity.duration + max_offset) / min(framerate_ratios())  # twice, for a margin
+    # no map of the search puts a later cue on the reference (a quarter more, for the drift correction)
+    reach = 1.25 * (activity.t0 + activity.duration + max_offset) / min(framerate_ratios())
     far = evidence.starts > reach
     if not far.any():
         return evidence
