@@ -1028,6 +1028,7 @@ def align(
                 logging.getLogger("mmalign").warning(
                     "the cues fit the other side at several places (confidence %.2f): the DTW map may be off by "
                     "seconds; check it, or pass --band", found[1])
+        subs_a = subs_b = None  # only the activities are aligned from here on
         summary["guided"] = guide is not None
         use_multi = multiscale if multiscale is not None else (n * m > 10**8 and band is None and guide is None)
         band_frames = None if band is None else max(1, int(round(band / xa.hop)))

@@ -144,9 +144,32 @@ def _subject_channels(starts, ends, hop: float, j0: int, n: int) -> np.ndarray:
     return chans
 
 
+#: Up to this many shifts, :func:`_correlate_valid` takes dot products instead of an FFT
+#: of the whole span (faster, and no spectra of a long span in memory).
+_DIRECT_LAGS = 64
+_DIRECT_BLOCK = 1 << 18  # frames converted to float64 at a time
+
+
+def _correlate_direct(ref: np.ndarray, sub: np.ndarray, lags: int) -> np.ndarray:
+    """:func:`_correlate_valid` for ``lags`` shifts, as float64 dot products in blocks of frames."""
+    out = np.zeros(lags)
+    m = sub.shape[1]
+    for c in range(ref.shape[0]):
+        for lo in range(0, m, _DIRECT_BLOCK):
+            hi = min(m, lo + _DIRECT_BLOCK)
+            s = sub[c, lo:hi].astype(np.float64)
+            r = ref[c, lo:hi + lags - 1].astype(np.float64)
+            for k in range(lags):
+                out[k] += np.dot(r[k:k + hi - lo], s)
+    return out
+
+
 def _correlate_valid(ref: np.ndarray, sub: np.ndarray) -> np.ndarray:
     """``out[m] = sum_c sum_j ref[c, m + j] * sub[c, j]`` for every full overlap (FFT)."""
     n = ref.shape[1]
+    lags = n - sub.shape[1] + 1
+    if 0 < lags <= _DIRECT_LAGS:  # a few shifts (refining, scoring one map): dot products, no FFT
+        return _correlate_direct(ref, sub, lags)
     size = next_fast_len(n)
     spec = None  # channel by channel: one channel's spectra at a time in memory (long references)
     for c in range(ref.shape[0]):

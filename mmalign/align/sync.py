@@ -273,6 +273,10 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
         activity, kind = reference_activity(reference, audio_stream=audio_stream, workers=workers, progress=progress)
     else:
         kind = "subtitles" if activity.modality == "text" else "audio"
+    ref_bounds = None
+    if isinstance(reference, Subtitles):  # only its cue bounds are needed from here on: let a huge file go
+        ref_bounds = (reference.starts, reference.ends)
+        reference = None
     t_ref = time.perf_counter()
     speech = subs.speech_mask()
     if not speech.any():
@@ -281,7 +285,7 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
     fit, timemap, confidence = _align(activity, evidence, max_offset, splits)
     used = "subtitles" if kind == "subtitles" else "fast"
     seconds = {}
-    media_path = kind == "audio" and not isinstance(reference, Subtitles)
+    media_path = kind == "audio" and ref_bounds is None
     if media_path and (detector == "both" or (detector == "auto" and vad.available()
                                              and _unsure(activity, timemap, evidence, confidence))):
         t_model = time.perf_counter()
@@ -300,10 +304,10 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
             used = "fast+silero"
     retimed = subs.map_times(timemap)
     refined = np.zeros((len(subs.cues), 2), bool)
-    if refine and isinstance(reference, Subtitles):
+    if refine and ref_bounds is not None:
         from .refine import snap_to_reference
 
-        snapped = snap_to_reference(retimed.starts, retimed.ends, reference.starts, reference.ends)
+        snapped = snap_to_reference(retimed.starts, retimed.ends, *ref_bounds)
         retimed = retimed.with_times(snapped.starts, snapped.ends)
         refined = snapped.moved
     per_cue = cue_confidences(activity, timemap, subs.starts, retimed.starts, retimed.ends, default=fit.confidence,
@@ -319,7 +323,7 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
 def _within_reach(evidence: Subtitles, activity: FeatureSeq, max_offset: float) -> Subtitles:
     """The cues that some considered map can put on the reference; the others are left out with a warning.
 
-    A cue that starts later than 1.25 times ``(reference end + max_offset) / smallest scale``
+    A cue that starts later than 1.5 times ``(reference end + max_offset) / smallest scale``
     lands far beyond the reference under every candidate: it carries no evidence, and a cue at
     999:00:00 would otherwise size the search's arrays.  The work is then sized by the
     reference's duration, never by a cue's timestamp.
@@ -328,8 +332,9 @@ def _within_reach(evidence: Subtitles, activity: FeatureSeq, max_offset: float) 
 
     if not evidence.cues:
         return evidence
-    # no map of the search puts a later cue on the reference (a quarter more, for the drift correction)
-    reach = 1.25 * (activity.t0 + activity.duration + max_offset) / min(framerate_ratios())
+    # no map of the search puts a later cue on the reference (half as much again, a margin for
+    # the drift correction; twice made a 24 h reference's search exceed the frame cap)
+    reach = 1.5 * (activity.t0 + activity.duration + max_offset) / min(framerate_ratios())
     far = evidence.starts > reach
     if not far.any():
         return evidence
