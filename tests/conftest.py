@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import signal
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,22 @@ SAMPLE_DIR = ROOT / "sample_data"
 
 
 # ---------------------------------------------------------------- signals
+
+
+@contextmanager
+def deadline(seconds: float):
+    """Fail with TimeoutError instead of hanging: SIGALRM after ``seconds`` (main thread only)."""
+
+    def alarm(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def tone(freq: float, seconds: float, sr: int, amp: float = 0.5) -> np.ndarray:

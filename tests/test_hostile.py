@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, deadline
 from hostile.make_hostile import EXPECTED, make_big_srt, make_hostile
 from typer.testing import CliRunner
 
@@ -41,22 +39,6 @@ def hostile(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("hostile")
     make_hostile(folder)
     return folder
-
-
-@contextmanager
-def deadline(seconds: float):
-    """Fail (TimeoutError) instead of hanging: SIGALRM after ``seconds``."""
-
-    def alarm(signum, frame):
-        raise TimeoutError(f"still running after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def digest(path: Path) -> str:

@@ -12,9 +12,7 @@ chosen with ``HYPOTHESIS_PROFILE`` (tests/conftest.py).
 
 from __future__ import annotations
 
-import signal
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,24 +21,12 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from conftest import deadline  # noqa: E402
+
 from mmalign import subtitles as S  # noqa: E402
 from mmalign.errors import InputError  # noqa: E402
 
 FORMATS = ("vtt", "srt", "ass", "ssa")
-
-
-@contextmanager
-def deadline(seconds: float):
-    def alarm(signum, frame):
-        raise TimeoutError(f"reader still running after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 # ---------------------------------------------------------------- strategies
