@@ -22,10 +22,10 @@ import numpy as np
 import typer
 from typer.core import TyperGroup
 
-from . import __version__
-from .align.sync import DEFAULT_MIN_CONFIDENCE, DETECTORS
-from .errors import InputError, MmalignError, NotConfidentError, UsageError
-from .fileio import check_output, same_file
+from .. import __version__
+from ..align.sync import DEFAULT_MIN_CONFIDENCE, DETECTORS
+from ..errors import InputError, MmalignError, NotConfidentError, UsageError
+from ..fileio import check_output, same_file
 
 EXIT_CODES = """\
 Exit codes: 0 done; 1 unexpected failure (--debug shows the traceback);
@@ -252,7 +252,7 @@ def _make_parent(out: Path) -> None:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            from .errors import OutputError
+            from ..errors import OutputError
 
             raise OutputError(f"{out.parent}: cannot create the output folder: {exc.strerror or exc}") from None
 
@@ -323,7 +323,7 @@ def sync(
       mmalign sync movie.mp4 subs.vtt -o fixed.srt      # re-time and convert
       mmalign sync good.en.srt bad.fr.vtt --json        # reference from other subtitles
     """
-    from .align.sync import is_subtitle_path, sync as run_sync
+    from ..align.sync import is_subtitle_path, sync as run_sync
 
     t0 = time.perf_counter()
     summary: dict = {}
@@ -362,7 +362,7 @@ def sync(
             check_output(plot, [media, subs], what="--plot file")
             if out is not None and (plot.resolve() == out.resolve()):
                 raise UsageError(f"{plot}: --plot and the subtitle output are the same file")
-            from .plot import require_matplotlib
+            from ..plot import require_matplotlib
 
             require_matplotlib()
         with _Progress(not (quiet or as_json), "decoding audio") as bar:
@@ -389,7 +389,7 @@ def sync(
                 result.subtitles.write(out, format=write_fmt, encoding=encoding)
             summary["written"] = True
         if plot is not None:  # an optional extra: its failure is a warning, the subtitles are written
-            from .plot import plot_sync
+            from ..plot import plot_sync
 
             try:
                 summary["plot"] = str(plot_sync(result, plot))
@@ -484,7 +484,7 @@ def _extract_one(source: Path, what: str, kind: str, output: str, fmt, label: Op
         _require(source, what)
         with _Progress(label is not None and not (quiet or as_json), label or "") as bar:
             seqs = compute(bar)
-        from .features.io import dump_features, save_features
+        from ..features.io import dump_features, save_features
 
         if out is None:
             dump_features(sys.stdout.buffer, seqs, format=fmt_name, source=source)
@@ -501,7 +501,7 @@ def _extract_one(source: Path, what: str, kind: str, output: str, fmt, label: Op
 
 def _audio_seqs(media: Path, features: str, sr: int, hop: float, n_mels: int, n_mfcc: int, deltas: int,
                 fmin: float, fmax: Optional[float], stream: Optional[int], jobs: Optional[int], bar) -> dict:
-    from .features import audio
+    from ..features import audio
 
     feats = _split(features, audio.AUDIO_FEATURES, "audio feature")
     return audio.audio_features(media, feats, sr=sr, hop=hop, n_mels=n_mels, n_mfcc=n_mfcc, mfcc_deltas=deltas,
@@ -510,8 +510,8 @@ def _audio_seqs(media: Path, features: str, sr: int, hop: float, n_mels: int, n_
 
 def _video_seqs(media: Path, features: str, fps: float, width: int, stream: Optional[int], embed: Optional[Path],
                 device: str, batch_size: int, embed_size: int, crop: bool, bar) -> dict:
-    from . import media as media_mod
-    from .features import video
+    from .. import media as media_mod
+    from ..features import video
 
     feats = _split(features, video.FEATURES, "video feature")
     total = media_mod.probe(media).duration or 0.0
@@ -527,8 +527,8 @@ def _video_seqs(media: Path, features: str, fps: float, width: int, stream: Opti
 
 def _text_seqs(subs_path: Path, features: str, hop: float, dim: int, embed: Optional[Path], device: str,
                duration: Optional[float] = None) -> dict:
-    from . import subtitles as subtitles_mod
-    from .features import text
+    from .. import subtitles as subtitles_mod
+    from ..features import text
 
     feats = _split(features, text.TEXT_FEATURES, "subtitle feature")
     encoder = None
@@ -690,8 +690,8 @@ def extract_all(
         _require(media, "media file")
         if subs is not None:
             _require(subs, "subtitle file")
-        from . import media as media_mod
-        from .features.io import save_features
+        from .. import media as media_mod
+        from ..features.io import save_features
 
         import secrets
 
@@ -753,7 +753,7 @@ _MEDIA_EXTS = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".ts", ".mpg", "
 
 def _pairs(inputs: list[Path]) -> list[tuple[Path, Optional[Path]]]:
     """MEDIA [SUBS] MEDIA [SUBS] ..., or one folder whose media files have same-stem subtitles."""
-    from .align.sync import is_subtitle_path
+    from ..align.sync import is_subtitle_path
 
     if len(inputs) == 1 and inputs[0].is_dir():
         folder = inputs[0]
@@ -842,9 +842,9 @@ def export(
       mmalign export films/ -o data/ --pool overlap --fuse concat
       mmalign export talk.wav -o data/ --grid windows --window 2 --stride 1 --pool none
     """
-    from .export import ExportOptions, export_sources
-    from .features import audio as audio_mod
-    from .features import video as video_mod
+    from ..export import ExportOptions, export_sources
+    from ..features import audio as audio_mod
+    from ..features import video as video_mod
 
     t0 = time.perf_counter()
     summary: dict = {"output": str(output)}
@@ -900,10 +900,10 @@ _FEATURE_EXTS = {".safetensors", ".st", ".npz"}
 def _sequence_of(path: Path, feature: Optional[str], other_kind: str, hop: float, jobs: Optional[int], bar):
     """The FeatureSeq to align from a feature file, a subtitle file or a media file, and the
     subtitles behind it (None for the other kinds)."""
-    from .align.sync import is_subtitle_path
+    from ..align.sync import is_subtitle_path
 
     if path.suffix.lower() in _FEATURE_EXTS:
-        from .features.io import load_features
+        from ..features.io import load_features
 
         seqs = load_features(path)
         if feature is None:
@@ -914,12 +914,12 @@ def _sequence_of(path: Path, feature: Optional[str], other_kind: str, hop: float
             raise UsageError(f"{path} has no feature {feature} (it has {', '.join(seqs)})")
         return seqs[feature], None
     if is_subtitle_path(path):
-        from . import subtitles as subtitles_mod
-        from .features.text import text_features
+        from .. import subtitles as subtitles_mod
+        from ..features.text import text_features
 
         subs = subtitles_mod.read(path)
         return text_features(subs, ("activity",), hop=hop)["text.activity"], subs
-    from .features.audio import audio_features
+    from ..features.audio import audio_features
 
     # speech against subtitles; timbre (MFCC) against another recording
     name = "speech" if other_kind == "subtitles" else "mfcc"
@@ -932,7 +932,7 @@ _GUIDE_SECONDS = 0.5
 
 
 def _kind_of(path: Path) -> str:
-    from .align.sync import is_subtitle_path
+    from ..align.sync import is_subtitle_path
 
     if path.suffix.lower() in _FEATURE_EXTS:
         return "features"
@@ -982,7 +982,7 @@ def align(
       mmalign align a.audio.safetensors b.audio.safetensors --feature audio.mfcc -o ab.json
       mmalign align jingle.wav show.mp3 --subsequence -o where.json
     """
-    from .align import dtw as dtw_mod
+    from ..align import dtw as dtw_mod
 
     t0 = time.perf_counter()
     summary: dict = {"a": str(a), "b": str(b), "output": str(output)}
@@ -999,7 +999,7 @@ def align(
             _require(path, "input file")
         kind_a, kind_b = _kind_of(a), _kind_of(b)
         if feature is None and kind_a == kind_b == "features":
-            from .features.io import read_metadata
+            from ..features.io import read_metadata
 
             names_a = read_metadata(a).get("features", [])
             names_b = read_metadata(b).get("features", [])
@@ -1019,7 +1019,7 @@ def align(
             raise InputError(f"{a if n == 0 else b}: no frames to align")
         guide = None
         if (subs_a is not None or subs_b is not None) and band is None and not subsequence and multiscale is None:
-            from .align.sync import DEFAULT_MIN_CONFIDENCE, dtw_guide
+            from ..align.sync import DEFAULT_MIN_CONFIDENCE, dtw_guide
 
             found = dtw_guide(xa, xb, subs_a, subs_b)
             if found is not None and found[1] >= DEFAULT_MIN_CONFIDENCE:
@@ -1057,7 +1057,7 @@ def align(
             dtw_mod.dump_alignment(sys.stdout, doc, path, ta, tb)
             sys.stdout.flush()
         else:
-            from .fileio import atomic_file
+            from ..fileio import atomic_file
 
             _make_parent(out)
             with atomic_file(out, "w") as fh:
@@ -1078,7 +1078,7 @@ def main():
     SIGINT and SIGTERM unwind the command (temporary files removed, workers killed) and end
     it with one ``error: interrupted`` / ``error: terminated`` line, exit 130 / 143.
     """
-    from .interrupt import Stopped, handle_signals
+    from ..interrupt import Stopped, handle_signals
 
     handle_signals()
     try:
