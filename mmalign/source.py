@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from .subtitles import Subtitles
     from .timeline import FeatureSeq
 
-__all__ = ["FEATURE_EXTS", "FeatureChoiceError", "kind_of", "feature_names", "audio_sequences", "video_sequences", "text_sequences",
-           "extract_all", "sequence_of", "common_feature", "alignment_inputs"]
+__all__ = ["FEATURE_EXTS", "FeatureChoiceError", "kind_of", "feature_names", "audio_sequences", "video_sequences",
+           "text_sequences", "extract_all", "sequence_of", "common_feature", "alignment_inputs"]
 
 #: Extensions of feature files (``mmalign extract`` output).
 FEATURE_EXTS = frozenset({".safetensors", ".st", ".npz"})

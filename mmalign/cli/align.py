@@ -96,8 +96,8 @@ def align(
     elif not quiet:
         how = "multiscale" if summary["multiscale"] else "exact"
         typer.echo(f"aligned {summary['frames'][0]} x {summary['frames'][1]} frames ({how} DTW, "
-                   f"mean cost {summary['normalized_cost']:.4g}): {summary['timemap_pieces']} pieces -> {summary['output']}",
-                   err=True)
+                   f"mean cost {summary['normalized_cost']:.4g}): {summary['timemap_pieces']} pieces -> "
+                   f"{summary['output']}", err=True)
 
 
 def _write(out: Optional[Path], summary: dict, xa, xb, found: sequences.SequenceAlignment, metric: str,
