@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from .. import subtitles as subtitles_mod
-from ..errors import UsageError
+from ..errors import NotConfidentError, UsageError
 from ..features import audio as audio_features
 from ..features import vad
 from ..features.text import cue_activity
@@ -165,6 +165,31 @@ class SyncResult:
             return (f"another placement fits about as well, offset {fit.rival['offset']:+.1f} s "
                     f"at scale {fit.rival['scale']:.4f}")
         return f"the best placement hardly stands out from the others (peak z {fit.peak_z:.1f})"
+
+    def require(self, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> SyncResult:
+        """This result, when its confidence reaches ``min_confidence``; else refuse it.
+
+        Parameters
+        ----------
+        min_confidence : float
+            0-1: the lowest confidence accepted (default :data:`DEFAULT_MIN_CONFIDENCE`).
+
+        Returns
+        -------
+        SyncResult
+            ``self``, so that ``sync(...).require(0.5)`` reads as one step.
+
+        Raises
+        ------
+        NotConfidentError
+            Below ``min_confidence``; its message gives the confidence and :meth:`doubt`,
+            its ``result`` is this result (to write it anyway, or to draw it).
+        """
+        if self.confidence >= min_confidence:
+            return self
+        raise NotConfidentError(
+            f"not confident in the result (confidence {self.confidence:.2f} < {min_confidence}): "
+            f"{self.doubt()}. Nothing written; check that the subtitles belong to this media", result=self)
 
     def to_dict(self) -> dict:
         """A JSON-ready summary (what ``mmalign sync --json`` prints, less the output path)."""

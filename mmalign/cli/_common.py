@@ -1,0 +1,210 @@
+"""What every ``mmalign`` command shares: option aliases, progress, error lines, output paths.
+
+Private to :mod:`mmalign.cli`; the command modules import from here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ..errors import InputError, MmalignError, UsageError
+from ..fileio import check_output, same_file
+from ..source import feature_names
+
+EXIT_CODES = """\
+Exit codes: 0 done; 1 unexpected failure (--debug shows the traceback);
+2 usage error; 3 unreadable or invalid input; 4 not confident (nothing written
+unless --force); 5 output cannot be written; 130 interrupted; 143 terminated."""
+
+
+
+class _WarningLines(logging.Handler):
+    """The library's warnings (a truncated file, a model that cannot run) as ``warning: …``
+    lines on stderr, each message once per command (both speech detectors decode the file)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.seen: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message not in self.seen:
+            self.seen.add(message)
+            typer.echo(f"warning: {message}", err=True)
+
+
+_WARNINGS = _WarningLines()
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+class _Progress:
+    """A rich progress bar on a terminal; nothing when stderr is piped or --quiet/--json."""
+
+    def __init__(self, enabled: bool, label: str):
+        self.bar = None
+        if enabled:
+            console = _stderr_console()
+            if console.is_terminal:
+                from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+                self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                    TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(), console=console,
+                                    transient=True)
+                self.task = self.bar.add_task(label, total=1.0)
+
+    def __enter__(self):
+        if self.bar:
+            self.bar.start()
+        return self
+
+    def update(self, done: float, total: float):
+        if self.bar and total > 0:
+            self.bar.update(self.task, completed=min(done / total, 1.0))
+
+    def stage(self, label: str):
+        """A new pass over the input: a new label, from zero."""
+        if self.bar:
+            self.bar.reset(self.task, total=1.0, description=label)
+
+    def __exit__(self, *exc):
+        if self.bar:
+            self.bar.stop()
+
+
+def _fail(exc: BaseException, debug: bool, as_json: bool, extra: dict | None = None) -> "typer.Exit":
+    """Report an error on one line (and as JSON when asked); return the Exit to raise."""
+    if debug:  # the traceback, then the same line and exit code as without --debug
+        import traceback
+
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    code = exc.exit_code if isinstance(exc, MmalignError) else 1
+    message = str(exc) if isinstance(exc, MmalignError) else (
+        f"unexpected failure: {type(exc).__name__}: {exc} (run again with --debug for details)")
+    if as_json:
+        typer.echo(json.dumps({**(extra or {}), "error": message, "exit_code": code}))
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def _guard(debug: bool, as_json: bool, summary: dict):
+    """Turn failures inside the block into one error line and their exit code."""
+    try:
+        yield
+    except (MmalignError, OSError) as exc:
+        if isinstance(exc, OSError):
+            exc = InputError(f"{getattr(exc, 'filename', '') or ''}: {exc.strerror or exc}".lstrip(": "))
+        raise _fail(exc, debug, as_json, summary) from None
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the one place that turns surprises into exit 1
+        raise _fail(exc, debug, as_json, summary) from None
+
+
+def _default_output(subs: Path, fmt: Optional[str], folder: Optional[Path] = None) -> Path:
+    """``<stem>.synced.<ext>`` in ``folder`` (default: next to ``subs``)."""
+    ext = fmt or subs.suffix.lstrip(".").lower() or "srt"
+    return (folder if folder is not None else subs.parent) / f"{subs.stem}.synced.{ext}"
+
+
+def _is_folder(raw: str) -> bool:
+    """``-o DIR/`` (a trailing separator) or an existing folder: write inside it."""
+    return raw.endswith(("/", os.sep)) or Path(raw).is_dir()
+
+
+def _output_file(raw: str, name: str, inputs: list, *, stdout_ok: bool,
+                 in_place_of: Optional[Path] = None) -> Optional[Path]:
+    """Resolve ``-o`` for a command with one output file, before any work.
+
+    ``-`` is standard output (``None``; a usage error where ``stdout_ok`` is false); a folder
+    (``DIR/``, or one that exists) gets ``name`` inside it, and is created when missing
+    (just before writing, see :func:`_make_parent`); anything else is the file itself.
+    Refuses a path that resolves to one of ``inputs`` (pointing to --in-place when it is
+    ``in_place_of``).
+    """
+    if raw == "-":
+        if not stdout_ok:
+            raise UsageError("-o - (standard output) needs a single text output here; give a file name")
+        return None
+    if not raw:
+        raise UsageError("-o needs a path")
+    out = Path(raw) / name if _is_folder(raw) else Path(raw)
+    if out.is_dir():
+        raise UsageError(f"{out} is a folder; give a file name")
+    if not _is_folder(raw) and str(out.parent) and not out.parent.is_dir():
+        raise UsageError(f"{out.parent}: output folder does not exist (end -o with / to create a folder)")
+    if in_place_of is not None and same_file(out, in_place_of):
+        raise UsageError(f"{out} is the input subtitle file; use --in-place to replace it")
+    check_output(out, inputs)
+    return out
+
+
+def _make_parent(out: Path) -> None:
+    """Create the folder of ``out`` (``-o DIR/`` names a folder that may not exist yet)."""
+    if str(out.parent) and not out.parent.is_dir():
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            from ..errors import OutputError
+
+            raise OutputError(f"{out.parent}: cannot create the output folder: {exc.strerror or exc}") from None
+
+
+
+
+def _split(value: str, known: Collection[str], what: str) -> tuple[str, ...]:
+    """Comma-separated names, each one of ``known`` (:func:`mmalign.source.feature_names`)."""
+    return feature_names(value, known, what)
+
+
+def _names(value: str, known: Collection[str], what: str) -> tuple[str, ...]:
+    """As :func:`_split`; ``none`` is no name at all."""
+    return () if value.strip().lower() == "none" else _split(value, known, what)
+
+
+def _require(path: Path, what: str) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: {what} not found")
+
+
+def _finish(summary: dict, t0: float) -> None:
+    """The total wall time, in the summary's ``seconds``."""
+    summary.setdefault("seconds", {})["total"] = round(time.perf_counter() - t0, 3)
+
+
+def _no_stdout_clash(output: Optional[str], as_json: bool) -> None:
+    if output == "-" and as_json:
+        raise UsageError("--json and -o - both print on stdout; give an output file with --json")
+
+
+_JSON = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+_QUIET = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+_DEBUG = Annotated[bool, typer.Option("--debug", help="Show tracebacks of failures.")]
+_JOBS = Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Decoding processes. "
+                                              "[default: one per CPU]", show_default=False)]
+_SR = Annotated[int, typer.Option("--sr", min=1000, help="Sample rate the audio is resampled to (Hz).")]
+_HOP = Annotated[float, typer.Option("--hop", min=0.001, help="Seconds between audio frames.")]
+_NMELS = Annotated[int, typer.Option("--n-mels", min=1, help="Mel bands.")]
+_NMFCC = Annotated[int, typer.Option("--n-mfcc", min=1, help="MFCC coefficients.")]
+_ASTREAM = Annotated[Optional[int], typer.Option("--audio-stream", min=0, metavar="N", help="Audio track (0 = first). "
+                                                 "[default: the default track]", show_default=False)]
+_FPS = Annotated[float, typer.Option("--fps", min=0.01, help="Frames analysed per second of media.")]
+_WIDTH = Annotated[int, typer.Option("--width", min=0, help="Frames are scaled down to this width before analysis "
+                                     "(0: full size).")]
+_VSTREAM = Annotated[Optional[int], typer.Option("--video-stream", min=0, metavar="N", help="Video track (0 = first). "
+                                                 "[default: the default track]", show_default=False)]

