@@ -193,12 +193,12 @@ def _sleep(seconds: float) -> float:
     return seconds
 
 
-def test_range_pool_does_not_wait_for_running_work_when_stopped():
-    from mmalign.features.audio import _range_pool
+def test_process_pool_does_not_wait_for_running_work_when_stopped():
+    from mmalign.parallel import process_pool
 
     t0 = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        with _range_pool(2) as (pool, _):
+        with process_pool(2) as pool:
             futures = [pool.submit(_sleep, 30.0) for _ in range(3)]
             processes = list(pool._processes.values())
             time.sleep(0.3)
