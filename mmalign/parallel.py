@@ -29,7 +29,7 @@ import multiprocessing
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
@@ -138,8 +138,9 @@ def process_pool(workers: int, counter: _Counter | None = None) -> Iterator[Proc
     ctx = _mp_context()
     if counter is None:
         counter = ctx.Value("d", 0.0)
-    pool = ProcessPoolExecutor(max(1, int(workers)), mp_context=ctx, initializer=_init_worker,
-                               initargs=(counter, os.getpid()))
+    pool = ProcessPoolExecutor(
+        max(1, int(workers)), mp_context=ctx, initializer=_init_worker, initargs=(counter, os.getpid())
+    )
     try:
         yield pool
     except BaseException:
@@ -179,9 +180,15 @@ def _count_one(counter: _Counter) -> Callable[[Future[Any]], None]:
     return done
 
 
-def parallel_map(fn: Callable[..., T], *iterables: Iterable[Any], workers: int | None = None,
-                 executor: Executor | None = None, threads: bool = False,
-                 progress: ProgressFn | None = None, total: float | None = None) -> Iterator[T]:
+def parallel_map(
+    fn: Callable[..., T],
+    *iterables: Iterable[Any],
+    workers: int | None = None,
+    executor: Executor | None = None,
+    threads: bool = False,
+    progress: ProgressFn | None = None,
+    total: float | None = None,
+) -> Generator[T, None, None]:
     """``fn(*job)`` for each job of ``zip(*iterables)``, in parallel; the results in the jobs' order.
 
     As :func:`map`, but on up to ``workers`` processes (or threads), or on ``executor``.  With one
@@ -223,7 +230,7 @@ def parallel_map(fn: Callable[..., T], *iterables: Iterable[Any], workers: int |
     UsageError
         ``workers`` is below 1.
     """
-    jobs = list(zip(*iterables))
+    jobs = list(zip(*iterables, strict=False))  # as map(): the shortest iterable decides
     if workers is None:
         workers = os.cpu_count() or 1
     if workers < 1:
@@ -231,8 +238,15 @@ def parallel_map(fn: Callable[..., T], *iterables: Iterable[Any], workers: int |
     return _run(fn, jobs, int(workers), executor, threads, progress, total)
 
 
-def _run(fn: Callable[..., T], jobs: Sequence[tuple[Any, ...]], workers: int, executor: Executor | None,
-         threads: bool, progress: ProgressFn | None, total: float | None) -> Iterator[T]:
+def _run(
+    fn: Callable[..., T],
+    jobs: Sequence[tuple[Any, ...]],
+    workers: int,
+    executor: Executor | None,
+    threads: bool,
+    progress: ProgressFn | None,
+    total: float | None,
+) -> Generator[T, None, None]:
     global _counter
     count_jobs = total is None
     goal = float(len(jobs)) if total is None else float(total)
@@ -258,13 +272,13 @@ def _run(fn: Callable[..., T], jobs: Sequence[tuple[Any, ...]], workers: int, ex
             if executor is not None:
                 yield from _take(executor, fn, jobs, counter, count_jobs, progress, goal)
             else:
-                pool = ThreadPoolExecutor(min(workers, len(jobs)))
+                thread_pool = ThreadPoolExecutor(min(workers, len(jobs)))
                 try:
-                    yield from _take(pool, fn, jobs, counter, count_jobs, progress, goal)
-                except BaseException:
-                    pool.shutdown(wait=True, cancel_futures=True)
+                    yield from _take(thread_pool, fn, jobs, counter, count_jobs, progress, goal)
+                except BaseException:  # threads cannot be killed: wait for the running jobs only
+                    thread_pool.shutdown(wait=True, cancel_futures=True)
                     raise
-                pool.shutdown(wait=True)
+                thread_pool.shutdown(wait=True)
         finally:
             _counter = previous
         return
@@ -273,8 +287,15 @@ def _run(fn: Callable[..., T], jobs: Sequence[tuple[Any, ...]], workers: int, ex
         yield from _take(pool, fn, jobs, counter, count_jobs, progress, goal)
 
 
-def _take(pool: Executor, fn: Callable[..., T], jobs: Sequence[tuple[Any, ...]], counter: _Counter,
-          count_jobs: bool, progress: ProgressFn | None, goal: float) -> Iterator[T]:
+def _take(
+    pool: Executor,
+    fn: Callable[..., T],
+    jobs: Sequence[tuple[Any, ...]],
+    counter: _Counter,
+    count_jobs: bool,
+    progress: ProgressFn | None,
+    goal: float,
+) -> Generator[T, None, None]:
     """Submit every job to ``pool`` and yield the results in order; on an early end, cancel the rest."""
     with signals_blocked():  # workers may be forked here: not with this process's handlers
         pending = deque(pool.submit(fn, *job) for job in jobs)

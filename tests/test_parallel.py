@@ -92,8 +92,9 @@ def test_an_external_executor_is_used_and_left_open():
 @pytest.mark.parametrize("workers", [1, 3])
 def test_progress_reaches_the_total_the_jobs_report(workers):
     calls = []
-    assert list(parallel_map(_seconds, [1.0, 2.0, 3.0], workers=workers, progress=lambda d, t: calls.append((d, t)),
-                             total=6.0)) == [1.0, 2.0, 3.0]
+    assert list(
+        parallel_map(_seconds, [1.0, 2.0, 3.0], workers=workers, progress=lambda d, t: calls.append((d, t)), total=6.0)
+    ) == [1.0, 2.0, 3.0]
     assert calls[-1] == (6.0, 6.0)
     assert all(t == 6.0 and 0.0 <= d <= 6.0 for d, t in calls)
     done = [d for d, _ in calls]

@@ -168,8 +168,9 @@ def test_sigint_stops_extract_audio(long_media, tmp_path):
                                              (signal.SIGINT, 130, "error: interrupted")])
 def test_signal_stops_sync(long_media, tmp_path, sig, code, line):
     subs = tmp_path / "film.srt"
-    subs.write_text("".join(f"{i + 1}\n00:{i // 6:02d}:{i % 6 * 10:02d},000 --> 00:{i // 6:02d}:{i % 6 * 10 + 4:02d},000\n"
-                            f"line {i}\n\n" for i in range(60)), encoding="utf-8")
+    subs.write_text("".join(f"{i + 1}\n00:{i // 6:02d}:{i % 6 * 10:02d},000 --> "
+                            f"00:{i // 6:02d}:{i % 6 * 10 + 4:02d},000\nline {i}\n\n" for i in range(60)),
+                    encoding="utf-8")
     link = tmp_path / "link.srt"
     link.symlink_to(subs)
     _stop_and_check(["sync", long_media, link, "--in-place"], tmp_path, [long_media, subs, link], sig, code, line)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from contextlib import closing
 from functools import partial
-from typing import Callable
 
 import numpy as np
 
@@ -419,7 +419,7 @@ def _contrast_bands(sr: int, n_fft: int, n_bands: int, fmin: float) -> list[tupl
     octa = np.zeros(n_bands + 2)
     octa[1:] = fmin * (2.0 ** np.arange(0, n_bands + 1))
     bands = []
-    for k, (f_low, f_high) in enumerate(zip(octa[:-1], octa[1:])):
+    for k, (f_low, f_high) in enumerate(zip(octa[:-1], octa[1:], strict=False)):
         band = (freq >= f_low) & (freq <= f_high)
         idx = np.flatnonzero(band)
         if len(idx) == 0:
@@ -848,7 +848,7 @@ def _finish(parts, features, plan, path, hop_s, params) -> dict[str, FeatureSeq]
             edges = params["contrast_fmin"] * 2.0 ** np.arange(-1, b)
             edges[0] = 0.0
             meta["columns"] = [f"{lo:g}-{min(hi, params['sr'] / 2):g}Hz" if k < b - 1 else f"{lo:g}Hz-"
-                               for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))]
+                               for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=False))]
         elif name == "onset":
             shift = 1 + params["n_fft"] // (2 * params["hop_length"])
             flux = v[:, 0]

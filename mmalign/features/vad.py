@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 import numpy as np
 
