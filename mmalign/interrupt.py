@@ -17,7 +17,10 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
+from types import FrameType
 
 __all__ = ["Stopped", "entry_point", "handle_signals", "worker_init", "kill_pool", "signals_blocked"]
 
@@ -41,7 +44,7 @@ class Stopped(BaseException):
         super().__init__("interrupted" if self.signum == signal.SIGINT else "terminated")
 
 
-def _raise_stopped(signum, frame):
+def _raise_stopped(signum: int, frame: FrameType | None) -> None:
     raise Stopped(signum)
 
 
@@ -88,7 +91,7 @@ def worker_init(parent: int) -> None:
 
 
 @contextmanager
-def signals_blocked():
+def signals_blocked() -> Iterator[None]:
     """Hold SIGINT and SIGTERM back in this thread while the block runs (e.g. while forking
     workers, which must not inherit the parent's handlers before :func:`worker_init` runs);
     a signal that arrives meanwhile is delivered at the end of the block."""
@@ -102,10 +105,16 @@ def signals_blocked():
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def kill_pool(pool) -> None:
+def kill_pool(pool: Executor) -> None:
     """Stop a :class:`concurrent.futures.ProcessPoolExecutor` now: cancel the queued tasks and
-    kill the worker processes, without waiting for the running tasks to finish."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())
+    kill the worker processes, without waiting for the running tasks to finish.
+
+    Parameters
+    ----------
+    pool : concurrent.futures.ProcessPoolExecutor
+        The pool (another executor is only shut down, without waiting).
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public way to reach them
     call_queue = getattr(pool, "_call_queue", None)
     if call_queue is not None:
         # Its feeder thread may be blocked writing to a pipe that no dead worker will read;

@@ -168,8 +168,9 @@ def test_sigint_stops_extract_audio(long_media, tmp_path):
                                              (signal.SIGINT, 130, "error: interrupted")])
 def test_signal_stops_sync(long_media, tmp_path, sig, code, line):
     subs = tmp_path / "film.srt"
-    subs.write_text("".join(f"{i + 1}\n00:{i // 6:02d}:{i % 6 * 10:02d},000 --> 00:{i // 6:02d}:{i % 6 * 10 + 4:02d},000\n"
-                            f"line {i}\n\n" for i in range(60)), encoding="utf-8")
+    subs.write_text("".join(f"{i + 1}\n00:{i // 6:02d}:{i % 6 * 10:02d},000 --> "
+                            f"00:{i // 6:02d}:{i % 6 * 10 + 4:02d},000\nline {i}\n\n" for i in range(60)),
+                    encoding="utf-8")
     link = tmp_path / "link.srt"
     link.symlink_to(subs)
     _stop_and_check(["sync", long_media, link, "--in-place"], tmp_path, [long_media, subs, link], sig, code, line)
@@ -193,12 +194,12 @@ def _sleep(seconds: float) -> float:
     return seconds
 
 
-def test_range_pool_does_not_wait_for_running_work_when_stopped():
-    from mmalign.features.audio import _range_pool
+def test_process_pool_does_not_wait_for_running_work_when_stopped():
+    from mmalign.parallel import process_pool
 
     t0 = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        with _range_pool(2) as (pool, _):
+        with process_pool(2) as pool:
             futures = [pool.submit(_sleep, 30.0) for _ in range(3)]
             processes = list(pool._processes.values())
             time.sleep(0.3)

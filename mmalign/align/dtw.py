@@ -36,6 +36,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import UsageError
+from ..parallel import parallel_map
 from ..timeline import TimeMap
 
 __all__ = [
@@ -775,13 +776,7 @@ def _solve_windowed(xk, yT, metric_code, sym2, subsequence, lo, hi, segment_cell
         return _dp_path(xk, yT, dummy, metric_code, sym2, subsequence if s == 0 else True,
                         subsequence if s == last else True, int(r0[s]), int(r1[s]), lo, hi)[1]
 
-    if last == 0 or workers == 1:
-        paths = [solve(s) for s in range(last + 1)]
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            paths = list(pool.map(solve, range(last + 1)))
+    paths = list(parallel_map(solve, range(last + 1), workers=workers, threads=True))
     if any(len(p) == 0 for p in paths):
         return np.empty((0, 2), np.int64), 0
     path = paths[0] if last == 0 else _stitch(paths, cuts, int(yT.shape[1]))

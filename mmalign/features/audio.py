@@ -9,31 +9,27 @@ with zero padding): frame ``i`` is centred on ``i * hop_length / sr`` seconds.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import tempfile
-import threading
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
-from typing import Callable
+from collections.abc import Callable
+from contextlib import closing
+from functools import partial
 
 import numpy as np
 
 from .. import media
 from ..errors import InputError, UsageError
-from ..interrupt import kill_pool, signals_blocked, worker_init
 from ..filters import gaussian_filter1d, median_filter1d, percentile_filter1d, uniform_filter1d
+from ..parallel import parallel_map, report_progress
 from ..timeline import FeatureSeq
 
 __all__ = ["logmel", "logmel_array", "speech_features", "speech_activity", "SPEECH_FEATURES",
-           "SYNC_SR", "SYNC_HOP_LENGTH", "audio_features", "AUDIO_FEATURES"]
+           "SYNC_SR", "SYNC_HOP_LENGTH", "audio_features", "AUDIO_FEATURES", "probe_audio"]
 
 #: Analysis rate and hop used by ``mmalign sync``: 10 ms frames of telephone-band audio.
 SYNC_SR = 8000
 SYNC_HOP_LENGTH = 80
 _PREROLL = 0.25  # seconds decoded before/after a range, for the resampler to settle
-
-_progress_counter = None  # a shared multiprocessing.Value in worker processes
 
 
 def _cache_dir() -> str:
@@ -217,9 +213,7 @@ def _logmel_range_(path, i0: int, i1: int | None, sr: int, hop_length: int, n_ff
 
     for t, y in media.iter_audio(path, sr, stream=stream, start=t_start, end=t_end, block_seconds=20.0):
         take(framer.push(int(round(t * sr)), y))
-        if _progress_counter is not None:
-            with _progress_counter.get_lock():
-                _progress_counter.value += framer.added / sr
+        report_progress(framer.added / sr)
     take(framer.finish())
     if not out:
         width = n_mels if reduce is None else reduce(np.zeros((0, n_mels), np.float32), freqs).shape[1]
@@ -227,15 +221,28 @@ def _logmel_range_(path, i0: int, i1: int | None, sr: int, hop_length: int, n_ff
     return np.concatenate(out)
 
 
-def _init_worker(counter, parent: int):
-    """Set up a decoding process: the shared progress counter; ignore SIGINT and die with ``parent``."""
-    global _progress_counter
-    worker_init(parent)
-    _progress_counter = counter
+def probe_audio(path, stream: int | None = None) -> media.MediaInfo:
+    """Probe a media file that must have an audio stream (and stream ``stream``, when given).
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any media file.
+    stream : int, optional
+        Audio stream number (0 = first) that must exist.
 
-def _probe_audio(path, stream: int | None):
-    """Probe a media file that must have an audio stream (and stream ``stream``, when given)."""
+    Returns
+    -------
+    mmalign.media.MediaInfo
+        As :func:`mmalign.media.probe` gives it.
+
+    Raises
+    ------
+    InputError
+        The file has no audio stream.
+    UsageError
+        Audio stream ``stream`` does not exist.
+    """
     info = media.probe(path)
     if not info.audio:
         raise InputError(f"{path}: has no audio stream")
@@ -243,67 +250,6 @@ def _probe_audio(path, stream: int | None):
         raise UsageError(f"{path}: audio stream {stream} does not exist (it has {len(info.audio)}: "
                          f"0..{len(info.audio) - 1})")
     return info
-
-
-def _in_process(progress, duration: float, fn, *args):
-    """Run one range in this process, reporting progress like the workers do."""
-    global _progress_counter
-    counter = multiprocessing.Value("d", 0.0) if progress else None
-    _progress_counter = counter
-    stop = _start_progress(progress, counter, duration)
-    try:
-        return fn(*args)
-    finally:
-        _progress_counter = None
-        stop()
-
-
-@contextmanager
-def _range_pool(n: int):
-    """A pool of ``n`` decoding processes sharing one progress counter: ``(pool, counter)``.
-
-    The workers ignore SIGINT and die with this process (:func:`mmalign.interrupt.worker_init`).
-    When the block ends by an exception (a failed range, Ctrl-C, SIGTERM), the pool is killed
-    at once: queued ranges are cancelled and running ones are not waited for.
-    """
-    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    counter = ctx.Value("d", 0.0)
-    pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(counter, os.getpid()))
-    try:
-        yield pool, counter
-    except BaseException:
-        kill_pool(pool)
-        raise
-    pool.shutdown(wait=True)
-
-
-def _submit_all(pool, calls: list) -> list:
-    """``pool.submit(*call)`` for each call, with SIGINT and SIGTERM held back meanwhile: the
-    workers are forked here and must not run this process's handlers before their own are set."""
-    with signals_blocked():
-        return [pool.submit(*call) for call in calls]
-
-
-def _map_ranges(fn, path, bounds: list, args: tuple, *, workers: int, progress, duration: float) -> list:
-    """``fn(path, bounds[k], bounds[k + 1], *args)`` for every range, in order.
-
-    On a pool of up to ``workers`` decoding processes sharing one progress counter, or in
-    this process when there is one range or one worker.
-    """
-    path = os.fspath(path)
-    n = len(bounds) - 1
-    if n == 1 or workers <= 1:
-        return _in_process(progress, duration,
-                           lambda: [fn(path, bounds[k], bounds[k + 1], *args) for k in range(n)])
-    with _range_pool(min(workers, n)) as (pool, counter):
-        futures = _submit_all(pool, [(fn, path, bounds[k], bounds[k + 1], *args) for k in range(n)])
-        # The workers are forked by now: only then start the progress thread (forking
-        # a process that runs threads can leave locks held in the child).
-        stop = _start_progress(progress, counter, duration)
-        try:
-            return [f.result() for f in futures]
-        finally:
-            stop()
 
 
 def _run_ranges(path, *, sr, hop_length, n_fft, n_mels, fmin, fmax, stream, workers, progress,
@@ -314,16 +260,17 @@ def _run_ranges(path, *, sr, hop_length, n_fft, n_mels, fmin, fmax, stream, work
     """
     if hop_length <= 0 or n_fft <= 0 or n_mels <= 0 or sr <= 0:
         raise UsageError("sr, hop_length, n_fft and n_mels must be positive")
-    info = _probe_audio(path, stream)
+    info = probe_audio(path, stream)
     hop = hop_length / sr
     duration = info.duration or 0.0
     workers = workers or os.cpu_count() or 1
     ranges = media.split_ranges(duration, workers, hop=hop) if duration > 0 else [(0.0, None)]
     bounds = [int(round(a / hop)) for a, _ in ranges] + [None]  # the last range runs to the real end
-    args = (sr, hop_length, n_fft, n_mels, fmin, fmax, stream, reduce)
+    job = partial(_logmel_range, os.fspath(path), sr=sr, hop_length=hop_length, n_fft=n_fft, n_mels=n_mels,
+                  fmin=fmin, fmax=fmax, stream=stream, reduce=reduce)
     _mel(sr, n_fft, n_mels, fmin, fmax)  # compute (or read) once, before any fork
-    parts = _map_ranges(_logmel_range, path, bounds, args, workers=len(ranges), progress=progress,
-                        duration=duration)
+    parts = list(parallel_map(job, bounds[:-1], bounds[1:], workers=len(ranges), progress=progress,
+                              total=duration))
     return (np.concatenate(parts) if len(parts) > 1 else parts[0]), hop
 
 
@@ -408,27 +355,6 @@ def speech_features(path, *, sr: int = SYNC_SR, hop_length: int = SYNC_HOP_LENGT
     return FeatureSeq(values, hop=hop, t0=0.0, name="audio.speech_features", meta=meta)
 
 
-def _start_progress(progress, counter, total):
-    if progress is None or counter is None:
-        return lambda: None
-    done = threading.Event()
-
-    def run():
-        while not done.wait(0.2):
-            progress(min(counter.value, total), total)
-        progress(total, total)
-
-    thread = threading.Thread(target=run, daemon=True)
-    with signals_blocked():  # SIGINT/SIGTERM go to the main thread, which waits on the workers
-        thread.start()
-
-    def stop():
-        done.set()
-        thread.join()
-
-    return stop
-
-
 def _running_percentile(x: np.ndarray, q: float, size: int, step: int) -> np.ndarray:
     """Percentile ``q`` of ``x`` in a centred window of ``size`` frames, on a coarse grid."""
     coarse = x[: len(x) // step * step].reshape(-1, step).mean(axis=1) if len(x) >= step else x[:1]
@@ -493,7 +419,7 @@ def _contrast_bands(sr: int, n_fft: int, n_bands: int, fmin: float) -> list[tupl
     octa = np.zeros(n_bands + 2)
     octa[1:] = fmin * (2.0 ** np.arange(0, n_bands + 1))
     bands = []
-    for k, (f_low, f_high) in enumerate(zip(octa[:-1], octa[1:])):
+    for k, (f_low, f_high) in enumerate(zip(octa[:-1], octa[1:], strict=False)):
         band = (freq >= f_low) & (freq <= f_high)
         idx = np.flatnonzero(band)
         if len(idx) == 0:
@@ -657,9 +583,7 @@ def _features_range_(path, i0: int, i1: int | None, plan: dict, stream: int | No
         if sframer is not None:
             speech_push(resampler.resample_chunk(y) if resampler is not None else y)
         pos += len(y)
-        if _progress_counter is not None:
-            with _progress_counter.get_lock():
-                _progress_counter.value += len(y) / sr
+        report_progress(len(y) / sr)
     if framer is not None:
         take(framer.finish())
     if sframer is not None:
@@ -845,7 +769,7 @@ def audio_features(path, features=AUDIO_FEATURES, *, sr: int = 16000, hop_length
         if not 1 <= contrast_bands <= fit:
             raise UsageError(f"{contrast_bands} contrast bands from {contrast_fmin:g} Hz exceed the Nyquist "
                              f"frequency ({sr / 2:g} Hz); at most {max(fit, 0)} fit")
-    info = _probe_audio(path, stream)
+    info = probe_audio(path, stream)
     plan = _plan(features, sr, hop_length, n_fft, n_mels, n_mfcc, fmin, fmax, n_chroma, contrast_bands,
                  contrast_fmin)
     hop_s = hop_length / sr
@@ -855,35 +779,28 @@ def audio_features(path, features=AUDIO_FEATURES, *, sr: int = 16000, hop_length
     ranges = media.split_ranges(duration, parts_wanted, hop=hop_s, min_seconds=_MIN_RANGE_SECONDS) \
         if duration > 0 and workers > 1 else [(0.0, None)]
     bounds = [int(round(a / hop_s)) for a, _ in ranges] + [None]
+    results = parallel_map(partial(_features_range, os.fspath(path), plan=plan, stream=stream), bounds[:-1],
+                           bounds[1:], workers=min(workers, len(ranges)), progress=progress, total=duration)
     if len(ranges) == 1:
-        parts = [_in_process(progress, duration, _features_range, path, 0, None, plan, stream)]
+        parts = list(results)
         parts[0].pop("_end")
     else:
-        with _range_pool(min(workers, len(ranges))) as (pool, counter):
-            futures = _submit_all(pool, [(_features_range, os.fspath(path), bounds[k], bounds[k + 1], plan, stream)
-                                         for k in range(len(ranges))])
-            stop = _start_progress(progress, counter, duration)
-            # Frames of the whole media at the finer of this hop and the speech hop, and some spare.
-            collector = _Collector(int(np.ceil(duration / min(hop_s, SYNC_HOP_LENGTH / SYNC_SR))) + 1024)
-            try:
-                for k, f in enumerate(futures):
-                    part = f.result()
-                    futures[k] = None  # drop the future's reference to the range's arrays
-                    end = part.pop("_end")
-                    # A range whose audio stops before its last frame's window ends: the media is
-                    # damaged or truncated there (media.iter_audio has said so).  Keep the frames up
-                    # to that point, as one decode from the start would, and nothing after it.
-                    i1 = bounds[k + 1]
-                    if i1 is not None and (end is None or end < i1 * hop_length + n_fft // 2):
-                        _trim_at_end(part, end, bounds[k], plan)
-                        collector.add(part)
-                        for g in futures[k + 1:]:
-                            g.cancel()
-                        break
+        # Frames of the whole media at the finer of this hop and the speech hop, and some spare.
+        collector = _Collector(int(np.ceil(duration / min(hop_s, SYNC_HOP_LENGTH / SYNC_SR))) + 1024)
+        with closing(results):  # an early end cancels the ranges left (and stops their workers) at once
+            for k, part in enumerate(results):
+                end = part.pop("_end")
+                # A range whose audio stops before its last frame's window ends: the media is
+                # damaged or truncated there (media.iter_audio has said so).  Keep the frames up
+                # to that point, as one decode from the start would, and nothing after it.
+                i1 = bounds[k + 1]
+                if i1 is not None and (end is None or end < i1 * hop_length + n_fft // 2):
+                    _trim_at_end(part, end, bounds[k], plan)
                     collector.add(part)
-            finally:
-                stop()
-            parts = [collector.result()]
+                    break
+                collector.add(part)
+                del part
+        parts = [collector.result()]
     return _finish(parts, features, plan, path, hop_s, dict(
         sr=sr, hop_length=hop_length, n_fft=n_fft, n_mels=n_mels, n_mfcc=n_mfcc, mfcc_deltas=mfcc_deltas,
         fmin=fmin, fmax=fmax if fmax else sr / 2, n_chroma=n_chroma, contrast_bands=contrast_bands,
@@ -931,7 +848,7 @@ def _finish(parts, features, plan, path, hop_s, params) -> dict[str, FeatureSeq]
             edges = params["contrast_fmin"] * 2.0 ** np.arange(-1, b)
             edges[0] = 0.0
             meta["columns"] = [f"{lo:g}-{min(hi, params['sr'] / 2):g}Hz" if k < b - 1 else f"{lo:g}Hz-"
-                               for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))]
+                               for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=False))]
         elif name == "onset":
             shift = 1 + params["n_fft"] // (2 * params["hop_length"])
             flux = v[:, 0]

