@@ -106,7 +106,7 @@ def _main(
         logger.addHandler(_WARNINGS)
 
 
-def main():
+def main() -> None:
     """Entry point of the ``mmalign`` console script.
 
     SIGINT and SIGTERM unwind the command (temporary files removed, workers killed) and end
