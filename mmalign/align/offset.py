@@ -22,10 +22,10 @@ from numpy.typing import ArrayLike
 
 from ..errors import UsageError
 from ..timeline import FeatureSeq, TimeMap
-# FRAMERATES, framerate_ratios and MARGIN_CENTER live in scoring; imported from here they keep working.
-from .scoring import (FRAMERATES, MARGIN_CENTER, TREND_SECONDS, Candidate, Scorer, Scorers, activity_from_zero,
-                      calibrated_confidence, evidence_factor, framerate_ratios, implausibility, on_reference,
-                      peak_zscore, refine_offset, scale_trust)
+from .scoring import (FRAMERATES, TREND_SECONDS, Candidate, Scorer, Scorers, activity_from_zero, calibrated_confidence,
+                      evidence_factor, framerate_ratios, implausibility, on_reference, peak_zscore, refine_offset,
+                      scale_trust)
+from .scoring import MARGIN_CENTER as MARGIN_CENTER  # lives in scoring; imported from here it keeps working
 
 __all__ = ["FRAMERATES", "framerate_ratios", "LinearFit", "estimate_linear", "agreement"]
 
@@ -68,8 +68,8 @@ class LinearFit:
     margin: float
     confidence: float
     exact_ratio: bool
-    candidates: list[dict] = field(default_factory=list)
-    rival: dict | None = None
+    candidates: list[dict[str, float]] = field(default_factory=list)
+    rival: dict[str, float] | None = None
     evidence: float = 1.0
 
     @property
@@ -124,7 +124,7 @@ def estimate_linear(reference: FeatureSeq, starts: ArrayLike, ends: ArrayLike, *
     if scales is None:
         scales = exact
     # For short spans the scales are barely distinguishable: a stronger prior for 1.
-    prior_unit = 0.002 * max(1.0, 600.0 / max(span, 1.0)) ** 0.5
+    prior_unit = 0.002 * float(max(1.0, 600.0 / max(span, 1.0)) ** 0.5)
 
     coarse = scorers.coarse
     H = coarse.hop
@@ -160,13 +160,13 @@ def estimate_linear(reference: FeatureSeq, starts: ArrayLike, ends: ArrayLike, *
     # framerate mix-up must score that much higher to be as likely.
     second, rival = -1.0, None
     for cand in results:
-        c, o, sc = cand.scores, cand.offsets, cand.scale
-        elsewhere = np.flatnonzero(np.abs(o + (sc - scale) * mid - offset) > 3.0)
+        curve, offs, sc = cand.scores, cand.offsets, cand.scale
+        elsewhere = np.flatnonzero(np.abs(offs + (sc - scale) * mid - offset) > 3.0)
         if len(elsewhere):
-            j = elsewhere[np.argmax(c[elsewhere])]
-            if c[j] - prior(sc) > second:
-                second = float(c[j]) - prior(sc)
-                rival = {"scale": sc, "offset": round(float(o[j]), 3), "score": round(float(c[j]), 5)}
+            j = elsewhere[np.argmax(curve[elsewhere])]
+            if curve[j] - prior(sc) > second:
+                second = float(curve[j]) - prior(sc)
+                rival = {"scale": sc, "offset": round(float(offs[j]), 3), "score": round(float(curve[j]), 5)}
     margin = best_score - prior(scale) - second
 
     # The coarse clock cannot tell near scales apart: refine the leading candidates on
@@ -204,15 +204,15 @@ def _refine_scale(fine: Scorer, starts: np.ndarray, ends: np.ndarray, scale: flo
     if n_groups < 3:
         return scale, offset
     n = int(round(1.0 / fine.hop))
-    t, d, w = [], [], []
+    times, drifts, weights = [], [], []
     for g in np.array_split(np.arange(len(starts)), n_groups):
         a, b = starts[g] * scale + offset, ends[g] * scale + offset
         scores, _ = fine.correlate(a, b, n, n)
         i = int(np.argmax(scores))
-        t.append(float(np.mean(a)))
-        d.append((i - n) * fine.hop)
-        w.append(max(float(scores[i] - np.median(scores)), 1e-6))
-    t, d, w = np.array(t), np.array(d), np.array(w)
+        times.append(float(np.mean(a)))
+        drifts.append((i - n) * fine.hop)
+        weights.append(max(float(scores[i] - np.median(scores)), 1e-6))
+    t, d, w = np.array(times), np.array(drifts), np.array(weights)
     keep = np.ones(len(t), bool)
     for _ in range(3):  # fit, drop outliers, refit
         if keep.sum() < 3:

@@ -316,7 +316,8 @@ def pool_frames(x: np.ndarray, k: int) -> np.ndarray:
     pooled = x[:n].reshape(-1, k).mean(axis=1)
     if n < len(x):
         pooled = np.concatenate([pooled, [x[n:].mean()]])
-    return pooled.astype(np.float32)
+    out: np.ndarray = pooled.astype(np.float32)
+    return out
 
 
 class Scorers:

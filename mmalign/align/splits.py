@@ -75,7 +75,7 @@ def cue_lag_scores(ref: np.ndarray, sub: np.ndarray, owner: np.ndarray, n_cues: 
         window[:, a - first:b - first] = ref[:, a:b]
     out = np.zeros((n_cues, n_lags), np.float32)
     bounds = np.flatnonzero(np.diff(owner, prepend=-2, append=-2))
-    for j0, j1 in zip(bounds[:-1], bounds[1:]):
+    for j0, j1 in zip(bounds[:-1], bounds[1:], strict=True):
         i = owner[j0]
         if i < 0:
             continue
@@ -390,7 +390,7 @@ def _runs(lags: np.ndarray) -> list[tuple[int, int, int]]:
     cut = np.flatnonzero(np.diff(lags)) + 1
     lo = np.concatenate([[0], cut])
     hi = np.concatenate([cut, [len(lags)]])
-    return [(int(x), int(y), int(lags[x])) for x, y in zip(lo, hi)]
+    return [(int(x), int(y), int(lags[x])) for x, y in zip(lo, hi, strict=True)]
 
 
 def _merge_short(runs, scores, min_cues):
