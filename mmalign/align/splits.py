@@ -14,9 +14,10 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..timeline import FeatureSeq, TimeMap
 from .offset import LinearFit
@@ -130,8 +131,8 @@ def piecewise_dp(scores: np.ndarray, gaps: np.ndarray, penalty: float) -> np.nda
     return lags
 
 
-def estimate_piecewise(reference: FeatureSeq, starts, ends, fit: LinearFit, *, max_offset: float = 300.0,
-                       coarse_hop: float = 0.1, penalty: float | None = None,
+def estimate_piecewise(reference: FeatureSeq, starts: ArrayLike, ends: ArrayLike, fit: LinearFit, *,
+                       max_offset: float = 300.0, coarse_hop: float = 0.1, penalty: float | None = None,
                        min_cues: int = 3, min_confidence: float = 0.5, merge_within: float = 0.3) -> TimeMap:
     """Split the global fit where the evidence says the offset changes.
 
@@ -242,7 +243,7 @@ def estimate_piecewise(reference: FeatureSeq, starts, ends, fit: LinearFit, *, m
     return _timemap([p.piece for p in merged], starts[order], np.maximum(ends[order], starts[order]), s)
 
 
-def rescue_ends(reference: FeatureSeq, starts, ends, timemap: TimeMap, scale: float,
+def rescue_ends(reference: FeatureSeq, starts: ArrayLike, ends: ArrayLike, timemap: TimeMap, scale: float,
                 on_speech: Callable[[np.ndarray, np.ndarray], np.ndarray], *, max_offset: float = 300.0,
                 coarse_hop: float = 0.1, min_cues: int = 3, min_confidence: float = 0.5) -> TimeMap:
     """Give a run of cues at either end of the file a piece of its own when the map leaves
@@ -315,7 +316,7 @@ def rescue_ends(reference: FeatureSeq, starts, ends, timemap: TimeMap, scale: fl
     return timemap
 
 
-def settle_boundaries(starts, ends, timemap: TimeMap, scale: float,
+def settle_boundaries(starts: ArrayLike, ends: ArrayLike, timemap: TimeMap, scale: float,
                       on_speech: Callable[[np.ndarray, np.ndarray], np.ndarray], *, min_cues: int = 3) -> TimeMap:
     """Move a cue at the edge of a piece into the neighbouring piece when only there it
     lands on speech.
@@ -344,11 +345,11 @@ def settle_boundaries(starts, ends, timemap: TimeMap, scale: float,
         ``timemap`` itself when no cue moves.
     """
     st, en = _in_order(starts, ends)
-    pieces = [list(p) for p in _cue_pieces(timemap, st)]
+    pieces: list[list[Any]] = [list(p) for p in _cue_pieces(timemap, st)]
     if len(pieces) < 2:
         return timemap
 
-    def lands(i, offset):
+    def lands(i: int, offset: float) -> bool:
         return bool(on_speech(st[i:i + 1] * scale + offset, en[i:i + 1] * scale + offset)[0])
 
     moved = False
@@ -372,7 +373,7 @@ def settle_boundaries(starts, ends, timemap: TimeMap, scale: float,
     return _timemap([Piece(*p) for p in pieces], st, en, scale)
 
 
-def _in_order(starts, ends) -> tuple[np.ndarray, np.ndarray]:
+def _in_order(starts: ArrayLike, ends: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Cue times sorted by start (stable), each end at least its start."""
     order = np.argsort(np.asarray(starts, np.float64), kind="stable")
     st = np.asarray(starts, np.float64)[order]
@@ -382,7 +383,9 @@ def _in_order(starts, ends) -> tuple[np.ndarray, np.ndarray]:
 def _cue_pieces(timemap: TimeMap, st: np.ndarray) -> list[Piece]:
     """The pieces of ``timemap`` that hold cues, over the sorted cue starts ``st`` (what
     :func:`_timemap` builds a map from)."""
-    return [Piece(int(i0), int(i1), float(timemap.offsets[p]), float(timemap.confidences[p]))
+    conf = timemap.confidences
+    assert conf is not None  # TimeMap fills unknown confidences with NaN
+    return [Piece(int(i0), int(i1), float(timemap.offsets[p]), float(conf[p]))
             for i0, i1, p in _runs(timemap.piece_index(st))]
 
 
@@ -393,7 +396,8 @@ def _runs(lags: np.ndarray) -> list[tuple[int, int, int]]:
     return [(int(x), int(y), int(lags[x])) for x, y in zip(lo, hi, strict=True)]
 
 
-def _merge_short(runs, scores, min_cues):
+def _merge_short(runs: list[tuple[int, int, int]], scores: np.ndarray,
+                 min_cues: int) -> list[tuple[int, int, int]]:
     runs = list(runs)
     while len(runs) > 1:
         sizes = [hi - lo for lo, hi, _ in runs]
@@ -433,9 +437,12 @@ def _timemap(pieces: Sequence[Piece | tuple[int, int, float, float]], starts: np
     Where the offset drops (material missing from the target), the stretch in between
     collapses onto one instant so that the map stays monotone.
     """
-    m_starts, m_scales, m_offsets, m_conf = [], [], [], []
-    prev_end_src = None
-    prev_offset = None
+    m_starts: list[float] = []
+    m_scales: list[float] = []
+    m_offsets: list[float] = []
+    m_conf: list[float] = []
+    prev_end_src = 0.0  # set by the first piece, read from the second on
+    prev_offset: float | None = None
     for lo, hi, offset, conf in pieces:
         if prev_offset is None:
             m_starts.append(-np.inf)
@@ -458,4 +465,5 @@ def _timemap(pieces: Sequence[Piece | tuple[int, int, float, float]], starts: np
         m_conf.append(conf)
         prev_end_src = float(ends[lo:hi].max())
         prev_offset = offset
-    return TimeMap(m_starts, m_scales, m_offsets, m_conf)
+    return TimeMap(np.asarray(m_starts, np.float64), np.asarray(m_scales, np.float64),
+                   np.asarray(m_offsets, np.float64), np.asarray(m_conf, np.float64))
