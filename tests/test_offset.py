@@ -188,14 +188,14 @@ def test_back_to_back_cues_do_not_hang_on_their_few_gaps():
     """With cues that touch (forced-alignment output, poetry), standardizing the cue
     activity would give the handful of frames around them a weight of ~sqrt(p / (1-p));
     it is capped, and cues with real gaps are left as they were."""
-    from mmalign.align.offset import _MAX_FRAME_WEIGHT, _standardize, _subject_channels
+    from mmalign.align.scoring import MAX_FRAME_WEIGHT, standardize, subject_channels
     from mmalign.features.text import interval_activity
 
     starts = np.arange(0.0, 60.0, 3.0)
-    touching = _subject_channels(starts, starts + 3.0, HOP, -2, 6005)
-    assert np.abs(touching[0]).max() == pytest.approx(_MAX_FRAME_WEIGHT)
-    gappy = _subject_channels(starts, starts + 2.0, HOP, -2, 6005)
-    plain = _standardize(interval_activity(starts, starts + 2.0, hop=HOP, n_frames=6005, t0=-2 * HOP)[None])
+    touching = subject_channels(starts, starts + 3.0, HOP, -2, 6005)
+    assert np.abs(touching[0]).max() == pytest.approx(MAX_FRAME_WEIGHT)
+    gappy = subject_channels(starts, starts + 2.0, HOP, -2, 6005)
+    plain = standardize(interval_activity(starts, starts + 2.0, hop=HOP, n_frames=6005, t0=-2 * HOP)[None])
     np.testing.assert_allclose(gappy[0], plain[0], atol=1e-6)
 
 
@@ -225,18 +225,18 @@ def test_real_poetry_with_back_to_back_cues_after_a_tone_intro(make_media, write
 
 
 def test_confidence_of_extreme_evidence_does_not_overflow():
-    from mmalign.align.offset import _confidence
+    from mmalign.align.scoring import calibrated_confidence
 
-    assert _confidence(-5000.0, -3.0, -1.0) == 0.0  # a peak far below the others (tiny spread)
-    assert _confidence(float("inf"), 1.0, 1.0) == 1.0
-    assert _confidence(6.0, 0.05, 0.1) == pytest.approx(0.3828, abs=1e-4)
+    assert calibrated_confidence(-5000.0, -3.0, -1.0) == 0.0  # a peak far below the others (tiny spread)
+    assert calibrated_confidence(float("inf"), 1.0, 1.0) == 1.0
+    assert calibrated_confidence(6.0, 0.05, 0.1) == pytest.approx(0.3828, abs=1e-4)
 
 
 def test_a_sharp_peak_on_a_broad_hump_counts_in_full():
     """Scores of a long block of cues: a broad hump (the block overlaps speech at many
     offsets) with the true offset as a sharp peak on top.  Against the whole curve the
     peak barely stands out; against its surroundings it does."""
-    from mmalign.align.offset import _SHARP_Z_HANDICAP, _peak_z, _robust_z
+    from mmalign.align.scoring import SHARP_Z_HANDICAP, peak_zscore, robust_z
 
     rng = np.random.default_rng(3)
     lags = np.arange(-1500, 1500)
@@ -246,28 +246,28 @@ def test_a_sharp_peak_on_a_broad_hump_counts_in_full():
     scores[best] += 0.12
     valid = np.ones(len(lags), bool)
     far = np.abs(lags - lags[best]) > 30
-    raw = _robust_z(scores[best], scores[far])
+    raw = robust_z(scores[best], scores[far])
     assert raw < 5.5  # the whole-curve statistic alone would refuse
-    assert _peak_z(scores, valid, best, far, 30) > raw + 5
+    assert peak_zscore(scores, valid, best, far, 30) > raw + 5
     # On a curve with no slow trend the sharp part is the curve: the handicap decides.
     flat = 0.01 * rng.standard_normal(len(lags))
     flat[best] += 0.08
-    assert _peak_z(flat, valid, best, far, 30) == pytest.approx(_robust_z(flat[best], flat[far]), abs=1.0)
-    assert _SHARP_Z_HANDICAP > 0
+    assert peak_zscore(flat, valid, best, far, 30) == pytest.approx(robust_z(flat[best], flat[far]), abs=1.0)
+    assert SHARP_Z_HANDICAP > 0
 
 
 def test_rare_framerate_mixups_need_more_evidence(speech):
-    from mmalign.align.offset import _RARE_RATIO_TRUST, _scale_trust
+    from mmalign.align.scoring import RARE_RATIO_TRUST, scale_trust
 
-    assert _scale_trust(1.0) == 1.0 and _scale_trust(25 / 24) == 1.0 and _scale_trust(1000 / 1001) == 1.0
-    assert _scale_trust(24 / 30) == _RARE_RATIO_TRUST and _scale_trust(30 / 25) == _RARE_RATIO_TRUST
-    assert _scale_trust(0.9987) == 1.0  # a refined scale passed its own test
+    assert scale_trust(1.0) == 1.0 and scale_trust(25 / 24) == 1.0 and scale_trust(1000 / 1001) == 1.0
+    assert scale_trust(24 / 30) == RARE_RATIO_TRUST and scale_trust(30 / 25) == RARE_RATIO_TRUST
+    assert scale_trust(0.9987) == 1.0  # a refined scale passed its own test
     starts, ends = speech
     ref = reference(starts, ends, 610.0, noisy=True)
     rare = estimate_linear(ref, *cues_for(starts, ends, 24 / 30, 4.0))
     common = estimate_linear(ref, *cues_for(starts, ends, 24 / 25, 4.0))
     assert rare.scale == pytest.approx(24 / 30) and common.scale == pytest.approx(24 / 25)
-    assert rare.confidence <= _RARE_RATIO_TRUST + 1e-9 < common.confidence
+    assert rare.confidence <= RARE_RATIO_TRUST + 1e-9 < common.confidence
 
 
 @pytest.mark.corpus

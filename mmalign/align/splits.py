@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..timeline import FeatureSeq, TimeMap
-from .offset import (_WEIGHTS, LinearFit, _activity_from_zero, _confidence, _on_reference, _pool, _refine,
-                     _peak_z, _scale_trust, _Scorer, _subject_channels, _TREND_SECONDS)
+from .offset import LinearFit
+from .scoring import (TREND_SECONDS, WEIGHTS, Piece, Scorers, calibrated_confidence, on_reference, peak_zscore,
+                      refine_offset, scale_trust, subject_channels)
 
 __all__ = ["estimate_piecewise", "rescue_ends", "settle_boundaries"]
 
@@ -31,6 +34,13 @@ _PENALTY = 2.0  # a split must gain this many median cue peaks
 # at other lags: its z-score term is centred lower than the global fit's (5.5).  Chosen on
 # benchmarks/sync_accuracy.py (break cases); unrelated pairings stay refused.
 _PIECE_Z_CENTER = 4.5
+
+
+class _Found(NamedTuple):
+    """A piece found by the search for breaks, with the coarse lag it was found at."""
+
+    piece: Piece
+    lag: int
 
 
 def cue_lag_scores(ref: np.ndarray, sub: np.ndarray, owner: np.ndarray, n_cues: int, first: int,
@@ -66,7 +76,7 @@ def cue_lag_scores(ref: np.ndarray, sub: np.ndarray, owner: np.ndarray, n_cues: 
         window[:, a - first:b - first] = ref[:, a:b]
     out = np.zeros((n_cues, n_lags), np.float32)
     bounds = np.flatnonzero(np.diff(owner, prepend=-2, append=-2))
-    for j0, j1 in zip(bounds[:-1], bounds[1:]):
+    for j0, j1 in zip(bounds[:-1], bounds[1:], strict=True):
         i = owner[j0]
         if i < 0:
             continue
@@ -121,8 +131,8 @@ def piecewise_dp(scores: np.ndarray, gaps: np.ndarray, penalty: float) -> np.nda
     return lags
 
 
-def estimate_piecewise(reference: FeatureSeq, starts, ends, fit: LinearFit, *, max_offset: float = 300.0,
-                       coarse_hop: float = 0.1, penalty: float | None = None,
+def estimate_piecewise(reference: FeatureSeq, starts: ArrayLike, ends: ArrayLike, fit: LinearFit, *,
+                       max_offset: float = 300.0, coarse_hop: float = 0.1, penalty: float | None = None,
                        min_cues: int = 3, min_confidence: float = 0.5, merge_within: float = 0.3) -> TimeMap:
     """Split the global fit where the evidence says the offset changes.
 
@@ -167,14 +177,12 @@ def estimate_piecewise(reference: FeatureSeq, starts, ends, fit: LinearFit, *, m
     s = fit.scale
     a, b = starts[order] * s, np.maximum(ends[order], starts[order]) * s
 
-    hop = reference.hop
-    ref = _activity_from_zero(reference)
-    k = max(1, int(round(coarse_hop / hop)))
-    coarse = _Scorer(_pool(ref, k), k * hop)
+    scorers = Scorers(reference, coarse_hop)
+    coarse = scorers.coarse
     H = coarse.hop
     j0, j1 = coarse.span(a, b)
     n = j1 - j0
-    sub = _subject_channels(a, b, H, j0, n) * _WEIGHTS[:, None]
+    sub = subject_channels(a, b, H, j0, n) * WEIGHTS[:, None]
     # Each cue owns the frames from half-way to its predecessor to half-way to its successor.
     bounds = np.concatenate([[j0 * H], (b[:-1] + a[1:]) / 2, [j1 * H]])
     edges = np.clip(np.round(bounds / H).astype(np.int64) - j0, 0, n)
@@ -184,7 +192,7 @@ def estimate_piecewise(reference: FeatureSeq, starts, ends, fit: LinearFit, *, m
     pad = int(math.ceil(max_offset / H))
     scores = cue_lag_scores(coarse.ref, np.ascontiguousarray(sub, np.float32), owner, n_cues, j0 - pad,
                             2 * pad + 1, coarse.silence)
-    scores /= n * _WEIGHTS.sum()
+    scores /= n * WEIGHTS.sum()
     gaps = np.zeros(n_cues, np.int64)
     gaps[1:] = np.maximum(np.floor((a[1:] - b[:-1]) / H), 0).astype(np.int64)
     typical = np.median(scores[:, ::max(1, scores.shape[1] // 200)], axis=1)  # a cue's score at a random lag
@@ -197,46 +205,45 @@ def estimate_piecewise(reference: FeatureSeq, starts, ends, fit: LinearFit, *, m
     runs = _merge_short(runs, scores, min_cues)
     if len(runs) == 1:
         return fit.timemap
-    fine = _Scorer(ref, hop)
     far = int(round(3.0 / H))
-    trend = int(round(_TREND_SECONDS / H))
+    trend = int(round(TREND_SECONDS / H))
 
-    def piece(lo, hi, lag):
-        offset, _ = _refine(fine, a[lo:hi], b[lo:hi], 1.0, (lag - pad) * H, H)
+    def piece(lo: int, hi: int, lag: int) -> _Found:
+        offset, _ = refine_offset(scorers.fine, a[lo:hi], b[lo:hi], 1.0, (lag - pad) * H, H)
         share = max((edges[hi] - edges[lo]) / n, 1e-9)  # the piece's part of the cue span
-        valid = _on_reference(j0 + edges[lo] - pad + np.arange(2 * pad + 1), edges[hi] - edges[lo],
-                              coarse.ref.shape[1])
-        conf = _piece_confidence(scores[lo:hi].sum(axis=0) / share, lag, far, valid, trend) * _scale_trust(s)
-        return lo, hi, lag, offset, conf
+        valid = on_reference(j0 + edges[lo] - pad + np.arange(2 * pad + 1), edges[hi] - edges[lo],
+                             coarse.ref.shape[1])
+        conf = _piece_confidence(scores[lo:hi].sum(axis=0) / share, lag, far, valid, trend) * scale_trust(s)
+        return _Found(Piece(lo, hi, offset, conf), lag)
 
     pieces = [piece(*run) for run in runs]
     # Every piece must stand on its own evidence: the least confident one joins the
     # neighbour whose lag explains its cues best, until all are confident or one is left.
-    while len(pieces) > 1 and min(p[4] for p in pieces) < min_confidence:
-        i = min(range(len(pieces)), key=lambda k: pieces[k][4])
-        lo, hi = pieces[i][:2]
+    while len(pieces) > 1 and min(p.piece.confidence for p in pieces) < min_confidence:
+        i = min(range(len(pieces)), key=lambda k: pieces[k].piece.confidence)
+        lo, hi = pieces[i].piece.first, pieces[i].piece.end
         j = max((k for k in (i - 1, i + 1) if 0 <= k < len(pieces)),
-                key=lambda k: scores[lo:hi, pieces[k][2]].sum())
-        nlo, nhi, nlag = pieces[j][:3]
+                key=lambda k: scores[lo:hi, pieces[k].lag].sum())
+        nlo, nhi, nlag = pieces[j].piece.first, pieces[j].piece.end, pieces[j].lag
         pieces[min(i, j)] = piece(min(lo, nlo), max(hi, nhi), nlag)
         del pieces[max(i, j)]
     # Neighbours whose offsets agree to within a fraction of a second are one piece: the
     # coarse lags differ by jitter, not by inserted or removed material.
     groups = [[pieces[0]]]
     for p in pieces[1:]:
-        if abs(p[3] - groups[-1][-1][3]) < merge_within:
+        if abs(p.piece.offset - groups[-1][-1].piece.offset) < merge_within:
             groups[-1].append(p)
         else:
             groups.append([p])
     if len(groups) == 1:
         return fit.timemap
-    pieces = [g[0] if len(g) == 1 else piece(g[0][0], g[-1][1], max(g, key=lambda p: p[1] - p[0])[2])
+    merged = [g[0] if len(g) == 1 else
+              piece(g[0].piece.first, g[-1].piece.end, max(g, key=lambda p: p.piece.end - p.piece.first).lag)
               for g in groups]
-    pieces = [(lo, hi, offset, conf) for lo, hi, _, offset, conf in pieces]
-    return _timemap(pieces, starts[order], np.maximum(ends[order], starts[order]), s)
+    return _timemap([p.piece for p in merged], starts[order], np.maximum(ends[order], starts[order]), s)
 
 
-def rescue_ends(reference: FeatureSeq, starts, ends, timemap: TimeMap, scale: float,
+def rescue_ends(reference: FeatureSeq, starts: ArrayLike, ends: ArrayLike, timemap: TimeMap, scale: float,
                 on_speech: Callable[[np.ndarray, np.ndarray], np.ndarray], *, max_offset: float = 300.0,
                 coarse_hop: float = 0.1, min_cues: int = 3, min_confidence: float = 0.5) -> TimeMap:
     """Give a run of cues at either end of the file a piece of its own when the map leaves
@@ -272,11 +279,8 @@ def rescue_ends(reference: FeatureSeq, starts, ends, timemap: TimeMap, scale: fl
     n_cues = len(st)
     if n_cues < 2 * min_cues:
         return timemap
-    hop = reference.hop
-    ref = _activity_from_zero(reference)
-    k = max(1, int(round(coarse_hop / hop)))
-    coarse = _Scorer(_pool(ref, k), k * hop)
-    fine = _Scorer(ref, hop)
+    scorers = Scorers(reference, coarse_hop)
+    coarse = scorers.coarse
     H = coarse.hop
     pad = int(math.ceil(max_offset / H))
     for tail in (True, False):
@@ -292,27 +296,27 @@ def rescue_ends(reference: FeatureSeq, starts, ends, timemap: TimeMap, scale: fl
         scores, j0 = coarse.correlate(a, b, pad, pad)
         lags = np.arange(len(scores))
         shift = (lags - pad) * H
-        valid = _on_reference(j0 - pad + lags, coarse.span(a, b)[1] - j0, coarse.ref.shape[1])
+        valid = on_reference(j0 - pad + lags, coarse.span(a, b)[1] - j0, coarse.ref.shape[1])
         valid &= (a[0] + shift >= mapped_e[near]) if tail else (b.max() + shift <= mapped_s[near])
         if valid.sum() < 10:
             continue
         lag = int(np.flatnonzero(valid)[np.argmax(scores[valid])])
-        conf = _piece_confidence(scores, lag, int(round(3.0 / H)), valid, int(round(_TREND_SECONDS / H)))
-        conf *= _scale_trust(scale)
-        offset, _ = _refine(fine, a, b, 1.0, shift[lag], H)
+        conf = _piece_confidence(scores, lag, int(round(3.0 / H)), valid, int(round(TREND_SECONDS / H)))
+        conf *= scale_trust(scale)
+        offset, _ = refine_offset(scorers.fine, a, b, 1.0, shift[lag], H)
         offset += base
         landed = np.asarray(on_speech(st[lo:hi] * scale + offset, en[lo:hi] * scale + offset), bool)
         if conf < min_confidence or landed.mean() < 0.5:
             continue
-        kept = [(max(i0, hi) if not tail else i0, min(i1, lo) if tail else i1, o, c)
+        kept = [Piece(max(i0, hi) if not tail else i0, min(i1, lo) if tail else i1, o, c)
                 for i0, i1, o, c in _cue_pieces(timemap, st)]
-        kept = [p for p in kept if p[1] > p[0]]
-        timemap = _timemap(kept + [(lo, hi, offset, conf)] if tail else [(lo, hi, offset, conf)] + kept, st, en,
-                           scale)
+        kept = [p for p in kept if p.end > p.first]
+        new = Piece(lo, hi, offset, conf)
+        timemap = _timemap(kept + [new] if tail else [new] + kept, st, en, scale)
     return timemap
 
 
-def settle_boundaries(starts, ends, timemap: TimeMap, scale: float,
+def settle_boundaries(starts: ArrayLike, ends: ArrayLike, timemap: TimeMap, scale: float,
                       on_speech: Callable[[np.ndarray, np.ndarray], np.ndarray], *, min_cues: int = 3) -> TimeMap:
     """Move a cue at the edge of a piece into the neighbouring piece when only there it
     lands on speech.
@@ -341,11 +345,11 @@ def settle_boundaries(starts, ends, timemap: TimeMap, scale: float,
         ``timemap`` itself when no cue moves.
     """
     st, en = _in_order(starts, ends)
-    pieces = [list(p) for p in _cue_pieces(timemap, st)]
+    pieces: list[list[Any]] = [list(p) for p in _cue_pieces(timemap, st)]
     if len(pieces) < 2:
         return timemap
 
-    def lands(i, offset):
+    def lands(i: int, offset: float) -> bool:
         return bool(on_speech(st[i:i + 1] * scale + offset, en[i:i + 1] * scale + offset)[0])
 
     moved = False
@@ -366,20 +370,22 @@ def settle_boundaries(starts, ends, timemap: TimeMap, scale: float,
             moved = True
     if not moved:
         return timemap
-    return _timemap([tuple(p) for p in pieces], st, en, scale)
+    return _timemap([Piece(*p) for p in pieces], st, en, scale)
 
 
-def _in_order(starts, ends) -> tuple[np.ndarray, np.ndarray]:
+def _in_order(starts: ArrayLike, ends: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Cue times sorted by start (stable), each end at least its start."""
     order = np.argsort(np.asarray(starts, np.float64), kind="stable")
     st = np.asarray(starts, np.float64)[order]
     return st, np.maximum(np.asarray(ends, np.float64)[order], st)
 
 
-def _cue_pieces(timemap: TimeMap, st: np.ndarray) -> list[tuple[int, int, float, float]]:
-    """The pieces of ``timemap`` that hold cues, as ``(first, end, offset, confidence)``
-    over the sorted cue starts ``st`` (what :func:`_timemap` builds a map from)."""
-    return [(int(i0), int(i1), float(timemap.offsets[p]), float(timemap.confidences[p]))
+def _cue_pieces(timemap: TimeMap, st: np.ndarray) -> list[Piece]:
+    """The pieces of ``timemap`` that hold cues, over the sorted cue starts ``st`` (what
+    :func:`_timemap` builds a map from)."""
+    conf = timemap.confidences
+    assert conf is not None  # TimeMap fills unknown confidences with NaN
+    return [Piece(int(i0), int(i1), float(timemap.offsets[p]), float(conf[p]))
             for i0, i1, p in _runs(timemap.piece_index(st))]
 
 
@@ -387,10 +393,11 @@ def _runs(lags: np.ndarray) -> list[tuple[int, int, int]]:
     cut = np.flatnonzero(np.diff(lags)) + 1
     lo = np.concatenate([[0], cut])
     hi = np.concatenate([cut, [len(lags)]])
-    return [(int(x), int(y), int(lags[x])) for x, y in zip(lo, hi)]
+    return [(int(x), int(y), int(lags[x])) for x, y in zip(lo, hi, strict=True)]
 
 
-def _merge_short(runs, scores, min_cues):
+def _merge_short(runs: list[tuple[int, int, int]], scores: np.ndarray,
+                 min_cues: int) -> list[tuple[int, int, int]]:
     runs = list(runs)
     while len(runs) > 1:
         sizes = [hi - lo for lo, hi, _ in runs]
@@ -411,27 +418,31 @@ def _piece_confidence(scores: np.ndarray, lag: int, far: int, valid: np.ndarray,
     """Confidence of a piece from its own score at every (valid) lag, as for the global fit.
 
     ``far``: lags closer than this to ``lag`` are the peak itself; ``trend``: width (lags)
-    of the running median that :func:`~mmalign.align.offset._peak_z` takes out.
+    of the running median that :func:`~mmalign.align.scoring.peak_zscore` takes out.
     """
     far_mask = (np.abs(np.arange(len(scores)) - lag) > far) & valid
     others = scores[far_mask]
     if len(others) < 10:
         return 0.0
     best = float(scores[lag])
-    z = _peak_z(scores, valid, lag, far_mask, trend)
-    return _confidence(z, best - float(others.max()), best, _PIECE_Z_CENTER)
+    z = peak_zscore(scores, valid, lag, far_mask, trend)
+    return calibrated_confidence(z, best - float(others.max()), best, _PIECE_Z_CENTER)
 
 
-def _timemap(pieces, starts, ends, scale) -> TimeMap:
-    """Pieces ``(first_cue, end_cue, offset, confidence)`` as a monotone TimeMap.
+def _timemap(pieces: Sequence[Piece | tuple[int, int, float, float]], starts: np.ndarray, ends: np.ndarray,
+             scale: float) -> TimeMap:
+    """Pieces (:class:`~mmalign.align.scoring.Piece`, cues in order of start) as a monotone TimeMap.
 
     A piece starts half-way between its first cue and the previous piece's last cue.
     Where the offset drops (material missing from the target), the stretch in between
     collapses onto one instant so that the map stays monotone.
     """
-    m_starts, m_scales, m_offsets, m_conf = [], [], [], []
-    prev_end_src = None
-    prev_offset = None
+    m_starts: list[float] = []
+    m_scales: list[float] = []
+    m_offsets: list[float] = []
+    m_conf: list[float] = []
+    prev_end_src = 0.0  # set by the first piece, read from the second on
+    prev_offset: float | None = None
     for lo, hi, offset, conf in pieces:
         if prev_offset is None:
             m_starts.append(-np.inf)
@@ -454,4 +465,5 @@ def _timemap(pieces, starts, ends, scale) -> TimeMap:
         m_conf.append(conf)
         prev_end_src = float(ends[lo:hi].max())
         prev_offset = offset
-    return TimeMap(m_starts, m_scales, m_offsets, m_conf)
+    return TimeMap(np.asarray(m_starts, np.float64), np.asarray(m_scales, np.float64),
+                   np.asarray(m_offsets, np.float64), np.asarray(m_conf, np.float64))

@@ -24,7 +24,8 @@ from ..features import vad
 from ..features.text import cue_activity
 from ..subtitles import Subtitles
 from ..timeline import FeatureSeq, TimeMap
-from .offset import MARGIN_CENTER, LinearFit, estimate_linear
+from .offset import LinearFit, estimate_linear
+from .scoring import MARGIN_CENTER
 
 __all__ = ["SyncResult", "sync", "reference_activity", "is_subtitle_path", "cue_confidences", "mean_activity",
            "spoken", "dtw_guide", "DEFAULT_MIN_CONFIDENCE", "DETECTORS"]
@@ -353,7 +354,7 @@ def _within_reach(evidence: Subtitles, activity: FeatureSeq, max_offset: float) 
     999:00:00 would otherwise size the search's arrays.  The work is then sized by the
     reference's duration, never by a cue's timestamp.
     """
-    from .offset import framerate_ratios
+    from .scoring import framerate_ratios
 
     if not evidence.cues:
         return evidence
