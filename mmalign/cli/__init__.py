@@ -24,7 +24,7 @@ import typer
 from typer.core import TyperGroup
 
 from .. import __version__
-from ._common import _WARNINGS, EXIT_CODES
+from ._common import WARNING_LINES, EXIT_CODES
 
 __all__ = ["app", "main"]
 
@@ -100,10 +100,10 @@ def _main(
                                                     help="Print the version and exit.")] = None,
 ):
     """Multimodal alignment: sync, extract, align, export."""
-    _WARNINGS.seen.clear()
+    WARNING_LINES.seen.clear()
     logger = logging.getLogger("mmalign")
-    if _WARNINGS not in logger.handlers:
-        logger.addHandler(_WARNINGS)
+    if WARNING_LINES not in logger.handlers:
+        logger.addHandler(WARNING_LINES)
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ unless --force); 5 output cannot be written; 130 interrupted; 143 terminated."""
 
 
 
-class _WarningLines(logging.Handler):
+class WarningLines(logging.Handler):
     """The library's warnings (a truncated file, a model that cannot run) as ``warning: …``
     lines on stderr, each message once per command (both speech detectors decode the file)."""
 
@@ -43,22 +43,22 @@ class _WarningLines(logging.Handler):
             typer.echo(f"warning: {message}", err=True)
 
 
-_WARNINGS = _WarningLines()
+WARNING_LINES = WarningLines()
 
 
-def _stderr_console():
+def stderr_console():
     from rich.console import Console
 
     return Console(stderr=True)
 
 
-class _Progress:
+class ProgressBar:
     """A rich progress bar on a terminal; nothing when stderr is piped or --quiet/--json."""
 
     def __init__(self, enabled: bool, label: str):
         self.bar = None
         if enabled:
-            console = _stderr_console()
+            console = stderr_console()
             if console.is_terminal:
                 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -86,7 +86,7 @@ class _Progress:
             self.bar.stop()
 
 
-def _fail(exc: BaseException, debug: bool, as_json: bool, extra: dict | None = None) -> "typer.Exit":
+def fail(exc: BaseException, debug: bool, as_json: bool, extra: dict | None = None) -> "typer.Exit":
     """Report an error on one line (and as JSON when asked); return the Exit to raise."""
     if debug:  # the traceback, then the same line and exit code as without --debug
         import traceback
@@ -102,38 +102,38 @@ def _fail(exc: BaseException, debug: bool, as_json: bool, extra: dict | None = N
 
 
 @contextmanager
-def _guard(debug: bool, as_json: bool, summary: dict):
+def guard(debug: bool, as_json: bool, summary: dict):
     """Turn failures inside the block into one error line and their exit code."""
     try:
         yield
     except (MmalignError, OSError) as exc:
         if isinstance(exc, OSError):
             exc = InputError(f"{getattr(exc, 'filename', '') or ''}: {exc.strerror or exc}".lstrip(": "))
-        raise _fail(exc, debug, as_json, summary) from None
+        raise fail(exc, debug, as_json, summary) from None
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise
     except Exception as exc:  # noqa: BLE001 - the one place that turns surprises into exit 1
-        raise _fail(exc, debug, as_json, summary) from None
+        raise fail(exc, debug, as_json, summary) from None
 
 
-def _default_output(subs: Path, fmt: Optional[str], folder: Optional[Path] = None) -> Path:
+def default_output(subs: Path, fmt: Optional[str], folder: Optional[Path] = None) -> Path:
     """``<stem>.synced.<ext>`` in ``folder`` (default: next to ``subs``)."""
     ext = fmt or subs.suffix.lstrip(".").lower() or "srt"
     return (folder if folder is not None else subs.parent) / f"{subs.stem}.synced.{ext}"
 
 
-def _is_folder(raw: str) -> bool:
+def is_folder(raw: str) -> bool:
     """``-o DIR/`` (a trailing separator) or an existing folder: write inside it."""
     return raw.endswith(("/", os.sep)) or Path(raw).is_dir()
 
 
-def _output_file(raw: str, name: str, inputs: list, *, stdout_ok: bool,
+def output_file(raw: str, name: str, inputs: list, *, stdout_ok: bool,
                  in_place_of: Optional[Path] = None) -> Optional[Path]:
     """Resolve ``-o`` for a command with one output file, before any work.
 
     ``-`` is standard output (``None``; a usage error where ``stdout_ok`` is false); a folder
     (``DIR/``, or one that exists) gets ``name`` inside it, and is created when missing
-    (just before writing, see :func:`_make_parent`); anything else is the file itself.
+    (just before writing, see :func:`make_parent`); anything else is the file itself.
     Refuses a path that resolves to one of ``inputs`` (pointing to --in-place when it is
     ``in_place_of``).
     """
@@ -143,10 +143,10 @@ def _output_file(raw: str, name: str, inputs: list, *, stdout_ok: bool,
         return None
     if not raw:
         raise UsageError("-o needs a path")
-    out = Path(raw) / name if _is_folder(raw) else Path(raw)
+    out = Path(raw) / name if is_folder(raw) else Path(raw)
     if out.is_dir():
         raise UsageError(f"{out} is a folder; give a file name")
-    if not _is_folder(raw) and str(out.parent) and not out.parent.is_dir():
+    if not is_folder(raw) and str(out.parent) and not out.parent.is_dir():
         raise UsageError(f"{out.parent}: output folder does not exist (end -o with / to create a folder)")
     if in_place_of is not None and same_file(out, in_place_of):
         raise UsageError(f"{out} is the input subtitle file; use --in-place to replace it")
@@ -154,7 +154,7 @@ def _output_file(raw: str, name: str, inputs: list, *, stdout_ok: bool,
     return out
 
 
-def _make_parent(out: Path) -> None:
+def make_parent(out: Path) -> None:
     """Create the folder of ``out`` (``-o DIR/`` names a folder that may not exist yet)."""
     if str(out.parent) and not out.parent.is_dir():
         try:
@@ -167,44 +167,44 @@ def _make_parent(out: Path) -> None:
 
 
 
-def _split(value: str, known: Collection[str], what: str) -> tuple[str, ...]:
+def split_names(value: str, known: Collection[str], what: str) -> tuple[str, ...]:
     """Comma-separated names, each one of ``known`` (:func:`mmalign.source.feature_names`)."""
     return feature_names(value, known, what)
 
 
-def _names(value: str, known: Collection[str], what: str) -> tuple[str, ...]:
-    """As :func:`_split`; ``none`` is no name at all."""
-    return () if value.strip().lower() == "none" else _split(value, known, what)
+def feature_list(value: str, known: Collection[str], what: str) -> tuple[str, ...]:
+    """As :func:`split_names`; ``none`` is no name at all."""
+    return () if value.strip().lower() == "none" else split_names(value, known, what)
 
 
-def _require(path: Path, what: str) -> None:
+def require_file(path: Path, what: str) -> None:
     if not path.exists():
         raise InputError(f"{path}: {what} not found")
 
 
-def _finish(summary: dict, t0: float) -> None:
+def finish(summary: dict, t0: float) -> None:
     """The total wall time, in the summary's ``seconds``."""
     summary.setdefault("seconds", {})["total"] = round(time.perf_counter() - t0, 3)
 
 
-def _no_stdout_clash(output: Optional[str], as_json: bool) -> None:
+def no_stdout_clash(output: Optional[str], as_json: bool) -> None:
     if output == "-" and as_json:
         raise UsageError("--json and -o - both print on stdout; give an output file with --json")
 
 
-_JSON = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-_QUIET = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
-_DEBUG = Annotated[bool, typer.Option("--debug", help="Show tracebacks of failures.")]
-_JOBS = Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Decoding processes. "
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks of failures.")]
+Jobs = Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Decoding processes. "
                                               "[default: one per CPU]", show_default=False)]
-_SR = Annotated[int, typer.Option("--sr", min=1000, help="Sample rate the audio is resampled to (Hz).")]
-_HOP = Annotated[float, typer.Option("--hop", min=0.001, help="Seconds between audio frames.")]
-_NMELS = Annotated[int, typer.Option("--n-mels", min=1, help="Mel bands.")]
-_NMFCC = Annotated[int, typer.Option("--n-mfcc", min=1, help="MFCC coefficients.")]
-_ASTREAM = Annotated[Optional[int], typer.Option("--audio-stream", min=0, metavar="N", help="Audio track (0 = first). "
+SampleRate = Annotated[int, typer.Option("--sr", min=1000, help="Sample rate the audio is resampled to (Hz).")]
+Hop = Annotated[float, typer.Option("--hop", min=0.001, help="Seconds between audio frames.")]
+NMels = Annotated[int, typer.Option("--n-mels", min=1, help="Mel bands.")]
+NMfcc = Annotated[int, typer.Option("--n-mfcc", min=1, help="MFCC coefficients.")]
+AudioStream = Annotated[Optional[int], typer.Option("--audio-stream", min=0, metavar="N", help="Audio track (0 = first). "
                                                  "[default: the default track]", show_default=False)]
-_FPS = Annotated[float, typer.Option("--fps", min=0.01, help="Frames analysed per second of media.")]
-_WIDTH = Annotated[int, typer.Option("--width", min=0, help="Frames are scaled down to this width before analysis "
+Fps = Annotated[float, typer.Option("--fps", min=0.01, help="Frames analysed per second of media.")]
+Width = Annotated[int, typer.Option("--width", min=0, help="Frames are scaled down to this width before analysis "
                                      "(0: full size).")]
-_VSTREAM = Annotated[Optional[int], typer.Option("--video-stream", min=0, metavar="N", help="Video track (0 = first). "
+VideoStream = Annotated[Optional[int], typer.Option("--video-stream", min=0, metavar="N", help="Video track (0 = first). "
                                                  "[default: the default track]", show_default=False)]

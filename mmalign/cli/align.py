@@ -15,8 +15,8 @@ from .. import source
 from ..align import sequences
 from ..errors import UsageError
 from . import app
-from ._common import (_DEBUG, _JOBS, _JSON, _QUIET, EXIT_CODES, _guard, _make_parent, _no_stdout_clash,
-                      _output_file, _Progress)
+from ._common import (Debug, Jobs, Json, Quiet, EXIT_CODES, guard, make_parent, no_stdout_clash,
+                      output_file, ProgressBar)
 
 __all__ = ["align"]
 
@@ -48,7 +48,7 @@ def align(
                                        "from media or subtitles, seconds.")] = 0.02,
     with_path: Annotated[bool, typer.Option("--path/--no-path", help="Write every matched frame pair into OUT.")
                          ] = True,
-    jobs: _JOBS = None, as_json: _JSON = False, quiet: _QUIET = False, debug: _DEBUG = False,
+    jobs: Jobs = None, as_json: Json = False, quiet: Quiet = False, debug: Debug = False,
 ):
     """Align two sequences with dynamic time warping and write the path and its TimeMap.
 
@@ -66,13 +66,13 @@ def align(
     """
     t0 = time.perf_counter()
     summary: dict = {"a": str(a), "b": str(b), "output": str(output)}
-    with _guard(debug, as_json, summary):
+    with guard(debug, as_json, summary):
         sequences.check_options(metric, step)
-        _no_stdout_clash(output, as_json)
-        out = _output_file(output, f"{a.stem}.{b.stem}.align.json", [a, b], stdout_ok=True)
+        no_stdout_clash(output, as_json)
+        out = output_file(output, f"{a.stem}.{b.stem}.align.json", [a, b], stdout_ok=True)
         summary["output"] = "<stdout>" if out is None else str(out)
         try:
-            with _Progress(not (quiet or as_json), "extracting") as bar:
+            with ProgressBar(not (quiet or as_json), "extracting") as bar:
                 xa, subs_a, xb, subs_b = source.alignment_inputs(a, b, feature=feature, hop=hop, workers=jobs,
                                                                  progress=bar.update)
         except source.FeatureChoiceError as exc:
@@ -119,6 +119,6 @@ def _write(out: Optional[Path], summary: dict, xa, xb, found: sequences.Sequence
     else:
         from ..fileio import atomic_file
 
-        _make_parent(out)
+        make_parent(out)
         with atomic_file(out, "w") as fh:
             dtw_mod.dump_alignment(fh, doc, path, xa.times, xb.times)

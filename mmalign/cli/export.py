@@ -12,8 +12,8 @@ import typer
 from ..align.sync import DEFAULT_MIN_CONFIDENCE
 from ..errors import InputError, UsageError
 from . import app
-from ._common import (_ASTREAM, _DEBUG, _FPS, _JOBS, _JSON, _NMELS, _QUIET, _SR, EXIT_CODES, _guard, _names,
-                      _Progress, _stderr_console)
+from ._common import (AudioStream, Debug, Fps, Jobs, Json, NMels, Quiet, SampleRate, EXIT_CODES, guard, feature_list,
+                      ProgressBar, stderr_console)
 
 __all__ = ["export"]
 
@@ -84,17 +84,17 @@ def export(
                                                 "none.")] = "hist,luma,motion",
     text_features: Annotated[str, typer.Option("--text-features", help="activity and/or embedding, or none.")
                              ] = "embedding",
-    sr: _SR = 16000,
+    sr: SampleRate = 16000,
     audio_hop: Annotated[float, typer.Option("--audio-hop", min=0.001, help="Seconds between audio frames.")] = 0.01,
-    n_mels: _NMELS = 64, fps: _FPS = 5.0,
+    n_mels: NMels = 64, fps: Fps = 5.0,
     text_hop: Annotated[float, typer.Option("--text-hop", min=0.001, help="Seconds between text frames.")] = 0.1,
     text_dim: Annotated[int, typer.Option("--text-dim", min=1, help="Width of the text embedding.")] = 128,
     shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="Samples per shard.")] = 1000,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an export with other settings in DIR.")
                          ] = False,
     webdataset: Annotated[bool, typer.Option("--webdataset", help="Also write WebDataset tar shards.")] = False,
-    audio_stream: _ASTREAM = None, jobs: _JOBS = None, as_json: _JSON = False, quiet: _QUIET = False,
-    debug: _DEBUG = False,
+    audio_stream: AudioStream = None, jobs: Jobs = None, as_json: Json = False, quiet: Quiet = False,
+    debug: Debug = False,
 ):
     """Aligned, fused feature tensors for multimodal training.
 
@@ -116,20 +116,20 @@ def export(
 
     t0 = time.perf_counter()
     summary: dict = {"output": str(output)}
-    with _guard(debug, as_json, summary):
+    with guard(debug, as_json, summary):
         if str(output) == "-":
             raise UsageError("export writes a folder of shards; give it with -o DIR, not -o -")
         if output.exists() and not output.is_dir():
             raise UsageError(f"{output} exists and is not a folder")
         opts = ExportOptions(
             grid=grid, hop=hop, window=window, stride=stride, pool=pool, fuse=fuse, dim=dim, seed=seed,
-            sync=do_sync, audio=_names(audio_features, audio_mod.AUDIO_FEATURES, "audio feature"),
-            video=_names(video_features, video_mod.FEATURES, "video feature"),
-            text=_names(text_features, ("activity", "embedding"), "text feature"),
+            sync=do_sync, audio=feature_list(audio_features, audio_mod.AUDIO_FEATURES, "audio feature"),
+            video=feature_list(video_features, video_mod.FEATURES, "video feature"),
+            text=feature_list(text_features, ("activity", "embedding"), "text feature"),
             sr=sr, audio_hop=audio_hop, n_mels=n_mels, fps=fps, text_hop=text_hop, text_dim=text_dim)
         opts.check()
         pairs = _pairs(inputs)
-        console = _stderr_console()
+        console = stderr_console()
 
         def say(line: str) -> None:
             """One line on stderr, never wrapped (above the progress bar on a terminal)."""
@@ -143,7 +143,7 @@ def export(
                 what = "already exported" if report["skipped"] else "exported"
                 say(f"{what} {report['media']}: {report['samples']} samples")
 
-        with _Progress(not (quiet or as_json), "exporting") as bar:
+        with ProgressBar(not (quiet or as_json), "exporting") as bar:
             result = export_sources(pairs, output, opts, shard_size=shard_size, overwrite=overwrite,
                                     webdataset=webdataset, workers=jobs, audio_stream=audio_stream,
                                     min_confidence=min_confidence, force=force,

@@ -15,9 +15,9 @@ import typer
 from .. import source
 from ..errors import UsageError
 from . import app
-from ._common import (_ASTREAM, _DEBUG, _FPS, _HOP, _JOBS, _JSON, _NMELS, _NMFCC, _QUIET, _SR, _VSTREAM, _WIDTH,
-                      EXIT_CODES, _finish, _guard, _make_parent, _no_stdout_clash, _output_file, _Progress,
-                      _require)
+from ._common import (AudioStream, Debug, Fps, Hop, Jobs, Json, NMels, NMfcc, Quiet, SampleRate, VideoStream, Width,
+                      EXIT_CODES, finish, guard, make_parent, no_stdout_clash, output_file, ProgressBar,
+                      require_file)
 
 __all__ = ["extract_app", "extract_audio", "extract_video", "extract_subs", "extract_all"]
 
@@ -42,7 +42,7 @@ def _feature_output(raw: str, fmt: Optional[FeatureFormat], source: Path, kind: 
             raise UsageError("-o - writes binary feature data; send standard output to a file or a pipe")
         return None, fmt.value if fmt else "safetensors"
     default = f"{source.stem}.{kind}.{fmt.value if fmt else 'safetensors'}"
-    out = _output_file(raw, default, inputs, stdout_ok=False)
+    out = output_file(raw, default, inputs, stdout_ok=False)
     assert out is not None
     return out, fmt.value if fmt else ("npz" if out.suffix.lower() == ".npz" else "safetensors")
 
@@ -50,7 +50,7 @@ def _feature_output(raw: str, fmt: Optional[FeatureFormat], source: Path, kind: 
 
 
 def _report(summary: dict, as_json: bool, quiet: bool, t0: float) -> None:
-    _finish(summary, t0)
+    finish(summary, t0)
     if as_json:
         typer.echo(json.dumps(summary))
     elif not quiet:
@@ -65,16 +65,16 @@ def _describe(path: Path, seqs: dict) -> dict:
 
 
 def _extract_one(source: Path, what: str, kind: str, output: str, fmt: Optional[FeatureFormat], label: Optional[str],
-                 compute: Callable[[_Progress], dict], as_json: bool, quiet: bool, debug: bool,
+                 compute: Callable[[ProgressBar], dict], as_json: bool, quiet: bool, debug: bool,
                  models: tuple = ()) -> None:
     """The body every `extract <modality>` shares: check, compute (with a progress bar), save, report."""
     t0 = time.perf_counter()
     summary: dict = {"input": str(source)}
-    with _guard(debug, as_json, summary):
-        _no_stdout_clash(output, as_json)
+    with guard(debug, as_json, summary):
+        no_stdout_clash(output, as_json)
         out, fmt_name = _feature_output(output, fmt, source, kind, [source, *models])
-        _require(source, what)
-        with _Progress(label is not None and not (quiet or as_json), label or "") as bar:
+        require_file(source, what)
+        with ProgressBar(label is not None and not (quiet or as_json), label or "") as bar:
             seqs = compute(bar)
         from ..features.io import dump_features, save_features
 
@@ -82,7 +82,7 @@ def _extract_one(source: Path, what: str, kind: str, output: str, fmt: Optional[
             dump_features(sys.stdout.buffer, seqs, format=fmt_name, source=source)
             sys.stdout.buffer.flush()
         else:
-            _make_parent(out)
+            make_parent(out)
             save_features(out, seqs, format=fmt_name, source=source)
         summary["outputs"] = [_describe(out if out is not None else Path("-"), seqs)]
         cut = seqs.get("video.cut")
@@ -126,10 +126,10 @@ _TEMBED = Annotated[Optional[Path], typer.Option("--embed", metavar="MODEL.pt", 
 def extract_audio(
     media: Annotated[Path, typer.Argument(metavar="MEDIA", help="Audio or video file (any format FFmpeg reads).",
                                           show_default=False)],
-    output: _OUT, fmt: _FMT = None, features: _A_FEATS = "logmel,mfcc,speech", sr: _SR = 16000, hop: _HOP = 0.01,
-    n_mels: _NMELS = 64, n_mfcc: _NMFCC = 20, deltas: _DELTAS = 0, fmin: _FMIN = 0.0, fmax: _FMAX = None,
-    audio_stream: _ASTREAM = None, jobs: _JOBS = None, as_json: _JSON = False, quiet: _QUIET = False,
-    debug: _DEBUG = False,
+    output: _OUT, fmt: _FMT = None, features: _A_FEATS = "logmel,mfcc,speech", sr: SampleRate = 16000, hop: Hop = 0.01,
+    n_mels: NMels = 64, n_mfcc: NMfcc = 20, deltas: _DELTAS = 0, fmin: _FMIN = 0.0, fmax: _FMAX = None,
+    audio_stream: AudioStream = None, jobs: Jobs = None, as_json: Json = False, quiet: Quiet = False,
+    debug: Debug = False,
 ):
     """Audio features on the media's clock: log-mel, MFCC, chroma, spectral contrast, onset
     strength, RMS and speech probability, from one streamed, parallel decode.
@@ -149,10 +149,10 @@ def extract_audio(
 def extract_video(
     media: Annotated[Path, typer.Argument(metavar="MEDIA", help="Video file (any format FFmpeg reads).",
                                           show_default=False)],
-    output: _OUT, fmt: _FMT = None, features: _V_FEATS = "hist,luma,motion,cut", fps: _FPS = 5.0,
-    width: _WIDTH = 320, video_stream: _VSTREAM = None, embed: _VEMBED = None, device: _DEVICE = "cpu",
-    batch_size: _BATCH = 32, embed_size: _ESIZE = 224, crop: _CROP = False, as_json: _JSON = False,
-    quiet: _QUIET = False, debug: _DEBUG = False,
+    output: _OUT, fmt: _FMT = None, features: _V_FEATS = "hist,luma,motion,cut", fps: Fps = 5.0,
+    width: Width = 320, video_stream: VideoStream = None, embed: _VEMBED = None, device: _DEVICE = "cpu",
+    batch_size: _BATCH = 32, embed_size: _ESIZE = 224, crop: _CROP = False, as_json: Json = False,
+    quiet: Quiet = False, debug: Debug = False,
 ):
     """Video features at --fps frames per second of the media's clock (the frame on screen
     at each instant, variable frame rate honoured): HSV colour histogram, luminance and
@@ -175,8 +175,8 @@ def extract_subs(
     subs: Annotated[Path, typer.Argument(metavar="SUBS", help="Subtitle file (.vtt, .srt, .ass, .ssa).",
                                          show_default=False)],
     output: _OUT, fmt: _FMT = None, features: _T_FEATS = "activity,embedding,cues", hop: _THOP = 0.01,
-    dim: _DIM = 128, embed: _TEMBED = None, device: _DEVICE = "cpu", as_json: _JSON = False,
-    quiet: _QUIET = False, debug: _DEBUG = False,
+    dim: _DIM = 128, embed: _TEMBED = None, device: _DEVICE = "cpu", as_json: Json = False,
+    quiet: Quiet = False, debug: Debug = False,
 ):
     """Subtitle features: cue activity and a text embedding per frame (every --hop seconds),
     and a per-cue table (start, end, duration, characters, words, characters per second,
@@ -207,11 +207,11 @@ def extract_all(
                                                 "'none' to skip video.")] = "hist,luma,motion,cut",
     text_features: Annotated[str, typer.Option("--text-features", help="As `extract subs --features`.")
                              ] = "activity,embedding,cues",
-    sr: _SR = 16000, hop: _HOP = 0.01, n_mels: _NMELS = 64, n_mfcc: _NMFCC = 20, fps: _FPS = 5.0,
-    width: _WIDTH = 320, text_hop: Annotated[float, typer.Option("--text-hop", min=0.001, help="Seconds between "
+    sr: SampleRate = 16000, hop: Hop = 0.01, n_mels: NMels = 64, n_mfcc: NMfcc = 20, fps: Fps = 5.0,
+    width: Width = 320, text_hop: Annotated[float, typer.Option("--text-hop", min=0.001, help="Seconds between "
                                                                    "subtitle frames.")] = 0.01,
-    audio_stream: _ASTREAM = None, video_stream: _VSTREAM = None, jobs: _JOBS = None, as_json: _JSON = False,
-    quiet: _QUIET = False, debug: _DEBUG = False,
+    audio_stream: AudioStream = None, video_stream: VideoStream = None, jobs: Jobs = None, as_json: Json = False,
+    quiet: Quiet = False, debug: Debug = False,
 ):
     """Every modality of one programme into DIR: <stem>.audio, <stem>.video and <stem>.text
     feature files (each stream decoded once). Video is skipped when MEDIA has none.
@@ -222,12 +222,12 @@ def extract_all(
     """
     t0 = time.perf_counter()
     summary: dict = {"input": str(media), "subtitles": None if subs is None else str(subs), "outputs": []}
-    with _guard(debug, as_json, summary):
+    with guard(debug, as_json, summary):
         if output is None:
             raise UsageError("give the output folder with -o DIR")
         if str(output) == "-":
             raise UsageError("extract all writes several files; give a folder with -o DIR, not -o -")
-        with _Progress(not (quiet or as_json), "") as bar:
+        with ProgressBar(not (quiet or as_json), "") as bar:
             written = source.extract_all(
                 media, subs, output, format=fmt.value if fmt else "safetensors", audio_features=audio_features,
                 video_features=video_features, text_features=text_features, sr=sr, hop=hop, n_mels=n_mels,

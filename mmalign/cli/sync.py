@@ -17,8 +17,8 @@ from ..align.sync import DEFAULT_MIN_CONFIDENCE, DETECTORS
 from ..errors import InputError, NotConfidentError, UsageError
 from ..fileio import check_output
 from . import app
-from ._common import (EXIT_CODES, _default_output, _guard, _make_parent, _no_stdout_clash, _output_file,
-                      _Progress)
+from ._common import (EXIT_CODES, default_output, guard, make_parent, no_stdout_clash, output_file,
+                      ProgressBar)
 
 __all__ = ["sync"]
 
@@ -101,7 +101,7 @@ def sync(
     """
     t0 = time.perf_counter()
     summary: dict = {}
-    with _guard(debug, as_json, summary):
+    with guard(debug, as_json, summary):
         fmt_name = fmt.value if fmt else None
         if in_place and output is not None:
             raise UsageError("give either --in-place or --output, not both")
@@ -114,11 +114,11 @@ def sync(
             raise InputError(f"{media}: {kind} not found")
         if not subs.exists():
             raise InputError(f"{subs}: subtitle file not found")
-        _no_stdout_clash(output, as_json)
+        no_stdout_clash(output, as_json)
         out = _sync_output(subs, output, fmt_name, in_place, media)
         if plot is not None:
             _check_plot(plot, out, media, subs)
-        with _Progress(not (quiet or as_json), "decoding audio") as bar:
+        with ProgressBar(not (quiet or as_json), "decoding audio") as bar:
             result = sync_mod.sync(media, subs, audio_stream=audio_stream, max_offset=max_offset, splits=splits,
                                    workers=jobs, progress=bar.update, refine=refine, detector=detector.value,
                                    stage=bar.stage)
@@ -141,7 +141,7 @@ def sync(
             if out is None:
                 typer.echo(result.subtitles.encode(write_fmt, encoding, name="<stdout>"), nl=False)
             else:
-                _make_parent(out)
+                make_parent(out)
                 result.subtitles.write(out, format=write_fmt, encoding=encoding)
             summary["written"] = True
         if plot is not None:
@@ -165,8 +165,8 @@ def _sync_output(subs: Path, output: Optional[str], fmt_name: Optional[str], in_
                              "or write a converted copy with -o")
         check_output(subs, [media], what="--in-place output")
         return subs
-    default = _default_output(subs, fmt_name)
-    return _output_file(output if output is not None else str(default), default.name, [media, subs],
+    default = default_output(subs, fmt_name)
+    return output_file(output if output is not None else str(default), default.name, [media, subs],
                         stdout_ok=True, in_place_of=subs)
 
 
