@@ -179,7 +179,8 @@ def worker(spec_file: str) -> int:
     y = np.load(spec["y"])
     opts = spec.get("opts", {})
     rng = np.random.default_rng(1)
-    wx, wy = rng.standard_normal((200, x.shape[1])).astype(np.float32), rng.standard_normal((220, x.shape[1])).astype(np.float32)
+    wx = rng.standard_normal((200, x.shape[1])).astype(np.float32)
+    wy = rng.standard_normal((220, x.shape[1])).astype(np.float32)
     if spec["method"] == "synctoolbox":
         wx, wy = x[:3000], y[:3000]  # MrMsDTW needs enough frames for its smoothing windows
     _run_method(spec["method"], wx, wy, opts)  # warm-up: imports, JIT compilation or cache loading

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -99,7 +98,8 @@ def measure(args: list[str], timeout: float) -> tuple[float, float, int]:
     code = ("import resource, subprocess, sys, time\n"
             "t = time.perf_counter()\n"
             "try:\n"
-            f"    rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout={timeout}).returncode\n"
+            "    rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,\n"
+            f"                        timeout={timeout}).returncode\n"
             "except subprocess.TimeoutExpired:\n"
             "    rc = 'timeout'\n"
             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, rc)\n")

@@ -223,7 +223,8 @@ def _main(args) -> int:
                  "rc": p.returncode, "timed_out": p.timed_out}
             note = ""
             if p.timed_out or p.returncode != 0:
-                note = ("timed out" if p.timed_out else f"exit {p.returncode}") + ": " + C.last_line(p.stderr or p.stdout)
+                note = ("timed out" if p.timed_out else f"exit {p.returncode}")
+                note += ": " + C.last_line(p.stderr or p.stdout)
                 if tool != "ffsubsync":
                     broken.append(f"{tool} run {rep + 1}: {note}")
             elif tool != "ffmpeg":

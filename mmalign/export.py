@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -97,7 +97,9 @@ def cue_grid(subs) -> Grid:
     Ids are ``cue-000000``, ``cue-000001``, …; texts are the cues' text.
     """
     cues = list(subs.cues)
-    return Grid([c.start for c in cues], [max(c.end, c.start) for c in cues],
+    starts = np.array([c.start for c in cues], np.float64)
+    ends = np.array([max(c.end, c.start) for c in cues], np.float64)
+    return Grid(starts, ends,
                 [f"cue-{i:06d}" for i in range(len(cues))], [c.text for c in cues], "cues")
 
 
@@ -273,7 +275,7 @@ class Exporter:
         self._prepare()
         shards = []
         first_shard = self.next_shard
-        extra = {k: list(v) for k, v in (extra or {}).items()}
+        extra_rows = {k: list(v) for k, v in (extra or {}).items()}
         for lo in range(0, len(grid), self.shard_size):
             hi = min(len(grid), lo + self.shard_size)
             shard = f"shard-{self.next_shard:06d}"
@@ -289,7 +291,7 @@ class Exporter:
                 rec = {"id": f"{name}/{grid.ids[k]}", "source": name, "start": round(float(grid.starts[k]), 6),
                        "end": round(float(grid.ends[k]), 6), "text": grid.texts[k],
                        "shard": f"{shard}.safetensors", "row": row, "tensors": shapes}
-                for field_name, values in extra.items():
+                for field_name, values in extra_rows.items():
                     rec[field_name] = values[k]
                 records.append(rec)
             if len(records) != hi - lo:
@@ -454,8 +456,8 @@ def _features_of(media, subs, opts: ExportOptions, *, workers=None, audio_stream
 
         if any(s.kind == "video" for s in media_mod.probe(media).streams):
             total = duration or 0.0
-            seqs.update(video_mod.extract(media, opts.fps, features=opts.video,
-                                          progress=None if progress is None else (lambda t: progress("video", t, total))))
+            on_video = None if progress is None else (lambda t: progress("video", t, total))
+            seqs.update(video_mod.extract(media, opts.fps, features=opts.video, progress=on_video))
     if opts.text and subs is not None:
         seqs.update(text_mod.text_features(subs, opts.text, hop=opts.text_hop, duration=duration, dim=opts.text_dim,
                                            seed=opts.seed))
@@ -467,9 +469,10 @@ def _grid_for(opts: ExportOptions, subs, duration: float) -> Grid:
         if subs is None:
             raise InputError("no subtitles for this media: --grid cues needs them")
         return cue_grid(subs)
+    # ExportOptions.check: hop is set for frames, window and stride for windows
     if opts.grid == "frames":
-        return frame_grid(duration, opts.hop)
-    return window_grid(duration, opts.window, opts.stride)
+        return frame_grid(duration, cast(float, opts.hop))
+    return window_grid(duration, cast(float, opts.window), cast(float, opts.stride))
 
 
 def _source_name(media: Path, key: str, stems: Mapping[str, int], ex: Exporter) -> str:
@@ -626,6 +629,7 @@ def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shar
                                    "meta": {k: v for k, v in seqs[n].meta.items() if k != "source"}}
             missing: list[list[str]] = [[] for _ in range(len(grid))]
             stats = None
+            samples: Callable[[int, int], Iterator[dict[str, np.ndarray]]]
             if opts.pool == "none":
                 order = sorted(seqs)
                 spans = {n: segment_frames(seqs[n], grid.starts, grid.ends) for n in order}
@@ -635,7 +639,7 @@ def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shar
 
                 times = {n: seqs[n].times for n in order}
 
-                def samples(lo, hi, spans=spans, seqs=seqs, order=order, times=times):
+                def samples_raw(lo, hi, spans=spans, seqs=seqs, order=order, times=times):
                     for k in range(lo, hi):
                         item = {}
                         for n in order:
@@ -643,6 +647,8 @@ def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shar
                             item[n] = seqs[n].values[a:b]
                             item[n + ".times"] = times[n][a:b]
                         yield item
+
+                samples = samples_raw
             else:
                 pooled = {}
                 for n in order:
@@ -662,13 +668,17 @@ def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shar
                         kwargs["stats"] = stats
                     fused = fuse_vectors(pooled, opts.fuse, **kwargs) if len(grid) else np.zeros((0, 0), np.float32)
 
-                    def samples(lo, hi, fused=fused):
+                    def samples_fused(lo, hi, fused=fused):
                         for k in range(lo, hi):
                             yield {"fused": fused[k]}
+
+                    samples = samples_fused
                 else:
-                    def samples(lo, hi, pooled=pooled, order=order):
+                    def samples_pooled(lo, hi, pooled=pooled, order=order):
                         for k in range(lo, hi):
                             yield {n: pooled[n][k] for n in order}
+
+                    samples = samples_pooled
             _warn_missing(media, missing, len(grid), opts.pool == "none")
             source_info = {"name": name, "media": m_digest, "subtitles": s_digest, "duration": duration,
                            "features": order, "sync": sync_info}

@@ -49,7 +49,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -466,12 +466,13 @@ def compact_bilinear(features, *, dim: int, seed: int = 0, order=None, bias: boo
     names, arrays, single = _collect(features, order, what="compact-bilinear fusion")
     if len(arrays) < 2:
         raise UsageError("compact-bilinear fusion needs at least two modalities")
-    spectrum = None
+    spectrum: np.ndarray | None = None
     for name, a in zip(names, arrays):
         a = _with_bias(a, bias)
         buckets, signs = count_sketch(a.shape[1], dim, seed=seed, name=name)
         f = np.fft.rfft(_apply_sketch(a, buckets, signs, dim), axis=1)
         spectrum = f if spectrum is None else spectrum * f
+    assert spectrum is not None  # at least two modalities (checked above)
     return _out(np.fft.irfft(spectrum, n=dim, axis=1).astype(np.float32), single)
 
 
@@ -495,7 +496,7 @@ def side_by_side(features, *, order=None) -> dict[str, np.ndarray]:
 
 
 #: Command-line names of the parameter-free fusions (``--fuse``) and their functions.
-FUSIONS = {
+FUSIONS: dict[str, Callable[..., np.ndarray | dict[str, np.ndarray]]] = {
     "concat": concat,
     "sum": projected_sum,
     "bilinear": bilinear,

@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -204,8 +205,8 @@ def iter_audio(path, sr: int = 16000, *, stream: int | None = None, start: float
             except av.error.FFmpegError:  # not seekable: decode from the beginning
                 container.seek(0)
         resampler = None
-        in_rate = None
-        t_first = None  # time of the first kept input sample
+        in_rate: int | None = None
+        t_first: float | None = None  # time of the first kept input sample
         n_in = 0  # input samples kept so far
         n_out = 0  # output samples yielded so far
         pending: list[tuple[np.ndarray, ...]] = []  # per frame, its channels
@@ -215,6 +216,7 @@ def iter_audio(path, sr: int = 16000, *, stream: int | None = None, start: float
 
         def flush(last: bool):
             nonlocal pending, pending_n, n_out
+            assert t_first is not None  # flushed only once samples were kept
             mono = _mixdown(pending)
             pending, pending_n = [], 0
             y = resampler.resample_chunk(mono, last=last) if resampler is not None else mono
@@ -270,6 +272,7 @@ def iter_audio(path, sr: int = 16000, *, stream: int | None = None, start: float
             if start > 0:
                 return
             raise InputError(f"{path}: the audio stream holds no decodable audio")
+        assert in_rate is not None  # set with the first frame, before t_first
         if not (done or damaged):  # the data ran out: before the stated end?
             got = t_first + n_in / in_rate
             stated = (s.start_time or 0) * tb - origin + s.duration * tb if s.duration else None
@@ -512,7 +515,7 @@ def iter_frames(path, fps: float | None = 5.0, *, stream: int | None = None, siz
 
         k = math.ceil(start * fps - 1e-9) if fps else 0  # next grid index to fill
         k_end = math.ceil(end * fps - 1e-9) if fps and end is not None else None  # grid indices < k_end
-        prev = None  # the frame on screen: (frame, time, duration)
+        prev: tuple[Any, float, float] | None = None  # the frame on screen: (frame, time, duration)
         prev_img = None  # its array, once converted
         n_frames = 0
         corrupt = 0
@@ -575,6 +578,7 @@ def iter_frames(path, fps: float | None = 5.0, *, stream: int | None = None, siz
             exc = error[0]
             if n_frames == 0:
                 raise InputError(f"{path}: the video cannot be decoded ({_reason(exc)})") from exc
+            assert prev is not None  # a frame was decoded
             damaged = True
             log.warning("%s: damaged video after %.1f s; using what was decoded (%s)",
                         path, prev[1], _reason(exc))
@@ -582,6 +586,7 @@ def iter_frames(path, fps: float | None = 5.0, *, stream: int | None = None, siz
             if start > 0:
                 return
             raise InputError(f"{path}: the video stream holds no decodable frames")
+        assert prev is not None  # a frame was decoded
         if fps is not None and not done:  # the last frame stays on screen for its duration
             last_end = prev[1] + prev[2]
             while k / fps + _TIME_EPS < last_end and (k_end is None or k < k_end):

@@ -744,7 +744,7 @@ def _split_syllables(
     just before its nucleus (Mandarin onsets are single phonemes); otherwise the
     span is divided evenly in time.
     """
-    nuclei = []
+    nuclei: list[list[int]] = []
     for i, (name, _, _) in enumerate(phonemes):
         if _is_nucleus(name) and not (i > 0 and nuclei and nuclei[-1][1] == i - 1):
             nuclei.append([i, i])

@@ -58,9 +58,10 @@ import codecs
 import html
 import logging
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
+from typing import ClassVar
 
 import numpy as np
 
@@ -174,7 +175,7 @@ class Subtitles:
     def __len__(self) -> int:
         return len(self.cues)
 
-    def with_times(self, starts, ends) -> "Subtitles":
+    def with_times(self, starts, ends) -> Subtitles:
         """Return a copy with new cue times.
 
         Parameters
@@ -198,7 +199,7 @@ class Subtitles:
         cues = [replace(c, start=float(a), end=float(b)) for c, a, b in zip(self.cues, s, e)]
         return replace(self, cues=cues, warnings=list(self.warnings))
 
-    def map_times(self, f) -> "Subtitles":
+    def map_times(self, f) -> Subtitles:
         """Return a copy with every start and end time mapped through ``f``.
 
         Parameters
@@ -296,8 +297,8 @@ class Subtitles:
         except UnicodeEncodeError as exc:
             raise UsageError(f"{name}: cannot encode subtitle text as {encoding} ({exc.reason})") from None
 
-    read = None  # replaced below by ``staticmethod(read)``
-    loads = None  # replaced below by ``staticmethod(loads)``
+    read: ClassVar[Callable[..., Subtitles]]  # set below to ``staticmethod(read)``
+    loads: ClassVar[Callable[..., Subtitles]]  # set below to ``staticmethod(loads)``
 
 
 _COMMENT_LINE = re.compile(r"^(Comment\s*:\s?)(.*)$", re.M | re.I)
@@ -591,7 +592,7 @@ def _with_webvtt(cues: list[Cue], lines: list[str]) -> tuple[list[Cue], str | No
         caps = webvtt.from_string("\n".join(x if x.strip() else "" for x in lines)).captions
         theirs = [(_seconds(c.start), _seconds(c.end), (c.identifier or "").strip() or None, c.raw_text)
                   for c in caps]
-    except Exception as exc:  # webvtt-py raises several types on malformed input
+    except Exception as exc:  # noqa: BLE001 -- webvtt-py raises several types on malformed input
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return cues, f"webvtt-py could not read the file ({reason}); used the tolerant parser"
     ours = [(c.start, c.end, c.identifier, c.text) for c in cues]
@@ -825,7 +826,7 @@ def _to_simple(text: str, fmt: str) -> str:
 
 def _from_simple(text: str, fmt: str) -> str:
     if fmt in _ASS:
-        text = re.sub(r"<(/?)([biu])>", lambda m: "{\\%s%d}" % (m[2], 0 if m[1] else 1), text)
+        text = re.sub(r"<(/?)([biu])>", lambda m: f"{{\\{m[2]}{0 if m[1] else 1}}}", text)
         return text.replace("\n", "\\N")
     text = "\n".join(line for line in text.split("\n") if line.strip())  # a blank line would end the cue
     if fmt == "vtt":

@@ -9,10 +9,12 @@ the single result type of every aligner.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import UsageError
 
@@ -72,7 +74,7 @@ class FeatureSeq:
 
     @classmethod
     def from_times(cls, values, times, *, name: str = "", meta: dict[str, Any] | None = None,
-                   hop: float | None = None, rtol: float = 1e-6) -> "FeatureSeq":
+                   hop: float | None = None, rtol: float = 1e-6) -> FeatureSeq:
         """A sequence with the given frame times: regular (``t0 + i * hop``) when they are.
 
         Parameters
@@ -130,7 +132,7 @@ class FeatureSeq:
         """Seconds covered by the frames (``len * hop``)."""
         return len(self) * self.hop
 
-    def slice(self, t0: float, t1: float) -> "FeatureSeq":
+    def slice(self, t0: float, t1: float) -> FeatureSeq:
         """Frames whose times lie in ``[t0, t1)``."""
         if self.frame_times is not None:
             eps = 1e-9 * self.hop
@@ -172,7 +174,7 @@ class FeatureSeq:
         save_features(path, [self], metadata=metadata, format=format, source=source)
 
     @classmethod
-    def load(cls, path, name: str | None = None, *, format: str | None = None) -> "FeatureSeq":
+    def load(cls, path, name: str | None = None, *, format: str | None = None) -> FeatureSeq:
         """Read one sequence from a feature file: ``name``, or the file's only one."""
         from .features.io import load_features
 
@@ -206,7 +208,7 @@ def _frame_times(seq: FeatureSeq, timemap: TimeMap | None) -> np.ndarray:
     return t if timemap is None else np.asarray(timemap.apply(t), np.float64)
 
 
-def _frame_cells(times: np.ndarray, hop: float) -> tuple[np.ndarray, np.ndarray]:
+def _frame_cells(times: np.ndarray, hop: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The span each frame stands for: half-way to its neighbours (``hop/2`` at the ends)."""
     if len(times) == 0:
         return times, times
@@ -298,8 +300,8 @@ def pool_segments(seq: FeatureSeq, starts, ends, how: str = "mean", *,
     elif how == "last":
         out[valid] = x[i1[valid] - 1]
     else:  # max
-        for k in np.flatnonzero(valid):
-            out[k] = x[i0[k]:i1[k]].max(axis=0)
+        for row in np.flatnonzero(valid):
+            out[row] = x[i0[row]:i1[row]].max(axis=0)
     return out, valid
 
 
@@ -308,7 +310,7 @@ def _local_scale(timemap: TimeMap, t: np.ndarray) -> np.ndarray:
     return np.where(scales > 0, scales, 1.0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class TimeMap:
     """A monotone piecewise-linear map from a source timeline to a target timeline.
 
@@ -329,14 +331,23 @@ class TimeMap:
     starts: np.ndarray
     scales: np.ndarray
     offsets: np.ndarray
-    confidences: np.ndarray | None = None
+    confidences: np.ndarray
 
-    def __post_init__(self):
+    def __init__(self, starts: npt.ArrayLike, scales: npt.ArrayLike, offsets: npt.ArrayLike,
+                 confidences: npt.ArrayLike | None = None) -> None:
+        # what the dataclass __init__ would do, with the argument types that __post_init__ accepts
+        object.__setattr__(self, "starts", starts)
+        object.__setattr__(self, "scales", scales)
+        object.__setattr__(self, "offsets", offsets)
+        object.__setattr__(self, "confidences", confidences)
+        self.__post_init__()
+
+    def __post_init__(self) -> None:
         starts = np.atleast_1d(np.asarray(self.starts, dtype=np.float64)).copy()
         scales = np.atleast_1d(np.asarray(self.scales, dtype=np.float64))
         offsets = np.atleast_1d(np.asarray(self.offsets, dtype=np.float64))
-        conf = self.confidences
-        conf = np.full(len(starts), np.nan) if conf is None else np.atleast_1d(np.asarray(conf, dtype=np.float64))
+        given: npt.ArrayLike | None = self.confidences
+        conf = np.full(len(starts), np.nan) if given is None else np.atleast_1d(np.asarray(given, dtype=np.float64))
         if not (len(starts) == len(scales) == len(offsets) == len(conf)) or len(starts) == 0:
             raise UsageError("TimeMap needs one start, scale, offset and confidence per piece")
         starts[0] = -np.inf
@@ -359,17 +370,17 @@ class TimeMap:
 
     # -- constructors -------------------------------------------------------------------
     @classmethod
-    def linear(cls, scale: float = 1.0, offset: float = 0.0, confidence: float = np.nan) -> "TimeMap":
+    def linear(cls, scale: float = 1.0, offset: float = 0.0, confidence: float = np.nan) -> TimeMap:
         """The one-piece map ``t -> scale * t + offset``."""
         return cls([-np.inf], [scale], [offset], [confidence])
 
     @classmethod
-    def identity(cls) -> "TimeMap":
+    def identity(cls) -> TimeMap:
         """The map that changes nothing."""
         return cls.linear(1.0, 0.0, 1.0)
 
     @classmethod
-    def from_points(cls, src, dst, confidence: float = np.nan) -> "TimeMap":
+    def from_points(cls, src, dst, confidence: float = np.nan) -> TimeMap:
         """Piecewise-linear interpolation through ``(src[k], dst[k])`` points.
 
         Both must be non-decreasing (a DTW path in seconds, for example); repeated
@@ -429,20 +440,20 @@ class TimeMap:
         with_start = np.where(self.scales[i] > 0, self.scales[i] * e + self.offsets[i], own)
         return s_out, np.maximum(np.minimum(own, with_start), s_out)
 
-    def compose(self, other: "TimeMap") -> "TimeMap":
+    def compose(self, other: TimeMap) -> TimeMap:
         """The map ``t -> other(self(t))``: first this map, then ``other``."""
         # Breakpoints: ours, and the preimages of other's breakpoints under each of our pieces.
-        points = list(self.starts[1:])
+        cuts = list(self.starts[1:])
         for b in other.starts[1:]:
-            for i in range(len(self)):
-                s, o = self.scales[i], self.offsets[i]
+            for k in range(len(self)):
+                s, o = self.scales[k], self.offsets[k]
                 if s > 0:
                     t = (b - o) / s
-                    lo = self.starts[i]
-                    hi = self.starts[i + 1] if i + 1 < len(self) else np.inf
+                    lo = self.starts[k]
+                    hi = self.starts[k + 1] if k + 1 < len(self) else np.inf
                     if lo <= t < hi:
-                        points.append(t)
-        points = np.unique(np.array(points, dtype=np.float64))
+                        cuts.append(t)
+        points = np.unique(np.array(cuts, dtype=np.float64))
         starts = np.concatenate([[-np.inf], points])
         # Probe each piece of the composition at an inner point (robust to rounding at ends).
         if len(points):
@@ -458,7 +469,7 @@ class TimeMap:
         conf = np.fmin(self.confidences[i], other.confidences[j])
         return TimeMap(starts, scales, offsets, conf)
 
-    def invert(self) -> "TimeMap":
+    def invert(self) -> TimeMap:
         """The inverse map (target timeline back to source).
 
         Jumps (target material with no source) map to the source instant of the jump;
@@ -485,17 +496,17 @@ class TimeMap:
                 conf.append(self.confidences[i])
         if not scales:
             raise UsageError("a TimeMap that collapses everything has no inverse")
-        starts = np.array(starts)
+        start_arr = np.array(starts)
         # For equal starts keep the later piece (the earlier one is empty).
-        keep = np.concatenate([np.diff(starts) > 0, [True]])
-        return TimeMap(starts[keep], np.array(scales)[keep], np.array(offsets)[keep], np.array(conf)[keep])
+        keep = np.concatenate([np.diff(start_arr) > 0, [True]])
+        return TimeMap(start_arr[keep], np.array(scales)[keep], np.array(offsets)[keep], np.array(conf)[keep])
 
     # -- description ----------------------------------------------------------------------
     @property
     def is_linear(self) -> bool:
         return len(self) == 1
 
-    def pieces(self, t_min: float | None = None, t_max: float | None = None) -> list[dict[str, float]]:
+    def pieces(self, t_min: float | None = None, t_max: float | None = None) -> list[dict[str, float | None]]:
         """The pieces as dicts (``start``, ``end``, ``scale``, ``offset``, ``confidence``).
 
         ``t_min``/``t_max`` replace the infinite ends of the first and last piece.
@@ -530,7 +541,7 @@ class TimeMap:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TimeMap":
+    def from_dict(cls, d: dict[str, Any]) -> TimeMap:
         starts = [-np.inf if s is None else s for s in d["starts"]]
         conf = [np.nan if c is None else c for c in d.get("confidences", [None] * len(starts))]
         return cls(starts, d["scales"], d["offsets"], conf)

@@ -132,10 +132,10 @@ def test_breaks_are_not_searched_beyond_the_score_budget(monkeypatch, caplog):
     file keeps one map, with a warning, instead of holding cues x offsets floats."""
     import logging
 
-    from conftest import SAMPLE_DIR
-
     from mmalign.align import splits
     from mmalign.align.sync import sync
+
+    from conftest import SAMPLE_DIR
 
     monkeypatch.setattr(splits, "MAX_SCORE_CELLS", 1000)
     with caplog.at_level(logging.WARNING, logger="mmalign"):

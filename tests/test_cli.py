@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, Track, first_encoder, speechlike, vtt_text, write_media
 from typer.testing import CliRunner
 
 import mmalign
 from mmalign import subtitles as S
 from mmalign.cli import app
+
+from conftest import ROOT, Track, first_encoder, speechlike, vtt_text, write_media
 
 TRUTH_SCALE, TRUTH_OFFSET = 960 / 1001, -3.7
 
@@ -378,7 +379,8 @@ def test_output_encoding(sample, tmp_path, monkeypatch):
     """--encoding: honoured when the text fits; a name Python does not know is a usage
     error before any decoding; text the codec cannot hold is a usage error, nothing written."""
     subs = tmp_path / "subs.vtt"
-    subs.write_text((sample / "sample.mistimed.vtt").read_text().replace("Good morning", "caf\u00e9 \u2014 Good morning", 1))
+    text = (sample / "sample.mistimed.vtt").read_text()
+    subs.write_text(text.replace("Good morning", "caf\u00e9 \u2014 Good morning", 1))
     out = tmp_path / "out.srt"
     result = run("sync", sample / "sample.mp4", subs, "-o", out, "--encoding", "cp1252")
     assert result.exit_code == 0, result.output
@@ -423,7 +425,8 @@ def test_input_errors(sample, tmp_path, case):
         media.write_bytes(b"")
         contains = "empty"
     elif case == "no audio stream":
-        media, contains = write_media(tmp_path / "video.mp4", [], video=first_encoder("libx264", "h264", "mpeg4"), video_seconds=1.0), "has no audio stream"
+        video = first_encoder("libx264", "h264", "mpeg4")
+        media, contains = write_media(tmp_path / "video.mp4", [], video=video, video_seconds=1.0), "has no audio stream"
     elif case == "missing subs":
         subs = tmp_path / "nope.vtt"
     elif case == "subs without cues":

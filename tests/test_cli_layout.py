@@ -168,3 +168,12 @@ def test_subtitle_guide_only_for_subtitles_and_default_options():
     a = _seq([0.0, 1.0, 0.0])
     assert sequences.subtitle_guide(a, a) == (None, None)
     assert not sequences.subtitle_guide(a, a).ambiguous
+
+
+def test_detector_choices_are_the_library_detectors():
+    """``--detector`` is a plain Enum (so type checkers see its members): it must list
+    exactly the library's DETECTORS, in order."""
+    from mmalign.align.sync import DETECTORS
+    from mmalign.cli.sync import Detector
+
+    assert [d.value for d in Detector] == list(DETECTORS)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import speechlike
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +18,8 @@ from mmalign.align.dtw import (
     path_window,
 )
 from mmalign.errors import UsageError
+
+from conftest import speechlike
 
 # --------------------------------------------------------------------------- reference
 

@@ -79,7 +79,7 @@ def test_reading_back_with_the_dataset_and_training_a_few_steps(synced_export):
     torch.manual_seed(0)
     for _ in range(5):
         for b in loader:
-            def pooled(name):
+            def pooled(name, b=b):
                 m = b[name + ".mask"].unsqueeze(-1).float()
                 return (b[name] * m).sum(1) / m.sum(1).clamp(min=1)
             x = torch.cat([pooled("audio.logmel") / 100, pooled("text.embedding")], dim=1)

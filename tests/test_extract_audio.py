@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import Track, speechlike, write_media
 
 from mmalign import media
 from mmalign.errors import UsageError
 from mmalign.features import audio as A
+
+from conftest import Track, speechlike, write_media
 
 SR = 16000
 N_FFT, HOP = 512, 160

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import first_encoder, vtt_text
 from safetensors.numpy import load_file
 from typer.testing import CliRunner
 
 from mmalign.cli import app
 from mmalign.features.io import load_features, read_metadata
+
+from conftest import first_encoder, vtt_text
 
 SR = 16000
 FPS = 25

@@ -103,10 +103,9 @@ def test_cue_embedding_with_encoder(subs):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.script: deprecated, still the format
 def test_torchscript_encoder(subs, tmp_path):
     torch = pytest.importorskip("torch")
-    from typing import List
 
     class Lengths(torch.nn.Module):
-        def forward(self, texts: List[str]) -> torch.Tensor:
+        def forward(self, texts: list[str]) -> torch.Tensor:
             out = torch.zeros(len(texts), 3)
             for i, t in enumerate(texts):
                 out[i, 0] = float(len(t))

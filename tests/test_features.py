@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import Track, speechlike, tone, write_media
 
 from mmalign import media
 from mmalign import subtitles as S
@@ -12,6 +11,8 @@ from mmalign.errors import InputError, UsageError
 from mmalign.features import audio as A
 from mmalign.features.text import cue_activity, interval_activity
 from mmalign.timeline import FeatureSeq
+
+from conftest import Track, speechlike, tone, write_media
 
 LONG_SECONDS = 300.0123  # over 4 minutes: logmel with workers=2 cuts it into two ranges
 

@@ -15,14 +15,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, deadline
-from hostile.make_hostile import EXPECTED, make_big_srt, make_hostile
 from typer.testing import CliRunner
 
 from mmalign import media
 from mmalign import subtitles as S
 from mmalign.cli import app
 from mmalign.errors import InputError
+
+from conftest import ROOT, deadline
+from hostile.make_hostile import EXPECTED, make_big_srt, make_hostile
 
 SUB_EXTS = (".srt", ".vtt", ".ass", ".ssa")
 SUBS = [n for n in EXPECTED if n.endswith(SUB_EXTS)]

@@ -7,10 +7,11 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_DIR, Track, dominant_frequency, first_encoder, tone, write_media
 
 from mmalign import media
 from mmalign.errors import InputError, UsageError
+
+from conftest import SAMPLE_DIR, Track, dominant_frequency, first_encoder, tone, write_media
 
 SR = 16000
 H264 = first_encoder("libx264", "h264", "mpeg4")

@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import SAMPLE_DIR
 from mmalign.cli import app
 from mmalign.export import ExportOptions, export_sources
+
+from conftest import SAMPLE_DIR
 
 
 def run(*args):

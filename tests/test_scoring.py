@@ -9,8 +9,19 @@ import numpy as np
 import pytest
 
 from mmalign.align import scoring
-from mmalign.align.scoring import (Candidate, Piece, Scorer, Scorers, activity_from_zero, correlate_valid,
-                                   framerate_ratios, implausibility, on_reference, pool_frames, refine_offset)
+from mmalign.align.scoring import (
+    Candidate,
+    Piece,
+    Scorer,
+    Scorers,
+    activity_from_zero,
+    correlate_valid,
+    framerate_ratios,
+    implausibility,
+    on_reference,
+    pool_frames,
+    refine_offset,
+)
 from mmalign.features.text import interval_activity
 from mmalign.timeline import FeatureSeq
 

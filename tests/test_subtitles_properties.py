@@ -21,10 +21,10 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from conftest import deadline  # noqa: E402
-
 from mmalign import subtitles as S  # noqa: E402
 from mmalign.errors import InputError  # noqa: E402
+
+from conftest import deadline  # noqa: E402
 
 FORMATS = ("vtt", "srt", "ass", "ssa")
 

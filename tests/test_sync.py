@@ -171,9 +171,8 @@ def test_plot_labels_every_piece_inside_the_axis(tmp_path, monkeypatch):
     """The last piece runs on past the cues: its label goes in the middle of the part in
     view, not of the whole piece (it was drawn beyond the right edge)."""
     pytest.importorskip("matplotlib")
-    from test_offset import reference, speech_intervals
-
     import matplotlib.pyplot as plt
+    from test_offset import reference, speech_intervals
 
     from mmalign.align.sync import sync
     from mmalign.plot import plot_sync

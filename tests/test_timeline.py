@@ -180,8 +180,12 @@ def test_invert_everything_collapsed_is_an_error():
         TimeMap.linear(0.0, 5.0).invert()
 
 
-@pytest.mark.parametrize("a", [TimeMap.linear(1.0427083, 3.7), JUMP, COLLAPSE, MIXED], ids=["lin", "jump", "collapse", "mixed"])
-@pytest.mark.parametrize("b", [TimeMap.linear(0.959, -3.7), JUMP, COLLAPSE, MIXED], ids=["lin", "jump", "collapse", "mixed"])
+@pytest.mark.parametrize(
+    "a", [TimeMap.linear(1.0427083, 3.7), JUMP, COLLAPSE, MIXED], ids=["lin", "jump", "collapse", "mixed"]
+)
+@pytest.mark.parametrize(
+    "b", [TimeMap.linear(0.959, -3.7), JUMP, COLLAPSE, MIXED], ids=["lin", "jump", "collapse", "mixed"]
+)
 def test_compose_is_function_composition(a, b):
     c = a.compose(b)
     np.testing.assert_allclose(c.apply(T), b.apply(a.apply(T)), atol=1e-9)

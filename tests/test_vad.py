@@ -92,8 +92,12 @@ def test_sync_detectors(sample):
     truth = json.loads((sample / "truth.json").read_text())["transform"]
     for detector in ("fast", "both"):
         stages, done = [], []
+
+        def progress(d, t, done=done, stages=stages):
+            done.append((len(stages), d / t))
+
         result = sync(sample / "sample.mp4", sample / "sample.mistimed.vtt", detector=detector,
-                      stage=stages.append, progress=lambda d, t: done.append((len(stages), d / t)))
+                      stage=stages.append, progress=progress)
         assert result.detector == ("fast" if detector == "fast" else "fast+silero")
         # Each pass over the audio reports from zero to the end; the model's pass is announced.
         assert stages == ([] if detector == "fast" else ["speech model"])
@@ -120,9 +124,9 @@ def test_auto_asks_the_model_when_unsure_and_still_refuses_unrelated_subtitles(s
 
 
 def test_audio_that_starts_late_stays_on_the_media_clock(sample, tmp_path):
-    from conftest import Track, first_encoder, write_media
-
     from mmalign import media
+
+    from conftest import Track, first_encoder, write_media
 
     video = first_encoder("libx264", "mpeg4")
     if video is None:

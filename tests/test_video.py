@@ -13,12 +13,13 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_DIR, Track, encoder_available, first_encoder, tone, write_media
 
 from mmalign import media
 from mmalign.errors import InputError, UsageError
 from mmalign.features import video
 from mmalign.timeline import FeatureSeq
+
+from conftest import SAMPLE_DIR, Track, encoder_available, first_encoder, tone, write_media
 
 H264 = first_encoder("libx264", "h264", "mpeg4")
 FPS = 5.0

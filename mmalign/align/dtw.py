@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import TextIO
+from typing import IO, cast
 
 import numpy as np
 from numba import njit
@@ -251,19 +251,19 @@ def _dp_path(x, yT, cmat, metric, sym2, open_begin, open_end, r0, r1, lo, hi):
 
     for ii in range(n):
         i = r0 + ii
-        l = lo[i]
-        w = hi[i] - l
+        lo_i = lo[i]
+        w = hi[i] - lo_i
         if metric != -1:
-            _fill_cost(x, yT, i, l, w, metric, acc)
+            _fill_cost(x, yT, i, lo_i, w, metric, acc)
         if ii >= 2:  # cur still holds row i-2: clear it
             stale = cur[lo[i - 2] - c0 + 1:hi[i - 2] - c0 + 1]
             for k in range(stale.shape[0]):
                 stale[k] = np.inf
         dr = dirs[bptr[ii]:bptr[ii + 1]]
-        cv = cur[l - c0 + 1:l - c0 + 1 + w]  # this row, columns l .. l+w-1
-        pv = prev[l - c0:l - c0 + 1 + w]     # row above, columns l-1 .. l+w-1
+        cv = cur[lo_i - c0 + 1:lo_i - c0 + 1 + w]  # this row, columns lo_i .. lo_i+w-1
+        pv = prev[lo_i - c0:lo_i - c0 + 1 + w]     # row above, columns lo_i-1 .. lo_i+w-1
         if metric == -1:
-            _dp_row(cmat[i, l:l + w], pv, cv, dr, w, sym2, ii == 0, open_begin)
+            _dp_row(cmat[i, lo_i:lo_i + w], pv, cv, dr, w, sym2, ii == 0, open_begin)
         else:
             _dp_row(acc, pv, cv, dr, w, sym2, ii == 0, open_begin)
         prev, cur = cur, prev
@@ -366,11 +366,11 @@ def _project(path, f, n, m, radius):
     lo0 = np.full(n, m, np.int64)
     hi0 = np.zeros(n, np.int64)
     for k in range(path.shape[0]):
-        I = path[k, 0]
-        J = path[k, 1]
-        a = J * f
-        b = min((J + 1) * f, m)
-        for i in range(I * f, min((I + 1) * f, n)):
+        pi = path[k, 0]
+        pj = path[k, 1]
+        a = pj * f
+        b = min((pj + 1) * f, m)
+        for i in range(pi * f, min((pi + 1) * f, n)):
             lo0[i] = min(lo0[i], a)
             hi0[i] = max(hi0[i], b)
     return _dilate(lo0, hi0, m, radius)
@@ -854,7 +854,7 @@ def multiscale_dtw(x, y, *, metric: str = "euclidean", step: str = "symmetric1",
     cells = len(cx) * len(cy)
     for level in range(k - 1, -1, -1):
         lx, ly = pyramid[level]
-        pyramid[level + 1] = None  # free the coarser level
+        pyramid.pop()  # free the coarser level (always the last one left)
         lo, hi = _project(path, factor, len(lx), len(ly), radius)
         xk, yk, yT = _prepare(lx, ly, metric)
         path, c = _solve_windowed(xk, yT, metric_code, sym2, subsequence, lo, hi, segment_cells, overlap,
@@ -1004,12 +1004,12 @@ def path_to_timemap(path, hop_x: float | None = None, hop_y: float | None = None
     counts = np.diff(np.append(start, len(i)))
     mean_j = sums / counts
     if times_x is None:
-        src = t0_x + rows * float(hop_x)
+        src = t0_x + rows * float(cast(float, hop_x))  # checked above: a number when times_x is None
     else:
         src = _frame_times(times_x, "times_x", int(rows[-1]) + 1)[rows]
     if times_y is None:
-        dst = t0_y + mean_j * float(hop_y)
-        half = float(hop_y) / 2
+        dst = t0_y + mean_j * float(cast(float, hop_y))  # checked above: a number when times_y is None
+        half = float(cast(float, hop_y)) / 2
     else:
         ty = _frame_times(times_y, "times_y", int(path[-1, 1]) + 1)
         dst = np.interp(mean_j, np.arange(len(ty), dtype=np.float64), ty)
@@ -1031,7 +1031,7 @@ def path_to_timemap(path, hop_x: float | None = None, hop_y: float | None = None
 _JSON_ROWS = 1 << 16  # rows of a path formatted at a time by dump_alignment
 
 
-def dump_alignment(fh: TextIO, doc: dict, path: np.ndarray | None = None, times_x: np.ndarray | None = None,
+def dump_alignment(fh: IO[str], doc: dict, path: np.ndarray | None = None, times_x: np.ndarray | None = None,
                    times_y: np.ndarray | None = None) -> None:
     """Write an alignment as one JSON object: ``doc``'s keys, then the path, in bounded memory.
 

@@ -22,9 +22,22 @@ from numpy.typing import ArrayLike
 
 from ..errors import UsageError
 from ..timeline import FeatureSeq, TimeMap
-from .scoring import (FRAMERATES, TREND_SECONDS, Candidate, Scorer, Scorers, activity_from_zero, calibrated_confidence,
-                      evidence_factor, framerate_ratios, implausibility, on_reference, peak_zscore, refine_offset,
-                      scale_trust)
+from .scoring import (
+    FRAMERATES,
+    TREND_SECONDS,
+    Candidate,
+    Scorer,
+    Scorers,
+    activity_from_zero,
+    calibrated_confidence,
+    evidence_factor,
+    framerate_ratios,
+    implausibility,
+    on_reference,
+    peak_zscore,
+    refine_offset,
+    scale_trust,
+)
 from .scoring import MARGIN_CENTER as MARGIN_CENTER  # lives in scoring; imported from here it keeps working
 
 __all__ = ["FRAMERATES", "framerate_ratios", "LinearFit", "estimate_linear", "agreement"]

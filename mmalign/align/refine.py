@@ -63,8 +63,8 @@ def _snap(times: np.ndarray, targets: np.ndarray, window: float) -> np.ndarray:
         k = int(cand[i])
         if k not in best or dist[i] < dist[best[k]]:
             best[k] = int(i)
-    for k, i in best.items():
-        out[i] = k
+    for k, row in best.items():
+        out[row] = k
     return out
 
 

@@ -14,7 +14,7 @@ Alignment
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple, Optional
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import UsageError
 
@@ -74,8 +74,8 @@ class Guide(NamedTuple):
         The sync pipeline's confidence in the map it found; None when none was sought.
     """
 
-    timemap: Optional[TimeMap]
-    confidence: Optional[float]
+    timemap: TimeMap | None
+    confidence: float | None
 
     @property
     def ambiguous(self) -> bool:
@@ -83,9 +83,9 @@ class Guide(NamedTuple):
         return self.timemap is None and self.confidence is not None
 
 
-def subtitle_guide(a: FeatureSeq, b: FeatureSeq, subs_a: Optional[Subtitles] = None,
-                   subs_b: Optional[Subtitles] = None, *, band: Optional[float] = None, subsequence: bool = False,
-                   multiscale: Optional[bool] = None) -> Guide:
+def subtitle_guide(a: FeatureSeq, b: FeatureSeq, subs_a: Subtitles | None = None,
+                   subs_b: Subtitles | None = None, *, band: float | None = None, subsequence: bool = False,
+                   multiscale: bool | None = None) -> Guide:
     """The sync pipeline's map to guide DTW of subtitles (:func:`mmalign.align.sync.dtw_guide`).
 
     Sought only when one side is subtitles and the DTW options are the defaults (no band,
@@ -125,8 +125,8 @@ class SequenceAlignment:
 
 
 def align_sequences(a: FeatureSeq, b: FeatureSeq, *, metric: str = "euclidean", step: str = "symmetric1",
-                    band: Optional[float] = None, subsequence: bool = False, multiscale: Optional[bool] = None,
-                    guide: Optional[TimeMap] = None, workers: Optional[int] = None) -> SequenceAlignment:
+                    band: float | None = None, subsequence: bool = False, multiscale: bool | None = None,
+                    guide: TimeMap | None = None, workers: int | None = None) -> SequenceAlignment:
     """Align ``a`` onto ``b`` with dynamic time warping and map ``a``'s timeline to ``b``'s.
 
     Parameters

@@ -21,8 +21,18 @@ from numpy.typing import ArrayLike
 
 from ..timeline import FeatureSeq, TimeMap
 from .offset import LinearFit
-from .scoring import (TREND_SECONDS, WEIGHTS, Piece, Scorers, calibrated_confidence, on_reference, peak_zscore,
-                      refine_offset, scale_trust, subject_channels)
+from .scoring import (
+    TREND_SECONDS,
+    WEIGHTS,
+    Piece,
+    Scorers,
+    calibrated_confidence,
+    on_reference,
+    peak_zscore,
+    refine_offset,
+    scale_trust,
+    subject_channels,
+)
 
 __all__ = ["estimate_piecewise", "rescue_ends", "settle_boundaries"]
 

@@ -18,13 +18,13 @@ import logging
 import os
 import signal
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
 
 from .. import __version__
-from ._common import WARNING_LINES, EXIT_CODES
+from ._common import EXIT_CODES, WARNING_LINES
 
 __all__ = ["app", "main"]
 
@@ -96,7 +96,7 @@ def _version(value: bool):
 
 @app.callback()
 def _main(
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+    version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True,
                                                     help="Print the version and exit.")] = None,
 ):
     """Multimodal alignment: sync, extract, align, export."""

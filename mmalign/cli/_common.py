@@ -10,10 +10,10 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated
 
 import typer
 
@@ -86,7 +86,7 @@ class ProgressBar:
             self.bar.stop()
 
 
-def fail(exc: BaseException, debug: bool, as_json: bool, extra: dict | None = None) -> "typer.Exit":
+def fail(exc: BaseException, debug: bool, as_json: bool, extra: dict | None = None) -> typer.Exit:
     """Report an error on one line (and as JSON when asked); return the Exit to raise."""
     if debug:  # the traceback, then the same line and exit code as without --debug
         import traceback
@@ -116,7 +116,7 @@ def guard(debug: bool, as_json: bool, summary: dict):
         raise fail(exc, debug, as_json, summary) from None
 
 
-def default_output(subs: Path, fmt: Optional[str], folder: Optional[Path] = None) -> Path:
+def default_output(subs: Path, fmt: str | None, folder: Path | None = None) -> Path:
     """``<stem>.synced.<ext>`` in ``folder`` (default: next to ``subs``)."""
     ext = fmt or subs.suffix.lstrip(".").lower() or "srt"
     return (folder if folder is not None else subs.parent) / f"{subs.stem}.synced.{ext}"
@@ -128,7 +128,7 @@ def is_folder(raw: str) -> bool:
 
 
 def output_file(raw: str, name: str, inputs: list, *, stdout_ok: bool,
-                 in_place_of: Optional[Path] = None) -> Optional[Path]:
+                 in_place_of: Path | None = None) -> Path | None:
     """Resolve ``-o`` for a command with one output file, before any work.
 
     ``-`` is standard output (``None``; a usage error where ``stdout_ok`` is false); a folder
@@ -187,7 +187,7 @@ def finish(summary: dict, t0: float) -> None:
     summary.setdefault("seconds", {})["total"] = round(time.perf_counter() - t0, 3)
 
 
-def no_stdout_clash(output: Optional[str], as_json: bool) -> None:
+def no_stdout_clash(output: str | None, as_json: bool) -> None:
     if output == "-" and as_json:
         raise UsageError("--json and -o - both print on stdout; give an output file with --json")
 
@@ -195,16 +195,16 @@ def no_stdout_clash(output: Optional[str], as_json: bool) -> None:
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks of failures.")]
-Jobs = Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Decoding processes. "
+Jobs = Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Decoding processes. "
                                               "[default: one per CPU]", show_default=False)]
 SampleRate = Annotated[int, typer.Option("--sr", min=1000, help="Sample rate the audio is resampled to (Hz).")]
 Hop = Annotated[float, typer.Option("--hop", min=0.001, help="Seconds between audio frames.")]
 NMels = Annotated[int, typer.Option("--n-mels", min=1, help="Mel bands.")]
 NMfcc = Annotated[int, typer.Option("--n-mfcc", min=1, help="MFCC coefficients.")]
-AudioStream = Annotated[Optional[int], typer.Option("--audio-stream", min=0, metavar="N", help="Audio track (0 = first). "
+AudioStream = Annotated[int | None, typer.Option("--audio-stream", min=0, metavar="N", help="Audio track (0 = first). "
                                                  "[default: the default track]", show_default=False)]
 Fps = Annotated[float, typer.Option("--fps", min=0.01, help="Frames analysed per second of media.")]
 Width = Annotated[int, typer.Option("--width", min=0, help="Frames are scaled down to this width before analysis "
                                      "(0: full size).")]
-VideoStream = Annotated[Optional[int], typer.Option("--video-stream", min=0, metavar="N", help="Video track (0 = first). "
+VideoStream = Annotated[int | None, typer.Option("--video-stream", min=0, metavar="N", help="Video track (0 = first). "
                                                  "[default: the default track]", show_default=False)]

@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,8 +15,7 @@ from .. import source
 from ..align import sequences
 from ..errors import UsageError
 from . import app
-from ._common import (Debug, Jobs, Json, Quiet, EXIT_CODES, guard, make_parent, no_stdout_clash,
-                      output_file, ProgressBar)
+from ._common import EXIT_CODES, Debug, Jobs, Json, ProgressBar, Quiet, guard, make_parent, no_stdout_clash, output_file
 
 __all__ = ["align"]
 
@@ -30,18 +29,18 @@ def align(
                                         "the TimeMap (atomically); a folder (existing, or DIR/ to create it): "
                                         "<A>.<B>.align.json inside it; '-': standard output.",
                                         show_default=False)],
-    feature: Annotated[Optional[str], typer.Option("--feature", help="Feature to align in feature files, e.g. "
+    feature: Annotated[str | None, typer.Option("--feature", help="Feature to align in feature files, e.g. "
                                                    "audio.mfcc (default: the only one, or the first both share).",
                                                    show_default=False)] = None,
     metric: Annotated[str, typer.Option("--metric", help="Frame cost: euclidean, sqeuclidean or cosine.")
                       ] = "euclidean",
     step: Annotated[str, typer.Option("--step", help="Step pattern: symmetric1 or symmetric2.")] = "symmetric1",
-    band: Annotated[Optional[float], typer.Option("--band", min=0.0, metavar="SECONDS", help="Sakoe-Chiba band: "
+    band: Annotated[float | None, typer.Option("--band", min=0.0, metavar="SECONDS", help="Sakoe-Chiba band: "
                                                   "how far (seconds of A) the path may stray from the diagonal.",
                                                   show_default=False)] = None,
     subsequence: Annotated[bool, typer.Option("--subsequence", help="Find A anywhere inside B (open begin and "
                                               "end).")] = False,
-    multiscale: Annotated[Optional[bool], typer.Option("--multiscale/--exact", help="Coarse-to-fine DTW in linear "
+    multiscale: Annotated[bool | None, typer.Option("--multiscale/--exact", help="Coarse-to-fine DTW in linear "
                                                        "memory, or exact. [default: multiscale above 10^8 cells]",
                                                        show_default=False)] = None,
     hop: Annotated[float, typer.Option("--hop", min=0.001, help="Frame hop when features are extracted on the fly "
@@ -100,7 +99,7 @@ def align(
                    f"{summary['output']}", err=True)
 
 
-def _write(out: Optional[Path], summary: dict, xa, xb, found: sequences.SequenceAlignment, metric: str,
+def _write(out: Path | None, summary: dict, xa, xb, found: sequences.SequenceAlignment, metric: str,
            step: str, with_path: bool) -> None:
     """The summary (updated in place) and OUT.json: the summary, the TimeMap and the path."""
     from ..align import dtw as dtw_mod

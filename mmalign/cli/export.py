@@ -5,15 +5,28 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ..align.sync import DEFAULT_MIN_CONFIDENCE
 from ..errors import InputError, UsageError
 from . import app
-from ._common import (AudioStream, Debug, Fps, Jobs, Json, NMels, Quiet, SampleRate, EXIT_CODES, guard, feature_list,
-                      ProgressBar, stderr_console)
+from ._common import (
+    EXIT_CODES,
+    AudioStream,
+    Debug,
+    Fps,
+    Jobs,
+    Json,
+    NMels,
+    ProgressBar,
+    Quiet,
+    SampleRate,
+    feature_list,
+    guard,
+    stderr_console,
+)
 
 __all__ = ["export"]
 
@@ -22,14 +35,15 @@ _MEDIA_EXTS = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".ts", ".mpg", "
                ".mp3", ".m4a", ".aac", ".wav", ".flac", ".ogg", ".opus", ".wma"}
 
 
-def _pairs(inputs: list[Path]) -> list[tuple[Path, Optional[Path]]]:
+def _pairs(inputs: list[Path]) -> list[tuple[Path, Path | None]]:
     """MEDIA [SUBS] MEDIA [SUBS] ..., or one folder whose media files have same-stem subtitles."""
     from ..align.sync import is_subtitle_path
 
+    pairs: list[tuple[Path, Path | None]]
     if len(inputs) == 1 and inputs[0].is_dir():
         folder = inputs[0]
         files = sorted(p for p in folder.iterdir() if p.is_file())
-        subs_by_stem = {}
+        subs_by_stem: dict[str, Path] = {}
         for p in files:
             if is_subtitle_path(p):
                 subs_by_stem.setdefault(p.stem, p)
@@ -37,7 +51,7 @@ def _pairs(inputs: list[Path]) -> list[tuple[Path, Optional[Path]]]:
         if not pairs:
             raise InputError(f"{folder}: no media files in this folder")
         return pairs
-    pairs: list[tuple[Path, Optional[Path]]] = []
+    pairs = []
     for p in inputs:
         if is_subtitle_path(p):
             if not pairs or pairs[-1][1] is not None:
@@ -59,18 +73,18 @@ def export(
                                          "run of the same export there is resumed).", show_default=False)],
     grid: Annotated[str, typer.Option("--grid", help="One sample per: cues (subtitle lines), frames (every --hop "
                                       "seconds) or windows (--window seconds every --stride).")] = "cues",
-    hop: Annotated[Optional[float], typer.Option("--hop", min=0.001, help="Frame length of --grid frames, seconds.",
+    hop: Annotated[float | None, typer.Option("--hop", min=0.001, help="Frame length of --grid frames, seconds.",
                                                  show_default=False)] = None,
-    window: Annotated[Optional[float], typer.Option("--window", min=0.001, help="Window length of --grid windows.",
+    window: Annotated[float | None, typer.Option("--window", min=0.001, help="Window length of --grid windows.",
                                                     show_default=False)] = None,
-    stride: Annotated[Optional[float], typer.Option("--stride", min=0.001, help="Window step of --grid windows.",
+    stride: Annotated[float | None, typer.Option("--stride", min=0.001, help="Window step of --grid windows.",
                                                     show_default=False)] = None,
     pool: Annotated[str, typer.Option("--pool", help="Per sample and feature: mean, max, first, last, overlap "
                                       "(frames weighted by their share of the segment) or none (the frame "
                                       "sequence).")] = "mean",
     fuse: Annotated[str, typer.Option("--fuse", help="Fuse the pooled features: none (side by side), concat, sum, "
                                       "bilinear, compact-bilinear.")] = "none",
-    dim: Annotated[Optional[int], typer.Option("--dim", min=1, help="Output width of --fuse sum / compact-bilinear.",
+    dim: Annotated[int | None, typer.Option("--dim", min=1, help="Output width of --fuse sum / compact-bilinear.",
                                                show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the seeded fusions and text hashing.")] = 0,
     do_sync: Annotated[bool, typer.Option("--sync", help="Re-time the subtitles to the speech first (as mmalign "

@@ -8,16 +8,35 @@ import time
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated
 
 import typer
 
 from .. import source
 from ..errors import UsageError
 from . import app
-from ._common import (AudioStream, Debug, Fps, Hop, Jobs, Json, NMels, NMfcc, Quiet, SampleRate, VideoStream, Width,
-                      EXIT_CODES, finish, guard, make_parent, no_stdout_clash, output_file, ProgressBar,
-                      require_file)
+from ._common import (
+    EXIT_CODES,
+    AudioStream,
+    Debug,
+    Fps,
+    Hop,
+    Jobs,
+    Json,
+    NMels,
+    NMfcc,
+    ProgressBar,
+    Quiet,
+    SampleRate,
+    VideoStream,
+    Width,
+    finish,
+    guard,
+    make_parent,
+    no_stdout_clash,
+    output_file,
+    require_file,
+)
 
 __all__ = ["extract_app", "extract_audio", "extract_video", "extract_subs", "extract_all"]
 
@@ -34,8 +53,8 @@ class FeatureFormat(str, Enum):
 
 
 
-def _feature_output(raw: str, fmt: Optional[FeatureFormat], source: Path, kind: str,
-                    inputs: list) -> tuple[Optional[Path], str]:
+def _feature_output(raw: str, fmt: FeatureFormat | None, source: Path, kind: str,
+                    inputs: list) -> tuple[Path | None, str]:
     """The feature file ``-o`` names (``None``: standard output) and its format."""
     if raw == "-":
         if sys.stdout.isatty():
@@ -64,7 +83,7 @@ def _describe(path: Path, seqs: dict) -> dict:
             "hop": {k: v.hop for k, v in seqs.items()}}
 
 
-def _extract_one(source: Path, what: str, kind: str, output: str, fmt: Optional[FeatureFormat], label: Optional[str],
+def _extract_one(source: Path, what: str, kind: str, output: str, fmt: FeatureFormat | None, label: str | None,
                  compute: Callable[[ProgressBar], dict], as_json: bool, quiet: bool, debug: bool,
                  models: tuple = ()) -> None:
     """The body every `extract <modality>` shares: check, compute (with a progress bar), save, report."""
@@ -96,16 +115,16 @@ _OUT = Annotated[str, typer.Option("--output", "-o", metavar="OUT", help="Featur
                                    "or .npz), atomically; a folder (existing, or DIR/ to create it): "
                                    "<stem>.<modality>.safetensors inside it; '-': standard output.",
                                    show_default=False)]
-_FMT = Annotated[Optional[FeatureFormat], typer.Option("--format", "-f", help="File format (overrides OUT's "
+_FMT = Annotated[FeatureFormat | None, typer.Option("--format", "-f", help="File format (overrides OUT's "
                                                        "extension).", show_default=False)]
 _A_FEATS = Annotated[str, typer.Option("--features", help="Comma-separated: logmel, mfcc, chroma, contrast, onset, "
                                        "rms, speech.")]
 _DELTAS = Annotated[int, typer.Option("--deltas", min=0, max=2, help="MFCC deltas: 0, 1 or 2 orders.")]
 _FMIN = Annotated[float, typer.Option("--fmin", min=0.0, help="Lowest mel frequency (Hz).")]
-_FMAX = Annotated[Optional[float], typer.Option("--fmax", min=1.0, help="Highest mel frequency (Hz). "
+_FMAX = Annotated[float | None, typer.Option("--fmax", min=1.0, help="Highest mel frequency (Hz). "
                                                 "[default: sr/2]", show_default=False)]
 _V_FEATS = Annotated[str, typer.Option("--features", help="Comma-separated: hist, luma, motion, flow (slower), cut.")]
-_VEMBED = Annotated[Optional[Path], typer.Option("--embed", metavar="MODEL.pt", help="Also embed every analysed frame "
+_VEMBED = Annotated[Path | None, typer.Option("--embed", metavar="MODEL.pt", help="Also embed every analysed frame "
                                                  "with your own TorchScript image model (input: RGB 0-1, NCHW).",
                                                  show_default=False)]
 _DEVICE = Annotated[str, typer.Option("--device", help="Where --embed models run: cpu, cuda, cuda:N or auto.")]
@@ -117,7 +136,7 @@ _T_FEATS = Annotated[str, typer.Option("--features", help="Comma-separated: acti
                                        "n-grams), cues (per-cue table).")]
 _THOP = Annotated[float, typer.Option("--hop", min=0.001, help="Seconds between subtitle frames.")]
 _DIM = Annotated[int, typer.Option("--dim", min=1, help="Width of the hashed n-gram embedding.")]
-_TEMBED = Annotated[Optional[Path], typer.Option("--embed", metavar="MODEL.pt", help="Embed cue texts with your own "
+_TEMBED = Annotated[Path | None, typer.Option("--embed", metavar="MODEL.pt", help="Embed cue texts with your own "
                                                  "TorchScript sentence model instead of hashed n-grams.",
                                                  show_default=False)]
 
@@ -197,10 +216,11 @@ def extract_subs(
 @extract_app.command("all", epilog=EXIT_CODES)
 def extract_all(
     media: Annotated[Path, typer.Argument(metavar="MEDIA", help="Video (or audio) file.", show_default=False)],
-    subs: Annotated[Optional[Path], typer.Argument(metavar="[SUBS]", help="Its subtitle file.",
+    subs: Annotated[Path | None, typer.Argument(metavar="[SUBS]", help="Its subtitle file.",
                                                    show_default=False)] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", metavar="DIR", help="Folder to write audio, video and "
-                                         "text feature files into (created if missing).", show_default=False)] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="DIR", help="Folder to write audio, video "
+                                                "and text feature files into (created if missing).",
+                                                show_default=False)] = None,
     fmt: _FMT = None, audio_features: Annotated[str, typer.Option("--audio-features", help="As `extract audio "
                                                                  "--features`.")] = "logmel,mfcc,speech",
     video_features: Annotated[str, typer.Option("--video-features", help="As `extract video --features`; "

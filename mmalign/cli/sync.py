@@ -8,17 +8,16 @@ import logging
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ..align import sync as sync_mod
-from ..align.sync import DEFAULT_MIN_CONFIDENCE, DETECTORS
+from ..align.sync import DEFAULT_MIN_CONFIDENCE
 from ..errors import InputError, NotConfidentError, UsageError
 from ..fileio import check_output
 from . import app
-from ._common import (EXIT_CODES, default_output, guard, make_parent, no_stdout_clash, output_file,
-                      ProgressBar)
+from ._common import EXIT_CODES, ProgressBar, default_output, guard, make_parent, no_stdout_clash, output_file
 
 __all__ = ["sync"]
 
@@ -30,7 +29,12 @@ class SubFormat(str, Enum):
     ssa = "ssa"
 
 
-Detector = Enum("Detector", {name: name for name in DETECTORS}, type=str)  # mmalign.align.sync.DETECTORS
+class Detector(str, Enum):
+    """The choices of ``--detector``: :data:`mmalign.align.sync.DETECTORS` (a test keeps them equal)."""
+
+    auto = "auto"
+    fast = "fast"
+    both = "both"
 
 
 @app.command(epilog=EXIT_CODES)
@@ -40,14 +44,14 @@ def sync(
                               "reads), or a subtitle file with correct timing.", show_default=False)],
     subs: Annotated[Path, typer.Argument(metavar="SUBS", help="Subtitles to re-time (.vtt, .srt, .ass, .ssa).",
                                          show_default=False)],
-    output: Annotated[Optional[str], typer.Option(
+    output: Annotated[str | None, typer.Option(
         "--output", "-o", metavar="OUT", help="Where to write; format from the extension. A folder (an "
                                               "existing one, or DIR/ to create it): <stem>.synced.<ext> "
                                               "inside it. Never one of the inputs. '-': standard output "
                                               "(format of SUBS or --format). [default: SUBS's folder, "
                                               "<stem>.synced.<ext>]",
         show_default=False)] = None,
-    fmt: Annotated[Optional[SubFormat], typer.Option("--format", "-f", help="Output format (overrides OUT's "
+    fmt: Annotated[SubFormat | None, typer.Option("--format", "-f", help="Output format (overrides OUT's "
                                                      "extension).", show_default=False)] = None,
     in_place: Annotated[bool, typer.Option("--in-place", help="Replace SUBS itself (atomically, in its own "
                                            "format; through a symbolic link, which stays a link).")] = False,
@@ -63,7 +67,7 @@ def sync(
                                          "cue's start and end onto the nearest reference cue boundary within "
                                          "0.5 s (fixes sloppy per-line timing). With media, cues keep the "
                                          "timing of their piece.")] = True,
-    audio_stream: Annotated[Optional[int], typer.Option(
+    audio_stream: Annotated[int | None, typer.Option(
         "--audio-stream", min=0, metavar="N", help="Audio track to listen to (0 = first). "
                                                    "[default: the default track]", show_default=False)] = None,
     detector: Annotated[Detector, typer.Option(
@@ -74,11 +78,11 @@ def sync(
                            "fast result is not confident or puts more than a quarter of the spoken cues "
                            "where it hears little speech.")] = Detector.auto,
     encoding: Annotated[str, typer.Option("--encoding", help="Encoding of the output file.")] = "utf-8",
-    plot: Annotated[Optional[Path], typer.Option(
+    plot: Annotated[Path | None, typer.Option(
         "--plot", metavar="FILE.png", help="Also draw the speech activity, the cues before and after, and the "
                                            "pieces on one time axis (needs matplotlib; .png/.svg/.pdf). Drawn "
                                            "even when the result is refused.", show_default=False)] = None,
-    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Decoding processes. "
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Decoding processes. "
                                                 "[default: one per CPU]", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
@@ -155,8 +159,8 @@ def sync(
         typer.echo(_sentence(result, summary, confident=refusal is None), err=True)
 
 
-def _sync_output(subs: Path, output: Optional[str], fmt_name: Optional[str], in_place: bool,
-                 media: Path) -> Optional[Path]:
+def _sync_output(subs: Path, output: str | None, fmt_name: str | None, in_place: bool,
+                 media: Path) -> Path | None:
     """The subtitle file to write (``None``: standard output), resolved before any work."""
     if in_place:
         ext = subs.suffix.lstrip(".").lower()
@@ -170,7 +174,7 @@ def _sync_output(subs: Path, output: Optional[str], fmt_name: Optional[str], in_
                         stdout_ok=True, in_place_of=subs)
 
 
-def _check_plot(plot: Path, out: Optional[Path], media: Path, subs: Path) -> None:
+def _check_plot(plot: Path, out: Path | None, media: Path, subs: Path) -> None:
     """``--plot``: a drawable file, not an input nor the subtitle output, and matplotlib there."""
     if plot.suffix.lower() not in (".png", ".svg", ".pdf", ".jpg", ".jpeg"):
         raise UsageError(f"{plot}: --plot writes .png, .svg, .pdf or .jpg files")

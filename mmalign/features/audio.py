@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable
 from contextlib import closing
 from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -81,7 +82,7 @@ def _cached(key: str, make: Callable[[], dict[str, np.ndarray]]) -> dict[str, np
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npz")
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
+            np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy stub: ** could bind allow_pickle
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only home: compute every time
@@ -508,7 +509,7 @@ def _block_features(frames: np.ndarray, plan: dict, state: dict) -> dict[str, np
     return out
 
 
-def _features_range(*args, **kwargs) -> dict[str, np.ndarray]:
+def _features_range(*args, **kwargs) -> dict[str, Any]:
     """:func:`_features_range_` with BLAS on one thread (see :func:`_logmel_range`)."""
     from threadpoolctl import threadpool_limits
 
@@ -516,7 +517,7 @@ def _features_range(*args, **kwargs) -> dict[str, np.ndarray]:
         return _features_range_(*args, **kwargs)
 
 
-def _features_range_(path, i0: int, i1: int | None, plan: dict, stream: int | None) -> dict[str, np.ndarray]:
+def _features_range_(path, i0: int, i1: int | None, plan: dict, stream: int | None) -> dict[str, Any]:
     """The requested features of frames ``i0 .. i1-1`` (``i1`` None: to the end), one decode.
 
     Frame ``i0 - 1`` is computed as context where the onset needs it and dropped.  The
@@ -539,7 +540,7 @@ def _features_range_(path, i0: int, i1: int | None, plan: dict, stream: int | No
         j1 = None if i1 is None else -((-i1 * hop_length * SYNC_SR) // q)
         sframer = _Framer(SYNC_HOP_LENGTH, _SPEECH_N_FFT, j0, j1)
         first = min(first, int(np.floor((j0 * SYNC_HOP_LENGTH - _SPEECH_N_FFT // 2) * sr / SYNC_SR)))
-        if j1 is not None:
+        if j1 is not None and last is not None:  # both are set exactly when i1 is
             last = max(last, int(np.ceil((j1 * SYNC_HOP_LENGTH + _SPEECH_N_FFT // 2) * sr / SYNC_SR)))
         if sr != SYNC_SR:
             import soxr
@@ -565,6 +566,7 @@ def _features_range_(path, i0: int, i1: int | None, plan: dict, stream: int | No
 
     def speech_push(z):
         nonlocal pos8
+        assert sframer is not None and pos8 is not None  # called only with the speech stream started
         if len(z):
             take_speech(sframer.push(pos8, z))
             pos8 += len(z)
@@ -595,7 +597,7 @@ def _features_range_(path, i0: int, i1: int | None, plan: dict, stream: int | No
               "chroma": plan["chroma"].shape[1] if "chroma" in plan else 0,
               "contrast": 2 * len(plan.get("contrast", ())), "onset": 1, "rms": 1,
               "speech": len(SPEECH_FEATURES)}
-    out = {}
+    out: dict[str, Any] = {}
     for k in want:
         v = np.concatenate(parts.pop(k)) if k in parts else np.zeros((0, widths[k]), np.float32)
         out[k] = v[ctx:] if k != "speech" else v
@@ -778,7 +780,8 @@ def audio_features(path, features=AUDIO_FEATURES, *, sr: int = 16000, hop_length
     parts_wanted = max(workers, int(np.ceil(duration / _MAX_RANGE_SECONDS)))
     ranges = media.split_ranges(duration, parts_wanted, hop=hop_s, min_seconds=_MIN_RANGE_SECONDS) \
         if duration > 0 and workers > 1 else [(0.0, None)]
-    bounds = [int(round(a / hop_s)) for a, _ in ranges] + [None]
+    starts = [int(round(a / hop_s)) for a, _ in ranges]
+    bounds: list[int | None] = [*starts, None]
     results = parallel_map(partial(_features_range, os.fspath(path), plan=plan, stream=stream), bounds[:-1],
                            bounds[1:], workers=min(workers, len(ranges)), progress=progress, total=duration)
     if len(ranges) == 1:
@@ -795,7 +798,7 @@ def audio_features(path, features=AUDIO_FEATURES, *, sr: int = 16000, hop_length
                 # to that point, as one decode from the start would, and nothing after it.
                 i1 = bounds[k + 1]
                 if i1 is not None and (end is None or end < i1 * hop_length + n_fft // 2):
-                    _trim_at_end(part, end, bounds[k], plan)
+                    _trim_at_end(part, end, starts[k], plan)
                     collector.add(part)
                     break
                 collector.add(part)

@@ -37,7 +37,8 @@ import io
 import json
 import os
 import struct
-from typing import Any, BinaryIO, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import IO, Any, BinaryIO, cast
 
 import numpy as np
 
@@ -45,7 +46,9 @@ from ..errors import InputError, UsageError
 from ..fileio import atomic_file
 from ..timeline import FeatureSeq
 
-__all__ = ["save_features", "dump_features", "load_features", "read_metadata", "file_digest", "FORMAT", "FORMAT_VERSION"]
+__all__ = [
+    "save_features", "dump_features", "load_features", "read_metadata", "file_digest", "FORMAT", "FORMAT_VERSION",
+]
 
 FORMAT = "mmalign.features"
 FORMAT_VERSION = 1
@@ -134,7 +137,7 @@ def _metadata(seqs: list[FeatureSeq], metadata, source) -> dict[str, str]:
     if source is None:  # the one source file the sequences name, if it is there
         found = {s.meta.get("source") for s in seqs if isinstance(s.meta.get("source"), (str, os.PathLike))}
         if len(found) == 1:
-            candidate = os.fspath(found.pop())
+            candidate = os.fspath(cast("str | os.PathLike[str]", found.pop()))  # filtered to paths above
             source = candidate if os.path.isfile(candidate) else None
     if source is not None:
         meta["source"] = _dumps(source if isinstance(source, Mapping) else file_digest(source))
@@ -184,7 +187,7 @@ def dump_features(fh: BinaryIO, seqs: Mapping[str, FeatureSeq] | Iterable[Featur
     _dump(fh, seqs, _metadata(seqs, metadata, source), fmt)
 
 
-def _dump(fh: BinaryIO, seqs: list[FeatureSeq], meta: dict[str, str], fmt: str) -> None:
+def _dump(fh: IO[bytes], seqs: list[FeatureSeq], meta: dict[str, str], fmt: str) -> None:
     if fmt == "safetensors":
         _write_safetensors(fh, seqs, meta)
     else:
@@ -194,10 +197,10 @@ def _dump(fh: BinaryIO, seqs: list[FeatureSeq], meta: dict[str, str], fmt: str) 
             arrays[s.name + ".times"] = s.times
         arrays[_NPZ_META] = np.array(_dumps(meta))
         if fh.seekable():
-            np.savez(fh, **arrays)
+            np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy stub: ** could bind allow_pickle
         else:  # a zip archive needs to seek back: build it in memory first
             buf = io.BytesIO()
-            np.savez(buf, **arrays)
+            np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy stub: ** could bind allow_pickle
             fh.write(buf.getvalue())
 
 
@@ -220,7 +223,7 @@ def _write_safetensors(fh, seqs: list[FeatureSeq], meta: dict[str, str]) -> None
     for _, arr in tensors:
         arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
         if arr.nbytes:
-            fh.write(memoryview(arr).cast("B"))
+            fh.write(memoryview(arr).cast("B"))  # type: ignore[arg-type]  # ndarray is a buffer; stub says not
 
 
 def _read_meta_safetensors(path: str) -> tuple[dict[str, str], dict[str, Any]]:
@@ -367,6 +370,7 @@ def _build(path, meta, available, get, names) -> dict[str, FeatureSeq]:
         info = meta.get(f"feature.{name}")
         info = info if isinstance(info, dict) else {}
         seq_meta = dict(info.get("meta") or {})
+        times: np.ndarray
         if name + ".times" in present:
             times = np.asarray(get(name + ".times"), dtype=np.float64).reshape(-1)
             if len(times) != len(values):
@@ -374,11 +378,11 @@ def _build(path, meta, available, get, names) -> dict[str, FeatureSeq]:
             if np.any(~np.isfinite(times)) or np.any(np.diff(times) < 0):
                 raise InputError(f"{path}: the times of {name!r} are not finite and non-decreasing")
         else:
-            hop = float(info.get("hop", 1.0))
-            times = float(info.get("t0", 0.0)) + hop * np.arange(len(values))
+            step = float(info.get("hop", 1.0))
+            times = float(info.get("t0", 0.0)) + step * np.arange(len(values))
             seq_meta.setdefault("times", "assumed: no .times tensor")
-        hop = info.get("hop")
-        hop = float(hop) if isinstance(hop, (int, float)) and hop > 0 else None
+        stated = info.get("hop")
+        hop = float(stated) if isinstance(stated, (int, float)) and stated > 0 else None
         seq = FeatureSeq.from_times(values.astype(np.float32, copy=False), times, name=name, meta=seq_meta, hop=hop)
         t0 = info.get("t0")
         if len(seq) == 0 and isinstance(t0, (int, float)):

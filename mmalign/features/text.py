@@ -11,12 +11,16 @@ import hashlib
 import logging
 import math
 import re
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import InputError, UsageError
 from ..timeline import FeatureSeq
+
+if TYPE_CHECKING:
+    from ..subtitles import Cue
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +180,7 @@ def cue_activity(subs, *, hop: float = 0.01, duration: float | None = None, gap:
 CUE_FEATURES = ("start", "end", "duration", "chars", "words", "cps", "index", "position")
 
 
-def _shown(subs) -> list[tuple[int, object, str]]:
+def _shown(subs) -> list[tuple[int, Cue, str]]:
     """(file index, cue, plain text) of the cues shown on screen (ASS ``Comment`` events are not)."""
     texts = subs.plain_texts()
     return [(k, c, t) for k, (c, t) in enumerate(zip(subs.cues, texts)) if c.kind.lower() != "comment"]
@@ -376,7 +380,7 @@ def torchscript_encoder(path, *, device: str = "cpu", batch_size: int = 64) -> C
                 parts.append(y.detach().float().cpu().numpy())
         return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
-    encode.description = f"torchscript:{path}"
+    encode.description = f"torchscript:{path}"  # type: ignore[attr-defined]  # read back with getattr
     return encode
 
 

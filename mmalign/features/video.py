@@ -32,8 +32,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -94,8 +94,8 @@ class FrameFeatures:
         self.flash_seconds = float(flash_seconds)
         self.t0: float | None = None
         self._rows: dict[str, list[np.ndarray]] = {f: [] for f in ("hist", "luma", "motion", "flow")}
-        self._prev_gray = None
-        self._prev_small = None
+        self._prev_gray: np.ndarray | None = None
+        self._prev_small: np.ndarray | None = None
         self._n = 0
 
     def __len__(self) -> int:

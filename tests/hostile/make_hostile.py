@@ -188,15 +188,15 @@ def make_hostile(folder, *, big: bool = False) -> list[Path]:
         "huge.ass": (_ASS_HEAD + "Dialogue: 0,0:00:01.00,0:00:02.50,Default,,0,0,0,,near\n"
                      + "Dialogue: 0,999:00:00.00,999:00:01.00,Default,,0,0,0,,far\n"
                      + "Dialogue: 0,-0:00:01.00,0:00:02.00,Default,,0,0,0,,negative\n").encode(),
-        "v4_styles.ssa": ("[Script Info]\nScriptType: v4.00\n\n[V4 Styles]\nFormat: Name, Fontname, Fontsize\n"
-                          "Style: Default,Arial,20\nStyle: Alt,Arial,18\n\n[Events]\n"
-                          "Format: Marked, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
-                          "Dialogue: Marked=0,0:00:01.00,0:00:02.00,Default,,0000,0000,0000,,one\n"
-                          "Dialogue: Marked=0,0:00:03.00,0:00:04.00,Alt,,0000,0000,0000,,two, with comma\n"
-                          ).encode(),
-        "tags_unclosed.vtt": ("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n<i><b>nested, never closed\n\n"
-                              "00:00:03.000 --> 00:00:04.000\n{\\i1}ASS tag without close <v Bob\n\n"
-                              "00:00:05.000 --> 00:00:06.000\n</b></i>closing only &amp &lt;\n").encode(),
+        "v4_styles.ssa": (b"[Script Info]\nScriptType: v4.00\n\n[V4 Styles]\nFormat: Name, Fontname, Fontsize\n"
+                          b"Style: Default,Arial,20\nStyle: Alt,Arial,18\n\n[Events]\n"
+                          b"Format: Marked, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
+                          b"Dialogue: Marked=0,0:00:01.00,0:00:02.00,Default,,0000,0000,0000,,one\n"
+                          b"Dialogue: Marked=0,0:00:03.00,0:00:04.00,Alt,,0000,0000,0000,,two, with comma\n"
+                          ),
+        "tags_unclosed.vtt": (b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n<i><b>nested, never closed\n\n"
+                              b"00:00:03.000 --> 00:00:04.000\n{\\i1}ASS tag without close <v Bob\n\n"
+                              b"00:00:05.000 --> 00:00:06.000\n</b></i>closing only &amp &lt;\n"),
         "tags_unclosed.srt": _srt([("00:00:01,000", "00:00:02,000", "<i><b>nested, never closed"),
                                    ("00:00:03,000", "00:00:04,000", "{\\i1}no close <font color=red"),
                                    ("00:00:05,000", "00:00:06,000", "</i>only a close")]).encode(),
