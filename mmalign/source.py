@@ -61,7 +61,7 @@ def _no_progress(done: float, total: float) -> None:
     pass
 
 
-def kind_of(path: str | os.PathLike) -> str:
+def kind_of(path: str | os.PathLike[str]) -> str:
     """What an input file is, by its extension: ``"features"``, ``"subtitles"`` or ``"media"``."""
     from .align.sync import is_subtitle_path
 
