@@ -9,14 +9,17 @@ the single result type of every aligner.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import numpy.typing as npt
 
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .fileio import Pathlike
 
 __all__ = ["FeatureSeq", "TimeMap", "segment_frames", "pool_segments", "POOLINGS"]
 
@@ -54,7 +57,7 @@ class FeatureSeq:
     meta: dict[str, Any] = field(default_factory=dict)
     frame_times: np.ndarray | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         values = np.asarray(self.values, dtype=np.float32)
         if values.ndim == 1:
             values = values[:, None]
@@ -73,8 +76,8 @@ class FeatureSeq:
             object.__setattr__(self, "frame_times", ft)
 
     @classmethod
-    def from_times(cls, values, times, *, name: str = "", meta: dict[str, Any] | None = None,
-                   hop: float | None = None, rtol: float = 1e-6) -> FeatureSeq:
+    def from_times(cls, values: npt.ArrayLike, times: npt.ArrayLike, *, name: str = "",
+                   meta: dict[str, Any] | None = None, hop: float | None = None, rtol: float = 1e-6) -> FeatureSeq:
         """A sequence with the given frame times: regular (``t0 + i * hop``) when they are.
 
         Parameters
@@ -88,6 +91,7 @@ class FeatureSeq:
         rtol : float
             Times within ``rtol * hop`` of a regular clock count as regular.
         """
+        values = np.asarray(values)  # an array stays the same object; __post_init__ makes it float32
         times = np.asarray(times, dtype=np.float64).reshape(-1)
         meta = dict(meta or {})
         n = len(times)
@@ -118,13 +122,14 @@ class FeatureSeq:
         return self.name.split(".", 1)[0]
 
     def __len__(self) -> int:
-        return self.values.shape[0]
+        return int(self.values.shape[0])
 
     @property
     def times(self) -> np.ndarray:
         """Frame times in seconds (float64)."""
         if self.frame_times is not None:
-            return self.frame_times.copy()
+            copy: np.ndarray = self.frame_times.copy()
+            return copy
         return self.t0 + self.hop * np.arange(len(self), dtype=np.float64)
 
     @property
@@ -162,8 +167,8 @@ class FeatureSeq:
         return self.values[i0] * (1 - w) + self.values[i1] * w
 
     # -- files ----------------------------------------------------------------------------
-    def save(self, path, *, format: str | None = None, metadata: dict[str, Any] | None = None,
-             source=None) -> None:
+    def save(self, path: Pathlike, *, format: str | None = None, metadata: dict[str, Any] | None = None,
+             source: Pathlike | None = None) -> None:
         """Write this sequence to a feature file (safetensors or npz; see :mod:`mmalign.features.io`).
 
         The values are stored as tensor ``<name>`` (T×D float32) and the frame times as
@@ -174,7 +179,7 @@ class FeatureSeq:
         save_features(path, [self], metadata=metadata, format=format, source=source)
 
     @classmethod
-    def load(cls, path, name: str | None = None, *, format: str | None = None) -> FeatureSeq:
+    def load(cls, path: Pathlike, name: str | None = None, *, format: str | None = None) -> FeatureSeq:
         """Read one sequence from a feature file: ``name``, or the file's only one."""
         from .features.io import load_features
 
@@ -218,7 +223,8 @@ def _frame_cells(times: np.ndarray, hop: float | np.ndarray) -> tuple[np.ndarray
     return lo, hi
 
 
-def segment_frames(seq: FeatureSeq, starts, ends, *, timemap: TimeMap | None = None) -> tuple[np.ndarray, np.ndarray]:
+def segment_frames(seq: FeatureSeq, starts: npt.ArrayLike, ends: npt.ArrayLike, *,
+                   timemap: TimeMap | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Index range ``[i0, i1)`` of the frames inside each segment.
 
     A frame is inside ``[start, end)`` when its time (mapped by ``timemap`` onto the
@@ -237,7 +243,7 @@ def segment_frames(seq: FeatureSeq, starts, ends, *, timemap: TimeMap | None = N
     return i0.astype(np.int64), i1.astype(np.int64)
 
 
-def pool_segments(seq: FeatureSeq, starts, ends, how: str = "mean", *,
+def pool_segments(seq: FeatureSeq, starts: npt.ArrayLike, ends: npt.ArrayLike, how: str = "mean", *,
                   timemap: TimeMap | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One vector per segment from the frames of a sequence.
 
@@ -380,45 +386,50 @@ class TimeMap:
         return cls.linear(1.0, 0.0, 1.0)
 
     @classmethod
-    def from_points(cls, src, dst, confidence: float = np.nan) -> TimeMap:
+    def from_points(cls, src: npt.ArrayLike, dst: npt.ArrayLike, confidence: float = np.nan) -> TimeMap:
         """Piecewise-linear interpolation through ``(src[k], dst[k])`` points.
 
         Both must be non-decreasing (a DTW path in seconds, for example); repeated
         source times keep their first target time.  Outside the points the end
         pieces continue with their slopes.
         """
-        src = np.asarray(src, dtype=np.float64)
-        dst = np.asarray(dst, dtype=np.float64)
-        if src.shape != dst.shape or src.ndim != 1 or len(src) < 2:
+        s = np.asarray(src, dtype=np.float64)
+        d = np.asarray(dst, dtype=np.float64)
+        if s.shape != d.shape or s.ndim != 1 or len(s) < 2:
             raise UsageError("from_points needs two 1-D arrays of the same length >= 2")
-        if np.any(np.diff(src) < 0) or np.any(np.diff(dst) < 0):
+        if np.any(np.diff(s) < 0) or np.any(np.diff(d) < 0):
             raise UsageError("from_points needs non-decreasing source and target times")
-        keep = np.concatenate([[True], np.diff(src) > 0])
-        src, dst = src[keep], dst[keep]
-        if len(src) < 2:
+        keep = np.concatenate([[True], np.diff(s) > 0])
+        s, d = s[keep], d[keep]
+        if len(s) < 2:
             raise UsageError("from_points needs at least two distinct source times")
-        scales = np.diff(dst) / np.diff(src)
-        offsets = dst[:-1] - scales * src[:-1]
-        return cls(src[:-1], scales, offsets, np.full(len(scales), confidence))
+        scales = np.diff(d) / np.diff(s)
+        offsets = d[:-1] - scales * s[:-1]
+        return cls(s[:-1], scales, offsets, np.full(len(scales), confidence))
 
     # -- use ----------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.starts)
 
-    def piece_index(self, t) -> np.ndarray:
+    def piece_index(self, t: npt.ArrayLike) -> np.ndarray:
         """Index of the piece each source time falls in."""
         return np.searchsorted(self.starts, np.asarray(t, dtype=np.float64), side="right") - 1
 
-    def apply(self, t):
-        """Map source time(s) ``t`` (seconds) to the target timeline."""
-        t = np.asarray(t, dtype=np.float64)
-        i = self.piece_index(t)
-        out = self.scales[i] * t + self.offsets[i]
+    @overload
+    def apply(self, t: float) -> float: ...
+    @overload
+    def apply(self, t: np.ndarray | Sequence[float]) -> np.ndarray: ...
+
+    def apply(self, t: float | np.ndarray | Sequence[float]) -> float | np.ndarray:
+        """Map source time(s) ``t`` (seconds) to the target timeline: a float for a scalar."""
+        ts = np.asarray(t, dtype=np.float64)
+        i = self.piece_index(ts)
+        out: np.ndarray = self.scales[i] * ts + self.offsets[i]
         return float(out) if out.ndim == 0 else out
 
     __call__ = apply
 
-    def apply_spans(self, starts, ends) -> tuple[np.ndarray, np.ndarray]:
+    def apply_spans(self, starts: npt.ArrayLike, ends: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """Map intervals (cues): each end by the piece its start is in, where that is earlier.
 
         Mapped point by point, a cue that ends at or after the start of the next piece
