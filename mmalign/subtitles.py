@@ -61,12 +61,16 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import InputError, UsageError
-from .fileio import atomic_write
+from .fileio import Pathlike, atomic_write
+
+if TYPE_CHECKING:
+    from .timeline import TimeMap
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +163,7 @@ class Subtitles:
     footer: str = ""
     newline: str = "\n"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.format = _check_format(self.format)
 
     @property
@@ -175,7 +179,7 @@ class Subtitles:
     def __len__(self) -> int:
         return len(self.cues)
 
-    def with_times(self, starts, ends) -> Subtitles:
+    def with_times(self, starts: npt.ArrayLike, ends: npt.ArrayLike) -> Subtitles:
         """Return a copy with new cue times.
 
         Parameters
@@ -199,7 +203,7 @@ class Subtitles:
         cues = [replace(c, start=float(a), end=float(b)) for c, a, b in zip(self.cues, s, e)]
         return replace(self, cues=cues, warnings=list(self.warnings))
 
-    def map_times(self, f) -> Subtitles:
+    def map_times(self, f: TimeMap | Callable[[np.ndarray], np.ndarray]) -> Subtitles:
         """Return a copy with every start and end time mapped through ``f``.
 
         Parameters
@@ -218,7 +222,7 @@ class Subtitles:
         """
         from .timeline import TimeMap
 
-        def spans(starts, ends):
+        def spans(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             if isinstance(f, TimeMap):
                 return f.apply_spans(starts, ends)
             return f(starts), f(ends)
@@ -254,7 +258,7 @@ class Subtitles:
         fmt = _check_format(format or self.format)
         return _WRITERS[fmt if fmt != "ssa" else "ass"](self, fmt)
 
-    def write(self, path, *, format: str | None = None, encoding: str = "utf-8") -> None:
+    def write(self, path: Pathlike, *, format: str | None = None, encoding: str = "utf-8") -> None:
         """Write to ``path`` atomically (temporary file in the same folder, then rename).
 
         Parameters
@@ -304,7 +308,8 @@ class Subtitles:
 _COMMENT_LINE = re.compile(r"^(Comment\s*:\s?)(.*)$", re.M | re.I)
 
 
-def _retime_comments(subs: Subtitles, spans) -> Subtitles:
+def _retime_comments(subs: Subtitles, spans: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+                     ) -> Subtitles:
     """Map the Start/End of the ASS/SSA ``Comment:`` lines kept verbatim (cue notes, footer).
 
     ``spans(starts, ends)`` maps float64 arrays of seconds.  A Comment line whose times
@@ -459,7 +464,7 @@ def _seconds(ts: str) -> float:
         raise ValueError(f"timestamp {ts.strip()[:40]!r} is too large")
     if frac:
         frac = frac[:9]  # beyond nanoseconds nothing is representable
-        return whole + int(frac) / 10 ** len(frac)
+        return float(whole + int(frac) / 10 ** len(frac))  # float(): int ** int is typed Any
     return float(whole)
 
 
@@ -519,7 +524,7 @@ def _parse_cue(first: int, block: list[str], k: int) -> Cue | str:
 class _Reader:
     """Collects cues, notes and warnings while one file is parsed."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.cues: list[Cue] = []
         self.pending: list[str] = []
         self.skipped = 0
@@ -537,7 +542,7 @@ class _Reader:
         self.cues.append(cue)
 
 
-def _read_srt(lines: list[str]) -> dict:
+def _read_srt(lines: list[str]) -> dict[str, Any]:
     r = _Reader()
     for first, block in _blocks(lines):
         k = _arrow_at(block)
@@ -548,7 +553,7 @@ def _read_srt(lines: list[str]) -> dict:
     return dict(cues=r.cues, skipped=r.skipped, warnings=r.warnings)
 
 
-def _read_vtt(lines: list[str]) -> dict:
+def _read_vtt(lines: list[str]) -> dict[str, Any]:
     r = _Reader()
     blocks = list(_blocks(lines))
     n_head = next((i for i, (_, b) in enumerate(blocks) if any(_is_arrow(x) for x in b)), len(blocks))
@@ -604,7 +609,7 @@ def _with_webvtt(cues: list[Cue], lines: list[str]) -> tuple[list[Cue], str | No
     return [replace(c, start=s, end=e, identifier=i, text=t) for c, (s, e, i, t) in zip(cues, theirs)], None
 
 
-def _read_ass(lines: list[str]) -> dict:
+def _read_ass(lines: list[str]) -> dict[str, Any]:
     r = _Reader()
     fmt = "ssa" if _looks_ssa("\n".join(lines[:200])) else "ass"
     names, head_end, in_events = None, None, False
@@ -718,7 +723,7 @@ def loads(text: str, *, format: str | None = None) -> Subtitles:
     return _parse(text, format, "<string>")
 
 
-def read(path, *, encoding: str | None = None, format: str | None = None) -> Subtitles:
+def read(path: Pathlike, *, encoding: str | None = None, format: str | None = None) -> Subtitles:
     """Read a subtitle file (WebVTT, SRT, ASS or SSA).
 
     Blocks that cannot be read are left out, counted in :attr:`Subtitles.skipped` and
