@@ -14,14 +14,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import subtitles as subtitles_mod
 from ..errors import NotConfidentError, UsageError
 from ..features import audio as audio_features
 from ..features import vad
 from ..features.text import cue_activity
+from ..fileio import Pathlike
 from ..subtitles import Subtitles
 from ..timeline import FeatureSeq, TimeMap
 from .offset import LinearFit, estimate_linear
@@ -42,7 +45,7 @@ _SUBTITLE_EXTS = {"." + f for f in subtitles_mod.SUPPORTED_FORMATS}
 log = logging.getLogger(__name__)
 
 
-def is_subtitle_path(path) -> bool:
+def is_subtitle_path(path: Pathlike) -> bool:
     """Whether ``path`` names a subtitle file (by its extension)."""
     return Path(path).suffix.lower() in _SUBTITLE_EXTS
 
@@ -114,7 +117,7 @@ class SyncResult:
         confident result these are the lines worth checking by hand."""
         return np.flatnonzero(self.spoken & (self.cue_confidences < DEFAULT_MIN_CONFIDENCE))
 
-    def moves(self) -> list[dict]:
+    def moves(self) -> list[dict[str, Any]]:
         """Per cue, in file order: where it went and how sure we are.
 
         Each item has ``index`` (0-based position in the file), ``id`` (the cue's
@@ -192,7 +195,7 @@ class SyncResult:
             f"not confident in the result (confidence {self.confidence:.2f} < {min_confidence}): "
             f"{self.doubt()}. Nothing written; check that the subtitles belong to this media", result=self)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (what ``mmalign sync --json`` prints, less the output path)."""
         fit = self.fit
         return {
@@ -220,7 +223,7 @@ class SyncResult:
 _ONSET_GAP = 0.1
 
 
-def reference_activity(reference, *, audio_stream: int | None = None, workers: int | None = None,
+def reference_activity(reference: Pathlike | Subtitles, *, audio_stream: int | None = None, workers: int | None = None,
                        progress: Callable[[float, float], None] | None = None) -> tuple[FeatureSeq, str]:
     """The activity signal of a reference: speech probability of media, or cue activity of subtitles.
 
@@ -235,9 +238,10 @@ def reference_activity(reference, *, audio_stream: int | None = None, workers: i
     return audio_features.speech_activity(feats), "audio"
 
 
-def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float = 300.0,
-         splits: bool = True, workers: int | None = None, progress: Callable[[float, float], None] | None = None,
-         activity: FeatureSeq | None = None, refine: bool = True, detector: str = "auto",
+def sync(reference: Pathlike | Subtitles, subs: Pathlike | Subtitles, *, audio_stream: int | None = None,
+         max_offset: float = 300.0, splits: bool = True, workers: int | None = None,
+         progress: Callable[[float, float], None] | None = None, activity: FeatureSeq | None = None,
+         refine: bool = True, detector: str = "auto",
          stage: Callable[[str], None] | None = None) -> SyncResult:
     """Re-time subtitles to a reference.
 
@@ -299,10 +303,12 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
         activity, kind = reference_activity(reference, audio_stream=audio_stream, workers=workers, progress=progress)
     else:
         kind = "subtitles" if activity.modality == "text" else "audio"
+    ref: Pathlike | Subtitles | None = reference
+    del reference
     ref_bounds = None
-    if isinstance(reference, Subtitles):  # only its cue bounds are needed from here on: let a huge file go
-        ref_bounds = (reference.starts, reference.ends)
-        reference = None
+    if isinstance(ref, Subtitles):  # only its cue bounds are needed from here on: let a huge file go
+        ref_bounds = (ref.starts, ref.ends)
+        ref = None
     t_ref = time.perf_counter()
     speech = subs.speech_mask()
     if not speech.any():
@@ -318,7 +324,7 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
         if stage is not None:
             stage("speech model")
         try:
-            neural = vad.neural_activity(reference, stream=audio_stream, workers=workers, progress=progress)
+            neural = vad.neural_activity(ref, stream=audio_stream, workers=workers, progress=progress)
         except (OSError, RuntimeError) as exc:  # the model's runtime cannot load on this machine
             if detector == "both":
                 raise
@@ -458,7 +464,7 @@ def _unsure(activity: FeatureSeq, timemap: TimeMap, subs: Subtitles, confidence:
 _MIN_SUPPORTED_SHARE = 0.5
 
 
-def _on_speech(activity: FeatureSeq, starts, ends) -> np.ndarray:
+def _on_speech(activity: FeatureSeq, starts: npt.ArrayLike, ends: npt.ArrayLike) -> np.ndarray:
     """Which re-timed cues land on speech: a mean activity of at least half :data:`FULL_COVERAGE`."""
     return mean_activity(activity, starts, ends) >= FULL_COVERAGE / 2
 
@@ -475,7 +481,8 @@ def _support_factor(on_speech: np.ndarray) -> float:
     return min(1.0, float(np.mean(on_speech)) / _MIN_SUPPORTED_SHARE) ** 2
 
 
-def _align(activity: FeatureSeq, subs: Subtitles, max_offset: float, splits: bool):
+def _align(activity: FeatureSeq, subs: Subtitles, max_offset: float,
+           splits: bool) -> tuple[LinearFit, TimeMap, float]:
     """The global fit, the (piecewise) map and its confidence, for one reference activity."""
     from .splits import estimate_piecewise, rescue_ends, settle_boundaries
 
@@ -483,7 +490,7 @@ def _align(activity: FeatureSeq, subs: Subtitles, max_offset: float, splits: boo
     timemap = estimate_piecewise(activity, subs.starts, subs.ends, fit, max_offset=max_offset) if splits \
         else fit.timemap
 
-    def weighted(timemap):  # the pieces' confidences, weighted by their cues
+    def weighted(timemap: TimeMap) -> float:  # the pieces' confidences, weighted by their cues
         if timemap.is_linear:
             return fit.confidence
         per_cue = timemap.confidences[timemap.piece_index(subs.starts)]
@@ -502,8 +509,8 @@ def _align(activity: FeatureSeq, subs: Subtitles, max_offset: float, splits: boo
 FULL_COVERAGE = 0.5
 
 
-def cue_confidences(activity: FeatureSeq, timemap: TimeMap, sources, starts, ends, *,
-                    default: float = np.nan, speech=None) -> np.ndarray:
+def cue_confidences(activity: FeatureSeq, timemap: TimeMap, sources: npt.ArrayLike, starts: npt.ArrayLike,
+                    ends: npt.ArrayLike, *, default: float = np.nan, speech: npt.ArrayLike | None = None) -> np.ndarray:
     """Confidence of each re-timed cue.
 
     The confidence of the cue's piece of ``timemap``, scaled down when the cue lands
@@ -539,17 +546,19 @@ def cue_confidences(activity: FeatureSeq, timemap: TimeMap, sources, starts, end
     cover = mean_activity(activity, starts, ends)
     if speech is not None:
         cover = np.where(np.asarray(speech, bool), cover, FULL_COVERAGE)
-    return np.clip(piece * np.minimum(1.0, cover / FULL_COVERAGE), 0.0, 1.0)
+    out: np.ndarray = np.clip(piece * np.minimum(1.0, cover / FULL_COVERAGE), 0.0, 1.0)
+    return out
 
 
-def mean_activity(activity: FeatureSeq, starts, ends) -> np.ndarray:
+def mean_activity(activity: FeatureSeq, starts: npt.ArrayLike, ends: npt.ArrayLike) -> np.ndarray:
     """Mean of an activity's first column over each interval (0 outside its frames)."""
     starts = np.asarray(starts, np.float64)
-    ends = np.maximum(np.asarray(ends, np.float64), starts)
+    ends = np.asarray(np.maximum(np.asarray(ends, np.float64), starts))  # asarray: typed as an array
     a = activity.values[:, 0]
     c = np.concatenate([[0.0], np.cumsum(a, dtype=np.float64)])
     # frame k covers [t0 + (k - 1/2) hop, t0 + (k + 1/2) hop)
     i0 = np.clip(np.floor((starts - activity.t0) / activity.hop + 0.5).astype(np.int64), 0, len(a))
     i1 = np.clip(np.floor((ends - activity.t0) / activity.hop + 0.5).astype(np.int64), 0, len(a))
     width = np.maximum(np.floor((ends - starts) / activity.hop + 0.5), 1.0)
-    return np.clip((c[i1] - c[i0]) / width, 0.0, 1.0)
+    out: np.ndarray = np.clip((c[i1] - c[i0]) / width, 0.0, 1.0)
+    return out
