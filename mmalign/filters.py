@@ -17,7 +17,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 __all__ = ["gaussian_filter1d", "uniform_filter1d", "median_filter1d", "percentile_filter1d", "next_fast_len"]
 
 _PAD_MODES: dict[str, Literal["symmetric", "edge", "constant"]] = {
-    "reflect": "symmetric", "nearest": "edge", "constant": "constant",
+    "reflect": "symmetric",
+    "nearest": "edge",
+    "constant": "constant",
 }
 
 
@@ -102,7 +104,7 @@ def percentile_filter1d(x, q: float, size: int, *, mode: str = "nearest", chunk:
     windows = sliding_window_view(_pad(x, size // 2, size // 2, mode), size)
     out = np.empty(len(x), x.dtype)
     for i in range(0, len(x), chunk):
-        out[i:i + chunk] = np.partition(windows[i:i + chunk], rank, axis=-1)[:, rank]
+        out[i : i + chunk] = np.partition(windows[i : i + chunk], rank, axis=-1)[:, rank]
     return out
 
 

@@ -71,8 +71,12 @@ __all__ = [
 
 # Torch modules, defined in mmalign.fusion_torch and loaded on first access (see __getattr__).
 _TORCH_NAMES = (
-    "ConcatFusion", "WeightedSumFusion", "AttentionFusion", "CrossModalAttention",
-    "LowRankBilinearFusion", "CompactBilinearPooling",
+    "ConcatFusion",
+    "WeightedSumFusion",
+    "AttentionFusion",
+    "CrossModalAttention",
+    "LowRankBilinearFusion",
+    "CompactBilinearPooling",
 )
 
 _STD_FLOOR = 1e-8  # a feature whose std is below this is only centred, not scaled
@@ -123,8 +127,9 @@ def _collect(features, order, *, what: str) -> tuple[list[str], list[np.ndarray]
             raise UsageError(f"{what}: order names no modality")
         unknown = [n for n in names if n not in table]
         if unknown:
-            raise UsageError(f"{what}: order names {unknown[0]!r}, which is not among the modalities "
-                             f"({', '.join(default)})")
+            raise UsageError(
+                f"{what}: order names {unknown[0]!r}, which is not among the modalities ({', '.join(default)})"
+            )
         if len(set(names)) != len(names):
             raise UsageError(f"{what}: order names a modality twice")
     arrays, ndims, lengths = [], set(), set()
@@ -146,8 +151,10 @@ def _collect(features, order, *, what: str) -> tuple[list[str], list[np.ndarray]
     if len(ndims) > 1:
         raise UsageError(f"{what}: mix of single samples (D,) and batches (N, D); give all as (N, D)")
     if len(lengths) > 1:
-        raise UsageError(f"{what}: modalities have different numbers of samples: "
-                         + ", ".join(f"{n}={a.shape[0]}" for n, a in zip(names, arrays)))
+        raise UsageError(
+            f"{what}: modalities have different numbers of samples: "
+            + ", ".join(f"{n}={a.shape[0]}" for n, a in zip(names, arrays))
+        )
     return names, arrays, ndims == {1}
 
 
@@ -282,8 +289,7 @@ def _check_stats(stats, names, arrays) -> list[tuple[np.ndarray, np.ndarray]]:
             raise UsageError(f"stats[{name!r}] must be a dict with numeric 'mean' and 'std'") from None
         d = a.shape[1]
         if mean.shape != (d,) or std.shape != (d,):
-            raise UsageError(f"stats[{name!r}]: mean and std must have shape ({d},), "
-                             f"got {mean.shape} and {std.shape}")
+            raise UsageError(f"stats[{name!r}]: mean and std must have shape ({d},), got {mean.shape} and {std.shape}")
         if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
             raise UsageError(f"stats[{name!r}]: mean must be finite and std finite and > 0")
         out.append((mean, std))
@@ -426,8 +432,10 @@ def bilinear(features, *, order=None, bias: bool = False) -> np.ndarray:
     """
     names, arrays, single = _collect(features, order, what="bilinear fusion")
     if len(arrays) != 2:
-        raise UsageError(f"bilinear fusion takes exactly two modalities, got {len(arrays)} "
-                         f"({', '.join(names)}); name two with order=")
+        raise UsageError(
+            f"bilinear fusion takes exactly two modalities, got {len(arrays)} "
+            f"({', '.join(names)}); name two with order="
+        )
     x, y = (_with_bias(a, bias) for a in arrays)
     return _out((x[:, :, None] * y[:, None, :]).reshape(x.shape[0], -1), single)
 
@@ -505,8 +513,9 @@ FUSIONS: dict[str, Callable[..., np.ndarray | dict[str, np.ndarray]]] = {
 }
 
 
-def fuse(features, how: str, *, dim: int | None = None, seed: int = 0, order=None, stats=None,
-         bias: bool = False) -> np.ndarray | dict[str, np.ndarray]:
+def fuse(
+    features, how: str, *, dim: int | None = None, seed: int = 0, order=None, stats=None, bias: bool = False
+) -> np.ndarray | dict[str, np.ndarray]:
     """Fuse per-sample modality vectors with one of the parameter-free fusions.
 
     Parameters

@@ -457,6 +457,7 @@ def resolve_language(language: str) -> str:
 def _close_codes(code: str, voices: dict[str, tuple[int, str, str]]) -> list[str]:
     """Codes a person may have meant: a shorter code it starts with (``eng`` → ``en``),
     voices whose name starts with it (``english``), then spelling neighbours."""
+
     def plain_first(codes):
         return sorted(codes, key=lambda c: ("-" in c, len(c), c))
 

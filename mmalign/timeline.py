@@ -76,8 +76,16 @@ class FeatureSeq:
             object.__setattr__(self, "frame_times", ft)
 
     @classmethod
-    def from_times(cls, values: npt.ArrayLike, times: npt.ArrayLike, *, name: str = "",
-                   meta: dict[str, Any] | None = None, hop: float | None = None, rtol: float = 1e-6) -> FeatureSeq:
+    def from_times(
+        cls,
+        values: npt.ArrayLike,
+        times: npt.ArrayLike,
+        *,
+        name: str = "",
+        meta: dict[str, Any] | None = None,
+        hop: float | None = None,
+        rtol: float = 1e-6,
+    ) -> FeatureSeq:
         """A sequence with the given frame times: regular (``t0 + i * hop``) when they are.
 
         Parameters
@@ -144,8 +152,14 @@ class FeatureSeq:
             i0 = int(np.searchsorted(self.frame_times, t0 - eps, side="left"))
             i1 = max(i0, int(np.searchsorted(self.frame_times, t1 - eps, side="left")))
             ft = self.frame_times[i0:i1]
-            return FeatureSeq(self.values[i0:i1], self.hop, float(ft[0]) if len(ft) else self.t0, self.name,
-                              dict(self.meta), frame_times=ft)
+            return FeatureSeq(
+                self.values[i0:i1],
+                self.hop,
+                float(ft[0]) if len(ft) else self.t0,
+                self.name,
+                dict(self.meta),
+                frame_times=ft,
+            )
         i0 = max(0, math.ceil((t0 - self.t0) / self.hop - 1e-9))
         i1 = min(len(self), max(i0, math.ceil((t1 - self.t0) / self.hop - 1e-9)))
         return FeatureSeq(self.values[i0:i1], self.hop, self.t0 + i0 * self.hop, self.name, dict(self.meta))
@@ -158,8 +172,11 @@ class FeatureSeq:
         """
         times = np.asarray(times, dtype=np.float64)
         if self.frame_times is not None:
-            return np.stack([np.interp(times, self.frame_times, col) for col in self.values.T], axis=1) \
-                .astype(np.float32).reshape(len(times), self.values.shape[1])
+            return (
+                np.stack([np.interp(times, self.frame_times, col) for col in self.values.T], axis=1)
+                .astype(np.float32)
+                .reshape(len(times), self.values.shape[1])
+            )
         pos = np.clip((times - self.t0) / self.hop, 0, max(len(self) - 1, 0))
         i0 = np.floor(pos).astype(np.int64)
         i1 = np.minimum(i0 + 1, len(self) - 1)
@@ -167,8 +184,14 @@ class FeatureSeq:
         return self.values[i0] * (1 - w) + self.values[i1] * w
 
     # -- files ----------------------------------------------------------------------------
-    def save(self, path: Pathlike, *, format: str | None = None, metadata: dict[str, Any] | None = None,
-             source: Pathlike | None = None) -> None:
+    def save(
+        self,
+        path: Pathlike,
+        *,
+        format: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        source: Pathlike | None = None,
+    ) -> None:
         """Write this sequence to a feature file (safetensors or npz; see :mod:`mmalign.features.io`).
 
         The values are stored as tensor ``<name>`` (T×D float32) and the frame times as
@@ -185,8 +208,7 @@ class FeatureSeq:
 
         seqs = load_features(path, format=format, names=None if name is None else [name])
         if name is None and len(seqs) != 1:
-            raise UsageError(f"{path}: holds {len(seqs)} feature sequences ({', '.join(seqs)}); "
-                             f"name the one to load")
+            raise UsageError(f"{path}: holds {len(seqs)} feature sequences ({', '.join(seqs)}); name the one to load")
         return next(iter(seqs.values()))
 
     def pool(self, segments: Iterable[tuple[float, float]], how: str = "mean") -> np.ndarray:
@@ -223,8 +245,9 @@ def _frame_cells(times: np.ndarray, hop: float | np.ndarray) -> tuple[np.ndarray
     return lo, hi
 
 
-def segment_frames(seq: FeatureSeq, starts: npt.ArrayLike, ends: npt.ArrayLike, *,
-                   timemap: TimeMap | None = None) -> tuple[np.ndarray, np.ndarray]:
+def segment_frames(
+    seq: FeatureSeq, starts: npt.ArrayLike, ends: npt.ArrayLike, *, timemap: TimeMap | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Index range ``[i0, i1)`` of the frames inside each segment.
 
     A frame is inside ``[start, end)`` when its time (mapped by ``timemap`` onto the
@@ -243,8 +266,9 @@ def segment_frames(seq: FeatureSeq, starts: npt.ArrayLike, ends: npt.ArrayLike, 
     return i0.astype(np.int64), i1.astype(np.int64)
 
 
-def pool_segments(seq: FeatureSeq, starts: npt.ArrayLike, ends: npt.ArrayLike, how: str = "mean", *,
-                  timemap: TimeMap | None = None) -> tuple[np.ndarray, np.ndarray]:
+def pool_segments(
+    seq: FeatureSeq, starts: npt.ArrayLike, ends: npt.ArrayLike, how: str = "mean", *, timemap: TimeMap | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """One vector per segment from the frames of a sequence.
 
     Parameters
@@ -299,15 +323,15 @@ def pool_segments(seq: FeatureSeq, starts: npt.ArrayLike, ends: npt.ArrayLike, h
         cnt = np.maximum(i1 - i0, 1)[:, None]
         for c0 in range(0, d, 8):  # float64 running sums, a few columns at a time (bounded memory)
             c = np.zeros((len(x) + 1, min(8, d - c0)))
-            np.cumsum(x[:, c0:c0 + 8], axis=0, dtype=np.float64, out=c[1:])
-            out[:, c0:c0 + 8] = np.where(valid[:, None], (c[i1] - c[i0]) / cnt, 0.0)
+            np.cumsum(x[:, c0 : c0 + 8], axis=0, dtype=np.float64, out=c[1:])
+            out[:, c0 : c0 + 8] = np.where(valid[:, None], (c[i1] - c[i0]) / cnt, 0.0)
     elif how == "first":
         out[valid] = x[i0[valid]]
     elif how == "last":
         out[valid] = x[i1[valid] - 1]
     else:  # max
         for row in np.flatnonzero(valid):
-            out[row] = x[i0[row]:i1[row]].max(axis=0)
+            out[row] = x[i0[row] : i1[row]].max(axis=0)
     return out, valid
 
 
@@ -339,8 +363,13 @@ class TimeMap:
     offsets: np.ndarray
     confidences: np.ndarray
 
-    def __init__(self, starts: npt.ArrayLike, scales: npt.ArrayLike, offsets: npt.ArrayLike,
-                 confidences: npt.ArrayLike | None = None) -> None:
+    def __init__(
+        self,
+        starts: npt.ArrayLike,
+        scales: npt.ArrayLike,
+        offsets: npt.ArrayLike,
+        confidences: npt.ArrayLike | None = None,
+    ) -> None:
         # what the dataclass __init__ would do, with the argument types that __post_init__ accepts
         object.__setattr__(self, "starts", starts)
         object.__setattr__(self, "scales", scales)
@@ -366,8 +395,9 @@ class TimeMap:
         # in a long file (a DTW path across a long pause) is off by more than 1e-9 s.
         b = starts[1:]
         after, before = scales[1:] * b + offsets[1:], scales[:-1] * b + offsets[:-1]
-        slack = 1e-9 + 1e-12 * (np.abs(scales[1:] * b) + np.abs(offsets[1:]) + np.abs(scales[:-1] * b)
-                                + np.abs(offsets[:-1]))
+        slack = 1e-9 + 1e-12 * (
+            np.abs(scales[1:] * b) + np.abs(offsets[1:]) + np.abs(scales[:-1] * b) + np.abs(offsets[:-1])
+        )
         if np.any(after < before - slack):
             raise UsageError("TimeMap must be monotone: a piece starts before the previous one ends")
         for name, arr in (("starts", starts), ("scales", scales), ("offsets", offsets), ("confidences", conf)):
@@ -532,13 +562,15 @@ class TimeMap:
             if i == n - 1 and t_max is not None:
                 end = t_max
             c = self.confidences[i]
-            out.append({
-                "start": None if not np.isfinite(start) else round(float(start), 6),
-                "end": None if not np.isfinite(end) else round(float(end), 6),
-                "scale": float(self.scales[i]),
-                "offset": round(float(self.offsets[i]), 6),
-                "confidence": None if np.isnan(c) else round(float(c), 4),
-            })
+            out.append(
+                {
+                    "start": None if not np.isfinite(start) else round(float(start), 6),
+                    "end": None if not np.isfinite(end) else round(float(end), 6),
+                    "scale": float(self.scales[i]),
+                    "offset": round(float(self.offsets[i]), 6),
+                    "confidence": None if np.isnan(c) else round(float(c), 4),
+                }
+            )
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -21,8 +21,10 @@ HEAVY = ("torch", "cv2", "librosa", "matplotlib")
 
 
 def test_import_cli_imports_no_heavy_module():
-    code = (f"import sys, mmalign.cli; heavy = [m for m in {HEAVY!r} if m in sys.modules]; "
-            "assert not heavy, f'imported {heavy}'")
+    code = (
+        f"import sys, mmalign.cli; heavy = [m for m in {HEAVY!r} if m in sys.modules]; "
+        "assert not heavy, f'imported {heavy}'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -104,7 +106,13 @@ def test_kind_of():
     from mmalign.source import kind_of
 
     assert [kind_of(p) for p in ("a.safetensors", "b.NPZ", "c.srt", "d.vtt", "e.mkv", "f.wav")] == [
-        "features", "features", "subtitles", "subtitles", "media", "media"]
+        "features",
+        "features",
+        "subtitles",
+        "subtitles",
+        "media",
+        "media",
+    ]
 
 
 def test_feature_names_parses_and_refuses():

@@ -69,8 +69,14 @@ def _snap(times: np.ndarray, targets: np.ndarray, window: float) -> np.ndarray:
     return out
 
 
-def snap_to_reference(starts: npt.ArrayLike, ends: npt.ArrayLike, ref_starts: npt.ArrayLike, ref_ends: npt.ArrayLike,
-                      *, window: float = WINDOW) -> RefineResult:
+def snap_to_reference(
+    starts: npt.ArrayLike,
+    ends: npt.ArrayLike,
+    ref_starts: npt.ArrayLike,
+    ref_ends: npt.ArrayLike,
+    *,
+    window: float = WINDOW,
+) -> RefineResult:
     """Move cue boundaries onto nearby boundaries of reference cues.
 
     Parameters

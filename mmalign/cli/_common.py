@@ -27,7 +27,6 @@ Exit codes: 0 done; 1 unexpected failure (--debug shows the traceback);
 unless --force); 5 output cannot be written; 130 interrupted; 143 terminated."""
 
 
-
 class WarningLines(logging.Handler):
     """The library's warnings (a truncated file, a model that cannot run) as ``warning: …``
     lines on stderr, each message once per command (both speech detectors decode the file)."""
@@ -62,9 +61,14 @@ class ProgressBar:
             if console.is_terminal:
                 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-                self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                    TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(), console=console,
-                                    transient=True)
+                self.bar = Progress(
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    TextColumn("{task.percentage:>3.0f}%"),
+                    TimeRemainingColumn(),
+                    console=console,
+                    transient=True,
+                )
                 self.task = self.bar.add_task(label, total=1.0)
 
     def __enter__(self):
@@ -93,8 +97,11 @@ def fail(exc: BaseException, debug: bool, as_json: bool, extra: dict | None = No
 
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     code = exc.exit_code if isinstance(exc, MmalignError) else 1
-    message = str(exc) if isinstance(exc, MmalignError) else (
-        f"unexpected failure: {type(exc).__name__}: {exc} (run again with --debug for details)")
+    message = (
+        str(exc)
+        if isinstance(exc, MmalignError)
+        else (f"unexpected failure: {type(exc).__name__}: {exc} (run again with --debug for details)")
+    )
     if as_json:
         typer.echo(json.dumps({**(extra or {}), "error": message, "exit_code": code}))
     typer.echo(f"error: {message}", err=True)
@@ -127,8 +134,7 @@ def is_folder(raw: str) -> bool:
     return raw.endswith(("/", os.sep)) or Path(raw).is_dir()
 
 
-def output_file(raw: str, name: str, inputs: list, *, stdout_ok: bool,
-                 in_place_of: Path | None = None) -> Path | None:
+def output_file(raw: str, name: str, inputs: list, *, stdout_ok: bool, in_place_of: Path | None = None) -> Path | None:
     """Resolve ``-o`` for a command with one output file, before any work.
 
     ``-`` is standard output (``None``; a usage error where ``stdout_ok`` is false); a folder
@@ -165,8 +171,6 @@ def make_parent(out: Path) -> None:
             raise OutputError(f"{out.parent}: cannot create the output folder: {exc.strerror or exc}") from None
 
 
-
-
 def split_names(value: str, known: Collection[str], what: str) -> tuple[str, ...]:
     """Comma-separated names, each one of ``known`` (:func:`mmalign.source.feature_names`)."""
     return feature_names(value, known, what)
@@ -195,16 +199,35 @@ def no_stdout_clash(output: str | None, as_json: bool) -> None:
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks of failures.")]
-Jobs = Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Decoding processes. "
-                                              "[default: one per CPU]", show_default=False)]
+Jobs = Annotated[
+    int | None,
+    typer.Option("--jobs", "-j", min=1, help="Decoding processes. [default: one per CPU]", show_default=False),
+]
 SampleRate = Annotated[int, typer.Option("--sr", min=1000, help="Sample rate the audio is resampled to (Hz).")]
 Hop = Annotated[float, typer.Option("--hop", min=0.001, help="Seconds between audio frames.")]
 NMels = Annotated[int, typer.Option("--n-mels", min=1, help="Mel bands.")]
 NMfcc = Annotated[int, typer.Option("--n-mfcc", min=1, help="MFCC coefficients.")]
-AudioStream = Annotated[int | None, typer.Option("--audio-stream", min=0, metavar="N", help="Audio track (0 = first). "
-                                                 "[default: the default track]", show_default=False)]
+AudioStream = Annotated[
+    int | None,
+    typer.Option(
+        "--audio-stream",
+        min=0,
+        metavar="N",
+        help="Audio track (0 = first). [default: the default track]",
+        show_default=False,
+    ),
+]
 Fps = Annotated[float, typer.Option("--fps", min=0.01, help="Frames analysed per second of media.")]
-Width = Annotated[int, typer.Option("--width", min=0, help="Frames are scaled down to this width before analysis "
-                                     "(0: full size).")]
-VideoStream = Annotated[int | None, typer.Option("--video-stream", min=0, metavar="N", help="Video track (0 = first). "
-                                                 "[default: the default track]", show_default=False)]
+Width = Annotated[
+    int, typer.Option("--width", min=0, help="Frames are scaled down to this width before analysis (0: full size).")
+]
+VideoStream = Annotated[
+    int | None,
+    typer.Option(
+        "--video-stream",
+        min=0,
+        metavar="N",
+        help="Video track (0 = first). [default: the default track]",
+        show_default=False,
+    ),
+]

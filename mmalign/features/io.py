@@ -47,7 +47,13 @@ from ..fileio import atomic_file
 from ..timeline import FeatureSeq
 
 __all__ = [
-    "save_features", "dump_features", "load_features", "read_metadata", "file_digest", "FORMAT", "FORMAT_VERSION",
+    "save_features",
+    "dump_features",
+    "load_features",
+    "read_metadata",
+    "file_digest",
+    "FORMAT",
+    "FORMAT_VERSION",
 ]
 
 FORMAT = "mmalign.features"
@@ -64,8 +70,7 @@ def _format_of(path: str, format: str | None) -> str:
         return fmt
     ext = os.path.splitext(path)[1].lower()
     if ext not in _FORMATS:
-        raise UsageError(f"{path}: cannot tell the format from the name; use .safetensors or .npz "
-                         f"(or give the format)")
+        raise UsageError(f"{path}: cannot tell the format from the name; use .safetensors or .npz (or give the format)")
     return _FORMATS[ext]
 
 
@@ -92,8 +97,12 @@ def file_digest(path) -> dict[str, Any]:
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
-    return {"name": os.path.basename(path), "path": os.path.abspath(path), "size": os.path.getsize(path),
-            "sha256": h.hexdigest()}
+    return {
+        "name": os.path.basename(path),
+        "path": os.path.abspath(path),
+        "size": os.path.getsize(path),
+        "sha256": h.hexdigest(),
+    }
 
 
 def _as_list(seqs) -> list[FeatureSeq]:
@@ -106,8 +115,7 @@ def _as_list(seqs) -> list[FeatureSeq]:
                 raise UsageError(f"feature {key!r} is not a FeatureSeq")
             if seq.name and seq.name != key:
                 raise UsageError(f"feature stored as {key!r} is named {seq.name!r}")
-            out.append(seq if seq.name else FeatureSeq(seq.values, seq.hop, seq.t0, key, seq.meta,
-                                                       seq.frame_times))
+            out.append(seq if seq.name else FeatureSeq(seq.values, seq.hop, seq.t0, key, seq.meta, seq.frame_times))
         return out
     return list(seqs)
 
@@ -120,7 +128,7 @@ def _metadata(seqs: list[FeatureSeq], metadata, source) -> dict[str, str]:
         if not isinstance(s, FeatureSeq):
             raise UsageError(f"{s!r} is not a FeatureSeq")
         if not s.name:
-            raise UsageError("a feature sequence needs a name (\"<modality>.<feature>\") to be saved")
+            raise UsageError('a feature sequence needs a name ("<modality>.<feature>") to be saved')
         if s.name.endswith(".times") or s.name == _NPZ_META or s.name.startswith("__"):
             raise UsageError(f"{s.name!r} cannot name a feature sequence (reserved)")
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -129,11 +137,22 @@ def _metadata(seqs: list[FeatureSeq], metadata, source) -> dict[str, str]:
     clash = sorted(set(names) & {n + ".times" for n in names})
     if clash:
         raise UsageError(f"feature names clash with frame-time tensors: {', '.join(clash)}")
-    meta = {"format": _dumps(FORMAT), "format_version": _dumps(FORMAT_VERSION),
-            "mmalign_version": _dumps(__version__), "features": _dumps(names)}
+    meta = {
+        "format": _dumps(FORMAT),
+        "format_version": _dumps(FORMAT_VERSION),
+        "mmalign_version": _dumps(__version__),
+        "features": _dumps(names),
+    }
     for s in seqs:
-        meta[f"feature.{s.name}"] = _dumps({"hop": float(s.hop), "t0": float(s.t0), "regular": s.is_regular,
-                                            "shape": list(s.values.shape), "meta": s.meta})
+        meta[f"feature.{s.name}"] = _dumps(
+            {
+                "hop": float(s.hop),
+                "t0": float(s.t0),
+                "regular": s.is_regular,
+                "shape": list(s.values.shape),
+                "meta": s.meta,
+            }
+        )
     if source is None:  # the one source file the sequences name, if it is there
         found = {s.meta.get("source") for s in seqs if isinstance(s.meta.get("source"), (str, os.PathLike))}
         if len(found) == 1:
@@ -146,8 +165,14 @@ def _metadata(seqs: list[FeatureSeq], metadata, source) -> dict[str, str]:
     return meta
 
 
-def save_features(path, seqs: Mapping[str, FeatureSeq] | Iterable[FeatureSeq] | FeatureSeq, *,
-                  metadata: Mapping[str, Any] | None = None, format: str | None = None, source=None) -> None:
+def save_features(
+    path,
+    seqs: Mapping[str, FeatureSeq] | Iterable[FeatureSeq] | FeatureSeq,
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    format: str | None = None,
+    source=None,
+) -> None:
     """Write feature sequences to one file, atomically.
 
     Parameters
@@ -175,8 +200,14 @@ def save_features(path, seqs: Mapping[str, FeatureSeq] | Iterable[FeatureSeq] | 
         _dump(fh, seqs, meta, fmt)
 
 
-def dump_features(fh: BinaryIO, seqs: Mapping[str, FeatureSeq] | Iterable[FeatureSeq] | FeatureSeq, *,
-                  metadata: Mapping[str, Any] | None = None, format: str = "safetensors", source=None) -> None:
+def dump_features(
+    fh: BinaryIO,
+    seqs: Mapping[str, FeatureSeq] | Iterable[FeatureSeq] | FeatureSeq,
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    format: str = "safetensors",
+    source=None,
+) -> None:
     """Write the bytes :func:`save_features` would write into an open binary stream (a pipe).
 
     Parameters are as for :func:`save_features`; ``format`` is required in effect, as
@@ -328,6 +359,7 @@ def load_features(path, *, format: str | None = None, names: Iterable[str] | Non
         except Exception as exc:  # safetensors raises its own error types
             raise InputError(f"{path}: not a readable safetensors file ({exc})") from exc
         with handle as f:
+
             def get(name):
                 try:
                     return f.get_tensor(name)
@@ -357,8 +389,9 @@ def _build(path, meta, available, get, names) -> dict[str, FeatureSeq]:
         names = list(names)
         missing = [n for n in names if n not in present or n.endswith(".times") and n[:-6] in present]
         if missing:
-            raise InputError(f"{path}: holds no feature {', '.join(map(repr, missing))} "
-                             f"(it has {', '.join(order) or 'none'})")
+            raise InputError(
+                f"{path}: holds no feature {', '.join(map(repr, missing))} (it has {', '.join(order) or 'none'})"
+            )
         order = names
     out = {}
     for name in order:
