@@ -61,8 +61,7 @@ def require_ffmpeg() -> str:
     path = shutil.which("ffmpeg")
     if not path:
         raise BenchError(
-            "the ffmpeg binary is not on PATH; install it (e.g. `apt-get install -y ffmpeg`) "
-            "and run again"
+            "the ffmpeg binary is not on PATH; install it (e.g. `apt-get install -y ffmpeg`) and run again"
         )
     return path
 
@@ -70,9 +69,7 @@ def require_ffmpeg() -> str:
 def video_codec_args() -> list[str]:
     """Cheap H.264 settings (libx264 ultrafast), or MPEG-4 part 2 where libx264 is absent."""
     try:
-        enc = subprocess.run(
-            ["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=30
-        ).stdout
+        enc = subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.TimeoutExpired):
         enc = ""
     if re.search(r"\blibx264\b", enc):
@@ -113,8 +110,22 @@ def run_ffmpeg(args: list[str], what: str, timeout: float = 1800) -> None:
 
 def decode_audio(path: Path, sr: int = SR, channels: int = 1) -> np.ndarray:
     """Decode any audio with the ffmpeg binary to float32 (n,) or (n, channels)."""
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-vn",
-           "-ac", str(channels), "-ar", str(sr), "-f", "f32le", "-"]
+    cmd = [
+        "ffmpeg",
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        "-vn",
+        "-ac",
+        str(channels),
+        "-ar",
+        str(sr),
+        "-f",
+        "f32le",
+        "-",
+    ]
     p = subprocess.run(cmd, capture_output=True, timeout=600)
     if p.returncode != 0:
         raise BenchError(f"cannot decode {path}: {p.stderr.decode(errors='replace').strip()[-500:]}")
@@ -163,7 +174,7 @@ def parse_subtitles(path: Path) -> list[Cue]:
             if m:
                 g = m.groups()
                 ident = lines[i - 1].strip() if i > 0 else ""
-                cues.append(Cue(_ts(*g[:4]), _ts(*g[4:]), "\n".join(lines[i + 1:]).strip(), ident))
+                cues.append(Cue(_ts(*g[:4]), _ts(*g[4:]), "\n".join(lines[i + 1 :]).strip(), ident))
                 break
     return cues
 
@@ -177,14 +188,14 @@ def _parse_ass(text: str) -> list[Cue]:
             fmt = [f.strip().lower() for f in ln.split(":", 1)[1].split(",")]
         if ln.startswith("Dialogue:"):
             fields = ln.split(":", 1)[1].split(",", (len(fmt) - 1) if fmt else 9)
-            names = fmt or ["layer", "start", "end", "style", "name", "marginl", "marginr",
-                            "marginv", "effect", "text"]
+            names = fmt or ["layer", "start", "end", "style", "name", "marginl", "marginr", "marginv", "effect", "text"]
             d = dict(zip(names, fields))
             ms, me = ts.match(d["start"].strip()), ts.match(d["end"].strip())
             if ms and me:
                 # ASS uses centiseconds: "0:00:01.50" is 1.5 s
                 def sec(m):
                     return int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3]) + float("0." + m[4])
+
                 cues.append(Cue(sec(ms), sec(me), d.get("text", "").strip(), ""))
     return cues
 
@@ -222,7 +233,7 @@ def speech_level(x: np.ndarray, sr: int = SR) -> float:
     hop = sr // 20
     n = len(x) // hop
     if n == 0:
-        return float(np.sqrt(np.mean(x ** 2)) + 1e-9)
+        return float(np.sqrt(np.mean(x**2)) + 1e-9)
     fr = np.sqrt(np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1))
     return float(np.percentile(fr, 90) + 1e-9)
 
@@ -231,8 +242,14 @@ def _db(x: float) -> float:
     return 10 ** (x / 20)
 
 
-def make_filler(kind: str, seconds: float, rng: np.random.Generator, level: float,
-                speech_pool: list[np.ndarray] | None = None, sr: int = SR) -> np.ndarray:
+def make_filler(
+    kind: str,
+    seconds: float,
+    rng: np.random.Generator,
+    level: float,
+    speech_pool: list[np.ndarray] | None = None,
+    sr: int = SR,
+) -> np.ndarray:
     """``seconds`` of filler audio of the given kind, scaled relative to ``level`` (speech RMS).
 
     silence: digital silence; roomtone: very quiet noise (like an empty room);
@@ -262,7 +279,7 @@ def make_filler(kind: str, seconds: float, rng: np.random.Generator, level: floa
         reps = int(math.ceil((n + len(src)) / max(1, len(src)))) + 1
         loop = np.tile(src, reps)
         start = int(rng.integers(0, max(1, len(src))))
-        y = loop[start:start + n].astype(np.float64)
+        y = loop[start : start + n].astype(np.float64)
         y = y / speech_level(y.astype(np.float32), sr) * level
     else:
         raise ValueError(f"unknown filler {kind!r}")
@@ -299,11 +316,11 @@ def _chords(n: int, rng: np.random.Generator, sr: int) -> np.ndarray:
             if s >= length:
                 break
             k = min(length - s, sr // 20)
-            seg[s:s + k] += 0.6 * rng.standard_normal(k) * np.exp(-np.arange(k) / (sr / 200))
-        y[pos:pos + length] = seg
+            seg[s : s + k] += 0.6 * rng.standard_normal(k) * np.exp(-np.arange(k) / (sr / 200))
+        y[pos : pos + length] = seg
         pos += length
         bar += 1
-    return y / (np.sqrt(np.mean(y ** 2)) + 1e-12)
+    return y / (np.sqrt(np.mean(y**2)) + 1e-12)
 
 
 def write_wav(x: np.ndarray, path: Path, sr: int = SR) -> None:
@@ -312,9 +329,15 @@ def write_wav(x: np.ndarray, path: Path, sr: int = SR) -> None:
     sf.write(str(path), np.clip(x, -1.0, 1.0), sr, subtype="PCM_16")
 
 
-def mux_with_picture(wav: Path, out: Path, size: str = "160x90", rate: int = 10,
-                     source: str = "color", audio_bitrate: str = "96k",
-                     channels: int | None = None) -> None:
+def mux_with_picture(
+    wav: Path,
+    out: Path,
+    size: str = "160x90",
+    rate: int = 10,
+    source: str = "color",
+    audio_bitrate: str = "96k",
+    channels: int | None = None,
+) -> None:
     """Put an audio file under a generated picture track (H.264 + AAC in MP4)."""
     import soundfile as sf
 
@@ -323,9 +346,27 @@ def mux_with_picture(wav: Path, out: Path, size: str = "160x90", rate: int = 10,
         lavfi = f"color=c=0x203050:s={size}:r={rate}"
     else:
         lavfi = f"{source}=size={size}:rate={rate}"
-    args = ["-f", "lavfi", "-i", lavfi, "-i", str(wav), "-map", "0:v", "-map", "1:a",
-            "-t", f"{dur:.6f}", *video_codec_args(), "-c:a", "aac", "-b:a", audio_bitrate,
-            "-ar", str(SR)]
+    args = [
+        "-f",
+        "lavfi",
+        "-i",
+        lavfi,
+        "-i",
+        str(wav),
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-t",
+        f"{dur:.6f}",
+        *video_codec_args(),
+        "-c:a",
+        "aac",
+        "-b:a",
+        audio_bitrate,
+        "-ar",
+        str(SR),
+    ]
     if channels:
         args += ["-ac", str(channels)]
     run_ffmpeg(args + [str(out)], f"making {out.name}")
@@ -410,15 +451,16 @@ class Proc:
 
     returncode: int
     wall_s: float
-    maxrss_kb: int          # peak RSS of the largest single process in the tree (wait4)
-    tree_kb: int            # peak of the summed PSS of the whole tree (sampled every 50 ms)
+    maxrss_kb: int  # peak RSS of the largest single process in the tree (wait4)
+    tree_kb: int  # peak of the summed PSS of the whole tree (sampled every 50 ms)
     stdout: str
     stderr: str
     timed_out: bool = False
 
 
-def run_measured(cmd: list[str], timeout: float, env: dict | None = None,
-                 cwd: str | Path | None = None, sample: bool = True) -> Proc:
+def run_measured(
+    cmd: list[str], timeout: float, env: dict | None = None, cwd: str | Path | None = None, sample: bool = True
+) -> Proc:
     """Run a command, measuring wall time (perf_counter) and peak RSS.
 
     Peak RSS comes from ``os.wait4`` (like ``/usr/bin/time -v``: the largest single process
@@ -428,8 +470,9 @@ def run_measured(cmd: list[str], timeout: float, env: dict | None = None,
     """
     with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, env=env,
-                             cwd=cwd, start_new_session=True)
+        p = subprocess.Popen(
+            cmd, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True
+        )
         peak = [0]
         done = threading.Event()
         timed_out = [False]
@@ -464,9 +507,15 @@ def run_measured(cmd: list[str], timeout: float, env: dict | None = None,
         p.returncode = os.waitstatus_to_exitcode(status)
         fo.seek(0)
         fe.seek(0)
-        return Proc(p.returncode, wall, int(ru.ru_maxrss), peak[0],
-                    fo.read().decode(errors="replace"), fe.read().decode(errors="replace"),
-                    timed_out[0])
+        return Proc(
+            p.returncode,
+            wall,
+            int(ru.ru_maxrss),
+            peak[0],
+            fo.read().decode(errors="replace"),
+            fe.read().decode(errors="replace"),
+            timed_out[0],
+        )
 
 
 def parse_json_stdout(text: str) -> dict | None:
@@ -529,14 +578,12 @@ def match_cues(out: list[Cue] | None, truth: list[Cue]) -> list[Cue | None]:
 
 def start_errors(out: list[Cue] | None, truth: list[Cue]) -> list[float]:
     """|start error| per truth cue; a cue missing from the output counts as +inf."""
-    return [abs(o.start - c.start) if o is not None else math.inf
-            for o, c in zip(match_cues(out, truth), truth)]
+    return [abs(o.start - c.start) if o is not None else math.inf for o, c in zip(match_cues(out, truth), truth)]
 
 
 def end_errors(out: list[Cue] | None, truth: list[Cue]) -> list[float]:
     """|end error| per truth cue; a cue missing from the output counts as +inf."""
-    return [abs(o.end - c.end) if o is not None else math.inf
-            for o, c in zip(match_cues(out, truth), truth)]
+    return [abs(o.end - c.end) if o is not None else math.inf for o, c in zip(match_cues(out, truth), truth)]
 
 
 @dataclass
@@ -544,14 +591,20 @@ class Tally:
     """Running totals for one (kind, tool) row."""
 
     cases: int = 0
-    failures: int = 0       # crashed, timed out, wrote nothing readable
-    declined: int = 0       # refused ("not confident"), wrote nothing
+    failures: int = 0  # crashed, timed out, wrote nothing readable
+    declined: int = 0  # refused ("not confident"), wrote nothing
     errors: list = field(default_factory=list)
     walls: list = field(default_factory=list)
     end_errors: list = field(default_factory=list)
 
-    def add(self, errs: list[float], wall: float | None, failed: bool, declined: bool = False,
-            end_errs: list[float] | None = None) -> None:
+    def add(
+        self,
+        errs: list[float],
+        wall: float | None,
+        failed: bool,
+        declined: bool = False,
+        end_errs: list[float] | None = None,
+    ) -> None:
         self.cases += 1
         self.failures += int(failed and not declined)
         self.declined += int(declined)
@@ -563,10 +616,15 @@ class Tally:
     def summary(self) -> dict:
         e = np.array(self.errors, dtype=float)
         n = len(e)
-        d = {"cases": self.cases, "failures": self.failures, "declined": self.declined, "cues": n,
-             "median_abs_err_s": float(np.median(e)) if n else None,
-             "total_wall_s": float(sum(self.walls)),
-             "median_wall_s": float(statistics.median(self.walls)) if self.walls else None}
+        d = {
+            "cases": self.cases,
+            "failures": self.failures,
+            "declined": self.declined,
+            "cues": n,
+            "median_abs_err_s": float(np.median(e)) if n else None,
+            "total_wall_s": float(sum(self.walls)),
+            "median_wall_s": float(statistics.median(self.walls)) if self.walls else None,
+        }
         for th in THRESHOLDS:
             d[f"within_{th}"] = float(np.mean(e <= th)) if n else None
         ends = np.array(self.end_errors, dtype=float)
@@ -592,6 +650,8 @@ def print_table(rows: list[list[str]], header: list[str], out=sys.stdout) -> Non
     print(line, file=out)
     print("-" * len(line), file=out)
     for r in rows:
-        print("  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w)
-                        for i, (c, w) in enumerate(zip(r, widths))), file=out)
+        print(
+            "  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths))),
+            file=out,
+        )
     out.flush()

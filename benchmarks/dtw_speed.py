@@ -167,8 +167,9 @@ def _run_method(method: str, x, y, opts: dict):
     if method == "synctoolbox":
         from synctoolbox.dtw.mrmsdtw import sync_via_mrmsdtw
 
-        wp = sync_via_mrmsdtw(f_chroma1=x.T.astype(np.float64), f_chroma2=y.T.astype(np.float64),
-                              input_feature_rate=50, verbose=False)
+        wp = sync_via_mrmsdtw(
+            f_chroma1=x.T.astype(np.float64), f_chroma2=y.T.astype(np.float64), input_feature_rate=50, verbose=False
+        )
         return np.ascontiguousarray(wp.T).astype(np.int64), None, None
     raise ValueError(method)
 
@@ -179,7 +180,8 @@ def worker(spec_file: str) -> int:
     y = np.load(spec["y"])
     opts = spec.get("opts", {})
     rng = np.random.default_rng(1)
-    wx, wy = rng.standard_normal((200, x.shape[1])).astype(np.float32), rng.standard_normal((220, x.shape[1])).astype(np.float32)
+    wx = rng.standard_normal((200, x.shape[1])).astype(np.float32)
+    wy = rng.standard_normal((220, x.shape[1])).astype(np.float32)
     if spec["method"] == "synctoolbox":
         wx, wy = x[:3000], y[:3000]  # MrMsDTW needs enough frames for its smoothing windows
     _run_method(spec["method"], wx, wy, opts)  # warm-up: imports, JIT compilation or cache loading
@@ -193,25 +195,50 @@ def worker(spec_file: str) -> int:
         times.append(time.perf_counter() - t0)
     if spec.get("path_out") and path is not None:
         np.save(spec["path_out"], path)
-    print(json.dumps({"time_s": min(times), "times": times, "cost": cost, "base_kb": base,
-                      "peak_kb": _status_kb("VmHWM"),
-                      "path_len": None if path is None else len(path), "cells": cells}))
+    print(
+        json.dumps(
+            {
+                "time_s": min(times),
+                "times": times,
+                "cost": cost,
+                "base_kb": base,
+                "peak_kb": _status_kb("VmHWM"),
+                "path_len": None if path is None else len(path),
+                "cells": cells,
+            }
+        )
+    )
     return 0
 
 
 # --------------------------------------------------------------------------- harness
 
 
-def measure(method: str, xf: Path, yf: Path, work: Path, *, opts=None, repeat=1, timeout=1200,
-            python: str | None = None, path_out: Path | None = None) -> dict:
-    spec = {"method": method, "x": str(xf), "y": str(yf), "opts": opts or {}, "repeat": repeat,
-            "path_out": str(path_out) if path_out else None}
+def measure(
+    method: str,
+    xf: Path,
+    yf: Path,
+    work: Path,
+    *,
+    opts=None,
+    repeat=1,
+    timeout=1200,
+    python: str | None = None,
+    path_out: Path | None = None,
+) -> dict:
+    spec = {
+        "method": method,
+        "x": str(xf),
+        "y": str(yf),
+        "opts": opts or {},
+        "repeat": repeat,
+        "path_out": str(path_out) if path_out else None,
+    }
     sf = work / f"spec-{method}-{os.getpid()}-{time.monotonic_ns()}.json"
     sf.write_text(json.dumps(spec))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
-    p = run_measured([python or sys.executable, __file__, "--worker", str(sf)], timeout=timeout, env=env,
-                     sample=False)
+    p = run_measured([python or sys.executable, __file__, "--worker", str(sf)], timeout=timeout, env=env, sample=False)
     if p.returncode != 0 or p.timed_out:
         why = "timed out" if p.timed_out else (p.stderr.strip().splitlines() or ["?"])[-1][:160]
         return {"error": why}
@@ -233,9 +260,11 @@ def mb(kb) -> str:
 def deviation(path: np.ndarray, ref: np.ndarray, m: int) -> tuple[float, float]:
     """Mean and max |difference| (frames of x) of the mean frame of x matched to each frame
     of y, between a path and a reference (a path, or the true positions)."""
+
     def curve(p):
         j = p[:, 1]
         return np.bincount(j, weights=p[:, 0], minlength=m) / np.maximum(np.bincount(j, minlength=m), 1)
+
     a = curve(path)
     b = ref if ref.ndim == 1 else curve(ref)
     e = np.abs(a - b)
@@ -259,8 +288,11 @@ def main(argv) -> int:
     ap.add_argument("--max-gb", type=float, default=4.0, help="skip a peer run needing more memory")
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     ap.add_argument("--work", type=Path, default=None)
-    ap.add_argument("--peers-python", default=os.environ.get("DTW_PEERS_PYTHON", sys.executable),
-                    help="interpreter with the peers installed (default: this one)")
+    ap.add_argument(
+        "--peers-python",
+        default=os.environ.get("DTW_PEERS_PYTHON", sys.executable),
+        help="interpreter with the peers installed (default: this one)",
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -334,8 +366,9 @@ def main(argv) -> int:
         if have["synctoolbox"]:
             need = SYNC_BYTES_PER_FRAME * n
             if need > limit:
-                rows.append(["synctoolbox MrMsDTW", f"{n:,}", d, f"skipped (needs {need / 2**30:.1f} GB)",
-                             "-", "-", "-", ""])
+                rows.append(
+                    ["synctoolbox MrMsDTW", f"{n:,}", d, f"skipped (needs {need / 2**30:.1f} GB)", "-", "-", "-", ""]
+                )
             else:
                 ps = work / f"sync{n}.npy"
                 s = measure("synctoolbox", xf, yf, work, repeat=1, python=py, path_out=ps, timeout=900)

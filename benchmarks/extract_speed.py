@@ -52,9 +52,30 @@ def make_720p(workdir: Path, seconds: int = 600) -> Path:
         print(f"using cached clip {out}")
         return out
     tmp = out.with_suffix(".part.mp4")
-    C.run_ffmpeg(["-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=30:duration={seconds}",
-                  "-vf", "hue=H=floor(t/7)*1.3,noise=alls=6:allf=t", "-c:v", "libx264", "-preset", "veryfast",
-                  "-crf", "23", "-g", "250", "-pix_fmt", "yuv420p", "-an", "-y", str(tmp)], "720p clip")
+    C.run_ffmpeg(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size=1280x720:rate=30:duration={seconds}",
+            "-vf",
+            "hue=H=floor(t/7)*1.3,noise=alls=6:allf=t",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "23",
+            "-g",
+            "250",
+            "-pix_fmt",
+            "yuv420p",
+            "-an",
+            "-y",
+            str(tmp),
+        ],
+        "720p clip",
+    )
     tmp.rename(out)
     return out
 
@@ -95,16 +116,37 @@ def _main(args) -> int:
     out = workdir / "extract-out"
     out.mkdir(exist_ok=True)
     runs = {
-        "audio": (prog, duration, ["extract", "audio", str(prog), "-o", str(out / "a.safetensors"), "--features",
-                                   "logmel,mfcc,chroma,contrast,onset,rms,speech", *jobs]),
-        "video720": (clip, 600.0, ["extract", "video", str(clip) if clip else "", "-o", str(out / "v.safetensors"),
-                                   "--fps", "5"]),
+        "audio": (
+            prog,
+            duration,
+            [
+                "extract",
+                "audio",
+                str(prog),
+                "-o",
+                str(out / "a.safetensors"),
+                "--features",
+                "logmel,mfcc,chroma,contrast,onset,rms,speech",
+                *jobs,
+            ],
+        ),
+        "video720": (
+            clip,
+            600.0,
+            ["extract", "video", str(clip) if clip else "", "-o", str(out / "v.safetensors"), "--fps", "5"],
+        ),
         "video720-1min": (clip, 60.0, None),
-        "video-prog": (prog, duration, ["extract", "video", str(prog), "-o", str(out / "vp.safetensors"),
-                                        "--fps", "5"]),
+        "video-prog": (
+            prog,
+            duration,
+            ["extract", "video", str(prog), "-o", str(out / "vp.safetensors"), "--fps", "5"],
+        ),
         "subs": (subs, duration, ["extract", "subs", str(subs), "-o", str(out / "t.safetensors"), "--hop", "0.1"]),
-        "export": (prog, duration, ["export", str(prog), str(subs), "-o", str(out / "export"), "--grid", "cues",
-                                    "--overwrite", *jobs]),
+        "export": (
+            prog,
+            duration,
+            ["export", str(prog), str(subs), "-o", str(out / "export"), "--grid", "cues", "--overwrite", *jobs],
+        ),
     }
     results, failed = {}, False
     print(f"\nmmalign: {' '.join(base)}\n")
@@ -132,21 +174,33 @@ def _main(args) -> int:
             continue
         speed = seconds / best.wall_s
         mem = max(best.maxrss_kb, best.tree_kb) / 1024
-        results[name] = {"media_s": seconds, "wall_s": round(best.wall_s, 2), "x_realtime": round(speed, 1),
-                         "peak_rss_mb": round(best.maxrss_kb / 1024), "peak_tree_pss_mb": round(best.tree_kb / 1024)}
+        results[name] = {
+            "media_s": seconds,
+            "wall_s": round(best.wall_s, 2),
+            "x_realtime": round(speed, 1),
+            "peak_rss_mb": round(best.maxrss_kb / 1024),
+            "peak_tree_pss_mb": round(best.tree_kb / 1024),
+        }
         target = ""
         if name in TARGETS:
             want_x, want_mb = TARGETS[name]
             ok = speed >= want_x and (want_mb is None or mem < want_mb)
-            target = f"  target >= {want_x:.0f}x" + (f", < {want_mb} MB" if want_mb else "") + \
-                f": {'MET' if ok else 'MISSED'}"
-        print(f"{name:14s} {seconds:7.0f} s of media in {best.wall_s:7.2f} s = {speed:7.1f}x real time, "
-              f"peak {best.maxrss_kb / 1024:6.0f} MB largest process / {best.tree_kb / 1024:6.0f} MB tree{target}",
-              flush=True)
+            target = (
+                f"  target >= {want_x:.0f}x"
+                + (f", < {want_mb} MB" if want_mb else "")
+                + f": {'MET' if ok else 'MISSED'}"
+            )
+        print(
+            f"{name:14s} {seconds:7.0f} s of media in {best.wall_s:7.2f} s = {speed:7.1f}x real time, "
+            f"peak {best.maxrss_kb / 1024:6.0f} MB largest process / {best.tree_kb / 1024:6.0f} MB tree{target}",
+            flush=True,
+        )
     if "video720" in results and "video720-1min" in results:
         a, b = results["video720-1min"], results["video720"]
-        print(f"\nvideo memory, 1 min vs 10 min of 720p: {max(a['peak_rss_mb'], a['peak_tree_pss_mb'])} MB vs "
-              f"{max(b['peak_rss_mb'], b['peak_tree_pss_mb'])} MB")
+        print(
+            f"\nvideo memory, 1 min vs 10 min of 720p: {max(a['peak_rss_mb'], a['peak_tree_pss_mb'])} MB vs "
+            f"{max(b['peak_rss_mb'], b['peak_tree_pss_mb'])} MB"
+        )
     if args.json_out:
         args.json_out.write_text(json.dumps(results, indent=1))
     return 1 if failed else 0

@@ -93,8 +93,9 @@ def snapshot(folder: Path) -> dict:
     return out
 
 
-def check_run(t: Tally, name: str, proc: C.Proc, before: dict, after: dict, *, may_change: tuple = (),
-              signalled: bool = False) -> None:
+def check_run(
+    t: Tally, name: str, proc: C.Proc, before: dict, after: dict, *, may_change: tuple = (), signalled: bool = False
+) -> None:
     t.runs += 1
     err = proc.stderr
     if "Traceback" in err:
@@ -129,8 +130,9 @@ def check_run(t: Tally, name: str, proc: C.Proc, before: dict, after: dict, *, m
         t.largest = (mem_mb, name)
 
 
-def run_case(t: Tally, name: str, folder: Path, args: list[str], *, may_change: tuple = (),
-             timeout: float = 180) -> C.Proc:
+def run_case(
+    t: Tally, name: str, folder: Path, args: list[str], *, may_change: tuple = (), timeout: float = 180
+) -> C.Proc:
     cmd, env = C.mmalign_command()
     before = snapshot(folder)
     proc = C.run_measured(cmd + args, timeout, env=env, cwd=folder)
@@ -171,8 +173,10 @@ def corpus_runs(t: Tally, work: Path, corpus: list[Path], verbose: bool) -> None
             folder = case_folder(work, f"{path.name}-{label}", [path, *base])
             proc = run_case(t, name, folder, args)
             if verbose:
-                print(f"  {name:<48} exit {proc.returncode:<3} {proc.wall_s:6.2f} s "
-                      f"{max(proc.maxrss_kb, proc.tree_kb) / 1024:6.0f} MB  {C.last_line(proc.stderr, 90)}")
+                print(
+                    f"  {name:<48} exit {proc.returncode:<3} {proc.wall_s:6.2f} s "
+                    f"{max(proc.maxrss_kb, proc.tree_kb) / 1024:6.0f} MB  {C.last_line(proc.stderr, 90)}"
+                )
 
 
 def data_loss_runs(t: Tally, work: Path, verbose: bool) -> None:
@@ -205,15 +209,18 @@ def data_loss_runs(t: Tally, work: Path, verbose: bool) -> None:
     case("align-o-input", ["align", "sample.vtt", "sample.mistimed.vtt", "-o", "sample.vtt"])
     case("extract-o-input", ["extract", "subs", "sample.vtt", "-o", "sample.vtt"])
     case("sync-plot-o-input", ["sync", "sample.vtt", "sample.mistimed.vtt", "--plot", "sample.mp4"])
-    case("in-place-symlink", ["sync", "sample.vtt", "sample.mistimed.vtt", "--in-place"], symlinked,
-         may_change=("real.vtt", "sample.mistimed.vtt"))  # the link's target gets the new timing
+    case(
+        "in-place-symlink",
+        ["sync", "sample.vtt", "sample.mistimed.vtt", "--in-place"],
+        symlinked,
+        may_change=("real.vtt", "sample.mistimed.vtt"),
+    )  # the link's target gets the new timing
     case("in-place-format", ["sync", "sample.vtt", "subs.srt", "--in-place", "--format", "vtt"], as_srt)
     case("o-dash-extract", ["extract", "subs", "sample.vtt", "-o", "-", "--features", "activity"])
     case("o-dash-extract-all", ["extract", "all", "sample.mp4", "-o", "-"])
     case("unwritable-output", ["sync", "sample.vtt", "sample.mistimed.vtt", "-o", "/proc/mmalign-out.vtt"])
     case("bad-option", ["sync", "--bogus", "sample.mp4", "sample.vtt"])
-    case("export-bilinear-bad", ["export", "sample.mp4", "sample.vtt", "-o", "exp", "--fuse", "bilinear",
-                                 "--dim", "0"])
+    case("export-bilinear-bad", ["export", "sample.mp4", "sample.vtt", "-o", "exp", "--fuse", "bilinear", "--dim", "0"])
 
 
 def make_long_recording(path: Path, seconds: float, sr: int = 16000) -> None:
@@ -258,12 +265,13 @@ def signal_runs(t: Tally, work: Path, verbose: bool) -> None:
     make_long_recording(long, 3600)
     subs = ROOT / "sample_data" / "sample.mistimed.vtt"
     cmd, env = C.mmalign_command()
-    for sig, delay, args in ((signal.SIGINT, 2.0, ["sync", "long.wav", "sample.mistimed.vtt", "-o", "out.vtt"]),
-                             (signal.SIGTERM, 2.0, ["sync", "long.wav", "sample.mistimed.vtt", "-o", "out.vtt"]),
-                             (signal.SIGKILL, 2.0, ["sync", "long.wav", "sample.mistimed.vtt", "-o", "out.vtt"]),
-                             (signal.SIGINT, 4.0, ["sync", "long.wav", "sample.mistimed.vtt", "-o", "out.vtt",
-                                                   "--detector", "both"]),
-                             (signal.SIGTERM, 2.0, ["extract", "audio", "long.wav", "-o", "out.safetensors"])):
+    for sig, delay, args in (
+        (signal.SIGINT, 2.0, ["sync", "long.wav", "sample.mistimed.vtt", "-o", "out.vtt"]),
+        (signal.SIGTERM, 2.0, ["sync", "long.wav", "sample.mistimed.vtt", "-o", "out.vtt"]),
+        (signal.SIGKILL, 2.0, ["sync", "long.wav", "sample.mistimed.vtt", "-o", "out.vtt"]),
+        (signal.SIGINT, 4.0, ["sync", "long.wav", "sample.mistimed.vtt", "-o", "out.vtt", "--detector", "both"]),
+        (signal.SIGTERM, 2.0, ["extract", "audio", "long.wav", "-o", "out.safetensors"]),
+    ):
         name = f"signal:{sig.name}:{args[0]}{'-both' if 'both' in args else ''}"
         folder = work / "cases" / name.replace(":", "-")
         shutil.rmtree(folder, ignore_errors=True)
@@ -273,8 +281,9 @@ def signal_runs(t: Tally, work: Path, verbose: bool) -> None:
         before = snapshot(folder)
         with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
             t0 = time.perf_counter()
-            p = subprocess.Popen(cmd + args, cwd=folder, env=env, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL,
-                                 start_new_session=True)
+            p = subprocess.Popen(
+                cmd + args, cwd=folder, env=env, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, start_new_session=True
+            )
             time.sleep(delay)
             p.send_signal(sig)
             try:
@@ -305,8 +314,10 @@ def signal_runs(t: Tally, work: Path, verbose: bool) -> None:
         if rc != want:
             t.bad_exit.append(f"{name}: exit {rc}, want {want}")
         if verbose:
-            print(f"  {name:<48} exit {rc:<4} stopped {stop_s:5.2f} s after the signal, "
-                  f"{len(left)} left  {C.last_line(err, 60)}")
+            print(
+                f"  {name:<48} exit {rc:<4} stopped {stop_s:5.2f} s after the signal, "
+                f"{len(left)} left  {C.last_line(err, 60)}"
+            )
 
 
 def main(argv=None) -> int:
@@ -339,8 +350,18 @@ def main(argv=None) -> int:
     print(f"  slowest run        {t.slowest[0]:.2f} s ({t.slowest[1]})")
     print(f"  largest run        {t.largest[0]:.0f} MB ({t.largest[1]})")
     if args.json_out:
-        args.json_out.write_text(json.dumps({"runs": t.runs, "counts": counts, "slowest": t.slowest,
-                                             "largest": t.largest, **{k: getattr(t, k) for k in counts}}, indent=1))
+        args.json_out.write_text(
+            json.dumps(
+                {
+                    "runs": t.runs,
+                    "counts": counts,
+                    "slowest": t.slowest,
+                    "largest": t.largest,
+                    **{k: getattr(t, k) for k in counts},
+                },
+                indent=1,
+            )
+        )
     return 0 if not any(counts.values()) else 1
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -81,8 +80,12 @@ def write_hour(path: Path, seconds: float = 3600.0, sr: int = 16000) -> None:
         while t < seconds:
             d = float(rng.uniform(0.8, 4.0))
             gap = float(rng.uniform(0.3, 3.0))
-            chunk = np.concatenate([speechlike(d, sr, f0=float(rng.uniform(100, 220)), seed=int(rng.integers(1 << 30))),
-                                    0.001 * rng.standard_normal(int(gap * sr)).astype(np.float32)])
+            chunk = np.concatenate(
+                [
+                    speechlike(d, sr, f0=float(rng.uniform(100, 220)), seed=int(rng.integers(1 << 30))),
+                    0.001 * rng.standard_normal(int(gap * sr)).astype(np.float32),
+                ]
+            )
             frame = av.AudioFrame.from_ndarray(chunk[None].astype(np.float32), format="fltp", layout="mono")
             frame.sample_rate = sr
             frame.pts = pts
@@ -96,16 +99,20 @@ def write_hour(path: Path, seconds: float = 3600.0, sr: int = 16000) -> None:
 
 def measure(args: list[str], timeout: float) -> tuple[float, float, int]:
     """(wall seconds, peak RSS MB, exit code) of ``python -m mmalign ARGS`` in a fresh child."""
-    code = ("import resource, subprocess, sys, time\n"
-            "t = time.perf_counter()\n"
-            "try:\n"
-            f"    rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout={timeout}).returncode\n"
-            "except subprocess.TimeoutExpired:\n"
-            "    rc = 'timeout'\n"
-            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, rc)\n")
+    code = (
+        "import resource, subprocess, sys, time\n"
+        "t = time.perf_counter()\n"
+        "try:\n"
+        "    rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,\n"
+        f"                        timeout={timeout}).returncode\n"
+        "except subprocess.TimeoutExpired:\n"
+        "    rc = 'timeout'\n"
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, rc)\n"
+    )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    r = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "mmalign", *args], capture_output=True,
-                       text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-c", code, sys.executable, "-m", "mmalign", *args], capture_output=True, text=True, env=env
+    )
     wall, rss, rc = r.stdout.split()
     return float(wall), float(rss), rc
 

@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_CORPUS, BenchError, load_manifest, run_main  # noqa: E402
+from _common import DEFAULT_CORPUS, load_manifest, run_main  # noqa: E402
 
 EXTRA = {
     "es": [
@@ -113,7 +113,9 @@ def main(argv: list[str]) -> int:
     by_language.update(EXTRA)
 
     failed = 0
-    print(f"{'language':8} {'mode':9} {'speech s':>9} {'cpu s':>7} {'x real':>8} {'words':>6} {'peak MB':>8} {'+MB':>6}")
+    print(
+        f"{'language':8} {'mode':9} {'speech s':>9} {'cpu s':>7} {'x real':>8} {'words':>6} {'peak MB':>8} {'+MB':>6}"
+    )
     totals = {"segments": [0.0, 0.0], "whole": [0.0, 0.0]}
     for language, texts in by_language.items():
         for mode in ("segments", "whole"):
@@ -136,7 +138,9 @@ def main(argv: list[str]) -> int:
             failed += not r["ordered"]
     for mode, (speech_s, cpu_s) in totals.items():
         if cpu_s:
-            print(f"overall {mode}: {speech_s:.0f} s of speech in {cpu_s:.1f} CPU s = {speech_s / cpu_s:.0f}x real time")
+            print(
+                f"overall {mode}: {speech_s:.0f} s of speech in {cpu_s:.1f} CPU s = {speech_s / cpu_s:.0f}x real time"
+            )
     return 1 if failed else 0
 
 

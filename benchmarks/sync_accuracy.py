@@ -142,8 +142,14 @@ def make_spec(kind: str, rec: dict, rec_idx: int, variant: int, ref: list, seed:
     rng = C.stable_rng(seed, kind, rec["case"], variant)
     dur = float(rec["duration_s"])
     ref_min = min(c.start for c in ref)
-    s = Spec(name=f"{kind}-{rec['case']}-{variant}", kind=kind, recording=rec["case"],
-             variant=variant, seed=seed, subs_ext=".vtt" if variant % 2 == 0 else ".srt")
+    s = Spec(
+        name=f"{kind}-{rec['case']}-{variant}",
+        kind=kind,
+        recording=rec["case"],
+        variant=variant,
+        seed=seed,
+        subs_ext=".vtt" if variant % 2 == 0 else ".srt",
+    )
     cap = _cap(dur)
     rot = rec_idx * 2 + variant  # rotates ratios / fillers over the corpus
 
@@ -304,9 +310,16 @@ def run_tool(tool: str, case: Case, cmds: dict, timeout: float, extra: dict) -> 
         env = None
         cmd = [cmds["ffsubsync"], str(case.media), "-i", str(case.subs), "-o", str(out)] + extra["ffsubsync"]
     p = C.run_measured(cmd, timeout=timeout, env=env, cwd=case.subs.parent, sample=False)
-    res = {"cmd": cmd, "rc": p.returncode, "wall_s": p.wall_s, "status": "ok", "crash": False,
-           "declined": False,
-           "info": None, "cues_out": None}
+    res = {
+        "cmd": cmd,
+        "rc": p.returncode,
+        "wall_s": p.wall_s,
+        "status": "ok",
+        "crash": False,
+        "declined": False,
+        "info": None,
+        "cues_out": None,
+    }
     info = C.parse_json_stdout(p.stdout) if tool == "mmalign" else None
     if info:
         res["info"] = {k: info.get(k) for k in ("offset", "scale", "confidence", "cues", "output") if k in info}
@@ -314,8 +327,7 @@ def run_tool(tool: str, case: Case, cmds: dict, timeout: float, extra: dict) -> 
     if p.timed_out:
         res.update(status=f"timeout after {timeout:.0f}s", crash=True)
     elif p.returncode == 4 and tool == "mmalign":
-        res.update(status="declined (exit 4, not confident): " + C.last_line(p.stderr or p.stdout, 160),
-                   declined=True)
+        res.update(status="declined (exit 4, not confident): " + C.last_line(p.stderr or p.stdout, 160), declined=True)
     elif p.returncode != 0:
         res.update(status=f"exit {p.returncode}: " + C.last_line(p.stderr or p.stdout), crash=True)
     elif not out.is_file():
@@ -326,8 +338,10 @@ def run_tool(tool: str, case: Case, cmds: dict, timeout: float, extra: dict) -> 
         except Exception as exc:  # noqa: BLE001
             res.update(status=f"unreadable output: {exc}", crash=True)
         if out_cues is not None and len(out_cues) != len(case.truth):
-            res["status"] = (f"ok but {len(out_cues)} cues out for {len(case.truth)} in "
-                             f"(matched by text; missing cues count as misses)")
+            res["status"] = (
+                f"ok but {len(out_cues)} cues out for {len(case.truth)} in "
+                f"(matched by text; missing cues count as misses)"
+            )
             if not out_cues:
                 res["crash"] = True
     res["cues_out"] = None if out_cues is None else len(out_cues)
@@ -339,8 +353,7 @@ def run_tool(tool: str, case: Case, cmds: dict, timeout: float, extra: dict) -> 
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=C.DEFAULT_CORPUS, help="corpus folder (default: %(default)s)")
     ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated kinds (default: all)")
     ap.add_argument("--recordings", default="", help="comma-separated corpus cases (default: all)")
@@ -355,8 +368,9 @@ def main(argv=None) -> int:
     ap.add_argument("--ffsubsync-args", default="", help="extra arguments for ffsubsync")
     ap.add_argument("--json-out", type=Path, help="write all per-case results and summaries here")
     ap.add_argument("--list", action="store_true", help="build and list the cases, run nothing")
-    ap.add_argument("--no-unrelated", action="store_true",
-                    help="skip the check that subtitles of other recordings are refused")
+    ap.add_argument(
+        "--no-unrelated", action="store_true", help="skip the check that subtitles of other recordings are refused"
+    )
     args = ap.parse_args(argv)
     return C.run_main(_main, args)
 
@@ -451,27 +465,45 @@ def run_all(cases, tools, cmds, extra, args) -> int:
             r = run_tool(tool, case, cmds, args.timeout, extra)
             case.results[tool] = r
             e = np.array(r["errors"])
-            line = (f"[{i:3d}/{len(cases)}] {case.spec.name:30s} {tool:9s} {r['wall_s']:6.2f}s  "
-                    f"med|err| {C.fmt_s(float(np.median(e)))}  <=0.25s {C.fmt_pct(float(np.mean(e <= 0.25)))}")
+            line = (
+                f"[{i:3d}/{len(cases)}] {case.spec.name:30s} {tool:9s} {r['wall_s']:6.2f}s  "
+                f"med|err| {C.fmt_s(float(np.median(e)))}  <=0.25s {C.fmt_pct(float(np.mean(e <= 0.25)))}"
+            )
             if r["info"]:
                 inf = r["info"]
-                line += (f"  offset {C.fmt_s(_num(inf.get('offset')))} scale {C.fmt_s(_num(inf.get('scale')), 5)}"
-                         f" conf {C.fmt_s(_num(inf.get('confidence')), 2)}")
+                line += (
+                    f"  offset {C.fmt_s(_num(inf.get('offset')))} scale {C.fmt_s(_num(inf.get('scale')), 5)}"
+                    f" conf {C.fmt_s(_num(inf.get('confidence')), 2)}"
+                )
             if r["status"] != "ok":
                 line += f"\n      {tool} FAILED/NOTE on {case.spec.name}: {r['status']}"
             print(line, flush=True)
             if tool == "mmalign" and r["crash"]:
                 crashes += 1
             for key in (case.spec.kind, "all", "rec:" + case.spec.recording):
-                tallies.setdefault((key, tool), C.Tally()).add(r["errors"], r["wall_s"], r["failed"],
-                                                               r["declined"], r["end_errors"])
+                tallies.setdefault((key, tool), C.Tally()).add(
+                    r["errors"], r["wall_s"], r["failed"], r["declined"], r["end_errors"]
+                )
 
     print(f"\nStart-time error per cue (truth = reference mapped into the media), seed {args.seed};")
     print("ends<=0.25s: the share of cue ends within 0.25 s.")
     print("fail = crashed / timed out / no readable output; decl = refused (exit 4, not confident);")
     print("both count all their cues as misses.\n")
-    header = ["kind", "tool", "cases", "fail", "decl", "cues", "med|err|s", "<=0.1s", "<=0.25s", "<=0.5s",
-              "ends<=0.25s", "total s", "med s/case"]
+    header = [
+        "kind",
+        "tool",
+        "cases",
+        "fail",
+        "decl",
+        "cues",
+        "med|err|s",
+        "<=0.1s",
+        "<=0.25s",
+        "<=0.5s",
+        "ends<=0.25s",
+        "total s",
+        "med s/case",
+    ]
     summary = {}
 
     def table(keys, first):
@@ -483,11 +515,23 @@ def run_all(cases, tools, cmds, extra, args) -> int:
                     continue
                 s = t.summary()
                 summary[f"{key}/{tool}"] = s
-                rows.append([key.removeprefix("rec:"), tool, s["cases"], s["failures"], s["declined"], s["cues"],
-                             C.fmt_s(s["median_abs_err_s"]), C.fmt_pct(s["within_0.1"]),
-                             C.fmt_pct(s["within_0.25"]), C.fmt_pct(s["within_0.5"]),
-                             C.fmt_pct(s["ends_within_0.25"]), f"{s['total_wall_s']:.1f}",
-                             C.fmt_s(s["median_wall_s"], 2)])
+                rows.append(
+                    [
+                        key.removeprefix("rec:"),
+                        tool,
+                        s["cases"],
+                        s["failures"],
+                        s["declined"],
+                        s["cues"],
+                        C.fmt_s(s["median_abs_err_s"]),
+                        C.fmt_pct(s["within_0.1"]),
+                        C.fmt_pct(s["within_0.25"]),
+                        C.fmt_pct(s["within_0.5"]),
+                        C.fmt_pct(s["ends_within_0.25"]),
+                        f"{s['total_wall_s']:.1f}",
+                        C.fmt_s(s["median_wall_s"], 2),
+                    ]
+                )
         C.print_table(rows, [first] + header[1:])
 
     table([k for k in KINDS if any(c.spec.kind == k for c in cases)] + ["all"], "kind")
@@ -505,11 +549,15 @@ def run_all(cases, tools, cmds, extra, args) -> int:
             acc[tool] = share
             if tool == "mmalign":
                 verdict = "MET" if share >= TARGET_SHARE else "MISSED"
-                print(f"target ({'+'.join(TARGET_KINDS)}, cues within 0.25 s): mmalign {C.fmt_pct(share)} "
-                      f"of {len(errs)} cues, target >= {TARGET_SHARE:.0%}: {verdict}")
+                print(
+                    f"target ({'+'.join(TARGET_KINDS)}, cues within 0.25 s): mmalign {C.fmt_pct(share)} "
+                    f"of {len(errs)} cues, target >= {TARGET_SHARE:.0%}: {verdict}"
+                )
             else:
-                print(f"                                    ({tool} {C.fmt_pct(share)} of {len(errs)} cues; "
-                      f"the issue quotes ~75%)")
+                print(
+                    f"                                    ({tool} {C.fmt_pct(share)} of {len(errs)} cues; "
+                    f"the issue quotes ~75%)"
+                )
     if not acc:
         print(f"target: no {'/'.join(TARGET_KINDS)} cases were run")
     if "mmalign" in tools:
@@ -517,23 +565,41 @@ def run_all(cases, tools, cmds, extra, args) -> int:
         for kind in KINDS:
             s = summary.get(f"{kind}/mmalign")
             if s:
-                misses += [f"{kind} {C.fmt_pct(s[f'within_{th}'])} <= {th} s" for th, share in PER_KIND_TARGETS.items()
-                           if s[f"within_{th}"] < share]
+                misses += [
+                    f"{kind} {C.fmt_pct(s[f'within_{th}'])} <= {th} s"
+                    for th, share in PER_KIND_TARGETS.items()
+                    if s[f"within_{th}"] < share
+                ]
         verdict = "MET" if not misses else "MISSED (" + "; ".join(misses) + ")"
         print(f"target (every kind: >= 95% within 0.5 s and >= 85% within 0.25 s): {verdict}")
     if crashes:
         print(f"\nmmalign crashed / timed out / wrote unreadable output on {crashes} case run(s): see above")
 
     if args.json_out:
-        doc = {"seed": args.seed, "corpus": str(Path(args.corpus).resolve()), "tools": tools,
-               "summary": summary, "target_share_within_0.25": acc,
-               "cases": [{"spec": asdict(c.spec), "max_shift_s": c.max_shift,
-                          "truth": [[t.start, t.end] for t in c.truth],
-                          "given": [[g.start, g.end] for g in c.given],
-                          "results": {k: dict(v, errors=[None if math.isinf(x) else x for x in v["errors"]],
-                                              end_errors=[None if math.isinf(x) else x for x in v["end_errors"]])
-                                      for k, v in c.results.items()}}
-                         for c in cases]}
+        doc = {
+            "seed": args.seed,
+            "corpus": str(Path(args.corpus).resolve()),
+            "tools": tools,
+            "summary": summary,
+            "target_share_within_0.25": acc,
+            "cases": [
+                {
+                    "spec": asdict(c.spec),
+                    "max_shift_s": c.max_shift,
+                    "truth": [[t.start, t.end] for t in c.truth],
+                    "given": [[g.start, g.end] for g in c.given],
+                    "results": {
+                        k: dict(
+                            v,
+                            errors=[None if math.isinf(x) else x for x in v["errors"]],
+                            end_errors=[None if math.isinf(x) else x for x in v["end_errors"]],
+                        )
+                        for k, v in c.results.items()
+                    },
+                }
+                for c in cases
+            ],
+        }
         args.json_out.write_text(json.dumps(doc, indent=1, default=str))
         print(f"\nwrote {args.json_out}")
     return 1 if crashes else 0
@@ -551,23 +617,37 @@ def run_unrelated(corpus: Corpus, recs: list, cmds: dict, extra: dict, args, wor
                 continue
             if out.exists():
                 out.unlink()
-            cmd = base + ["sync", str(corpus.audio_path(a["case"])), str(corpus.root / b["reference"]),
-                          "-o", str(out), "--json"] + extra["mmalign"]
+            cmd = (
+                base
+                + [
+                    "sync",
+                    str(corpus.audio_path(a["case"])),
+                    str(corpus.root / b["reference"]),
+                    "-o",
+                    str(out),
+                    "--json",
+                ]
+                + extra["mmalign"]
+            )
             p = C.run_measured(cmd, timeout=args.timeout, env=env, cwd=workdir, sample=False)
             info = C.parse_json_stdout(p.stdout) or {}
             conf = _num(info.get("confidence"))
             refused += p.returncode == 4 and not out.exists()
             crashes += p.returncode not in (0, 4)
-            rows.append([a["case"], b["case"], p.returncode, C.fmt_s(conf, 2), info.get("detector", "-"),
-                         f"{p.wall_s:.2f}"])
+            rows.append(
+                [a["case"], b["case"], p.returncode, C.fmt_s(conf, 2), info.get("detector", "-"), f"{p.wall_s:.2f}"]
+            )
     C.print_table(rows, ["media", "subtitles of", "exit", "confidence", "detector", "s"])
     n = len(rows)
-    print(f"target (unrelated subtitles refused with exit 4 in every pairing): {refused}/{n}: "
-          f"{'MET' if refused == n else 'MISSED'}")
+    print(
+        f"target (unrelated subtitles refused with exit 4 in every pairing): {refused}/{n}: "
+        f"{'MET' if refused == n else 'MISSED'}"
+    )
     if args.json_out and args.json_out.exists():
         doc = json.loads(args.json_out.read_text())
-        doc["unrelated"] = [dict(zip(["media", "subtitles", "exit", "confidence", "detector", "wall_s"], r))
-                            for r in rows]
+        doc["unrelated"] = [
+            dict(zip(["media", "subtitles", "exit", "confidence", "detector", "wall_s"], r)) for r in rows
+        ]
         args.json_out.write_text(json.dumps(doc, indent=1, default=str))
     return 1 if crashes else 0
 

@@ -59,14 +59,18 @@ TARGET_RSS_MB = 400
 OFFSET_TOL = 0.15
 
 
-def build_programme(corpus: Path, workdir: Path, duration: float, offset: float, seed: int,
-                    rebuild: bool) -> dict:
+def build_programme(corpus: Path, workdir: Path, duration: float, offset: float, seed: int, rebuild: bool) -> dict:
     """Make (or reuse) prog-<key>.mp4, its truth cues and the mis-timed subtitles."""
     import soundfile as sf
 
     entries = C.load_manifest(corpus)
-    params = {"duration": duration, "offset": offset, "seed": seed, "version": 2,
-              "corpus": [(e["case"], e["duration_s"], e["cues"]) for e in entries]}
+    params = {
+        "duration": duration,
+        "offset": offset,
+        "seed": seed,
+        "version": 2,
+        "corpus": [(e["case"], e["duration_s"], e["cues"]) for e in entries],
+    }
     key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
     pdir = workdir / f"prog-{key}"
     meta_p = pdir / "meta.json"
@@ -82,8 +86,10 @@ def build_programme(corpus: Path, workdir: Path, duration: float, offset: float,
     recs = {}
     for e in entries:
         wav = src / f"{e['case']}.wav"
-        C.run_ffmpeg(["-i", str(corpus / e["audio"]), "-vn", "-ac", "2", "-ar", str(C.SR),
-                      "-c:a", "pcm_s16le", str(wav)], f"decoding {e['case']}")
+        C.run_ffmpeg(
+            ["-i", str(corpus / e["audio"]), "-vn", "-ac", "2", "-ar", str(C.SR), "-c:a", "pcm_s16le", str(wav)],
+            f"decoding {e['case']}",
+        )
         recs[e["case"]] = (wav, sf.info(str(wav)).frames, C.parse_subtitles(corpus / e["reference"]))
 
     rng = C.stable_rng(seed, "programme")
@@ -112,11 +118,42 @@ def build_programme(corpus: Path, workdir: Path, duration: float, offset: float,
                 break
     lst = pdir / "concat.txt"
     lst.write_text("ffconcat version 1.0\n" + "".join(f"file '{p.resolve()}'\n" for p in items))
-    C.run_ffmpeg(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=10", "-f", "concat", "-safe", "0",
-                  "-i", str(lst), "-map", "0:v", "-map", "1:a", "-t", f"{duration:.3f}",
-                  *C.video_codec_args(), "-g", "250", "-c:a", "aac", "-b:a", "128k", "-ar", str(C.SR),
-                  "-ac", "2", "-movflags", "+faststart", str(prog)],
-                 "encoding the programme", timeout=7200)
+    C.run_ffmpeg(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x180:rate=10",
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            str(lst),
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-t",
+            f"{duration:.3f}",
+            *C.video_codec_args(),
+            "-g",
+            "250",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-ar",
+            str(C.SR),
+            "-ac",
+            "2",
+            "-movflags",
+            "+faststart",
+            str(prog),
+        ],
+        "encoding the programme",
+        timeout=7200,
+    )
     for i, c in enumerate(cues, 1):
         c.ident = str(i)
     C.write_subtitles(cues, truth_p)
@@ -125,24 +162,38 @@ def build_programme(corpus: Path, workdir: Path, duration: float, offset: float,
         p.unlink()
     src.rmdir()
     lst.unlink()
-    meta = {"params": params, "prog": str(prog), "subs": str(subs), "truth": str(truth_p),
-            "cues": len(cues), "items": len(items), "size_mb": prog.stat().st_size / 1e6}
+    meta = {
+        "params": params,
+        "prog": str(prog),
+        "subs": str(subs),
+        "truth": str(truth_p),
+        "cues": len(cues),
+        "items": len(items),
+        "size_mb": prog.stat().st_size / 1e6,
+    }
     meta_p.write_text(json.dumps(meta, indent=1))
     return meta | {"dir": str(pdir)}
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=C.DEFAULT_CORPUS, help="corpus folder (default: %(default)s)")
-    ap.add_argument("--workdir", type=Path, default=Path("/tmp/mmalign-bench"),
-                    help="where the programme is built and cached (default: %(default)s)")
+    ap.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("/tmp/mmalign-bench"),
+        help="where the programme is built and cached (default: %(default)s)",
+    )
     ap.add_argument("--duration", type=float, default=7200.0, help="programme length in s (default 7200)")
-    ap.add_argument("--offset", type=float, default=None,
-                    help="seconds the subtitles are late by (default: from the seed, 5..40 s)")
+    ap.add_argument(
+        "--offset", type=float, default=None, help="seconds the subtitles are late by (default: from the seed, 5..40 s)"
+    )
     ap.add_argument("--repeat", type=int, default=3, help="runs per tool (default 3); median reported")
-    ap.add_argument("--tools", default="mmalign,ffsubsync", help="comma-separated: mmalign, ffsubsync "
-                    "(the ffmpeg baseline always runs)")
+    ap.add_argument(
+        "--tools",
+        default="mmalign,ffsubsync",
+        help="comma-separated: mmalign, ffsubsync (the ffmpeg baseline always runs)",
+    )
     ap.add_argument("--quick", action="store_true", help="15-minute programme, 1 run each")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per run (default 1800)")
@@ -185,8 +236,7 @@ def _main(args) -> int:
     prog, subs = Path(meta["prog"]), Path(meta["subs"])
     truth = C.parse_subtitles(Path(meta["truth"]))
     print(f"programme: {prog} ({meta['size_mb']:.0f} MB, {args.duration:.0f} s, {meta['cues']} cues)")
-    print(f"subtitles: {subs} (truth {args.offset:+.3f} s: expected mmalign offset "
-          f"{-args.offset:+.3f}, scale 1)")
+    print(f"subtitles: {subs} (truth {args.offset:+.3f} s: expected mmalign offset {-args.offset:+.3f}, scale 1)")
     for t, c in cmds.items():
         print(f"{t}: {shlex.join(c[0]) if isinstance(c, tuple) else c}")
     print(flush=True)
@@ -196,10 +246,22 @@ def _main(args) -> int:
         # package: one untimed run on the bundled sample first, so the timed runs are steady.
         base, env = cmds["mmalign"]
         sample = C.REPO_ROOT / "sample_data"
-        warm = C.run_measured(base + ["sync", str(sample / "sample.mp4"), str(sample / "sample.mistimed.vtt"),
-                                      "-o", str(pdir / "warmup.vtt"), "--json", "--force"], 600, env=env, sample=False)
-        print(f"mmalign warm-up on sample_data (first run: caches and byte-code): {warm.wall_s:.2f} s\n",
-              flush=True)
+        warm = C.run_measured(
+            base
+            + [
+                "sync",
+                str(sample / "sample.mp4"),
+                str(sample / "sample.mistimed.vtt"),
+                "-o",
+                str(pdir / "warmup.vtt"),
+                "--json",
+                "--force",
+            ],
+            600,
+            env=env,
+            sample=False,
+        )
+        print(f"mmalign warm-up on sample_data (first run: caches and byte-code): {warm.wall_s:.2f} s\n", flush=True)
     runs = {"ffmpeg": [], **{t: [] for t in cmds}}
     extra = shlex.split(args.mmalign_args)
     broken = []
@@ -211,19 +273,38 @@ def _main(args) -> int:
                 out.unlink()
             env = None
             if tool == "ffmpeg":
-                cmd = ["ffmpeg", "-nostdin", "-i", str(prog), "-vn", "-ac", "1", "-ar", "16000",
-                       "-f", "s16le", "-y", "/dev/null"]
+                cmd = [
+                    "ffmpeg",
+                    "-nostdin",
+                    "-i",
+                    str(prog),
+                    "-vn",
+                    "-ac",
+                    "1",
+                    "-ar",
+                    "16000",
+                    "-f",
+                    "s16le",
+                    "-y",
+                    "/dev/null",
+                ]
             elif tool == "mmalign":
                 base, env = cmds["mmalign"]
                 cmd = base + ["sync", str(prog), str(subs), "-o", str(out), "--json"] + extra
             else:
                 cmd = [cmds["ffsubsync"], str(prog), "-i", str(subs), "-o", str(out)]
             p = C.run_measured(cmd, timeout=args.timeout, env=env, cwd=pdir)
-            r = {"wall_s": p.wall_s, "maxrss_mb": p.maxrss_kb / 1024, "tree_pss_mb": p.tree_kb / 1024,
-                 "rc": p.returncode, "timed_out": p.timed_out}
+            r = {
+                "wall_s": p.wall_s,
+                "maxrss_mb": p.maxrss_kb / 1024,
+                "tree_pss_mb": p.tree_kb / 1024,
+                "rc": p.returncode,
+                "timed_out": p.timed_out,
+            }
             note = ""
             if p.timed_out or p.returncode != 0:
-                note = ("timed out" if p.timed_out else f"exit {p.returncode}") + ": " + C.last_line(p.stderr or p.stdout)
+                note = "timed out" if p.timed_out else f"exit {p.returncode}"
+                note += ": " + C.last_line(p.stderr or p.stdout)
                 if tool != "ffsubsync":
                     broken.append(f"{tool} run {rep + 1}: {note}")
             elif tool != "ffmpeg":
@@ -234,8 +315,11 @@ def _main(args) -> int:
                 if tool == "mmalign" and not chk["offset_ok"]:
                     broken.append(f"mmalign run {rep + 1}: {chk['note']}")
             runs[tool].append(r)
-            print(f"run {rep + 1}/{args.repeat} {tool:9s} {p.wall_s:8.2f} s  peak RSS {r['maxrss_mb']:7.1f} MB"
-                  f" (tree PSS {r['tree_pss_mb']:7.1f} MB)  {note}", flush=True)
+            print(
+                f"run {rep + 1}/{args.repeat} {tool:9s} {p.wall_s:8.2f} s  peak RSS {r['maxrss_mb']:7.1f} MB"
+                f" (tree PSS {r['tree_pss_mb']:7.1f} MB)  {note}",
+                flush=True,
+            )
 
     print(f"\n{args.duration / 3600:.2f} h programme, {args.repeat} run(s) each, median wall time:\n")
     med = {t: statistics.median(x["wall_s"] for x in rs) for t, rs in runs.items() if rs}
@@ -245,11 +329,22 @@ def _main(args) -> int:
         ok = [x for x in rs if x["rc"] == 0 and not x["timed_out"]]
         rss = max(x["maxrss_mb"] for x in rs)
         tree = max(x["tree_pss_mb"] for x in rs)
-        rows.append([t, f"{len(ok)}/{len(rs)}", f"{med[t]:.2f}", f"{min(walls):.2f}", f"{max(walls):.2f}",
-                     f"{rss:.0f}", f"{tree:.0f}", f"{med[t] / med['ffmpeg']:.2f}x",
-                     _chk_cell(checks.get(t)) if t != "ffmpeg" else "-"])
-    C.print_table(rows, ["tool", "ok", "median s", "min s", "max s", "peak RSS MB", "tree PSS MB",
-                         "vs ffmpeg", "result"])
+        rows.append(
+            [
+                t,
+                f"{len(ok)}/{len(rs)}",
+                f"{med[t]:.2f}",
+                f"{min(walls):.2f}",
+                f"{max(walls):.2f}",
+                f"{rss:.0f}",
+                f"{tree:.0f}",
+                f"{med[t] / med['ffmpeg']:.2f}x",
+                _chk_cell(checks.get(t)) if t != "ffmpeg" else "-",
+            ]
+        )
+    C.print_table(
+        rows, ["tool", "ok", "median s", "min s", "max s", "peak RSS MB", "tree PSS MB", "vs ffmpeg", "result"]
+    )
     print()
     summary = {"median_wall_s": med}
     if "mmalign" in med:
@@ -258,10 +353,14 @@ def _main(args) -> int:
         tree = max(x["tree_pss_mb"] for x in runs["mmalign"])
         mem = max(rss, tree)  # worker processes count too
         summary |= {"mmalign_over_ffmpeg": ratio, "mmalign_peak_rss_mb": rss, "mmalign_tree_pss_mb": tree}
-        print(f"mmalign / ffmpeg decode: {ratio:.2f}x   (target <= {TARGET_RATIO}x: "
-              f"{'MET' if ratio <= TARGET_RATIO else 'MISSED'})")
-        print(f"mmalign peak memory:     {mem:.0f} MB (largest process RSS {rss:.0f} MB, whole tree PSS "
-              f"{tree:.0f} MB; target < {TARGET_RSS_MB} MB: {'MET' if mem < TARGET_RSS_MB else 'MISSED'})")
+        print(
+            f"mmalign / ffmpeg decode: {ratio:.2f}x   (target <= {TARGET_RATIO}x: "
+            f"{'MET' if ratio <= TARGET_RATIO else 'MISSED'})"
+        )
+        print(
+            f"mmalign peak memory:     {mem:.0f} MB (largest process RSS {rss:.0f} MB, whole tree PSS "
+            f"{tree:.0f} MB; target < {TARGET_RSS_MB} MB: {'MET' if mem < TARGET_RSS_MB else 'MISSED'})"
+        )
         if "ffsubsync" in med:
             summary["mmalign_over_ffsubsync"] = med["mmalign"] / med["ffsubsync"]
             print(f"mmalign / ffsubsync:     {med['mmalign'] / med['ffsubsync']:.2f}x")
@@ -270,9 +369,20 @@ def _main(args) -> int:
     if broken:
         print("\nBROKEN:\n  " + "\n  ".join(broken))
     if args.json_out:
-        args.json_out.write_text(json.dumps({"programme": meta, "offset": args.offset, "runs": runs,
-                                             "checks": checks, "summary": summary, "broken": broken},
-                                            indent=1, default=str))
+        args.json_out.write_text(
+            json.dumps(
+                {
+                    "programme": meta,
+                    "offset": args.offset,
+                    "runs": runs,
+                    "checks": checks,
+                    "summary": summary,
+                    "broken": broken,
+                },
+                indent=1,
+                default=str,
+            )
+        )
         print(f"\nwrote {args.json_out}")
     return 1 if broken else 0
 
@@ -296,8 +406,10 @@ def check_output(tool: str, out: Path, truth: list, stdout: str, offset: float) 
             # t_out = scale * t_in + offset; the cues of the programme should move by -offset
             err = abs(off - (-offset)) + abs(scale - 1.0) * 3600
             res["offset_ok"] = err <= OFFSET_TOL
-            note += (f"; offset {off:+.3f} scale {scale:.5f} (expected {-offset:+.3f}, 1): "
-                     f"{'OK' if res['offset_ok'] else 'WRONG'}")
+            note += (
+                f"; offset {off:+.3f} scale {scale:.5f} (expected {-offset:+.3f}, 1): "
+                f"{'OK' if res['offset_ok'] else 'WRONG'}"
+            )
         except (KeyError, TypeError, ValueError):
             res["offset_ok"] = False
             note += "; no offset in the --json output: WRONG"

@@ -114,7 +114,7 @@ def collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
             padded = np.zeros((len(batch), width), np.float64)
             for i, a in enumerate(arrays):
                 if a is not None:
-                    padded[i, :len(a)] = a
+                    padded[i, : len(a)] = a
             out[name] = torch.from_numpy(padded)
         elif ref.ndim == 1:
             stacked = np.zeros((len(batch), ref.shape[0]), np.float32)
@@ -129,8 +129,8 @@ def collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
             mask = np.zeros((len(batch), width), bool)
             for i, a in enumerate(arrays):
                 if a is not None and len(a):
-                    padded[i, :len(a)] = a
-                    mask[i, :len(a)] = True
+                    padded[i, : len(a)] = a
+                    mask[i, : len(a)] = True
             out[name] = torch.from_numpy(padded)
             out[f"{name}.mask"] = torch.from_numpy(mask)
         if not bool(present.all()):

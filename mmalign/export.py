@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -46,8 +46,18 @@ from .errors import InputError, MmalignError, UsageError
 from .fileio import atomic_write
 from .timeline import POOLINGS, FeatureSeq, pool_segments, segment_frames
 
-__all__ = ["Grid", "cue_grid", "frame_grid", "window_grid", "segment_frames", "pool_segments", "Exporter",
-           "POOLS", "GRIDS", "FORMAT_VERSION"]
+__all__ = [
+    "Grid",
+    "cue_grid",
+    "frame_grid",
+    "window_grid",
+    "segment_frames",
+    "pool_segments",
+    "Exporter",
+    "POOLS",
+    "GRIDS",
+    "FORMAT_VERSION",
+]
 
 GRIDS = ("cues", "frames", "windows")
 POOLS = POOLINGS + ("none",)
@@ -83,8 +93,11 @@ class Grid:
         self.ends = np.asarray(self.ends, np.float64).reshape(-1)
         if not (len(self.starts) == len(self.ends) == len(self.ids) == len(self.texts)):
             raise UsageError("a grid needs one start, end, id and text per segment")
-        if np.any(self.ends < self.starts) or not np.all(np.isfinite(self.starts)) \
-                or not np.all(np.isfinite(self.ends)):
+        if (
+            np.any(self.ends < self.starts)
+            or not np.all(np.isfinite(self.starts))
+            or not np.all(np.isfinite(self.ends))
+        ):
             raise UsageError("grid segments must be finite with end >= start")
 
     def __len__(self) -> int:
@@ -97,8 +110,9 @@ def cue_grid(subs) -> Grid:
     Ids are ``cue-000000``, ``cue-000001``, …; texts are the cues' text.
     """
     cues = list(subs.cues)
-    return Grid([c.start for c in cues], [max(c.end, c.start) for c in cues],
-                [f"cue-{i:06d}" for i in range(len(cues))], [c.text for c in cues], "cues")
+    starts = np.array([c.start for c in cues], np.float64)
+    ends = np.array([max(c.end, c.start) for c in cues], np.float64)
+    return Grid(starts, ends, [f"cue-{i:06d}" for i in range(len(cues))], [c.text for c in cues], "cues")
 
 
 def _regular(duration: float, length: float, step: float, kind: str, t0: float = 0.0) -> Grid:
@@ -121,8 +135,13 @@ def frame_grid(duration: float, hop: float, *, t0: float = 0.0) -> Grid:
     grid = _regular(duration, hop, hop, "frames", t0)
     if len(grid) and grid.ends[-1] < t0 + duration - 1e-9:  # a partial last frame
         k = len(grid)
-        grid = Grid(np.append(grid.starts, t0 + k * hop), np.append(grid.ends, t0 + duration),
-                    grid.ids + [f"frame-{k:06d}"], grid.texts + [None], "frames")
+        grid = Grid(
+            np.append(grid.starts, t0 + k * hop),
+            np.append(grid.ends, t0 + duration),
+            grid.ids + [f"frame-{k:06d}"],
+            grid.texts + [None],
+            "frames",
+        )
     return grid
 
 
@@ -186,8 +205,15 @@ class Exporter:
     Use :meth:`add_source` for each source, then :meth:`finish`.
     """
 
-    def __init__(self, out_dir, config: Mapping[str, Any], *, shard_size: int = 1000, overwrite: bool = False,
-                 webdataset: bool = False):
+    def __init__(
+        self,
+        out_dir,
+        config: Mapping[str, Any],
+        *,
+        shard_size: int = 1000,
+        overwrite: bool = False,
+        webdataset: bool = False,
+    ):
         if shard_size < 1:
             raise UsageError("--shard-size must be at least 1")
         self.dir = Path(out_dir)
@@ -210,8 +236,9 @@ class Exporter:
             except (OSError, ValueError) as exc:
                 raise InputError(f"{meta_path}: unreadable ({exc})") from None
             if old.get("config_hash") != self.hash and not overwrite:
-                raise UsageError(f"{self.dir} holds an export with other settings; choose another folder "
-                                 "or pass --overwrite")
+                raise UsageError(
+                    f"{self.dir} holds an export with other settings; choose another folder or pass --overwrite"
+                )
             if old.get("config_hash") == self.hash:
                 self.previous_features = dict(old.get("features") or {})
             if old.get("config_hash") == self.hash and (self.dir / "progress.jsonl").exists():
@@ -240,17 +267,24 @@ class Exporter:
 
     def _clear(self) -> None:
         for p in self.dir.iterdir():
-            if p.is_file() and (p.name.startswith("shard-") or p.name in ("manifest.jsonl", "progress.jsonl",
-                                                                          "dataset.json")):
+            if p.is_file() and (
+                p.name.startswith("shard-") or p.name in ("manifest.jsonl", "progress.jsonl", "dataset.json")
+            ):
                 p.unlink()
 
     def is_done(self, key: str) -> bool:
         """Whether the source with this key (e.g. its SHA-256) was completed by an earlier run."""
         return key in self.done
 
-    def add_source(self, key: str, source_info: Mapping[str, Any], grid: Grid,
-                   samples: Callable[[int, int], Iterable[dict[str, np.ndarray]]], *,
-                   extra: Mapping[str, Iterable] | None = None) -> SourceResult:
+    def add_source(
+        self,
+        key: str,
+        source_info: Mapping[str, Any],
+        grid: Grid,
+        samples: Callable[[int, int], Iterable[dict[str, np.ndarray]]],
+        *,
+        extra: Mapping[str, Iterable] | None = None,
+    ) -> SourceResult:
         """Write the samples of one source.
 
         Parameters
@@ -273,7 +307,7 @@ class Exporter:
         self._prepare()
         shards = []
         first_shard = self.next_shard
-        extra = {k: list(v) for k, v in (extra or {}).items()}
+        extra_rows = {k: list(v) for k, v in (extra or {}).items()}
         for lo in range(0, len(grid), self.shard_size):
             hi = min(len(grid), lo + self.shard_size)
             shard = f"shard-{self.next_shard:06d}"
@@ -286,10 +320,17 @@ class Exporter:
                     arr = np.ascontiguousarray(arr)
                     tensors[f"{row}/{feat}"] = arr
                     shapes[feat] = list(arr.shape)
-                rec = {"id": f"{name}/{grid.ids[k]}", "source": name, "start": round(float(grid.starts[k]), 6),
-                       "end": round(float(grid.ends[k]), 6), "text": grid.texts[k],
-                       "shard": f"{shard}.safetensors", "row": row, "tensors": shapes}
-                for field_name, values in extra.items():
+                rec = {
+                    "id": f"{name}/{grid.ids[k]}",
+                    "source": name,
+                    "start": round(float(grid.starts[k]), 6),
+                    "end": round(float(grid.ends[k]), 6),
+                    "text": grid.texts[k],
+                    "shard": f"{shard}.safetensors",
+                    "row": row,
+                    "tensors": shapes,
+                }
+                for field_name, values in extra_rows.items():
                     rec[field_name] = values[k]
                 records.append(rec)
             if len(records) != hi - lo:
@@ -309,8 +350,12 @@ class Exporter:
     def _write_shard(self, shard: str, tensors: dict[str, np.ndarray], records: list[dict]) -> None:
         from safetensors.numpy import save
 
-        meta = {"format": "mmalign-export", "format_version": str(FORMAT_VERSION), "config_hash": self.hash,
-                "samples": str(len(records))}
+        meta = {
+            "format": "mmalign-export",
+            "format_version": str(FORMAT_VERSION),
+            "config_hash": self.hash,
+            "samples": str(len(records)),
+        }
         atomic_write(self.dir / f"{shard}.safetensors", save(tensors, metadata=meta))
         if self.webdataset:
             atomic_write(self.dir / f"{shard}.tar", _tar(tensors, records))
@@ -326,10 +371,17 @@ class Exporter:
             self.features = dict(features)
         features = self.features
         self._prepare()
-        doc = {"format": "mmalign-export", "format_version": FORMAT_VERSION, "mmalign_version": __version__,
-               "config": self.config, "config_hash": self.hash, "features": dict(features),
-               "shard_size": self.shard_size, "sources": self.sources,
-               "samples": int(sum(s.get("samples", 0) for s in self.sources))}
+        doc = {
+            "format": "mmalign-export",
+            "format_version": FORMAT_VERSION,
+            "mmalign_version": __version__,
+            "config": self.config,
+            "config_hash": self.hash,
+            "features": dict(features),
+            "shard_size": self.shard_size,
+            "sources": self.sources,
+            "samples": int(sum(s.get("samples", 0) for s in self.sources)),
+        }
         atomic_write(self.dir / "dataset.json", (json.dumps(doc, indent=1, default=str) + "\n").encode())
 
     def finish(self, features: Mapping[str, Any] | None = None) -> Path:
@@ -356,6 +408,7 @@ def _tar(tensors: dict[str, np.ndarray], records: list[dict]) -> bytes:
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+
         def add(name: str, data: bytes):
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -425,11 +478,14 @@ class ExportOptions:
         if self.dim and self.fuse not in ("sum", "compact-bilinear"):
             raise UsageError(f"--dim is for --fuse sum and compact-bilinear, not {self.fuse}")
         # Checked here, before anything is decoded or written (the fusion would refuse later).
-        features = [f"audio.{n}" for n in self.audio] + [f"video.{n}" for n in self.video] \
-            + [f"text.{n}" for n in self.text]
+        features = (
+            [f"audio.{n}" for n in self.audio] + [f"video.{n}" for n in self.video] + [f"text.{n}" for n in self.text]
+        )
         if self.fuse == "bilinear" and len(features) != 2:
-            raise UsageError(f"--fuse bilinear fuses exactly two features, got {len(features)} "
-                             f"({', '.join(features)}); choose two with --audio/--video/--text-features")
+            raise UsageError(
+                f"--fuse bilinear fuses exactly two features, got {len(features)} "
+                f"({', '.join(features)}); choose two with --audio/--video/--text-features"
+            )
         if self.fuse == "compact-bilinear" and len(features) < 2:
             raise UsageError(f"--fuse compact-bilinear needs at least two features, got {', '.join(features)}")
 
@@ -437,28 +493,41 @@ class ExportOptions:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
 
 
-def _features_of(media, subs, opts: ExportOptions, *, workers=None, audio_stream=None, progress=None,
-                 duration: float | None = None) -> dict[str, FeatureSeq]:
+def _features_of(
+    media, subs, opts: ExportOptions, *, workers=None, audio_stream=None, progress=None, duration: float | None = None
+) -> dict[str, FeatureSeq]:
     from .features import text as text_mod
 
     seqs: dict[str, FeatureSeq] = {}
     if opts.audio:
         from .features.audio import audio_features
 
-        seqs.update(audio_features(media, opts.audio, sr=opts.sr, hop=opts.audio_hop, n_mels=opts.n_mels,
-                                   stream=audio_stream, workers=workers,
-                                   progress=None if progress is None else (lambda d, t: progress("audio", d, t))))
+        seqs.update(
+            audio_features(
+                media,
+                opts.audio,
+                sr=opts.sr,
+                hop=opts.audio_hop,
+                n_mels=opts.n_mels,
+                stream=audio_stream,
+                workers=workers,
+                progress=None if progress is None else (lambda d, t: progress("audio", d, t)),
+            )
+        )
     if opts.video:
         from . import media as media_mod
         from .features import video as video_mod
 
         if any(s.kind == "video" for s in media_mod.probe(media).streams):
             total = duration or 0.0
-            seqs.update(video_mod.extract(media, opts.fps, features=opts.video,
-                                          progress=None if progress is None else (lambda t: progress("video", t, total))))
+            on_video = None if progress is None else (lambda t: progress("video", t, total))
+            seqs.update(video_mod.extract(media, opts.fps, features=opts.video, progress=on_video))
     if opts.text and subs is not None:
-        seqs.update(text_mod.text_features(subs, opts.text, hop=opts.text_hop, duration=duration, dim=opts.text_dim,
-                                           seed=opts.seed))
+        seqs.update(
+            text_mod.text_features(
+                subs, opts.text, hop=opts.text_hop, duration=duration, dim=opts.text_dim, seed=opts.seed
+            )
+        )
     return seqs
 
 
@@ -467,9 +536,10 @@ def _grid_for(opts: ExportOptions, subs, duration: float) -> Grid:
         if subs is None:
             raise InputError("no subtitles for this media: --grid cues needs them")
         return cue_grid(subs)
+    # ExportOptions.check: hop is set for frames, window and stride for windows
     if opts.grid == "frames":
-        return frame_grid(duration, opts.hop)
-    return window_grid(duration, opts.window, opts.stride)
+        return frame_grid(duration, cast(float, opts.hop))
+    return window_grid(duration, cast(float, opts.window), cast(float, opts.stride))
 
 
 def _source_name(media: Path, key: str, stems: Mapping[str, int], ex: Exporter) -> str:
@@ -502,14 +572,25 @@ def _warn_missing(media: Path, missing: list[list[str]], n: int, sequences: bool
     what = ", ".join(f"{name} ({c} of {n})" for name, c in sorted(counts.items()))
     filled = "are empty" if sequences else "are filled with zeros"
     logging.getLogger("mmalign").warning(
-        f"{media}: samples without {what}: those tensors {filled} (listed under 'missing' in the manifest)")
+        f"{media}: samples without {what}: those tensors {filled} (listed under 'missing' in the manifest)"
+    )
 
 
-def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shard_size: int = 1000,
-                   overwrite: bool = False, webdataset: bool = False, workers: int | None = None,
-                   audio_stream: int | None = None, min_confidence: float = 0.5, force: bool = False,
-                   progress: Callable[[str, float, float], None] | None = None,
-                   on_source: Callable[[dict], None] | None = None) -> dict[str, Any]:
+def export_sources(
+    pairs,
+    out_dir,
+    options: ExportOptions | None = None,
+    *,
+    shard_size: int = 1000,
+    overwrite: bool = False,
+    webdataset: bool = False,
+    workers: int | None = None,
+    audio_stream: int | None = None,
+    min_confidence: float = 0.5,
+    force: bool = False,
+    progress: Callable[[str, float, float], None] | None = None,
+    on_source: Callable[[dict], None] | None = None,
+) -> dict[str, Any]:
     """Export aligned samples of media files (and their subtitles) into ``out_dir``.
 
     Parameters
@@ -551,9 +632,13 @@ def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shar
 
     def features_doc() -> dict[str, Any]:
         order_all = sorted(feature_info)
-        return {"order": order_all, "features": feature_info,
-                "fused": None if opts.fuse == "none" else {"how": opts.fuse, "dim": opts.dim, "seed": opts.seed,
-                                                          "order": order_all}}
+        return {
+            "order": order_all,
+            "features": feature_info,
+            "fused": None
+            if opts.fuse == "none"
+            else {"how": opts.fuse, "dim": opts.dim, "seed": opts.seed, "order": order_all},
+        }
 
     pairs = [(Path(m), s) for m, s in pairs]
     stems: dict[str, int] = {}
@@ -573,8 +658,12 @@ def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shar
             name = _source_name(media, key, stems, ex)
             if ex.is_done(key):
                 done = ex.done[key]
-                report.update(name=done["source_info"].get("name", name), samples=int(done["samples"]),
-                              skipped=True, shards=list(done["shards"]))
+                report.update(
+                    name=done["source_info"].get("name", name),
+                    samples=int(done["samples"]),
+                    skipped=True,
+                    shards=list(done["shards"]),
+                )
                 reports.append(report)
                 if on_source:
                     on_source(report)
@@ -591,25 +680,42 @@ def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shar
 
                 activity = None
                 if opts.audio and abs(opts.audio_hop - 0.01) < 1e-9:  # one decode for sync and features
-                    audio_opts = ExportOptions(**{**opts.__dict__, "audio": tuple(opts.audio) + ("speech",),
-                                                  "video": (), "text": ()})
-                    seqs = _features_of(media, None, audio_opts, workers=workers, audio_stream=audio_stream,
-                                        progress=progress, duration=duration)
+                    audio_opts = ExportOptions(
+                        **{**opts.__dict__, "audio": tuple(opts.audio) + ("speech",), "video": (), "text": ()}
+                    )
+                    seqs = _features_of(
+                        media,
+                        None,
+                        audio_opts,
+                        workers=workers,
+                        audio_stream=audio_stream,
+                        progress=progress,
+                        duration=duration,
+                    )
                     activity = seqs["audio.speech"]
                     if "speech" not in opts.audio:
                         del seqs["audio.speech"]
                 result = run_sync(media, subs, audio_stream=audio_stream, workers=workers, activity=activity)
-                sync_info = {"offset": result.fit.offset, "scale": result.fit.scale,
-                             "confidence": round(result.confidence, 4), "pieces": result.timemap.pieces()}
+                sync_info = {
+                    "offset": result.fit.offset,
+                    "scale": result.fit.scale,
+                    "confidence": round(result.confidence, 4),
+                    "pieces": result.timemap.pieces(),
+                }
                 if result.confidence < min_confidence and not force:
                     from .errors import NotConfidentError
 
-                    raise NotConfidentError(f"{media.name}: sync not confident ({result.confidence:.2f} < "
-                                            f"{min_confidence}); source not exported (use --force)")
+                    raise NotConfidentError(
+                        f"{media.name}: sync not confident ({result.confidence:.2f} < "
+                        f"{min_confidence}); source not exported (use --force)"
+                    )
                 subs = result.subtitles
             rest = ExportOptions(**{**opts.__dict__, "audio": () if seqs else opts.audio})
-            seqs.update(_features_of(media, subs, rest, workers=workers, audio_stream=audio_stream,
-                                     progress=progress, duration=duration))
+            seqs.update(
+                _features_of(
+                    media, subs, rest, workers=workers, audio_stream=audio_stream, progress=progress, duration=duration
+                )
+            )
             if duration is None:
                 duration = max((s.times[-1] + s.hop for s in seqs.values() if len(s)), default=0.0)
             grid = _grid_for(opts, subs, duration)
@@ -618,14 +724,20 @@ def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shar
                 # one fused width for the whole export: the features of the sources before
                 extra = [n for n in order if n not in feature_info]
                 if extra:
-                    raise InputError(f"{media.name} has {', '.join(extra)}, which the sources before it lack; "
-                                     "export it separately, or choose the features with --*-features")
+                    raise InputError(
+                        f"{media.name} has {', '.join(extra)}, which the sources before it lack; "
+                        "export it separately, or choose the features with --*-features"
+                    )
                 order = sorted(feature_info)
             for n in sorted(seqs):
-                feature_info[n] = {"dim": int(seqs[n].values.shape[1]), "hop": seqs[n].hop,
-                                   "meta": {k: v for k, v in seqs[n].meta.items() if k != "source"}}
+                feature_info[n] = {
+                    "dim": int(seqs[n].values.shape[1]),
+                    "hop": seqs[n].hop,
+                    "meta": {k: v for k, v in seqs[n].meta.items() if k != "source"},
+                }
             missing: list[list[str]] = [[] for _ in range(len(grid))]
             stats = None
+            samples: Callable[[int, int], Iterator[dict[str, np.ndarray]]]
             if opts.pool == "none":
                 order = sorted(seqs)
                 spans = {n: segment_frames(seqs[n], grid.starts, grid.ends) for n in order}
@@ -635,7 +747,7 @@ def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shar
 
                 times = {n: seqs[n].times for n in order}
 
-                def samples(lo, hi, spans=spans, seqs=seqs, order=order, times=times):
+                def samples_raw(lo, hi, spans=spans, seqs=seqs, order=order, times=times):
                     for k in range(lo, hi):
                         item = {}
                         for n in order:
@@ -643,6 +755,8 @@ def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shar
                             item[n] = seqs[n].values[a:b]
                             item[n + ".times"] = times[n][a:b]
                         yield item
+
+                samples = samples_raw
             else:
                 pooled = {}
                 for n in order:
@@ -662,19 +776,31 @@ def export_sources(pairs, out_dir, options: ExportOptions | None = None, *, shar
                         kwargs["stats"] = stats
                     fused = fuse_vectors(pooled, opts.fuse, **kwargs) if len(grid) else np.zeros((0, 0), np.float32)
 
-                    def samples(lo, hi, fused=fused):
+                    def samples_fused(lo, hi, fused=fused):
                         for k in range(lo, hi):
                             yield {"fused": fused[k]}
+
+                    samples = samples_fused
                 else:
-                    def samples(lo, hi, pooled=pooled, order=order):
+
+                    def samples_pooled(lo, hi, pooled=pooled, order=order):
                         for k in range(lo, hi):
                             yield {n: pooled[n][k] for n in order}
+
+                    samples = samples_pooled
             _warn_missing(media, missing, len(grid), opts.pool == "none")
-            source_info = {"name": name, "media": m_digest, "subtitles": s_digest, "duration": duration,
-                           "features": order, "sync": sync_info}
+            source_info = {
+                "name": name,
+                "media": m_digest,
+                "subtitles": s_digest,
+                "duration": duration,
+                "features": order,
+                "sync": sync_info,
+            }
             if stats is not None:
-                source_info["fusion_stats"] = {n: {k: np.asarray(v).tolist() for k, v in st.items()}
-                                               for n, st in stats.items()}
+                source_info["fusion_stats"] = {
+                    n: {k: np.asarray(v).tolist() for k, v in st.items()} for n, st in stats.items()
+                }
             ex.features = features_doc()
             res = ex.add_source(key, source_info, grid, samples, extra={"missing": missing})
             report.update(name=name, samples=res.samples, skipped=False, shards=res.shards)

@@ -9,12 +9,18 @@ path uses are offered.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = ["gaussian_filter1d", "uniform_filter1d", "median_filter1d", "percentile_filter1d", "next_fast_len"]
 
-_PAD_MODES = {"reflect": "symmetric", "nearest": "edge", "constant": "constant"}
+_PAD_MODES: dict[str, Literal["symmetric", "edge", "constant"]] = {
+    "reflect": "symmetric",
+    "nearest": "edge",
+    "constant": "constant",
+}
 
 
 def _pad(x: np.ndarray, before: int, after: int, mode: str) -> np.ndarray:
@@ -98,7 +104,7 @@ def percentile_filter1d(x, q: float, size: int, *, mode: str = "nearest", chunk:
     windows = sliding_window_view(_pad(x, size // 2, size // 2, mode), size)
     out = np.empty(len(x), x.dtype)
     for i in range(0, len(x), chunk):
-        out[i:i + chunk] = np.partition(windows[i:i + chunk], rank, axis=-1)[:, rank]
+        out[i : i + chunk] = np.partition(windows[i : i + chunk], rank, axis=-1)[:, rank]
     return out
 
 

@@ -49,7 +49,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -71,8 +71,12 @@ __all__ = [
 
 # Torch modules, defined in mmalign.fusion_torch and loaded on first access (see __getattr__).
 _TORCH_NAMES = (
-    "ConcatFusion", "WeightedSumFusion", "AttentionFusion", "CrossModalAttention",
-    "LowRankBilinearFusion", "CompactBilinearPooling",
+    "ConcatFusion",
+    "WeightedSumFusion",
+    "AttentionFusion",
+    "CrossModalAttention",
+    "LowRankBilinearFusion",
+    "CompactBilinearPooling",
 )
 
 _STD_FLOOR = 1e-8  # a feature whose std is below this is only centred, not scaled
@@ -123,8 +127,9 @@ def _collect(features, order, *, what: str) -> tuple[list[str], list[np.ndarray]
             raise UsageError(f"{what}: order names no modality")
         unknown = [n for n in names if n not in table]
         if unknown:
-            raise UsageError(f"{what}: order names {unknown[0]!r}, which is not among the modalities "
-                             f"({', '.join(default)})")
+            raise UsageError(
+                f"{what}: order names {unknown[0]!r}, which is not among the modalities ({', '.join(default)})"
+            )
         if len(set(names)) != len(names):
             raise UsageError(f"{what}: order names a modality twice")
     arrays, ndims, lengths = [], set(), set()
@@ -146,8 +151,10 @@ def _collect(features, order, *, what: str) -> tuple[list[str], list[np.ndarray]
     if len(ndims) > 1:
         raise UsageError(f"{what}: mix of single samples (D,) and batches (N, D); give all as (N, D)")
     if len(lengths) > 1:
-        raise UsageError(f"{what}: modalities have different numbers of samples: "
-                         + ", ".join(f"{n}={a.shape[0]}" for n, a in zip(names, arrays)))
+        raise UsageError(
+            f"{what}: modalities have different numbers of samples: "
+            + ", ".join(f"{n}={a.shape[0]}" for n, a in zip(names, arrays))
+        )
     return names, arrays, ndims == {1}
 
 
@@ -282,8 +289,7 @@ def _check_stats(stats, names, arrays) -> list[tuple[np.ndarray, np.ndarray]]:
             raise UsageError(f"stats[{name!r}] must be a dict with numeric 'mean' and 'std'") from None
         d = a.shape[1]
         if mean.shape != (d,) or std.shape != (d,):
-            raise UsageError(f"stats[{name!r}]: mean and std must have shape ({d},), "
-                             f"got {mean.shape} and {std.shape}")
+            raise UsageError(f"stats[{name!r}]: mean and std must have shape ({d},), got {mean.shape} and {std.shape}")
         if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
             raise UsageError(f"stats[{name!r}]: mean must be finite and std finite and > 0")
         out.append((mean, std))
@@ -426,8 +432,10 @@ def bilinear(features, *, order=None, bias: bool = False) -> np.ndarray:
     """
     names, arrays, single = _collect(features, order, what="bilinear fusion")
     if len(arrays) != 2:
-        raise UsageError(f"bilinear fusion takes exactly two modalities, got {len(arrays)} "
-                         f"({', '.join(names)}); name two with order=")
+        raise UsageError(
+            f"bilinear fusion takes exactly two modalities, got {len(arrays)} "
+            f"({', '.join(names)}); name two with order="
+        )
     x, y = (_with_bias(a, bias) for a in arrays)
     return _out((x[:, :, None] * y[:, None, :]).reshape(x.shape[0], -1), single)
 
@@ -466,12 +474,13 @@ def compact_bilinear(features, *, dim: int, seed: int = 0, order=None, bias: boo
     names, arrays, single = _collect(features, order, what="compact-bilinear fusion")
     if len(arrays) < 2:
         raise UsageError("compact-bilinear fusion needs at least two modalities")
-    spectrum = None
+    spectrum: np.ndarray | None = None
     for name, a in zip(names, arrays):
         a = _with_bias(a, bias)
         buckets, signs = count_sketch(a.shape[1], dim, seed=seed, name=name)
         f = np.fft.rfft(_apply_sketch(a, buckets, signs, dim), axis=1)
         spectrum = f if spectrum is None else spectrum * f
+    assert spectrum is not None  # at least two modalities (checked above)
     return _out(np.fft.irfft(spectrum, n=dim, axis=1).astype(np.float32), single)
 
 
@@ -495,7 +504,7 @@ def side_by_side(features, *, order=None) -> dict[str, np.ndarray]:
 
 
 #: Command-line names of the parameter-free fusions (``--fuse``) and their functions.
-FUSIONS = {
+FUSIONS: dict[str, Callable[..., np.ndarray | dict[str, np.ndarray]]] = {
     "concat": concat,
     "sum": projected_sum,
     "bilinear": bilinear,
@@ -504,8 +513,9 @@ FUSIONS = {
 }
 
 
-def fuse(features, how: str, *, dim: int | None = None, seed: int = 0, order=None, stats=None,
-         bias: bool = False) -> np.ndarray | dict[str, np.ndarray]:
+def fuse(
+    features, how: str, *, dim: int | None = None, seed: int = 0, order=None, stats=None, bias: bool = False
+) -> np.ndarray | dict[str, np.ndarray]:
     """Fuse per-sample modality vectors with one of the parameter-free fusions.
 
     Parameters

@@ -107,8 +107,9 @@ def _gather(inputs, names: list[str], dims: list[int], what: str) -> list[torch.
         if lead is None:
             lead = t.shape[:-1]
         elif t.shape[:-1] != lead:
-            raise UsageError(f"{what}: modalities have different leading shapes "
-                             f"{tuple(lead)} and {tuple(t.shape[:-1])} ({name!r})")
+            raise UsageError(
+                f"{what}: modalities have different leading shapes {tuple(lead)} and {tuple(t.shape[:-1])} ({name!r})"
+            )
     return tensors
 
 
@@ -262,8 +263,9 @@ class AttentionFusion(_Projected):
         with _seeded(seed):
             super().__init__(input_dims, dim, "AttentionFusion")
             self.hidden = self.dim if hidden is None else _positive(hidden, "hidden", "AttentionFusion")
-            self.score = nn.Sequential(nn.Linear(self.dim, self.hidden), nn.Tanh(),
-                                       nn.Linear(self.hidden, 1, bias=False))
+            self.score = nn.Sequential(
+                nn.Linear(self.dim, self.hidden), nn.Tanh(), nn.Linear(self.hidden, 1, bias=False)
+            )
 
     def forward(self, inputs, present: torch.Tensor | None = None, return_weights: bool = False):
         h = self._project(inputs, "AttentionFusion")  # (..., M, dim)
@@ -305,8 +307,16 @@ class CrossModalAttention(nn.Module):
         ``return_weights=True``.
     """
 
-    def __init__(self, query_dim: int, key_dim: int, dim: int, num_heads: int = 1, *,
-                 dropout: float = 0.0, seed: int | None = None):
+    def __init__(
+        self,
+        query_dim: int,
+        key_dim: int,
+        dim: int,
+        num_heads: int = 1,
+        *,
+        dropout: float = 0.0,
+        seed: int | None = None,
+    ):
         super().__init__()
         what = "CrossModalAttention"
         self.query_dim = _positive(query_dim, "query_dim", what)
@@ -328,18 +338,25 @@ class CrossModalAttention(nn.Module):
         b, t, _ = x.shape
         return x.view(b, t, self.num_heads, self.dim // self.num_heads).transpose(1, 2)
 
-    def forward(self, query: torch.Tensor, key: torch.Tensor, query_mask: torch.Tensor | None = None,
-                key_mask: torch.Tensor | None = None, return_weights: bool = False):
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        query_mask: torch.Tensor | None = None,
+        key_mask: torch.Tensor | None = None,
+        return_weights: bool = False,
+    ):
         what = "CrossModalAttention"
         for label, t, d in (("query", query, self.query_dim), ("key", key, self.key_dim)):
             if not isinstance(t, torch.Tensor) or t.ndim != 3 or t.shape[-1] != d:
-                raise UsageError(f"{what}: {label} must be (B, T, {d}), got "
-                                 f"{tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__}")
+                raise UsageError(
+                    f"{what}: {label} must be (B, T, {d}), got "
+                    f"{tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__}"
+                )
         if query.shape[0] != key.shape[0]:
             raise UsageError(f"{what}: query and key batch sizes differ ({query.shape[0]} and {key.shape[0]})")
         for label, m, t in (("query_mask", query_mask, query), ("key_mask", key_mask, key)):
-            if m is not None and (not isinstance(m, torch.Tensor) or m.dtype != torch.bool
-                                  or m.shape != t.shape[:2]):
+            if m is not None and (not isinstance(m, torch.Tensor) or m.dtype != torch.bool or m.shape != t.shape[:2]):
                 raise UsageError(f"{what}: {label} must be a bool tensor of shape {tuple(t.shape[:2])}")
         q = self._heads(self.q_proj(query))  # (B, H, Tq, dh)
         k = self._heads(self.k_proj(key))
@@ -411,7 +428,7 @@ class LowRankBilinearFusion(nn.Module):
                     nn.init.xavier_normal_(f[r])
                 self.factors.append(nn.Parameter(f))
             self.rank_weights = nn.Parameter(torch.empty(self.rank))
-            nn.init.normal_(self.rank_weights, 0.0, self.rank ** -0.5)
+            nn.init.normal_(self.rank_weights, 0.0, self.rank**-0.5)
             self.out_bias = nn.Parameter(torch.zeros(self.dim))
 
     def forward(self, inputs) -> torch.Tensor:
@@ -424,8 +441,7 @@ class LowRankBilinearFusion(nn.Module):
         return torch.einsum("...ro,r->...o", z, self.rank_weights) + self.out_bias
 
     def extra_repr(self) -> str:
-        return (f"input_dims={_dims_repr(self.names, self.dims)}, dim={self.dim}, rank={self.rank}, "
-                f"bias={self.bias}")
+        return f"input_dims={_dims_repr(self.names, self.dims)}, dim={self.dim}, rank={self.rank}, bias={self.bias}"
 
 
 class CompactBilinearPooling(nn.Module):
@@ -480,5 +496,4 @@ class CompactBilinearPooling(nn.Module):
         return torch.fft.irfft(spectrum, n=self.dim, dim=-1)
 
     def extra_repr(self) -> str:
-        return (f"input_dims={_dims_repr(self.names, self.dims)}, dim={self.dim}, seed={self.seed}, "
-                f"bias={self.bias}")
+        return f"input_dims={_dims_repr(self.names, self.dims)}, dim={self.dim}, seed={self.seed}, bias={self.bias}"

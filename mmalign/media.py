@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -119,8 +120,15 @@ def probe(path) -> MediaInfo:
             disposition = getattr(s, "disposition", None)
             default = bool(disposition is not None and int(disposition) & 1)
             cc = s.codec_context
-            info = dict(index=s.index, number=number, kind=kind, codec=(cc.name if cc else "?"),
-                        duration=dur, language=lang, default=default)
+            info = dict(
+                index=s.index,
+                number=number,
+                kind=kind,
+                codec=(cc.name if cc else "?"),
+                duration=dur,
+                language=lang,
+                default=default,
+            )
             if kind == "audio":
                 info.update(sample_rate=cc.sample_rate, channels=cc.channels)
             elif kind == "video":
@@ -150,13 +158,21 @@ def _pick_stream(streams: list, path, stream: int | None, kind: str):
                 return s
         return streams[0]
     if not 0 <= stream < len(streams):
-        raise UsageError(f"{path}: {kind} stream {stream} does not exist (it has {len(streams)}: "
-                         f"0..{len(streams) - 1})")
+        raise UsageError(
+            f"{path}: {kind} stream {stream} does not exist (it has {len(streams)}: 0..{len(streams) - 1})"
+        )
     return streams[stream]
 
 
-def iter_audio(path, sr: int = 16000, *, stream: int | None = None, start: float = 0.0,
-               end: float | None = None, block_seconds: float = 10.0) -> Iterator[tuple[float, np.ndarray]]:
+def iter_audio(
+    path,
+    sr: int = 16000,
+    *,
+    stream: int | None = None,
+    start: float = 0.0,
+    end: float | None = None,
+    block_seconds: float = 10.0,
+) -> Iterator[tuple[float, np.ndarray]]:
     """Decode an audio stream as mono float32 blocks at ``sr``.
 
     Parameters
@@ -204,8 +220,8 @@ def iter_audio(path, sr: int = 16000, *, stream: int | None = None, start: float
             except av.error.FFmpegError:  # not seekable: decode from the beginning
                 container.seek(0)
         resampler = None
-        in_rate = None
-        t_first = None  # time of the first kept input sample
+        in_rate: int | None = None
+        t_first: float | None = None  # time of the first kept input sample
         n_in = 0  # input samples kept so far
         n_out = 0  # output samples yielded so far
         pending: list[tuple[np.ndarray, ...]] = []  # per frame, its channels
@@ -215,12 +231,13 @@ def iter_audio(path, sr: int = 16000, *, stream: int | None = None, start: float
 
         def flush(last: bool):
             nonlocal pending, pending_n, n_out
+            assert t_first is not None  # flushed only once samples were kept
             mono = _mixdown(pending)
             pending, pending_n = [], 0
             y = resampler.resample_chunk(mono, last=last) if resampler is not None else mono
             if end is not None:  # cut at the exact end sample
                 limit = int(round((end - t_first) * sr)) - n_out
-                y = y[:max(0, limit)]
+                y = y[: max(0, limit)]
             if len(y):
                 t = t_first + n_out / sr
                 n_out += len(y)
@@ -237,8 +254,12 @@ def iter_audio(path, sr: int = 16000, *, stream: int | None = None, start: float
             except av.error.FFmpegError as exc:
                 if t_first is None:
                     raise InputError(f"{path}: the audio cannot be decoded ({_reason(exc)})") from exc
-                log.warning("%s: damaged audio after %.1f s; using what was decoded (%s)",
-                            path, t_first + n_in / (in_rate or 1), _reason(exc))
+                log.warning(
+                    "%s: damaged audio after %.1f s; using what was decoded (%s)",
+                    path,
+                    t_first + n_in / (in_rate or 1),
+                    _reason(exc),
+                )
                 damaged = True
                 break
             for frame in frames:
@@ -270,16 +291,26 @@ def iter_audio(path, sr: int = 16000, *, stream: int | None = None, start: float
             if start > 0:
                 return
             raise InputError(f"{path}: the audio stream holds no decodable audio")
+        assert in_rate is not None  # set with the first frame, before t_first
         if not (done or damaged):  # the data ran out: before the stated end?
             got = t_first + n_in / in_rate
             stated = (s.start_time or 0) * tb - origin + s.duration * tb if s.duration else None
             short = _riff_shortfall(path, container)
             if stated and min(stated, end if end is not None else stated) - got > max(1.0, 0.05 * stated):
-                log.warning("%s: the audio ends at %.1f s, the file says %.1f s (truncated?); "
-                            "using what was decoded", path, got, stated)
+                log.warning(
+                    "%s: the audio ends at %.1f s, the file says %.1f s (truncated?); using what was decoded",
+                    path,
+                    got,
+                    stated,
+                )
             elif short:
-                log.warning("%s: the file is truncated (its header announces %d bytes, %d are there); "
-                            "the audio ends at %.1f s; using what was decoded", path, *short, got)
+                log.warning(
+                    "%s: the file is truncated (its header announces %d bytes, %d are there); "
+                    "the audio ends at %.1f s; using what was decoded",
+                    path,
+                    *short,
+                    got,
+                )
         out = flush(last=True)
         if out is not None:
             yield out
@@ -317,8 +348,9 @@ def _start_time(container) -> float:
         return 0.0
     origin = container.start_time / 1e6
     # The container's start is rounded to µs: take the exact start of the stream it comes from.
-    exact = [float(st.start_time * st.time_base) for st in container.streams
-             if st.start_time is not None and st.time_base]
+    exact = [
+        float(st.start_time * st.time_base) for st in container.streams if st.start_time is not None and st.time_base
+    ]
     best = min(exact, key=lambda v: abs(v - origin), default=origin)
     return best if abs(best - origin) <= 1e-6 else origin
 
@@ -363,8 +395,9 @@ def _to_float(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def load_audio(path, sr: int = 16000, *, stream: int | None = None, start: float = 0.0,
-               end: float | None = None) -> tuple[np.ndarray, float]:
+def load_audio(
+    path, sr: int = 16000, *, stream: int | None = None, start: float = 0.0, end: float | None = None
+) -> tuple[np.ndarray, float]:
     """Decode a stretch of an audio stream into one mono float32 array at ``sr``.
 
     Returns
@@ -386,8 +419,7 @@ _TIME_EPS = 1e-4  # seconds: a frame stamped this little after a sample time cou
 
 def _video_stream(container, path, stream: int | None):
     """The video stream to decode: ``stream`` counts real videos (cover art is skipped)."""
-    video = [s for s in container.streams.video
-             if not int(getattr(s, "disposition", 0) or 0) & _ATTACHED_PIC]
+    video = [s for s in container.streams.video if not int(getattr(s, "disposition", 0) or 0) & _ATTACHED_PIC]
     if not video:
         art = " (only cover art)" if len(container.streams.video) else ""
         raise InputError(f"{path}: has no video stream{art}")
@@ -416,9 +448,18 @@ def _frame_duration(frame, tb: float | None) -> float | None:
     return d * tb if d and tb else None
 
 
-def iter_frames(path, fps: float | None = 5.0, *, stream: int | None = None, size=None,
-                start: float = 0.0, end: float | None = None, format: str = "bgr24",
-                interpolation: str = "AREA", skip: str | None = None) -> Iterator[tuple[float, np.ndarray]]:
+def iter_frames(
+    path,
+    fps: float | None = 5.0,
+    *,
+    stream: int | None = None,
+    size=None,
+    start: float = 0.0,
+    end: float | None = None,
+    format: str = "bgr24",
+    interpolation: str = "AREA",
+    skip: str | None = None,
+) -> Iterator[tuple[float, np.ndarray]]:
     """Decode a video stream as images sampled at ``fps`` frames per second.
 
     Parameters
@@ -512,7 +553,7 @@ def iter_frames(path, fps: float | None = 5.0, *, stream: int | None = None, siz
 
         k = math.ceil(start * fps - 1e-9) if fps else 0  # next grid index to fill
         k_end = math.ceil(end * fps - 1e-9) if fps and end is not None else None  # grid indices < k_end
-        prev = None  # the frame on screen: (frame, time, duration)
+        prev: tuple[Any, float, float] | None = None  # the frame on screen: (frame, time, duration)
         prev_img = None  # its array, once converted
         n_frames = 0
         corrupt = 0
@@ -575,13 +616,14 @@ def iter_frames(path, fps: float | None = 5.0, *, stream: int | None = None, siz
             exc = error[0]
             if n_frames == 0:
                 raise InputError(f"{path}: the video cannot be decoded ({_reason(exc)})") from exc
+            assert prev is not None  # a frame was decoded
             damaged = True
-            log.warning("%s: damaged video after %.1f s; using what was decoded (%s)",
-                        path, prev[1], _reason(exc))
+            log.warning("%s: damaged video after %.1f s; using what was decoded (%s)", path, prev[1], _reason(exc))
         if n_frames == 0:
             if start > 0:
                 return
             raise InputError(f"{path}: the video stream holds no decodable frames")
+        assert prev is not None  # a frame was decoded
         if fps is not None and not done:  # the last frame stays on screen for its duration
             last_end = prev[1] + prev[2]
             while k / fps + _TIME_EPS < last_end and (k_end is None or k < k_end):
@@ -600,8 +642,12 @@ def iter_frames(path, fps: float | None = 5.0, *, stream: int | None = None, siz
                 stated = container.duration / 1e6 if container.duration else None
             got = prev[1] + prev[2]
             if stated and min(stated, end if end is not None else stated) - got > max(1.0, 0.05 * stated):
-                log.warning("%s: the video ends at %.1f s, the file says %.1f s (truncated?); "
-                            "using what was decoded", path, got, stated)
+                log.warning(
+                    "%s: the video ends at %.1f s, the file says %.1f s (truncated?); using what was decoded",
+                    path,
+                    got,
+                    stated,
+                )
     finally:
         container.close()
 

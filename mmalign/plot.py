@@ -68,11 +68,13 @@ def plot_sync(result, path, *, width: float = 16.0, dpi: int = 100) -> Path:
     speech = result.spoken
     sounds = f" ({int((~speech).sum())} sound or music, hatched)" if not speech.all() else ""
 
-    fig, axes = plt.subplots(3, 1, sharex=True, figsize=(width, 5.5), height_ratios=[2, 1.6, 1],
-                             layout="constrained")
+    fig, axes = plt.subplots(3, 1, sharex=True, figsize=(width, 5.5), height_ratios=[2, 1.6, 1], layout="constrained")
     ax = axes[0]
-    label = "reference cues" if result.reference_kind != "audio" else (
-        "speech probability\n(fast + Silero)" if result.detector == "fast+silero" else "speech probability")
+    label = (
+        "reference cues"
+        if result.reference_kind != "audio"
+        else ("speech probability\n(fast + Silero)" if result.detector == "fast+silero" else "speech probability")
+    )
     values = act.values[:, 0]
     k = max(1, len(values) // int(width * dpi * 2))  # about two points per pixel: peaks kept
     if k > 1:
@@ -83,20 +85,30 @@ def plot_sync(result, path, *, width: float = 16.0, dpi: int = 100) -> Path:
         ax.axvspan(cue.start, cue.end, ymin=0.0, ymax=0.08, color="#dd8452", alpha=0.9, linewidth=0)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel(label)
-    ax.set_title(f"mmalign sync: {len(after.cues)} cues{sounds}, confidence {result.confidence:.2f}, "
-                 f"reference {os.path.basename(result.reference)}", loc="left", fontsize=10)
+    ax.set_title(
+        f"mmalign sync: {len(after.cues)} cues{sounds}, confidence {result.confidence:.2f}, "
+        f"reference {os.path.basename(result.reference)}",
+        loc="left",
+        fontsize=10,
+    )
 
     ax = axes[1]
     cmap = plt.get_cmap("RdYlGn")
-    rows = [(1.0, before.cues, ["#888888"] * len(before.cues)),
-            (0.0, after.cues, [cmap(float(c)) if np.isfinite(c) else "#888888" for c in conf])]
+    rows = [
+        (1.0, before.cues, ["#888888"] * len(before.cues)),
+        (0.0, after.cues, [cmap(float(c)) if np.isfinite(c) else "#888888" for c in conf]),
+    ]
     for y, cues, colours in rows:
         for spoken, hatch in ((True, None), (False, "///")):  # sound descriptions and lyrics hatched
             pick = [i for i in range(len(cues)) if speech[i] == spoken]
             if pick:
-                ax.broken_barh([(cues[i].start, max(cues[i].end - cues[i].start, 1e-3)) for i in pick],
-                               (y - 0.35, 0.7), facecolors=[colours[i] for i in pick], edgecolor="none",
-                               hatch=hatch)
+                ax.broken_barh(
+                    [(cues[i].start, max(cues[i].end - cues[i].start, 1e-3)) for i in pick],
+                    (y - 0.35, 0.7),
+                    facecolors=[colours[i] for i in pick],
+                    edgecolor="none",
+                    hatch=hatch,
+                )
     # Lines joining each cue's old and new start show the moves.
     segs = [((o.start, 0.65), (n.start, 0.35)) for o, n in zip(before.cues, after.cues)]
     ax.add_collection(LineCollection(segs, colors="#555555", linewidths=0.4, alpha=0.5))

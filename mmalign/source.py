@@ -23,7 +23,7 @@ import os
 import secrets
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING
 
 from .errors import InputError, UsageError
 from .fileio import check_output
@@ -32,8 +32,19 @@ if TYPE_CHECKING:
     from .subtitles import Subtitles
     from .timeline import FeatureSeq
 
-__all__ = ["FEATURE_EXTS", "FeatureChoiceError", "kind_of", "feature_names", "audio_sequences", "video_sequences",
-           "text_sequences", "extract_all", "sequence_of", "common_feature", "alignment_inputs"]
+__all__ = [
+    "FEATURE_EXTS",
+    "FeatureChoiceError",
+    "kind_of",
+    "feature_names",
+    "audio_sequences",
+    "video_sequences",
+    "text_sequences",
+    "extract_all",
+    "sequence_of",
+    "common_feature",
+    "alignment_inputs",
+]
 
 #: Extensions of feature files (``mmalign extract`` output).
 FEATURE_EXTS = frozenset({".safetensors", ".st", ".npz"})
@@ -61,7 +72,7 @@ def _no_progress(done: float, total: float) -> None:
     pass
 
 
-def kind_of(path: Union[str, os.PathLike]) -> str:
+def kind_of(path: str | os.PathLike[str]) -> str:
     """What an input file is, by its extension: ``"features"``, ``"subtitles"`` or ``"media"``."""
     from .align.sync import is_subtitle_path
 
@@ -70,7 +81,7 @@ def kind_of(path: Union[str, os.PathLike]) -> str:
     return "subtitles" if is_subtitle_path(path) else "media"
 
 
-def feature_names(value: Union[str, Sequence[str]], known: Collection[str], what: str) -> tuple[str, ...]:
+def feature_names(value: str | Sequence[str], known: Collection[str], what: str) -> tuple[str, ...]:
     """Feature names from a comma-separated string (or a sequence), each checked against ``known``.
 
     Parameters
@@ -100,10 +111,21 @@ def _require(path: Path, what: str) -> None:
         raise InputError(f"{path}: {what} not found")
 
 
-def audio_sequences(media: Path, features: Union[str, Sequence[str]], *, sr: int = 16000, hop: float = 0.01,
-                    n_mels: int = 64, n_mfcc: int = 20, deltas: int = 0, fmin: float = 0.0,
-                    fmax: Optional[float] = None, stream: Optional[int] = None, workers: Optional[int] = None,
-                    progress: Optional[Progress] = None) -> dict[str, FeatureSeq]:
+def audio_sequences(
+    media: Path,
+    features: str | Sequence[str],
+    *,
+    sr: int = 16000,
+    hop: float = 0.01,
+    n_mels: int = 64,
+    n_mfcc: int = 20,
+    deltas: int = 0,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+    stream: int | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> dict[str, FeatureSeq]:
     """Audio features of ``media`` (see :func:`mmalign.features.audio.audio_features`).
 
     ``features`` are names of :data:`~mmalign.features.audio.AUDIO_FEATURES`, comma-separated
@@ -112,15 +134,36 @@ def audio_sequences(media: Path, features: Union[str, Sequence[str]], *, sr: int
     from .features import audio
 
     feats = feature_names(features, audio.AUDIO_FEATURES, "audio feature")
-    return audio.audio_features(media, feats, sr=sr, hop=hop, n_mels=n_mels, n_mfcc=n_mfcc, mfcc_deltas=deltas,
-                                fmin=fmin, fmax=fmax, stream=stream, workers=workers,
-                                progress=progress or _no_progress)
+    return audio.audio_features(
+        media,
+        feats,
+        sr=sr,
+        hop=hop,
+        n_mels=n_mels,
+        n_mfcc=n_mfcc,
+        mfcc_deltas=deltas,
+        fmin=fmin,
+        fmax=fmax,
+        stream=stream,
+        workers=workers,
+        progress=progress or _no_progress,
+    )
 
 
-def video_sequences(media: Path, features: Union[str, Sequence[str]], *, fps: float = 5.0, width: int = 320,
-                    stream: Optional[int] = None, embed: Optional[Path] = None, device: str = "cpu",
-                    batch_size: int = 32, embed_size: int = 224, crop: bool = False,
-                    progress: Optional[Progress] = None) -> dict[str, FeatureSeq]:
+def video_sequences(
+    media: Path,
+    features: str | Sequence[str],
+    *,
+    fps: float = 5.0,
+    width: int = 320,
+    stream: int | None = None,
+    embed: Path | None = None,
+    device: str = "cpu",
+    batch_size: int = 32,
+    embed_size: int = 224,
+    crop: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, FeatureSeq]:
     """Video features of ``media`` at ``fps`` frames per second, and with ``embed`` (a
     TorchScript image model) an embedding per analysed frame; ``width`` 0 is full size.
 
@@ -132,19 +175,36 @@ def video_sequences(media: Path, features: Union[str, Sequence[str]], *, fps: fl
     report = progress or _no_progress
     feats = feature_names(features, video.FEATURES, "video feature")
     total = media_mod.probe(media).duration or 0.0
-    seqs = video.extract(media, fps, features=feats, width=width or None, stream=stream,
-                         progress=lambda t: report(t, total))
+    seqs = video.extract(
+        media, fps, features=feats, width=width or None, stream=stream, progress=lambda t: report(t, total)
+    )
     if embed is not None:
         _require(embed, "model file")
-        seq = video.embed(media, embed, fps, batch_size, device, size=embed_size, crop=crop, stream=stream,
-                          progress=lambda t: report(t, total))
+        seq = video.embed(
+            media,
+            embed,
+            fps,
+            batch_size,
+            device,
+            size=embed_size,
+            crop=crop,
+            stream=stream,
+            progress=lambda t: report(t, total),
+        )
         seqs[seq.name] = seq
     return seqs
 
 
-def text_sequences(subs_path: Path, features: Union[str, Sequence[str]], *, hop: float = 0.01, dim: int = 128,
-                   embed: Optional[Path] = None, device: str = "cpu",
-                   duration: Optional[float] = None) -> dict[str, FeatureSeq]:
+def text_sequences(
+    subs_path: Path,
+    features: str | Sequence[str],
+    *,
+    hop: float = 0.01,
+    dim: int = 128,
+    embed: Path | None = None,
+    device: str = "cpu",
+    duration: float | None = None,
+) -> dict[str, FeatureSeq]:
     """Subtitle features of ``subs_path`` every ``hop`` seconds (``dim``: width of the hashed
     n-gram embedding; ``embed``: a TorchScript sentence model instead), up to ``duration``."""
     from . import subtitles as subtitles_mod
@@ -159,14 +219,28 @@ def text_sequences(subs_path: Path, features: Union[str, Sequence[str]], *, hop:
     return text.text_features(subs, feats, hop=hop, duration=duration, dim=dim, encoder=encoder, source=subs_path)
 
 
-def extract_all(media: Path, subs: Optional[Path], folder: Path, *, format: str = "safetensors",
-                audio_features: Union[str, Sequence[str]] = "logmel,mfcc,speech",
-                video_features: Union[str, Sequence[str]] = "hist,luma,motion,cut",
-                text_features: Union[str, Sequence[str]] = "activity,embedding,cues", sr: int = 16000,
-                hop: float = 0.01, n_mels: int = 64, n_mfcc: int = 20, fps: float = 5.0, width: int = 320,
-                text_hop: float = 0.01, audio_stream: Optional[int] = None, video_stream: Optional[int] = None,
-                workers: Optional[int] = None, progress: Optional[Progress] = None,
-                stage: Optional[Callable[[str], None]] = None) -> list[tuple[Path, dict[str, FeatureSeq]]]:
+def extract_all(
+    media: Path,
+    subs: Path | None,
+    folder: Path,
+    *,
+    format: str = "safetensors",
+    audio_features: str | Sequence[str] = "logmel,mfcc,speech",
+    video_features: str | Sequence[str] = "hist,luma,motion,cut",
+    text_features: str | Sequence[str] = "activity,embedding,cues",
+    sr: int = 16000,
+    hop: float = 0.01,
+    n_mels: int = 64,
+    n_mfcc: int = 20,
+    fps: float = 5.0,
+    width: int = 320,
+    text_hop: float = 0.01,
+    audio_stream: int | None = None,
+    video_stream: int | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    stage: Callable[[str], None] | None = None,
+) -> list[tuple[Path, dict[str, FeatureSeq]]]:
     """Every modality of one programme into ``folder``: ``<stem>.audio``, ``<stem>.video``
     (skipped when ``video_features`` is ``"none"`` or ``media`` has no video) and, with
     ``subs``, ``<stem>.text`` feature files, each stream decoded once.
@@ -216,11 +290,21 @@ def extract_all(media: Path, subs: Optional[Path], folder: Path, *, format: str 
             if stage is not None:
                 stage(f"{kind} features")
             if kind == "audio":
-                seqs = audio_sequences(media, audio_features, sr=sr, hop=hop, n_mels=n_mels, n_mfcc=n_mfcc,
-                                       stream=audio_stream, workers=workers, progress=progress)
+                seqs = audio_sequences(
+                    media,
+                    audio_features,
+                    sr=sr,
+                    hop=hop,
+                    n_mels=n_mels,
+                    n_mfcc=n_mfcc,
+                    stream=audio_stream,
+                    workers=workers,
+                    progress=progress,
+                )
             elif kind == "video":
-                seqs = video_sequences(media, video_features, fps=fps, width=width, stream=video_stream,
-                                       progress=progress)
+                seqs = video_sequences(
+                    media, video_features, fps=fps, width=width, stream=video_stream, progress=progress
+                )
             else:
                 seqs = text_sequences(src, text_features, hop=text_hop, duration=info.duration)
             tmp = folder / f".{out.name}.{secrets.token_hex(4)}.tmp"
@@ -245,9 +329,15 @@ def extract_all(media: Path, subs: Optional[Path], folder: Path, *, format: str 
     return written
 
 
-def sequence_of(path: Path, feature: Optional[str], other_kind: str, *, hop: float = 0.02,
-                workers: Optional[int] = None,
-                progress: Optional[Progress] = None) -> tuple[FeatureSeq, Optional[Subtitles]]:
+def sequence_of(
+    path: Path,
+    feature: str | None,
+    other_kind: str,
+    *,
+    hop: float = 0.02,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[FeatureSeq, Subtitles | None]:
     """The sequence to align from one input, and the subtitles behind it (``None`` unless a subtitle file).
 
     A feature file gives ``feature`` (or its only one); a subtitle file its cue activity
@@ -283,11 +373,12 @@ def sequence_of(path: Path, feature: Optional[str], other_kind: str, *, hop: flo
 
     # speech against subtitles; timbre (MFCC) against another recording
     name = "speech" if other_kind == "subtitles" else "mfcc"
-    return audio_features(path, (name,), hop=hop, workers=workers,
-                          progress=progress or _no_progress)[f"audio.{name}"], None
+    return audio_features(path, (name,), hop=hop, workers=workers, progress=progress or _no_progress)[
+        f"audio.{name}"
+    ], None
 
 
-def common_feature(a: Path, b: Path) -> Optional[str]:
+def common_feature(a: Path, b: Path) -> str | None:
     """The feature to align in two feature files: ``None`` when each holds one, else the first both hold.
 
     Raises
@@ -307,9 +398,15 @@ def common_feature(a: Path, b: Path) -> Optional[str]:
     return None
 
 
-def alignment_inputs(a: Path, b: Path, *, feature: Optional[str] = None, hop: float = 0.02,
-                     workers: Optional[int] = None, progress: Optional[Progress] = None
-                     ) -> tuple[FeatureSeq, Optional[Subtitles], FeatureSeq, Optional[Subtitles]]:
+def alignment_inputs(
+    a: Path,
+    b: Path,
+    *,
+    feature: str | None = None,
+    hop: float = 0.02,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[FeatureSeq, Subtitles | None, FeatureSeq, Subtitles | None]:
     """The two sequences to align from two inputs of any kind, and the subtitles behind each.
 
     Picks the feature of two feature files (:func:`common_feature`) unless ``feature`` is

@@ -457,6 +457,7 @@ def resolve_language(language: str) -> str:
 def _close_codes(code: str, voices: dict[str, tuple[int, str, str]]) -> list[str]:
     """Codes a person may have meant: a shorter code it starts with (``eng`` → ``en``),
     voices whose name starts with it (``english``), then spelling neighbours."""
+
     def plain_first(codes):
         return sorted(codes, key=lambda c: ("-" in c, len(c), c))
 
@@ -744,7 +745,7 @@ def _split_syllables(
     just before its nucleus (Mandarin onsets are single phonemes); otherwise the
     span is divided evenly in time.
     """
-    nuclei = []
+    nuclei: list[list[int]] = []
     for i, (name, _, _) in enumerate(phonemes):
         if _is_nucleus(name) and not (i > 0 and nuclei and nuclei[-1][1] == i - 1):
             nuclei.append([i, i])

@@ -58,14 +58,19 @@ import codecs
 import html
 import logging
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import InputError, UsageError
-from .fileio import atomic_write
+from .fileio import Pathlike, atomic_write
+
+if TYPE_CHECKING:
+    from .timeline import TimeMap
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +163,7 @@ class Subtitles:
     footer: str = ""
     newline: str = "\n"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.format = _check_format(self.format)
 
     @property
@@ -174,7 +179,7 @@ class Subtitles:
     def __len__(self) -> int:
         return len(self.cues)
 
-    def with_times(self, starts, ends) -> "Subtitles":
+    def with_times(self, starts: npt.ArrayLike, ends: npt.ArrayLike) -> Subtitles:
         """Return a copy with new cue times.
 
         Parameters
@@ -198,7 +203,7 @@ class Subtitles:
         cues = [replace(c, start=float(a), end=float(b)) for c, a, b in zip(self.cues, s, e)]
         return replace(self, cues=cues, warnings=list(self.warnings))
 
-    def map_times(self, f) -> "Subtitles":
+    def map_times(self, f: TimeMap | Callable[[np.ndarray], np.ndarray]) -> Subtitles:
         """Return a copy with every start and end time mapped through ``f``.
 
         Parameters
@@ -217,7 +222,7 @@ class Subtitles:
         """
         from .timeline import TimeMap
 
-        def spans(starts, ends):
+        def spans(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             if isinstance(f, TimeMap):
                 return f.apply_spans(starts, ends)
             return f(starts), f(ends)
@@ -239,8 +244,7 @@ class Subtitles:
         ``Comment`` events, which are never shown.  ``- [gasps] - What?``,
         ``(whispering) Come here.`` and ``...`` carry speech.
         """
-        return np.array([c.kind != "Comment" and _speaks(t) for c, t in zip(self.cues, self.plain_texts())],
-                        dtype=bool)
+        return np.array([c.kind != "Comment" and _speaks(t) for c, t in zip(self.cues, self.plain_texts())], dtype=bool)
 
     def to_string(self, format: str | None = None) -> str:
         """Render as text (``"\\n"`` line endings) in ``format`` (default: the source's).
@@ -253,7 +257,7 @@ class Subtitles:
         fmt = _check_format(format or self.format)
         return _WRITERS[fmt if fmt != "ssa" else "ass"](self, fmt)
 
-    def write(self, path, *, format: str | None = None, encoding: str = "utf-8") -> None:
+    def write(self, path: Pathlike, *, format: str | None = None, encoding: str = "utf-8") -> None:
         """Write to ``path`` atomically (temporary file in the same folder, then rename).
 
         Parameters
@@ -296,14 +300,16 @@ class Subtitles:
         except UnicodeEncodeError as exc:
             raise UsageError(f"{name}: cannot encode subtitle text as {encoding} ({exc.reason})") from None
 
-    read = None  # replaced below by ``staticmethod(read)``
-    loads = None  # replaced below by ``staticmethod(loads)``
+    read: ClassVar[Callable[..., Subtitles]]  # set below to ``staticmethod(read)``
+    loads: ClassVar[Callable[..., Subtitles]]  # set below to ``staticmethod(loads)``
 
 
 _COMMENT_LINE = re.compile(r"^(Comment\s*:\s?)(.*)$", re.M | re.I)
 
 
-def _retime_comments(subs: Subtitles, spans) -> Subtitles:
+def _retime_comments(
+    subs: Subtitles, spans: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+) -> Subtitles:
     """Map the Start/End of the ASS/SSA ``Comment:`` lines kept verbatim (cue notes, footer).
 
     ``spans(starts, ends)`` maps float64 arrays of seconds.  A Comment line whose times
@@ -316,7 +322,7 @@ def _retime_comments(subs: Subtitles, spans) -> Subtitles:
         return subs
     i_start, i_end = names.index("Start"), names.index("End")
     events_end = _SECTION.search(subs.footer)  # only lines still inside [Events]
-    chunks = [c.notes_before for c in subs.cues] + [subs.footer[:events_end.start() if events_end else None]]
+    chunks = [c.notes_before for c in subs.cues] + [subs.footer[: events_end.start() if events_end else None]]
     rows = []  # (chunk, match start, match end, fields, start, end)
     for n, chunk in enumerate(chunks):
         for m in _COMMENT_LINE.finditer(chunk):
@@ -333,9 +339,9 @@ def _retime_comments(subs: Subtitles, spans) -> Subtitles:
     new = list(chunks)
     for (n, m, values, _, _), a, b in reversed(list(zip(rows, starts, ends))):  # back to front: offsets hold
         values[i_start], values[i_end] = _fmt_time(a, subs.format), _fmt_time(b, subs.format)
-        new[n] = new[n][:m.start()] + m[1] + ",".join(values) + new[n][m.end():]
+        new[n] = new[n][: m.start()] + m[1] + ",".join(values) + new[n][m.end() :]
     cues = [replace(c, notes_before=t) for c, t in zip(subs.cues, new)]
-    footer = new[-1] + (subs.footer[events_end.start():] if events_end else "")
+    footer = new[-1] + (subs.footer[events_end.start() :] if events_end else "")
     return replace(subs, cues=cues, footer=footer, warnings=list(subs.warnings))
 
 
@@ -356,8 +362,21 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
 # tie-break among legacy encodings that read the bytes equally well
-_PREFERRED = ("cp1252", "cp1250", "cp1251", "cp1253", "cp1254", "cp1257", "iso8859-15",
-              "latin-1", "koi8-r", "gb18030", "big5", "shift_jis", "euc-kr")
+_PREFERRED = (
+    "cp1252",
+    "cp1250",
+    "cp1251",
+    "cp1253",
+    "cp1254",
+    "cp1257",
+    "iso8859-15",
+    "latin-1",
+    "koi8-r",
+    "gb18030",
+    "big5",
+    "shift_jis",
+    "euc-kr",
+)
 
 
 def _codec_name(name: str) -> str:
@@ -434,7 +453,7 @@ _ASS_FORMATS = {
 
 #: Largest time (seconds) a cue may have: float64 holds every millisecond up to 2**53 ms
 #: (about 285,000 years); a timestamp beyond it cannot be represented and its block is skipped.
-MAX_SECONDS = 2.0 ** 53 / 1000
+MAX_SECONDS = 2.0**53 / 1000
 
 
 _LOOSE_TS = re.compile(r"\s*(?:(?:(\d+):)?(\d+):)?(\d+)(?:[.,](\d*))?\s*", re.ASCII)
@@ -458,7 +477,7 @@ def _seconds(ts: str) -> float:
         raise ValueError(f"timestamp {ts.strip()[:40]!r} is too large")
     if frac:
         frac = frac[:9]  # beyond nanoseconds nothing is representable
-        return whole + int(frac) / 10 ** len(frac)
+        return float(whole + int(frac) / 10 ** len(frac))  # float(): int ** int is typed Any
     return float(whole)
 
 
@@ -512,13 +531,13 @@ def _parse_cue(first: int, block: list[str], k: int) -> Cue | str:
     if end < start:
         return f"line {first + k + 1}: cue ends before it starts ({block[k].strip()[:60]!r}); block skipped"
     ident = block[0].strip() if k == 1 else None
-    return Cue(start, end, "\n".join(block[k + 1:]), ident, (m[3] or "").strip())
+    return Cue(start, end, "\n".join(block[k + 1 :]), ident, (m[3] or "").strip())
 
 
 class _Reader:
     """Collects cues, notes and warnings while one file is parsed."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.cues: list[Cue] = []
         self.pending: list[str] = []
         self.skipped = 0
@@ -536,7 +555,7 @@ class _Reader:
         self.cues.append(cue)
 
 
-def _read_srt(lines: list[str]) -> dict:
+def _read_srt(lines: list[str]) -> dict[str, Any]:
     r = _Reader()
     for first, block in _blocks(lines):
         k = _arrow_at(block)
@@ -547,7 +566,7 @@ def _read_srt(lines: list[str]) -> dict:
     return dict(cues=r.cues, skipped=r.skipped, warnings=r.warnings)
 
 
-def _read_vtt(lines: list[str]) -> dict:
+def _read_vtt(lines: list[str]) -> dict[str, Any]:
     r = _Reader()
     blocks = list(_blocks(lines))
     n_head = next((i for i, (_, b) in enumerate(blocks) if any(_is_arrow(x) for x in b)), len(blocks))
@@ -566,8 +585,9 @@ def _read_vtt(lines: list[str]) -> dict:
             r.skip(f"line {first + 1}: text outside any cue ({block[0].strip()[:40]!r}); block skipped")
     footer = "".join("\n" + p[:-1] for p in r.pending)
     cues, note = _with_webvtt(r.cues, lines)
-    return dict(cues=cues, header=header, footer=footer, skipped=r.skipped,
-                warnings=r.warnings + ([note] if note else []))
+    return dict(
+        cues=cues, header=header, footer=footer, skipped=r.skipped, warnings=r.warnings + ([note] if note else [])
+    )
 
 
 _WEBVTT_MAX_CUES = 20000  # a long feature film has 2000
@@ -589,21 +609,22 @@ def _with_webvtt(cues: list[Cue], lines: list[str]) -> tuple[list[Cue], str | No
 
     try:
         caps = webvtt.from_string("\n".join(x if x.strip() else "" for x in lines)).captions
-        theirs = [(_seconds(c.start), _seconds(c.end), (c.identifier or "").strip() or None, c.raw_text)
-                  for c in caps]
-    except Exception as exc:  # webvtt-py raises several types on malformed input
+        theirs = [(_seconds(c.start), _seconds(c.end), (c.identifier or "").strip() or None, c.raw_text) for c in caps]
+    except Exception as exc:  # noqa: BLE001 -- webvtt-py raises several types on malformed input
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return cues, f"webvtt-py could not read the file ({reason}); used the tolerant parser"
     ours = [(c.start, c.end, c.identifier, c.text) for c in cues]
     if len(theirs) != len(ours) or any(
         abs(a[0] - b[0]) > 5e-4 or abs(a[1] - b[1]) > 5e-4 or a[2:] != b[2:] for a, b in zip(theirs, ours)
     ):
-        return cues, (f"webvtt-py read {len(theirs)} cues where the tolerant parser read {len(ours)} "
-                      "or read them differently; used the tolerant parser")
+        return cues, (
+            f"webvtt-py read {len(theirs)} cues where the tolerant parser read {len(ours)} "
+            "or read them differently; used the tolerant parser"
+        )
     return [replace(c, start=s, end=e, identifier=i, text=t) for c, (s, e, i, t) in zip(cues, theirs)], None
 
 
-def _read_ass(lines: list[str]) -> dict:
+def _read_ass(lines: list[str]) -> dict[str, Any]:
     r = _Reader()
     fmt = "ssa" if _looks_ssa("\n".join(lines[:200])) else "ass"
     names, head_end, in_events = None, None, False
@@ -641,8 +662,14 @@ def _read_ass(lines: list[str]) -> dict:
         r.add(Cue(start, end, row.get("Text", ""), fields=fields, kind=ev[1]))
     if head_end is None:
         head_end = len(lines)
-    return dict(cues=r.cues, format=fmt, header="\n".join(lines[:head_end]), footer="".join(r.pending),
-                skipped=r.skipped, warnings=r.warnings)
+    return dict(
+        cues=r.cues,
+        format=fmt,
+        header="\n".join(lines[:head_end]),
+        footer="".join(r.pending),
+        skipped=r.skipped,
+        warnings=r.warnings,
+    )
 
 
 _READERS = {"vtt": _read_vtt, "srt": _read_srt, "ass": _read_ass, "ssa": _read_ass}
@@ -658,8 +685,7 @@ def _sniff(text: str, ext: str) -> str | None:
         return "vtt"
     # ASS/SSA: the first line that is not blank or a ";" comment opens a section (a cue
     # reading "[Events]" in an SRT file does not make it a script)
-    first = next((ln for ln in head.split("\n", 1000)[:1000] if ln.strip() and not ln.lstrip().startswith(";")),
-                 "")
+    first = next((ln for ln in head.split("\n", 1000)[:1000] if ln.strip() and not ln.lstrip().startswith(";")), "")
     if _SECTION.match(first):
         return "ssa" if _looks_ssa(head) else "ass"
     timings = [m for m in map(_TIMING.match, head.split("\n")[:2000]) if m]
@@ -688,8 +714,10 @@ def _parse(text: str, format: str | None, name: str, ext: str = "", encoding: st
     subs = Subtitles(encoding=encoding, newline=newline, **parsed)
     shown = np.array([c.kind.lower() == "dialogue" for c in subs.cues])
     s, e = subs.starts[shown], subs.ends[shown]
-    for count, what in ((int(np.sum(e == s)), "zero-length"),
-                        (int(np.sum(s[1:] < e[:-1])), "overlapping the previous one")):
+    for count, what in (
+        (int(np.sum(e == s)), "zero-length"),
+        (int(np.sum(s[1:] < e[:-1])), "overlapping the previous one"),
+    ):
         if count:
             subs.warnings.append(f"{count} cue(s) {what} (kept)")
     return subs
@@ -717,7 +745,7 @@ def loads(text: str, *, format: str | None = None) -> Subtitles:
     return _parse(text, format, "<string>")
 
 
-def read(path, *, encoding: str | None = None, format: str | None = None) -> Subtitles:
+def read(path: Pathlike, *, encoding: str | None = None, format: str | None = None) -> Subtitles:
     """Read a subtitle file (WebVTT, SRT, ASS or SSA).
 
     Blocks that cannot be read are left out, counted in :attr:`Subtitles.skipped` and
@@ -782,8 +810,13 @@ def read(path, *, encoding: str | None = None, format: str | None = None) -> Sub
     if subs.skipped:  # counted in .skipped, and said: never dropped silently
         lost = [w for w in subs.warnings if w.endswith("skipped")]
         blocks = "1 block" if subs.skipped == 1 else f"{subs.skipped} blocks"
-        log.warning("%s: %s could not be read and %s left out%s", path, blocks,
-                    "is" if subs.skipped == 1 else "are", f" (first: {lost[0]})" if lost else "")
+        log.warning(
+            "%s: %s could not be read and %s left out%s",
+            path,
+            blocks,
+            "is" if subs.skipped == 1 else "are",
+            f" (first: {lost[0]})" if lost else "",
+        )
     return subs
 
 
@@ -807,6 +840,8 @@ def _speaks(plain: str) -> bool:
         return False
     rest = _SPEAKER_LABEL.sub("", _SOUND_DESCRIPTION.sub("", _MUSIC_LINE.sub("", plain)))
     return any(ch.isalnum() for ch in rest) or rest.strip() == plain.strip()
+
+
 _ASS_OVERRIDE = re.compile(r"\{[^}]*\}")
 _ASS_BIU = re.compile(r"\\([biu])(\d*)(?![a-z])")
 _SIMPLE_TAG = re.compile(r"<(/?)([biu])\b[^>]*>", re.I)
@@ -816,7 +851,8 @@ def _to_simple(text: str, fmt: str) -> str:
     """Cue text -> plain text with ``"\\n"`` breaks and only ``<b>``, ``<i>``, ``<u>`` tags."""
     if fmt in _ASS:
         text = _ASS_OVERRIDE.sub(
-            lambda m: "".join(f"<{'' if int(v or 0) else '/'}{t}>" for t, v in _ASS_BIU.findall(m[0])), text)
+            lambda m: "".join(f"<{'' if int(v or 0) else '/'}{t}>" for t, v in _ASS_BIU.findall(m[0])), text
+        )
         return text.replace("\\N", "\n").replace("\\n", "\n").replace("\\h", "\u00a0")
     text = re.sub(r"\{\\[^}]*\}", "", text)  # ASS tags such as {\an8} found in SRT files
     text = _TAG.sub(lambda m: _SIMPLE_TAG.sub(r"<\1\2>", m[0]).lower() if _SIMPLE_TAG.match(m[0]) else "", text)
@@ -825,7 +861,7 @@ def _to_simple(text: str, fmt: str) -> str:
 
 def _from_simple(text: str, fmt: str) -> str:
     if fmt in _ASS:
-        text = re.sub(r"<(/?)([biu])>", lambda m: "{\\%s%d}" % (m[2], 0 if m[1] else 1), text)
+        text = re.sub(r"<(/?)([biu])>", lambda m: f"{{\\{m[2]}{0 if m[1] else 1}}}", text)
         return text.replace("\n", "\\N")
     text = "\n".join(line for line in text.split("\n") if line.strip())  # a blank line would end the cue
     if fmt == "vtt":
@@ -837,9 +873,16 @@ def _convert(subs: Subtitles, fmt: str) -> list[Cue]:
     """Cues ready for writing as ``fmt``: unchanged within a format family."""
     if subs.format == fmt or (subs.format in _ASS and fmt in _ASS):
         return subs.cues
-    return [Cue(c.start, c.end, _from_simple(_to_simple(c.text, subs.format), fmt),
-                c.identifier if subs.format in ("vtt", "srt") else None)
-            for c in subs.cues if c.kind.lower() == "dialogue"]
+    return [
+        Cue(
+            c.start,
+            c.end,
+            _from_simple(_to_simple(c.text, subs.format), fmt),
+            c.identifier if subs.format in ("vtt", "srt") else None,
+        )
+        for c in subs.cues
+        if c.kind.lower() == "dialogue"
+    ]
 
 
 # ---------------------------------------------------------------- writing
@@ -905,18 +948,17 @@ def _write_srt(subs: Subtitles, fmt: str) -> str:
 
 _ASS_HEADERS = {
     "ass": "[Script Info]\nScriptType: v4.00+\nWrapStyle: 0\nScaledBorderAndShadow: yes\n"
-           "PlayResX: 384\nPlayResY: 288\n\n[V4+ Styles]\n"
-           "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, "
-           "Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, "
-           "Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\n"
-           "Style: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0\n",
+    "PlayResX: 384\nPlayResY: 288\n\n[V4+ Styles]\n"
+    "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, "
+    "Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, "
+    "Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\n"
+    "Style: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0\n",
     "ssa": "[Script Info]\nScriptType: v4.00\n\n[V4 Styles]\n"
-           "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, TertiaryColour, BackColour, "
-           "Bold, Italic, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, AlphaLevel, "
-           "Encoding\nStyle: Default,Arial,16,16777215,16777215,16777215,0,0,0,1,1,0,2,10,10,10,0,0\n",
+    "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, TertiaryColour, BackColour, "
+    "Bold, Italic, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, AlphaLevel, "
+    "Encoding\nStyle: Default,Arial,16,16777215,16777215,16777215,0,0,0,1,1,0,2,10,10,10,0,0\n",
 }
-_ASS_DEFAULTS = {"Layer": "0", "Marked": "Marked=0", "Style": "Default", "MarginL": "0", "MarginR": "0",
-                 "MarginV": "0"}
+_ASS_DEFAULTS = {"Layer": "0", "Marked": "Marked=0", "Style": "Default", "MarginL": "0", "MarginR": "0", "MarginV": "0"}
 
 
 def _write_ass(subs: Subtitles, fmt: str) -> str:

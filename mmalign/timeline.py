@@ -9,12 +9,17 @@ the single result type of every aligner.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .fileio import Pathlike
 
 __all__ = ["FeatureSeq", "TimeMap", "segment_frames", "pool_segments", "POOLINGS"]
 
@@ -52,7 +57,7 @@ class FeatureSeq:
     meta: dict[str, Any] = field(default_factory=dict)
     frame_times: np.ndarray | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         values = np.asarray(self.values, dtype=np.float32)
         if values.ndim == 1:
             values = values[:, None]
@@ -71,8 +76,16 @@ class FeatureSeq:
             object.__setattr__(self, "frame_times", ft)
 
     @classmethod
-    def from_times(cls, values, times, *, name: str = "", meta: dict[str, Any] | None = None,
-                   hop: float | None = None, rtol: float = 1e-6) -> "FeatureSeq":
+    def from_times(
+        cls,
+        values: npt.ArrayLike,
+        times: npt.ArrayLike,
+        *,
+        name: str = "",
+        meta: dict[str, Any] | None = None,
+        hop: float | None = None,
+        rtol: float = 1e-6,
+    ) -> FeatureSeq:
         """A sequence with the given frame times: regular (``t0 + i * hop``) when they are.
 
         Parameters
@@ -86,6 +99,7 @@ class FeatureSeq:
         rtol : float
             Times within ``rtol * hop`` of a regular clock count as regular.
         """
+        values = np.asarray(values)  # an array stays the same object; __post_init__ makes it float32
         times = np.asarray(times, dtype=np.float64).reshape(-1)
         meta = dict(meta or {})
         n = len(times)
@@ -116,13 +130,14 @@ class FeatureSeq:
         return self.name.split(".", 1)[0]
 
     def __len__(self) -> int:
-        return self.values.shape[0]
+        return int(self.values.shape[0])
 
     @property
     def times(self) -> np.ndarray:
         """Frame times in seconds (float64)."""
         if self.frame_times is not None:
-            return self.frame_times.copy()
+            copy: np.ndarray = self.frame_times.copy()
+            return copy
         return self.t0 + self.hop * np.arange(len(self), dtype=np.float64)
 
     @property
@@ -130,15 +145,21 @@ class FeatureSeq:
         """Seconds covered by the frames (``len * hop``)."""
         return len(self) * self.hop
 
-    def slice(self, t0: float, t1: float) -> "FeatureSeq":
+    def slice(self, t0: float, t1: float) -> FeatureSeq:
         """Frames whose times lie in ``[t0, t1)``."""
         if self.frame_times is not None:
             eps = 1e-9 * self.hop
             i0 = int(np.searchsorted(self.frame_times, t0 - eps, side="left"))
             i1 = max(i0, int(np.searchsorted(self.frame_times, t1 - eps, side="left")))
             ft = self.frame_times[i0:i1]
-            return FeatureSeq(self.values[i0:i1], self.hop, float(ft[0]) if len(ft) else self.t0, self.name,
-                              dict(self.meta), frame_times=ft)
+            return FeatureSeq(
+                self.values[i0:i1],
+                self.hop,
+                float(ft[0]) if len(ft) else self.t0,
+                self.name,
+                dict(self.meta),
+                frame_times=ft,
+            )
         i0 = max(0, math.ceil((t0 - self.t0) / self.hop - 1e-9))
         i1 = min(len(self), max(i0, math.ceil((t1 - self.t0) / self.hop - 1e-9)))
         return FeatureSeq(self.values[i0:i1], self.hop, self.t0 + i0 * self.hop, self.name, dict(self.meta))
@@ -151,8 +172,11 @@ class FeatureSeq:
         """
         times = np.asarray(times, dtype=np.float64)
         if self.frame_times is not None:
-            return np.stack([np.interp(times, self.frame_times, col) for col in self.values.T], axis=1) \
-                .astype(np.float32).reshape(len(times), self.values.shape[1])
+            return (
+                np.stack([np.interp(times, self.frame_times, col) for col in self.values.T], axis=1)
+                .astype(np.float32)
+                .reshape(len(times), self.values.shape[1])
+            )
         pos = np.clip((times - self.t0) / self.hop, 0, max(len(self) - 1, 0))
         i0 = np.floor(pos).astype(np.int64)
         i1 = np.minimum(i0 + 1, len(self) - 1)
@@ -160,8 +184,14 @@ class FeatureSeq:
         return self.values[i0] * (1 - w) + self.values[i1] * w
 
     # -- files ----------------------------------------------------------------------------
-    def save(self, path, *, format: str | None = None, metadata: dict[str, Any] | None = None,
-             source=None) -> None:
+    def save(
+        self,
+        path: Pathlike,
+        *,
+        format: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        source: Pathlike | None = None,
+    ) -> None:
         """Write this sequence to a feature file (safetensors or npz; see :mod:`mmalign.features.io`).
 
         The values are stored as tensor ``<name>`` (T×D float32) and the frame times as
@@ -172,14 +202,13 @@ class FeatureSeq:
         save_features(path, [self], metadata=metadata, format=format, source=source)
 
     @classmethod
-    def load(cls, path, name: str | None = None, *, format: str | None = None) -> "FeatureSeq":
+    def load(cls, path: Pathlike, name: str | None = None, *, format: str | None = None) -> FeatureSeq:
         """Read one sequence from a feature file: ``name``, or the file's only one."""
         from .features.io import load_features
 
         seqs = load_features(path, format=format, names=None if name is None else [name])
         if name is None and len(seqs) != 1:
-            raise UsageError(f"{path}: holds {len(seqs)} feature sequences ({', '.join(seqs)}); "
-                             f"name the one to load")
+            raise UsageError(f"{path}: holds {len(seqs)} feature sequences ({', '.join(seqs)}); name the one to load")
         return next(iter(seqs.values()))
 
     def pool(self, segments: Iterable[tuple[float, float]], how: str = "mean") -> np.ndarray:
@@ -206,7 +235,7 @@ def _frame_times(seq: FeatureSeq, timemap: TimeMap | None) -> np.ndarray:
     return t if timemap is None else np.asarray(timemap.apply(t), np.float64)
 
 
-def _frame_cells(times: np.ndarray, hop: float) -> tuple[np.ndarray, np.ndarray]:
+def _frame_cells(times: np.ndarray, hop: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The span each frame stands for: half-way to its neighbours (``hop/2`` at the ends)."""
     if len(times) == 0:
         return times, times
@@ -216,7 +245,9 @@ def _frame_cells(times: np.ndarray, hop: float) -> tuple[np.ndarray, np.ndarray]
     return lo, hi
 
 
-def segment_frames(seq: FeatureSeq, starts, ends, *, timemap: TimeMap | None = None) -> tuple[np.ndarray, np.ndarray]:
+def segment_frames(
+    seq: FeatureSeq, starts: npt.ArrayLike, ends: npt.ArrayLike, *, timemap: TimeMap | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Index range ``[i0, i1)`` of the frames inside each segment.
 
     A frame is inside ``[start, end)`` when its time (mapped by ``timemap`` onto the
@@ -235,8 +266,9 @@ def segment_frames(seq: FeatureSeq, starts, ends, *, timemap: TimeMap | None = N
     return i0.astype(np.int64), i1.astype(np.int64)
 
 
-def pool_segments(seq: FeatureSeq, starts, ends, how: str = "mean", *,
-                  timemap: TimeMap | None = None) -> tuple[np.ndarray, np.ndarray]:
+def pool_segments(
+    seq: FeatureSeq, starts: npt.ArrayLike, ends: npt.ArrayLike, how: str = "mean", *, timemap: TimeMap | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """One vector per segment from the frames of a sequence.
 
     Parameters
@@ -291,15 +323,15 @@ def pool_segments(seq: FeatureSeq, starts, ends, how: str = "mean", *,
         cnt = np.maximum(i1 - i0, 1)[:, None]
         for c0 in range(0, d, 8):  # float64 running sums, a few columns at a time (bounded memory)
             c = np.zeros((len(x) + 1, min(8, d - c0)))
-            np.cumsum(x[:, c0:c0 + 8], axis=0, dtype=np.float64, out=c[1:])
-            out[:, c0:c0 + 8] = np.where(valid[:, None], (c[i1] - c[i0]) / cnt, 0.0)
+            np.cumsum(x[:, c0 : c0 + 8], axis=0, dtype=np.float64, out=c[1:])
+            out[:, c0 : c0 + 8] = np.where(valid[:, None], (c[i1] - c[i0]) / cnt, 0.0)
     elif how == "first":
         out[valid] = x[i0[valid]]
     elif how == "last":
         out[valid] = x[i1[valid] - 1]
     else:  # max
-        for k in np.flatnonzero(valid):
-            out[k] = x[i0[k]:i1[k]].max(axis=0)
+        for row in np.flatnonzero(valid):
+            out[row] = x[i0[row] : i1[row]].max(axis=0)
     return out, valid
 
 
@@ -308,7 +340,7 @@ def _local_scale(timemap: TimeMap, t: np.ndarray) -> np.ndarray:
     return np.where(scales > 0, scales, 1.0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class TimeMap:
     """A monotone piecewise-linear map from a source timeline to a target timeline.
 
@@ -329,14 +361,28 @@ class TimeMap:
     starts: np.ndarray
     scales: np.ndarray
     offsets: np.ndarray
-    confidences: np.ndarray | None = None
+    confidences: np.ndarray
 
-    def __post_init__(self):
+    def __init__(
+        self,
+        starts: npt.ArrayLike,
+        scales: npt.ArrayLike,
+        offsets: npt.ArrayLike,
+        confidences: npt.ArrayLike | None = None,
+    ) -> None:
+        # what the dataclass __init__ would do, with the argument types that __post_init__ accepts
+        object.__setattr__(self, "starts", starts)
+        object.__setattr__(self, "scales", scales)
+        object.__setattr__(self, "offsets", offsets)
+        object.__setattr__(self, "confidences", confidences)
+        self.__post_init__()
+
+    def __post_init__(self) -> None:
         starts = np.atleast_1d(np.asarray(self.starts, dtype=np.float64)).copy()
         scales = np.atleast_1d(np.asarray(self.scales, dtype=np.float64))
         offsets = np.atleast_1d(np.asarray(self.offsets, dtype=np.float64))
-        conf = self.confidences
-        conf = np.full(len(starts), np.nan) if conf is None else np.atleast_1d(np.asarray(conf, dtype=np.float64))
+        given: npt.ArrayLike | None = self.confidences
+        conf = np.full(len(starts), np.nan) if given is None else np.atleast_1d(np.asarray(given, dtype=np.float64))
         if not (len(starts) == len(scales) == len(offsets) == len(conf)) or len(starts) == 0:
             raise UsageError("TimeMap needs one start, scale, offset and confidence per piece")
         starts[0] = -np.inf
@@ -349,8 +395,9 @@ class TimeMap:
         # in a long file (a DTW path across a long pause) is off by more than 1e-9 s.
         b = starts[1:]
         after, before = scales[1:] * b + offsets[1:], scales[:-1] * b + offsets[:-1]
-        slack = 1e-9 + 1e-12 * (np.abs(scales[1:] * b) + np.abs(offsets[1:]) + np.abs(scales[:-1] * b)
-                                + np.abs(offsets[:-1]))
+        slack = 1e-9 + 1e-12 * (
+            np.abs(scales[1:] * b) + np.abs(offsets[1:]) + np.abs(scales[:-1] * b) + np.abs(offsets[:-1])
+        )
         if np.any(after < before - slack):
             raise UsageError("TimeMap must be monotone: a piece starts before the previous one ends")
         for name, arr in (("starts", starts), ("scales", scales), ("offsets", offsets), ("confidences", conf)):
@@ -359,55 +406,60 @@ class TimeMap:
 
     # -- constructors -------------------------------------------------------------------
     @classmethod
-    def linear(cls, scale: float = 1.0, offset: float = 0.0, confidence: float = np.nan) -> "TimeMap":
+    def linear(cls, scale: float = 1.0, offset: float = 0.0, confidence: float = np.nan) -> TimeMap:
         """The one-piece map ``t -> scale * t + offset``."""
         return cls([-np.inf], [scale], [offset], [confidence])
 
     @classmethod
-    def identity(cls) -> "TimeMap":
+    def identity(cls) -> TimeMap:
         """The map that changes nothing."""
         return cls.linear(1.0, 0.0, 1.0)
 
     @classmethod
-    def from_points(cls, src, dst, confidence: float = np.nan) -> "TimeMap":
+    def from_points(cls, src: npt.ArrayLike, dst: npt.ArrayLike, confidence: float = np.nan) -> TimeMap:
         """Piecewise-linear interpolation through ``(src[k], dst[k])`` points.
 
         Both must be non-decreasing (a DTW path in seconds, for example); repeated
         source times keep their first target time.  Outside the points the end
         pieces continue with their slopes.
         """
-        src = np.asarray(src, dtype=np.float64)
-        dst = np.asarray(dst, dtype=np.float64)
-        if src.shape != dst.shape or src.ndim != 1 or len(src) < 2:
+        s = np.asarray(src, dtype=np.float64)
+        d = np.asarray(dst, dtype=np.float64)
+        if s.shape != d.shape or s.ndim != 1 or len(s) < 2:
             raise UsageError("from_points needs two 1-D arrays of the same length >= 2")
-        if np.any(np.diff(src) < 0) or np.any(np.diff(dst) < 0):
+        if np.any(np.diff(s) < 0) or np.any(np.diff(d) < 0):
             raise UsageError("from_points needs non-decreasing source and target times")
-        keep = np.concatenate([[True], np.diff(src) > 0])
-        src, dst = src[keep], dst[keep]
-        if len(src) < 2:
+        keep = np.concatenate([[True], np.diff(s) > 0])
+        s, d = s[keep], d[keep]
+        if len(s) < 2:
             raise UsageError("from_points needs at least two distinct source times")
-        scales = np.diff(dst) / np.diff(src)
-        offsets = dst[:-1] - scales * src[:-1]
-        return cls(src[:-1], scales, offsets, np.full(len(scales), confidence))
+        scales = np.diff(d) / np.diff(s)
+        offsets = d[:-1] - scales * s[:-1]
+        return cls(s[:-1], scales, offsets, np.full(len(scales), confidence))
 
     # -- use ----------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.starts)
 
-    def piece_index(self, t) -> np.ndarray:
+    def piece_index(self, t: npt.ArrayLike) -> np.ndarray:
         """Index of the piece each source time falls in."""
         return np.searchsorted(self.starts, np.asarray(t, dtype=np.float64), side="right") - 1
 
-    def apply(self, t):
-        """Map source time(s) ``t`` (seconds) to the target timeline."""
-        t = np.asarray(t, dtype=np.float64)
-        i = self.piece_index(t)
-        out = self.scales[i] * t + self.offsets[i]
+    @overload
+    def apply(self, t: float) -> float: ...
+    @overload
+    def apply(self, t: np.ndarray | Sequence[float]) -> np.ndarray: ...
+
+    def apply(self, t: float | np.ndarray | Sequence[float]) -> float | np.ndarray:
+        """Map source time(s) ``t`` (seconds) to the target timeline: a float for a scalar."""
+        ts = np.asarray(t, dtype=np.float64)
+        i = self.piece_index(ts)
+        out: np.ndarray = self.scales[i] * ts + self.offsets[i]
         return float(out) if out.ndim == 0 else out
 
     __call__ = apply
 
-    def apply_spans(self, starts, ends) -> tuple[np.ndarray, np.ndarray]:
+    def apply_spans(self, starts: npt.ArrayLike, ends: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """Map intervals (cues): each end by the piece its start is in, where that is earlier.
 
         Mapped point by point, a cue that ends at or after the start of the next piece
@@ -429,20 +481,20 @@ class TimeMap:
         with_start = np.where(self.scales[i] > 0, self.scales[i] * e + self.offsets[i], own)
         return s_out, np.maximum(np.minimum(own, with_start), s_out)
 
-    def compose(self, other: "TimeMap") -> "TimeMap":
+    def compose(self, other: TimeMap) -> TimeMap:
         """The map ``t -> other(self(t))``: first this map, then ``other``."""
         # Breakpoints: ours, and the preimages of other's breakpoints under each of our pieces.
-        points = list(self.starts[1:])
+        cuts = list(self.starts[1:])
         for b in other.starts[1:]:
-            for i in range(len(self)):
-                s, o = self.scales[i], self.offsets[i]
+            for k in range(len(self)):
+                s, o = self.scales[k], self.offsets[k]
                 if s > 0:
                     t = (b - o) / s
-                    lo = self.starts[i]
-                    hi = self.starts[i + 1] if i + 1 < len(self) else np.inf
+                    lo = self.starts[k]
+                    hi = self.starts[k + 1] if k + 1 < len(self) else np.inf
                     if lo <= t < hi:
-                        points.append(t)
-        points = np.unique(np.array(points, dtype=np.float64))
+                        cuts.append(t)
+        points = np.unique(np.array(cuts, dtype=np.float64))
         starts = np.concatenate([[-np.inf], points])
         # Probe each piece of the composition at an inner point (robust to rounding at ends).
         if len(points):
@@ -458,7 +510,7 @@ class TimeMap:
         conf = np.fmin(self.confidences[i], other.confidences[j])
         return TimeMap(starts, scales, offsets, conf)
 
-    def invert(self) -> "TimeMap":
+    def invert(self) -> TimeMap:
         """The inverse map (target timeline back to source).
 
         Jumps (target material with no source) map to the source instant of the jump;
@@ -485,17 +537,17 @@ class TimeMap:
                 conf.append(self.confidences[i])
         if not scales:
             raise UsageError("a TimeMap that collapses everything has no inverse")
-        starts = np.array(starts)
+        start_arr = np.array(starts)
         # For equal starts keep the later piece (the earlier one is empty).
-        keep = np.concatenate([np.diff(starts) > 0, [True]])
-        return TimeMap(starts[keep], np.array(scales)[keep], np.array(offsets)[keep], np.array(conf)[keep])
+        keep = np.concatenate([np.diff(start_arr) > 0, [True]])
+        return TimeMap(start_arr[keep], np.array(scales)[keep], np.array(offsets)[keep], np.array(conf)[keep])
 
     # -- description ----------------------------------------------------------------------
     @property
     def is_linear(self) -> bool:
         return len(self) == 1
 
-    def pieces(self, t_min: float | None = None, t_max: float | None = None) -> list[dict[str, float]]:
+    def pieces(self, t_min: float | None = None, t_max: float | None = None) -> list[dict[str, float | None]]:
         """The pieces as dicts (``start``, ``end``, ``scale``, ``offset``, ``confidence``).
 
         ``t_min``/``t_max`` replace the infinite ends of the first and last piece.
@@ -510,13 +562,15 @@ class TimeMap:
             if i == n - 1 and t_max is not None:
                 end = t_max
             c = self.confidences[i]
-            out.append({
-                "start": None if not np.isfinite(start) else round(float(start), 6),
-                "end": None if not np.isfinite(end) else round(float(end), 6),
-                "scale": float(self.scales[i]),
-                "offset": round(float(self.offsets[i]), 6),
-                "confidence": None if np.isnan(c) else round(float(c), 4),
-            })
+            out.append(
+                {
+                    "start": None if not np.isfinite(start) else round(float(start), 6),
+                    "end": None if not np.isfinite(end) else round(float(end), 6),
+                    "scale": float(self.scales[i]),
+                    "offset": round(float(self.offsets[i]), 6),
+                    "confidence": None if np.isnan(c) else round(float(c), 4),
+                }
+            )
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -530,7 +584,7 @@ class TimeMap:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TimeMap":
+    def from_dict(cls, d: dict[str, Any]) -> TimeMap:
         starts = [-np.inf if s is None else s for s in d["starts"]]
         conf = [np.nan if c is None else c for c in d.get("confidences", [None] * len(starts))]
         return cls(starts, d["scales"], d["offsets"], conf)

@@ -85,38 +85,38 @@ HERE = Path(__file__).resolve().parent
 # --------------------------------------------------------------------------
 # Parameters
 # --------------------------------------------------------------------------
-SR = 22050                  # audio sample rate (espeak-ng's native rate)
-AUDIO_BITRATE = 64_000      # AAC bit rate
-FPS = 15                    # picture track frame rate
-WIDTH, HEIGHT = 320, 180    # picture size
+SR = 22050  # audio sample rate (espeak-ng's native rate)
+AUDIO_BITRATE = 64_000  # AAC bit rate
+FPS = 15  # picture track frame rate
+WIDTH, HEIGHT = 320, 180  # picture size
 X264_CRF = "30"
 
-TRIM_DB = -50.0             # trim threshold, dB relative to the utterance peak
-SPEECH_RMS_DBFS = -20.0     # loudness of each utterance (RMS over its active part)
-PEAK_CAP_DBFS = -1.0        # no utterance peaks above this
-NOISE_FLOOR_DBFS = -60.0    # RMS of the (low-passed) noise floor under everything
-TONE_BED_DBFS = -35.0       # RMS of the soft tone bed in the long pause
-TONE_FADE_S = 0.5           # fade in/out of the tone bed ...
-TONE_MARGIN_S = 0.5         # ... which starts/stops this far from the speech
+TRIM_DB = -50.0  # trim threshold, dB relative to the utterance peak
+SPEECH_RMS_DBFS = -20.0  # loudness of each utterance (RMS over its active part)
+PEAK_CAP_DBFS = -1.0  # no utterance peaks above this
+NOISE_FLOOR_DBFS = -60.0  # RMS of the (low-passed) noise floor under everything
+TONE_BED_DBFS = -35.0  # RMS of the soft tone bed in the long pause
+TONE_FADE_S = 0.5  # fade in/out of the tone bed ...
+TONE_MARGIN_S = 0.5  # ... which starts/stops this far from the speech
 SEED = 20240607
 
-LEAD_IN_S = 1.0             # before the first sentence
-TAIL_S = 1.2                # after the last sentence
+LEAD_IN_S = 1.0  # before the first sentence
+TAIL_S = 1.2  # after the last sentence
 
 # The global mistiming: mistimed = (truth + OFFSET_BEFORE) * SPEEDUP
-OFFSET_BEFORE = Fraction(37, 10)                    # +3.7 s
-SPEEDUP = Fraction(25) / Fraction(24000, 1001)      # 25025/24000 = 1.0427083...
+OFFSET_BEFORE = Fraction(37, 10)  # +3.7 s
+SPEEDUP = Fraction(25) / Fraction(24000, 1001)  # 25025/24000 = 1.0427083...
 # Inverse, as stored in truth.json: truth = SCALE * mistimed + OFFSET
-SCALE = 1 / SPEEDUP                                 # 960/1001
-OFFSET = -OFFSET_BEFORE                             # -3.7 s
+SCALE = 1 / SPEEDUP  # 960/1001
+OFFSET = -OFFSET_BEFORE  # -3.7 s
 
 
 @dataclass(frozen=True)
 class Line:
     text: str
-    voice: str      # espeak-ng -v
-    speed: int      # espeak-ng -s (words per minute)
-    pitch: int      # espeak-ng -p (0..99)
+    voice: str  # espeak-ng -v
+    speed: int  # espeak-ng -s (words per minute)
+    pitch: int  # espeak-ng -p (0..99)
     pause_after: float  # seconds of non-speech after this sentence (last: ignored)
 
 
@@ -129,7 +129,7 @@ LINES: list[Line] = [
     Line("Seagulls are circling above the pier.", "en-029", 140, 55, 0.9),
     Line("Have you seen my blue umbrella?", "en-us+f2", 185, 70, 3.6),
     Line("It was right here, next to the coffee stand.", "en-gb-x-rp", 155, 35, 1.1),
-    Line("Never mind, I have found it now.", "en-us-nyc+f4", 170, 60, 7.0),   # long pause
+    Line("Never mind, I have found it now.", "en-us-nyc+f4", 170, 60, 7.0),  # long pause
     Line("Now, on to the afternoon schedule.", "en-gb", 145, 48, 0.5),
     Line("The museum opens at two and closes at six.", "en-us+m7", 170, 30, 2.0),
     Line("Children under twelve travel for free.", "en-gb-scotland+f5", 160, 66, 1.3),
@@ -142,8 +142,14 @@ LINES: list[Line] = [
 
 # Per-sentence background colours (BGR for OpenCV), cycled.
 PALETTE = [
-    (180, 105, 40), (60, 140, 200), (90, 170, 60), (150, 60, 160),
-    (40, 90, 200), (160, 150, 30), (70, 70, 190), (120, 160, 140),
+    (180, 105, 40),
+    (60, 140, 200),
+    (90, 170, 60),
+    (150, 60, 160),
+    (40, 90, 200),
+    (160, 150, 30),
+    (70, 70, 190),
+    (120, 160, 140),
 ]
 
 
@@ -166,8 +172,7 @@ def speak(exe: str, line: Line, tmpdir: str) -> np.ndarray:
     import soundfile as sf
 
     wav = os.path.join(tmpdir, "utt.wav")
-    cmd = [exe, "-v", line.voice, "-s", str(line.speed), "-p", str(line.pitch),
-           "-a", "100", "-w", wav, line.text]
+    cmd = [exe, "-v", line.voice, "-s", str(line.speed), "-p", str(line.pitch), "-a", "100", "-w", wav, line.text]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0 or not os.path.exists(wav):
         raise RuntimeError(f"espeak-ng failed ({' '.join(cmd)}): {res.stderr.strip()}")
@@ -185,7 +190,7 @@ def trim(x: np.ndarray) -> np.ndarray:
     """Cut leading/trailing samples below TRIM_DB relative to the peak."""
     a = np.abs(x)
     idx = np.flatnonzero(a > a.max() * 10 ** (TRIM_DB / 20))
-    return x[idx[0]: idx[-1] + 1]
+    return x[idx[0] : idx[-1] + 1]
 
 
 def level(x: np.ndarray) -> np.ndarray:
@@ -195,7 +200,7 @@ def level(x: np.ndarray) -> np.ndarray:
     n = len(x) // h
     fr = np.sqrt(np.mean(x[: n * h].reshape(n, h) ** 2, axis=1))
     active = fr[fr > fr.max() * 10 ** (-30 / 20)]
-    rms = math.sqrt(float(np.mean(active ** 2)))
+    rms = math.sqrt(float(np.mean(active**2)))
     y = x * (10 ** (SPEECH_RMS_DBFS / 20) / rms)
     cap = 10 ** (PEAK_CAP_DBFS / 20)
     pk = np.abs(y).max()
@@ -209,18 +214,16 @@ def noise_floor(n: int, rng: np.random.Generator) -> np.ndarray:
     w = rng.standard_normal(n + 64)
     k = np.hanning(33)
     k /= k.sum()
-    y = np.convolve(w, k, mode="same")[32: 32 + n]
-    return y * (10 ** (NOISE_FLOOR_DBFS / 20) / np.sqrt(np.mean(y ** 2)))
+    y = np.convolve(w, k, mode="same")[32 : 32 + n]
+    return y * (10 ** (NOISE_FLOOR_DBFS / 20) / np.sqrt(np.mean(y**2)))
 
 
 def tone_bed(n: int) -> np.ndarray:
     """A soft, slowly beating chord (A3 + E4 + A4) with RMS TONE_BED_DBFS and fades."""
     t = np.arange(n) / SR
-    y = (np.sin(2 * np.pi * 220.0 * t)
-         + 0.6 * np.sin(2 * np.pi * 330.4 * t)
-         + 0.3 * np.sin(2 * np.pi * 440.7 * t))
+    y = np.sin(2 * np.pi * 220.0 * t) + 0.6 * np.sin(2 * np.pi * 330.4 * t) + 0.3 * np.sin(2 * np.pi * 440.7 * t)
     y *= 1 + 0.2 * np.sin(2 * np.pi * 0.5 * t)
-    y *= 10 ** (TONE_BED_DBFS / 20) / np.sqrt(np.mean(y ** 2))
+    y *= 10 ** (TONE_BED_DBFS / 20) / np.sqrt(np.mean(y**2))
     f = int(TONE_FADE_S * SR)
     ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, f))
     y[:f] *= ramp
@@ -256,15 +259,14 @@ def build_audio(exe: str) -> tuple[np.ndarray, list[Cue], list[tuple[float, floa
     mix = noise_floor(total, rng)
     beds = []
     for i, (line, s, u) in enumerate(zip(LINES, starts, utts)):
-        mix[s: s + len(u)] += u
+        mix[s : s + len(u)] += u
         if line.pause_after >= 5.0 and i + 1 < len(LINES):
             b0 = s + len(u) + int(TONE_MARGIN_S * SR)
             b1 = starts[i + 1] - int(TONE_MARGIN_S * SR)
             mix[b0:b1] += tone_bed(b1 - b0)
             beds.append((b0 / SR, b1 / SR))
 
-    cues = [Cue(round(s / SR, 3), round((s + len(u)) / SR, 3), line.text)
-            for line, s, u in zip(LINES, starts, utts)]
+    cues = [Cue(round(s / SR, 3), round((s + len(u)) / SR, 3), line.text) for line, s, u in zip(LINES, starts, utts)]
     peak = np.abs(mix).max()
     if peak >= 1.0:
         raise RuntimeError(f"mix clips (peak {peak:.3f})")
@@ -287,7 +289,7 @@ def draw_frame(i: int, cues: list[Cue]) -> np.ndarray:
         bg = (40, 40, 40)
     else:
         b, g, r = PALETTE[cur % len(PALETTE)]
-        f = 1.0 if speaking else 0.45      # dimmer during pauses
+        f = 1.0 if speaking else 0.45  # dimmer during pauses
         bg = (int(b * f), int(g * f), int(r * f))
     img = np.empty((HEIGHT, WIDTH, 3), np.uint8)
     img[:] = bg
@@ -307,11 +309,9 @@ def draw_frame(i: int, cues: list[Cue]) -> np.ndarray:
     ms = int(round(t * 1000))
     tc = f"{ms // 60000:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
     cv2.putText(img, tc, (10, 32), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2, cv2.LINE_AA)
-    cv2.putText(img, f"frame {i}", (10, 58), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.putText(img, f"frame {i}", (10, 58), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     label = f"sentence {cur + 1}" if speaking else "pause"
-    cv2.putText(img, label, (10, HEIGHT - 24), cv2.FONT_HERSHEY_SIMPLEX, 0.55,
-                (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.putText(img, label, (10, HEIGHT - 24), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
     return img[:, :, ::-1].copy()  # BGR -> RGB
 
 
@@ -327,13 +327,11 @@ def write_mp4(path: Path, mix: np.ndarray, cues: list[Cue]) -> None:
     n_video = int(math.ceil(n_audio / SR * FPS))
 
     tmp = path.with_name(path.name + ".tmp.mp4")
-    with av.open(str(tmp), "w", format="mp4",
-                 options={"movflags": "+faststart"}) as out:
+    with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as out:
         vs = out.add_stream(vcodec, rate=FPS)
         vs.width, vs.height, vs.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         if vcodec == "libx264":
-            vs.options = {"crf": X264_CRF, "preset": "slow", "threads": "1",
-                          "g": str(FPS * 4), "tune": "animation"}
+            vs.options = {"crf": X264_CRF, "preset": "slow", "threads": "1", "g": str(FPS * 4), "tune": "animation"}
         else:
             vs.bit_rate = 150_000
         as_ = out.add_stream("aac", rate=SR)
@@ -346,9 +344,8 @@ def write_mp4(path: Path, mix: np.ndarray, cues: list[Cue]) -> None:
             # audio up to (and a bit past) this video frame's time, interleaved
             limit = n_audio if i == n_video else min(n_audio, int((i + 1) / FPS * SR))
             while a_next < limit:
-                chunk = mix[a_next: a_next + fsz]
-                af = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="fltp",
-                                                layout="mono")
+                chunk = mix[a_next : a_next + fsz]
+                af = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="fltp", layout="mono")
                 af.sample_rate = SR
                 af.pts = a_next
                 af.time_base = Fraction(1, SR)
@@ -387,7 +384,7 @@ def wrap(text: str, width: int = 42) -> str:
     # prefer a break after a comma if one is reasonably central
     commas = [k for k in spaces if text[k - 1] == "," and abs(k - len(text) / 2) <= 10]
     mid = min(commas or spaces, key=lambda k: abs(k - len(text) / 2))
-    return text[:mid] + "\n" + text[mid + 1:]
+    return text[:mid] + "\n" + text[mid + 1 :]
 
 
 def mistime(t: float) -> float:
@@ -421,8 +418,7 @@ def write_outputs(cues: list[Cue]) -> None:
     mis = [Cue(round(mistime(c.start), 3), round(mistime(c.end), 3), c.text) for c in cues]
     mis_note = (
         "MIS-TIMED on purpose (test input for mmalign sync); the correct cues are in\n"
-        "sample.vtt.  Generated by sample_data/make_sample.py from the correct cues by\n"
-        + TRANSFORM_TEXT
+        "sample.vtt.  Generated by sample_data/make_sample.py from the correct cues by\n" + TRANSFORM_TEXT
     )
     write_vtt(HERE / "sample.mistimed.vtt", mis, mis_note)
 
@@ -477,17 +473,21 @@ def verify() -> None:
         a_st = [s for s in c.streams if s.type == "audio"]
         v_st = [s for s in c.streams if s.type == "video"]
         dur = c.duration / 1e6
-        print(f"  container duration {dur:.3f} s; streams: "
-              + ", ".join(f"{s.type}:{s.codec_context.name}" for s in c.streams))
+        print(
+            f"  container duration {dur:.3f} s; streams: "
+            + ", ".join(f"{s.type}:{s.codec_context.name}" for s in c.streams)
+        )
         if len(a_st) != 1 or a_st[0].codec_context.name != "aac":
             problems.append("expected exactly one aac audio stream")
         if len(v_st) != 1:
             problems.append("expected exactly one video stream")
         a, v = a_st[0], v_st[0]
-        print(f"  audio: {a.codec_context.name} {a.codec_context.sample_rate} Hz "
-              f"{a.codec_context.layout.name}, {a.codec_context.bit_rate} bit/s; "
-              f"video: {v.codec_context.name} {v.codec_context.width}x"
-              f"{v.codec_context.height} @ {v.average_rate} fps, {v.frames} frames")
+        print(
+            f"  audio: {a.codec_context.name} {a.codec_context.sample_rate} Hz "
+            f"{a.codec_context.layout.name}, {a.codec_context.bit_rate} bit/s; "
+            f"video: {v.codec_context.name} {v.codec_context.width}x"
+            f"{v.codec_context.height} @ {v.average_rate} fps, {v.frames} frames"
+        )
         if not 45 <= dur <= 75:
             problems.append(f"duration {dur:.1f} s outside 45..75 s")
         chunks, first_pts = [], None
@@ -524,8 +524,8 @@ def verify() -> None:
     bounds = np.round(np.arange(n + 1) * sr / 100).astype(np.int64)
     cs = np.concatenate([[0.0], np.cumsum(x * x)])
     env = 10 * np.log10((cs[bounds[1:]] - cs[bounds[:-1]]) / np.diff(bounds) + 1e-24)
-    speech_thr = -45.0   # dBFS: speech frames are far above, the noise floor far below
-    bed_thr = -30.0      # dBFS: the tone bed in the long pause stays under this
+    speech_thr = -45.0  # dBFS: speech frames are far above, the noise floor far below
+    bed_thr = -30.0  # dBFS: the tone bed in the long pause stays under this
 
     def fr(t: float) -> int:
         return int(round(t * 100))
@@ -546,31 +546,39 @@ def verify() -> None:
 
     errs = []
     for k, c in enumerate(cues, 1):
-        seg = env[fr(c.start): fr(c.end)]
+        seg = env[fr(c.start) : fr(c.end)]
         frac = float(np.mean(seg > speech_thr))
         e_on, e_off = edge(c.start, True) - c.start, edge(c.end, False) - c.end
         errs += [e_on, e_off]
         if frac < 0.6:
             problems.append(f"cue {k}: only {frac:.0%} of 10 ms frames are speech")
         if not (abs(e_on) <= 0.012 and abs(e_off) <= 0.012):
-            problems.append(f"cue {k}: detected edges off by {e_on*1000:+.0f}/{e_off*1000:+.0f} ms")
-        print(f"  cue {k:2d} {c.start:7.3f}-{c.end:7.3f}  speech frames {frac:4.0%}  "
-              f"onset {e_on*1000:+5.1f} ms  offset {e_off*1000:+5.1f} ms")
+            problems.append(f"cue {k}: detected edges off by {e_on * 1000:+.0f}/{e_off * 1000:+.0f} ms")
+        print(
+            f"  cue {k:2d} {c.start:7.3f}-{c.end:7.3f}  speech frames {frac:4.0%}  "
+            f"onset {e_on * 1000:+5.1f} ms  offset {e_off * 1000:+5.1f} ms"
+        )
 
     # non-speech: before the first cue, between cues, after the last cue
     # (20 ms kept clear of each cue edge)
     edges = [0.0] + [t for c in cues for t in (c.start, c.end)] + [len(x) / sr]
     short, bed = [], []
     for g0, g1 in zip(edges[::2], edges[1::2]):
-        seg = env[fr(g0) + (2 if g0 > 0 else 0): max(fr(g0), fr(g1) - 2)]
+        seg = env[fr(g0) + (2 if g0 > 0 else 0) : max(fr(g0), fr(g1) - 2)]
         (bed if g1 - g0 >= 5.0 else short).append(seg)
     short_e, bed_e = np.concatenate(short), np.concatenate(bed)
-    print(f"  pauses < 5 s: {len(short_e)} frames, max {short_e.max():.1f} dBFS, "
-          f"median {np.median(short_e):.1f} dBFS (limit {speech_thr} dBFS)")
-    print(f"  long pause(s): {len(bed_e)} frames, max {bed_e.max():.1f} dBFS, "
-          f"median {np.median(bed_e):.1f} dBFS (limit {bed_thr} dBFS)")
-    print(f"  quietest 10 ms frame {env.min():.1f} dBFS; edge errors: max |err| "
-          f"{np.nanmax(np.abs(errs))*1000:.1f} ms, mean {np.nanmean(errs)*1000:+.1f} ms")
+    print(
+        f"  pauses < 5 s: {len(short_e)} frames, max {short_e.max():.1f} dBFS, "
+        f"median {np.median(short_e):.1f} dBFS (limit {speech_thr} dBFS)"
+    )
+    print(
+        f"  long pause(s): {len(bed_e)} frames, max {bed_e.max():.1f} dBFS, "
+        f"median {np.median(bed_e):.1f} dBFS (limit {bed_thr} dBFS)"
+    )
+    print(
+        f"  quietest 10 ms frame {env.min():.1f} dBFS; edge errors: max |err| "
+        f"{np.nanmax(np.abs(errs)) * 1000:.1f} ms, mean {np.nanmean(errs) * 1000:+.1f} ms"
+    )
     if short_e.max() > speech_thr:
         problems.append(f"a pause frame reaches {short_e.max():.1f} dBFS")
     if bed_e.max() > bed_thr:
@@ -589,14 +597,15 @@ def verify() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--verify-only", action="store_true",
-                    help="only check the existing files")
+    ap.add_argument("--verify-only", action="store_true", help="only check the existing files")
     args = ap.parse_args()
     if not args.verify_only:
         exe = require_espeak()
         mix, cues, beds = build_audio(exe)
-        print(f"audio: {len(mix) / SR:.3f} s, {len(cues)} sentences, "
-              f"tone bed {', '.join(f'{a:.2f}-{b:.2f} s' for a, b in beds)}")
+        print(
+            f"audio: {len(mix) / SR:.3f} s, {len(cues)} sentences, "
+            f"tone bed {', '.join(f'{a:.2f}-{b:.2f} s' for a, b in beds)}"
+        )
         write_mp4(HERE / "sample.mp4", mix, cues)
         write_outputs(cues)
         for name in ("sample.mp4", "sample.vtt", "sample.mistimed.vtt", "truth.json"):

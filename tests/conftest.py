@@ -45,8 +45,9 @@ def tone(freq: float, seconds: float, sr: int, amp: float = 0.5) -> np.ndarray:
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
-def speechlike(seconds: float, sr: int, *, f0: float = 140.0, rate: float = 4.0, amp: float = 0.3,
-               seed: int = 0) -> np.ndarray:
+def speechlike(
+    seconds: float, sr: int, *, f0: float = 140.0, rate: float = 4.0, amp: float = 0.3, seed: int = 0
+) -> np.ndarray:
     """A harmonic complex (f0 and overtones up to 3.4 kHz, falling 6 dB/octave, slow pitch
     wobble) amplitude-modulated at a syllable rate: what speech looks like to an energy and
     flatness detector."""
@@ -98,8 +99,16 @@ class Track:
     start: float = 0.0  # presentation time of the first sample on the stream's clock
 
 
-def write_media(path, tracks: list[Track], *, video: str | None = None, video_seconds: float | None = None,
-                fmt: str | None = None, fps: int = 10, size: tuple[int, int] = (32, 24)) -> Path:
+def write_media(
+    path,
+    tracks: list[Track],
+    *,
+    video: str | None = None,
+    video_seconds: float | None = None,
+    fmt: str | None = None,
+    fps: int = 10,
+    size: tuple[int, int] = (32, 24),
+) -> Path:
     """Write ``tracks`` (and a tiny video stream with codec ``video``) to ``path`` with PyAV."""
     import av
 
@@ -136,8 +145,11 @@ def write_media(path, tracks: list[Track], *, video: str | None = None, video_se
             for packet in s.encode(None):
                 container.mux(packet)
         if v is not None:
-            seconds = video_seconds if video_seconds is not None else max(
-                (t.signal.shape[-1] / t.sr for t in tracks), default=1.0)
+            seconds = (
+                video_seconds
+                if video_seconds is not None
+                else max((t.signal.shape[-1] / t.sr for t in tracks), default=1.0)
+            )
             rng = np.random.default_rng(0)
             for i in range(max(1, int(round(seconds * fps)))):
                 img = np.full((size[1], size[0], 3), (i * 17) % 256, np.uint8)
@@ -161,15 +173,27 @@ def make_media(tmp_path):
     stream; ``defaults`` gives each audio stream's default flag.
     """
 
-    def make(name, *, tones=(440.0,), seconds=1.0, sr=16000, channels=1, codec="pcm_s16le",
-             video=None, fmt=None, signals=None, defaults=None, start=0.0):
+    def make(
+        name,
+        *,
+        tones=(440.0,),
+        seconds=1.0,
+        sr=16000,
+        channels=1,
+        codec="pcm_s16le",
+        video=None,
+        fmt=None,
+        signals=None,
+        defaults=None,
+        start=0.0,
+    ):
         if signals is None:
-            signals = [np.tile(tone(f, seconds, sr), (channels, 1)) if channels > 1 else tone(f, seconds, sr)
-                       for f in tones]
+            signals = [
+                np.tile(tone(f, seconds, sr), (channels, 1)) if channels > 1 else tone(f, seconds, sr) for f in tones
+            ]
         defaults = defaults or [None] * len(signals)
         tracks = [Track(sig, sr, codec, default=d, start=start) for sig, d in zip(signals, defaults)]
-        return write_media(tmp_path / name, tracks, video=video, fmt=fmt,
-                           video_seconds=seconds if video else None)
+        return write_media(tmp_path / name, tracks, video=video, fmt=fmt, video_seconds=seconds if video else None)
 
     return make
 
@@ -231,10 +255,10 @@ try:
     from hypothesis import HealthCheck, settings
 
     # ci (default): quick; thorough: HYPOTHESIS_PROFILE=thorough pytest tests/test_subtitles_properties.py
-    settings.register_profile("ci", max_examples=200, deadline=None,
-                              suppress_health_check=[HealthCheck.too_slow])
-    settings.register_profile("thorough", max_examples=10_000, deadline=None,
-                              suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile(
+        "thorough", max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     import os as _os
 
     settings.load_profile(_os.environ.get("HYPOTHESIS_PROFILE", "ci"))

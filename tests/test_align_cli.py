@@ -24,7 +24,7 @@ def smooth_features(n, d=8, seed=0):
     x = rng.normal(size=(n + 40, d))
     kernel = np.hanning(21)
     x = np.stack([np.convolve(x[:, k], kernel / kernel.sum(), mode="same") for k in range(d)], 1)
-    return x[20:20 + n].astype(np.float32)
+    return x[20 : 20 + n].astype(np.float32)
 
 
 def warp(t):
@@ -94,12 +94,15 @@ def test_media_against_its_subtitles(sample, tmp_path):
     assert np.median(np.abs(tm.apply(mids) - mids)) < 0.1  # the timing already matches
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--feature", "audio.chroma"], "no feature audio.chroma"),
-    (["--feature", "audio.rms"], "has no feature audio.rms"),
-    (["--metric", "manhattan"], "unknown metric"),
-    (["--multiscale", "--band", "1"], "--band applies to exact DTW"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--feature", "audio.chroma"], "no feature audio.chroma"),
+        (["--feature", "audio.rms"], "has no feature audio.rms"),
+        (["--metric", "manhattan"], "unknown metric"),
+        (["--multiscale", "--band", "1"], "--band applies to exact DTW"),
+    ],
+)
 def test_align_errors(warped_pair, tmp_path, args, message):
     pa, pb = warped_pair
     result = run("align", pa, pb, "-o", tmp_path / "x.json", *args)

@@ -59,17 +59,25 @@ def test_sonnet_copy_syncs_to_identity(tmp_path):
 def test_steep_dtw_path_late_in_a_long_file_gives_a_timemap():
     """A valid path with a long jump at ~1 hour used to fail 'TimeMap must be monotone'."""
     k, m = 180_000, 100_000
-    path = np.concatenate([np.stack([np.arange(k), np.arange(k)], 1),
-                           np.stack([np.full(m, k), np.arange(k, k + m)], 1),
-                           np.stack([np.arange(k + 1, k + 500), np.arange(k + m, k + m + 499)], 1)])
+    path = np.concatenate(
+        [
+            np.stack([np.arange(k), np.arange(k)], 1),
+            np.stack([np.full(m, k), np.arange(k, k + m)], 1),
+            np.stack([np.arange(k + 1, k + 500), np.arange(k + m, k + m + 499)], 1),
+        ]
+    )
     tm = path_to_timemap(path.astype(np.int64), 0.02, 0.02)
     t = np.linspace(0, (k + 499) * 0.02, 5000)
     assert np.all(np.diff(tm(t)) >= -1e-6)
 
 
 def _align(a, b, out):
-    r = subprocess.run([sys.executable, "-m", "mmalign", "align", str(a), str(b), "-o", str(out)],
-                       capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "mmalign", "align", str(a), str(b), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     return r
 
 

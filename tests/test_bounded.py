@@ -43,20 +43,24 @@ def _srt(path: Path, far: float | None, n: int = 30) -> Path:
         t += d + float(rng.uniform(0.3, 2.5))
     if far is not None:
         cues.append((far, far + 2.0))
-    path.write_text("".join(f"{i}\n{_ts(a)} --> {_ts(b)}\nline {i}\n\n" for i, (a, b) in enumerate(cues, 1)),
-                    encoding="utf-8")
+    path.write_text(
+        "".join(f"{i}\n{_ts(a)} --> {_ts(b)}\nline {i}\n\n" for i, (a, b) in enumerate(cues, 1)), encoding="utf-8"
+    )
     return path
 
 
 def _run_limited(args, timeout=60):
     """``python -m mmalign ARGS`` with RLIMIT_AS = LIMIT_MB; (returncode, stderr)."""
-    code = ("import resource, runpy, sys\n"
-            f"resource.setrlimit(resource.RLIMIT_AS, ({LIMIT_MB} << 20, {LIMIT_MB} << 20))\n"
-            "sys.argv = ['mmalign'] + sys.argv[1:]\n"
-            "runpy.run_module('mmalign', run_name='__main__')\n")
+    code = (
+        "import resource, runpy, sys\n"
+        f"resource.setrlimit(resource.RLIMIT_AS, ({LIMIT_MB} << 20, {LIMIT_MB} << 20))\n"
+        "sys.argv = ['mmalign'] + sys.argv[1:]\n"
+        "runpy.run_module('mmalign', run_name='__main__')\n"
+    )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    r = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env,
-                       timeout=timeout)
+    r = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout
+    )
     return r.returncode, r.stderr
 
 
@@ -116,10 +120,12 @@ def test_sync_leaves_out_cues_beyond_the_reference(tmp_path, caplog):
 def test_far_cue_commands_stay_bounded(tmp_path, far, command):
     srt = _srt(tmp_path / "far.srt", far)
     out = tmp_path / "out"
-    args = {"sync-media": ["sync", SAMPLE, srt, "-o", out.with_suffix(".srt"), "--force", "--detector", "fast"],
-            "extract-subs": ["extract", "subs", srt, "-o", out.with_suffix(".safetensors")],
-            "align": ["align", srt, srt, "-o", out.with_suffix(".json")],
-            "sync-subs": ["sync", srt, srt, "-o", out.with_suffix(".srt")]}[command]
+    args = {
+        "sync-media": ["sync", SAMPLE, srt, "-o", out.with_suffix(".srt"), "--force", "--detector", "fast"],
+        "extract-subs": ["extract", "subs", srt, "-o", out.with_suffix(".safetensors")],
+        "align": ["align", srt, srt, "-o", out.with_suffix(".json")],
+        "sync-subs": ["sync", srt, srt, "-o", out.with_suffix(".srt")],
+    }[command]
     rc, err = _run_limited(args)
     assert rc == 0, err
     assert "Traceback" not in err
@@ -132,10 +138,10 @@ def test_breaks_are_not_searched_beyond_the_score_budget(monkeypatch, caplog):
     file keeps one map, with a warning, instead of holding cues x offsets floats."""
     import logging
 
-    from conftest import SAMPLE_DIR
-
     from mmalign.align import splits
     from mmalign.align.sync import sync
+
+    from conftest import SAMPLE_DIR
 
     monkeypatch.setattr(splits, "MAX_SCORE_CELLS", 1000)
     with caplog.at_level(logging.WARNING, logger="mmalign"):

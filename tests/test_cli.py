@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, Track, first_encoder, speechlike, vtt_text, write_media
 from typer.testing import CliRunner
 
 import mmalign
 from mmalign import subtitles as S
 from mmalign.cli import app
+
+from conftest import ROOT, Track, first_encoder, speechlike, vtt_text, write_media
 
 TRUTH_SCALE, TRUTH_OFFSET = 960 / 1001, -3.7
 
@@ -144,7 +145,7 @@ def test_library_warnings_are_warning_lines_said_once(sample, tmp_path):
     ``warning:`` line, and the result stands on what was decoded."""
     data = (sample / "sample.mp4").read_bytes()
     half = tmp_path / "half.mp4"
-    half.write_bytes(data[:len(data) // 2])
+    half.write_bytes(data[: len(data) // 2])
     result = run("sync", half, sample / "sample.mistimed.vtt", "-o", tmp_path / "out.vtt", "--detector", "both")
     assert result.exit_code == 0, result.output
     lines = result.stderr.strip().splitlines()
@@ -169,8 +170,9 @@ def test_summary_names_the_cues_to_check(sample, tmp_path):
 
 def test_summary_of_a_forced_result_does_not_single_out_cues(sample, write_vtt, tmp_path):
     """Below --min-confidence every piece is in doubt: the summary says so, not which cues."""
-    result = run("sync", sample / "sample.mp4", _random_cues(write_vtt, "random.vtt", 0), "-o", tmp_path / "o.vtt",
-                 "--force")
+    result = run(
+        "sync", sample / "sample.mp4", _random_cues(write_vtt, "random.vtt", 0), "-o", tmp_path / "o.vtt", "--force"
+    )
     assert result.exit_code == 0 and "written because of --force" in result.stderr
     assert "worth a look" not in result.stderr
 
@@ -309,8 +311,11 @@ def test_output_to_stdout(sample, write_vtt, tmp_path):
     assert result.stderr.strip().endswith("-> <stdout>")
     assert outputs(sample) == set()
     # --json wants stdout too; a refusal prints nothing there.
-    assert_one_error_line(run("sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "-o", "-", "--json"),
-                          2, "--json and -o - both print on stdout")
+    assert_one_error_line(
+        run("sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "-o", "-", "--json"),
+        2,
+        "--json and -o - both print on stdout",
+    )
     refused = run("sync", sample / "sample.mp4", _random_cues(write_vtt, "random.vtt", 0), "-o", "-")
     assert refused.exit_code == 4 and refused.stdout == ""
 
@@ -352,18 +357,31 @@ def test_output_folder_must_exist(sample, tmp_path):
 # ---------------------------------------------------------------- usage errors (exit 2)
 
 
-@pytest.mark.parametrize("args", [
-    ["sync"],
-    ["sync", "{media}"],
-    ["sync", "{media}", "{subs}", "--bogus"],
-    ["sync", "{media}", "{subs}", "--min-confidence", "2"],
-    ["sync", "{media}", "{subs}", "--format", "txt"],
-    ["sync", "{media}", "{subs}", "--max-offset", "0"],
-    ["sync", "{media}", "{subs}", "--audio-stream", "-1"],
-    ["sync", "{media}", "{subs}", "--jobs", "0"],
-    ["frobnicate"],
-], ids=["no-args", "missing-subs", "bad-option", "confidence>1", "bad-format", "max-offset-0", "stream<0",
-        "jobs-0", "bad-command"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sync"],
+        ["sync", "{media}"],
+        ["sync", "{media}", "{subs}", "--bogus"],
+        ["sync", "{media}", "{subs}", "--min-confidence", "2"],
+        ["sync", "{media}", "{subs}", "--format", "txt"],
+        ["sync", "{media}", "{subs}", "--max-offset", "0"],
+        ["sync", "{media}", "{subs}", "--audio-stream", "-1"],
+        ["sync", "{media}", "{subs}", "--jobs", "0"],
+        ["frobnicate"],
+    ],
+    ids=[
+        "no-args",
+        "missing-subs",
+        "bad-option",
+        "confidence>1",
+        "bad-format",
+        "max-offset-0",
+        "stream<0",
+        "jobs-0",
+        "bad-command",
+    ],
+)
 def test_usage_errors(sample, args):
     subs = sample / "sample.mistimed.vtt"
     before = digest(subs)
@@ -378,21 +396,26 @@ def test_output_encoding(sample, tmp_path, monkeypatch):
     """--encoding: honoured when the text fits; a name Python does not know is a usage
     error before any decoding; text the codec cannot hold is a usage error, nothing written."""
     subs = tmp_path / "subs.vtt"
-    subs.write_text((sample / "sample.mistimed.vtt").read_text().replace("Good morning", "caf\u00e9 \u2014 Good morning", 1))
+    text = (sample / "sample.mistimed.vtt").read_text()
+    subs.write_text(text.replace("Good morning", "caf\u00e9 \u2014 Good morning", 1))
     out = tmp_path / "out.srt"
     result = run("sync", sample / "sample.mp4", subs, "-o", out, "--encoding", "cp1252")
     assert result.exit_code == 0, result.output
     assert "caf\u00e9 \u2014" in out.read_bytes().decode("cp1252")
     out.unlink()
-    assert_one_error_line(run("sync", sample / "sample.mp4", subs, "-o", out, "--encoding", "latin-1"), 2,
-                          "cannot encode subtitle text as latin-1")
+    assert_one_error_line(
+        run("sync", sample / "sample.mp4", subs, "-o", out, "--encoding", "latin-1"),
+        2,
+        "cannot encode subtitle text as latin-1",
+    )
     assert not out.exists()
 
     import mmalign.align.sync as sync_mod
 
     monkeypatch.setattr(sync_mod, "sync", lambda *a, **k: pytest.fail("synced before checking --encoding"))
-    assert_one_error_line(run("sync", sample / "sample.mp4", subs, "-o", out, "--encoding", "nope"), 2,
-                          "unknown encoding 'nope'")
+    assert_one_error_line(
+        run("sync", sample / "sample.mp4", subs, "-o", out, "--encoding", "nope"), 2, "unknown encoding 'nope'"
+    )
 
 
 def test_audio_stream_out_of_range(sample):
@@ -404,9 +427,21 @@ def test_audio_stream_out_of_range(sample):
 # ---------------------------------------------------------------- input errors (exit 3)
 
 
-@pytest.mark.parametrize("case", ["missing media", "missing reference subtitles", "text renamed .mp4", "empty media",
-                                  "no audio stream", "missing subs", "subs without cues", "empty subs",
-                                  "binary subs", "subs is a folder"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing media",
+        "missing reference subtitles",
+        "text renamed .mp4",
+        "empty media",
+        "no audio stream",
+        "missing subs",
+        "subs without cues",
+        "empty subs",
+        "binary subs",
+        "subs is a folder",
+    ],
+)
 def test_input_errors(sample, tmp_path, case):
     media, subs = sample / "sample.mp4", sample / "sample.mistimed.vtt"
     contains = ""
@@ -423,7 +458,8 @@ def test_input_errors(sample, tmp_path, case):
         media.write_bytes(b"")
         contains = "empty"
     elif case == "no audio stream":
-        media, contains = write_media(tmp_path / "video.mp4", [], video=first_encoder("libx264", "h264", "mpeg4"), video_seconds=1.0), "has no audio stream"
+        video = first_encoder("libx264", "h264", "mpeg4")
+        media, contains = write_media(tmp_path / "video.mp4", [], video=video, video_seconds=1.0), "has no audio stream"
     elif case == "missing subs":
         subs = tmp_path / "nope.vtt"
     elif case == "subs without cues":
@@ -588,15 +624,27 @@ def test_unexpected_failure_is_exit_1(sample, monkeypatch):
 
 def test_subprocess_python_m_mmalign(sample):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-m", "mmalign", "sync", "sample.mp4", "sample.mistimed.vtt", "--json"],
-                          cwd=sample, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mmalign", "sync", "sample.mp4", "sample.mistimed.vtt", "--json"],
+        cwd=sample,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["written"] is True and data["output"] == "sample.mistimed.synced.vtt"
     assert_matches_truth(sample / "sample.mistimed.synced.vtt", 0.1)
     assert proc.stderr == ""
-    proc = subprocess.run([sys.executable, "-m", "mmalign", "sync", "missing.mp4", "sample.mistimed.vtt"],
-                          cwd=sample, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mmalign", "sync", "missing.mp4", "sample.mistimed.vtt"],
+        cwd=sample,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 3
     assert proc.stderr == "error: missing.mp4: media file not found\n"
     assert proc.stdout == ""
@@ -604,13 +652,15 @@ def test_subprocess_python_m_mmalign(sample):
 
 def test_detector_option(sample, tmp_path):
     out = tmp_path / "both.vtt"
-    result = run("sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "-o", out, "--detector", "both",
-                 "--json")
+    result = run(
+        "sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "-o", out, "--detector", "both", "--json"
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["detector"] == "fast+silero" and summary["written"] and out.exists()
-    result = run("sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "-o", out, "--detector", "fast",
-                 "--json")
+    result = run(
+        "sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "-o", out, "--detector", "fast", "--json"
+    )
     assert json.loads(result.stdout)["detector"] == "fast"
     result = run("sync", sample / "sample.vtt", sample / "sample.mistimed.vtt", "-o", out, "--json")
     assert json.loads(result.stdout)["detector"] == "subtitles"

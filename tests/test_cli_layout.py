@@ -21,8 +21,10 @@ HEAVY = ("torch", "cv2", "librosa", "matplotlib")
 
 
 def test_import_cli_imports_no_heavy_module():
-    code = (f"import sys, mmalign.cli; heavy = [m for m in {HEAVY!r} if m in sys.modules]; "
-            "assert not heavy, f'imported {heavy}'")
+    code = (
+        f"import sys, mmalign.cli; heavy = [m for m in {HEAVY!r} if m in sys.modules]; "
+        "assert not heavy, f'imported {heavy}'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -45,7 +47,11 @@ def _functions(path: Path):
 
 @pytest.mark.parametrize("module", ["sync", "extract", "align"])
 def test_command_bodies_are_short(module):
-    """A command body parses, calls the library and prints: under ~60 lines, signature and docstring aside."""
+    """A command body parses, calls the library and prints: under ~60 lines, signature and docstring aside.
+
+    Lines are counted as the formatter-independent lines that start a statement: a call
+    whose arguments ruff format puts one per line is still one line.
+    """
     from mmalign.cli import app
 
     names = {c.callback.__name__ for c in app.registered_commands}
@@ -53,9 +59,9 @@ def test_command_bodies_are_short(module):
     bodies = [f for f in _functions(CLI / f"{module}.py") if f.name in names]
     assert bodies
     for f in bodies:
-        first = f.body[1] if isinstance(f.body[0], ast.Expr) else f.body[0]  # after the docstring
-        length = f.end_lineno - first.lineno + 1
-        assert length <= 60, f"{module}.{f.name}: {length} lines"
+        body = f.body[1:] if isinstance(f.body[0], ast.Expr) else f.body  # after the docstring
+        lines = {node.lineno for stmt in body for node in ast.walk(stmt) if isinstance(node, ast.stmt)}
+        assert len(lines) <= 60, f"{module}.{f.name}: {len(lines)} lines"
 
 
 def test_no_module_imports_private_names_of_another():
@@ -104,7 +110,13 @@ def test_kind_of():
     from mmalign.source import kind_of
 
     assert [kind_of(p) for p in ("a.safetensors", "b.NPZ", "c.srt", "d.vtt", "e.mkv", "f.wav")] == [
-        "features", "features", "subtitles", "subtitles", "media", "media"]
+        "features",
+        "features",
+        "subtitles",
+        "subtitles",
+        "media",
+        "media",
+    ]
 
 
 def test_feature_names_parses_and_refuses():
@@ -168,3 +180,12 @@ def test_subtitle_guide_only_for_subtitles_and_default_options():
     a = _seq([0.0, 1.0, 0.0])
     assert sequences.subtitle_guide(a, a) == (None, None)
     assert not sequences.subtitle_guide(a, a).ambiguous
+
+
+def test_detector_choices_are_the_library_detectors():
+    """``--detector`` is a plain Enum (so type checkers see its members): it must list
+    exactly the library's DETECTORS, in order."""
+    from mmalign.align.sync import DETECTORS
+    from mmalign.cli.sync import Detector
+
+    assert [d.value for d in Detector] == list(DETECTORS)

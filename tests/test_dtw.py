@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import speechlike
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +18,8 @@ from mmalign.align.dtw import (
     path_window,
 )
 from mmalign.errors import UsageError
+
+from conftest import speechlike
 
 # --------------------------------------------------------------------------- reference
 
@@ -192,10 +193,19 @@ def logmel_pair(seconds=70.0, seed=0):
     librosa = pytest.importorskip("librosa")
     sr = 8000
     rng = np.random.default_rng(seed)
-    parts = [speechlike(float(rng.uniform(0.4, 1.5)), sr, f0=float(rng.uniform(90, 220)),
-                        rate=float(rng.uniform(2, 6)), seed=int(rng.integers(1 << 30)))
-             * float(rng.uniform(0.2, 1.0)) if k % 3 else np.zeros(int(sr * rng.uniform(0.1, 0.6)), np.float32)
-             for k in range(int(seconds))]
+    parts = [
+        speechlike(
+            float(rng.uniform(0.4, 1.5)),
+            sr,
+            f0=float(rng.uniform(90, 220)),
+            rate=float(rng.uniform(2, 6)),
+            seed=int(rng.integers(1 << 30)),
+        )
+        * float(rng.uniform(0.2, 1.0))
+        if k % 3
+        else np.zeros(int(sr * rng.uniform(0.1, 0.6)), np.float32)
+        for k in range(int(seconds))
+    ]
     audio = np.concatenate(parts)[: int(seconds * sr)]
     audio = audio + 1e-3 * rng.standard_normal(len(audio)).astype(np.float32)
     mel = librosa.feature.melspectrogram(y=audio, sr=sr, n_fft=512, hop_length=80, n_mels=20)
@@ -296,24 +306,31 @@ def test_path_to_timemap_from_dtw_round_trip():
 # --------------------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"x": np.ones((3, 2)), "y": np.ones((4, 3))}, "same number of features"),
-    ({"x": np.ones((0, 2)), "y": np.ones((4, 2))}, "empty"),
-    ({"x": np.full((3, 2), np.nan), "y": np.ones((4, 2))}, "NaN"),
-    ({"x": np.ones((3, 2)), "y": np.ones((4, 2)), "metric": "manhattan"}, "unknown metric"),
-    ({"x": np.ones((3, 2)), "y": np.ones((4, 2)), "step": "asym"}, "unknown step"),
-    ({"x": np.ones((3, 2)), "y": np.ones((4, 2)), "band": -1}, "band"),
-    ({"x": np.ones((3, 2)), "y": np.ones((4, 2)), "band": 1, "subsequence": True}, "per-row"),
-    ({"x": np.ones((3, 2)), "y": np.ones((4, 2)), "band": (np.zeros(2, int), np.ones(2, int))}, "length 3"),
-    ({"x": np.ones((3, 2)), "y": np.ones((4, 2)), "band": (np.array([0, 0, 3]), np.array([1, 1, 4]))},
-     "no warping path"),
-    ({"x": np.ones((3, 2)), "y": np.ones((4, 2)), "band": (np.array([1, 0, 0]), np.array([4, 4, 4]))},
-     "first cell"),
-    ({"x": np.ones((3, 2)), "y": np.ones((4, 2)), "cost": np.ones((3, 4))}, "either"),
-    ({"cost": np.ones((3, 4)), "multiscale": True}, "precomputed"),
-    ({"x": np.ones((3, 2)), "y": np.ones((4, 2)), "radius": 3}, "only with multiscale"),
-    ({"x": np.ones((3, 2)), "y": np.ones((4, 2)), "multiscale": True, "radius": 0}, "radius"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"x": np.ones((3, 2)), "y": np.ones((4, 3))}, "same number of features"),
+        ({"x": np.ones((0, 2)), "y": np.ones((4, 2))}, "empty"),
+        ({"x": np.full((3, 2), np.nan), "y": np.ones((4, 2))}, "NaN"),
+        ({"x": np.ones((3, 2)), "y": np.ones((4, 2)), "metric": "manhattan"}, "unknown metric"),
+        ({"x": np.ones((3, 2)), "y": np.ones((4, 2)), "step": "asym"}, "unknown step"),
+        ({"x": np.ones((3, 2)), "y": np.ones((4, 2)), "band": -1}, "band"),
+        ({"x": np.ones((3, 2)), "y": np.ones((4, 2)), "band": 1, "subsequence": True}, "per-row"),
+        ({"x": np.ones((3, 2)), "y": np.ones((4, 2)), "band": (np.zeros(2, int), np.ones(2, int))}, "length 3"),
+        (
+            {"x": np.ones((3, 2)), "y": np.ones((4, 2)), "band": (np.array([0, 0, 3]), np.array([1, 1, 4]))},
+            "no warping path",
+        ),
+        (
+            {"x": np.ones((3, 2)), "y": np.ones((4, 2)), "band": (np.array([1, 0, 0]), np.array([4, 4, 4]))},
+            "first cell",
+        ),
+        ({"x": np.ones((3, 2)), "y": np.ones((4, 2)), "cost": np.ones((3, 4))}, "either"),
+        ({"cost": np.ones((3, 4)), "multiscale": True}, "precomputed"),
+        ({"x": np.ones((3, 2)), "y": np.ones((4, 2)), "radius": 3}, "only with multiscale"),
+        ({"x": np.ones((3, 2)), "y": np.ones((4, 2)), "multiscale": True, "radius": 0}, "radius"),
+    ],
+)
 def test_bad_input_is_one_line_usage_error(kwargs, match):
     with pytest.raises(UsageError, match=match) as info:
         dtw(**kwargs)
@@ -341,8 +358,8 @@ def test_path_to_timemap_rejects_bad_paths():
 def test_stitch_bridges_segments_that_do_not_meet():
     from mmalign.align.dtw import _stitch
 
-    a = np.array([[i, i] for i in range(12)], np.int64)           # rows 0..11
-    b = np.array([[i, i + 3] for i in range(6, 20)], np.int64)       # rows 6..19, 3 columns right
+    a = np.array([[i, i] for i in range(12)], np.int64)  # rows 0..11
+    b = np.array([[i, i + 3] for i in range(6, 20)], np.int64)  # rows 6..19, 3 columns right
     path = _stitch([a, b], np.array([0, 9, 20]), 30)
     check_path(path, 20, 23, False)
     assert path[0].tolist() == [0, 0] and path[-1].tolist() == [19, 22]
@@ -378,8 +395,11 @@ def test_dump_alignment_writes_what_json_dumps_would_in_blocks(monkeypatch):
     doc = {"cost": 1.5, "timemap": {"pieces": [[0.0, 1.0]]}}
     buf = io.StringIO()
     dtw_mod.dump_alignment(buf, doc, path, tx, ty)
-    want = {**doc, "path": path.tolist(),
-            "path_seconds": np.round(np.stack([tx[path[:, 0]], ty[path[:, 1]]], 1), 4).tolist()}
+    want = {
+        **doc,
+        "path": path.tolist(),
+        "path_seconds": np.round(np.stack([tx[path[:, 0]], ty[path[:, 1]]], 1), 4).tolist(),
+    }
     assert buf.getvalue() == json.dumps(want) + "\n"
     buf = io.StringIO()
     dtw_mod.dump_alignment(buf, {}, path[:3])

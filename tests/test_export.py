@@ -92,8 +92,13 @@ def test_timemap_brings_a_modality_onto_the_grid():
 
 
 def write_export(out, n=7, shard_size=3, config=None, webdataset=False):
-    grid = Grid(np.arange(n) * 1.0, np.arange(n) + 0.5, [f"cue-{i:06d}" for i in range(n)],
-                [f"line {i}" for i in range(n)], "cues")
+    grid = Grid(
+        np.arange(n) * 1.0,
+        np.arange(n) + 0.5,
+        [f"cue-{i:06d}" for i in range(n)],
+        [f"line {i}" for i in range(n)],
+        "cues",
+    )
 
     def samples(lo, hi):
         for k in range(lo, hi):
@@ -112,7 +117,8 @@ def test_export_writes_shards_manifest_and_dataset(tmp_path):
     assert res.samples == 7 and not res.skipped
     names = sorted(p.name for p in out.iterdir())
     assert names == ["dataset.json", "manifest.jsonl", "progress.jsonl"] + [
-        f"shard-00000{i}.{ext}" for i in range(3) for ext in ("jsonl", "safetensors", "tar")]
+        f"shard-00000{i}.{ext}" for i in range(3) for ext in ("jsonl", "safetensors", "tar")
+    ]
     recs = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert [r["id"] for r in recs] == [f"film/cue-{i:06d}" for i in range(7)]
     assert recs[4]["shard"] == "shard-000001.safetensors" and recs[4]["row"] == 1
@@ -149,8 +155,12 @@ def test_dataset_and_collate(tmp_path):
     np.testing.assert_array_equal(item["audio.x"], np.full((3, 2), 5, np.float32))
     batch = collate([ds[i] for i in range(4)])
     assert batch["audio.x"].shape == (4, 3, 2) and batch["audio.x"].dtype == torch.float32
-    assert batch["audio.x.mask"].tolist() == [[True, False, False], [True, True, False], [True, True, True],
-                                              [True, False, False]]
+    assert batch["audio.x.mask"].tolist() == [
+        [True, False, False],
+        [True, True, False],
+        [True, True, True],
+        [True, False, False],
+    ]
     assert batch["text.v"].shape == (4, 4) and batch["start"].dtype == torch.float64
     loader = torch.utils.data.DataLoader(ds, batch_size=3, collate_fn=collate, num_workers=0)
     assert sum(len(b["id"]) for b in loader) == 7

@@ -27,9 +27,23 @@ def synced_export(tmp_path_factory):
     from conftest import SAMPLE_DIR
 
     out = tmp_path_factory.mktemp("export") / "data"
-    result = run("export", SAMPLE_DIR / "sample.mp4", SAMPLE_DIR / "sample.mistimed.vtt", "-o", out, "--sync",
-                 "--grid", "cues", "--fuse", "none", "--pool", "none", "--text-features", "activity,embedding",
-                 "--json")
+    result = run(
+        "export",
+        SAMPLE_DIR / "sample.mp4",
+        SAMPLE_DIR / "sample.mistimed.vtt",
+        "-o",
+        out,
+        "--sync",
+        "--grid",
+        "cues",
+        "--fuse",
+        "none",
+        "--pool",
+        "none",
+        "--text-features",
+        "activity,embedding",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     return out, json.loads(result.stdout)
 
@@ -46,8 +60,7 @@ def test_every_modality_lies_inside_its_synced_cue(synced_export):
         assert rec["start"] == pytest.approx(cue.start, abs=0.1) and rec["end"] == pytest.approx(cue.end, abs=0.1)
         assert rec["text"] == cue.text
         shard = shards.setdefault(rec["shard"], load_file(str(out / rec["shard"])))
-        for feature in ("audio.logmel", "video.hist", "video.luma", "video.motion", "text.activity",
-                        "text.embedding"):
+        for feature in ("audio.logmel", "video.hist", "video.luma", "video.motion", "text.activity", "text.embedding"):
             values = shard[f"{rec['row']}/{feature}"]
             times = shard[f"{rec['row']}/{feature}.times"]
             assert values.shape == tuple(rec["tensors"][feature]) and len(times) == len(values) > 0, feature
@@ -68,8 +81,9 @@ def test_reading_back_with_the_dataset_and_training_a_few_steps(synced_export):
 
     out, _ = synced_export
     ds = AlignedDataset(out, features=["audio.logmel", "text.embedding"])
-    loader = torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=collate, shuffle=True,
-                                         generator=torch.Generator().manual_seed(0))
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=4, collate_fn=collate, shuffle=True, generator=torch.Generator().manual_seed(0)
+    )
     batch = next(iter(loader))
     assert batch["audio.logmel"].shape[0] == 4 and batch["audio.logmel.mask"].dtype == torch.bool
     # mean-pool each padded sequence under its mask, then a linear classifier on both modalities
@@ -79,9 +93,11 @@ def test_reading_back_with_the_dataset_and_training_a_few_steps(synced_export):
     torch.manual_seed(0)
     for _ in range(5):
         for b in loader:
-            def pooled(name):
+
+            def pooled(name, b=b):
                 m = b[name + ".mask"].unsqueeze(-1).float()
                 return (b[name] * m).sum(1) / m.sum(1).clamp(min=1)
+
             x = torch.cat([pooled("audio.logmel") / 100, pooled("text.embedding")], dim=1)
             y = (b["end"] - b["start"] > 2.5).long()
             loss = torch.nn.functional.cross_entropy(model(x), y)
@@ -94,8 +110,20 @@ def test_reading_back_with_the_dataset_and_training_a_few_steps(synced_export):
 
 def test_pooled_fused_export_and_resume(sample, tmp_path):
     out = tmp_path / "fused"
-    args = ["export", sample / "sample.mp4", sample / "sample.vtt", "-o", out, "--pool", "overlap", "--fuse",
-            "sum", "--dim", "16", "--json"]
+    args = [
+        "export",
+        sample / "sample.mp4",
+        sample / "sample.vtt",
+        "-o",
+        out,
+        "--pool",
+        "overlap",
+        "--fuse",
+        "sum",
+        "--dim",
+        "16",
+        "--json",
+    ]
     first = run(*args)
     assert first.exit_code == 0, first.output
     recs = records(out)
@@ -111,8 +139,12 @@ def test_pooled_fused_export_and_resume(sample, tmp_path):
     # other settings in the same folder are refused, unless --overwrite
     other = run("export", sample / "sample.mp4", sample / "sample.vtt", "-o", out, "--pool", "max")
     assert other.exit_code == 2 and "other settings" in other.stderr
-    assert run("export", sample / "sample.mp4", sample / "sample.vtt", "-o", out, "--pool", "max",
-               "--overwrite", "-q").exit_code == 0
+    assert (
+        run(
+            "export", sample / "sample.mp4", sample / "sample.vtt", "-o", out, "--pool", "max", "--overwrite", "-q"
+        ).exit_code
+        == 0
+    )
     assert json.loads((out / "dataset.json").read_text())["config"]["pool"] == "max"
 
 
@@ -120,9 +152,27 @@ def test_windows_without_subtitles_and_deterministic_bytes(sample, tmp_path):
     outs = []
     for name in ("w1", "w2"):
         out = tmp_path / name
-        result = run("export", sample / "sample.mp4", "-o", out, "--grid", "windows", "--window", "4", "--stride",
-                     "2", "--fuse", "compact-bilinear", "--dim", "64", "--audio-features", "logmel,rms",
-                     "--video-features", "none", "-q")
+        result = run(
+            "export",
+            sample / "sample.mp4",
+            "-o",
+            out,
+            "--grid",
+            "windows",
+            "--window",
+            "4",
+            "--stride",
+            "2",
+            "--fuse",
+            "compact-bilinear",
+            "--dim",
+            "64",
+            "--audio-features",
+            "logmel,rms",
+            "--video-features",
+            "none",
+            "-q",
+        )
         assert result.exit_code == 0, result.output
         outs.append(load_file(str(out / "shard-000000.safetensors")))
     assert outs[0].keys() == outs[1].keys() and len(outs[0]) == 30
@@ -134,21 +184,32 @@ def test_windows_without_subtitles_and_deterministic_bytes(sample, tmp_path):
 def test_a_bad_source_is_reported_and_the_others_exported(sample, tmp_path):
     out = tmp_path / "mixed"
     (tmp_path / "broken.mp4").write_bytes(b"not a film")
-    result = run("export", tmp_path / "broken.mp4", sample / "sample.vtt", sample / "sample.mp4",
-                 sample / "sample.vtt", "-o", out, "--json")
+    result = run(
+        "export",
+        tmp_path / "broken.mp4",
+        sample / "sample.vtt",
+        sample / "sample.mp4",
+        sample / "sample.vtt",
+        "-o",
+        out,
+        "--json",
+    )
     assert result.exit_code == 3, result.output
     data = json.loads(result.stdout)
     assert data["sources"][0]["exit_code"] == 3 and data["sources"][1]["samples"] == 16
     assert len(records(out)) == 16
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--grid", "frames"], "--grid frames needs --hop"),
-    (["--fuse", "sum"], "needs --dim"),
-    (["--pool", "none", "--fuse", "concat"], "choose a --pool other than none"),
-    (["--audio-features", "none", "--video-features", "none", "--text-features", "none"], "nothing to export"),
-    (["--pool", "median"], "unknown pooling"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--grid", "frames"], "--grid frames needs --hop"),
+        (["--fuse", "sum"], "needs --dim"),
+        (["--pool", "none", "--fuse", "concat"], "choose a --pool other than none"),
+        (["--audio-features", "none", "--video-features", "none", "--text-features", "none"], "nothing to export"),
+        (["--pool", "median"], "unknown pooling"),
+    ],
+)
 def test_export_usage_errors(sample, tmp_path, args, message):
     result = run("export", sample / "sample.mp4", sample / "sample.vtt", "-o", tmp_path / "x", *args)
     assert result.exit_code == 2 and message in result.stderr, result.output
@@ -164,16 +225,36 @@ def test_fused_sources_share_one_width(sample, tmp_path):
     sf.write(wav, load_audio(sample / "sample.mp4", 16000)[0], 16000)
     (sample / "voice.vtt").write_text((sample / "sample.vtt").read_text())
     out = tmp_path / "fused2"
-    result = run("export", sample / "sample.mp4", sample / "sample.vtt", wav, sample / "voice.vtt", "-o", out,
-                 "--fuse", "concat", "--json")
+    result = run(
+        "export",
+        sample / "sample.mp4",
+        sample / "sample.vtt",
+        wav,
+        sample / "voice.vtt",
+        "-o",
+        out,
+        "--fuse",
+        "concat",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     recs = records(out)
     assert len(recs) == 32 and len({tuple(r["tensors"]["fused"]) for r in recs}) == 1
     assert all("video.hist" in r["missing"] for r in recs[16:]) and not any(r["missing"] for r in recs[:16])
     # the other way round, the film has features the first source lacks: refused, the first is kept
     out = tmp_path / "fused3"
-    result = run("export", wav, sample / "voice.vtt", sample / "sample.mp4", sample / "sample.vtt", "-o", out,
-                 "--fuse", "concat", "--json")
+    result = run(
+        "export",
+        wav,
+        sample / "voice.vtt",
+        sample / "sample.mp4",
+        sample / "sample.vtt",
+        "-o",
+        out,
+        "--fuse",
+        "concat",
+        "--json",
+    )
     assert result.exit_code == 3
     data = json.loads(result.stdout)
     assert "which the sources before it lack" in data["sources"][1]["error"] and len(records(out)) == 16
@@ -184,8 +265,24 @@ def test_frame_grid_means_match_the_extracted_features(sample, tmp_path):
     from mmalign.features.io import load_features
 
     out = tmp_path / "frames"
-    assert run("export", sample / "sample.mp4", "-o", out, "--grid", "frames", "--hop", "1", "--video-features",
-               "none", "--text-features", "none", "-q").exit_code == 0
+    assert (
+        run(
+            "export",
+            sample / "sample.mp4",
+            "-o",
+            out,
+            "--grid",
+            "frames",
+            "--hop",
+            "1",
+            "--video-features",
+            "none",
+            "--text-features",
+            "none",
+            "-q",
+        ).exit_code
+        == 0
+    )
     feats = tmp_path / "a.safetensors"
     assert run("extract", "audio", sample / "sample.mp4", "-o", feats, "--features", "logmel", "-q").exit_code == 0
     logmel = load_features(feats)["audio.logmel"]
@@ -212,8 +309,16 @@ def test_a_failing_source_is_one_unwrapped_error_line_even_when_quiet(tmp_path):
     assert len(lines) == 1 and lines[0].startswith(f"error: {bad}"), result.stderr
     result = run("export", bad, "-o", tmp_path / "out", "--video-features", "none", "-q")
     assert result.exit_code == 3 and result.stderr.strip().splitlines() == lines
-    result = run("export", SAMPLE_DIR / "sample.mp4", SAMPLE_DIR / "sample.vtt", bad, "-o", tmp_path / "out2",
-                 "--video-features", "none")
+    result = run(
+        "export",
+        SAMPLE_DIR / "sample.mp4",
+        SAMPLE_DIR / "sample.vtt",
+        bad,
+        "-o",
+        tmp_path / "out2",
+        "--video-features",
+        "none",
+    )
     assert result.exit_code == 3
     lines = result.stderr.strip().splitlines()
     assert [ln for ln in lines if ln.startswith("error:")] == [lines[1]] and lines[1].startswith(f"error: {bad}")

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import Track, speechlike, write_media
 
 from mmalign import media
 from mmalign.errors import UsageError
 from mmalign.features import audio as A
+
+from conftest import Track, speechlike, write_media
 
 SR = 16000
 N_FFT, HOP = 512, 160
@@ -23,8 +24,8 @@ def mixed_wav(tmp_path_factory):
     t = np.arange(n) / SR
     x = 0.02 * rng.standard_normal(n)
     x += 0.3 * np.sin(2 * np.pi * (300 + 200 * np.sin(2 * np.pi * t / 7)) * t) * (t % 3 < 1.5)
-    x[25 * SR:35 * SR] += speechlike(10.0, SR, seed=1)
-    x[20 * SR:22 * SR] = 0.0
+    x[25 * SR : 35 * SR] += speechlike(10.0, SR, seed=1)
+    x[20 * SR : 22 * SR] = 0.0
     return write_media(tmp_path_factory.mktemp("mixed") / "mixed.wav", [Track(x.astype(np.float32), SR)])
 
 
@@ -62,10 +63,17 @@ def reference(mixed_wav):
     }
 
 
-@pytest.mark.parametrize("name, atol", [
-    ("audio.logmel", 1e-4), ("audio.mfcc", 1e-3), ("audio.chroma", 1e-5), ("audio.onset", 1e-4),
-    ("audio.rms", 1e-6), ("audio.contrast", None),
-])
+@pytest.mark.parametrize(
+    "name, atol",
+    [
+        ("audio.logmel", 1e-4),
+        ("audio.mfcc", 1e-3),
+        ("audio.chroma", 1e-5),
+        ("audio.onset", 1e-4),
+        ("audio.rms", 1e-6),
+        ("audio.contrast", None),
+    ],
+)
 def test_chunked_equals_librosa_one_shot(chunked, reference, name, atol):
     seq, ref = chunked[name], reference[name]
     assert seq.name == name and seq.values.dtype == np.float32
@@ -152,8 +160,17 @@ def test_options_and_errors(burst):
     with pytest.raises(UsageError, match="exceed the Nyquist"):
         A.audio_features(burst, ["contrast"], sr=8000, contrast_bands=6)
     calls = []
-    f = A.audio_features(burst, ["contrast", "mfcc", "speech"], sr=8000, hop_length=80, n_fft=256, n_mels=32,
-                         n_mfcc=13, workers=1, progress=lambda d, t: calls.append((d, t)))
+    f = A.audio_features(
+        burst,
+        ["contrast", "mfcc", "speech"],
+        sr=8000,
+        hop_length=80,
+        n_fft=256,
+        n_mels=32,
+        n_mfcc=13,
+        workers=1,
+        progress=lambda d, t: calls.append((d, t)),
+    )
     assert f["audio.contrast"].values.shape[1] == 6  # 5 octave bands fit below 4 kHz, plus the top band
     assert f["audio.mfcc"].values.shape[1] == 13
     assert len(f["audio.speech"]) == len(f["audio.mfcc"])
@@ -165,7 +182,7 @@ def test_truncated_media_gives_the_frames_up_to_the_damage(mixed_wav, tmp_path, 
     full = write_media(tmp_path / "full.flac", [Track(y_full, SR, codec="flac")])
     data = full.read_bytes()
     cut = tmp_path / "cut.flac"
-    cut.write_bytes(data[:int(0.6 * len(data))])  # STREAMINFO still says 40 s
+    cut.write_bytes(data[: int(0.6 * len(data))])  # STREAMINFO still says 40 s
     assert media.probe(cut).duration == pytest.approx(40.0, abs=0.1)
     y, _ = media.load_audio(cut, SR)
     assert 15 * SR < len(y) < 30 * SR

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import first_encoder, vtt_text
 from safetensors.numpy import load_file
 from typer.testing import CliRunner
 
 from mmalign.cli import app
 from mmalign.features.io import load_features, read_metadata
+
+from conftest import first_encoder, vtt_text
 
 SR = 16000
 FPS = 25
@@ -86,12 +87,14 @@ def first_above(seq_values: np.ndarray, times: np.ndarray, level: float) -> floa
 def test_extract_all_finds_every_event_within_one_hop(events, tmp_path):
     media, subs = events
     out = tmp_path / "feats"
-    result = run("extract", "all", media, subs, "-o", out, "--audio-features", "rms,logmel", "--fps", "5",
-                 "--json")
+    result = run("extract", "all", media, subs, "-o", out, "--audio-features", "rms,logmel", "--fps", "5", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert [Path(o["path"]).name for o in summary["outputs"]] == [
-        "events.audio.safetensors", "events.video.safetensors", "events.text.safetensors"]
+        "events.audio.safetensors",
+        "events.video.safetensors",
+        "events.text.safetensors",
+    ]
 
     audio = load_features(out / "events.audio.safetensors")
     rms = audio["audio.rms"]
@@ -123,8 +126,7 @@ def test_extract_all_finds_every_event_within_one_hop(events, tmp_path):
 def test_extract_audio_npz_and_json(events, tmp_path):
     media, _ = events
     out = tmp_path / "a.npz"
-    result = run("extract", "audio", media, "-o", out, "--features", "mfcc", "--deltas", "1", "--hop", "0.02",
-                 "--json")
+    result = run("extract", "audio", media, "-o", out, "--features", "mfcc", "--deltas", "1", "--hop", "0.02", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["outputs"][0]["features"] == {"audio.mfcc": [351, 40]}
@@ -143,14 +145,17 @@ def test_extract_subs(events, tmp_path):
     assert seqs["text.embedding"].values.shape[1] == 32 and len(seqs["text.cues"]) == 1
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (["audio", "{media}", "-o", "{tmp}/x.safetensors", "--features", "pitch"], 2, "unknown audio feature pitch"),
-    (["video", "{media}", "-o", "{tmp}/nope/x.safetensors"], 2, "output folder does not exist"),
-    (["audio", "{tmp}/missing.mp4", "-o", "{tmp}/x.safetensors"], 3, "media file not found"),
-    (["video", "{subs}", "-o", "{tmp}/x.safetensors"], 3, ""),
-    (["subs", "{media}", "-o", "{tmp}/x.safetensors"], 3, ""),
-    (["all", "{media}", "{subs}"], 2, "-o DIR"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["audio", "{media}", "-o", "{tmp}/x.safetensors", "--features", "pitch"], 2, "unknown audio feature pitch"),
+        (["video", "{media}", "-o", "{tmp}/nope/x.safetensors"], 2, "output folder does not exist"),
+        (["audio", "{tmp}/missing.mp4", "-o", "{tmp}/x.safetensors"], 3, "media file not found"),
+        (["video", "{subs}", "-o", "{tmp}/x.safetensors"], 3, ""),
+        (["subs", "{media}", "-o", "{tmp}/x.safetensors"], 3, ""),
+        (["all", "{media}", "{subs}"], 2, "-o DIR"),
+    ],
+)
 def test_extract_errors(events, tmp_path, args, code, message):
     media, subs = events
     argv = [a.format(media=media, subs=subs, tmp=tmp_path) for a in args]

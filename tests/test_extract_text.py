@@ -48,10 +48,12 @@ def test_cue_features_on_known_cues(subs):
 
 
 def test_cue_features_skip_ass_comments():
-    ass = ("[Script Info]\nScriptType: v4.00+\n\n[Events]\n"
-           "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
-           "Dialogue: 0,0:00:01.00,0:00:02.00,Default,,0,0,0,,Shown {\\i1}text{\\i0}\\Nline two\n"
-           "Comment: 0,0:00:03.00,0:00:04.00,Default,,0,0,0,,a note\n")
+    ass = (
+        "[Script Info]\nScriptType: v4.00+\n\n[Events]\n"
+        "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
+        "Dialogue: 0,0:00:01.00,0:00:02.00,Default,,0,0,0,,Shown {\\i1}text{\\i0}\\Nline two\n"
+        "Comment: 0,0:00:03.00,0:00:04.00,Default,,0,0,0,,a note\n"
+    )
     seq = T.cue_features(S.loads(ass))
     assert len(seq) == 1 and seq.values[0, 3] == len("Shown textline two")
 
@@ -103,10 +105,9 @@ def test_cue_embedding_with_encoder(subs):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.script: deprecated, still the format
 def test_torchscript_encoder(subs, tmp_path):
     torch = pytest.importorskip("torch")
-    from typing import List
 
     class Lengths(torch.nn.Module):
-        def forward(self, texts: List[str]) -> torch.Tensor:
+        def forward(self, texts: list[str]) -> torch.Tensor:
             out = torch.zeros(len(texts), 3)
             for i, t in enumerate(texts):
                 out[i, 0] = float(len(t))

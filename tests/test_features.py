@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import Track, speechlike, tone, write_media
 
 from mmalign import media
 from mmalign import subtitles as S
@@ -12,6 +11,8 @@ from mmalign.errors import InputError, UsageError
 from mmalign.features import audio as A
 from mmalign.features.text import cue_activity, interval_activity
 from mmalign.timeline import FeatureSeq
+
+from conftest import Track, speechlike, tone, write_media
 
 LONG_SECONDS = 300.0123  # over 4 minutes: logmel with workers=2 cuts it into two ranges
 
@@ -25,7 +26,7 @@ def long_wav(tmp_path_factory):
     t = np.arange(n) / sr
     x = 0.05 * rng.standard_normal(n) * (1 + 0.9 * np.sin(2 * np.pi * t / 37))
     x += 0.3 * np.sin(2 * np.pi * (300 + 200 * np.sin(2 * np.pi * t / 7)) * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t))
-    x[100 * sr:110 * sr] *= 0.001
+    x[100 * sr : 110 * sr] *= 0.001
     path = tmp_path_factory.mktemp("long") / "long.wav"
     return write_media(path, [Track(x.astype(np.float32), sr)])
 
@@ -35,12 +36,15 @@ def test_long_file_is_split(long_wav):
     assert len(media.split_ranges(info.duration, 2, hop=0.01)) == 2
 
 
-@pytest.mark.parametrize("sr, hop_length, n_fft, tol", [
-    (8000, 80, 256, 1e-4),  # the file's own rate: the same samples, the same frames
-    # Resampled: each range's resampler starts afresh; the bands above the 8 kHz file's 4 kHz
-    # Nyquist hold only resampler leakage, where that shows (observed 0.002 dB).
-    (16000, 160, 512, 5e-3),
-])
+@pytest.mark.parametrize(
+    "sr, hop_length, n_fft, tol",
+    [
+        (8000, 80, 256, 1e-4),  # the file's own rate: the same samples, the same frames
+        # Resampled: each range's resampler starts afresh; the bands above the 8 kHz file's 4 kHz
+        # Nyquist hold only resampler leakage, where that shows (observed 0.002 dB).
+        (16000, 160, 512, 5e-3),
+    ],
+)
 def test_logmel_parallel_ranges_equal_one_shot(long_wav, sr, hop_length, n_fft, tol):
     y, t0 = media.load_audio(long_wav, sr)
     assert t0 == 0.0
@@ -69,8 +73,15 @@ def test_speech_features_parallel_equal_serial(long_wav):
 
 def test_logmel_progress_is_reported(long_wav):
     calls = []
-    A.logmel(long_wav, sr=8000, hop_length=80, n_fft=256, n_mels=20, workers=1,
-             progress=lambda done, total: calls.append((done, total)))
+    A.logmel(
+        long_wav,
+        sr=8000,
+        hop_length=80,
+        n_fft=256,
+        n_mels=20,
+        workers=1,
+        progress=lambda done, total: calls.append((done, total)),
+    )
     assert calls, "progress was never called"
     assert calls[-1][0] == pytest.approx(calls[-1][1]) and calls[-1][1] == pytest.approx(LONG_SECONDS, abs=0.1)
     assert all(b >= a for (a, _), (b, _) in zip(calls, calls[1:]))
@@ -111,8 +122,7 @@ def speech_noise_silence(tmp_path_factory):
     def floor(seconds):
         return (0.0005 * rng.standard_normal(int(seconds * sr))).astype(np.float32)
 
-    plan = [("silence", 8), ("speech", 6), ("silence", 4), ("noise", 6), ("silence", 4), ("speech", 6),
-            ("silence", 4)]
+    plan = [("silence", 8), ("speech", 6), ("silence", 4), ("noise", 6), ("silence", 4), ("speech", 6), ("silence", 4)]
     parts, spans, t = [], [], 0.0
     for k, (kind, seconds) in enumerate(plan):
         if kind == "silence":
@@ -221,8 +231,7 @@ def test_interval_activity_edge_cases():
 
 
 def test_cue_activity():
-    subs = S.loads("1\n00:00:01,000 --> 00:00:02,500\nhello\n\n2\n00:00:04,000 --> 00:00:04,005\nhi\n",
-                   format="srt")
+    subs = S.loads("1\n00:00:01,000 --> 00:00:02,500\nhello\n\n2\n00:00:04,000 --> 00:00:04,005\nhi\n", format="srt")
     seq = cue_activity(subs, hop=0.01)
     assert seq.name == "text.activity" and seq.modality == "text"
     assert seq.hop == 0.01 and seq.t0 == 0.0 and seq.meta["cues"] == 2

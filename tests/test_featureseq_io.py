@@ -18,9 +18,18 @@ from mmalign.timeline import FeatureSeq
 def _seqs():
     rng = np.random.default_rng(0)
     return [
-        FeatureSeq(rng.standard_normal((250, 7)), 0.01, 0.0, "audio.mfcc",
-                   {"extractor": "mmalign.features.audio.audio_features", "sr": 16000, "n_mfcc": np.int64(7),
-                    "columns": [f"mfcc{k}" for k in range(7)]}),
+        FeatureSeq(
+            rng.standard_normal((250, 7)),
+            0.01,
+            0.0,
+            "audio.mfcc",
+            {
+                "extractor": "mmalign.features.audio.audio_features",
+                "sr": 16000,
+                "n_mfcc": np.int64(7),
+                "columns": [f"mfcc{k}" for k in range(7)],
+            },
+        ),
         FeatureSeq(rng.random(40), 0.2, 1.5, "video.luma", {"extractor": "x", "fps": 5.0}),
         FeatureSeq.from_times(rng.random((3, 8)), [0.5, 2.0, 2.25], name="text.cues", meta={"cues": 3}),
         FeatureSeq(np.zeros((0, 4)), 0.04, 0.0, "audio.empty"),
@@ -48,12 +57,14 @@ def test_round_trip(tmp_path, ext):
     assert meta["features"] == [s.name for s in seqs]
     assert meta["source"]["name"] == "film.wav" and meta["source"]["size"] == src.stat().st_size
     import hashlib
+
     assert meta["source"]["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
     assert meta["user.note"] == "hello" and meta["user.run"] == {"n": 1}
     assert meta["feature.audio.mfcc"]["meta"]["extractor"] == "mmalign.features.audio.audio_features"
     assert meta["feature.audio.mfcc"]["hop"] == 0.01
-    assert [p.name for p in tmp_path.iterdir()] == sorted([f"out.{ext}", "film.wav"]) or \
-        sorted(p.name for p in tmp_path.iterdir()) == sorted([f"out.{ext}", "film.wav"])  # no temp file left
+    assert [p.name for p in tmp_path.iterdir()] == sorted([f"out.{ext}", "film.wav"]) or sorted(
+        p.name for p in tmp_path.iterdir()
+    ) == sorted([f"out.{ext}", "film.wav"])  # no temp file left
 
 
 def test_plain_safetensors_reader_sees_documented_names(tmp_path):
@@ -131,9 +142,16 @@ def test_file_from_another_tool_with_irregular_times(tmp_path):
     from safetensors.numpy import save_file
 
     times = np.array([0.0, 0.04, 0.1, 0.1, 0.37])
-    save_file({"video.motion": np.arange(10, dtype=np.float32).reshape(5, 2), "video.motion.times": times,
-               "audio.plain": np.ones((4, 3), np.float32), "misc.cube": np.zeros((2, 2, 2), np.float32)},
-              str(tmp_path / "other.safetensors"), metadata={"tool": "someone else"})
+    save_file(
+        {
+            "video.motion": np.arange(10, dtype=np.float32).reshape(5, 2),
+            "video.motion.times": times,
+            "audio.plain": np.ones((4, 3), np.float32),
+            "misc.cube": np.zeros((2, 2, 2), np.float32),
+        },
+        str(tmp_path / "other.safetensors"),
+        metadata={"tool": "someone else"},
+    )
     back = load_features(tmp_path / "other.safetensors")
     assert set(back) == {"video.motion", "audio.plain"}  # a 3-D tensor is no sequence
     m = back["video.motion"]

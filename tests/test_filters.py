@@ -35,8 +35,7 @@ def test_gaussian_filter1d_smooths_each_row():
 @pytest.mark.parametrize("n", [1000, 30])
 def test_uniform_filter1d(size, n):
     x = signal(size, n)
-    np.testing.assert_allclose(filters.uniform_filter1d(x, size), ndi.uniform_filter1d(x, size),
-                               rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(filters.uniform_filter1d(x, size), ndi.uniform_filter1d(x, size), rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("size", [1, 3, 5, 31])
@@ -76,17 +75,19 @@ def test_sync_imports_no_scipy():
     import subprocess
     import sys
 
-    code = ("import sys, numpy as np\n"
-            "from mmalign.align.offset import estimate_linear\n"
-            "from mmalign.align.splits import estimate_piecewise\n"
-            "from mmalign.features.audio import speech_activity\n"
-            "from mmalign.timeline import FeatureSeq\n"
-            "rng = np.random.default_rng(0)\n"
-            "feats = FeatureSeq(np.stack([rng.normal(-40, 10, 6000), rng.random(6000)], 1).astype(np.float32), 0.01)\n"
-            "act = speech_activity(feats)\n"
-            "starts = np.arange(1.0, 50.0, 4.0)\n"
-            "fit = estimate_linear(act, starts, starts + 2.0)\n"
-            "estimate_piecewise(act, starts, starts + 2.0, fit)\n"
-            "print(sorted(m for m in sys.modules if m.startswith('scipy')))\n")
+    code = (
+        "import sys, numpy as np\n"
+        "from mmalign.align.offset import estimate_linear\n"
+        "from mmalign.align.splits import estimate_piecewise\n"
+        "from mmalign.features.audio import speech_activity\n"
+        "from mmalign.timeline import FeatureSeq\n"
+        "rng = np.random.default_rng(0)\n"
+        "feats = FeatureSeq(np.stack([rng.normal(-40, 10, 6000), rng.random(6000)], 1).astype(np.float32), 0.01)\n"
+        "act = speech_activity(feats)\n"
+        "starts = np.arange(1.0, 50.0, 4.0)\n"
+        "fit = estimate_linear(act, starts, starts + 2.0)\n"
+        "estimate_piecewise(act, starts, starts + 2.0, fit)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('scipy')))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -15,14 +15,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, deadline
-from hostile.make_hostile import EXPECTED, make_big_srt, make_hostile
 from typer.testing import CliRunner
 
 from mmalign import media
 from mmalign import subtitles as S
 from mmalign.cli import app
 from mmalign.errors import InputError
+
+from conftest import ROOT, deadline
+from hostile.make_hostile import EXPECTED, make_big_srt, make_hostile
 
 SUB_EXTS = (".srt", ".vtt", ".ass", ".ssa")
 SUBS = [n for n in EXPECTED if n.endswith(SUB_EXTS)]
@@ -119,9 +120,15 @@ def test_huge_timestamps_are_read_as_they_are(hostile):
     assert S.read(hostile / "huge.ass").cues[-1].start == 999 * 3600
 
 
-@pytest.mark.parametrize("name, second", [("utf16le_nobom.srt", "Ça va, señor?"),
-                                          ("utf16be_nobom.srt", "Ça va, señor?"),
-                                          ("cp1252.srt", "Déjà vu – naïve café"), ("cr_only.srt", "Second line.")])
+@pytest.mark.parametrize(
+    "name, second",
+    [
+        ("utf16le_nobom.srt", "Ça va, señor?"),
+        ("utf16be_nobom.srt", "Ça va, señor?"),
+        ("cp1252.srt", "Déjà vu – naïve café"),
+        ("cr_only.srt", "Second line."),
+    ],
+)
 def test_text_is_decoded(hostile, name, second):
     assert S.read(hostile / name).plain_texts() == ["Hello there.", second]
 
@@ -158,8 +165,11 @@ def test_hostile_media_cli(hostile, name, command, tmp_path):
         pytest.skip(f"{name} could not be made here")
     path = copy_of(hostile, name, tmp_path)
     before = digest(path)
-    args = (["sync", path, MISTIMED, "-o", tmp_path / "out.vtt"] if command == "sync"
-            else ["extract", "audio", path, "-o", tmp_path / "out.safetensors"])
+    args = (
+        ["sync", path, MISTIMED, "-o", tmp_path / "out.vtt"]
+        if command == "sync"
+        else ["extract", "audio", path, "-o", tmp_path / "out.safetensors"]
+    )
     result = run(*args)
     assert_outcome(result, path, {3})
     assert str(path) in result.stderr
@@ -210,9 +220,14 @@ def test_truncated_mp4_sync_warns_and_uses_what_is_there(hostile, tmp_path):
 def test_cli_subprocess_one_line_and_exit_code(hostile, tmp_path):
     """The real entry point (not CliRunner): exit 3, one line on stderr, nothing on stdout."""
     path = copy_of(hostile, "binary.srt", tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "mmalign", "extract", "subs", str(path), "-o",
-                           str(tmp_path / "o.safetensors")], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mmalign", "extract", "subs", str(path), "-o", str(tmp_path / "o.safetensors")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path,
+    )
     assert proc.returncode == 3 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ") and str(path) in proc.stderr
 
@@ -225,8 +240,14 @@ def watch(args: list[str], *, cwd: Path, max_rss: int = 1 << 30, max_seconds: fl
 
     Returns (exit code or None when killed, peak RSS in bytes, seconds, stderr).
     """
-    proc = subprocess.Popen([sys.executable, "-m", "mmalign", *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mmalign", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     t0, peak, code = time.monotonic(), 0, None
     while True:
         try:
@@ -254,11 +275,18 @@ def test_read_big_srt_is_fast_and_small(tmp_path):
     path = tmp_path / "big.srt"
     n = make_big_srt(path)
     # VmHWM, not ru_maxrss: that one keeps the peak of the forked pytest process across exec
-    code = ("import re, sys, time; from mmalign import subtitles as S; t = time.perf_counter(); "
-            "n = len(S.read(sys.argv[1])); print(n, time.perf_counter() - t, 1024 * int(re.search("
-            "r'VmHWM:\\s*(\\d+)', open('/proc/self/status').read())[1]))")
-    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "import re, sys, time; from mmalign import subtitles as S; t = time.perf_counter(); "
+        "n = len(S.read(sys.argv[1])); print(n, time.perf_counter() - t, 1024 * int(re.search("
+        "r'VmHWM:\\s*(\\d+)', open('/proc/self/status').read())[1]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     count, seconds, rss = proc.stdout.split()
     assert int(count) == n > 440_000
     assert float(seconds) < 15 and int(rss) < 500e6, (seconds, int(rss) / 1e6)
@@ -274,8 +302,11 @@ def test_heavy_subtitles_stay_within_bounds(hostile, name, command, tmp_path):
     """Under 1 GB and 60 s (a watchdog kills the command past either), no traceback."""
     path = copy_of(hostile, name, tmp_path)
     before = digest(path)
-    args = (["extract", "subs", str(path), "-o", str(tmp_path / "o.safetensors")] if command == "extract"
-            else ["sync", str(SAMPLE_MP4), str(path), "-o", str(tmp_path / "o.srt")])
+    args = (
+        ["extract", "subs", str(path), "-o", str(tmp_path / "o.safetensors")]
+        if command == "extract"
+        else ["sync", str(SAMPLE_MP4), str(path), "-o", str(tmp_path / "o.srt")]
+    )
     code, peak, seconds, err = watch(args, cwd=tmp_path)
     assert digest(path) == before
     assert "Traceback" not in err

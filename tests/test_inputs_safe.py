@@ -56,8 +56,12 @@ def unchanged(sample, digests):
 @pytest.mark.parametrize("target", ["media", "media-symlink", "media-hardlink", "subs-symlink"])
 def test_sync_never_writes_over_an_input(sample, digests, target):
     media, subs = sample / "sample.mp4", sample / "sample.mistimed.vtt"
-    out = {"media": media, "media-symlink": sample / "link.srt", "media-hardlink": sample / "hard.srt",
-           "subs-symlink": sample / "subs-link.vtt"}[target]
+    out = {
+        "media": media,
+        "media-symlink": sample / "link.srt",
+        "media-hardlink": sample / "hard.srt",
+        "subs-symlink": sample / "subs-link.vtt",
+    }[target]
     if target == "media-symlink":
         out.symlink_to(media)
     elif target == "media-hardlink":
@@ -72,8 +76,15 @@ def test_sync_never_writes_over_an_input(sample, digests, target):
 
 
 def test_sync_plot_never_writes_over_an_input(sample, digests):
-    result = run("sync", sample / "sample.vtt", sample / "sample.mistimed.vtt", "--plot", sample / "sample.mp4",
-                 "-o", sample / "out.vtt")
+    result = run(
+        "sync",
+        sample / "sample.vtt",
+        sample / "sample.mistimed.vtt",
+        "--plot",
+        sample / "sample.mp4",
+        "-o",
+        sample / "out.vtt",
+    )
     assert_refused(result, 2)  # the media's name does not end in .png; a .png input is checked too
     png = sample / "input.png"
     png.write_bytes(b"\x89PNG not really")
@@ -134,8 +145,7 @@ def test_in_place_keeps_the_format(sample, digests):
     srt = sample / "subs.srt"
     S.read(sample / "sample.mistimed.vtt").write(srt)
     before = digest(srt)
-    assert_refused(run("sync", sample / "sample.vtt", srt, "--in-place", "--format", "vtt"), 2, "--in-place",
-                   "srt")
+    assert_refused(run("sync", sample / "sample.vtt", srt, "--in-place", "--format", "vtt"), 2, "--in-place", "srt")
     assert digest(srt) == before
     # a file whose name does not say its format is written back in the format it was read as
     odd = sample / "subs.txt"
@@ -207,16 +217,25 @@ def test_unwritable_output_names_the_users_path(sample, tmp_path):
 
 
 def test_debug_keeps_the_exit_code(sample):
-    for args, code in ((("sync", sample / "missing.mp4", sample / "sample.vtt"), 3),
-                       (("sync", sample / "sample.vtt", sample / "sample.mistimed.vtt", "--encoding", "nope"), 2)):
+    for args, code in (
+        (("sync", sample / "missing.mp4", sample / "sample.vtt"), 3),
+        (("sync", sample / "sample.vtt", sample / "sample.mistimed.vtt", "--encoding", "nope"), 2),
+    ):
         plain, debug = run(*args), run(*args, "--debug")
         assert plain.exit_code == debug.exit_code == code
         assert "Traceback" in debug.stderr and "Traceback" not in plain.stderr
         assert debug.stderr.strip().splitlines()[-1] == plain.stderr.strip()
 
 
-@pytest.mark.parametrize("args", [("sync", "--bogus", "a", "b"), ("sync", "a"), ("extract", "audio", "x", "--fps", "2"),
-                                  ("sync", "a", "b", "--detector", "nope")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("sync", "--bogus", "a", "b"),
+        ("sync", "a"),
+        ("extract", "audio", "x", "--fps", "2"),
+        ("sync", "a", "b", "--detector", "nope"),
+    ],
+)
 def test_usage_error_is_one_line_and_a_hint(args):
     result = run(*args)
     assert result.exit_code == 2
@@ -235,8 +254,7 @@ def test_failing_plot_still_writes_the_subtitles(sample, monkeypatch):
 
     monkeypatch.setattr(plot_mod, "plot_sync", broken)
     out = sample / "out.vtt"
-    result = run("sync", sample / "sample.vtt", sample / "sample.mistimed.vtt", "-o", out, "--plot",
-                 sample / "p.png")
+    result = run("sync", sample / "sample.vtt", sample / "sample.mistimed.vtt", "-o", out, "--plot", sample / "p.png")
     assert result.exit_code == 0, result.stderr
     assert out.is_file()
     assert "warning:" in result.stderr and "no renderer" in result.stderr

@@ -7,10 +7,11 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_DIR, Track, dominant_frequency, first_encoder, tone, write_media
 
 from mmalign import media
 from mmalign.errors import InputError, UsageError
+
+from conftest import SAMPLE_DIR, Track, dominant_frequency, first_encoder, tone, write_media
 
 SR = 16000
 H264 = first_encoder("libx264", "h264", "mpeg4")
@@ -82,9 +83,9 @@ def test_formats_probe_and_decode(tmp_path, name, codec, sr, channels, video, fm
     on, off = onset_offset(y, t0, SR)
     assert on == pytest.approx(0.5, abs=tol)
     assert off == pytest.approx(1.0, abs=tol)
-    mid = y[int(0.55 * SR):int(0.95 * SR)]
+    mid = y[int(0.55 * SR) : int(0.95 * SR)]
     assert dominant_frequency(mid, SR) == pytest.approx(440, abs=3)
-    assert np.sqrt(np.mean(mid ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.1)  # level kept
+    assert np.sqrt(np.mean(mid**2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.1)  # level kept
 
 
 def _two_stream_file(tmp_path, name="two.mkv", codec="flac", defaults=None, video=None):
@@ -279,8 +280,9 @@ def _check_truncated(path, caplog, full_seconds):
             return None
     assert t0 == 0.0
     assert 0 < len(y) < 0.9 * full_seconds * SR
-    assert any(r.levelno == logging.WARNING and str(path) in r.getMessage() for r in caplog.records), \
+    assert any(r.levelno == logging.WARNING and str(path) in r.getMessage() for r in caplog.records), (
         "partial audio without a warning"
+    )
     return len(y) / SR
 
 

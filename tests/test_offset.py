@@ -213,10 +213,11 @@ def test_real_poetry_with_back_to_back_cues_after_a_tone_intro(make_media, write
     y, _ = media.load_audio(CORPUS / "sonnet_en" / "audio.mp3", 16000)
     lead = 10.4
     frames = y[: len(y) // 800 * 800].reshape(-1, 800)
-    level = np.percentile(np.sqrt(np.mean(frames ** 2, axis=1)), 90)  # loud speech, RMS
+    level = np.percentile(np.sqrt(np.mean(frames**2, axis=1)), 90)  # loud speech, RMS
     intro = np.sqrt(2) * level * 10 ** (-10 / 20) * np.sin(2 * np.pi * 1000.0 * np.arange(int(lead * 16000)) / 16000)
-    path = make_media("sonnet.wav", signals=[np.concatenate([intro, y]).astype(np.float32)],
-                      seconds=lead + len(y) / 16000)
+    path = make_media(
+        "sonnet.wav", signals=[np.concatenate([intro, y]).astype(np.float32)], seconds=lead + len(y) / 16000
+    )
     ref = subtitles.read(CORPUS / "sonnet_en" / "reference.vtt")
     act = speech_activity(speech_features(path))
     fit = estimate_linear(act, ref.starts + 2.94, ref.ends + 2.94)

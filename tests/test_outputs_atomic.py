@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import SAMPLE_DIR
 from mmalign.cli import app
 from mmalign.export import ExportOptions, export_sources
+
+from conftest import SAMPLE_DIR
 
 
 def run(*args):
@@ -29,8 +30,11 @@ def tree(folder):
     """Every file under ``folder`` (hidden ones too) and its SHA-256."""
     if not folder.exists():
         return None
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def records(folder):
@@ -43,8 +47,17 @@ def records(folder):
 def test_extract_all_failing_late_leaves_no_folder(tmp_path):
     """The text features fail after audio and video are done: nothing is left, not even DIR."""
     out = tmp_path / "feats"
-    result = run("extract", "all", SAMPLE_DIR / "sample.mp4", SAMPLE_DIR / "sample.vtt", "-o", out,
-                 "--text-features", "nonsense", "-q")
+    result = run(
+        "extract",
+        "all",
+        SAMPLE_DIR / "sample.mp4",
+        SAMPLE_DIR / "sample.vtt",
+        "-o",
+        out,
+        "--text-features",
+        "nonsense",
+        "-q",
+    )
     assert result.exit_code == 2, result.output
     assert "nonsense" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not out.exists(), f"left behind: {tree(out)}"
@@ -65,13 +78,27 @@ def test_extract_all_unreadable_subtitles_keep_the_folder_as_it_was(tmp_path):
 
 def test_extract_all_writes_every_file_with_normal_permissions(tmp_path):
     out = tmp_path / "feats"
-    result = run("extract", "all", SAMPLE_DIR / "sample.mp4", SAMPLE_DIR / "sample.vtt", "-o", out,
-                 "--video-features", "luma", "--text-features", "activity", "--audio-features", "rms", "--json")
+    result = run(
+        "extract",
+        "all",
+        SAMPLE_DIR / "sample.mp4",
+        SAMPLE_DIR / "sample.vtt",
+        "-o",
+        out,
+        "--video-features",
+        "luma",
+        "--text-features",
+        "activity",
+        "--audio-features",
+        "rms",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in out.iterdir())
     assert names == ["sample.audio.safetensors", "sample.text.safetensors", "sample.video.safetensors"]
     assert [o["path"] for o in json.loads(result.stdout)["outputs"]] == [
-        str(out / n) for n in ("sample.audio.safetensors", "sample.video.safetensors", "sample.text.safetensors")]
+        str(out / n) for n in ("sample.audio.safetensors", "sample.video.safetensors", "sample.text.safetensors")
+    ]
     import os
 
     umask = os.umask(0)
@@ -92,8 +119,21 @@ def test_export_bilinear_of_many_features_fails_before_writing(tmp_path):
 
 def test_export_bilinear_of_two_features_works(tmp_path):
     out = tmp_path / "data"
-    result = run("export", SAMPLE_DIR / "sample.mp4", SAMPLE_DIR / "sample.vtt", "-o", out, "--fuse", "bilinear",
-                 "--audio-features", "rms", "--video-features", "luma", "--text-features", "none")
+    result = run(
+        "export",
+        SAMPLE_DIR / "sample.mp4",
+        SAMPLE_DIR / "sample.vtt",
+        "-o",
+        out,
+        "--fuse",
+        "bilinear",
+        "--audio-features",
+        "rms",
+        "--video-features",
+        "luma",
+        "--text-features",
+        "none",
+    )
     assert result.exit_code == 0, result.output
     assert {tuple(r["tensors"]["fused"]) for r in records(out)} == {(2,)}  # 1 x 2 outer product
 
@@ -152,7 +192,8 @@ def test_interrupted_export_claims_only_what_is_written_and_resumes(two_tones, t
     info = json.loads((out / "dataset.json").read_text())
     assert info["samples"] == 5 and [s["name"] for s in info["sources"]] == ["film", "c"]
     assert [r["id"] for r in records(out)] == [f"film/window-{k:06d}" for k in range(2)] + [
-        f"c/window-{k:06d}" for k in range(3)]
+        f"c/window-{k:06d}" for k in range(3)
+    ]
 
 
 # --------------------------------------------------------------------------- export: silent-wrong cases
@@ -194,8 +235,9 @@ def test_export_warns_about_samples_filled_with_zeros(two_tones, tmp_path, caplo
     """A cue past the end of the recording has no audio: its sample is zeros, and that is said."""
     a, _ = two_tones
     subs = tmp_path / "film.srt"
-    subs.write_text("1\n00:00:00,200 --> 00:00:01,000\nhello\n\n2\n00:00:05,000 --> 00:00:06,000\nlate\n\n",
-                    encoding="utf-8")
+    subs.write_text(
+        "1\n00:00:00,200 --> 00:00:01,000\nhello\n\n2\n00:00:05,000 --> 00:00:06,000\nlate\n\n", encoding="utf-8"
+    )
     out = tmp_path / "data"
     opts = ExportOptions(grid="cues", audio=("rms",), video=(), text=())
     with caplog.at_level(logging.WARNING, logger="mmalign"):
@@ -213,9 +255,29 @@ def test_export_cli_warns_when_a_modality_is_missing(tmp_path, make_media):
     warning line says so."""
     wav = make_media("voice.wav", seconds=2.0)
     out = tmp_path / "data"
-    result = run("export", SAMPLE_DIR / "sample.mp4", SAMPLE_DIR / "sample.vtt", wav, "-o", out, "--grid", "windows",
-                 "--window", "1", "--stride", "1", "--audio-features", "rms", "--video-features", "luma",
-                 "--text-features", "none", "--fuse", "concat", "-q")
+    result = run(
+        "export",
+        SAMPLE_DIR / "sample.mp4",
+        SAMPLE_DIR / "sample.vtt",
+        wav,
+        "-o",
+        out,
+        "--grid",
+        "windows",
+        "--window",
+        "1",
+        "--stride",
+        "1",
+        "--audio-features",
+        "rms",
+        "--video-features",
+        "luma",
+        "--text-features",
+        "none",
+        "--fuse",
+        "concat",
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "voice.wav" in warnings[0] and "video.luma (2 of 2)" in warnings[0], warnings

@@ -9,8 +9,19 @@ import numpy as np
 import pytest
 
 from mmalign.align import scoring
-from mmalign.align.scoring import (Candidate, Piece, Scorer, Scorers, activity_from_zero, correlate_valid,
-                                   framerate_ratios, implausibility, on_reference, pool_frames, refine_offset)
+from mmalign.align.scoring import (
+    Candidate,
+    Piece,
+    Scorer,
+    Scorers,
+    activity_from_zero,
+    correlate_valid,
+    framerate_ratios,
+    implausibility,
+    on_reference,
+    pool_frames,
+    refine_offset,
+)
 from mmalign.features.text import interval_activity
 from mmalign.timeline import FeatureSeq
 
@@ -117,8 +128,11 @@ def test_framerate_priors():
 def test_public_surface_is_declared():
     for name in scoring.__all__:
         assert hasattr(scoring, name), name
-    public = {n for n, v in vars(scoring).items()
-              if not n.startswith("_") and getattr(v, "__module__", None) == scoring.__name__}
+    public = {
+        n
+        for n, v in vars(scoring).items()
+        if not n.startswith("_") and getattr(v, "__module__", None) == scoring.__name__
+    }
     assert public <= set(scoring.__all__)
 
 
@@ -129,6 +143,9 @@ def test_align_modules_import_no_private_names():
     for path in sorted(align.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom):
-                found += [f"{path.name}: {a.name}" for a in node.names
-                          if a.name.startswith("_") and not a.name.startswith("__")]
+                found += [
+                    f"{path.name}: {a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                ]
     assert found == []

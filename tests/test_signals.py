@@ -30,8 +30,7 @@ def long_media(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("signals")
     sr = 8000
-    unit = write_media(folder / "unit.m4a", [Track(speechlike(60.0, sr), sr, "aac", options={"b": "16k"})],
-                       fmt="mp4")
+    unit = write_media(folder / "unit.m4a", [Track(speechlike(60.0, sr), sr, "aac", options={"b": "16k"})], fmt="mp4")
     out = folder / "long.m4a"
     with av.open(str(unit)) as src:
         stream = src.streams.audio[0]
@@ -84,9 +83,14 @@ class _Run:
         self.err_path = cwd / "stderr.txt"
         self.err = open(self.err_path, "wb")
         env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        self.proc = subprocess.Popen([sys.executable, "-m", "mmalign", *map(str, args)], cwd=cwd, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=self.err,
-                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mmalign", *map(str, args)],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.err,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         self.workers: list[int] = []
 
     def wait_for_workers(self, timeout: float = 30.0) -> list[int]:
@@ -153,24 +157,41 @@ def _stop_and_check(args, cwd: Path, inputs: list[Path], sig: int, code: int, li
 
 
 def test_sigterm_stops_extract_audio(long_media, tmp_path):
-    _stop_and_check(["extract", "audio", long_media, "-o", tmp_path / "out.safetensors", "--features",
-                     "logmel,mfcc,speech"], tmp_path, [long_media], signal.SIGTERM, 143, "error: terminated")
+    _stop_and_check(
+        ["extract", "audio", long_media, "-o", tmp_path / "out.safetensors", "--features", "logmel,mfcc,speech"],
+        tmp_path,
+        [long_media],
+        signal.SIGTERM,
+        143,
+        "error: terminated",
+    )
 
 
 @pytest.mark.slow
 def test_sigint_stops_extract_audio(long_media, tmp_path):
-    _stop_and_check(["extract", "audio", long_media, "-o", tmp_path / "out.safetensors"], tmp_path, [long_media],
-                    signal.SIGINT, 130, "error: interrupted")
+    _stop_and_check(
+        ["extract", "audio", long_media, "-o", tmp_path / "out.safetensors"],
+        tmp_path,
+        [long_media],
+        signal.SIGINT,
+        130,
+        "error: interrupted",
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig, code, line", [(signal.SIGTERM, 143, "error: terminated"),
-                                             (signal.SIGINT, 130, "error: interrupted")])
+@pytest.mark.parametrize(
+    "sig, code, line", [(signal.SIGTERM, 143, "error: terminated"), (signal.SIGINT, 130, "error: interrupted")]
+)
 def test_signal_stops_sync(long_media, tmp_path, sig, code, line):
     subs = tmp_path / "film.srt"
-    subs.write_text("".join(f"{i + 1}\n00:{i // 6:02d}:{i % 6 * 10:02d},000 --> "
-                            f"00:{i // 6:02d}:{i % 6 * 10 + 4:02d},000\nline {i}\n\n" for i in range(60)),
-                    encoding="utf-8")
+    subs.write_text(
+        "".join(
+            f"{i + 1}\n00:{i // 6:02d}:{i % 6 * 10:02d},000 --> 00:{i // 6:02d}:{i % 6 * 10 + 4:02d},000\nline {i}\n\n"
+            for i in range(60)
+        ),
+        encoding="utf-8",
+    )
     link = tmp_path / "link.srt"
     link.symlink_to(subs)
     _stop_and_check(["sync", long_media, link, "--in-place"], tmp_path, [long_media, subs, link], sig, code, line)
@@ -247,12 +268,14 @@ def test_worker_ignores_sigint_and_dies_with_its_parent(tmp_path):
         proc.stdout.close()
 
 
-@pytest.mark.parametrize("sig, code, line", [(signal.SIGINT, 130, "error: interrupted"),
-                                             (signal.SIGTERM, 143, "error: terminated")])
+@pytest.mark.parametrize(
+    "sig, code, line", [(signal.SIGINT, 130, "error: interrupted"), (signal.SIGTERM, 143, "error: terminated")]
+)
 def test_signal_while_starting_is_one_line(tmp_path, sig, code, line):
     """A signal during the imports (before the command runs) is reported like any other."""
-    run = _Run(["sync", SAMPLE_DIR / "sample.mp4", SAMPLE_DIR / "sample.mistimed.vtt", "-o", tmp_path / "o.vtt"],
-               tmp_path)
+    run = _Run(
+        ["sync", SAMPLE_DIR / "sample.mp4", SAMPLE_DIR / "sample.mistimed.vtt", "-o", tmp_path / "o.vtt"], tmp_path
+    )
     try:
         time.sleep(0.3)  # the interpreter is up; numpy, typer and the aligner are still importing
         assert run.proc.poll() is None

@@ -140,7 +140,7 @@ def test_detect_language_needs_letters():
         ("Note: this is spoken.", "Note: this is spoken."),
         ("<v Bob>Hi</v> <00:00:01.000>there", "Hi there"),
         ("First line\\Nsecond line", "First line second line"),
-        ("<font color=\"#ff0000\">Red</font> alert", "Red alert"),
+        ('<font color="#ff0000">Red</font> alert', "Red alert"),
         ("（笑）你好", "你好"),
         ("– Who's there?", "Who's there?"),
     ],

@@ -4,7 +4,6 @@ recovery of inserted and removed material on synthetic speech with known truth."
 from __future__ import annotations
 
 import itertools
-
 from pathlib import Path
 
 import numpy as np
@@ -117,8 +116,6 @@ def test_random_cues_are_not_split_into_confident_pieces(speech):
         assert tm.is_linear, tm.pieces()
 
 
-
-
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 
@@ -129,11 +126,12 @@ def test_real_speech_music_and_song_with_one_shift_stay_one_piece(tmp_path):
     subtitles 5.45 s early: one piece. Where the evidence is weak (music, singing) the per-cue
     lags flicker between neighbouring coarse lags; that must not become a split."""
     import soundfile as sf
-    from conftest import vtt_text
 
     from mmalign import subtitles as S
     from mmalign.align.sync import sync
     from mmalign.media import load_audio
+
+    from conftest import vtt_text
 
     sr = 16000
     parts, starts, ends, t = [], [], [], 0.0

@@ -66,36 +66,41 @@ def test_ass_keeps_fields_kinds_and_sections():
     assert subs.cues[0].text == r"{\i1}Hello{\i0}, world\Nsecond line"
     assert list(subs.cues[1].fields) == ["Layer", "Style", "Name", "MarginL", "MarginR", "MarginV", "Effect"]
     assert subs.cues[1].fields["Effect"] == "Banner;30"
-    assert subs.cues[1].notes_before == ("Comment: 0,0:00:02.00,0:00:03.00,Default,,0,0,0,,translator note\n"
-                                         "; a comment line\n")
-    assert "[V4+ Styles]" in subs.header and subs.header.endswith("Format: Layer, Start, End, Style, Name, "
-                                                                   "MarginL, MarginR, MarginV, Effect, Text")
+    assert subs.cues[1].notes_before == (
+        "Comment: 0,0:00:02.00,0:00:03.00,Default,,0,0,0,,translator note\n; a comment line\n"
+    )
+    assert "[V4+ Styles]" in subs.header and subs.header.endswith(
+        "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text"
+    )
     assert "[Aegisub Project Garbage]" in subs.footer
     assert subs.plain_texts() == ["Hello, world\nsecond line", "Sign text"]
     assert S.read(DATA / "sample.ssa").cues[1].fields["Marked"] == "Marked=0"
 
 
-@pytest.mark.parametrize("text, speech", [
-    ("[door slams]", False),
-    ("(laughs)", False),
-    ("<i>[MUSIC]</i>", False),
-    ("{\\an8}[applause]", False),
-    ("[Music continues", False),  # unclosed at the cue's end
-    ("\u266a la la la \u266a", False),
-    ("\u266a Singing in the rain \u266a\n[laughs]", False),
-    ("JOHN: [sighs]", False),
-    ("", False),
-    ("- \u266a\n- \u266a", False),
-    ("...", True),  # a hesitation: nothing marks it as a sound
-    ("- [gasps]\n- What?", True),
-    ("(whispering) Come here.", True),
-    ("I (really) mean it", True),
-    ("MAN 2: Get out!", True),
-    ("Note: the ferry is late.", True),
-    ("42", True),
-    ("- \u00bfQu\u00e9?", True),
-    ("\u041f\u0440\u0438\u0432\u0435\u0442", True),
-])
+@pytest.mark.parametrize(
+    "text, speech",
+    [
+        ("[door slams]", False),
+        ("(laughs)", False),
+        ("<i>[MUSIC]</i>", False),
+        ("{\\an8}[applause]", False),
+        ("[Music continues", False),  # unclosed at the cue's end
+        ("\u266a la la la \u266a", False),
+        ("\u266a Singing in the rain \u266a\n[laughs]", False),
+        ("JOHN: [sighs]", False),
+        ("", False),
+        ("- \u266a\n- \u266a", False),
+        ("...", True),  # a hesitation: nothing marks it as a sound
+        ("- [gasps]\n- What?", True),
+        ("(whispering) Come here.", True),
+        ("I (really) mean it", True),
+        ("MAN 2: Get out!", True),
+        ("Note: the ferry is late.", True),
+        ("42", True),
+        ("- \u00bfQu\u00e9?", True),
+        ("\u041f\u0440\u0438\u0432\u0435\u0442", True),
+    ],
+)
 def test_speech_mask_tells_spoken_cues_from_sound_descriptions(text, speech):
     subs = S.Subtitles([S.Cue(0.0, 1.0, "Hello."), S.Cue(1.0, 2.0, text)], "srt")
     assert subs.speech_mask().tolist() == [True, speech]
@@ -201,7 +206,13 @@ def test_malformed_srt():
     subs = S.loads(MALFORMED_SRT)
     assert subs.format == "srt"
     assert [(c.start, c.end) for c in subs.cues] == [
-        (1.0, 2.0), (3.5, 4.25), (5.2, 6.0), (7.0, 8.0), (13.0, 13.0), (12.5, 14.0)]
+        (1.0, 2.0),
+        (3.5, 4.25),
+        (5.2, 6.0),
+        (7.0, 8.0),
+        (13.0, 13.0),
+        (12.5, 14.0),
+    ]
     assert [c.identifier for c in subs.cues] == ["1", "2", None, "x7", "6", "7"]
     assert subs.cues[1].text == "no blank line before the index"
     assert subs.skipped == 3
@@ -226,7 +237,8 @@ def test_reading_a_file_says_what_was_skipped(tmp_path, caplog):
         subs = S.read(path)
     assert subs.skipped == 3
     assert [r.getMessage() for r in caplog.records] == [
-        f"{path}: 3 blocks could not be read and are left out (first: {subs.warnings[0]})"]
+        f"{path}: 3 blocks could not be read and are left out (first: {subs.warnings[0]})"
+    ]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="mmalign.subtitles"):
         subs.write(tmp_path / "clean.srt")
@@ -235,8 +247,10 @@ def test_reading_a_file_says_what_was_skipped(tmp_path, caplog):
 
 
 def test_malformed_vtt_falls_back_to_tolerant_parser():
-    text = ("WEBVTT\n\n00:00:01,000 --> 00:00:02,000\ncomma\n00:03.000 --> 00:04.000 align:end\n"
-            "no blank line\n\n00:00:05.000 --> 00:00:0y.000\nbroken\n\njunk block\n")
+    text = (
+        "WEBVTT\n\n00:00:01,000 --> 00:00:02,000\ncomma\n00:03.000 --> 00:04.000 align:end\n"
+        "no blank line\n\n00:00:05.000 --> 00:00:0y.000\nbroken\n\njunk block\n"
+    )
     subs = S.loads(text)
     assert [(c.start, c.end, c.settings) for c in subs.cues] == [(1.0, 2.0, ""), (3.0, 4.0, "align:end")]
     assert subs.skipped == 2
@@ -282,15 +296,20 @@ def test_srt_vtt_ass_conversions(tmp_path):
 
 def test_ass_to_srt_drops_styling_and_comments():
     text = S.read(DATA / "sample.ass").to_string("srt")
-    assert text == ("1\n00:00:01,000 --> 00:00:04,000\n<i>Hello</i>, world\nsecond line\n\n"
-                    "2\n00:00:04,500 --> 00:00:06,250\n<b>Sign text</b>\n")
+    assert text == (
+        "1\n00:00:01,000 --> 00:00:04,000\n<i>Hello</i>, world\nsecond line\n\n"
+        "2\n00:00:04,500 --> 00:00:06,250\n<b>Sign text</b>\n"
+    )
 
 
 def test_vtt_to_srt_strips_vtt_only_markup():
     subs = S.read(DATA / "sample.vtt")
     out = S.loads(subs.to_string("srt"))
     assert [c.text for c in out.cues] == [
-        "We are in New York City\nand it's <i>cold</i> & wet", "Second cue", "Third cue"]
+        "We are in New York City\nand it's <i>cold</i> & wet",
+        "Second cue",
+        "Third cue",
+    ]
     assert [c.identifier for c in out.cues] == ["1", "2", "3"]
 
 
@@ -354,7 +373,6 @@ def test_map_times_and_with_times():
 # ---------------------------------------------------------------- writing and errors
 
 
-
 def test_map_times_with_a_timemap_maps_cues_as_spans():
     """Touching cues across a split: the cue before it keeps its end (TimeMap.apply_spans)."""
     from mmalign.subtitles import Cue, Subtitles
@@ -363,6 +381,7 @@ def test_map_times_with_a_timemap_maps_cues_as_spans():
     subs = Subtitles([Cue(4.0, 10.0, "before"), Cue(10.0, 13.0, "after")], "vtt")
     moved = subs.map_times(TimeMap([-np.inf, 10.0], [1.0, 1.0], [0.0, 30.0]))
     assert [(c.start, c.end) for c in moved.cues] == [(4.0, 10.0), (40.0, 43.0)]
+
 
 def test_write_is_atomic(tmp_path, monkeypatch):
     target = tmp_path / "out.srt"
@@ -422,9 +441,14 @@ def test_directory_and_bad_arguments(tmp_path):
 
 def test_ass_comment_events_are_retimed_with_the_cues():
     """Comment events are no cues (not counted, never shown) but move with the script."""
-    text = (DATA / "sample.ass").read_text().replace(
-        "[Aegisub Project Garbage]", "Comment: 0,0:00:07.00,0:00:08.00,Default,,0,0,0,,last note\n\n"
-                                     "[Aegisub Project Garbage]")
+    text = (
+        (DATA / "sample.ass")
+        .read_text()
+        .replace(
+            "[Aegisub Project Garbage]",
+            "Comment: 0,0:00:07.00,0:00:08.00,Default,,0,0,0,,last note\n\n[Aegisub Project Garbage]",
+        )
+    )
     subs = S.loads(text)
     assert len(subs) == 2
     out = subs.map_times(lambda t: 2 * t + 1).to_string()

@@ -21,20 +21,57 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from conftest import deadline  # noqa: E402
-
 from mmalign import subtitles as S  # noqa: E402
 from mmalign.errors import InputError  # noqa: E402
+
+from conftest import deadline  # noqa: E402
 
 FORMATS = ("vtt", "srt", "ass", "ssa")
 
 
 # ---------------------------------------------------------------- strategies
 
-MARKUP = ["<i>", "</i>", "<b>", "<v Bob>", "<c.x>", "{\\i1}", "{\\an8}", "\\N", "\\n", "&amp;", "&lt;", "-->",
-          "->", "- >", "1", "00:00:01,000 --> 00:00:02,000", "00:01.000 -> 00:02.000", "WEBVTT", "NOTE",
-          "[Events]", "Dialogue:", "Comment:", "Format:", ",", ":", " ", "\t", "\n", "\r\n", "\r", "\x00",
-          "\x1b", "\ufeff", "\u2028", "\x85", "\xa0", "é", "😀", "\u202e"]
+MARKUP = [
+    "<i>",
+    "</i>",
+    "<b>",
+    "<v Bob>",
+    "<c.x>",
+    "{\\i1}",
+    "{\\an8}",
+    "\\N",
+    "\\n",
+    "&amp;",
+    "&lt;",
+    "-->",
+    "->",
+    "- >",
+    "1",
+    "00:00:01,000 --> 00:00:02,000",
+    "00:01.000 -> 00:02.000",
+    "WEBVTT",
+    "NOTE",
+    "[Events]",
+    "Dialogue:",
+    "Comment:",
+    "Format:",
+    ",",
+    ":",
+    " ",
+    "\t",
+    "\n",
+    "\r\n",
+    "\r",
+    "\x00",
+    "\x1b",
+    "\ufeff",
+    "\u2028",
+    "\x85",
+    "\xa0",
+    "é",
+    "😀",
+    "\u202e",
+]
 texts = st.lists(st.one_of(st.text(max_size=12), st.sampled_from(MARKUP)), max_size=8).map("".join)
 ms = st.integers(min_value=0, max_value=400 * 3600 * 1000)  # up to 400 hours
 
@@ -102,17 +139,41 @@ def test_any_cue_list_converts_to_every_format(cues, fmt, target):
 
 # ---------------------------------------------------------------- any bytes
 
-FRAGMENTS = [b"WEBVTT\n", b"\n", b"\r\n", b"\r", b"1\n", b"00:00:01,000 --> 00:00:02,000\n",
-             b"00:01.000 --> 00:00.500\n", b"99999999999999999999999:00:00,000 --> 1:00:00,000\n", b"-->",
-             b"[Script Info]\n", b"[Events]\n", b"Format: Layer, Start, End, Text\n", b"Format: Text\n",
-             b"Dialogue: 0,0:00:01.00,0:00:02.00,Default,,0,0,0,,hi\n", b"Dialogue: ,,,\n",
-             b"Comment: 0,0:00:01.00,0:00:02.00,,\n", b"NOTE x\n", b"STYLE\n", b"<i>", b"\xff\xfe", b"\xfe\xff",
-             b"\xef\xbb\xbf", b"\x00", b"\xe9", b"text line\n", b"[V4 Styles]\n", b"ScriptType: v4.00\n"]
+FRAGMENTS = [
+    b"WEBVTT\n",
+    b"\n",
+    b"\r\n",
+    b"\r",
+    b"1\n",
+    b"00:00:01,000 --> 00:00:02,000\n",
+    b"00:01.000 --> 00:00.500\n",
+    b"99999999999999999999999:00:00,000 --> 1:00:00,000\n",
+    b"-->",
+    b"[Script Info]\n",
+    b"[Events]\n",
+    b"Format: Layer, Start, End, Text\n",
+    b"Format: Text\n",
+    b"Dialogue: 0,0:00:01.00,0:00:02.00,Default,,0,0,0,,hi\n",
+    b"Dialogue: ,,,\n",
+    b"Comment: 0,0:00:01.00,0:00:02.00,,\n",
+    b"NOTE x\n",
+    b"STYLE\n",
+    b"<i>",
+    b"\xff\xfe",
+    b"\xfe\xff",
+    b"\xef\xbb\xbf",
+    b"\x00",
+    b"\xe9",
+    b"text line\n",
+    b"[V4 Styles]\n",
+    b"ScriptType: v4.00\n",
+]
 byte_strings = st.one_of(
     st.binary(max_size=2000),
     st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.binary(max_size=8)), max_size=30).map(b"".join),
-    st.lists(st.sampled_from(FRAGMENTS), max_size=30).map(b"".join).map(
-        lambda b: b.decode("latin-1").encode("utf-16-le")),
+    st.lists(st.sampled_from(FRAGMENTS), max_size=30)
+    .map(b"".join)
+    .map(lambda b: b.decode("latin-1").encode("utf-16-le")),
 )
 
 

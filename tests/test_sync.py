@@ -14,7 +14,7 @@ from mmalign.timeline import FeatureSeq, TimeMap
 def speech_between(t0, t1, seconds=60.0, hop=0.01, also=None):
     a = np.zeros(int(seconds / hop), np.float32)
     for lo, hi in [(t0, t1)] + ([also] if also else []):
-        a[int(lo / hop):int(hi / hop)] = 1.0
+        a[int(lo / hop) : int(hi / hop)] = 1.0
     return FeatureSeq(a, hop, 0.0, "audio.speech")
 
 
@@ -69,7 +69,7 @@ def test_a_map_that_leaves_most_cues_off_speech_is_not_trusted(extra, trusted):
     blocks = [(5.0, 7.0), (10.0, 11.0), (14.0, 17.0), (20.0, 21.5), (26.0, 27.0), (31.0, 34.0)]
     act = speech_between(*blocks[0], seconds=120.0)
     for lo, hi in blocks[1:]:
-        act.values[int(lo / act.hop):int(hi / act.hop)] = 1.0
+        act.values[int(lo / act.hop) : int(hi / act.hop)] = 1.0
     cues = [Cue(lo - 3.0, hi - 3.0, "said") for lo, hi in blocks]
     cues += [Cue(50.0 + 3.5 * i, 51.5 + 3.5 * i, "unheard") for i in range(extra)]
     result = sync("programme.mp4", Subtitles(cues, "vtt"), activity=act, detector="fast")
@@ -127,20 +127,29 @@ def test_doubt_names_a_rival_placement_or_too_few_cues():
     act = speech_between(*pattern[0], seconds=120.0)
     for base in (10.0, 50.0):
         for lo, hi in pattern:
-            act.values[int((base + lo) / act.hop):int((base + hi) / act.hop)] = 1.0
-    twice = sync("twice.mp4", Subtitles([Cue(lo + 5.0, hi + 5.0, "line") for lo, hi in pattern], "vtt"),
-                 activity=act, detector="fast")
+            act.values[int((base + lo) / act.hop) : int((base + hi) / act.hop)] = 1.0
+    twice = sync(
+        "twice.mp4",
+        Subtitles([Cue(lo + 5.0, hi + 5.0, "line") for lo, hi in pattern], "vtt"),
+        activity=act,
+        detector="fast",
+    )
     assert twice.fit.offset in (pytest.approx(5.0, abs=0.05), pytest.approx(45.0, abs=0.05))
     other = 45.0 if twice.fit.offset < 20 else 5.0
     assert twice.confidence < 0.5
-    doubt = re.fullmatch(r"another placement fits about as well, offset ([-+][\d.]+) s at scale ([\d.]+)",
-                         twice.doubt())
+    doubt = re.fullmatch(
+        r"another placement fits about as well, offset ([-+][\d.]+) s at scale ([\d.]+)", twice.doubt()
+    )
     assert doubt and float(doubt[1]) == pytest.approx(other, abs=0.2) and float(doubt[2]) == pytest.approx(1, abs=2e-3)
 
     act = speech_between(100.0, 101.0, seconds=1200.0, also=(103.0, 106.0))
-    act.values[int(108.0 / act.hop):int(109.0 / act.hop)] = 1.0
-    few = sync("long.mp4", Subtitles([Cue(0.0, 1.0, "a"), Cue(3.0, 6.0, "b"), Cue(8.0, 9.0, "c")], "vtt"),
-               activity=act, detector="fast")
+    act.values[int(108.0 / act.hop) : int(109.0 / act.hop)] = 1.0
+    few = sync(
+        "long.mp4",
+        Subtitles([Cue(0.0, 1.0, "a"), Cue(3.0, 6.0, "b"), Cue(8.0, 9.0, "c")], "vtt"),
+        activity=act,
+        detector="fast",
+    )
     assert few.fit.offset == pytest.approx(100.0, abs=0.05) and few.confidence < 0.5
     assert few.doubt() == "3 cues are too few to place on 1200 s of reference"
 
@@ -158,10 +167,16 @@ def test_back_to_back_cues_across_a_break_keep_their_lengths():
     cue_s, cue_e = starts, np.r_[starts[1:], ends[-1]]
     after = np.arange(len(starts)) >= len(starts) // 2
     true_s = starts + 5.0 + 40.0 * after
-    act = reference(np.where(after, starts + 45.0, starts + 5.0), np.where(after, ends + 45.0, ends + 5.0),
-                    160.0, noisy=True, seed=3)
-    result = sync("media.mp4", Subtitles([Cue(a, b, "line") for a, b in zip(cue_s, cue_e)], "vtt"),
-                  activity=act, detector="fast")
+    act = reference(
+        np.where(after, starts + 45.0, starts + 5.0),
+        np.where(after, ends + 45.0, ends + 5.0),
+        160.0,
+        noisy=True,
+        seed=3,
+    )
+    result = sync(
+        "media.mp4", Subtitles([Cue(a, b, "line") for a, b in zip(cue_s, cue_e)], "vtt"), activity=act, detector="fast"
+    )
     assert len(result.timemap.pieces()) == 2 and result.confidence >= 0.5
     np.testing.assert_allclose(result.subtitles.starts, true_s, atol=0.05)
     np.testing.assert_allclose(result.subtitles.ends - result.subtitles.starts, cue_e - cue_s, atol=0.01)
@@ -171,9 +186,8 @@ def test_plot_labels_every_piece_inside_the_axis(tmp_path, monkeypatch):
     """The last piece runs on past the cues: its label goes in the middle of the part in
     view, not of the whole piece (it was drawn beyond the right edge)."""
     pytest.importorskip("matplotlib")
-    from test_offset import reference, speech_intervals
-
     import matplotlib.pyplot as plt
+    from test_offset import reference, speech_intervals
 
     from mmalign.align.sync import sync
     from mmalign.plot import plot_sync
@@ -182,10 +196,16 @@ def test_plot_labels_every_piece_inside_the_axis(tmp_path, monkeypatch):
     starts, ends = speech_intervals(np.random.default_rng(3), 100.0, t=2.0)
     after = np.arange(len(starts)) >= 3 * len(starts) // 4  # a break late in the file
     media_end = ends[-1] + 47.0  # the media ends 2 s after the last line
-    act = reference(np.where(after, starts + 45.0, starts + 5.0), np.where(after, ends + 45.0, ends + 5.0),
-                    media_end, noisy=True, seed=3)
-    result = sync("media.mp4", Subtitles([Cue(a, b, "line") for a, b in zip(starts, ends)], "vtt"),
-                  activity=act, detector="fast")
+    act = reference(
+        np.where(after, starts + 45.0, starts + 5.0),
+        np.where(after, ends + 45.0, ends + 5.0),
+        media_end,
+        noisy=True,
+        seed=3,
+    )
+    result = sync(
+        "media.mp4", Subtitles([Cue(a, b, "line") for a, b in zip(starts, ends)], "vtt"), activity=act, detector="fast"
+    )
     assert len(result.timemap.pieces()) == 2
     figures = []
     monkeypatch.setattr(plt, "close", figures.append)
@@ -206,12 +226,14 @@ def test_doubt_names_max_offset_when_no_shift_within_reach_overlaps():
     pattern = [(0.0, 1.5), (2.5, 3.0), (4.2, 6.0), (7.0, 7.4), (8.5, 10.5), (11.0, 12.0), (14.0, 16.5)]
     act = speech_between(*pattern[0], seconds=60.0)
     for lo, hi in pattern:
-        act.values[int((20.0 + lo) / act.hop):int((20.0 + hi) / act.hop)] = 1.0
+        act.values[int((20.0 + lo) / act.hop) : int((20.0 + hi) / act.hop)] = 1.0
     cues = Subtitles([Cue(3600.0 + lo, 3600.0 + hi, "line") for lo, hi in pattern], "vtt")
     far = sync("clip.mp4", cues, activity=act, detector="fast")
     assert far.confidence < 0.5
-    assert far.doubt() == ("the cues (3600-3616 s) are more than the largest shift considered "
-                           "(300 s, --max-offset) away from the 60 s of reference")
+    assert far.doubt() == (
+        "the cues (3600-3616 s) are more than the largest shift considered "
+        "(300 s, --max-offset) away from the 60 s of reference"
+    )
     reached = sync("clip.mp4", cues, activity=act, detector="fast", max_offset=4000.0)
     assert reached.fit.offset == pytest.approx(-3580.0, abs=0.05) and reached.confidence >= 0.5
 

@@ -68,30 +68,36 @@ def test_from_points_flat_target_gives_scale_zero_piece():
     assert m.apply(15.0) == 10.0
 
 
-@pytest.mark.parametrize("src, dst", [
-    ([0.0, 2.0, 1.0], [0.0, 1.0, 2.0]),  # decreasing source
-    ([0.0, 1.0, 2.0], [0.0, 2.0, 1.0]),  # decreasing target
-    ([0.0], [0.0]),  # one point
-    ([1.0, 1.0], [0.0, 1.0]),  # one distinct source time
-    ([0.0, 1.0], [0.0, 1.0, 2.0]),  # lengths differ
-    ([[0.0, 1.0]], [[0.0, 1.0]]),  # not 1-D
-])
+@pytest.mark.parametrize(
+    "src, dst",
+    [
+        ([0.0, 2.0, 1.0], [0.0, 1.0, 2.0]),  # decreasing source
+        ([0.0, 1.0, 2.0], [0.0, 2.0, 1.0]),  # decreasing target
+        ([0.0], [0.0]),  # one point
+        ([1.0, 1.0], [0.0, 1.0]),  # one distinct source time
+        ([0.0, 1.0], [0.0, 1.0, 2.0]),  # lengths differ
+        ([[0.0, 1.0]], [[0.0, 1.0]]),  # not 1-D
+    ],
+)
 def test_from_points_rejects_bad_points(src, dst):
     with pytest.raises(UsageError):
         TimeMap.from_points(src, dst)
 
 
-@pytest.mark.parametrize("starts, scales, offsets", [
-    ([-np.inf, 10.0, 5.0], [1, 1, 1], [0, 0, 0]),  # starts not increasing
-    ([-np.inf, 10.0, 10.0], [1, 1, 1], [0, 0, 0]),  # equal starts
-    ([-np.inf], [-1.0], [0.0]),  # decreasing piece
-    ([-np.inf, 10.0], [1.0, 1.0], [0.0, -2.0]),  # jumps backwards at 10 s
-    ([-np.inf, 10.0], [2.0, 1.0], [0.0, 0.0]),  # 20 -> 10 at the breakpoint
-    ([-np.inf], [np.inf], [0.0]),
-    ([-np.inf], [1.0], [np.nan]),
-    ([-np.inf, 1.0], [1.0], [0.0]),  # lengths differ
-    ([], [], []),
-])
+@pytest.mark.parametrize(
+    "starts, scales, offsets",
+    [
+        ([-np.inf, 10.0, 5.0], [1, 1, 1], [0, 0, 0]),  # starts not increasing
+        ([-np.inf, 10.0, 10.0], [1, 1, 1], [0, 0, 0]),  # equal starts
+        ([-np.inf], [-1.0], [0.0]),  # decreasing piece
+        ([-np.inf, 10.0], [1.0, 1.0], [0.0, -2.0]),  # jumps backwards at 10 s
+        ([-np.inf, 10.0], [2.0, 1.0], [0.0, 0.0]),  # 20 -> 10 at the breakpoint
+        ([-np.inf], [np.inf], [0.0]),
+        ([-np.inf], [1.0], [np.nan]),
+        ([-np.inf, 1.0], [1.0], [0.0]),  # lengths differ
+        ([], [], []),
+    ],
+)
 def test_invalid_maps_are_rejected(starts, scales, offsets):
     with pytest.raises(UsageError):
         TimeMap(starts, scales, offsets)
@@ -137,9 +143,17 @@ def test_apply_spans_maps_a_cue_with_the_piece_of_its_start():
     np.testing.assert_allclose(lin.apply_spans(starts, ends)[1], lin.apply(ends))
 
 
-@pytest.mark.parametrize("m", [TimeMap.linear(1.0427083, 3.7), TimeMap.linear(0.5, -2.0), JUMP, MIXED,
-                               TimeMap.from_points([0, 3, 7, 12, 40], [1, 2, 9, 12.5, 50])],
-                         ids=["linear", "linear2", "jump", "mixed", "points"])
+@pytest.mark.parametrize(
+    "m",
+    [
+        TimeMap.linear(1.0427083, 3.7),
+        TimeMap.linear(0.5, -2.0),
+        JUMP,
+        MIXED,
+        TimeMap.from_points([0, 3, 7, 12, 40], [1, 2, 9, 12.5, 50]),
+    ],
+    ids=["linear", "linear2", "jump", "mixed", "points"],
+)
 def test_invert_undoes_map(m):
     inv = m.invert()
     np.testing.assert_allclose(inv.apply(m.apply(T)), T, atol=1e-9)
@@ -180,8 +194,12 @@ def test_invert_everything_collapsed_is_an_error():
         TimeMap.linear(0.0, 5.0).invert()
 
 
-@pytest.mark.parametrize("a", [TimeMap.linear(1.0427083, 3.7), JUMP, COLLAPSE, MIXED], ids=["lin", "jump", "collapse", "mixed"])
-@pytest.mark.parametrize("b", [TimeMap.linear(0.959, -3.7), JUMP, COLLAPSE, MIXED], ids=["lin", "jump", "collapse", "mixed"])
+@pytest.mark.parametrize(
+    "a", [TimeMap.linear(1.0427083, 3.7), JUMP, COLLAPSE, MIXED], ids=["lin", "jump", "collapse", "mixed"]
+)
+@pytest.mark.parametrize(
+    "b", [TimeMap.linear(0.959, -3.7), JUMP, COLLAPSE, MIXED], ids=["lin", "jump", "collapse", "mixed"]
+)
 def test_compose_is_function_composition(a, b):
     c = a.compose(b)
     np.testing.assert_allclose(c.apply(T), b.apply(a.apply(T)), atol=1e-9)
@@ -204,8 +222,17 @@ def test_compose_confidence_is_the_smaller_one():
 # ---------------------------------------------------------------- TimeMap: description
 
 
-@pytest.mark.parametrize("m", [TimeMap.linear(25 / 24, -1.25), TimeMap.identity(), JUMP, COLLAPSE, MIXED,
-                               TimeMap.from_points([0.1, 3.3, 7.7], [0.2, 2.9, 9.1], 0.123456789)])
+@pytest.mark.parametrize(
+    "m",
+    [
+        TimeMap.linear(25 / 24, -1.25),
+        TimeMap.identity(),
+        JUMP,
+        COLLAPSE,
+        MIXED,
+        TimeMap.from_points([0.1, 3.3, 7.7], [0.2, 2.9, 9.1], 0.123456789),
+    ],
+)
 def test_to_dict_round_trip(m):
     d = json.loads(json.dumps(m.to_dict(), allow_nan=False))  # strict JSON: no NaN or Infinity
     assert d["type"] == "TimeMap"
@@ -255,9 +282,16 @@ def test_featureseq_basics():
     assert one.modality == ""
 
 
-@pytest.mark.parametrize("kwargs", [dict(values=np.zeros((2, 2, 2)), hop=0.1), dict(values=np.zeros(3), hop=0.0),
-                                    dict(values=np.zeros(3), hop=-1.0), dict(values=np.zeros(3), hop=np.nan),
-                                    dict(values=np.zeros(3), hop=np.inf)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(values=np.zeros((2, 2, 2)), hop=0.1),
+        dict(values=np.zeros(3), hop=0.0),
+        dict(values=np.zeros(3), hop=-1.0),
+        dict(values=np.zeros(3), hop=np.nan),
+        dict(values=np.zeros(3), hop=np.inf),
+    ],
+)
 def test_featureseq_rejects_bad_input(kwargs):
     with pytest.raises(UsageError):
         FeatureSeq(**kwargs)

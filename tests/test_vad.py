@@ -31,9 +31,9 @@ def chords(seconds: float, sr: int, seed: int = 0) -> np.ndarray:
         note = np.zeros(step)
         for ratio in (1.0, 1.26, 1.5):
             for k in range(1, 6):
-                note += np.sin(2 * np.pi * root * ratio * k * t) / k ** 2
+                note += np.sin(2 * np.pi * root * ratio * k * t) / k**2
         seg = note * np.exp(-3.0 * t)
-        y[i0:i0 + step] = seg[: n - i0]
+        y[i0 : i0 + step] = seg[: n - i0]
     return (0.3 * y / np.abs(y).max()).astype(np.float32)
 
 
@@ -92,8 +92,17 @@ def test_sync_detectors(sample):
     truth = json.loads((sample / "truth.json").read_text())["transform"]
     for detector in ("fast", "both"):
         stages, done = [], []
-        result = sync(sample / "sample.mp4", sample / "sample.mistimed.vtt", detector=detector,
-                      stage=stages.append, progress=lambda d, t: done.append((len(stages), d / t)))
+
+        def progress(d, t, done=done, stages=stages):
+            done.append((len(stages), d / t))
+
+        result = sync(
+            sample / "sample.mp4",
+            sample / "sample.mistimed.vtt",
+            detector=detector,
+            stage=stages.append,
+            progress=progress,
+        )
         assert result.detector == ("fast" if detector == "fast" else "fast+silero")
         # Each pass over the audio reports from zero to the end; the model's pass is announced.
         assert stages == ([] if detector == "fast" else ["speech model"])
@@ -120,9 +129,9 @@ def test_auto_asks_the_model_when_unsure_and_still_refuses_unrelated_subtitles(s
 
 
 def test_audio_that_starts_late_stays_on_the_media_clock(sample, tmp_path):
-    from conftest import Track, first_encoder, write_media
-
     from mmalign import media
+
+    from conftest import Track, first_encoder, write_media
 
     video = first_encoder("libx264", "mpeg4")
     if video is None:
@@ -135,9 +144,9 @@ def test_audio_that_starts_late_stays_on_the_media_clock(sample, tmp_path):
     b = vad.neural_activity(late).values[:, 0]
     assert len(b) == pytest.approx(len(a) + 200, abs=10)  # 2 s of nothing, then the same speech
     assert b[:150].max() < 0.1
-    lag = 200 + int(np.argmax([np.mean(a[:1800] * b[200 + d:2000 + d]) for d in range(-10, 11)])) - 10
+    lag = 200 + int(np.argmax([np.mean(a[:1800] * b[200 + d : 2000 + d]) for d in range(-10, 11)])) - 10
     assert abs(lag - 200) <= 8  # the encoder's priming samples move it by a few ms at most
-    assert np.mean(np.abs(a[:1800] - b[lag:lag + 1800]) > 0.5) < 0.02
+    assert np.mean(np.abs(a[:1800] - b[lag : lag + 1800]) > 0.5) < 0.02
 
 
 def test_a_confident_map_with_many_cues_off_speech_gets_a_second_look():
@@ -149,12 +158,12 @@ def test_a_confident_map_with_many_cues_off_speech_gets_a_second_look():
     act = np.zeros(6000, np.float32)
     starts = np.arange(2.0, 52.0, 5.0)
     for s in starts[:7]:  # speech under 7 of the 10 cues
-        act[int(s / hop):int((s + 2) / hop)] = 0.9
+        act[int(s / hop) : int((s + 2) / hop)] = 0.9
     activity = FeatureSeq(act, hop=hop, t0=0.0, name="audio.speech")
     subs = Subtitles([Cue(s, s + 2.0, f"line {i}") for i, s in enumerate(starts)], "vtt")
     confident = TimeMap.linear(1.0, 0.0, 0.95)
     assert _unsure(activity, confident, subs, 0.95)  # 3 of 10 cues on silence
-    act[int(starts[7] / hop):] = 0.9
+    act[int(starts[7] / hop) :] = 0.9
     assert not _unsure(FeatureSeq(act, hop=hop, t0=0.0, name="audio.speech"), confident, subs, 0.95)
     assert _unsure(FeatureSeq(act, hop=hop, t0=0.0, name="audio.speech"), confident, subs, 0.3)
 

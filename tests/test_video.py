@@ -13,12 +13,13 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_DIR, Track, encoder_available, first_encoder, tone, write_media
 
 from mmalign import media
 from mmalign.errors import InputError, UsageError
 from mmalign.features import video
 from mmalign.timeline import FeatureSeq
+
+from conftest import SAMPLE_DIR, Track, encoder_available, first_encoder, tone, write_media
 
 H264 = first_encoder("libx264", "h264", "mpeg4")
 FPS = 5.0
@@ -48,17 +49,27 @@ def events_frame(t: float) -> np.ndarray:
     if t >= CUT:
         img = np.empty((H, W, 3), np.uint8)
         img[:] = ORANGE
-        img[H // 3: 2 * H // 3, :] = (40, 160, 60)
+        img[H // 3 : 2 * H // 3, :] = (40, 160, 60)
         return textured(img)
     img = np.empty((H, W, 3), np.uint8)
     img[:] = BLUE
     x = 10 + int(round(100 * min(max(t - MOVE[0], 0.0), 1.0)))
-    img[30:60, x:x + 30] = 240
+    img[30:60, x : x + 30] = 240
     return textured(img)
 
 
-def write_clip(path, times, draw, *, codec=H264, fmt=None, options=None, time_base=Fraction(1, 1000),
-               audio: np.ndarray | None = None, sr: int = 16000):
+def write_clip(
+    path,
+    times,
+    draw,
+    *,
+    codec=H264,
+    fmt=None,
+    options=None,
+    time_base=Fraction(1, 1000),
+    audio: np.ndarray | None = None,
+    sr: int = 16000,
+):
     """Encode ``draw(t)`` at each of ``times`` (seconds) with PyAV; returns ``path``."""
     import av
 
@@ -193,8 +204,9 @@ def test_nonzero_container_start(tmp_path):
 
 def test_video_starting_after_audio(tmp_path):
     # The audio starts at 0, the first frame at 0.5 s: samples start at the first frame.
-    path = write_clip(tmp_path / "late.mp4", [0.5 + t for t in cfr(2.0)], lambda t: events_frame(0.0),
-                      audio=tone(440, 3.0, 16000))
+    path = write_clip(
+        tmp_path / "late.mp4", [0.5 + t for t in cfr(2.0)], lambda t: events_frame(0.0), audio=tone(440, 3.0, 16000)
+    )
     assert next(media.iter_frames(path, None))[0] == pytest.approx(0.5)
     luma = video.extract(path, FPS)["video.luma"]
     assert luma.t0 == pytest.approx(0.6) and luma.times[-1] == pytest.approx(2.4)
@@ -296,14 +308,14 @@ def test_truncated_file_gives_features_up_to_the_damage(events, tmp_path, caplog
     assert feats["video.luma"].meta["warnings"]
     # What was decoded is right: the move is there.
     moving = feats["video.motion"].values[:, 0] > 0.01
-    assert moving[int(MOVE[0] * FPS) + 1:int(MOVE[1] * FPS)].all()
+    assert moving[int(MOVE[0] * FPS) + 1 : int(MOVE[1] * FPS)].all()
 
 
 @pytest.mark.parametrize("where", [0.5, 0.7])
 def test_damage_inside_the_file_gives_a_warning(events, tmp_path, caplog, where):
     data = bytearray(events.read_bytes())
     i = int(len(data) * where)
-    data[i:i + 3000] = np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8).tobytes()
+    data[i : i + 3000] = np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8).tobytes()
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(bytes(data))
     with caplog.at_level(logging.WARNING, logger="mmalign.media"):
@@ -402,8 +414,17 @@ def test_embed_with_torchscript_model(events, mean_colour_model, events_features
     assert np.allclose(after, events_frame(CUT + 1).reshape(-1, 3).mean(axis=0) / 255, atol=0.08)
     assert seq.values[:, 3].max() <= 1.0
     # Centre crop and normalisation.
-    crop = video.embed(events, mean_colour_model, FPS, batch_size=64, size=32, crop=True,
-                       mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), end=1.0)
+    crop = video.embed(
+        events,
+        mean_colour_model,
+        FPS,
+        batch_size=64,
+        size=32,
+        crop=True,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        end=1.0,
+    )
     assert len(crop) == 5 and np.allclose(crop.values[0, :3], np.array(BLUE) / 255 * 2 - 1, atol=0.1)
 
 

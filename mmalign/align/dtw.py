@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import TextIO
+from typing import IO, cast
 
 import numpy as np
 from numba import njit
@@ -114,16 +114,16 @@ def _fill_cost(x, yT, i, lo, w, metric, acc):
         d = 0
         while d + 4 <= D:
             x0, x1, x2, x3 = xi[d], xi[d + 1], xi[d + 2], xi[d + 3]
-            y0 = yT[d, lo:lo + w]
-            y1 = yT[d + 1, lo:lo + w]
-            y2 = yT[d + 2, lo:lo + w]
-            y3 = yT[d + 3, lo:lo + w]
+            y0 = yT[d, lo : lo + w]
+            y1 = yT[d + 1, lo : lo + w]
+            y2 = yT[d + 2, lo : lo + w]
+            y3 = yT[d + 3, lo : lo + w]
             for k in range(w):
                 a[k] += (x0 * y0[k] + x1 * y1[k]) + (x2 * y2[k] + x3 * y3[k])
             d += 4
         while d < D:
             xv = xi[d]
-            yd = yT[d, lo:lo + w]
+            yd = yT[d, lo : lo + w]
             for k in range(w):
                 a[k] += xv * yd[k]
             d += 1
@@ -134,10 +134,10 @@ def _fill_cost(x, yT, i, lo, w, metric, acc):
         d = 0
         while d + 4 <= D:  # four features per pass: a quarter of the loads and stores of `a`
             x0, x1, x2, x3 = xi[d], xi[d + 1], xi[d + 2], xi[d + 3]
-            y0 = yT[d, lo:lo + w]
-            y1 = yT[d + 1, lo:lo + w]
-            y2 = yT[d + 2, lo:lo + w]
-            y3 = yT[d + 3, lo:lo + w]
+            y0 = yT[d, lo : lo + w]
+            y1 = yT[d + 1, lo : lo + w]
+            y2 = yT[d + 2, lo : lo + w]
+            y3 = yT[d + 3, lo : lo + w]
             for k in range(w):
                 t0 = x0 - y0[k]
                 t1 = x1 - y1[k]
@@ -147,7 +147,7 @@ def _fill_cost(x, yT, i, lo, w, metric, acc):
             d += 4
         while d < D:
             xv = xi[d]
-            yd = yT[d, lo:lo + w]
+            yd = yT[d, lo : lo + w]
             for k in range(w):
                 t = xv - yd[k]
                 a[k] += t * t
@@ -251,19 +251,19 @@ def _dp_path(x, yT, cmat, metric, sym2, open_begin, open_end, r0, r1, lo, hi):
 
     for ii in range(n):
         i = r0 + ii
-        l = lo[i]
-        w = hi[i] - l
+        lo_i = lo[i]
+        w = hi[i] - lo_i
         if metric != -1:
-            _fill_cost(x, yT, i, l, w, metric, acc)
+            _fill_cost(x, yT, i, lo_i, w, metric, acc)
         if ii >= 2:  # cur still holds row i-2: clear it
-            stale = cur[lo[i - 2] - c0 + 1:hi[i - 2] - c0 + 1]
+            stale = cur[lo[i - 2] - c0 + 1 : hi[i - 2] - c0 + 1]
             for k in range(stale.shape[0]):
                 stale[k] = np.inf
-        dr = dirs[bptr[ii]:bptr[ii + 1]]
-        cv = cur[l - c0 + 1:l - c0 + 1 + w]  # this row, columns l .. l+w-1
-        pv = prev[l - c0:l - c0 + 1 + w]     # row above, columns l-1 .. l+w-1
+        dr = dirs[bptr[ii] : bptr[ii + 1]]
+        cv = cur[lo_i - c0 + 1 : lo_i - c0 + 1 + w]  # this row, columns lo_i .. lo_i+w-1
+        pv = prev[lo_i - c0 : lo_i - c0 + 1 + w]  # row above, columns lo_i-1 .. lo_i+w-1
         if metric == -1:
-            _dp_row(cmat[i, l:l + w], pv, cv, dr, w, sym2, ii == 0, open_begin)
+            _dp_row(cmat[i, lo_i : lo_i + w], pv, cv, dr, w, sym2, ii == 0, open_begin)
         else:
             _dp_row(acc, pv, cv, dr, w, sym2, ii == 0, open_begin)
         prev, cur = cur, prev
@@ -366,11 +366,11 @@ def _project(path, f, n, m, radius):
     lo0 = np.full(n, m, np.int64)
     hi0 = np.zeros(n, np.int64)
     for k in range(path.shape[0]):
-        I = path[k, 0]
-        J = path[k, 1]
-        a = J * f
-        b = min((J + 1) * f, m)
-        for i in range(I * f, min((I + 1) * f, n)):
+        pi = path[k, 0]
+        pj = path[k, 1]
+        a = pj * f
+        b = min((pj + 1) * f, m)
+        for i in range(pi * f, min((pi + 1) * f, n)):
             lo0[i] = min(lo0[i], a)
             hi0[i] = max(hi0[i], b)
     return _dilate(lo0, hi0, m, radius)
@@ -536,8 +536,9 @@ def _check_band(band, n, m, subsequence):
         return lo, hi
     if isinstance(band, (int, np.integer)) and not isinstance(band, bool):
         if subsequence:
-            raise UsageError("an integer band needs a fixed start and end; pass per-row windows (lo, hi) "
-                             "for a subsequence search")
+            raise UsageError(
+                "an integer band needs a fixed start and end; pass per-row windows (lo, hi) for a subsequence search"
+            )
         return band_window(n, m, int(band))
     try:
         lo, hi = band
@@ -561,8 +562,18 @@ def _check_band(band, n, m, subsequence):
 # --------------------------------------------------------------------------- public
 
 
-def dtw(x=None, y=None, *, metric: str = "euclidean", step: str = "symmetric1", band=None,
-        subsequence: bool = False, cost=None, multiscale: bool = False, **multiscale_options) -> DTWResult:
+def dtw(
+    x=None,
+    y=None,
+    *,
+    metric: str = "euclidean",
+    step: str = "symmetric1",
+    band=None,
+    subsequence: bool = False,
+    cost=None,
+    multiscale: bool = False,
+    **multiscale_options,
+) -> DTWResult:
     """Dynamic time warping between two feature sequences.
 
     Parameters
@@ -748,18 +759,18 @@ def _stitch(paths, cuts, m):
         if len(ia):
             best = int(np.argmin(np.abs(cur[ia, 0] - cut)))
             ka, kb = int(ia[best]), int(ib[best])
-            pieces.append(cur[:ka + 1])
+            pieces.append(cur[: ka + 1])
         else:
             ka = max(int(np.searchsorted(cur[:, 0], cut, side="left")) - 1, 0)
             a = cur[ka]
             later = np.nonzero((nxt[:, 0] >= a[0]) & (nxt[:, 1] >= a[1]))[0]
-            pieces.append(cur[:ka + 1])
+            pieces.append(cur[: ka + 1])
             if len(later) == 0:  # pragma: no cover - nxt ends at or after cur's cut
-                cur = cur[ka + 1:]
+                cur = cur[ka + 1 :]
                 continue
             kb = int(later[0])
             pieces.append(_bridge(a, nxt[kb]))
-        cur = nxt[kb + 1:]
+        cur = nxt[kb + 1 :]
     pieces.append(cur)
     return np.ascontiguousarray(np.concatenate(pieces, axis=0))
 
@@ -773,8 +784,19 @@ def _solve_windowed(xk, yT, metric_code, sym2, subsequence, lo, hi, segment_cell
     last = len(r0) - 1
 
     def solve(s):
-        return _dp_path(xk, yT, dummy, metric_code, sym2, subsequence if s == 0 else True,
-                        subsequence if s == last else True, int(r0[s]), int(r1[s]), lo, hi)[1]
+        return _dp_path(
+            xk,
+            yT,
+            dummy,
+            metric_code,
+            sym2,
+            subsequence if s == 0 else True,
+            subsequence if s == last else True,
+            int(r0[s]),
+            int(r1[s]),
+            lo,
+            hi,
+        )[1]
 
     paths = list(parallel_map(solve, range(last + 1), workers=workers, threads=True))
     if any(len(p) == 0 for p in paths):
@@ -784,9 +806,20 @@ def _solve_windowed(xk, yT, metric_code, sym2, subsequence, lo, hi, segment_cell
     return path, cells
 
 
-def multiscale_dtw(x, y, *, metric: str = "euclidean", step: str = "symmetric1", subsequence: bool = False,
-                   radius: int = 16, factor: int = 4, coarse_cells: int = 4_000_000,
-                   segment_cells: int = 2_000_000, overlap: int = 256, workers: int | None = None) -> DTWResult:
+def multiscale_dtw(
+    x,
+    y,
+    *,
+    metric: str = "euclidean",
+    step: str = "symmetric1",
+    subsequence: bool = False,
+    radius: int = 16,
+    factor: int = 4,
+    coarse_cells: int = 4_000_000,
+    segment_cells: int = 2_000_000,
+    overlap: int = 256,
+    workers: int | None = None,
+) -> DTWResult:
     """Coarse-to-fine DTW for long sequences, in time and memory linear in ``N + M``.
 
     The features are averaged over blocks of ``factor`` frames, repeatedly, until the
@@ -827,8 +860,14 @@ def multiscale_dtw(x, y, *, metric: str = "euclidean", step: str = "symmetric1",
         from numba import get_num_threads
 
         workers = get_num_threads()
-    for name, v, least in (("radius", radius, 1), ("factor", factor, 2), ("coarse_cells", coarse_cells, 1),
-                           ("segment_cells", segment_cells, 1), ("overlap", overlap, 1), ("workers", workers, 1)):
+    for name, v, least in (
+        ("radius", radius, 1),
+        ("factor", factor, 2),
+        ("coarse_cells", coarse_cells, 1),
+        ("segment_cells", segment_cells, 1),
+        ("overlap", overlap, 1),
+        ("workers", workers, 1),
+    ):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < least:
             raise UsageError(f"{name} must be an integer >= {least}, got {v!r}")
     x = _features(x, "x")
@@ -854,11 +893,10 @@ def multiscale_dtw(x, y, *, metric: str = "euclidean", step: str = "symmetric1",
     cells = len(cx) * len(cy)
     for level in range(k - 1, -1, -1):
         lx, ly = pyramid[level]
-        pyramid[level + 1] = None  # free the coarser level
+        pyramid.pop()  # free the coarser level (always the last one left)
         lo, hi = _project(path, factor, len(lx), len(ly), radius)
         xk, yk, yT = _prepare(lx, ly, metric)
-        path, c = _solve_windowed(xk, yT, metric_code, sym2, subsequence, lo, hi, segment_cells, overlap,
-                                  int(workers))
+        path, c = _solve_windowed(xk, yT, metric_code, sym2, subsequence, lo, hi, segment_cells, overlap, int(workers))
         if len(path) == 0:  # pragma: no cover - the projected window always holds a path
             raise UsageError("multiscale DTW found no path inside its window; raise radius")
         cells += c
@@ -903,8 +941,18 @@ def guide_window(times_x, times_y, timemap: TimeMap, radius: int) -> tuple[np.nd
     return _dilate(lo0, j + 1, m, int(radius))
 
 
-def guided_dtw(x, y, lo, hi, *, metric: str = "euclidean", step: str = "symmetric1",
-               segment_cells: int = 2_000_000, overlap: int = 256, workers: int | None = None) -> DTWResult:
+def guided_dtw(
+    x,
+    y,
+    lo,
+    hi,
+    *,
+    metric: str = "euclidean",
+    step: str = "symmetric1",
+    segment_cells: int = 2_000_000,
+    overlap: int = 256,
+    workers: int | None = None,
+) -> DTWResult:
     """DTW inside per-row windows, in memory linear in the window's size.
 
     The windowed solve of :func:`multiscale_dtw`'s finer levels, on windows given by the
@@ -929,8 +977,9 @@ def guided_dtw(x, y, lo, hi, *, metric: str = "euclidean", step: str = "symmetri
     n, m = len(x), len(y)
     lo, hi = _check_band((lo, hi), n, m, False)
     xk, yk, yT = _prepare(x, y, metric)
-    path, cells = _solve_windowed(xk, yT, metric_code, sym2, False, lo, hi, int(segment_cells), int(overlap),
-                                  int(workers))
+    path, cells = _solve_windowed(
+        xk, yT, metric_code, sym2, False, lo, hi, int(segment_cells), int(overlap), int(workers)
+    )
     if len(path) == 0:
         raise UsageError("no warping path fits inside the window; widen it")
     dummy = np.zeros((1, 1), np.float64)
@@ -948,9 +997,18 @@ def _frame_times(times, name: str, needed: int) -> np.ndarray:
     return t
 
 
-def path_to_timemap(path, hop_x: float | None = None, hop_y: float | None = None, t0_x: float = 0.0,
-                    t0_y: float = 0.0, *, times_x=None, times_y=None, tolerance: float | None = None,
-                    confidence: float = np.nan) -> TimeMap:
+def path_to_timemap(
+    path,
+    hop_x: float | None = None,
+    hop_y: float | None = None,
+    t0_x: float = 0.0,
+    t0_y: float = 0.0,
+    *,
+    times_x=None,
+    times_y=None,
+    tolerance: float | None = None,
+    confidence: float = np.nan,
+) -> TimeMap:
     """A DTW path as a monotone :class:`~mmalign.timeline.TimeMap` from ``x``'s timeline to ``y``'s.
 
     Each frame ``i`` of ``x`` (time ``t0_x + i * hop_x``) maps to the centre of the frames of
@@ -995,8 +1053,9 @@ def path_to_timemap(path, hop_x: float | None = None, hop_y: float | None = None
     if np.any(np.diff(path, axis=0) < 0) or path.min() < 0:
         raise UsageError("path must be monotone (non-decreasing in both columns) and non-negative")
     for name, h, times in (("hop_x", hop_x, times_x), ("hop_y", hop_y, times_y)):
-        if times is None and not (isinstance(h, (int, float, np.number)) and not isinstance(h, bool)
-                                  and h > 0 and math.isfinite(h)):
+        if times is None and not (
+            isinstance(h, (int, float, np.number)) and not isinstance(h, bool) and h > 0 and math.isfinite(h)
+        ):
             raise UsageError(f"{name} must be a positive number of seconds, got {h!r}")
     i = path[:, 0].astype(np.int64)
     rows, start = np.unique(i, return_index=True)
@@ -1004,12 +1063,12 @@ def path_to_timemap(path, hop_x: float | None = None, hop_y: float | None = None
     counts = np.diff(np.append(start, len(i)))
     mean_j = sums / counts
     if times_x is None:
-        src = t0_x + rows * float(hop_x)
+        src = t0_x + rows * float(cast(float, hop_x))  # checked above: a number when times_x is None
     else:
         src = _frame_times(times_x, "times_x", int(rows[-1]) + 1)[rows]
     if times_y is None:
-        dst = t0_y + mean_j * float(hop_y)
-        half = float(hop_y) / 2
+        dst = t0_y + mean_j * float(cast(float, hop_y))  # checked above: a number when times_y is None
+        half = float(cast(float, hop_y)) / 2
     else:
         ty = _frame_times(times_y, "times_y", int(path[-1, 1]) + 1)
         dst = np.interp(mean_j, np.arange(len(ty), dtype=np.float64), ty)
@@ -1031,8 +1090,13 @@ def path_to_timemap(path, hop_x: float | None = None, hop_y: float | None = None
 _JSON_ROWS = 1 << 16  # rows of a path formatted at a time by dump_alignment
 
 
-def dump_alignment(fh: TextIO, doc: dict, path: np.ndarray | None = None, times_x: np.ndarray | None = None,
-                   times_y: np.ndarray | None = None) -> None:
+def dump_alignment(
+    fh: IO[str],
+    doc: dict,
+    path: np.ndarray | None = None,
+    times_x: np.ndarray | None = None,
+    times_y: np.ndarray | None = None,
+) -> None:
     """Write an alignment as one JSON object: ``doc``'s keys, then the path, in bounded memory.
 
     The text is what ``json.dumps({**doc, "path": ..., "path_seconds": ...})`` gives, but
@@ -1062,7 +1126,7 @@ def dump_alignment(fh: TextIO, doc: dict, path: np.ndarray | None = None, times_
         for lo in range(0, len(path), _JSON_ROWS):
             if lo:
                 fh.write(", ")
-            fh.write(json.dumps(block(path[lo:lo + _JSON_ROWS]).tolist())[1:-1])
+            fh.write(json.dumps(block(path[lo : lo + _JSON_ROWS]).tolist())[1:-1])
         fh.write("]")
 
     rows("path", lambda p: p)

@@ -22,9 +22,22 @@ from numpy.typing import ArrayLike
 
 from ..errors import UsageError
 from ..timeline import FeatureSeq, TimeMap
-from .scoring import (FRAMERATES, TREND_SECONDS, Candidate, Scorer, Scorers, activity_from_zero, calibrated_confidence,
-                      evidence_factor, framerate_ratios, implausibility, on_reference, peak_zscore, refine_offset,
-                      scale_trust)
+from .scoring import (
+    FRAMERATES,
+    TREND_SECONDS,
+    Candidate,
+    Scorer,
+    Scorers,
+    activity_from_zero,
+    calibrated_confidence,
+    evidence_factor,
+    framerate_ratios,
+    implausibility,
+    on_reference,
+    peak_zscore,
+    refine_offset,
+    scale_trust,
+)
 from .scoring import MARGIN_CENTER as MARGIN_CENTER  # lives in scoring; imported from here it keeps working
 
 __all__ = ["FRAMERATES", "framerate_ratios", "LinearFit", "estimate_linear", "agreement"]
@@ -77,16 +90,24 @@ class LinearFit:
         return TimeMap.linear(self.scale, self.offset, self.confidence)
 
 
-def agreement(activity: FeatureSeq, starts: ArrayLike, ends: ArrayLike, *, scale: float = 1.0,
-              offset: float = 0.0) -> float:
+def agreement(
+    activity: FeatureSeq, starts: ArrayLike, ends: ArrayLike, *, scale: float = 1.0, offset: float = 0.0
+) -> float:
     """Score (about -1..1; 0 is chance) of intervals mapped by ``scale * t + offset`` on an activity."""
     scorer = Scorer(activity_from_zero(activity), activity.hop)
     return scorer.score(np.asarray(starts, float) * scale + offset, np.asarray(ends, float) * scale + offset)
 
 
-def estimate_linear(reference: FeatureSeq, starts: ArrayLike, ends: ArrayLike, *, max_offset: float = 300.0,
-                    scales: list[float] | None = None, coarse_hop: float = 0.1,
-                    refine_scale: bool = True) -> LinearFit:
+def estimate_linear(
+    reference: FeatureSeq,
+    starts: ArrayLike,
+    ends: ArrayLike,
+    *,
+    max_offset: float = 300.0,
+    scales: list[float] | None = None,
+    coarse_hop: float = 0.1,
+    refine_scale: bool = True,
+) -> LinearFit:
     """Find the best ``t' = scale * t + offset`` putting intervals onto a reference activity.
 
     Parameters
@@ -185,13 +206,29 @@ def estimate_linear(reference: FeatureSeq, starts: ArrayLike, ends: ArrayLike, *
     confidence = calibrated_confidence(peak_z, margin, score) * evidence
     confidence = round(confidence * scale_trust(scale), 4)
     cands = [cand.as_dict() for cand in results[:5]]
-    return LinearFit(scale=scale, offset=offset, score=score, peak_z=float(peak_z), margin=float(margin),
-                     confidence=confidence, exact_ratio=scale in exact_set, candidates=cands, rival=rival,
-                     evidence=evidence)
+    return LinearFit(
+        scale=scale,
+        offset=offset,
+        score=score,
+        peak_z=float(peak_z),
+        margin=float(margin),
+        confidence=confidence,
+        exact_ratio=scale in exact_set,
+        candidates=cands,
+        rival=rival,
+        evidence=evidence,
+    )
 
 
-def _refine_scale(fine: Scorer, starts: np.ndarray, ends: np.ndarray, scale: float, offset: float,
-                  exact_set: set[float], groups: int = 12) -> tuple[float, float]:
+def _refine_scale(
+    fine: Scorer,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    scale: float,
+    offset: float,
+    exact_set: set[float],
+    groups: int = 12,
+) -> tuple[float, float]:
     """Correct the scale from how the best local offset drifts along the file.
 
     The cues are cut into up to ``groups`` runs; each run's best offset (±1 s) is found

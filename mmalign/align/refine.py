@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["RefineResult", "snap_to_reference", "WINDOW"]
 
@@ -63,12 +64,19 @@ def _snap(times: np.ndarray, targets: np.ndarray, window: float) -> np.ndarray:
         k = int(cand[i])
         if k not in best or dist[i] < dist[best[k]]:
             best[k] = int(i)
-    for k, i in best.items():
-        out[i] = k
+    for k, row in best.items():
+        out[row] = k
     return out
 
 
-def snap_to_reference(starts, ends, ref_starts, ref_ends, *, window: float = WINDOW) -> RefineResult:
+def snap_to_reference(
+    starts: npt.ArrayLike,
+    ends: npt.ArrayLike,
+    ref_starts: npt.ArrayLike,
+    ref_ends: npt.ArrayLike,
+    *,
+    window: float = WINDOW,
+) -> RefineResult:
     """Move cue boundaries onto nearby boundaries of reference cues.
 
     Parameters
@@ -87,7 +95,7 @@ def snap_to_reference(starts, ends, ref_starts, ref_ends, *, window: float = WIN
         positive length; where a move would break that, the boundary stays.
     """
     starts = np.asarray(starts, np.float64)
-    ends = np.maximum(np.asarray(ends, np.float64), starts)
+    ends = np.asarray(np.maximum(np.asarray(ends, np.float64), starts))  # asarray: typed as an array
     ref_starts = np.sort(np.asarray(ref_starts, np.float64))
     ref_ends = np.sort(np.asarray(ref_ends, np.float64))
     if window < 0:

@@ -57,16 +57,38 @@ from ..timeline import FeatureSeq
 
 __all__ = [
     # evidence channels
-    "WEIGHTS", "EDGE_SIGMA", "MAX_FRAME_WEIGHT", "reference_channels", "subject_channels", "standardize",
+    "WEIGHTS",
+    "EDGE_SIGMA",
+    "MAX_FRAME_WEIGHT",
+    "reference_channels",
+    "subject_channels",
+    "standardize",
     # scoring
-    "Scorer", "Scorers", "correlate_valid", "activity_from_zero", "pool_frames", "on_reference", "refine_offset",
+    "Scorer",
+    "Scorers",
+    "correlate_valid",
+    "activity_from_zero",
+    "pool_frames",
+    "on_reference",
+    "refine_offset",
     # candidates and pieces
-    "Candidate", "Piece",
+    "Candidate",
+    "Piece",
     # statistics
-    "TREND_SECONDS", "SHARP_Z_HANDICAP", "MARGIN_CENTER", "robust_z", "peak_zscore", "calibrated_confidence", "sigmoid",
+    "TREND_SECONDS",
+    "SHARP_Z_HANDICAP",
+    "MARGIN_CENTER",
+    "robust_z",
+    "peak_zscore",
+    "calibrated_confidence",
+    "sigmoid",
     "evidence_factor",
     # scale priors
-    "FRAMERATES", "RARE_RATIO_TRUST", "framerate_ratios", "implausibility", "scale_trust",
+    "FRAMERATES",
+    "RARE_RATIO_TRUST",
+    "framerate_ratios",
+    "implausibility",
+    "scale_trust",
 ]
 
 # ---------------------------------------------------------------------------------------------- evidence channels
@@ -123,7 +145,7 @@ def reference_channels(activity: np.ndarray, hop: float) -> tuple[np.ndarray, np
     """
     k = max(1, int(round(0.05 / hop)))
     pad = np.pad(activity, k, mode="edge")
-    slope = pad[2 * k:] - pad[:-2 * k]
+    slope = pad[2 * k :] - pad[: -2 * k]
     sigma = EDGE_SIGMA / hop
     chans = np.stack([activity, _smooth(np.maximum(slope, 0), sigma)])
     std = chans.std(axis=-1)
@@ -181,9 +203,9 @@ def _correlate_direct(ref: np.ndarray, sub: np.ndarray, lags: int) -> np.ndarray
         for lo in range(0, m, _DIRECT_BLOCK):
             hi = min(m, lo + _DIRECT_BLOCK)
             s = sub[c, lo:hi].astype(np.float64)
-            r = ref[c, lo:hi + lags - 1].astype(np.float64)
+            r = ref[c, lo : hi + lags - 1].astype(np.float64)
             for k in range(lags):
-                out[k] += np.dot(r[k:k + hi - lo], s)
+                out[k] += np.dot(r[k : k + hi - lo], s)
     return out
 
 
@@ -248,8 +270,9 @@ class Scorer:
         j1 = int(math.ceil(ends.max() / self.hop)) + 3
         return j0, j1
 
-    def correlate(self, starts: np.ndarray, ends: np.ndarray, pad_before: int,
-                  pad_after: int) -> tuple[np.ndarray, int]:
+    def correlate(
+        self, starts: np.ndarray, ends: np.ndarray, pad_before: int, pad_after: int
+    ) -> tuple[np.ndarray, int]:
         """Score for every shift of the mapped cues by ``-pad_before .. +pad_after`` frames.
 
         Parameters
@@ -272,7 +295,7 @@ class Scorer:
         ref = np.repeat(self.silence[:, None], n + pad_before + pad_after, axis=1)
         a, b = max(j0 - pad_before, 0), min(j1 + pad_after, self.ref.shape[1])
         if b > a:
-            ref[:, a - (j0 - pad_before):b - (j0 - pad_before)] = self.ref[:, a:b]
+            ref[:, a - (j0 - pad_before) : b - (j0 - pad_before)] = self.ref[:, a:b]
         return correlate_valid(ref, sub) / (n * WEIGHTS.sum()), j0
 
     def score(self, starts: np.ndarray, ends: np.ndarray) -> float:
@@ -377,8 +400,9 @@ def on_reference(first: np.ndarray, length: int, n_ref: int) -> np.ndarray:
     return out
 
 
-def refine_offset(fine: Scorer, starts: np.ndarray, ends: np.ndarray, scale: float, offset: float,
-                  radius: float) -> tuple[float, float]:
+def refine_offset(
+    fine: Scorer, starts: np.ndarray, ends: np.ndarray, scale: float, offset: float, radius: float
+) -> tuple[float, float]:
     """Best offset on the fine clock within ``radius`` seconds, to a fraction of a frame.
 
     Parameters

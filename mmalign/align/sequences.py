@@ -14,7 +14,7 @@ Alignment
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple, Optional
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import UsageError
 
@@ -23,8 +23,16 @@ if TYPE_CHECKING:
     from ..timeline import FeatureSeq, TimeMap
     from .dtw import DTWResult
 
-__all__ = ["GUIDE_SECONDS", "MULTISCALE_CELLS", "Guide", "SequenceAlignment", "check_options", "check_pair",
-           "subtitle_guide", "align_sequences"]
+__all__ = [
+    "GUIDE_SECONDS",
+    "MULTISCALE_CELLS",
+    "Guide",
+    "SequenceAlignment",
+    "check_options",
+    "check_pair",
+    "subtitle_guide",
+    "align_sequences",
+]
 
 #: Half-width (seconds) of the window around the sync pipeline's map inside which DTW
 #: refines an alignment of subtitles (see :func:`mmalign.align.sync.dtw_guide`).
@@ -59,8 +67,10 @@ def check_pair(a: FeatureSeq, b: FeatureSeq) -> None:
         Names both sequences and their column counts.
     """
     if a.values.shape[1] != b.values.shape[1]:
-        raise UsageError(f"{a.name} has {a.values.shape[1]} columns but {b.name} has {b.values.shape[1]}; "
-                         "align features of the same kind")
+        raise UsageError(
+            f"{a.name} has {a.values.shape[1]} columns but {b.name} has {b.values.shape[1]}; "
+            "align features of the same kind"
+        )
 
 
 class Guide(NamedTuple):
@@ -74,8 +84,8 @@ class Guide(NamedTuple):
         The sync pipeline's confidence in the map it found; None when none was sought.
     """
 
-    timemap: Optional[TimeMap]
-    confidence: Optional[float]
+    timemap: TimeMap | None
+    confidence: float | None
 
     @property
     def ambiguous(self) -> bool:
@@ -83,9 +93,16 @@ class Guide(NamedTuple):
         return self.timemap is None and self.confidence is not None
 
 
-def subtitle_guide(a: FeatureSeq, b: FeatureSeq, subs_a: Optional[Subtitles] = None,
-                   subs_b: Optional[Subtitles] = None, *, band: Optional[float] = None, subsequence: bool = False,
-                   multiscale: Optional[bool] = None) -> Guide:
+def subtitle_guide(
+    a: FeatureSeq,
+    b: FeatureSeq,
+    subs_a: Subtitles | None = None,
+    subs_b: Subtitles | None = None,
+    *,
+    band: float | None = None,
+    subsequence: bool = False,
+    multiscale: bool | None = None,
+) -> Guide:
     """The sync pipeline's map to guide DTW of subtitles (:func:`mmalign.align.sync.dtw_guide`).
 
     Sought only when one side is subtitles and the DTW options are the defaults (no band,
@@ -124,9 +141,18 @@ class SequenceAlignment:
     guided: bool
 
 
-def align_sequences(a: FeatureSeq, b: FeatureSeq, *, metric: str = "euclidean", step: str = "symmetric1",
-                    band: Optional[float] = None, subsequence: bool = False, multiscale: Optional[bool] = None,
-                    guide: Optional[TimeMap] = None, workers: Optional[int] = None) -> SequenceAlignment:
+def align_sequences(
+    a: FeatureSeq,
+    b: FeatureSeq,
+    *,
+    metric: str = "euclidean",
+    step: str = "symmetric1",
+    band: float | None = None,
+    subsequence: bool = False,
+    multiscale: bool | None = None,
+    guide: TimeMap | None = None,
+    workers: int | None = None,
+) -> SequenceAlignment:
     """Align ``a`` onto ``b`` with dynamic time warping and map ``a``'s timeline to ``b``'s.
 
     Parameters
@@ -165,8 +191,7 @@ def align_sequences(a: FeatureSeq, b: FeatureSeq, *, metric: str = "euclidean", 
     check_options(metric, step)
     check_pair(a, b)
     n, m = len(a), len(b)
-    use_multi = multiscale if multiscale is not None else (n * m > MULTISCALE_CELLS and band is None
-                                                           and guide is None)
+    use_multi = multiscale if multiscale is not None else (n * m > MULTISCALE_CELLS and band is None and guide is None)
     band_frames = None if band is None else max(1, int(round(band / a.hop)))
     if guide is not None:
         radius = max(1, int(round(GUIDE_SECONDS / b.hop)))
@@ -175,10 +200,10 @@ def align_sequences(a: FeatureSeq, b: FeatureSeq, *, metric: str = "euclidean", 
     elif use_multi:
         if band_frames is not None:
             raise UsageError("band applies to exact DTW; drop it or set multiscale=False")
-        result = dtw_mod.multiscale_dtw(a.values, b.values, metric=metric, step=step, subsequence=subsequence,
-                                        workers=workers)
+        result = dtw_mod.multiscale_dtw(
+            a.values, b.values, metric=metric, step=step, subsequence=subsequence, workers=workers
+        )
     else:
-        result = dtw_mod.dtw(a.values, b.values, metric=metric, step=step, band=band_frames,
-                             subsequence=subsequence)
+        result = dtw_mod.dtw(a.values, b.values, metric=metric, step=step, band=band_frames, subsequence=subsequence)
     timemap = dtw_mod.path_to_timemap(result.path, times_x=a.times, times_y=b.times)
     return SequenceAlignment(result, timemap, bool(use_multi), guide is not None)

@@ -21,14 +21,24 @@ from numpy.typing import ArrayLike
 
 from ..timeline import FeatureSeq, TimeMap
 from .offset import LinearFit
-from .scoring import (TREND_SECONDS, WEIGHTS, Piece, Scorers, calibrated_confidence, on_reference, peak_zscore,
-                      refine_offset, scale_trust, subject_channels)
+from .scoring import (
+    TREND_SECONDS,
+    WEIGHTS,
+    Piece,
+    Scorers,
+    calibrated_confidence,
+    on_reference,
+    peak_zscore,
+    refine_offset,
+    scale_trust,
+    subject_channels,
+)
 
 __all__ = ["estimate_piecewise", "rescue_ends", "settle_boundaries"]
 
 #: Most cue x offset scores the search for breaks may hold (float32: 128 MB, and as much
 #: again for the dynamic programme): about 5,000 cues at offsets up to 300 s.
-MAX_SCORE_CELLS = 2 ** 25
+MAX_SCORE_CELLS = 2**25
 _PENALTY = 2.0  # a split must gain this many median cue peaks
 # A piece has fewer cues than the whole file, so its peak stands out less from the scores
 # at other lags: its z-score term is centred lower than the global fit's (5.5).  Chosen on
@@ -43,8 +53,15 @@ class _Found(NamedTuple):
     lag: int
 
 
-def cue_lag_scores(ref: np.ndarray, sub: np.ndarray, owner: np.ndarray, n_cues: int, first: int,
-                   n_lags: int, silence: np.ndarray | None = None) -> np.ndarray:
+def cue_lag_scores(
+    ref: np.ndarray,
+    sub: np.ndarray,
+    owner: np.ndarray,
+    n_cues: int,
+    first: int,
+    n_lags: int,
+    silence: np.ndarray | None = None,
+) -> np.ndarray:
     """Score of each cue at each lag.
 
     ``out[i, m] = sum_c sum_{j: owner[j] == i} ref[c, first + m + j] * sub[c, j]``, with
@@ -73,7 +90,7 @@ def cue_lag_scores(ref: np.ndarray, sub: np.ndarray, owner: np.ndarray, n_cues: 
         window += np.asarray(silence, np.float32)[:, None]
     a, b = max(first, 0), min(first + n + n_lags, T)
     if b > a:
-        window[:, a - first:b - first] = ref[:, a:b]
+        window[:, a - first : b - first] = ref[:, a:b]
     out = np.zeros((n_cues, n_lags), np.float32)
     bounds = np.flatnonzero(np.diff(owner, prepend=-2, append=-2))
     for j0, j1 in zip(bounds[:-1], bounds[1:], strict=True):
@@ -81,7 +98,7 @@ def cue_lag_scores(ref: np.ndarray, sub: np.ndarray, owner: np.ndarray, n_cues: 
         if i < 0:
             continue
         for c in range(n_channels):
-            out[i] += np.correlate(window[c, j0:j1 + n_lags - 1], sub[c, j0:j1], "valid")
+            out[i] += np.correlate(window[c, j0 : j1 + n_lags - 1], sub[c, j0:j1], "valid")
     return out
 
 
@@ -131,9 +148,19 @@ def piecewise_dp(scores: np.ndarray, gaps: np.ndarray, penalty: float) -> np.nda
     return lags
 
 
-def estimate_piecewise(reference: FeatureSeq, starts: ArrayLike, ends: ArrayLike, fit: LinearFit, *,
-                       max_offset: float = 300.0, coarse_hop: float = 0.1, penalty: float | None = None,
-                       min_cues: int = 3, min_confidence: float = 0.5, merge_within: float = 0.3) -> TimeMap:
+def estimate_piecewise(
+    reference: FeatureSeq,
+    starts: ArrayLike,
+    ends: ArrayLike,
+    fit: LinearFit,
+    *,
+    max_offset: float = 300.0,
+    coarse_hop: float = 0.1,
+    penalty: float | None = None,
+    min_cues: int = 3,
+    min_confidence: float = 0.5,
+    merge_within: float = 0.3,
+) -> TimeMap:
     """Split the global fit where the evidence says the offset changes.
 
     Parameters
@@ -170,8 +197,11 @@ def estimate_piecewise(reference: FeatureSeq, starts: ArrayLike, ends: ArrayLike
     if n_cues * n_lags > MAX_SCORE_CELLS:  # every cue is scored at every lag: bounded memory first
         logging.getLogger("mmalign").warning(
             "%d cues with offsets up to %.0f s are too many to look for breaks (at most %d cue-offset pairs); "
-            "the whole file keeps one map (a smaller max offset allows more cues)", n_cues, max_offset,
-            MAX_SCORE_CELLS)
+            "the whole file keeps one map (a smaller max offset allows more cues)",
+            n_cues,
+            max_offset,
+            MAX_SCORE_CELLS,
+        )
         return fit.timemap
     order = np.argsort(starts, kind="stable")
     s = fit.scale
@@ -188,14 +218,15 @@ def estimate_piecewise(reference: FeatureSeq, starts: ArrayLike, ends: ArrayLike
     edges = np.clip(np.round(bounds / H).astype(np.int64) - j0, 0, n)
     owner = np.full(n, -1, np.int64)
     for i in range(n_cues):
-        owner[edges[i]:edges[i + 1]] = i
+        owner[edges[i] : edges[i + 1]] = i
     pad = int(math.ceil(max_offset / H))
-    scores = cue_lag_scores(coarse.ref, np.ascontiguousarray(sub, np.float32), owner, n_cues, j0 - pad,
-                            2 * pad + 1, coarse.silence)
+    scores = cue_lag_scores(
+        coarse.ref, np.ascontiguousarray(sub, np.float32), owner, n_cues, j0 - pad, 2 * pad + 1, coarse.silence
+    )
     scores /= n * WEIGHTS.sum()
     gaps = np.zeros(n_cues, np.int64)
     gaps[1:] = np.maximum(np.floor((a[1:] - b[:-1]) / H), 0).astype(np.int64)
-    typical = np.median(scores[:, ::max(1, scores.shape[1] // 200)], axis=1)  # a cue's score at a random lag
+    typical = np.median(scores[:, :: max(1, scores.shape[1] // 200)], axis=1)  # a cue's score at a random lag
     peak = np.median(scores.max(axis=1) - typical)
     lam = _PENALTY * peak if penalty is None else penalty
     lags = piecewise_dp(scores, gaps, lam)
@@ -211,8 +242,7 @@ def estimate_piecewise(reference: FeatureSeq, starts: ArrayLike, ends: ArrayLike
     def piece(lo: int, hi: int, lag: int) -> _Found:
         offset, _ = refine_offset(scorers.fine, a[lo:hi], b[lo:hi], 1.0, (lag - pad) * H, H)
         share = max((edges[hi] - edges[lo]) / n, 1e-9)  # the piece's part of the cue span
-        valid = on_reference(j0 + edges[lo] - pad + np.arange(2 * pad + 1), edges[hi] - edges[lo],
-                             coarse.ref.shape[1])
+        valid = on_reference(j0 + edges[lo] - pad + np.arange(2 * pad + 1), edges[hi] - edges[lo], coarse.ref.shape[1])
         conf = _piece_confidence(scores[lo:hi].sum(axis=0) / share, lag, far, valid, trend) * scale_trust(s)
         return _Found(Piece(lo, hi, offset, conf), lag)
 
@@ -222,8 +252,7 @@ def estimate_piecewise(reference: FeatureSeq, starts: ArrayLike, ends: ArrayLike
     while len(pieces) > 1 and min(p.piece.confidence for p in pieces) < min_confidence:
         i = min(range(len(pieces)), key=lambda k: pieces[k].piece.confidence)
         lo, hi = pieces[i].piece.first, pieces[i].piece.end
-        j = max((k for k in (i - 1, i + 1) if 0 <= k < len(pieces)),
-                key=lambda k: scores[lo:hi, pieces[k].lag].sum())
+        j = max((k for k in (i - 1, i + 1) if 0 <= k < len(pieces)), key=lambda k: scores[lo:hi, pieces[k].lag].sum())
         nlo, nhi, nlag = pieces[j].piece.first, pieces[j].piece.end, pieces[j].lag
         pieces[min(i, j)] = piece(min(lo, nlo), max(hi, nhi), nlag)
         del pieces[max(i, j)]
@@ -237,15 +266,28 @@ def estimate_piecewise(reference: FeatureSeq, starts: ArrayLike, ends: ArrayLike
             groups.append([p])
     if len(groups) == 1:
         return fit.timemap
-    merged = [g[0] if len(g) == 1 else
-              piece(g[0].piece.first, g[-1].piece.end, max(g, key=lambda p: p.piece.end - p.piece.first).lag)
-              for g in groups]
+    merged = [
+        g[0]
+        if len(g) == 1
+        else piece(g[0].piece.first, g[-1].piece.end, max(g, key=lambda p: p.piece.end - p.piece.first).lag)
+        for g in groups
+    ]
     return _timemap([p.piece for p in merged], starts[order], np.maximum(ends[order], starts[order]), s)
 
 
-def rescue_ends(reference: FeatureSeq, starts: ArrayLike, ends: ArrayLike, timemap: TimeMap, scale: float,
-                on_speech: Callable[[np.ndarray, np.ndarray], np.ndarray], *, max_offset: float = 300.0,
-                coarse_hop: float = 0.1, min_cues: int = 3, min_confidence: float = 0.5) -> TimeMap:
+def rescue_ends(
+    reference: FeatureSeq,
+    starts: ArrayLike,
+    ends: ArrayLike,
+    timemap: TimeMap,
+    scale: float,
+    on_speech: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    *,
+    max_offset: float = 300.0,
+    coarse_hop: float = 0.1,
+    min_cues: int = 3,
+    min_confidence: float = 0.5,
+) -> TimeMap:
     """Give a run of cues at either end of the file a piece of its own when the map leaves
     it off speech and it has a confident place beyond its neighbours.
 
@@ -291,7 +333,7 @@ def rescue_ends(reference: FeatureSeq, starts: ArrayLike, ends: ArrayLike, timem
             continue
         lo, hi = (n_cues - run, n_cues) if tail else (0, run)
         near = lo - 1 if tail else hi  # the neighbouring cue that stays
-        base = float(timemap.offsets[timemap.piece_index(st[near:near + 1])[0]])
+        base = float(timemap.offsets[timemap.piece_index(st[near : near + 1])[0]])
         a, b = st[lo:hi] * scale + base, en[lo:hi] * scale + base
         scores, j0 = coarse.correlate(a, b, pad, pad)
         lags = np.arange(len(scores))
@@ -308,16 +350,25 @@ def rescue_ends(reference: FeatureSeq, starts: ArrayLike, ends: ArrayLike, timem
         landed = np.asarray(on_speech(st[lo:hi] * scale + offset, en[lo:hi] * scale + offset), bool)
         if conf < min_confidence or landed.mean() < 0.5:
             continue
-        kept = [Piece(max(i0, hi) if not tail else i0, min(i1, lo) if tail else i1, o, c)
-                for i0, i1, o, c in _cue_pieces(timemap, st)]
+        kept = [
+            Piece(max(i0, hi) if not tail else i0, min(i1, lo) if tail else i1, o, c)
+            for i0, i1, o, c in _cue_pieces(timemap, st)
+        ]
         kept = [p for p in kept if p.end > p.first]
         new = Piece(lo, hi, offset, conf)
         timemap = _timemap(kept + [new] if tail else [new] + kept, st, en, scale)
     return timemap
 
 
-def settle_boundaries(starts: ArrayLike, ends: ArrayLike, timemap: TimeMap, scale: float,
-                      on_speech: Callable[[np.ndarray, np.ndarray], np.ndarray], *, min_cues: int = 3) -> TimeMap:
+def settle_boundaries(
+    starts: ArrayLike,
+    ends: ArrayLike,
+    timemap: TimeMap,
+    scale: float,
+    on_speech: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    *,
+    min_cues: int = 3,
+) -> TimeMap:
     """Move a cue at the edge of a piece into the neighbouring piece when only there it
     lands on speech.
 
@@ -350,19 +401,27 @@ def settle_boundaries(starts: ArrayLike, ends: ArrayLike, timemap: TimeMap, scal
         return timemap
 
     def lands(i: int, offset: float) -> bool:
-        return bool(on_speech(st[i:i + 1] * scale + offset, en[i:i + 1] * scale + offset)[0])
+        return bool(on_speech(st[i : i + 1] * scale + offset, en[i : i + 1] * scale + offset)[0])
 
     moved = False
     for k in range(len(pieces) - 1):
         a, b = pieces[k], pieces[k + 1]
         for _ in range(len(st)):
             first, last = b[0], a[1] - 1  # the two cues at the boundary
-            if b[1] - b[0] > min_cues and not lands(first, b[2]) and lands(first, a[2]) \
-                    and st[first] * scale + a[2] <= st[first + 1] * scale + b[2]:
+            if (
+                b[1] - b[0] > min_cues
+                and not lands(first, b[2])
+                and lands(first, a[2])
+                and st[first] * scale + a[2] <= st[first + 1] * scale + b[2]
+            ):
                 a[1] += 1
                 b[0] += 1
-            elif a[1] - a[0] > min_cues and not lands(last, a[2]) and lands(last, b[2]) \
-                    and st[last] * scale + b[2] >= en[last - 1] * scale + a[2]:
+            elif (
+                a[1] - a[0] > min_cues
+                and not lands(last, a[2])
+                and lands(last, b[2])
+                and st[last] * scale + b[2] >= en[last - 1] * scale + a[2]
+            ):
                 a[1] -= 1
                 b[0] -= 1
             else:
@@ -385,8 +444,10 @@ def _cue_pieces(timemap: TimeMap, st: np.ndarray) -> list[Piece]:
     :func:`_timemap` builds a map from)."""
     conf = timemap.confidences
     assert conf is not None  # TimeMap fills unknown confidences with NaN
-    return [Piece(int(i0), int(i1), float(timemap.offsets[p]), float(conf[p]))
-            for i0, i1, p in _runs(timemap.piece_index(st))]
+    return [
+        Piece(int(i0), int(i1), float(timemap.offsets[p]), float(conf[p]))
+        for i0, i1, p in _runs(timemap.piece_index(st))
+    ]
 
 
 def _runs(lags: np.ndarray) -> list[tuple[int, int, int]]:
@@ -396,8 +457,7 @@ def _runs(lags: np.ndarray) -> list[tuple[int, int, int]]:
     return [(int(x), int(y), int(lags[x])) for x, y in zip(lo, hi, strict=True)]
 
 
-def _merge_short(runs: list[tuple[int, int, int]], scores: np.ndarray,
-                 min_cues: int) -> list[tuple[int, int, int]]:
+def _merge_short(runs: list[tuple[int, int, int]], scores: np.ndarray, min_cues: int) -> list[tuple[int, int, int]]:
     runs = list(runs)
     while len(runs) > 1:
         sizes = [hi - lo for lo, hi, _ in runs]
@@ -429,8 +489,9 @@ def _piece_confidence(scores: np.ndarray, lag: int, far: int, valid: np.ndarray,
     return calibrated_confidence(z, best - float(others.max()), best, _PIECE_Z_CENTER)
 
 
-def _timemap(pieces: Sequence[Piece | tuple[int, int, float, float]], starts: np.ndarray, ends: np.ndarray,
-             scale: float) -> TimeMap:
+def _timemap(
+    pieces: Sequence[Piece | tuple[int, int, float, float]], starts: np.ndarray, ends: np.ndarray, scale: float
+) -> TimeMap:
     """Pieces (:class:`~mmalign.align.scoring.Piece`, cues in order of start) as a monotone TimeMap.
 
     A piece starts half-way between its first cue and the previous piece's last cue.
@@ -465,5 +526,9 @@ def _timemap(pieces: Sequence[Piece | tuple[int, int, float, float]], starts: np
         m_conf.append(conf)
         prev_end_src = float(ends[lo:hi].max())
         prev_offset = offset
-    return TimeMap(np.asarray(m_starts, np.float64), np.asarray(m_scales, np.float64),
-                   np.asarray(m_offsets, np.float64), np.asarray(m_conf, np.float64))
+    return TimeMap(
+        np.asarray(m_starts, np.float64),
+        np.asarray(m_scales, np.float64),
+        np.asarray(m_offsets, np.float64),
+        np.asarray(m_conf, np.float64),
+    )

@@ -11,24 +11,37 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import subtitles as subtitles_mod
 from ..errors import NotConfidentError, UsageError
 from ..features import audio as audio_features
 from ..features import vad
 from ..features.text import cue_activity
+from ..fileio import Pathlike
 from ..subtitles import Subtitles
 from ..timeline import FeatureSeq, TimeMap
 from .offset import LinearFit, estimate_linear
 from .scoring import MARGIN_CENTER
 
-__all__ = ["SyncResult", "sync", "reference_activity", "is_subtitle_path", "cue_confidences", "mean_activity",
-           "spoken", "dtw_guide", "DEFAULT_MIN_CONFIDENCE", "DETECTORS"]
+__all__ = [
+    "SyncResult",
+    "sync",
+    "reference_activity",
+    "is_subtitle_path",
+    "cue_confidences",
+    "mean_activity",
+    "spoken",
+    "dtw_guide",
+    "DEFAULT_MIN_CONFIDENCE",
+    "DETECTORS",
+]
 
 #: Below this confidence ``mmalign sync`` refuses to write (exit code 4) unless forced.
 DEFAULT_MIN_CONFIDENCE = 0.5
@@ -42,7 +55,7 @@ _SUBTITLE_EXTS = {"." + f for f in subtitles_mod.SUPPORTED_FORMATS}
 log = logging.getLogger(__name__)
 
 
-def is_subtitle_path(path) -> bool:
+def is_subtitle_path(path: Pathlike) -> bool:
     """Whether ``path`` names a subtitle file (by its extension)."""
     return Path(path).suffix.lower() in _SUBTITLE_EXTS
 
@@ -114,7 +127,7 @@ class SyncResult:
         confident result these are the lines worth checking by hand."""
         return np.flatnonzero(self.spoken & (self.cue_confidences < DEFAULT_MIN_CONFIDENCE))
 
-    def moves(self) -> list[dict]:
+    def moves(self) -> list[dict[str, Any]]:
         """Per cue, in file order: where it went and how sure we are.
 
         Each item has ``index`` (0-based position in the file), ``id`` (the cue's
@@ -127,9 +140,18 @@ class SyncResult:
         refined = self.refined if self.refined is not None else np.zeros((len(self.original.cues), 2), bool)
         speech = self.spoken
         for i, (old, new, conf) in enumerate(zip(self.original.cues, self.subtitles.cues, self.cue_confidences)):
-            out.append({"index": i, "id": old.identifier, "start": round(new.start, 3), "end": round(new.end, 3),
-                        "shift": round(new.start - old.start, 3), "confidence": round(float(conf), 3),
-                        "refined": bool(refined[i].any()), "speech": bool(speech[i])})
+            out.append(
+                {
+                    "index": i,
+                    "id": old.identifier,
+                    "start": round(new.start, 3),
+                    "end": round(new.end, 3),
+                    "shift": round(new.start - old.start, 3),
+                    "confidence": round(float(conf), 3),
+                    "refined": bool(refined[i].any()),
+                    "speech": bool(speech[i]),
+                }
+            )
         return out
 
     def doubt(self) -> str:
@@ -146,8 +168,10 @@ class SyncResult:
         t0, t1 = self.activity.t0, self.activity.t0 + self.activity.duration
         first, last = float(self.original.starts.min()), float(self.original.ends.max())
         if first - self.max_offset >= t1 or last + self.max_offset <= t0:  # no shift within reach overlaps
-            return (f"the cues ({first:.0f}-{last:.0f} s) are more than the largest shift considered "
-                    f"({self.max_offset:g} s, --max-offset) away from the {t1 - t0:.0f} s of reference")
+            return (
+                f"the cues ({first:.0f}-{last:.0f} s) are more than the largest shift considered "
+                f"({self.max_offset:g} s, --max-offset) away from the {t1 - t0:.0f} s of reference"
+            )
         on = int(_on_speech(self.activity, self.subtitles.starts[speech], self.subtitles.ends[speech]).sum())
         fit = self.fit
         if on < _MIN_SUPPORTED_SHARE * n:
@@ -163,8 +187,10 @@ class SyncResult:
         if len(pieces) > 1 and weak:
             return f"{len(weak)} of its {len(pieces)} pieces are not confident"
         if fit.rival is not None and fit.margin < MARGIN_CENTER:
-            return (f"another placement fits about as well, offset {fit.rival['offset']:+.1f} s "
-                    f"at scale {fit.rival['scale']:.4f}")
+            return (
+                f"another placement fits about as well, offset {fit.rival['offset']:+.1f} s "
+                f"at scale {fit.rival['scale']:.4f}"
+            )
         return f"the best placement hardly stands out from the others (peak z {fit.peak_z:.1f})"
 
     def require(self, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> SyncResult:
@@ -190,9 +216,11 @@ class SyncResult:
             return self
         raise NotConfidentError(
             f"not confident in the result (confidence {self.confidence:.2f} < {min_confidence}): "
-            f"{self.doubt()}. Nothing written; check that the subtitles belong to this media", result=self)
+            f"{self.doubt()}. Nothing written; check that the subtitles belong to this media",
+            result=self,
+        )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (what ``mmalign sync --json`` prints, less the output path)."""
         fit = self.fit
         return {
@@ -220,8 +248,13 @@ class SyncResult:
 _ONSET_GAP = 0.1
 
 
-def reference_activity(reference, *, audio_stream: int | None = None, workers: int | None = None,
-                       progress: Callable[[float, float], None] | None = None) -> tuple[FeatureSeq, str]:
+def reference_activity(
+    reference: Pathlike | Subtitles,
+    *,
+    audio_stream: int | None = None,
+    workers: int | None = None,
+    progress: Callable[[float, float], None] | None = None,
+) -> tuple[FeatureSeq, str]:
     """The activity signal of a reference: speech probability of media, or cue activity of subtitles.
 
     Returns the :class:`FeatureSeq` and the reference kind (``"audio"`` or ``"subtitles"``).
@@ -235,10 +268,20 @@ def reference_activity(reference, *, audio_stream: int | None = None, workers: i
     return audio_features.speech_activity(feats), "audio"
 
 
-def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float = 300.0,
-         splits: bool = True, workers: int | None = None, progress: Callable[[float, float], None] | None = None,
-         activity: FeatureSeq | None = None, refine: bool = True, detector: str = "auto",
-         stage: Callable[[str], None] | None = None) -> SyncResult:
+def sync(
+    reference: Pathlike | Subtitles,
+    subs: Pathlike | Subtitles,
+    *,
+    audio_stream: int | None = None,
+    max_offset: float = 300.0,
+    splits: bool = True,
+    workers: int | None = None,
+    progress: Callable[[float, float], None] | None = None,
+    activity: FeatureSeq | None = None,
+    refine: bool = True,
+    detector: str = "auto",
+    stage: Callable[[str], None] | None = None,
+) -> SyncResult:
     """Re-time subtitles to a reference.
 
     Parameters
@@ -299,10 +342,12 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
         activity, kind = reference_activity(reference, audio_stream=audio_stream, workers=workers, progress=progress)
     else:
         kind = "subtitles" if activity.modality == "text" else "audio"
+    ref: Pathlike | Subtitles | None = reference
+    del reference
     ref_bounds = None
-    if isinstance(reference, Subtitles):  # only its cue bounds are needed from here on: let a huge file go
-        ref_bounds = (reference.starts, reference.ends)
-        reference = None
+    if isinstance(ref, Subtitles):  # only its cue bounds are needed from here on: let a huge file go
+        ref_bounds = (ref.starts, ref.ends)
+        ref = None
     t_ref = time.perf_counter()
     speech = subs.speech_mask()
     if not speech.any():
@@ -312,13 +357,15 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
     used = "subtitles" if kind == "subtitles" else "fast"
     seconds = {}
     media_path = kind == "audio" and ref_bounds is None
-    if media_path and (detector == "both" or (detector == "auto" and vad.available()
-                                             and _unsure(activity, timemap, evidence, confidence))):
+    if media_path and (
+        detector == "both"
+        or (detector == "auto" and vad.available() and _unsure(activity, timemap, evidence, confidence))
+    ):
         t_model = time.perf_counter()
         if stage is not None:
             stage("speech model")
         try:
-            neural = vad.neural_activity(reference, stream=audio_stream, workers=workers, progress=progress)
+            neural = vad.neural_activity(ref, stream=audio_stream, workers=workers, progress=progress)
         except (OSError, RuntimeError) as exc:  # the model's runtime cannot load on this machine
             if detector == "both":
                 raise
@@ -336,14 +383,33 @@ def sync(reference, subs, *, audio_stream: int | None = None, max_offset: float 
         snapped = snap_to_reference(retimed.starts, retimed.ends, *ref_bounds)
         retimed = retimed.with_times(snapped.starts, snapped.ends)
         refined = snapped.moved
-    per_cue = cue_confidences(activity, timemap, subs.starts, retimed.starts, retimed.ends, default=fit.confidence,
-                              speech=speech)
+    per_cue = cue_confidences(
+        activity, timemap, subs.starts, retimed.starts, retimed.ends, default=fit.confidence, speech=speech
+    )
     confidence *= _support_factor(_on_speech(activity, retimed.starts[speech], retimed.ends[speech]))
     t_end = time.perf_counter()
-    seconds = {"read_subtitles": t_read - t_start, "reference": t_ref - t_read,
-               "align": t_end - t_ref - seconds.get("speech_model", 0.0), **seconds}
-    return SyncResult(retimed, timemap, fit, confidence, name, kind, per_cue, subs, activity, seconds, refined, used,
-                      speech, max_offset)
+    seconds = {
+        "read_subtitles": t_read - t_start,
+        "reference": t_ref - t_read,
+        "align": t_end - t_ref - seconds.get("speech_model", 0.0),
+        **seconds,
+    }
+    return SyncResult(
+        retimed,
+        timemap,
+        fit,
+        confidence,
+        name,
+        kind,
+        per_cue,
+        subs,
+        activity,
+        seconds,
+        refined,
+        used,
+        speech,
+        max_offset,
+    )
 
 
 def _within_reach(evidence: Subtitles, activity: FeatureSeq, max_offset: float) -> Subtitles:
@@ -368,8 +434,14 @@ def _within_reach(evidence: Subtitles, activity: FeatureSeq, max_offset: float) 
         far = evidence.starts > evidence.starts.min() + reach
         if not far.any():
             return evidence
-    log.warning("%d of %d cues start after %.0f s, beyond the reach of the %.0f s of reference; they are left out "
-                "of the fit and follow its map", int(far.sum()), len(far), reach, activity.duration)
+    log.warning(
+        "%d of %d cues start after %.0f s, beyond the reach of the %.0f s of reference; they are left out "
+        "of the fit and follow its map",
+        int(far.sum()),
+        len(far),
+        reach,
+        activity.duration,
+    )
     return replace(evidence, cues=[c for c, f in zip(evidence.cues, far) if not f])
 
 
@@ -392,8 +464,9 @@ def spoken(subs: Subtitles, mask: np.ndarray | None = None) -> Subtitles:
 _GUIDE_MAX_OFFSET = 300.0
 
 
-def dtw_guide(a: FeatureSeq, b: FeatureSeq, subs_a: Subtitles | None = None,
-              subs_b: Subtitles | None = None) -> tuple[TimeMap, float] | None:
+def dtw_guide(
+    a: FeatureSeq, b: FeatureSeq, subs_a: Subtitles | None = None, subs_b: Subtitles | None = None
+) -> tuple[TimeMap, float] | None:
     """A map from ``a``'s timeline to ``b``'s found by the sync pipeline, to guide DTW.
 
     DTW on activity signals (cue activity, speech probability) is ambiguous: inside a
@@ -447,8 +520,9 @@ def _unsure(activity: FeatureSeq, timemap: TimeMap, subs: Subtitles, confidence:
     """Whether a result from the fast detector deserves a second look (``detector="auto"``)."""
     if confidence < DEFAULT_MIN_CONFIDENCE:
         return True
-    per_cue = cue_confidences(activity, timemap, subs.starts, *timemap.apply_spans(subs.starts, subs.ends),
-                              default=confidence)
+    per_cue = cue_confidences(
+        activity, timemap, subs.starts, *timemap.apply_spans(subs.starts, subs.ends), default=confidence
+    )
     return float(np.mean(per_cue < DEFAULT_MIN_CONFIDENCE)) > _OFF_SPEECH_SHARE
 
 
@@ -458,7 +532,7 @@ def _unsure(activity: FeatureSeq, timemap: TimeMap, subs: Subtitles, confidence:
 _MIN_SUPPORTED_SHARE = 0.5
 
 
-def _on_speech(activity: FeatureSeq, starts, ends) -> np.ndarray:
+def _on_speech(activity: FeatureSeq, starts: npt.ArrayLike, ends: npt.ArrayLike) -> np.ndarray:
     """Which re-timed cues land on speech: a mean activity of at least half :data:`FULL_COVERAGE`."""
     return mean_activity(activity, starts, ends) >= FULL_COVERAGE / 2
 
@@ -475,15 +549,16 @@ def _support_factor(on_speech: np.ndarray) -> float:
     return min(1.0, float(np.mean(on_speech)) / _MIN_SUPPORTED_SHARE) ** 2
 
 
-def _align(activity: FeatureSeq, subs: Subtitles, max_offset: float, splits: bool):
+def _align(activity: FeatureSeq, subs: Subtitles, max_offset: float, splits: bool) -> tuple[LinearFit, TimeMap, float]:
     """The global fit, the (piecewise) map and its confidence, for one reference activity."""
     from .splits import estimate_piecewise, rescue_ends, settle_boundaries
 
     fit = estimate_linear(activity, subs.starts, subs.ends, max_offset=max_offset)
-    timemap = estimate_piecewise(activity, subs.starts, subs.ends, fit, max_offset=max_offset) if splits \
-        else fit.timemap
+    timemap = (
+        estimate_piecewise(activity, subs.starts, subs.ends, fit, max_offset=max_offset) if splits else fit.timemap
+    )
 
-    def weighted(timemap):  # the pieces' confidences, weighted by their cues
+    def weighted(timemap: TimeMap) -> float:  # the pieces' confidences, weighted by their cues
         if timemap.is_linear:
             return fit.confidence
         per_cue = timemap.confidences[timemap.piece_index(subs.starts)]
@@ -502,8 +577,16 @@ def _align(activity: FeatureSeq, subs: Subtitles, max_offset: float, splits: boo
 FULL_COVERAGE = 0.5
 
 
-def cue_confidences(activity: FeatureSeq, timemap: TimeMap, sources, starts, ends, *,
-                    default: float = np.nan, speech=None) -> np.ndarray:
+def cue_confidences(
+    activity: FeatureSeq,
+    timemap: TimeMap,
+    sources: npt.ArrayLike,
+    starts: npt.ArrayLike,
+    ends: npt.ArrayLike,
+    *,
+    default: float = np.nan,
+    speech: npt.ArrayLike | None = None,
+) -> np.ndarray:
     """Confidence of each re-timed cue.
 
     The confidence of the cue's piece of ``timemap``, scaled down when the cue lands
@@ -539,17 +622,19 @@ def cue_confidences(activity: FeatureSeq, timemap: TimeMap, sources, starts, end
     cover = mean_activity(activity, starts, ends)
     if speech is not None:
         cover = np.where(np.asarray(speech, bool), cover, FULL_COVERAGE)
-    return np.clip(piece * np.minimum(1.0, cover / FULL_COVERAGE), 0.0, 1.0)
+    out: np.ndarray = np.clip(piece * np.minimum(1.0, cover / FULL_COVERAGE), 0.0, 1.0)
+    return out
 
 
-def mean_activity(activity: FeatureSeq, starts, ends) -> np.ndarray:
+def mean_activity(activity: FeatureSeq, starts: npt.ArrayLike, ends: npt.ArrayLike) -> np.ndarray:
     """Mean of an activity's first column over each interval (0 outside its frames)."""
     starts = np.asarray(starts, np.float64)
-    ends = np.maximum(np.asarray(ends, np.float64), starts)
+    ends = np.asarray(np.maximum(np.asarray(ends, np.float64), starts))  # asarray: typed as an array
     a = activity.values[:, 0]
     c = np.concatenate([[0.0], np.cumsum(a, dtype=np.float64)])
     # frame k covers [t0 + (k - 1/2) hop, t0 + (k + 1/2) hop)
     i0 = np.clip(np.floor((starts - activity.t0) / activity.hop + 0.5).astype(np.int64), 0, len(a))
     i1 = np.clip(np.floor((ends - activity.t0) / activity.hop + 0.5).astype(np.int64), 0, len(a))
     width = np.maximum(np.floor((ends - starts) / activity.hop + 0.5), 1.0)
-    return np.clip((c[i1] - c[i0]) / width, 0.0, 1.0)
+    out: np.ndarray = np.clip((c[i1] - c[i0]) / width, 0.0, 1.0)
+    return out

@@ -18,13 +18,13 @@ import logging
 import os
 import signal
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
 
 from .. import __version__
-from ._common import WARNING_LINES, EXIT_CODES
+from ._common import EXIT_CODES, WARNING_LINES
 
 __all__ = ["app", "main"]
 
@@ -43,8 +43,7 @@ class _OneLineErrors(TyperGroup):
             from click import exceptions as click  # type: ignore[no-redef]
 
         try:
-            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
-                              **extra)
+            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
         except click.NoArgsIsHelpError as exc:  # `mmalign` alone: the help, as Click shows it
             if not standalone_mode:
                 raise
@@ -78,8 +77,7 @@ app = typer.Typer(
     cls=_OneLineErrors,
     name="mmalign",
     help="Multimodal alignment: re-time subtitles to speech (sync), extract timestamped features "
-         "(extract), align sequences with DTW (align), and export aligned training tensors (export).\n\n"
-         + EXIT_CODES,
+    "(extract), align sequences with DTW (align), and export aligned training tensors (export).\n\n" + EXIT_CODES,
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -96,8 +94,9 @@ def _version(value: bool):
 
 @app.callback()
 def _main(
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
-                                                    help="Print the version and exit.")] = None,
+    version: Annotated[
+        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = None,
 ):
     """Multimodal alignment: sync, extract, align, export."""
     WARNING_LINES.seen.clear()

@@ -10,10 +10,10 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated
 
 import typer
 
@@ -25,7 +25,6 @@ EXIT_CODES = """\
 Exit codes: 0 done; 1 unexpected failure (--debug shows the traceback);
 2 usage error; 3 unreadable or invalid input; 4 not confident (nothing written
 unless --force); 5 output cannot be written; 130 interrupted; 143 terminated."""
-
 
 
 class WarningLines(logging.Handler):
@@ -62,9 +61,14 @@ class ProgressBar:
             if console.is_terminal:
                 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-                self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                    TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(), console=console,
-                                    transient=True)
+                self.bar = Progress(
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    TextColumn("{task.percentage:>3.0f}%"),
+                    TimeRemainingColumn(),
+                    console=console,
+                    transient=True,
+                )
                 self.task = self.bar.add_task(label, total=1.0)
 
     def __enter__(self):
@@ -86,15 +90,18 @@ class ProgressBar:
             self.bar.stop()
 
 
-def fail(exc: BaseException, debug: bool, as_json: bool, extra: dict | None = None) -> "typer.Exit":
+def fail(exc: BaseException, debug: bool, as_json: bool, extra: dict | None = None) -> typer.Exit:
     """Report an error on one line (and as JSON when asked); return the Exit to raise."""
     if debug:  # the traceback, then the same line and exit code as without --debug
         import traceback
 
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     code = exc.exit_code if isinstance(exc, MmalignError) else 1
-    message = str(exc) if isinstance(exc, MmalignError) else (
-        f"unexpected failure: {type(exc).__name__}: {exc} (run again with --debug for details)")
+    message = (
+        str(exc)
+        if isinstance(exc, MmalignError)
+        else (f"unexpected failure: {type(exc).__name__}: {exc} (run again with --debug for details)")
+    )
     if as_json:
         typer.echo(json.dumps({**(extra or {}), "error": message, "exit_code": code}))
     typer.echo(f"error: {message}", err=True)
@@ -116,7 +123,7 @@ def guard(debug: bool, as_json: bool, summary: dict):
         raise fail(exc, debug, as_json, summary) from None
 
 
-def default_output(subs: Path, fmt: Optional[str], folder: Optional[Path] = None) -> Path:
+def default_output(subs: Path, fmt: str | None, folder: Path | None = None) -> Path:
     """``<stem>.synced.<ext>`` in ``folder`` (default: next to ``subs``)."""
     ext = fmt or subs.suffix.lstrip(".").lower() or "srt"
     return (folder if folder is not None else subs.parent) / f"{subs.stem}.synced.{ext}"
@@ -127,8 +134,7 @@ def is_folder(raw: str) -> bool:
     return raw.endswith(("/", os.sep)) or Path(raw).is_dir()
 
 
-def output_file(raw: str, name: str, inputs: list, *, stdout_ok: bool,
-                 in_place_of: Optional[Path] = None) -> Optional[Path]:
+def output_file(raw: str, name: str, inputs: list, *, stdout_ok: bool, in_place_of: Path | None = None) -> Path | None:
     """Resolve ``-o`` for a command with one output file, before any work.
 
     ``-`` is standard output (``None``; a usage error where ``stdout_ok`` is false); a folder
@@ -165,8 +171,6 @@ def make_parent(out: Path) -> None:
             raise OutputError(f"{out.parent}: cannot create the output folder: {exc.strerror or exc}") from None
 
 
-
-
 def split_names(value: str, known: Collection[str], what: str) -> tuple[str, ...]:
     """Comma-separated names, each one of ``known`` (:func:`mmalign.source.feature_names`)."""
     return feature_names(value, known, what)
@@ -187,7 +191,7 @@ def finish(summary: dict, t0: float) -> None:
     summary.setdefault("seconds", {})["total"] = round(time.perf_counter() - t0, 3)
 
 
-def no_stdout_clash(output: Optional[str], as_json: bool) -> None:
+def no_stdout_clash(output: str | None, as_json: bool) -> None:
     if output == "-" and as_json:
         raise UsageError("--json and -o - both print on stdout; give an output file with --json")
 
@@ -195,16 +199,35 @@ def no_stdout_clash(output: Optional[str], as_json: bool) -> None:
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks of failures.")]
-Jobs = Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Decoding processes. "
-                                              "[default: one per CPU]", show_default=False)]
+Jobs = Annotated[
+    int | None,
+    typer.Option("--jobs", "-j", min=1, help="Decoding processes. [default: one per CPU]", show_default=False),
+]
 SampleRate = Annotated[int, typer.Option("--sr", min=1000, help="Sample rate the audio is resampled to (Hz).")]
 Hop = Annotated[float, typer.Option("--hop", min=0.001, help="Seconds between audio frames.")]
 NMels = Annotated[int, typer.Option("--n-mels", min=1, help="Mel bands.")]
 NMfcc = Annotated[int, typer.Option("--n-mfcc", min=1, help="MFCC coefficients.")]
-AudioStream = Annotated[Optional[int], typer.Option("--audio-stream", min=0, metavar="N", help="Audio track (0 = first). "
-                                                 "[default: the default track]", show_default=False)]
+AudioStream = Annotated[
+    int | None,
+    typer.Option(
+        "--audio-stream",
+        min=0,
+        metavar="N",
+        help="Audio track (0 = first). [default: the default track]",
+        show_default=False,
+    ),
+]
 Fps = Annotated[float, typer.Option("--fps", min=0.01, help="Frames analysed per second of media.")]
-Width = Annotated[int, typer.Option("--width", min=0, help="Frames are scaled down to this width before analysis "
-                                     "(0: full size).")]
-VideoStream = Annotated[Optional[int], typer.Option("--video-stream", min=0, metavar="N", help="Video track (0 = first). "
-                                                 "[default: the default track]", show_default=False)]
+Width = Annotated[
+    int, typer.Option("--width", min=0, help="Frames are scaled down to this width before analysis (0: full size).")
+]
+VideoStream = Annotated[
+    int | None,
+    typer.Option(
+        "--video-stream",
+        min=0,
+        metavar="N",
+        help="Video track (0 = first). [default: the default track]",
+        show_default=False,
+    ),
+]

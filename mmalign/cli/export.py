@@ -5,31 +5,64 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ..align.sync import DEFAULT_MIN_CONFIDENCE
 from ..errors import InputError, UsageError
 from . import app
-from ._common import (AudioStream, Debug, Fps, Jobs, Json, NMels, Quiet, SampleRate, EXIT_CODES, guard, feature_list,
-                      ProgressBar, stderr_console)
+from ._common import (
+    EXIT_CODES,
+    AudioStream,
+    Debug,
+    Fps,
+    Jobs,
+    Json,
+    NMels,
+    ProgressBar,
+    Quiet,
+    SampleRate,
+    feature_list,
+    guard,
+    stderr_console,
+)
 
 __all__ = ["export"]
 
 
-_MEDIA_EXTS = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".ts", ".mpg", ".mpeg", ".wmv", ".flv",
-               ".mp3", ".m4a", ".aac", ".wav", ".flac", ".ogg", ".opus", ".wma"}
+_MEDIA_EXTS = {
+    ".mp4",
+    ".mkv",
+    ".webm",
+    ".mov",
+    ".avi",
+    ".m4v",
+    ".ts",
+    ".mpg",
+    ".mpeg",
+    ".wmv",
+    ".flv",
+    ".mp3",
+    ".m4a",
+    ".aac",
+    ".wav",
+    ".flac",
+    ".ogg",
+    ".opus",
+    ".wma",
+}
 
 
-def _pairs(inputs: list[Path]) -> list[tuple[Path, Optional[Path]]]:
+def _pairs(inputs: list[Path]) -> list[tuple[Path, Path | None]]:
     """MEDIA [SUBS] MEDIA [SUBS] ..., or one folder whose media files have same-stem subtitles."""
     from ..align.sync import is_subtitle_path
 
+    pairs: list[tuple[Path, Path | None]]
     if len(inputs) == 1 and inputs[0].is_dir():
         folder = inputs[0]
         files = sorted(p for p in folder.iterdir() if p.is_file())
-        subs_by_stem = {}
+        subs_by_stem: dict[str, Path] = {}
         for p in files:
             if is_subtitle_path(p):
                 subs_by_stem.setdefault(p.stem, p)
@@ -37,7 +70,7 @@ def _pairs(inputs: list[Path]) -> list[tuple[Path, Optional[Path]]]:
         if not pairs:
             raise InputError(f"{folder}: no media files in this folder")
         return pairs
-    pairs: list[tuple[Path, Optional[Path]]] = []
+    pairs = []
     for p in inputs:
         if is_subtitle_path(p):
             if not pairs or pairs[-1][1] is not None:
@@ -48,52 +81,101 @@ def _pairs(inputs: list[Path]) -> list[tuple[Path, Optional[Path]]]:
     return pairs
 
 
-
-@app.command(epilog=EXIT_CODES + " With several sources, each failing source is reported and the others are "
-             "exported; the exit code is the worst source's.")
+@app.command(
+    epilog=EXIT_CODES + " With several sources, each failing source is reported and the others are "
+    "exported; the exit code is the worst source's."
+)
 def export(
-    inputs: Annotated[list[Path], typer.Argument(metavar="MEDIA [SUBS] ...", help="Media files, each followed by its "
-                                                 "subtitles; or one folder (media with same-name subtitles).",
-                                                 show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", metavar="DIR", help="Export folder (created; an earlier "
-                                         "run of the same export there is resumed).", show_default=False)],
-    grid: Annotated[str, typer.Option("--grid", help="One sample per: cues (subtitle lines), frames (every --hop "
-                                      "seconds) or windows (--window seconds every --stride).")] = "cues",
-    hop: Annotated[Optional[float], typer.Option("--hop", min=0.001, help="Frame length of --grid frames, seconds.",
-                                                 show_default=False)] = None,
-    window: Annotated[Optional[float], typer.Option("--window", min=0.001, help="Window length of --grid windows.",
-                                                    show_default=False)] = None,
-    stride: Annotated[Optional[float], typer.Option("--stride", min=0.001, help="Window step of --grid windows.",
-                                                    show_default=False)] = None,
-    pool: Annotated[str, typer.Option("--pool", help="Per sample and feature: mean, max, first, last, overlap "
-                                      "(frames weighted by their share of the segment) or none (the frame "
-                                      "sequence).")] = "mean",
-    fuse: Annotated[str, typer.Option("--fuse", help="Fuse the pooled features: none (side by side), concat, sum, "
-                                      "bilinear, compact-bilinear.")] = "none",
-    dim: Annotated[Optional[int], typer.Option("--dim", min=1, help="Output width of --fuse sum / compact-bilinear.",
-                                               show_default=False)] = None,
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="MEDIA [SUBS] ...",
+            help="Media files, each followed by its subtitles; or one folder (media with same-name subtitles).",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="DIR",
+            help="Export folder (created; an earlier run of the same export there is resumed).",
+            show_default=False,
+        ),
+    ],
+    grid: Annotated[
+        str,
+        typer.Option(
+            "--grid",
+            help="One sample per: cues (subtitle lines), frames (every --hop "
+            "seconds) or windows (--window seconds every --stride).",
+        ),
+    ] = "cues",
+    hop: Annotated[
+        float | None,
+        typer.Option("--hop", min=0.001, help="Frame length of --grid frames, seconds.", show_default=False),
+    ] = None,
+    window: Annotated[
+        float | None, typer.Option("--window", min=0.001, help="Window length of --grid windows.", show_default=False)
+    ] = None,
+    stride: Annotated[
+        float | None, typer.Option("--stride", min=0.001, help="Window step of --grid windows.", show_default=False)
+    ] = None,
+    pool: Annotated[
+        str,
+        typer.Option(
+            "--pool",
+            help="Per sample and feature: mean, max, first, last, overlap "
+            "(frames weighted by their share of the segment) or none (the frame "
+            "sequence).",
+        ),
+    ] = "mean",
+    fuse: Annotated[
+        str,
+        typer.Option(
+            "--fuse", help="Fuse the pooled features: none (side by side), concat, sum, bilinear, compact-bilinear."
+        ),
+    ] = "none",
+    dim: Annotated[
+        int | None,
+        typer.Option("--dim", min=1, help="Output width of --fuse sum / compact-bilinear.", show_default=False),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the seeded fusions and text hashing.")] = 0,
-    do_sync: Annotated[bool, typer.Option("--sync", help="Re-time the subtitles to the speech first (as mmalign "
-                                          "sync).")] = False,
-    min_confidence: Annotated[float, typer.Option("--min-confidence", min=0.0, max=1.0, help="With --sync: skip a "
-                                                  "source (exit 4) below this confidence.")] = DEFAULT_MIN_CONFIDENCE,
+    do_sync: Annotated[
+        bool, typer.Option("--sync", help="Re-time the subtitles to the speech first (as mmalign sync).")
+    ] = False,
+    min_confidence: Annotated[
+        float,
+        typer.Option(
+            "--min-confidence", min=0.0, max=1.0, help="With --sync: skip a source (exit 4) below this confidence."
+        ),
+    ] = DEFAULT_MIN_CONFIDENCE,
     force: Annotated[bool, typer.Option("--force", help="With --sync: export even when not confident.")] = False,
-    audio_features: Annotated[str, typer.Option("--audio-features", help="Comma-separated (see extract audio), or "
-                                                "none.")] = "logmel",
-    video_features: Annotated[str, typer.Option("--video-features", help="Comma-separated (see extract video), or "
-                                                "none.")] = "hist,luma,motion",
-    text_features: Annotated[str, typer.Option("--text-features", help="activity and/or embedding, or none.")
-                             ] = "embedding",
+    audio_features: Annotated[
+        str, typer.Option("--audio-features", help="Comma-separated (see extract audio), or none.")
+    ] = "logmel",
+    video_features: Annotated[
+        str, typer.Option("--video-features", help="Comma-separated (see extract video), or none.")
+    ] = "hist,luma,motion",
+    text_features: Annotated[
+        str, typer.Option("--text-features", help="activity and/or embedding, or none.")
+    ] = "embedding",
     sr: SampleRate = 16000,
     audio_hop: Annotated[float, typer.Option("--audio-hop", min=0.001, help="Seconds between audio frames.")] = 0.01,
-    n_mels: NMels = 64, fps: Fps = 5.0,
+    n_mels: NMels = 64,
+    fps: Fps = 5.0,
     text_hop: Annotated[float, typer.Option("--text-hop", min=0.001, help="Seconds between text frames.")] = 0.1,
     text_dim: Annotated[int, typer.Option("--text-dim", min=1, help="Width of the text embedding.")] = 128,
     shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="Samples per shard.")] = 1000,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an export with other settings in DIR.")
-                         ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an export with other settings in DIR.")
+    ] = False,
     webdataset: Annotated[bool, typer.Option("--webdataset", help="Also write WebDataset tar shards.")] = False,
-    audio_stream: AudioStream = None, jobs: Jobs = None, as_json: Json = False, quiet: Quiet = False,
+    audio_stream: AudioStream = None,
+    jobs: Jobs = None,
+    as_json: Json = False,
+    quiet: Quiet = False,
     debug: Debug = False,
 ):
     """Aligned, fused feature tensors for multimodal training.
@@ -122,11 +204,25 @@ def export(
         if output.exists() and not output.is_dir():
             raise UsageError(f"{output} exists and is not a folder")
         opts = ExportOptions(
-            grid=grid, hop=hop, window=window, stride=stride, pool=pool, fuse=fuse, dim=dim, seed=seed,
-            sync=do_sync, audio=feature_list(audio_features, audio_mod.AUDIO_FEATURES, "audio feature"),
+            grid=grid,
+            hop=hop,
+            window=window,
+            stride=stride,
+            pool=pool,
+            fuse=fuse,
+            dim=dim,
+            seed=seed,
+            sync=do_sync,
+            audio=feature_list(audio_features, audio_mod.AUDIO_FEATURES, "audio feature"),
             video=feature_list(video_features, video_mod.FEATURES, "video feature"),
             text=feature_list(text_features, ("activity", "embedding"), "text feature"),
-            sr=sr, audio_hop=audio_hop, n_mels=n_mels, fps=fps, text_hop=text_hop, text_dim=text_dim)
+            sr=sr,
+            audio_hop=audio_hop,
+            n_mels=n_mels,
+            fps=fps,
+            text_hop=text_hop,
+            text_dim=text_dim,
+        )
         opts.check()
         pairs = _pairs(inputs)
         console = stderr_console()
@@ -144,10 +240,20 @@ def export(
                 say(f"{what} {report['media']}: {report['samples']} samples")
 
         with ProgressBar(not (quiet or as_json), "exporting") as bar:
-            result = export_sources(pairs, output, opts, shard_size=shard_size, overwrite=overwrite,
-                                    webdataset=webdataset, workers=jobs, audio_stream=audio_stream,
-                                    min_confidence=min_confidence, force=force,
-                                    progress=lambda stage, d, t: bar.update(d, t), on_source=done)
+            result = export_sources(
+                pairs,
+                output,
+                opts,
+                shard_size=shard_size,
+                overwrite=overwrite,
+                webdataset=webdataset,
+                workers=jobs,
+                audio_stream=audio_stream,
+                min_confidence=min_confidence,
+                force=force,
+                progress=lambda stage, d, t: bar.update(d, t),
+                on_source=done,
+            )
         summary.update(result)
     summary["seconds"] = {"total": round(time.perf_counter() - t0, 3)}
     codes = [r["exit_code"] for r in summary["sources"] if "exit_code" in r]
@@ -155,8 +261,10 @@ def export(
         typer.echo(json.dumps(summary))
     elif not quiet and len(codes) < len(pairs):  # when every source failed, their error lines say it all
         failed = f"; {len(codes)} failed (see above)" if codes else ""
-        typer.echo(f"wrote {summary['samples']} samples from {len(pairs) - len(codes)} of {len(pairs)} sources "
-                   f"to {output}{failed}", err=True)
+        typer.echo(
+            f"wrote {summary['samples']} samples from {len(pairs) - len(codes)} of {len(pairs)} sources "
+            f"to {output}{failed}",
+            err=True,
+        )
     if codes:
         raise typer.Exit(max(codes))
-

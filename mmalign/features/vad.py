@@ -62,8 +62,9 @@ def _range_probs(path, c0: int, c1: int | None, stream: int | None) -> np.ndarra
     buf = np.zeros(0, np.float32)
     next_chunk = first  # global index of buf's first chunk
     started = False
-    for t, y in media.iter_audio(path, VAD_SR, stream=stream, start=first * VAD_CHUNK / VAD_SR, end=t_end,
-                                 block_seconds=20.0):
+    for t, y in media.iter_audio(
+        path, VAD_SR, stream=stream, start=first * VAD_CHUNK / VAD_SR, end=t_end, block_seconds=20.0
+    ):
         if not started:  # the first block: onto the chunk grid (zeros before the audio's start)
             started = True
             lead = int(round(t * VAD_SR)) - first * VAD_CHUNK
@@ -74,8 +75,8 @@ def _range_probs(path, c0: int, c1: int | None, stream: int | None) -> np.ndarra
         for k in range(n):
             g = next_chunk + k
             if g >= c0 and (c1 is None or g < c1):
-                out.append(vad.process(view[k * VAD_CHUNK:(k + 1) * VAD_CHUNK]))
-        buf = buf[n * VAD_CHUNK:].copy()
+                out.append(vad.process(view[k * VAD_CHUNK : (k + 1) * VAD_CHUNK]))
+        buf = buf[n * VAD_CHUNK :].copy()
         next_chunk += n
         report_progress(len(y) / VAD_SR)
         if c1 is not None and next_chunk >= c1:
@@ -85,8 +86,13 @@ def _range_probs(path, c0: int, c1: int | None, stream: int | None) -> np.ndarra
     return np.asarray(out, np.float32)
 
 
-def neural_activity(path, *, stream: int | None = None, workers: int | None = None,
-                    progress: Callable[[float, float], None] | None = None) -> FeatureSeq:
+def neural_activity(
+    path,
+    *,
+    stream: int | None = None,
+    workers: int | None = None,
+    progress: Callable[[float, float], None] | None = None,
+) -> FeatureSeq:
     """Speech probability (0–1) of a media file's audio from the Silero VAD model.
 
     The audio is decoded at 16 kHz in ranges of 10 minutes, on parallel processes; the
@@ -125,15 +131,33 @@ def neural_activity(path, *, stream: int | None = None, workers: int | None = No
     per_range = int(round(_RANGE_SECONDS / chunk_s))
     n_ranges = max(1, math.ceil(duration / _RANGE_SECONDS))
     bounds = [k * per_range for k in range(n_ranges)] + [None]
-    probs = np.concatenate(list(parallel_map(partial(_range_probs, os.fspath(path), stream=stream), bounds[:-1],
-                                             bounds[1:], workers=workers or os.cpu_count() or 1,
-                                             progress=progress, total=duration)))
+    probs = np.concatenate(
+        list(
+            parallel_map(
+                partial(_range_probs, os.fspath(path), stream=stream),
+                bounds[:-1],
+                bounds[1:],
+                workers=workers or os.cpu_count() or 1,
+                progress=progress,
+                total=duration,
+            )
+        )
+    )
     centres = (np.arange(len(probs)) + 0.5) * chunk_s
     n_out = int(math.ceil(len(probs) * chunk_s / _OUT_HOP))
-    values = np.interp(np.arange(n_out) * _OUT_HOP, centres, probs).astype(np.float32) if len(probs) \
+    values = (
+        np.interp(np.arange(n_out) * _OUT_HOP, centres, probs).astype(np.float32)
+        if len(probs)
         else np.zeros(0, np.float32)
-    meta = {"extractor": "mmalign.features.vad.neural_activity", "detector": "silero", "sr": VAD_SR,
-            "window": VAD_CHUNK, "stream": stream, "source": os.fspath(path)}
+    )
+    meta = {
+        "extractor": "mmalign.features.vad.neural_activity",
+        "detector": "silero",
+        "sr": VAD_SR,
+        "window": VAD_CHUNK,
+        "stream": stream,
+        "source": os.fspath(path),
+    }
     return FeatureSeq(values, hop=_OUT_HOP, t0=0.0, name="audio.speech", meta=meta)
 
 

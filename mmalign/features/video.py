@@ -32,8 +32,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -41,8 +41,16 @@ from .. import media
 from ..errors import InputError, UsageError
 from ..timeline import FeatureSeq
 
-__all__ = ["FEATURES", "DEFAULT_FEATURES", "extract", "FrameFeatures", "cut_scores", "detect_cuts", "embed",
-           "measure_speed"]
+__all__ = [
+    "FEATURES",
+    "DEFAULT_FEATURES",
+    "extract",
+    "FrameFeatures",
+    "cut_scores",
+    "detect_cuts",
+    "embed",
+    "measure_speed",
+]
 
 #: Every feature :func:`extract` can compute.
 FEATURES = ("hist", "luma", "motion", "flow", "cut")
@@ -74,15 +82,23 @@ class FrameFeatures:
         See :func:`detect_cuts`.
     """
 
-    def __init__(self, fps: float, features: Iterable[str] = DEFAULT_FEATURES, *, flow_width: int = 160,
-                 cut_threshold: float = 0.3, flash_seconds: float = 0.5):
+    def __init__(
+        self,
+        fps: float,
+        features: Iterable[str] = DEFAULT_FEATURES,
+        *,
+        flow_width: int = 160,
+        cut_threshold: float = 0.3,
+        flash_seconds: float = 0.5,
+    ):
         if not (fps > 0 and math.isfinite(fps)):
             raise UsageError(f"frame rate must be a positive number, got {fps}")
         features = tuple(dict.fromkeys(features))
         unknown = [f for f in features if f not in FEATURES]
         if unknown or not features:
-            raise UsageError(f"unknown video feature {', '.join(map(repr, unknown)) or '(none)'}; "
-                             f"choose from {', '.join(FEATURES)}")
+            raise UsageError(
+                f"unknown video feature {', '.join(map(repr, unknown)) or '(none)'}; choose from {', '.join(FEATURES)}"
+            )
         if flow_width <= 0:
             raise UsageError(f"flow width must be positive, got {flow_width}")
         if not 0 < cut_threshold <= 1:
@@ -94,8 +110,8 @@ class FrameFeatures:
         self.flash_seconds = float(flash_seconds)
         self.t0: float | None = None
         self._rows: dict[str, list[np.ndarray]] = {f: [] for f in ("hist", "luma", "motion", "flow")}
-        self._prev_gray = None
-        self._prev_small = None
+        self._prev_gray: np.ndarray | None = None
+        self._prev_small: np.ndarray | None = None
         self._n = 0
 
     def __len__(self) -> int:
@@ -114,8 +130,9 @@ class FrameFeatures:
         else:
             k = int(round((t - self.t0) * self.fps))
             if k < self._n:
-                raise UsageError(f"video samples must come in order: {t:.3f} s after "
-                                 f"{self.t0 + (self._n - 1) / self.fps:.3f} s")
+                raise UsageError(
+                    f"video samples must come in order: {t:.3f} s after {self.t0 + (self._n - 1) / self.fps:.3f} s"
+                )
             while self._n < k:  # a hole in the grid: hold the last sample
                 for rows in self._rows.values():
                     if rows:
@@ -166,26 +183,66 @@ class FrameFeatures:
         out: dict[str, FeatureSeq] = {}
         hist = _stack(self._rows["hist"], int(np.prod(_HIST_BINS)))
         if "hist" in self.features:
-            out["video.hist"] = FeatureSeq(hist, hop, t0, "video.hist", dict(
-                base, extractor=f"{_EXTRACTOR}.hist", bins=list(_HIST_BINS),
-                layout="HSV bins, index (h*4+s)*4+v; OpenCV HSV ranges H 0-180, S and V 0-256"))
+            out["video.hist"] = FeatureSeq(
+                hist,
+                hop,
+                t0,
+                "video.hist",
+                dict(
+                    base,
+                    extractor=f"{_EXTRACTOR}.hist",
+                    bins=list(_HIST_BINS),
+                    layout="HSV bins, index (h*4+s)*4+v; OpenCV HSV ranges H 0-180, S and V 0-256",
+                ),
+            )
         if "luma" in self.features:
-            out["video.luma"] = FeatureSeq(_stack(self._rows["luma"], 2), hop, t0, "video.luma", dict(
-                base, extractor=f"{_EXTRACTOR}.luma", columns=["mean", "rms_contrast"]))
+            out["video.luma"] = FeatureSeq(
+                _stack(self._rows["luma"], 2),
+                hop,
+                t0,
+                "video.luma",
+                dict(base, extractor=f"{_EXTRACTOR}.luma", columns=["mean", "rms_contrast"]),
+            )
         if "motion" in self.features:
-            out["video.motion"] = FeatureSeq(_stack(self._rows["motion"], 1), hop, t0, "video.motion", dict(
-                base, extractor=f"{_EXTRACTOR}.motion", columns=["mean_abs_diff"]))
+            out["video.motion"] = FeatureSeq(
+                _stack(self._rows["motion"], 1),
+                hop,
+                t0,
+                "video.motion",
+                dict(base, extractor=f"{_EXTRACTOR}.motion", columns=["mean_abs_diff"]),
+            )
         if "flow" in self.features:
-            out["video.flow"] = FeatureSeq(_stack(self._rows["flow"], 3), hop, t0, "video.flow", dict(
-                base, extractor=f"{_EXTRACTOR}.flow", flow_width=self.flow_width,
-                columns=["magnitude", "dx", "dy"], unit="frame widths per second"))
+            out["video.flow"] = FeatureSeq(
+                _stack(self._rows["flow"], 3),
+                hop,
+                t0,
+                "video.flow",
+                dict(
+                    base,
+                    extractor=f"{_EXTRACTOR}.flow",
+                    flow_width=self.flow_width,
+                    columns=["magnitude", "dx", "dy"],
+                    unit="frame widths per second",
+                ),
+            )
         if "cut" in self.features:
             scores = cut_scores(hist)
-            cuts = detect_cuts(hist, self.fps, t0, threshold=self.cut_threshold, flash_seconds=self.flash_seconds,
-                               scores=scores)
-            out["video.cut"] = FeatureSeq(scores, hop, t0, "video.cut", dict(
-                base, extractor=f"{_EXTRACTOR}.cut", threshold=self.cut_threshold,
-                flash_seconds=self.flash_seconds, cuts=[round(c, 6) for c in cuts]))
+            cuts = detect_cuts(
+                hist, self.fps, t0, threshold=self.cut_threshold, flash_seconds=self.flash_seconds, scores=scores
+            )
+            out["video.cut"] = FeatureSeq(
+                scores,
+                hop,
+                t0,
+                "video.cut",
+                dict(
+                    base,
+                    extractor=f"{_EXTRACTOR}.cut",
+                    threshold=self.cut_threshold,
+                    flash_seconds=self.flash_seconds,
+                    cuts=[round(c, 6) for c in cuts],
+                ),
+            )
         return out
 
 
@@ -214,8 +271,15 @@ def cut_scores(hist: np.ndarray) -> np.ndarray:
     return out
 
 
-def detect_cuts(hist: np.ndarray, fps: float, t0: float = 0.0, *, threshold: float = 0.3,
-                flash_seconds: float = 0.5, scores: np.ndarray | None = None) -> list[float]:
+def detect_cuts(
+    hist: np.ndarray,
+    fps: float,
+    t0: float = 0.0,
+    *,
+    threshold: float = 0.3,
+    flash_seconds: float = 0.5,
+    scores: np.ndarray | None = None,
+) -> list[float]:
     """Times of hard cuts, from the colour histograms of regularly sampled frames.
 
     Parameters
@@ -258,13 +322,13 @@ def detect_cuts(hist: np.ndarray, fps: float, t0: float = 0.0, *, threshold: flo
     for k in np.flatnonzero(d >= threshold):
         if k == 0 or d[k] < d[k - 1] or (k + 1 < n and d[k] <= d[k + 1]):
             continue  # not a local maximum (a tie goes to the later sample)
-        around = np.concatenate([d[max(1, k - w):k], d[k + 1:k + 1 + w]])
+        around = np.concatenate([d[max(1, k - w) : k], d[k + 1 : k + 1 + w]])
         base = float(np.median(around)) if len(around) else 0.0
         if d[k] - base < threshold:
             continue
         if j > 0:
-            before = hist[max(0, k - j - 1):k]
-            after = hist[k:k + j + 1]
+            before = hist[max(0, k - j - 1) : k]
+            after = hist[k : k + j + 1]
             cross = 0.5 * np.abs(before[:, None, :] - after[None, :, :]).sum(axis=2)
             if cross.min() < 0.5 * d[k]:
                 continue  # the picture came back: a flash, not a cut
@@ -293,10 +357,21 @@ def _collect_warnings(path):
         logger.removeHandler(handler)
 
 
-def extract(path, fps: float = 5.0, *, features: Iterable[str] = DEFAULT_FEATURES, width: int | None = 320,
-            stream: int | None = None, start: float = 0.0, end: float | None = None, flow_width: int = 160,
-            cut_threshold: float = 0.3, flash_seconds: float = 0.5, skip: str | None = None,
-            progress: Callable[[float], None] | None = None) -> dict[str, FeatureSeq]:
+def extract(
+    path,
+    fps: float = 5.0,
+    *,
+    features: Iterable[str] = DEFAULT_FEATURES,
+    width: int | None = 320,
+    stream: int | None = None,
+    start: float = 0.0,
+    end: float | None = None,
+    flow_width: int = 160,
+    cut_threshold: float = 0.3,
+    flash_seconds: float = 0.5,
+    skip: str | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, FeatureSeq]:
     """Compute video features of a media file in one pass over its frames.
 
     Parameters
@@ -347,25 +422,36 @@ def extract(path, fps: float = 5.0, *, features: Iterable[str] = DEFAULT_FEATURE
     Corrupt or truncated media give the features up to the damage: the warning is
     logged (logger ``mmalign.media``) and copied into ``meta["warnings"]``.
     """
-    acc = FrameFeatures(fps, features, flow_width=flow_width, cut_threshold=cut_threshold,
-                        flash_seconds=flash_seconds)
+    acc = FrameFeatures(fps, features, flow_width=flow_width, cut_threshold=cut_threshold, flash_seconds=flash_seconds)
     with _collect_warnings(path) as warnings:
-        for t, image in media.iter_frames(path, fps, stream=stream, size=width, start=start, end=end,
-                                          format="bgr24", skip=skip):
+        for t, image in media.iter_frames(
+            path, fps, stream=stream, size=width, start=start, end=end, format="bgr24", skip=skip
+        ):
             acc.push(t, image)
             if progress is not None:
                 progress(t)
-    meta = {"source": os.fspath(path), "width": width, "stream": stream, "start": start, "end": end,
-            "skip": skip}
+    meta = {"source": os.fspath(path), "width": width, "stream": stream, "start": start, "end": end, "skip": skip}
     if warnings:
         meta["warnings"] = list(warnings)
     return acc.result(meta)
 
 
-def embed(path, model_path, fps: float = 5.0, batch_size: int = 32, device: str = "cpu", *, size: int = 224,
-          crop: bool = False, mean: tuple[float, float, float] | None = None,
-          std: tuple[float, float, float] | None = None, stream: int | None = None, start: float = 0.0,
-          end: float | None = None, progress: Callable[[float], None] | None = None) -> FeatureSeq:
+def embed(
+    path,
+    model_path,
+    fps: float = 5.0,
+    batch_size: int = 32,
+    device: str = "cpu",
+    *,
+    size: int = 224,
+    crop: bool = False,
+    mean: tuple[float, float, float] | None = None,
+    std: tuple[float, float, float] | None = None,
+    stream: int | None = None,
+    start: float = 0.0,
+    end: float | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> FeatureSeq:
     """Per-frame embeddings from a user's TorchScript image model.
 
     Parameters
@@ -444,20 +530,23 @@ def embed(path, model_path, fps: float = 5.0, batch_size: int = 32, device: str 
         if isinstance(y, (tuple, list)) and y:
             y = y[0]
         if not isinstance(y, torch.Tensor) or y.ndim == 0 or y.shape[0] != len(batch):
-            raise InputError(f"{model_path}: the model must return one row per image "
-                             f"(got {type(y).__name__} {tuple(getattr(y, 'shape', ()))} for {len(batch)} images)")
+            raise InputError(
+                f"{model_path}: the model must return one row per image "
+                f"(got {type(y).__name__} {tuple(getattr(y, 'shape', ()))} for {len(batch)} images)"
+            )
         outputs.append(y.reshape(len(batch), -1).float().cpu().numpy())
         batch.clear()
         if progress is not None:
             progress(times[-1])
 
     with _collect_warnings(path) as warnings:
-        for t, image in media.iter_frames(path, fps, stream=stream, size=frame_size, start=start, end=end,
-                                          format="rgb24"):
+        for t, image in media.iter_frames(
+            path, fps, stream=stream, size=frame_size, start=start, end=end, format="rgb24"
+        ):
             if crop:
                 h, w = image.shape[:2]
                 y0, x0 = (h - size) // 2, (w - size) // 2
-                image = image[y0:y0 + size, x0:x0 + size]
+                image = image[y0 : y0 + size, x0 : x0 + size]
             batch.append(image)
             times.append(t)
             if len(batch) == batch_size:
@@ -465,11 +554,20 @@ def embed(path, model_path, fps: float = 5.0, batch_size: int = 32, device: str 
         if batch:
             run()
     values = np.concatenate(outputs) if outputs else np.zeros((0, 1), np.float32)
-    meta = {"extractor": f"{_EXTRACTOR}.embed", "model": os.path.basename(os.fspath(model_path)),
-            "source": os.fspath(path), "fps": float(fps), "size": size, "crop": crop,
-            "mean": list(mean) if mean is not None else None, "std": list(std) if std is not None else None,
-            "stream": stream, "start": start, "end": end,
-            "input": "float32 NCHW RGB 0-1 (then (x - mean) / std)"}
+    meta = {
+        "extractor": f"{_EXTRACTOR}.embed",
+        "model": os.path.basename(os.fspath(model_path)),
+        "source": os.fspath(path),
+        "fps": float(fps),
+        "size": size,
+        "crop": crop,
+        "mean": list(mean) if mean is not None else None,
+        "std": list(std) if std is not None else None,
+        "stream": stream,
+        "start": start,
+        "end": end,
+        "input": "float32 NCHW RGB 0-1 (then (x - mean) / std)",
+    }
     if warnings:
         meta["warnings"] = list(warnings)
     return FeatureSeq(values, 1.0 / fps, times[0] if times else 0.0, "video.embed", meta)
@@ -500,8 +598,16 @@ def _load_model(torch, model_path, dev):
     return model
 
 
-def measure_speed(path, fps: float = 5.0, *, features: Iterable[str] = DEFAULT_FEATURES, width: int | None = 320,
-                  repeat: int = 3, end: float | None = None, skip: str | None = None) -> dict:
+def measure_speed(
+    path,
+    fps: float = 5.0,
+    *,
+    features: Iterable[str] = DEFAULT_FEATURES,
+    width: int | None = 320,
+    repeat: int = 3,
+    end: float | None = None,
+    skip: str | None = None,
+) -> dict:
     """Time :func:`extract` on a file: media seconds per compute second, and peak memory.
 
     Parameters
@@ -536,5 +642,11 @@ def measure_speed(path, fps: float = 5.0, *, features: Iterable[str] = DEFAULT_F
         samples = len(next(iter(out.values())))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rss_mb = rss / 1024 if os.uname().sysname != "Darwin" else rss / 2**20
-    return {"media_seconds": media_seconds, "samples": samples, "wall_seconds": walls, "cpu_seconds": cpus,
-            "best_speed": media_seconds / min(walls), "peak_rss_mb": round(rss_mb, 1)}
+    return {
+        "media_seconds": media_seconds,
+        "samples": samples,
+        "wall_seconds": walls,
+        "cpu_seconds": cpus,
+        "best_speed": media_seconds / min(walls),
+        "peak_rss_mb": round(rss_mb, 1),
+    }

@@ -104,8 +104,10 @@ def make_big_srt(path: Path, size: int = 50_000_000) -> int:
         t = 0
         while f.tell() < size:
             n += 1
-            f.write(f"{n}\n{_ts(t)} --> {_ts(t + 1500)}\nCue number {n}, a line of dialogue\n"
-                    "and its second line, a bit longer\n\n")
+            f.write(
+                f"{n}\n{_ts(t)} --> {_ts(t + 1500)}\nCue number {n}, a line of dialogue\n"
+                "and its second line, a bit longer\n\n"
+            )
             t += 2000
     return n
 
@@ -165,45 +167,67 @@ def make_hostile(folder, *, big: bool = False) -> list[Path]:
         "utf16be_nobom.srt": _srt([GOOD, ("00:00:03,000", "00:00:04,000", "Ça va, señor?")]).encode("utf-16-be"),
         "utf8_bom.srt": b"\xef\xbb\xbf" + two.encode(),
         "cp1252.srt": _srt([GOOD, ("00:00:03,000", "00:00:04,000", "Déjà vu – naïve café")]).encode("cp1252"),
-        "broken_timestamps.srt": _srt([("00:00:xx,000", "00:00:01,000", "bad"), GOOD,
-                                       ("garbage", "00:00:05,000", "worse")]).encode(),
+        "broken_timestamps.srt": _srt(
+            [("00:00:xx,000", "00:00:01,000", "bad"), GOOD, ("garbage", "00:00:05,000", "worse")]
+        ).encode(),
         "negative_timestamps.srt": _srt([("-00:00:01,000", "00:00:02,000", "negative"), GOOD2]).encode(),
         "reversed.srt": _srt([("00:00:05,000", "00:00:03,000", "ends first"), GOOD]).encode(),
         "huge_99h.srt": _srt([GOOD, GOOD2, ("99:59:59,000", "99:59:59,900", "far away")]).encode(),
         "huge_999h.srt": _srt([GOOD, GOOD2, ("999:00:00,000", "999:00:01,000", "farther")]).encode(),
-        "unrepresentable.srt": _srt([("1" + "0" * 30 + ":00:00,000", "1" + "0" * 30 + ":00:01,000", "never"),
-                                     GOOD, ("9" * 5000 + ":00:00,000", "9" * 5000 + ":00:01,000", "nor this")]
-                                    ).encode(),
-        "overlaps.srt": _srt([("00:00:01,000", "00:00:05,000", "a"), ("00:00:02,000", "00:00:03,000", "b"),
-                              ("00:00:02,500", "00:00:06,000", "c")]).encode(),
+        "unrepresentable.srt": _srt(
+            [
+                ("1" + "0" * 30 + ":00:00,000", "1" + "0" * 30 + ":00:01,000", "never"),
+                GOOD,
+                ("9" * 5000 + ":00:00,000", "9" * 5000 + ":00:01,000", "nor this"),
+            ]
+        ).encode(),
+        "overlaps.srt": _srt(
+            [
+                ("00:00:01,000", "00:00:05,000", "a"),
+                ("00:00:02,000", "00:00:03,000", "b"),
+                ("00:00:02,500", "00:00:06,000", "c"),
+            ]
+        ).encode(),
         "long_line.srt": _srt([GOOD, ("00:00:03,000", "00:00:04,000", "word " * 2_000_000)]).encode(),
-        "comments_styles.ass": (_ASS_HEAD
-                                + "Dialogue: 0,0:00:01.00,0:00:02.50,Default,,0,0,0,,Hello {\\i1}there{\\i0}.\n"
-                                + "Comment: 0,0:00:02.00,0:00:03.00,Default,,0,0,0,,translator note\n"
-                                + "Dialogue: 0,0:00:03.00,0:00:04.00,Sign,,0,0,0,,{\\an8}A sign\n"
-                                + "Comment: 0,0:01:00.00,0:01:05.00,Song,,0,0,0,,karaoke timing\n"
-                                + "Dialogue: 1,0:00:05.00,0:00:06.00,Song,,0,0,0,,{\\k20}La {\\k30}la\n"
-                                ).encode(),
+        "comments_styles.ass": (
+            _ASS_HEAD
+            + "Dialogue: 0,0:00:01.00,0:00:02.50,Default,,0,0,0,,Hello {\\i1}there{\\i0}.\n"
+            + "Comment: 0,0:00:02.00,0:00:03.00,Default,,0,0,0,,translator note\n"
+            + "Dialogue: 0,0:00:03.00,0:00:04.00,Sign,,0,0,0,,{\\an8}A sign\n"
+            + "Comment: 0,0:01:00.00,0:01:05.00,Song,,0,0,0,,karaoke timing\n"
+            + "Dialogue: 1,0:00:05.00,0:00:06.00,Song,,0,0,0,,{\\k20}La {\\k30}la\n"
+        ).encode(),
         "comments_only.ass": (_ASS_HEAD + "Comment: 0,0:00:02.00,0:00:03.00,Default,,0,0,0,,only notes\n").encode(),
-        "huge.ass": (_ASS_HEAD + "Dialogue: 0,0:00:01.00,0:00:02.50,Default,,0,0,0,,near\n"
-                     + "Dialogue: 0,999:00:00.00,999:00:01.00,Default,,0,0,0,,far\n"
-                     + "Dialogue: 0,-0:00:01.00,0:00:02.00,Default,,0,0,0,,negative\n").encode(),
-        "v4_styles.ssa": ("[Script Info]\nScriptType: v4.00\n\n[V4 Styles]\nFormat: Name, Fontname, Fontsize\n"
-                          "Style: Default,Arial,20\nStyle: Alt,Arial,18\n\n[Events]\n"
-                          "Format: Marked, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
-                          "Dialogue: Marked=0,0:00:01.00,0:00:02.00,Default,,0000,0000,0000,,one\n"
-                          "Dialogue: Marked=0,0:00:03.00,0:00:04.00,Alt,,0000,0000,0000,,two, with comma\n"
-                          ).encode(),
-        "tags_unclosed.vtt": ("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n<i><b>nested, never closed\n\n"
-                              "00:00:03.000 --> 00:00:04.000\n{\\i1}ASS tag without close <v Bob\n\n"
-                              "00:00:05.000 --> 00:00:06.000\n</b></i>closing only &amp &lt;\n").encode(),
-        "tags_unclosed.srt": _srt([("00:00:01,000", "00:00:02,000", "<i><b>nested, never closed"),
-                                   ("00:00:03,000", "00:00:04,000", "{\\i1}no close <font color=red"),
-                                   ("00:00:05,000", "00:00:06,000", "</i>only a close")]).encode(),
+        "huge.ass": (
+            _ASS_HEAD
+            + "Dialogue: 0,0:00:01.00,0:00:02.50,Default,,0,0,0,,near\n"
+            + "Dialogue: 0,999:00:00.00,999:00:01.00,Default,,0,0,0,,far\n"
+            + "Dialogue: 0,-0:00:01.00,0:00:02.00,Default,,0,0,0,,negative\n"
+        ).encode(),
+        "v4_styles.ssa": (
+            b"[Script Info]\nScriptType: v4.00\n\n[V4 Styles]\nFormat: Name, Fontname, Fontsize\n"
+            b"Style: Default,Arial,20\nStyle: Alt,Arial,18\n\n[Events]\n"
+            b"Format: Marked, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
+            b"Dialogue: Marked=0,0:00:01.00,0:00:02.00,Default,,0000,0000,0000,,one\n"
+            b"Dialogue: Marked=0,0:00:03.00,0:00:04.00,Alt,,0000,0000,0000,,two, with comma\n"
+        ),
+        "tags_unclosed.vtt": (
+            b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n<i><b>nested, never closed\n\n"
+            b"00:00:03.000 --> 00:00:04.000\n{\\i1}ASS tag without close <v Bob\n\n"
+            b"00:00:05.000 --> 00:00:06.000\n</b></i>closing only &amp &lt;\n"
+        ),
+        "tags_unclosed.srt": _srt(
+            [
+                ("00:00:01,000", "00:00:02,000", "<i><b>nested, never closed"),
+                ("00:00:03,000", "00:00:04,000", "{\\i1}no close <font color=red"),
+                ("00:00:05,000", "00:00:06,000", "</i>only a close"),
+            ]
+        ).encode(),
         "crlf.srt": two.replace("\n", "\r\n").encode(),
         "cr_only.srt": two.replace("\n", "\r").encode(),
-        "no_blank_lines.srt": _srt([GOOD, GOOD2, ("00:00:05,000", "00:00:06,000", "three")]
-                                   ).replace("\n\n", "\n").encode(),
+        "no_blank_lines.srt": _srt([GOOD, GOOD2, ("00:00:05,000", "00:00:06,000", "three")])
+        .replace("\n\n", "\n")
+        .encode(),
         "zero.mp4": b"",
         "text.mp4": b"This is not a video.\nJust text with an .mp4 name.\n",
         "random.wav": bytes(rng.randrange(256) for _ in range(65536)),
