@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from contextlib import contextmanager
@@ -126,9 +127,13 @@ def kill_pool(pool: Executor) -> None:
             p.kill()
         except (OSError, ValueError, AttributeError):
             pass
+    # The pool's manager thread joins the same processes: when it reaps one first, our join
+    # returns while the exit code is not set yet, so wait until each one has an exit code.
+    deadline = time.monotonic() + 2.0
     for p in processes:
         try:
-            p.join(timeout=2.0)
+            while p.exitcode is None and time.monotonic() < deadline:
+                p.join(timeout=0.02)
         except (OSError, ValueError, AssertionError):
             pass
 
