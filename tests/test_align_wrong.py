@@ -81,6 +81,7 @@ def _align(a, b, out):
     return r
 
 
+@pytest.mark.slow
 def test_align_unrelated_subtitles_warns(tmp_path):
     rng = np.random.default_rng(3)
     sa = np.sort(rng.uniform(0, 120, 30))

@@ -117,6 +117,7 @@ def test_sync_leaves_out_cues_beyond_the_reference(tmp_path, caplog):
 
 @pytest.mark.parametrize("far", FAR, ids=["99h", "999h"])
 @pytest.mark.parametrize("command", ["sync-media", "extract-subs", "align", "sync-subs"])
+@pytest.mark.slow
 def test_far_cue_commands_stay_bounded(tmp_path, far, command):
     srt = _srt(tmp_path / "far.srt", far)
     out = tmp_path / "out"

@@ -120,6 +120,7 @@ def test_sync_json(sample):
     assert np.median([m["confidence"] for m in data["moves"]]) > 0.5  # the cues land on the speech
 
 
+@pytest.mark.slow
 def test_unreadable_blocks_are_reported(sample, tmp_path):
     """A block that cannot be read is left out of the output, and said so (not silently)."""
     text = (sample / "sample.mistimed.vtt").read_text()
@@ -140,6 +141,7 @@ def test_unreadable_blocks_are_reported(sample, tmp_path):
     assert run("sync", sample / "sample.mp4", subs, "-o", out, "-q").stderr.strip() == warning  # no summary
 
 
+@pytest.mark.slow
 def test_library_warnings_are_warning_lines_said_once(sample, tmp_path):
     """A truncated file is decoded by both speech detectors; its warning is one
     ``warning:`` line, and the result stands on what was decoded."""
@@ -168,6 +170,7 @@ def test_summary_names_the_cues_to_check(sample, tmp_path):
     assert data["cues_to_check"] == [16, 17, 18]
 
 
+@pytest.mark.slow
 def test_summary_of_a_forced_result_does_not_single_out_cues(sample, write_vtt, tmp_path):
     """Below --min-confidence every piece is in doubt: the summary says so, not which cues."""
     result = run(
@@ -177,6 +180,7 @@ def test_summary_of_a_forced_result_does_not_single_out_cues(sample, write_vtt, 
     assert "worth a look" not in result.stderr
 
 
+@pytest.mark.slow
 def test_plot(sample, tmp_path):
     pytest.importorskip("matplotlib")
     png = tmp_path / "why.png"
@@ -300,6 +304,7 @@ def test_output_folder_gets_the_default_name(tmp_path, sample):
     assert outputs(sample) == set()
 
 
+@pytest.mark.slow
 def test_output_to_stdout(sample, write_vtt, tmp_path):
     """-o - prints the re-timed subtitles (for pipes); the summary stays on stderr."""
     result = run("sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "-o", "-", "-f", "srt")
@@ -498,6 +503,7 @@ def _random_cues(write_vtt, name, seed, lo=0.0, hi=60.0, n=16):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.slow
 def test_unrelated_subtitles_are_not_written(sample, write_vtt, tmp_path, seed):
     subs = _random_cues(write_vtt, "random.vtt", seed)
     before = digest(subs)
@@ -516,6 +522,7 @@ def test_unrelated_subtitles_are_not_written(sample, write_vtt, tmp_path, seed):
     assert "--force" in result.stderr
 
 
+@pytest.mark.slow
 def test_cues_far_beyond_the_media(sample, write_vtt, tmp_path):
     # No shift within --max-offset brings them onto the clip: the refusal names the option.
     subs = _random_cues(write_vtt, "late.vtt", 3, 1000.0, 1060.0)
@@ -525,6 +532,7 @@ def test_cues_far_beyond_the_media(sample, write_vtt, tmp_path):
     assert outputs(tmp_path) == set()
 
 
+@pytest.mark.slow
 def test_most_cues_outside_the_media(sample, write_vtt, tmp_path):
     # Within reach, but a ten-minute file's cues cannot all fit on a one-minute clip.
     subs = _random_cues(write_vtt, "long.vtt", 3, 0.0, 600.0, n=120)
@@ -534,6 +542,7 @@ def test_most_cues_outside_the_media(sample, write_vtt, tmp_path):
     assert outputs(tmp_path) == set()
 
 
+@pytest.mark.slow
 def test_min_confidence_option(sample, write_vtt, tmp_path):
     subs = _random_cues(write_vtt, "random.vtt", 0)
     result = run("sync", sample / "sample.mp4", subs, "--min-confidence", "0", "-q")
@@ -574,6 +583,7 @@ def two_track_media(tmp_path_factory):
     return media, folder / "cues.vtt"
 
 
+@pytest.mark.slow
 def test_audio_stream_option_picks_the_track(two_track_media, tmp_path):
     media, cues = two_track_media
     out = tmp_path / "out.vtt"
@@ -622,6 +632,7 @@ def test_unexpected_failure_is_exit_1(sample, monkeypatch):
     assert result.stderr.strip().splitlines()[-1].startswith("error: unexpected failure: RuntimeError: boom")
 
 
+@pytest.mark.slow
 def test_subprocess_python_m_mmalign(sample):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(
@@ -650,6 +661,7 @@ def test_subprocess_python_m_mmalign(sample):
     assert proc.stdout == ""
 
 
+@pytest.mark.slow
 def test_detector_option(sample, tmp_path):
     out = tmp_path / "both.vtt"
     result = run(

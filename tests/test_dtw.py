@@ -170,6 +170,7 @@ def test_doc_example():
 
 @pytest.mark.parametrize("subsequence", [False, True])
 @pytest.mark.parametrize("step", ["symmetric1", "symmetric2"])
+@pytest.mark.slow
 def test_cost_equals_librosa(step, subsequence):
     librosa = pytest.importorskip("librosa")
     rng = np.random.default_rng(42)

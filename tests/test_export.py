@@ -144,6 +144,7 @@ def test_export_resumes_and_refuses_other_settings(tmp_path):
     assert not write_export(out).skipped
 
 
+@pytest.mark.slow
 def test_dataset_and_collate(tmp_path):
     torch = pytest.importorskip("torch")
     out = tmp_path / "exp"

@@ -48,6 +48,7 @@ def synced_export(tmp_path_factory):
     return out, json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_every_modality_lies_inside_its_synced_cue(synced_export):
     out, summary = synced_export
     from conftest import SAMPLE_DIR
@@ -75,6 +76,7 @@ def test_every_modality_lies_inside_its_synced_cue(synced_export):
     assert "audio.logmel" in info["features"]["order"]
 
 
+@pytest.mark.slow
 def test_reading_back_with_the_dataset_and_training_a_few_steps(synced_export):
     torch = pytest.importorskip("torch")
     from mmalign.data import AlignedDataset, collate
@@ -108,6 +110,7 @@ def test_reading_back_with_the_dataset_and_training_a_few_steps(synced_export):
     assert np.isfinite(losses).all()
 
 
+@pytest.mark.slow
 def test_pooled_fused_export_and_resume(sample, tmp_path):
     out = tmp_path / "fused"
     args = [
@@ -181,6 +184,7 @@ def test_windows_without_subtitles_and_deterministic_bytes(sample, tmp_path):
     assert recs[1]["start"] == 2.0 and recs[1]["end"] == 6.0 and recs[0]["text"] is None
 
 
+@pytest.mark.slow
 def test_a_bad_source_is_reported_and_the_others_exported(sample, tmp_path):
     out = tmp_path / "mixed"
     (tmp_path / "broken.mp4").write_bytes(b"not a film")
@@ -216,6 +220,7 @@ def test_export_usage_errors(sample, tmp_path, args, message):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_fused_sources_share_one_width(sample, tmp_path):
     import soundfile as sf
 

@@ -45,6 +45,7 @@ def test_long_file_is_split(long_wav):
         (16000, 160, 512, 5e-3),
     ],
 )
+@pytest.mark.slow
 def test_logmel_parallel_ranges_equal_one_shot(long_wav, sr, hop_length, n_fft, tol):
     y, t0 = media.load_audio(long_wav, sr)
     assert t0 == 0.0

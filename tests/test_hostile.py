@@ -149,6 +149,7 @@ def test_extract_subs_cli(hostile, name, tmp_path):
 
 
 @pytest.mark.parametrize("name", [n for n in SUBS if n not in HEAVY])
+@pytest.mark.slow
 def test_sync_cli(hostile, name, tmp_path):
     path = copy_of(hostile, name, tmp_path)
     before = digest(path)

@@ -273,6 +273,7 @@ def test_rare_framerate_mixups_need_more_evidence(speech):
 
 @pytest.mark.corpus
 @pytest.mark.skipif(not (CORPUS / "manifest.json").is_file(), reason="needs ../shared/corpus")
+@pytest.mark.slow
 def test_broadcast_speech_over_a_music_bed_is_placed_and_trusted(make_media):
     """radio_fr: a jingle, two ad lines, then one long block of news speech over a music
     bed, and speech nobody subtitled.  With the Silero model's second look the block's
@@ -294,6 +295,7 @@ def test_broadcast_speech_over_a_music_bed_is_placed_and_trusted(make_media):
 
 @pytest.mark.corpus
 @pytest.mark.skipif(not (CORPUS / "manifest.json").is_file(), reason="needs ../shared/corpus")
+@pytest.mark.slow
 def test_a_rival_at_a_rare_framerate_mixup_counts_less():
     """radio_fr with each line a few hundred milliseconds early or late: the right map's
     peak is blurred, and placements at 24-vs-30 fps mix-ups came close enough to refuse

@@ -44,6 +44,7 @@ def records(folder):
 # --------------------------------------------------------------------------- extract all
 
 
+@pytest.mark.slow
 def test_extract_all_failing_late_leaves_no_folder(tmp_path):
     """The text features fail after audio and video are done: nothing is left, not even DIR."""
     out = tmp_path / "feats"

@@ -90,6 +90,7 @@ def test_an_external_executor_is_used_and_left_open():
 
 
 @pytest.mark.parametrize("workers", [1, 3])
+@pytest.mark.slow
 def test_progress_reaches_the_total_the_jobs_report(workers):
     calls = []
     assert list(
@@ -102,6 +103,7 @@ def test_progress_reaches_the_total_the_jobs_report(workers):
     assert any(0.0 < d < 6.0 for d in done), "progress should move while the jobs run"
 
 
+@pytest.mark.slow
 def test_progress_counts_jobs_without_a_total():
     calls = []
     with ThreadPoolExecutor(2) as pool:
@@ -143,6 +145,7 @@ def _workers_gone() -> bool:
     return multiprocessing.active_children() == []
 
 
+@pytest.mark.slow
 def test_a_stop_while_waiting_kills_the_workers_at_once():
     def stop(signum, frame):
         raise Stopped(signal.SIGINT)

@@ -156,6 +156,7 @@ def _stop_and_check(args, cwd: Path, inputs: list[Path], sig: int, code: int, li
         run.cleanup()
 
 
+@pytest.mark.slow
 def test_sigterm_stops_extract_audio(long_media, tmp_path):
     _stop_and_check(
         ["extract", "audio", long_media, "-o", tmp_path / "out.safetensors", "--features", "logmel,mfcc,speech"],
@@ -234,6 +235,7 @@ def test_process_pool_does_not_wait_for_running_work_when_stopped():
     assert all(f.cancelled() or f.done() for f in futures)
 
 
+@pytest.mark.slow
 def test_worker_ignores_sigint_and_dies_with_its_parent(tmp_path):
     """A worker set up by worker_init survives a SIGINT and dies when its parent is killed."""
     code = (

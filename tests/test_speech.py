@@ -94,6 +94,7 @@ def test_chinese_dictionary_word_is_split_into_characters():
 
 
 @pytest.mark.parametrize("language", list(SENTENCES))
+@pytest.mark.slow
 def test_detect_language(language):
     assert speech.detect_language(SENTENCES[language][0]) == language
     assert speech.resolve_language(language)

@@ -106,6 +106,7 @@ def test_no_split_without_a_break(speech):
     assert tm.is_linear and tm.offsets[0] == pytest.approx(fit.offset)
 
 
+@pytest.mark.slow
 def test_random_cues_are_not_split_into_confident_pieces(speech):
     starts, ends = speech
     ref = reference(starts, ends, 610.0, noisy=True, seed=4)
@@ -121,6 +122,7 @@ CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 @pytest.mark.corpus
 @pytest.mark.skipif(not (CORPUS / "manifest.json").is_file(), reason="needs ../shared/corpus")
+@pytest.mark.slow
 def test_real_speech_music_and_song_with_one_shift_stay_one_piece(tmp_path):
     """The corpus recordings back to back (speech, radio with music, a song, a reading), twice,
     subtitles 5.45 s early: one piece. Where the evidence is weak (music, singing) the per-cue

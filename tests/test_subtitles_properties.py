@@ -112,6 +112,7 @@ def write_read(subs: S.Subtitles, fmt: str) -> S.Subtitles:
 
 
 @given(cues=cue_lists(), fmt=st.sampled_from(FORMATS))
+@pytest.mark.slow
 def test_any_cue_list_survives_a_round_trip(cues, fmt):
     subs = S.Subtitles([S.Cue(a / 1000, b / 1000, text) for a, b, text in cues], fmt)
     back = write_read(subs, fmt)
@@ -124,6 +125,7 @@ def test_any_cue_list_survives_a_round_trip(cues, fmt):
 
 
 @given(cues=cue_lists(), fmt=st.sampled_from(FORMATS), target=st.sampled_from(FORMATS))
+@pytest.mark.slow
 def test_any_cue_list_converts_to_every_format(cues, fmt, target):
     """Across formats the times survive (markup may be translated or dropped)."""
     subs = S.Subtitles([S.Cue(a / 1000, b / 1000, text) for a, b, text in cues], fmt)
@@ -179,6 +181,7 @@ byte_strings = st.one_of(
 
 @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(data=byte_strings, ext=st.sampled_from(["srt", "vtt", "ass", "ssa", "txt", ""]))
+@pytest.mark.slow
 def test_any_bytes_give_cues_or_one_line_input_error(data, ext):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / (f"input.{ext}" if ext else "input")

@@ -37,6 +37,7 @@ def chords(seconds: float, sr: int, seed: int = 0) -> np.ndarray:
     return (0.3 * y / np.abs(y).max()).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_speech_of_the_sample_is_found_and_its_pauses_are_not(sample):
     act = vad.neural_activity(sample / "sample.mp4")
     assert act.name == "audio.speech" and act.hop == pytest.approx(0.01) and act.t0 == 0.0
@@ -66,6 +67,7 @@ def test_music_tones_and_noise_are_not_speech(make_media, kind):
     assert np.mean(act.values > 0.5) < 0.05
 
 
+@pytest.mark.slow
 def test_result_does_not_depend_on_the_number_of_processes(sample, monkeypatch):
     monkeypatch.setattr(vad, "_RANGE_SECONDS", 10.0)  # several ranges on a one-minute file
     one = vad.neural_activity(sample / "sample.mp4", workers=1)
@@ -88,6 +90,7 @@ def test_combine_activity_averages_on_one_clock():
         vad.combine_activity(a, FeatureSeq(b.values, hop=0.02, t0=0.0))
 
 
+@pytest.mark.slow
 def test_sync_detectors(sample):
     truth = json.loads((sample / "truth.json").read_text())["transform"]
     for detector in ("fast", "both"):
@@ -118,6 +121,7 @@ def test_sync_detectors(sample):
         sync(sample / "sample.mp4", sample / "sample.mistimed.vtt", detector="magic")
 
 
+@pytest.mark.slow
 def test_auto_asks_the_model_when_unsure_and_still_refuses_unrelated_subtitles(sample, write_vtt):
     rng = np.random.default_rng(7)
     starts = np.sort(rng.uniform(0, 55, 14))
@@ -128,6 +132,7 @@ def test_auto_asks_the_model_when_unsure_and_still_refuses_unrelated_subtitles(s
     assert result.activity.meta["detector"] == "fast+silero"
 
 
+@pytest.mark.slow
 def test_audio_that_starts_late_stays_on_the_media_clock(sample, tmp_path):
     from mmalign import media
 
