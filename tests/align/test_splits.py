@@ -117,7 +117,7 @@ def test_random_cues_are_not_split_into_confident_pieces(speech):
         assert tm.is_linear, tm.pieces()
 
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 
 
 @pytest.mark.corpus

@@ -16,7 +16,7 @@ from mmalign.align import sequences
 from mmalign.errors import InputError, NotConfidentError, UsageError
 from mmalign.timeline import FeatureSeq
 
-CLI = Path(__file__).resolve().parent.parent / "mmalign" / "cli"
+CLI = Path(__file__).resolve().parents[2] / "mmalign" / "cli"
 HEAVY = ("torch", "cv2", "librosa", "matplotlib")
 
 

@@ -199,7 +199,7 @@ def test_back_to_back_cues_do_not_hang_on_their_few_gaps():
     np.testing.assert_allclose(gappy[0], plain[0], atol=1e-6)
 
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 
 
 @pytest.mark.corpus
