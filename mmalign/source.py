@@ -36,6 +36,7 @@ __all__ = [
     "FEATURE_EXTS",
     "FeatureChoiceError",
     "kind_of",
+    "require_input",
     "feature_names",
     "audio_sequences",
     "video_sequences",
@@ -106,7 +107,8 @@ def feature_names(value: str | Sequence[str], known: Collection[str], what: str)
     return names
 
 
-def _require(path: Path, what: str) -> None:
+def require_input(path: Path, what: str) -> None:
+    """Raise :class:`~mmalign.errors.InputError` ``"<path>: <what> not found"`` when ``path`` is missing."""
     if not path.exists():
         raise InputError(f"{path}: {what} not found")
 
@@ -179,7 +181,7 @@ def video_sequences(
         media, fps, features=feats, width=width or None, stream=stream, progress=lambda t: report(t, total)
     )
     if embed is not None:
-        _require(embed, "model file")
+        require_input(embed, "model file")
         seq = video.embed(
             media,
             embed,
@@ -213,7 +215,7 @@ def text_sequences(
     feats = feature_names(features, text.TEXT_FEATURES, "subtitle feature")
     encoder = None
     if embed is not None:
-        _require(embed, "model file")
+        require_input(embed, "model file")
         encoder = text.torchscript_encoder(embed, device=device)
     subs = subtitles_mod.read(subs_path)
     return text.text_features(subs, feats, hop=hop, duration=duration, dim=dim, encoder=encoder, source=subs_path)
@@ -264,9 +266,9 @@ def extract_all(
     """
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{folder} exists and is not a folder")
-    _require(media, "media file")
+    require_input(media, "media file")
     if subs is not None:
-        _require(subs, "subtitle file")
+        require_input(subs, "subtitle file")
     from . import media as media_mod
     from .features.io import save_features
 
@@ -425,7 +427,7 @@ def alignment_inputs(
         Sequences of different widths; no feature to choose.
     """
     for path in (a, b):
-        _require(path, "input file")
+        require_input(path, "input file")
     kind_a, kind_b = kind_of(a), kind_of(b)
     if feature is None and kind_a == kind_b == "features":
         feature = common_feature(a, b)

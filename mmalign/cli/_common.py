@@ -181,11 +181,6 @@ def feature_list(value: str, known: Collection[str], what: str) -> tuple[str, ..
     return () if value.strip().lower() == "none" else split_names(value, known, what)
 
 
-def require_file(path: Path, what: str) -> None:
-    if not path.exists():
-        raise InputError(f"{path}: {what} not found")
-
-
 def finish(summary: dict, t0: float) -> None:
     """The total wall time, in the summary's ``seconds``."""
     summary.setdefault("seconds", {})["total"] = round(time.perf_counter() - t0, 3)

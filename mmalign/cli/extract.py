@@ -14,6 +14,7 @@ import typer
 
 from .. import source
 from ..errors import UsageError
+from ..source import require_input
 from . import app
 from ._common import (
     EXIT_CODES,
@@ -35,7 +36,6 @@ from ._common import (
     make_parent,
     no_stdout_clash,
     output_file,
-    require_file,
 )
 
 __all__ = ["extract_app", "extract_audio", "extract_video", "extract_subs", "extract_all"]
@@ -106,7 +106,7 @@ def _extract_one(
     with guard(debug, as_json, summary):
         no_stdout_clash(output, as_json)
         out, fmt_name = _feature_output(output, fmt, source, kind, [source, *models])
-        require_file(source, what)
+        require_input(source, what)
         with ProgressBar(label is not None and not (quiet or as_json), label or "") as bar:
             seqs = compute(bar)
         from ..features.io import dump_features, save_features
