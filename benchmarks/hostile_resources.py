@@ -9,7 +9,7 @@ Generates, under ``--dir`` (default: a temporary folder):
   (numpy + PyAV, no ffmpeg binary);
 
 then runs each CLI command as a subprocess and prints its wall time, peak RSS
-(``getrusage(RUSAGE_CHILDREN)`` of a fresh child per command) and exit code::
+(the larger of the biggest process's RSS and the whole process tree's summed PSS) and exit code::
 
     python benchmarks/hostile_resources.py [--dir DIR] [--skip-big] [--timeout 120]
 """
@@ -17,8 +17,6 @@ then runs each CLI command as a subprocess and prints its wall time, peak RSS
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,15 +25,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def ts(t: float) -> str:
-    ms = int(round(t * 1000))
-    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
-
-
-def srt(cues) -> str:
-    return "".join(f"{i}\n{ts(a)} --> {ts(b)}\n{text}\n\n" for i, (a, b, text) in enumerate(cues, 1))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import _common as C  # noqa: E402
 
 
 def normal_cues(n: int, seed: int = 0, t: float = 1.0):
@@ -43,7 +34,7 @@ def normal_cues(n: int, seed: int = 0, t: float = 1.0):
     out = []
     for i in range(n):
         d = float(rng.uniform(0.8, 4.0))
-        out.append((t, t + d, f"Line number {i + 1} of the hostile file, with some words."))
+        out.append(C.Cue(t, t + d, f"Line number {i + 1} of the hostile file, with some words."))
         t += d + float(rng.uniform(0.3, 3.0))
     return out
 
@@ -54,11 +45,11 @@ def make_inputs(folder: Path, big: bool) -> dict[str, Path]:
     base = normal_cues(40)
     for name, far in (("far.srt", 99 * 3600 + 59 * 60 + 59.0), ("very_far.srt", 999 * 3600.0)):
         paths[name] = folder / name
-        paths[name].write_text(srt(base + [(far, far + 2.0, "Far away.")]), encoding="utf-8")
+        C.write_subtitles(base + [C.Cue(far, far + 2.0, "Far away.")], paths[name])
     if big:
         paths["big.srt"] = folder / "big.srt"
         if not paths["big.srt"].exists():
-            paths["big.srt"].write_text(srt(normal_cues(446_000, seed=1)), encoding="utf-8")
+            C.write_subtitles(normal_cues(446_000, seed=1), paths["big.srt"])
         paths["hour.m4a"] = folder / "hour.m4a"
         if not paths["hour.m4a"].exists():
             write_hour(paths["hour.m4a"])
@@ -97,24 +88,12 @@ def write_hour(path: Path, seconds: float = 3600.0, sr: int = 16000) -> None:
             out.mux(packet)
 
 
-def measure(args: list[str], timeout: float) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS MB, exit code) of ``python -m mmalign ARGS`` in a fresh child."""
-    code = (
-        "import resource, subprocess, sys, time\n"
-        "t = time.perf_counter()\n"
-        "try:\n"
-        "    rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,\n"
-        f"                        timeout={timeout}).returncode\n"
-        "except subprocess.TimeoutExpired:\n"
-        "    rc = 'timeout'\n"
-        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, rc)\n"
-    )
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    r = subprocess.run(
-        [sys.executable, "-c", code, sys.executable, "-m", "mmalign", *args], capture_output=True, text=True, env=env
-    )
-    wall, rss, rc = r.stdout.split()
-    return float(wall), float(rss), rc
+def measure(args: list[str], timeout: float) -> tuple[float, float, int | str]:
+    """(wall seconds, peak MB, exit code) of ``mmalign ARGS`` (:func:`_common.run_measured`: the
+    larger of the biggest process's RSS and the whole tree's summed PSS, workers included)."""
+    cmd, env = C.mmalign_command()
+    proc = C.run_measured(cmd + args, timeout, env=env)
+    return proc.wall_s, max(proc.maxrss_kb, proc.tree_kb) / 1024, "timeout" if proc.timed_out else proc.returncode
 
 
 def main() -> None:

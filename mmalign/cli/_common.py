@@ -171,14 +171,10 @@ def make_parent(out: Path) -> None:
             raise OutputError(f"{out.parent}: cannot create the output folder: {exc.strerror or exc}") from None
 
 
-def split_names(value: str, known: Collection[str], what: str) -> tuple[str, ...]:
-    """Comma-separated names, each one of ``known`` (:func:`mmalign.source.feature_names`)."""
-    return feature_names(value, known, what)
-
-
 def feature_list(value: str, known: Collection[str], what: str) -> tuple[str, ...]:
-    """As :func:`split_names`; ``none`` is no name at all."""
-    return () if value.strip().lower() == "none" else split_names(value, known, what)
+    """Comma-separated names, each one of ``known`` (:func:`mmalign.source.feature_names`);
+    ``none`` is no name at all."""
+    return () if value.strip().lower() == "none" else feature_names(value, known, what)
 
 
 def finish(summary: dict, t0: float) -> None:
