@@ -20,7 +20,6 @@ functions that need them: importing this module is cheap.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -309,7 +308,7 @@ def extract_all(
                 )
             else:
                 seqs = text_sequences(src, text_features, hop=text_hop, duration=info.duration)
-            tmp = folder / f".{out.name}.{secrets.token_hex(4)}.tmp"
+            tmp = folder / f".{out.name}.{os.urandom(4).hex()}.tmp"
             staged.append((tmp, out))
             save_features(tmp, seqs, format=format, source=src)
             written.append((out, seqs))
