@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand
 
 from ..errors import InputError, MmalignError, UsageError
 from ..fileio import check_output, same_file
@@ -88,6 +89,38 @@ class ProgressBar:
     def __exit__(self, *exc):
         if self.bar:
             self.bar.stop()
+
+
+DEPRECATED_IN = "0.2.0"
+REMOVED_IN = "0.3.0"
+
+
+def renamed_options(renames: dict[str, str]) -> type[TyperCommand]:
+    """A command class that still accepts old option names, for one release.
+
+    ``renames`` maps an old flag to its new one (``{"--hop": "--audio-hop"}``). The old
+    flag is rewritten before parsing, with one ``warning:`` line saying what to use; it is
+    not listed in ``--help``. Use as ``@app.command(cls=renamed_options({...}))``.
+    """
+
+    class RenamedOptions(TyperCommand):
+        def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+            rewritten = []
+            for i, arg in enumerate(args):
+                if arg == "--":  # everything after it is an argument, not an option
+                    rewritten.extend(args[i:])
+                    break
+                name, eq, value = arg.partition("=")
+                new = renames.get(name)
+                if new is not None:
+                    logging.getLogger("mmalign").warning(
+                        "%s is deprecated since %s and goes in %s; use %s", name, DEPRECATED_IN, REMOVED_IN, new
+                    )
+                    arg = new + eq + value
+                rewritten.append(arg)
+            return super().parse_args(ctx, rewritten)
+
+    return RenamedOptions
 
 
 def fail(exc: BaseException, debug: bool, as_json: bool, extra: dict | None = None) -> typer.Exit:
@@ -195,7 +228,7 @@ Jobs = Annotated[
     typer.Option("--jobs", "-j", min=1, help="Decoding processes. [default: one per CPU]", show_default=False),
 ]
 SampleRate = Annotated[int, typer.Option("--sr", min=1000, help="Sample rate the audio is resampled to (Hz).")]
-Hop = Annotated[float, typer.Option("--hop", min=0.001, help="Seconds between audio frames.")]
+AudioHop = Annotated[float, typer.Option("--audio-hop", min=0.001, help="Seconds between audio frames.")]
 NMels = Annotated[int, typer.Option("--n-mels", min=1, help="Mel bands.")]
 NMfcc = Annotated[int, typer.Option("--n-mfcc", min=1, help="MFCC coefficients.")]
 AudioStream = Annotated[

@@ -18,10 +18,10 @@ from ..source import require_input
 from . import app
 from ._common import (
     EXIT_CODES,
+    AudioHop,
     AudioStream,
     Debug,
     Fps,
-    Hop,
     Jobs,
     Json,
     NMels,
@@ -36,6 +36,7 @@ from ._common import (
     make_parent,
     no_stdout_clash,
     output_file,
+    renamed_options,
 )
 
 __all__ = ["extract_app", "extract_audio", "extract_video", "extract_subs", "extract_all"]
@@ -184,7 +185,7 @@ _TEMBED = Annotated[
 ]
 
 
-@extract_app.command("audio", epilog=EXIT_CODES)
+@extract_app.command("audio", epilog=EXIT_CODES, cls=renamed_options({"--hop": "--audio-hop"}))
 def extract_audio(
     media: Annotated[
         Path, typer.Argument(metavar="MEDIA", help="Audio or video file (any format FFmpeg reads).", show_default=False)
@@ -193,7 +194,7 @@ def extract_audio(
     fmt: _FMT = None,
     features: _A_FEATS = "logmel,mfcc,speech",
     sr: SampleRate = 16000,
-    hop: Hop = 0.01,
+    hop: AudioHop = 0.01,
     n_mels: NMels = 64,
     n_mfcc: NMfcc = 20,
     deltas: _DELTAS = 0,
@@ -211,7 +212,7 @@ def extract_audio(
     \b
     Examples:
       mmalign extract audio film.mkv -o film.audio.safetensors
-      mmalign extract audio talk.mp3 -o talk.npz --features mfcc --deltas 2 --hop 0.02
+      mmalign extract audio talk.mp3 -o talk.npz --features mfcc --deltas 2 --audio-hop 0.02
     """
     _extract_one(
         media,
@@ -363,7 +364,7 @@ def extract_all(
         str, typer.Option("--text-features", help="As `extract subs --features`.")
     ] = "activity,embedding,cues",
     sr: SampleRate = 16000,
-    hop: Hop = 0.01,
+    hop: AudioHop = 0.01,
     n_mels: NMels = 64,
     n_mfcc: NMfcc = 20,
     fps: Fps = 5.0,
