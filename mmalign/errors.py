@@ -19,13 +19,39 @@ exit code meaning
 
 from __future__ import annotations
 
-__all__ = ["InputError", "MmalignError", "NotConfidentError", "OutputError", "UsageError"]
+from collections.abc import Callable, Iterable
+
+__all__ = ["InputError", "MmalignError", "NotConfidentError", "OutputError", "UsageError", "as_flag"]
 
 
 class MmalignError(Exception):
-    """Base class: an error with a one-line message a person can act on."""
+    """Base class: an error with a one-line message a person can act on.
+
+    A message that names a parameter writes it as ``{name}`` and lists it in ``names``:
+    ``UsageError("no fit within {max_offset}", names=["max_offset"])``. ``str()`` gives the
+    library's wording (``max_offset``); :meth:`worded` lets a front end name it its own
+    way, as the command line does with its flags (``--max-offset``). Only the listed names
+    are replaced, so braces in file names stay as they are.
+    """
 
     exit_code = 1
+
+    def __init__(self, message: str = "", *args: object, names: Iterable[str] = ()) -> None:
+        self.template = message
+        self.names = tuple(names)
+        super().__init__(self.worded(), *args)
+
+    def worded(self, name: Callable[[str], str] = str) -> str:
+        """The message with each parameter in ``names`` written as ``name(parameter)``."""
+        text = self.template
+        for parameter in self.names:
+            text = text.replace("{" + parameter + "}", name(parameter))
+        return text
+
+
+def as_flag(parameter: str) -> str:
+    """The command-line flag of a library parameter: ``max_offset`` -> ``--max-offset``."""
+    return "--" + parameter.replace("_", "-")
 
 
 class UsageError(MmalignError, ValueError):
@@ -45,8 +71,8 @@ class NotConfidentError(MmalignError):
 
     exit_code = 4
 
-    def __init__(self, message: str, result=None):
-        super().__init__(message)
+    def __init__(self, message: str, result: object = None, *, names: Iterable[str] = ()) -> None:
+        super().__init__(message, names=names)
         self.result = result
 
 

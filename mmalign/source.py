@@ -53,19 +53,10 @@ Progress = Callable[[float, float], None]
 
 
 class FeatureChoiceError(UsageError):
-    """No single feature to align in a feature file: the caller must name one.
+    """No single feature to align in a feature file: the caller must name one (``feature``)."""
 
-    The message says how in words for Python callers; :meth:`worded` lets a front end
-    (the CLI) say it its own way, e.g. ``exc.worded("with --feature")``.
-    """
-
-    def __init__(self, template: str):
-        self.template = template
-        super().__init__(template.format(how="with the feature argument"))
-
-    def worded(self, how: str) -> str:
-        """The message, with ``how`` to choose a feature."""
-        return self.template.format(how=how)
+    def __init__(self, message: str) -> None:
+        super().__init__(message, names=["feature"])
 
 
 def _no_progress(done: float, total: float) -> None:
@@ -359,7 +350,7 @@ def sequence_of(
         seqs = load_features(path)
         if feature is None:
             if len(seqs) != 1:
-                raise FeatureChoiceError(f"{path} holds {', '.join(seqs)}: choose one {{how}}")
+                raise FeatureChoiceError(f"{path} holds {', '.join(seqs)}: choose one with {{feature}}")
             return next(iter(seqs.values())), None
         if feature not in seqs:
             raise UsageError(f"{path} has no feature {feature} (it has {', '.join(seqs)})")
@@ -394,7 +385,7 @@ def common_feature(a: Path, b: Path) -> str | None:
     common = [n for n in names_a if n in names_b]
     if len(names_a) > 1 or len(names_b) > 1:
         if not common:
-            raise FeatureChoiceError(f"{a} and {b} share no feature; choose {{how}}")
+            raise FeatureChoiceError(f"{a} and {b} share no feature; choose one with {{feature}}")
         return str(common[0])
     return None
 

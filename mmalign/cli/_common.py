@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand
 
-from ..errors import InputError, MmalignError, UsageError
+from ..errors import InputError, MmalignError, UsageError, as_flag
 from ..fileio import check_output, same_file
 from ..source import feature_names
 
@@ -104,7 +104,7 @@ def renamed_options(renames: dict[str, str]) -> type[TyperCommand]:
     """
 
     class RenamedOptions(TyperCommand):
-        def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+        def parse_args(self, ctx, args):
             rewritten = []
             for i, arg in enumerate(args):
                 if arg == "--":  # everything after it is an argument, not an option
@@ -131,7 +131,7 @@ def fail(exc: BaseException, debug: bool, as_json: bool, extra: dict | None = No
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     code = exc.exit_code if isinstance(exc, MmalignError) else 1
     message = (
-        str(exc)
+        exc.worded(as_flag)
         if isinstance(exc, MmalignError)
         else (f"unexpected failure: {type(exc).__name__}: {exc} (run again with --debug for details)")
     )

@@ -111,13 +111,10 @@ def align(
         no_stdout_clash(output, as_json)
         out = output_file(output, f"{a.stem}.{b.stem}.align.json", [a, b], stdout_ok=True)
         summary["output"] = "<stdout>" if out is None else str(out)
-        try:
-            with ProgressBar(not (quiet or as_json), "extracting") as bar:
-                xa, subs_a, xb, subs_b = source.alignment_inputs(
-                    a, b, feature=feature, hop=hop, workers=jobs, progress=bar.update
-                )
-        except source.FeatureChoiceError as exc:
-            raise UsageError(exc.worded("with --feature")) from None
+        with ProgressBar(not (quiet or as_json), "extracting") as bar:
+            xa, subs_a, xb, subs_b = source.alignment_inputs(
+                a, b, feature=feature, hop=hop, workers=jobs, progress=bar.update
+            )
         guide = sequences.subtitle_guide(
             xa, xb, subs_a, subs_b, band=band, subsequence=subsequence, multiscale=multiscale
         )

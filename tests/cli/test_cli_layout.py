@@ -138,6 +138,7 @@ def test_alignment_inputs_names_the_missing_file(tmp_path):
 
 
 def test_feature_choice_message_is_worded_by_the_caller(tmp_path):
+    from mmalign.errors import as_flag
     from mmalign.features.io import save_features
     from mmalign.source import FeatureChoiceError, sequence_of
 
@@ -147,7 +148,17 @@ def test_feature_choice_message_is_worded_by_the_caller(tmp_path):
     with pytest.raises(FeatureChoiceError) as info:
         sequence_of(path, None, "features")
     assert "--" not in str(info.value)
-    assert info.value.worded("with --feature") == f"{path} holds audio.mfcc, audio.rms: choose one with --feature"
+    assert str(info.value) == f"{path} holds audio.mfcc, audio.rms: choose one with feature"
+    assert info.value.worded(as_flag) == f"{path} holds audio.mfcc, audio.rms: choose one with --feature"
+
+
+def test_error_names_only_its_listed_parameters_as_flags():
+    from mmalign.errors import UsageError, as_flag
+
+    exc = UsageError("{a{max_offset}b}.srt: nothing within {max_offset}", names=["max_offset"])
+    assert str(exc) == "{amax_offsetb}.srt: nothing within max_offset"
+    assert exc.worded(as_flag) == "{a--max-offsetb}.srt: nothing within --max-offset"
+    assert str(UsageError("{x}.srt: {y}")) == "{x}.srt: {y}"
 
 
 # ---------------------------------------------------------------- mmalign.align.sequences
