@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand
 
+from .._compat import DEPRECATED_IN, REMOVED_IN
 from ..errors import InputError, MmalignError, UsageError, as_flag
 from ..fileio import check_output, same_file
 from ..source import feature_names
@@ -89,10 +90,6 @@ class ProgressBar:
     def __exit__(self, *exc):
         if self.bar:
             self.bar.stop()
-
-
-DEPRECATED_IN = "0.2.0"
-REMOVED_IN = "0.3.0"
 
 
 def renamed_options(renames: dict[str, str]) -> type[TyperCommand]:
