@@ -1,26 +1,26 @@
-"""The one executor seam: many independent jobs (time ranges of a media file today; the files of a
+"""The one executor seam: many independent tasks (time ranges of a media file today; the files of a
 batch, or a Dask cluster, tomorrow) run in parallel, their results taken in order.
 
-Running jobs
+Running tasks
     :func:`parallel_map`
-        ``fn(*job)`` for each job, on worker processes (or threads, or any
-        :class:`concurrent.futures.Executor`), results yielded in the jobs' order.
+        ``fn(*task)`` for each task, on worker processes (or threads, or any
+        :class:`concurrent.futures.Executor`), results yielded in the tasks' order.
     :func:`process_pool`
         The worker processes :func:`parallel_map` uses, as a context manager.
 
 Progress, one shape everywhere
-    A progress callback is called as ``progress(done, total)`` from time to time while jobs run,
+    A progress callback is called as ``progress(done, total)`` from time to time while tasks run,
     and ``progress(total, total)`` at the end; a callback that also has a ``stage(label)`` method
     is told when a new pass over the data begins (:func:`start_stage`).  ``done`` and ``total``
-    are in the caller's unit (seconds of media decoded), reported from inside the jobs with
-    :func:`report_progress`, which is safe across processes; without a ``total``, they count jobs.
+    are in the caller's unit (seconds of media decoded), reported from inside the tasks with
+    :func:`report_progress`, which is safe across processes; without a ``total``, they count tasks.
 
 Clean stops
     Worker processes ignore SIGINT and die with their parent (:func:`mmalign.interrupt.worker_init`).
-    When a map ends early (a job fails, the caller stops taking results, or
-    :class:`mmalign.interrupt.Stopped` arrives), queued jobs are cancelled and the worker
+    When a map ends early (a task fails, the caller stops taking results, or
+    :class:`mmalign.interrupt.Stopped` arrives), queued tasks are cancelled and the worker
     processes are killed at once (:func:`mmalign.interrupt.kill_pool`), without waiting for
-    running jobs.  Threads cannot be killed: running ones are waited for, queued ones cancelled.
+    running tasks.  Threads cannot be killed: running ones are waited for, queued ones cancelled.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
+from ._compat import renamed_keywords
 from .errors import UsageError
 from .interrupt import kill_pool, signals_blocked, worker_init
 
@@ -44,7 +45,7 @@ T = TypeVar("T")
 #: ``progress(done, total)``.
 ProgressFn = Callable[[float, float], None]
 
-_POLL_SECONDS = 0.2  # how often a progress callback is called while jobs run
+_POLL_SECONDS = 0.2  # how often a progress callback is called while tasks run
 
 
 class Progress(Protocol):
@@ -63,16 +64,16 @@ class _Counter(Protocol):
     def get_lock(self) -> Any: ...
 
 
-# The progress counter of the map that runs this job: set in worker processes by their
+# The progress counter of the map that runs this task: set in worker processes by their
 # initializer, and in this process while a map runs here (in-process or on threads).
 _counter: _Counter | None = None
 
 
 def report_progress(amount: float) -> None:
-    """Add ``amount`` to the progress of the map running the calling job.
+    """Add ``amount`` to the progress of the map running the calling task.
 
-    Call it from inside a job of :func:`parallel_map` (in a worker process, a thread or this
-    process); it does nothing outside a map, and in jobs of an external executor that runs
+    Call it from inside a task of :func:`parallel_map` (in a worker process, a thread or this
+    process); it does nothing outside a map, and in tasks of an external executor that runs
     them in other processes.
 
     Parameters
@@ -113,20 +114,21 @@ def _mp_context() -> Any:
     return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
 
 
+@renamed_keywords(workers="jobs")
 @contextmanager
-def process_pool(workers: int, counter: _Counter | None = None) -> Iterator[ProcessPoolExecutor]:
-    """A pool of ``workers`` processes that stop cleanly.
+def process_pool(jobs: int, counter: _Counter | None = None) -> Iterator[ProcessPoolExecutor]:
+    """A pool of ``jobs`` worker processes that stop cleanly.
 
     The workers ignore SIGINT and die with this process (:func:`mmalign.interrupt.worker_init`),
     and add their :func:`report_progress` amounts to ``counter``.  When the block ends by an
-    exception (a failed job, :class:`~mmalign.interrupt.Stopped`, ``KeyboardInterrupt``), the pool
-    is killed at once: queued jobs are cancelled and running ones are not waited for; when it
-    ends normally, the pool is shut down after its jobs.  Submit with SIGINT and SIGTERM held
+    exception (a failed task, :class:`~mmalign.interrupt.Stopped`, ``KeyboardInterrupt``), the pool
+    is killed at once: queued tasks are cancelled and running ones are not waited for; when it
+    ends normally, the pool is shut down after its tasks.  Submit with SIGINT and SIGTERM held
     back (:func:`mmalign.interrupt.signals_blocked`): workers are forked on the first submit.
 
     Parameters
     ----------
-    workers : int
+    jobs : int
         Number of processes (at least 1).
     counter : multiprocessing.Value, optional
         A ``"d"`` value made by the same start method's context; default: a new one.
@@ -139,7 +141,7 @@ def process_pool(workers: int, counter: _Counter | None = None) -> Iterator[Proc
     if counter is None:
         counter = ctx.Value("d", 0.0)
     pool = ProcessPoolExecutor(
-        max(1, int(workers)), mp_context=ctx, initializer=_init_worker, initargs=(counter, os.getpid())
+        max(1, int(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(counter, os.getpid())
     )
     try:
         yield pool
@@ -162,7 +164,7 @@ def _start_progress(progress: ProgressFn | None, counter: _Counter | None, total
         progress(total, total)
 
     thread = threading.Thread(target=run, daemon=True)
-    with signals_blocked():  # SIGINT/SIGTERM go to the main thread, which waits on the jobs
+    with signals_blocked():  # SIGINT/SIGTERM go to the main thread, which waits on the tasks
         thread.start()
 
     def stop() -> None:
@@ -180,21 +182,22 @@ def _count_one(counter: _Counter) -> Callable[[Future[Any]], None]:
     return done
 
 
+@renamed_keywords(workers="jobs")
 def parallel_map(
     fn: Callable[..., T],
     *iterables: Iterable[Any],
-    workers: int | None = None,
+    jobs: int | None = None,
     executor: Executor | None = None,
     threads: bool = False,
     progress: ProgressFn | None = None,
     total: float | None = None,
 ) -> Generator[T, None, None]:
-    """``fn(*job)`` for each job of ``zip(*iterables)``, in parallel; the results in the jobs' order.
+    """``fn(*task)`` for each task of ``zip(*iterables)``, in parallel; the results in the tasks' order.
 
-    As :func:`map`, but on up to ``workers`` processes (or threads), or on ``executor``.  With one
-    job or one worker (and no ``executor``), the jobs run in this process, one after the other.
+    As :func:`map`, but on up to ``jobs`` processes (or threads), or on ``executor``.  With one
+    task or one worker (and no ``executor``), the tasks run in this process, one after the other.
     The results are yielded as they are taken in order, so a caller can consume a long map
-    without holding every result; the jobs run when the first result is asked for.  Stopping
+    without holding every result; the tasks run when the first result is asked for.  Stopping
     early (``break``, an exception, the iterator's ``close()``) cancels what is left and, on
     processes, kills the workers: use ``contextlib.closing`` (or exhaust the iterator) to make
     that happen at once.
@@ -202,62 +205,62 @@ def parallel_map(
     Parameters
     ----------
     fn : callable
-        The job; on processes it and the jobs' arguments are pickled (a module-level function or
+        The task; on processes it and the tasks' arguments are pickled (a module-level function or
         a :func:`functools.partial` of one).
     *iterables : iterable
-        The jobs' positional arguments, zipped as :func:`map` does.
-    workers : int, optional
-        Processes (or threads) to run the jobs on, at most one per job; default: one per CPU.
+        The tasks' positional arguments, zipped as :func:`map` does.
+    jobs : int, optional
+        Processes (or threads) to run the tasks on, at most one per task; default: one per CPU.
     executor : concurrent.futures.Executor, optional
-        Run the jobs on this executor instead (a thread pool, a process pool, a Dask
+        Run the tasks on this executor instead (a thread pool, a process pool, a Dask
         ``Client.get_executor()``); it belongs to the caller and is not shut down.
     threads : bool
-        Threads instead of processes (for jobs that release the GIL, like Numba kernels).
+        Threads instead of processes (for tasks that release the GIL, like Numba kernels).
     progress : callable(done, total), optional
-        Called from a thread every 0.2 s while the jobs run, and ``progress(total, total)`` at the end.
+        Called from a thread every 0.2 s while the tasks run, and ``progress(total, total)`` at the end.
     total : float, optional
-        The total that the jobs' :func:`report_progress` amounts add up to (seconds of media);
-        default: progress counts finished jobs out of their number.
+        The total that the tasks' :func:`report_progress` amounts add up to (seconds of media);
+        default: progress counts finished tasks out of their number.
 
     Yields
     ------
     object
-        ``fn(*job)`` for each job, in order.  An exception raised by a job is raised here, as
+        ``fn(*task)`` for each task, in order.  An exception raised by a task is raised here, as
         itself, when its result is reached.
 
     Raises
     ------
     UsageError
-        ``workers`` is below 1.
+        ``jobs`` is below 1.
     """
-    jobs = list(zip(*iterables, strict=False))  # as map(): the shortest iterable decides
-    if workers is None:
-        workers = os.cpu_count() or 1
-    if workers < 1:
-        raise UsageError(f"workers must be at least 1, got {workers}")
-    return _run(fn, jobs, int(workers), executor, threads, progress, total)
+    tasks = list(zip(*iterables, strict=False))  # as map(): the shortest iterable decides
+    if jobs is None:
+        jobs = os.cpu_count() or 1
+    if jobs < 1:
+        raise UsageError(f"{{jobs}} must be at least 1, got {jobs}", names=["jobs"])
+    return _run(fn, tasks, int(jobs), executor, threads, progress, total)
 
 
 def _run(
     fn: Callable[..., T],
-    jobs: Sequence[tuple[Any, ...]],
-    workers: int,
+    tasks: Sequence[tuple[Any, ...]],
+    jobs: int,
     executor: Executor | None,
     threads: bool,
     progress: ProgressFn | None,
     total: float | None,
 ) -> Generator[T, None, None]:
     global _counter
-    count_jobs = total is None
-    goal = float(len(jobs)) if total is None else float(total)
-    if executor is None and (len(jobs) <= 1 or workers <= 1):
+    count_tasks = total is None
+    goal = float(len(tasks)) if total is None else float(total)
+    if executor is None and (len(tasks) <= 1 or jobs <= 1):
         counter = multiprocessing.Value("d", 0.0) if progress else None
         previous, _counter = _counter, counter
         stop = _start_progress(progress, counter, goal)
         try:
-            for job in jobs:
-                result = fn(*job)
-                if count_jobs and counter is not None:
+            for task in tasks:
+                result = fn(*task)
+                if count_tasks and counter is not None:
                     with counter.get_lock():
                         counter.value += 1
                 yield result
@@ -270,12 +273,12 @@ def _run(
         previous, _counter = _counter, counter
         try:
             if executor is not None:
-                yield from _take(executor, fn, jobs, counter, count_jobs, progress, goal)
+                yield from _take(executor, fn, tasks, counter, count_tasks, progress, goal)
             else:
-                thread_pool = ThreadPoolExecutor(min(workers, len(jobs)))
+                thread_pool = ThreadPoolExecutor(min(jobs, len(tasks)))
                 try:
-                    yield from _take(thread_pool, fn, jobs, counter, count_jobs, progress, goal)
-                except BaseException:  # threads cannot be killed: wait for the running jobs only
+                    yield from _take(thread_pool, fn, tasks, counter, count_tasks, progress, goal)
+                except BaseException:  # threads cannot be killed: wait for the running tasks only
                     thread_pool.shutdown(wait=True, cancel_futures=True)
                     raise
                 thread_pool.shutdown(wait=True)
@@ -283,23 +286,23 @@ def _run(
             _counter = previous
         return
     counter = _mp_context().Value("d", 0.0)
-    with process_pool(min(workers, len(jobs)), counter) as pool:
-        yield from _take(pool, fn, jobs, counter, count_jobs, progress, goal)
+    with process_pool(min(jobs, len(tasks)), counter) as pool:
+        yield from _take(pool, fn, tasks, counter, count_tasks, progress, goal)
 
 
 def _take(
     pool: Executor,
     fn: Callable[..., T],
-    jobs: Sequence[tuple[Any, ...]],
+    tasks: Sequence[tuple[Any, ...]],
     counter: _Counter,
-    count_jobs: bool,
+    count_tasks: bool,
     progress: ProgressFn | None,
     goal: float,
 ) -> Generator[T, None, None]:
-    """Submit every job to ``pool`` and yield the results in order; on an early end, cancel the rest."""
+    """Submit every task to ``pool`` and yield the results in order; on an early end, cancel the rest."""
     with signals_blocked():  # workers may be forked here: not with this process's handlers
-        pending = deque(pool.submit(fn, *job) for job in jobs)
-    if count_jobs:
+        pending = deque(pool.submit(fn, *task) for task in tasks)
+    if count_tasks:
         for f in pending:
             f.add_done_callback(_count_one(counter))
     # Any workers are forked by now: only then start the progress thread (forking a process

@@ -24,6 +24,7 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._compat import renamed_keywords
 from .errors import InputError, UsageError
 from .fileio import check_output
 
@@ -103,6 +104,7 @@ def require_input(path: Path, what: str) -> None:
         raise InputError(f"{path}: {what} not found")
 
 
+@renamed_keywords(stream="audio_stream", workers="jobs")
 def audio_sequences(
     media: Path,
     features: str | Sequence[str],
@@ -114,8 +116,8 @@ def audio_sequences(
     deltas: int = 0,
     fmin: float = 0.0,
     fmax: float | None = None,
-    stream: int | None = None,
-    workers: int | None = None,
+    audio_stream: int | None = None,
+    jobs: int | None = None,
     progress: Progress | None = None,
 ) -> dict[str, FeatureSeq]:
     """Audio features of ``media`` (see :func:`mmalign.features.audio.audio_features`).
@@ -136,19 +138,20 @@ def audio_sequences(
         mfcc_deltas=deltas,
         fmin=fmin,
         fmax=fmax,
-        stream=stream,
-        workers=workers,
+        audio_stream=audio_stream,
+        jobs=jobs,
         progress=progress or _no_progress,
     )
 
 
+@renamed_keywords(stream="video_stream")
 def video_sequences(
     media: Path,
     features: str | Sequence[str],
     *,
     fps: float = 5.0,
     width: int = 320,
-    stream: int | None = None,
+    video_stream: int | None = None,
     embed: Path | None = None,
     device: str = "cpu",
     batch_size: int = 32,
@@ -168,7 +171,7 @@ def video_sequences(
     feats = feature_names(features, video.FEATURES, "video feature")
     total = media_mod.probe(media).duration or 0.0
     seqs = video.extract(
-        media, fps, features=feats, width=width or None, stream=stream, progress=lambda t: report(t, total)
+        media, fps, features=feats, width=width or None, video_stream=video_stream, progress=lambda t: report(t, total)
     )
     if embed is not None:
         require_input(embed, "model file")
@@ -180,7 +183,7 @@ def video_sequences(
             device,
             size=embed_size,
             crop=crop,
-            stream=stream,
+            video_stream=video_stream,
             progress=lambda t: report(t, total),
         )
         seqs[seq.name] = seq
@@ -211,6 +214,7 @@ def text_sequences(
     return text.text_features(subs, feats, hop=hop, duration=duration, dim=dim, encoder=encoder, source=subs_path)
 
 
+@renamed_keywords(hop="audio_hop", workers="jobs")
 def extract_all(
     media: Path,
     subs: Path | None,
@@ -221,7 +225,7 @@ def extract_all(
     video_features: str | Sequence[str] = "hist,luma,motion,cut",
     text_features: str | Sequence[str] = "activity,embedding,cues",
     sr: int = 16000,
-    hop: float = 0.01,
+    audio_hop: float = 0.01,
     n_mels: int = 64,
     n_mfcc: int = 20,
     fps: float = 5.0,
@@ -229,7 +233,7 @@ def extract_all(
     text_hop: float = 0.01,
     audio_stream: int | None = None,
     video_stream: int | None = None,
-    workers: int | None = None,
+    jobs: int | None = None,
     progress: Progress | None = None,
     stage: Callable[[str], None] | None = None,
 ) -> list[tuple[Path, dict[str, FeatureSeq]]]:
@@ -263,13 +267,13 @@ def extract_all(
     from .features.io import save_features
 
     info = media_mod.probe(media)
-    jobs: list[tuple[str, Path]] = [("audio", media)]
+    kinds: list[tuple[str, Path]] = [("audio", media)]
     skip_video = isinstance(video_features, str) and video_features.strip().lower() == "none"
     if not skip_video and any(st.kind == "video" for st in info.streams):
-        jobs.append(("video", media))
+        kinds.append(("video", media))
     if subs is not None:
-        jobs.append(("text", subs))
-    for kind, _src in jobs:  # before any work: no output may land on an input
+        kinds.append(("text", subs))
+    for kind, _src in kinds:  # before any work: no output may land on an input
         check_output(folder / f"{media.stem}.{kind}.{format}", [media, subs])
     made_dir = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
@@ -277,7 +281,7 @@ def extract_all(
     written: list[tuple[Path, dict[str, FeatureSeq]]] = []
     complete = False
     try:
-        for kind, src in jobs:
+        for kind, src in kinds:
             out = folder / f"{media.stem}.{kind}.{format}"
             if stage is not None:
                 stage(f"{kind} features")
@@ -286,16 +290,16 @@ def extract_all(
                     media,
                     audio_features,
                     sr=sr,
-                    hop=hop,
+                    hop=audio_hop,
                     n_mels=n_mels,
                     n_mfcc=n_mfcc,
-                    stream=audio_stream,
-                    workers=workers,
+                    audio_stream=audio_stream,
+                    jobs=jobs,
                     progress=progress,
                 )
             elif kind == "video":
                 seqs = video_sequences(
-                    media, video_features, fps=fps, width=width, stream=video_stream, progress=progress
+                    media, video_features, fps=fps, width=width, video_stream=video_stream, progress=progress
                 )
             else:
                 seqs = text_sequences(src, text_features, hop=text_hop, duration=info.duration)
@@ -321,13 +325,14 @@ def extract_all(
     return written
 
 
+@renamed_keywords(workers="jobs")
 def sequence_of(
     path: Path,
     feature: str | None,
     other_kind: str,
     *,
     hop: float = 0.02,
-    workers: int | None = None,
+    jobs: int | None = None,
     progress: Progress | None = None,
 ) -> tuple[FeatureSeq, Subtitles | None]:
     """The sequence to align from one input, and the subtitles behind it (``None`` unless a subtitle file).
@@ -365,9 +370,7 @@ def sequence_of(
 
     # speech against subtitles; timbre (MFCC) against another recording
     name = "speech" if other_kind == "subtitles" else "mfcc"
-    return audio_features(path, (name,), hop=hop, workers=workers, progress=progress or _no_progress)[
-        f"audio.{name}"
-    ], None
+    return audio_features(path, (name,), hop=hop, jobs=jobs, progress=progress or _no_progress)[f"audio.{name}"], None
 
 
 def common_feature(a: Path, b: Path) -> str | None:
@@ -390,13 +393,14 @@ def common_feature(a: Path, b: Path) -> str | None:
     return None
 
 
+@renamed_keywords(workers="jobs")
 def alignment_inputs(
     a: Path,
     b: Path,
     *,
     feature: str | None = None,
     hop: float = 0.02,
-    workers: int | None = None,
+    jobs: int | None = None,
     progress: Progress | None = None,
 ) -> tuple[FeatureSeq, Subtitles | None, FeatureSeq, Subtitles | None]:
     """The two sequences to align from two inputs of any kind, and the subtitles behind each.
@@ -421,8 +425,8 @@ def alignment_inputs(
     kind_a, kind_b = kind_of(a), kind_of(b)
     if feature is None and kind_a == kind_b == "features":
         feature = common_feature(a, b)
-    xa, subs_a = sequence_of(a, feature, kind_b, hop=hop, workers=workers, progress=progress)
-    xb, subs_b = sequence_of(b, feature, kind_a, hop=hop, workers=workers, progress=progress)
+    xa, subs_a = sequence_of(a, feature, kind_b, hop=hop, jobs=jobs, progress=progress)
+    xb, subs_b = sequence_of(b, feature, kind_a, hop=hop, jobs=jobs, progress=progress)
     from .align.sequences import check_pair
 
     check_pair(xa, xb)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
+from .._compat import renamed_keywords
 from ..errors import UsageError
 
 if TYPE_CHECKING:
@@ -42,13 +43,22 @@ GUIDE_SECONDS = 0.5
 MULTISCALE_CELLS = 10**8
 
 
-def check_options(metric: str, step: str) -> None:
-    """Refuse an unknown frame cost or step pattern (see :data:`mmalign.align.dtw.METRICS`, ``STEPS``).
+def check_options(metric: str, step: str, *, band: float | None = None, multiscale: bool | None = None) -> None:
+    """Refuse DTW options that cannot work, before any input is read.
+
+    Parameters
+    ----------
+    metric, step : str
+        Frame cost and step pattern (see :data:`mmalign.align.dtw.METRICS`, ``STEPS``).
+    band : float, optional
+        Sakoe-Chiba band, seconds.
+    multiscale : bool, optional
+        Multiscale (True) or exact (False) DTW; None: left to :func:`align_sequences`.
 
     Raises
     ------
     UsageError
-        Names the unknown value and the choices.
+        An unknown value (named with the choices), or a ``band`` with multiscale DTW.
     """
     from .dtw import METRICS, STEPS
 
@@ -56,6 +66,8 @@ def check_options(metric: str, step: str) -> None:
         raise UsageError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     if step not in STEPS:
         raise UsageError(f"unknown step pattern {step!r}; choose one of {', '.join(STEPS)}")
+    if multiscale and band is not None:
+        raise UsageError("{band} applies to exact DTW, not multiscale; drop it or choose exact DTW", names=["band"])
 
 
 def check_pair(a: FeatureSeq, b: FeatureSeq) -> None:
@@ -141,6 +153,7 @@ class SequenceAlignment:
     guided: bool
 
 
+@renamed_keywords(workers="jobs")
 def align_sequences(
     a: FeatureSeq,
     b: FeatureSeq,
@@ -151,7 +164,7 @@ def align_sequences(
     subsequence: bool = False,
     multiscale: bool | None = None,
     guide: TimeMap | None = None,
-    workers: int | None = None,
+    jobs: int | None = None,
 ) -> SequenceAlignment:
     """Align ``a`` onto ``b`` with dynamic time warping and map ``a``'s timeline to ``b``'s.
 
@@ -173,7 +186,7 @@ def align_sequences(
     guide : TimeMap, optional
         A map near which the path lies (:func:`subtitle_guide`): DTW within
         :data:`GUIDE_SECONDS` of it.
-    workers : int, optional
+    jobs : int, optional
         Threads of multiscale and guided DTW.
 
     Returns
@@ -188,20 +201,18 @@ def align_sequences(
     """
     from . import dtw as dtw_mod
 
-    check_options(metric, step)
     check_pair(a, b)
     n, m = len(a), len(b)
     use_multi = multiscale if multiscale is not None else (n * m > MULTISCALE_CELLS and band is None and guide is None)
+    check_options(metric, step, band=band, multiscale=use_multi)
     band_frames = None if band is None else max(1, int(round(band / a.hop)))
     if guide is not None:
         radius = max(1, int(round(GUIDE_SECONDS / b.hop)))
         lo, hi = dtw_mod.guide_window(a.times, b.times, guide, radius)
-        result = dtw_mod.guided_dtw(a.values, b.values, lo, hi, metric=metric, step=step, workers=workers)
+        result = dtw_mod.guided_dtw(a.values, b.values, lo, hi, metric=metric, step=step, workers=jobs)
     elif use_multi:
-        if band_frames is not None:
-            raise UsageError("band applies to exact DTW; drop it or set multiscale=False")
         result = dtw_mod.multiscale_dtw(
-            a.values, b.values, metric=metric, step=step, subsequence=subsequence, workers=workers
+            a.values, b.values, metric=metric, step=step, subsequence=subsequence, workers=jobs
         )
     else:
         result = dtw_mod.dtw(a.values, b.values, metric=metric, step=step, band=band_frames, subsequence=subsequence)

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import subtitles as subtitles_mod
+from .._compat import renamed_keywords
 from ..errors import NotConfidentError, UsageError
 from ..features import audio as audio_features
 from ..features import vad
@@ -248,11 +249,12 @@ class SyncResult:
 _ONSET_GAP = 0.1
 
 
+@renamed_keywords(workers="jobs")
 def reference_activity(
     reference: Pathlike | Subtitles,
     *,
     audio_stream: int | None = None,
-    workers: int | None = None,
+    jobs: int | None = None,
     progress: Callable[[float, float], None] | None = None,
 ) -> tuple[FeatureSeq, str]:
     """The activity signal of a reference: speech probability of media, or cue activity of subtitles.
@@ -264,10 +266,11 @@ def reference_activity(
         reference = subtitles_mod.read(reference)
     if isinstance(reference, Subtitles):
         return cue_activity(spoken(reference), hop=hop, gap=_ONSET_GAP), "subtitles"
-    feats = audio_features.speech_features(reference, stream=audio_stream, workers=workers, progress=progress)
+    feats = audio_features.speech_features(reference, audio_stream=audio_stream, jobs=jobs, progress=progress)
     return audio_features.speech_activity(feats), "audio"
 
 
+@renamed_keywords(workers="jobs")
 def sync(
     reference: Pathlike | Subtitles,
     subs: Pathlike | Subtitles,
@@ -275,7 +278,7 @@ def sync(
     audio_stream: int | None = None,
     max_offset: float = 300.0,
     splits: bool = True,
-    workers: int | None = None,
+    jobs: int | None = None,
     progress: Callable[[float, float], None] | None = None,
     activity: FeatureSeq | None = None,
     refine: bool = True,
@@ -298,7 +301,7 @@ def sync(
     splits : bool
         Let the offset change along the file (ad breaks, cut scenes), each piece
         keeping the global scale.
-    workers : int, optional
+    jobs : int, optional
         Decoding processes (default: one per CPU).
     progress : callable(done_seconds, total_seconds), optional
         Progress of decoding.
@@ -339,7 +342,7 @@ def sync(
     if detector not in DETECTORS:
         raise UsageError(f"unknown speech detector {detector!r}; choose from {', '.join(DETECTORS)}")
     if activity is None:
-        activity, kind = reference_activity(reference, audio_stream=audio_stream, workers=workers, progress=progress)
+        activity, kind = reference_activity(reference, audio_stream=audio_stream, jobs=jobs, progress=progress)
     else:
         kind = "subtitles" if activity.modality == "text" else "audio"
     ref: Pathlike | Subtitles | None = reference
@@ -365,7 +368,7 @@ def sync(
         if stage is not None:
             stage("speech model")
         try:
-            neural = vad.neural_activity(ref, stream=audio_stream, workers=workers, progress=progress)
+            neural = vad.neural_activity(ref, audio_stream=audio_stream, jobs=jobs, progress=progress)
         except (OSError, RuntimeError) as exc:  # the model's runtime cannot load on this machine
             if detector == "both":
                 raise

@@ -226,6 +226,8 @@ Jobs = Annotated[
 ]
 SampleRate = Annotated[int, typer.Option("--sr", min=1000, help="Sample rate the audio is resampled to (Hz).")]
 AudioHop = Annotated[float, typer.Option("--audio-hop", min=0.001, help="Seconds between audio frames.")]
+TextHop = Annotated[float, typer.Option("--text-hop", min=0.001, help="Seconds between subtitle frames.")]
+TextDim = Annotated[int, typer.Option("--text-dim", min=1, help="Width of the hashed n-gram embedding.")]
 NMels = Annotated[int, typer.Option("--n-mels", min=1, help="Mel bands.")]
 NMfcc = Annotated[int, typer.Option("--n-mfcc", min=1, help="MFCC coefficients.")]
 AudioStream = Annotated[

@@ -113,7 +113,7 @@ def align(
         summary["output"] = "<stdout>" if out is None else str(out)
         with ProgressBar(not (quiet or as_json), "extracting") as bar:
             xa, subs_a, xb, subs_b = source.alignment_inputs(
-                a, b, feature=feature, hop=hop, workers=jobs, progress=bar.update
+                a, b, feature=feature, hop=hop, jobs=jobs, progress=bar.update
             )
         guide = sequences.subtitle_guide(
             xa, xb, subs_a, subs_b, band=band, subsequence=subsequence, multiscale=multiscale
@@ -137,7 +137,7 @@ def align(
             subsequence=subsequence,
             multiscale=multiscale,
             guide=guide.timemap,
-            workers=jobs,
+            jobs=jobs,
         )
         _write(out, summary, xa, xb, found, metric, step, with_path)
     summary["seconds"] = {"total": round(time.perf_counter() - t0, 3)}

@@ -29,6 +29,8 @@ from ._common import (
     ProgressBar,
     Quiet,
     SampleRate,
+    TextDim,
+    TextHop,
     VideoStream,
     Width,
     finish,
@@ -172,8 +174,6 @@ _T_FEATS = Annotated[
         "--features", help="Comma-separated: activity, embedding (hashed character n-grams), cues (per-cue table)."
     ),
 ]
-_THOP = Annotated[float, typer.Option("--hop", min=0.001, help="Seconds between subtitle frames.")]
-_DIM = Annotated[int, typer.Option("--dim", min=1, help="Width of the hashed n-gram embedding.")]
 _TEMBED = Annotated[
     Path | None,
     typer.Option(
@@ -194,7 +194,7 @@ def extract_audio(
     fmt: _FMT = None,
     features: _A_FEATS = "logmel,mfcc,speech",
     sr: SampleRate = 16000,
-    hop: AudioHop = 0.01,
+    audio_hop: AudioHop = 0.01,
     n_mels: NMels = 64,
     n_mfcc: NMfcc = 20,
     deltas: _DELTAS = 0,
@@ -225,14 +225,14 @@ def extract_audio(
             media,
             features,
             sr=sr,
-            hop=hop,
+            hop=audio_hop,
             n_mels=n_mels,
             n_mfcc=n_mfcc,
             deltas=deltas,
             fmin=fmin,
             fmax=fmax,
-            stream=audio_stream,
-            workers=jobs,
+            audio_stream=audio_stream,
+            jobs=jobs,
             progress=bar.update,
         ),
         as_json,
@@ -282,7 +282,7 @@ def extract_video(
             features,
             fps=fps,
             width=width,
-            stream=video_stream,
+            video_stream=video_stream,
             embed=embed,
             device=device,
             batch_size=batch_size,
@@ -297,7 +297,7 @@ def extract_video(
     )
 
 
-@extract_app.command("subs", epilog=EXIT_CODES)
+@extract_app.command("subs", epilog=EXIT_CODES, cls=renamed_options({"--hop": "--text-hop", "--dim": "--text-dim"}))
 def extract_subs(
     subs: Annotated[
         Path, typer.Argument(metavar="SUBS", help="Subtitle file (.vtt, .srt, .ass, .ssa).", show_default=False)
@@ -305,22 +305,22 @@ def extract_subs(
     output: _OUT,
     fmt: _FMT = None,
     features: _T_FEATS = "activity,embedding,cues",
-    hop: _THOP = 0.01,
-    dim: _DIM = 128,
+    text_hop: TextHop = 0.01,
+    text_dim: TextDim = 128,
     embed: _TEMBED = None,
     device: _DEVICE = "cpu",
     as_json: Json = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ):
-    """Subtitle features: cue activity and a text embedding per frame (every --hop seconds),
+    """Subtitle features: cue activity and a text embedding per frame (every --text-hop seconds),
     and a per-cue table (start, end, duration, characters, words, characters per second,
     position).
 
     \b
     Examples:
       mmalign extract subs film.srt -o film.text.safetensors
-      mmalign extract subs film.srt -o film.text.npz --hop 0.1 --embed sentence_model.pt
+      mmalign extract subs film.srt -o film.text.npz --text-hop 0.1 --embed sentence_model.pt
     """
     _extract_one(
         subs,
@@ -329,7 +329,7 @@ def extract_subs(
         output,
         fmt,
         None,
-        lambda bar: source.text_sequences(subs, features, hop=hop, dim=dim, embed=embed, device=device),
+        lambda bar: source.text_sequences(subs, features, hop=text_hop, dim=text_dim, embed=embed, device=device),
         as_json,
         quiet,
         debug,
@@ -337,7 +337,7 @@ def extract_subs(
     )
 
 
-@extract_app.command("all", epilog=EXIT_CODES)
+@extract_app.command("all", epilog=EXIT_CODES, cls=renamed_options({"--hop": "--audio-hop"}))
 def extract_all(
     media: Annotated[Path, typer.Argument(metavar="MEDIA", help="Video (or audio) file.", show_default=False)],
     subs: Annotated[
@@ -364,12 +364,12 @@ def extract_all(
         str, typer.Option("--text-features", help="As `extract subs --features`.")
     ] = "activity,embedding,cues",
     sr: SampleRate = 16000,
-    hop: AudioHop = 0.01,
+    audio_hop: AudioHop = 0.01,
     n_mels: NMels = 64,
     n_mfcc: NMfcc = 20,
     fps: Fps = 5.0,
     width: Width = 320,
-    text_hop: Annotated[float, typer.Option("--text-hop", min=0.001, help="Seconds between subtitle frames.")] = 0.01,
+    text_hop: TextHop = 0.01,
     audio_stream: AudioStream = None,
     video_stream: VideoStream = None,
     jobs: Jobs = None,
@@ -401,7 +401,7 @@ def extract_all(
                 video_features=video_features,
                 text_features=text_features,
                 sr=sr,
-                hop=hop,
+                audio_hop=audio_hop,
                 n_mels=n_mels,
                 n_mfcc=n_mfcc,
                 fps=fps,
@@ -409,7 +409,7 @@ def extract_all(
                 text_hop=text_hop,
                 audio_stream=audio_stream,
                 video_stream=video_stream,
-                workers=jobs,
+                jobs=jobs,
                 progress=bar.update,
                 stage=bar.stage,
             )

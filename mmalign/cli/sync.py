@@ -183,7 +183,7 @@ def sync(
                 audio_stream=audio_stream,
                 max_offset=max_offset,
                 splits=splits,
-                workers=jobs,
+                jobs=jobs,
                 progress=bar.update,
                 refine=refine,
                 detector=detector.value,

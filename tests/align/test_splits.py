@@ -148,7 +148,7 @@ def test_real_speech_music_and_song_with_one_shift_stay_one_piece(tmp_path):
     sf.write(media, np.concatenate(parts), sr)
     subs = tmp_path / "programme.vtt"
     subs.write_text(vtt_text(starts, ends))
-    result = sync(media, subs, workers=1)
+    result = sync(media, subs, jobs=1)
     assert len(result.timemap) == 1, result.timemap.pieces()
     assert result.fit.offset == pytest.approx(-5.45, abs=0.1)
 

@@ -50,9 +50,9 @@ def test_sync_reuses_a_given_activity(sample):
     from mmalign.align.sync import reference_activity, sync
 
     media, subs = sample / "sample.mp4", sample / "sample.mistimed.vtt"
-    act, kind = reference_activity(media, workers=1)
+    act, kind = reference_activity(media, jobs=1)
     given = sync(media, subs, activity=act)
-    fresh = sync(media, subs, workers=1)
+    fresh = sync(media, subs, jobs=1)
     assert given.reference_kind == kind == "audio"
     assert given.fit.offset == pytest.approx(fresh.fit.offset) and given.fit.scale == fresh.fit.scale
     assert given.confidence == pytest.approx(fresh.confidence)
@@ -104,8 +104,8 @@ def test_sound_descriptions_follow_the_spoken_cues(sample):
     sdh = Subtitles(sorted(plain.cues + sounds, key=lambda c: c.start), "vtt")
     assert len(sounds) >= 8
 
-    base = sync(sample / "sample.mp4", plain, workers=1, detector="fast")
-    got = sync(sample / "sample.mp4", sdh, workers=1, detector="fast")
+    base = sync(sample / "sample.mp4", plain, jobs=1, detector="fast")
+    got = sync(sample / "sample.mp4", sdh, jobs=1, detector="fast")
     assert got.fit.offset == pytest.approx(base.fit.offset, abs=0.02) and got.fit.scale == base.fit.scale
     assert got.confidence >= 0.9
     speech = got.speech

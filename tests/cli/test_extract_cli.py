@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -126,7 +127,9 @@ def test_extract_all_finds_every_event_within_one_hop(events, tmp_path):
 def test_extract_audio_npz_and_json(events, tmp_path):
     media, _ = events
     out = tmp_path / "a.npz"
-    result = run("extract", "audio", media, "-o", out, "--features", "mfcc", "--deltas", "1", "--hop", "0.02", "--json")
+    result = run(
+        "extract", "audio", media, "-o", out, "--features", "mfcc", "--deltas", "1", "--audio-hop", "0.02", "--json"
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["outputs"][0]["features"] == {"audio.mfcc": [351, 40]}
@@ -139,10 +142,41 @@ def test_extract_audio_npz_and_json(events, tmp_path):
 def test_extract_subs(events, tmp_path):
     _, subs = events
     out = tmp_path / "t.safetensors"
-    result = run("extract", "subs", subs, "-o", out, "--features", "embedding,cues", "--dim", "32", "-q")
+    result = run("extract", "subs", subs, "-o", out, "--features", "embedding,cues", "--text-dim", "32", "-q")
     assert result.exit_code == 0 and result.output == ""
     seqs = load_features(out)
     assert seqs["text.embedding"].values.shape[1] == 32 and len(seqs["text.cues"]) == 1
+
+
+@pytest.mark.parametrize(
+    "command, old, new, value, options",
+    [
+        ("audio", "--hop", "--audio-hop", "0.02", ["--features", "rms"]),
+        ("subs", "--hop", "--text-hop", "0.1", ["--features", "activity"]),
+        ("subs", "--dim", "--text-dim", "16", ["--features", "embedding"]),
+        ("all", "--hop", "--audio-hop", "0.02", ["--audio-features", "rms", "--video-features", "none"]),
+    ],
+)
+def test_renamed_options_keep_working_for_one_release(events, tmp_path, command, old, new, value, options):
+    """The old name gives the same files as the new one, with one warning line, and is not in --help."""
+    media, subs = events
+    inputs = {"audio": [media], "subs": [subs], "all": [media, subs]}[command]
+    got = {}
+    for name in (old, new):
+        out = tmp_path / name.strip("-")
+        result = run("extract", command, *inputs, "-o", f"{out}/", name, value, *options, "--json")
+        assert result.exit_code == 0, result.output
+        got[name] = {p.name: load_features(p) for p in sorted(out.iterdir())}
+        warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+        expected = [f"warning: {old} is deprecated since 0.2.0 and goes in 0.3.0; use {new}"] if name == old else []
+        assert warnings == expected
+    assert got[old].keys() == got[new].keys() and got[new]
+    for file, seqs in got[new].items():
+        for key, seq in seqs.items():
+            old_seq = got[old][file][key]
+            assert old_seq.hop == seq.hop and np.array_equal(old_seq.values, seq.values)
+    help_text = run("extract", command, "--help").stdout
+    assert new in help_text and not re.search(rf"(?<![\w-]){old}\b", help_text)
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,7 @@ def chunked(mixed_wav):
     mp.setattr(A, "_BLOCK_SECONDS", 1.3)
     try:
         assert len(media.split_ranges(media.probe(mixed_wav).duration, 4, hop=0.01, min_seconds=5.0)) == 4
-        yield A.audio_features(mixed_wav, workers=2, mfcc_deltas=2)
+        yield A.audio_features(mixed_wav, jobs=2, mfcc_deltas=2)
     finally:
         mp.undo()
 
@@ -89,7 +89,7 @@ def test_chunked_equals_librosa_one_shot(chunked, reference, name, atol):
 
 
 def test_chunked_equals_one_process(mixed_wav, chunked):
-    one = A.audio_features(mixed_wav, workers=1, mfcc_deltas=2)
+    one = A.audio_features(mixed_wav, jobs=1, mfcc_deltas=2)
     assert list(one) == [f"audio.{f}" for f in A.AUDIO_FEATURES] == list(chunked)
     for name, seq in one.items():
         assert seq.values.shape == chunked[name].values.shape, name
@@ -97,7 +97,7 @@ def test_chunked_equals_one_process(mixed_wav, chunked):
 
 
 def test_speech_is_what_sync_computes(mixed_wav, chunked):
-    sync = A.speech_activity(A.speech_features(mixed_wav, workers=1))
+    sync = A.speech_activity(A.speech_features(mixed_wav, jobs=1))
     speech = chunked["audio.speech"]
     assert speech.values.shape == (len(chunked["audio.logmel"]), 1)
     n = min(len(sync), len(speech))
@@ -135,7 +135,7 @@ def burst(tmp_path_factory):
 def test_tone_burst_found_within_one_hop(burst, tmp_path, codec, hop):
     # AAC: the encoder's priming samples must not shift the clock.
     path = burst if codec == "flac" else _burst(tmp_path / "burst.m4a", codec)
-    f = A.audio_features(path, ("rms", "onset", "chroma", "logmel"), hop=hop, workers=1)
+    f = A.audio_features(path, ("rms", "onset", "chroma", "logmel"), hop=hop, jobs=1)
     rms = f["audio.rms"]
     assert rms.hop == pytest.approx(hop)
     t = rms.times
@@ -168,7 +168,7 @@ def test_options_and_errors(burst):
         n_fft=256,
         n_mels=32,
         n_mfcc=13,
-        workers=1,
+        jobs=1,
         progress=lambda d, t: calls.append((d, t)),
     )
     assert f["audio.contrast"].values.shape[1] == 6  # 5 octave bands fit below 4 kHz, plus the top band
@@ -189,8 +189,8 @@ def test_truncated_media_gives_the_frames_up_to_the_damage(mixed_wav, tmp_path, 
     monkeypatch.setattr(A, "_MIN_RANGE_SECONDS", 5.0)
     monkeypatch.setattr(A, "_MAX_RANGE_SECONDS", 12.0)
     feats = ("logmel", "onset", "speech")
-    two = A.audio_features(cut, feats, workers=2)  # four ranges: one ends early, the next are empty
-    one = A.audio_features(cut, feats, workers=1)
+    two = A.audio_features(cut, feats, jobs=2)  # four ranges: one ends early, the next are empty
+    one = A.audio_features(cut, feats, jobs=1)
     for name in two:
         assert len(two[name]) == len(one[name]) == 1 + len(y) // HOP, name
         assert np.abs(two[name].values - one[name].values).max() < 1e-3, name

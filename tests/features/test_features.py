@@ -14,7 +14,7 @@ from mmalign.timeline import FeatureSeq
 
 from conftest import Track, speechlike, tone, write_media
 
-LONG_SECONDS = 300.0123  # over 4 minutes: logmel with workers=2 cuts it into two ranges
+LONG_SECONDS = 300.0123  # over 4 minutes: logmel with jobs=2 cuts it into two ranges
 
 
 @pytest.fixture(scope="session")
@@ -51,8 +51,8 @@ def test_logmel_parallel_ranges_equal_one_shot(long_wav, sr, hop_length, n_fft, 
     assert t0 == 0.0
     ref = A.logmel_array(y, sr=sr, hop_length=hop_length, n_fft=n_fft, n_mels=40)
     assert ref.shape == (1 + len(y) // hop_length, 40) and ref.dtype == np.float32
-    one = A.logmel(long_wav, sr=sr, hop_length=hop_length, n_fft=n_fft, n_mels=40, workers=1)
-    two = A.logmel(long_wav, sr=sr, hop_length=hop_length, n_fft=n_fft, n_mels=40, workers=2)
+    one = A.logmel(long_wav, sr=sr, hop_length=hop_length, n_fft=n_fft, n_mels=40, jobs=1)
+    two = A.logmel(long_wav, sr=sr, hop_length=hop_length, n_fft=n_fft, n_mels=40, jobs=2)
     for seq in (one, two):
         assert seq.values.shape == ref.shape
         assert seq.hop == pytest.approx(hop_length / sr) and seq.t0 == 0.0
@@ -66,8 +66,8 @@ def test_logmel_parallel_ranges_equal_one_shot(long_wav, sr, hop_length, n_fft, 
 
 
 def test_speech_features_parallel_equal_serial(long_wav):
-    one = A.speech_features(long_wav, workers=1)
-    two = A.speech_features(long_wav, workers=2)
+    one = A.speech_features(long_wav, jobs=1)
+    two = A.speech_features(long_wav, jobs=2)
     assert one.values.shape == two.values.shape == (int(LONG_SECONDS * 100) + 1, len(A.SPEECH_FEATURES))
     assert np.abs(one.values - two.values).max() < 1e-3
 
@@ -80,7 +80,7 @@ def test_logmel_progress_is_reported(long_wav):
         hop_length=80,
         n_fft=256,
         n_mels=20,
-        workers=1,
+        jobs=1,
         progress=lambda done, total: calls.append((done, total)),
     )
     assert calls, "progress was never called"
@@ -96,11 +96,11 @@ def test_logmel_stream_choice(tmp_path):
 
     freqs = librosa.mel_frequencies(n_mels=42, fmin=0.0, fmax=sr / 2)[1:-1]  # centre frequency of each band
     for stream, f in ((0, 300), (1, 3000)):
-        seq = A.logmel(path, sr=sr, n_mels=40, stream=stream, workers=1)
+        seq = A.logmel(path, sr=sr, n_mels=40, audio_stream=stream, jobs=1)
         band = int(np.argmax(seq.values[20:-20].mean(axis=0)))
         assert freqs[band] == pytest.approx(f, rel=0.15)
     with pytest.raises(UsageError):
-        A.logmel(path, stream=2, workers=1)
+        A.logmel(path, audio_stream=2, jobs=1)
 
 
 def test_logmel_errors(tmp_path):
@@ -141,7 +141,7 @@ def speech_noise_silence(tmp_path_factory):
 
 def test_speech_activity_separates_speech_noise_and_silence(speech_noise_silence):
     path, spans = speech_noise_silence
-    feats = A.speech_features(path, workers=1)
+    feats = A.speech_features(path, jobs=1)
     assert feats.name == "audio.speech_features" and feats.values.shape[1] == len(A.SPEECH_FEATURES)
     act = A.speech_activity(feats)
     assert act.name == "audio.speech" and act.hop == pytest.approx(0.01) and act.t0 == 0.0

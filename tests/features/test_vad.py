@@ -70,12 +70,12 @@ def test_music_tones_and_noise_are_not_speech(make_media, kind):
 @pytest.mark.slow
 def test_result_does_not_depend_on_the_number_of_processes(sample, monkeypatch):
     monkeypatch.setattr(vad, "_RANGE_SECONDS", 10.0)  # several ranges on a one-minute file
-    one = vad.neural_activity(sample / "sample.mp4", workers=1)
-    two = vad.neural_activity(sample / "sample.mp4", workers=2)
+    one = vad.neural_activity(sample / "sample.mp4", jobs=1)
+    two = vad.neural_activity(sample / "sample.mp4", jobs=2)
     np.testing.assert_array_equal(one.values, two.values)
     # Ranges start with a warm-up, so the cut points leave no trace beyond jitter.
     monkeypatch.setattr(vad, "_RANGE_SECONDS", 600.0)
-    whole = vad.neural_activity(sample / "sample.mp4", workers=1)
+    whole = vad.neural_activity(sample / "sample.mp4", jobs=1)
     assert len(whole.values) == len(one.values)
     assert np.mean(np.abs(whole.values - one.values) > 0.5) < 0.01
 
