@@ -22,7 +22,7 @@ def require_matplotlib() -> None:
     import importlib.util
 
     if importlib.util.find_spec("matplotlib") is None:
-        raise UsageError("--plot needs matplotlib: pip install 'mmalign[plot]'")
+        raise UsageError("{plot} needs matplotlib: pip install 'mmalign[plot]'", names=["plot"])
 
 
 def _pyplot():
@@ -57,7 +57,7 @@ def plot_sync(result, path, *, width: float = 16.0, dpi: int = 100) -> Path:
     path = Path(path)
     ext = path.suffix.lower().lstrip(".")
     if ext not in {"png", "svg", "pdf", "jpg", "jpeg"}:
-        raise UsageError(f"{path}: --plot writes .png, .svg, .pdf or .jpg files")
+        raise UsageError(f"{path}: a plot is written as .png, .svg, .pdf or .jpg, not .{ext or '(none)'}")
     plt = _pyplot()
     from matplotlib.collections import LineCollection
 

@@ -434,11 +434,11 @@ def resolve_language(language: str) -> str:
     Raises
     ------
     UsageError
-        If eSpeak has no voice for it; the message names ``--language`` and
-        suggests close codes.
+        If eSpeak has no voice for it; the message names the parameter ``language``
+        (``{language}``, see :class:`mmalign.errors.MmalignError`) and suggests close codes.
     """
     if not isinstance(language, str) or not language.strip():
-        raise UsageError(f"--language must be a language code such as 'en', not {language!r}")
+        raise UsageError(f"{{language}} must be a language code such as 'en', not {language!r}", names=["language"])
     code = _normalise_code(language)
     with _LOCK:
         voices = _engine().voices
@@ -450,7 +450,8 @@ def resolve_language(language: str) -> str:
     hints = list(dict.fromkeys(_close_codes(code, voices)))[:4]
     hint = f" (close: {', '.join(hints)})" if hints else ""
     raise UsageError(
-        f"--language {language!r} is not a language eSpeak NG speaks{hint}; `mmalign.speech.languages()` lists them"
+        f"{{language}} {language!r} is not a language eSpeak NG speaks{hint}; `mmalign.speech.languages()` lists them",
+        names=["language"],
     )
 
 
@@ -493,7 +494,7 @@ def detect_language(text: str) -> str:
     if not isinstance(text, str):
         raise UsageError(f"text must be a str, not {type(text).__name__}")
     if not any(unicodedata.category(c)[0] == "L" for c in text):
-        raise UsageError("cannot detect the language of a text without letters; pass --language")
+        raise UsageError("cannot detect the language of a text without letters; pass {language}", names=["language"])
     import py3langid
 
     with _LOCK:
@@ -502,7 +503,9 @@ def detect_language(text: str) -> str:
         code = _normalise_code(code)
         if code in voices or code.split("-")[0] in voices:
             return code
-    raise UsageError("the detected language is not one eSpeak NG speaks; pass --language")  # pragma: no cover
+    raise UsageError(  # pragma: no cover
+        "the detected language is not one eSpeak NG speaks; pass {language}", names=["language"]
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -781,7 +784,7 @@ def _language_of(language: str | None, texts: Sequence[str]) -> str:
     if language is None:
         return detect_language(" ".join(texts))
     if not isinstance(language, str):
-        raise UsageError(f"--language must be a language code such as 'en', not {language!r}")
+        raise UsageError(f"{{language}} must be a language code such as 'en', not {language!r}", names=["language"])
     return language
 
 
@@ -863,7 +866,7 @@ def synthesize(
     Raises
     ------
     UsageError
-        On an unknown ``language`` (the message names ``--language``), a bad ``rate``
+        On an unknown ``language`` (the message names it as ``{language}``), a bad ``rate``
         or ``sr``, or text that is not a str.
 
     See Also

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mmalign import speech
-from mmalign.errors import UsageError
+from mmalign.errors import UsageError, as_flag
 
 SENTENCES = {
     "en": ("The weather is lovely today and we are going to the park.", None),
@@ -117,15 +117,17 @@ def test_codes_are_normalised_and_regions_fall_back():
 def test_unknown_language_is_a_usage_error_naming_the_option(bad, hint):
     with pytest.raises(UsageError) as info:
         speech.synthesize("Hello.", language=bad)
-    message = str(info.value)
+    message = info.value.worded(as_flag)
     assert "--language" in message and "\n" not in message and repr(bad) in message
+    assert "--" not in str(info.value) and str(info.value).startswith("language ")
     if hint:
         assert f"close: {hint}" in message
 
 
 def test_detect_language_needs_letters():
-    with pytest.raises(UsageError, match="--language"):
+    with pytest.raises(UsageError, match="pass language$") as info:
         speech.detect_language("123 !!! ...")
+    assert info.value.worded(as_flag).endswith("pass --language")
 
 
 @pytest.mark.parametrize(

@@ -162,7 +162,7 @@ def estimate_linear(
         if scores[i] > -1.0:
             results.append(Candidate(float(scores[i]), s, float(offsets[i]), scores, offsets))
     if not results:
-        raise UsageError("the cues cannot be placed on the reference within --max-offset")
+        raise UsageError("the cues cannot be placed on the reference within {max_offset}", names=["max_offset"])
 
     def prior(s: float) -> float:
         return prior_unit * implausibility(s, exact_set)

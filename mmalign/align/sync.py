@@ -155,7 +155,7 @@ class SyncResult:
             )
         return out
 
-    def doubt(self) -> str:
+    def doubt(self, name: Callable[[str], str] = str) -> str:
         """The main reason for doubt about this result, in a few words (refusal messages).
 
         The first that applies: the cues lie further from the reference than
@@ -163,6 +163,13 @@ class SyncResult:
         the reference, or on it); too few cues for the length of the reference; a piece
         that is not confident; another placement that fits about as well; else a best
         placement that hardly stands out.
+
+        Parameters
+        ----------
+        name : callable(str) -> str
+            How a parameter is named in the text: as the keyword (``max_offset``, the
+            default), or as a front end calls it (the command line passes
+            :func:`mmalign.errors.as_flag`: ``--max-offset``).
         """
         speech = self.spoken
         n = int(speech.sum())
@@ -171,7 +178,7 @@ class SyncResult:
         if first - self.max_offset >= t1 or last + self.max_offset <= t0:  # no shift within reach overlaps
             return (
                 f"the cues ({first:.0f}-{last:.0f} s) are more than the largest shift considered "
-                f"({self.max_offset:g} s, --max-offset) away from the {t1 - t0:.0f} s of reference"
+                f"({self.max_offset:g} s, {name('max_offset')}) away from the {t1 - t0:.0f} s of reference"
             )
         on = int(_on_speech(self.activity, self.subtitles.starts[speech], self.subtitles.ends[speech]).sum())
         fit = self.fit
@@ -210,15 +217,18 @@ class SyncResult:
         Raises
         ------
         NotConfidentError
-            Below ``min_confidence``; its message gives the confidence and :meth:`doubt`,
-            its ``result`` is this result (to write it anyway, or to draw it).
+            Below ``min_confidence``; its message gives the confidence and :meth:`doubt`
+            (parameters as ``{name}``, see :class:`mmalign.errors.MmalignError`), its
+            ``result`` is this result (to write it anyway, or to draw it).
         """
         if self.confidence >= min_confidence:
             return self
         raise NotConfidentError(
             f"not confident in the result (confidence {self.confidence:.2f} < {min_confidence}): "
-            f"{self.doubt()}. Nothing written; check that the subtitles belong to this media",
+            f"{self.doubt(lambda parameter: '{' + parameter + '}')}. Nothing written; check that the subtitles "
+            "belong to this media",
             result=self,
+            names=["max_offset"],
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -13,7 +13,6 @@ import typer
 
 from .. import source
 from ..align import sequences
-from ..errors import UsageError
 from . import app
 from ._common import EXIT_CODES, Debug, Jobs, Json, ProgressBar, Quiet, guard, make_parent, no_stdout_clash, output_file
 
@@ -107,7 +106,7 @@ def align(
     t0 = time.perf_counter()
     summary: dict = {"a": str(a), "b": str(b), "output": str(output)}
     with guard(debug, as_json, summary):
-        sequences.check_options(metric, step)
+        sequences.check_options(metric, step, band=band, multiscale=multiscale)
         no_stdout_clash(output, as_json)
         out = output_file(output, f"{a.stem}.{b.stem}.align.json", [a, b], stdout_ok=True)
         summary["output"] = "<stdout>" if out is None else str(out)
@@ -126,8 +125,6 @@ def align(
             )
         subs_a = subs_b = None  # only the activities are aligned from here on
         summary["guided"] = guide.timemap is not None
-        if multiscale and band is not None:
-            raise UsageError("--band applies to exact DTW; drop it or pass --exact")
         found = sequences.align_sequences(
             xa,
             xb,

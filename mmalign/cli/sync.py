@@ -14,10 +14,10 @@ import typer
 
 from ..align import sync as sync_mod
 from ..align.sync import DEFAULT_MIN_CONFIDENCE
-from ..errors import InputError, NotConfidentError, UsageError
+from ..errors import InputError, NotConfidentError, UsageError, as_flag
 from ..fileio import check_output
 from . import app
-from ._common import EXIT_CODES, ProgressBar, default_output, guard, make_parent, no_stdout_clash, output_file
+from ._common import EXIT_CODES, ProgressBar, default_output, finish, guard, make_parent, no_stdout_clash, output_file
 
 __all__ = ["sync"]
 
@@ -160,19 +160,8 @@ def sync(
     t0 = time.perf_counter()
     summary: dict = {}
     with guard(debug, as_json, summary):
+        _check_inputs(media, subs, output, in_place, encoding, as_json)
         fmt_name = fmt.value if fmt else None
-        if in_place and output is not None:
-            raise UsageError("give either --in-place or --output, not both")
-        try:
-            codecs.lookup(encoding)  # before the work, not after it
-        except LookupError:
-            raise UsageError(f"unknown encoding {encoding!r}") from None
-        if not media.exists():
-            kind = "reference subtitle file" if sync_mod.is_subtitle_path(media) else "media file"
-            raise InputError(f"{media}: {kind} not found")
-        if not subs.exists():
-            raise InputError(f"{subs}: subtitle file not found")
-        no_stdout_clash(output, as_json)
         out = _sync_output(subs, output, fmt_name, in_place, media)
         if plot is not None:
             _check_plot(plot, out, media, subs)
@@ -189,39 +178,71 @@ def sync(
                 detector=detector.value,
                 stage=bar.stage,
             )
+        refusal = _refusal(result, min_confidence)
         summary.update(result.to_dict())
         summary["output"] = "<stdout>" if out is None else str(out)
-        try:
-            result.require(min_confidence)
-            refusal = None
-        except NotConfidentError as exc:
-            refusal = exc
-            summary["doubt"] = result.doubt()
-        write_fmt = fmt_name
-        if in_place:  # the format SUBS was read as, whatever its name says
-            write_fmt = result.subtitles.format
-            if fmt_name and fmt_name != write_fmt:
-                raise UsageError(
-                    f"--in-place keeps {subs.name}'s format ({write_fmt}); drop --format {fmt_name}, "
-                    "or write a converted copy with -o"
-                )
+        if refusal is not None:
+            summary["doubt"] = result.doubt(as_flag)
+        write_fmt = _write_format(result, fmt_name, in_place, subs)
         summary["written"] = False
         if refusal is None or force:
-            if out is None:
-                typer.echo(result.subtitles.encode(write_fmt, encoding, name="<stdout>"), nl=False)
-            else:
-                make_parent(out)
-                result.subtitles.write(out, format=write_fmt, encoding=encoding)
+            _write(result, out, write_fmt, encoding)
             summary["written"] = True
         if plot is not None:
             _draw(result, plot, summary)
         if not summary["written"]:
-            raise NotConfidentError(f"{refusal}, or use --force", result=result)
-    summary["seconds"]["total"] = round(time.perf_counter() - t0, 3)
+            raise NotConfidentError(refusal.template + ", or use --force", result=result, names=refusal.names)
+    finish(summary, t0)
     if as_json:
         typer.echo(json.dumps(summary))
     elif not quiet:
         typer.echo(_sentence(result, summary, confident=refusal is None), err=True)
+
+
+def _check_inputs(media: Path, subs: Path, output: str | None, in_place: bool, encoding: str, as_json: bool) -> None:
+    """What the options and the file system can tell before any work."""
+    if in_place and output is not None:
+        raise UsageError("give either --in-place or --output, not both")
+    try:
+        codecs.lookup(encoding)  # before the work, not after it
+    except LookupError:
+        raise UsageError(f"unknown encoding {encoding!r}") from None
+    if not media.exists():
+        kind = "reference subtitle file" if sync_mod.is_subtitle_path(media) else "media file"
+        raise InputError(f"{media}: {kind} not found")
+    if not subs.exists():
+        raise InputError(f"{subs}: subtitle file not found")
+    no_stdout_clash(output, as_json)
+
+
+def _refusal(result: sync_mod.SyncResult, min_confidence: float) -> NotConfidentError | None:
+    """The refusal of a result below ``min_confidence`` (:meth:`SyncResult.require`), else None."""
+    try:
+        result.require(min_confidence)
+    except NotConfidentError as exc:
+        return exc
+    return None
+
+
+def _write_format(result: sync_mod.SyncResult, fmt_name: str | None, in_place: bool, subs: Path) -> str | None:
+    """The output format: --format (or OUT's extension, when None); with --in-place, the format SUBS was read as."""
+    if not in_place:
+        return fmt_name
+    if fmt_name and fmt_name != result.subtitles.format:
+        raise UsageError(
+            f"--in-place keeps {subs.name}'s format ({result.subtitles.format}); drop --format {fmt_name}, "
+            "or write a converted copy with -o"
+        )
+    return result.subtitles.format
+
+
+def _write(result: sync_mod.SyncResult, out: Path | None, fmt_name: str | None, encoding: str) -> None:
+    """The re-timed subtitles, to ``out`` (atomically) or to standard output (``None``)."""
+    if out is None:
+        typer.echo(result.subtitles.encode(fmt_name, encoding, name="<stdout>"), nl=False)
+    else:
+        make_parent(out)
+        result.subtitles.write(out, format=fmt_name, encoding=encoding)
 
 
 def _sync_output(subs: Path, output: str | None, fmt_name: str | None, in_place: bool, media: Path) -> Path | None:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mmalign.align.sync import cue_confidences, mean_activity
+from mmalign.errors import NotConfidentError, as_flag
 from mmalign.timeline import FeatureSeq, TimeMap
 
 
@@ -232,8 +233,13 @@ def test_doubt_names_max_offset_when_no_shift_within_reach_overlaps():
     assert far.confidence < 0.5
     assert far.doubt() == (
         "the cues (3600-3616 s) are more than the largest shift considered "
-        "(300 s, --max-offset) away from the 60 s of reference"
+        "(300 s, max_offset) away from the 60 s of reference"
     )
+    assert "(300 s, --max-offset) away" in far.doubt(as_flag)
+    with pytest.raises(NotConfidentError) as info:
+        far.require()
+    assert "(300 s, max_offset) away" in str(info.value)
+    assert "(300 s, --max-offset) away" in info.value.worded(as_flag)
     reached = sync("clip.mp4", cues, activity=act, detector="fast", max_offset=4000.0)
     assert reached.fit.offset == pytest.approx(-3580.0, abs=0.05) and reached.confidence >= 0.5
 
