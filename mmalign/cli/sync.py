@@ -190,7 +190,7 @@ def sync(
             summary["written"] = True
         if plot is not None:
             _draw(result, plot, summary)
-        if not summary["written"]:
+        if refusal is not None and not force:
             raise NotConfidentError(refusal.template + ", or use --force", result=result, names=refusal.names)
     finish(summary, t0)
     if as_json:
