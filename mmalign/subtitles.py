@@ -244,7 +244,9 @@ class Subtitles:
         ``Comment`` events, which are never shown.  ``- [gasps] - What?``,
         ``(whispering) Come here.`` and ``...`` carry speech.
         """
-        return np.array([c.kind != "Comment" and _speaks(t) for c, t in zip(self.cues, self.plain_texts())], dtype=bool)
+        return np.array(
+            [c.kind != "Comment" and _is_spoken(t) for c, t in zip(self.cues, self.plain_texts())], dtype=bool
+        )
 
     def to_string(self, format: str | None = None) -> str:
         """Render as text (``"\\n"`` line endings) in ``format`` (default: the source's).
@@ -831,7 +833,7 @@ _MUSIC_LINE = re.compile(r"^.*[\u266a\u266b\u266c].*$", re.M)  # a line with ♪
 _SPEAKER_LABEL = re.compile(r"^[\s\-\u2013\u2014]*[A-Z][A-Z0-9 .'\-]*:", re.M)  # "JOHN:", "- MAN 2:"
 
 
-def _speaks(plain: str) -> bool:
+def _is_spoken(plain: str) -> bool:
     """Whether a cue's plain text has words left once sound descriptions, lyrics and labels go.
 
     Text with no words and nothing to remove (``"..."``, a hesitation) counts as speech.

@@ -5,8 +5,8 @@ probability from audio, or the cue activity of a reference subtitle file); the
 subject is a set of intervals (subtitle cues) on its own timeline.  For every
 candidate scale (the exact framerate ratios and a fine grid around 1) an FFT
 cross-correlation scores every offset at once on a coarse clock; the best one is
-refined at the reference's own resolution, and the scale is refined from the drift
-of local offsets along the file.
+placed to a fraction of a frame at the reference's own resolution, and the scale is
+corrected from the drift of local offsets along the file.
 
 The evidence, the score of an alignment and the confidence statistics are those of
 :mod:`~mmalign.align.scoring`, shared with the piecewise fit of :mod:`~mmalign.align.splits`.
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .._compat import renamed_keywords
 from ..errors import UsageError
 from ..timeline import FeatureSeq, TimeMap
 from .scoring import (
@@ -35,8 +36,8 @@ from .scoring import (
     implausibility,
     on_reference,
     peak_zscore,
-    refine_offset,
     scale_trust,
+    subframe_offset,
 )
 from .scoring import MARGIN_CENTER as MARGIN_CENTER  # lives in scoring; imported from here it keeps working
 
@@ -98,6 +99,7 @@ def agreement(
     return scorer.score(np.asarray(starts, float) * scale + offset, np.asarray(ends, float) * scale + offset)
 
 
+@renamed_keywords(refine_scale="scale_from_drift")
 def estimate_linear(
     reference: FeatureSeq,
     starts: ArrayLike,
@@ -106,7 +108,7 @@ def estimate_linear(
     max_offset: float = 300.0,
     scales: list[float] | None = None,
     coarse_hop: float = 0.1,
-    refine_scale: bool = True,
+    scale_from_drift: bool = True,
 ) -> LinearFit:
     """Find the best ``t' = scale * t + offset`` putting intervals onto a reference activity.
 
@@ -120,11 +122,11 @@ def estimate_linear(
         Largest ``|offset|`` considered, in seconds.
     scales : list of float, optional
         Candidate scales of the exhaustive search; default: :func:`framerate_ratios`.
-        Other scales are reached by the continuous refinement (``refine_scale``).
+        Other scales are reached by the drift correction (``scale_from_drift``).
     coarse_hop : float
         Clock of the exhaustive offset search, in seconds.
-    refine_scale : bool
-        Refine the scale continuously from the drift of local offsets.
+    scale_from_drift : bool
+        Correct the scale continuously from the drift of local offsets along the file.
 
     Returns
     -------
@@ -190,17 +192,17 @@ def estimate_linear(
                 rival = {"scale": sc, "offset": round(float(offs[j]), 3), "score": round(float(curve[j]), 5)}
     margin = best_score - prior(scale) - second
 
-    # The coarse clock cannot tell near scales apart: refine the leading candidates on
+    # The coarse clock cannot tell near scales apart: place the leading candidates on
     # the fine clock and keep the one that agrees best there.
     finalists = []
     for cand in results[:4]:
         if cand.score < best_score - 0.05:
             break
-        o, fine_score = refine_offset(scorers.fine, starts, ends, cand.scale, cand.offset, H)
+        o, fine_score = subframe_offset(scorers.fine, starts, ends, cand.scale, cand.offset, H)
         finalists.append((fine_score - prior(cand.scale), cand.scale, o))
     _, scale, offset = max(finalists)
-    if refine_scale and len(starts) >= 8:
-        scale, offset = _refine_scale(scorers.fine, starts, ends, scale, offset, exact_set)
+    if scale_from_drift and len(starts) >= 8:
+        scale, offset = _scale_from_drift(scorers.fine, starts, ends, scale, offset, exact_set)
     score = scorers.fine.score(starts * scale + offset, ends * scale + offset)
     evidence = evidence_factor(len(starts), len(scorers.activity) * scorers.hop, span * scale)
     confidence = calibrated_confidence(peak_z, margin, score) * evidence
@@ -220,7 +222,7 @@ def estimate_linear(
     )
 
 
-def _refine_scale(
+def _scale_from_drift(
     fine: Scorer,
     starts: np.ndarray,
     ends: np.ndarray,
@@ -271,7 +273,7 @@ def _refine_scale(
             new_offset += (new_scale - e) * float(np.mean(starts))
             new_scale = e
             break
-    new_offset, after = refine_offset(fine, starts, ends, new_scale, new_offset, 0.3)
+    new_offset, after = subframe_offset(fine, starts, ends, new_scale, new_offset, 0.3)
     before = fine.score(starts * scale + offset, ends * scale + offset)
     # A clear improvement only: exact framerate ratios are far likelier than near misses.
     return (new_scale, new_offset) if after > before + 5e-3 else (scale, offset)

@@ -22,7 +22,7 @@ Scoring
     activity_from_zero  the activity column of a FeatureSeq, frame 0 at time 0
     pool_frames         means of ``k`` frames (the coarse clock)
     on_reference        which shifts keep a span of cues on the reference
-    refine_offset       the best offset near a guess, to a fraction of a frame
+    subframe_offset     the best offset near a guess, to a fraction of a frame
 
 Candidates and pieces
     Candidate           the best placement of the cues at one scale, with its score curve
@@ -70,7 +70,8 @@ __all__ = [
     "activity_from_zero",
     "pool_frames",
     "on_reference",
-    "refine_offset",
+    "subframe_offset",
+    "refine_offset",  # deprecated name of subframe_offset, for one release
     # candidates and pieces
     "Candidate",
     "Piece",
@@ -400,7 +401,7 @@ def on_reference(first: np.ndarray, length: int, n_ref: int) -> np.ndarray:
     return out
 
 
-def refine_offset(
+def subframe_offset(
     fine: Scorer, starts: np.ndarray, ends: np.ndarray, scale: float, offset: float, radius: float
 ) -> tuple[float, float]:
     """Best offset on the fine clock within ``radius`` seconds, to a fraction of a frame.
@@ -432,6 +433,22 @@ def refine_offset(
         if den < 0:
             frac = float(np.clip(0.5 * (y0 - y2) / den, -0.5, 0.5))
     return offset + (i - n + frac) * fine.hop, float(scores[i])
+
+
+def refine_offset(
+    fine: Scorer, starts: np.ndarray, ends: np.ndarray, scale: float, offset: float, radius: float
+) -> tuple[float, float]:
+    """Deprecated name of :func:`subframe_offset` ("refine" names only the snap to reference cues)."""
+    import warnings
+
+    from .._compat import DEPRECATED_IN, REMOVED_IN
+
+    warnings.warn(
+        f"refine_offset is deprecated since {DEPRECATED_IN} and goes in {REMOVED_IN}; use subframe_offset",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return subframe_offset(fine, starts, ends, scale, offset, radius)
 
 
 # ------------------------------------------------------------------------------------------ candidates and pieces
@@ -605,7 +622,7 @@ def implausibility(scale: float, exact_set: set[float] | frozenset[float]) -> fl
 
     NTSC pull-down (1.001) and PAL speed-up (25/24, 25/23.976) are common; a mix-up of
     24 and 30 fps (0.8, 1.25) or 25 and 30 fps (0.83, 1.2) is rare; any other scale,
-    reached only by refinement, is rarer still.
+    reached only by the drift correction, is rarer still.
 
     Parameters
     ----------

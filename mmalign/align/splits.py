@@ -29,8 +29,8 @@ from .scoring import (
     calibrated_confidence,
     on_reference,
     peak_zscore,
-    refine_offset,
     scale_trust,
+    subframe_offset,
     subject_channels,
 )
 
@@ -240,7 +240,7 @@ def estimate_piecewise(
     trend = int(round(TREND_SECONDS / H))
 
     def piece(lo: int, hi: int, lag: int) -> _Found:
-        offset, _ = refine_offset(scorers.fine, a[lo:hi], b[lo:hi], 1.0, (lag - pad) * H, H)
+        offset, _ = subframe_offset(scorers.fine, a[lo:hi], b[lo:hi], 1.0, (lag - pad) * H, H)
         share = max((edges[hi] - edges[lo]) / n, 1e-9)  # the piece's part of the cue span
         valid = on_reference(j0 + edges[lo] - pad + np.arange(2 * pad + 1), edges[hi] - edges[lo], coarse.ref.shape[1])
         conf = _piece_confidence(scores[lo:hi].sum(axis=0) / share, lag, far, valid, trend) * scale_trust(s)
@@ -345,7 +345,7 @@ def rescue_ends(
         lag = int(np.flatnonzero(valid)[np.argmax(scores[valid])])
         conf = _piece_confidence(scores, lag, int(round(3.0 / H)), valid, int(round(TREND_SECONDS / H)))
         conf *= scale_trust(scale)
-        offset, _ = refine_offset(scorers.fine, a, b, 1.0, shift[lag], H)
+        offset, _ = subframe_offset(scorers.fine, a, b, 1.0, shift[lag], H)
         offset += base
         landed = np.asarray(on_speech(st[lo:hi] * scale + offset, en[lo:hi] * scale + offset), bool)
         if conf < min_confidence or landed.mean() < 0.5:

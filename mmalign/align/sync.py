@@ -95,9 +95,10 @@ class SyncResult:
     detector : str
         What found the speech: ``"fast"``, ``"fast+silero"``, or ``"subtitles"`` for a
         subtitle reference.
-    speech : np.ndarray of bool, optional
-        Per cue, whether it carries speech and so was evidence for the map (sound
-        descriptions and lyrics are not; see :func:`spoken`).
+    spoken : np.ndarray of bool
+        Per cue, whether it is spoken (carries speech) and so was evidence for the map
+        (sound descriptions and lyrics are not; see :func:`spoken`). Not given or empty:
+        every cue.
     max_offset : float
         The largest shift that was considered, seconds.
     """
@@ -114,13 +115,26 @@ class SyncResult:
     seconds: dict[str, float] = field(default_factory=dict)
     refined: np.ndarray | None = None
     detector: str = "fast"
-    speech: np.ndarray | None = None
+    spoken: np.ndarray = field(default_factory=lambda: np.ones(0, bool))
     max_offset: float = 300.0
 
+    def __post_init__(self) -> None:
+        if len(self.spoken) == 0:
+            self.spoken = np.ones(len(self.original.cues), bool)
+
     @property
-    def spoken(self) -> np.ndarray:
-        """Per cue, whether it was evidence for the map (:attr:`speech`; all when unset)."""
-        return self.speech if self.speech is not None else np.ones(len(self.original.cues), bool)
+    def speech(self) -> np.ndarray:
+        """Deprecated name of :attr:`spoken`."""
+        import warnings
+
+        from .._compat import DEPRECATED_IN, REMOVED_IN
+
+        warnings.warn(
+            f"SyncResult.speech is deprecated since {DEPRECATED_IN} and goes in {REMOVED_IN}; use SyncResult.spoken",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.spoken
 
     def to_check(self) -> np.ndarray:
         """Indices (file order) of the spoken cues below :data:`DEFAULT_MIN_CONFIDENCE`:
@@ -134,12 +148,13 @@ class SyncResult:
         Each item has ``index`` (0-based position in the file), ``id`` (the cue's
         identifier, or None), ``start`` and ``end`` (new times, s), ``shift`` (new start
         minus old start, s), ``confidence``, ``refined`` (whether the start or the end
-        was moved onto a reference cue boundary), and ``speech`` (whether the cue carries
-        speech and so was evidence for the map; sound descriptions and lyrics follow it).
+        was moved onto a reference cue boundary), and ``speech`` (whether the cue is
+        spoken, :attr:`spoken`, and so was evidence for the map; sound descriptions and
+        lyrics follow it; the key keeps its name, a stable ``--json`` field).
         """
         out = []
         refined = self.refined if self.refined is not None else np.zeros((len(self.original.cues), 2), bool)
-        speech = self.spoken
+        spoken = self.spoken
         for i, (old, new, conf) in enumerate(zip(self.original.cues, self.subtitles.cues, self.cue_confidences)):
             out.append(
                 {
@@ -150,7 +165,7 @@ class SyncResult:
                     "shift": round(new.start - old.start, 3),
                     "confidence": round(float(conf), 3),
                     "refined": bool(refined[i].any()),
-                    "speech": bool(speech[i]),
+                    "speech": bool(spoken[i]),
                 }
             )
         return out
@@ -171,8 +186,8 @@ class SyncResult:
             default), or as a front end calls it (the command line passes
             :func:`mmalign.errors.as_flag`: ``--max-offset``).
         """
-        speech = self.spoken
-        n = int(speech.sum())
+        spoken = self.spoken
+        n = int(spoken.sum())
         t0, t1 = self.activity.t0, self.activity.t0 + self.activity.duration
         first, last = float(self.original.starts.min()), float(self.original.ends.max())
         if first - self.max_offset >= t1 or last + self.max_offset <= t0:  # no shift within reach overlaps
@@ -180,10 +195,10 @@ class SyncResult:
                 f"the cues ({first:.0f}-{last:.0f} s) are more than the largest shift considered "
                 f"({self.max_offset:g} s, {name('max_offset')}) away from the {t1 - t0:.0f} s of reference"
             )
-        on = int(_on_speech(self.activity, self.subtitles.starts[speech], self.subtitles.ends[speech]).sum())
+        on = int(_on_speech(self.activity, self.subtitles.starts[spoken], self.subtitles.ends[spoken]).sum())
         fit = self.fit
         if on < _MIN_SUPPORTED_SHARE * n:
-            outside = int(np.sum((self.subtitles.ends[speech] <= t0) | (self.subtitles.starts[speech] >= t1)))
+            outside = int(np.sum((self.subtitles.ends[spoken] <= t0) | (self.subtitles.starts[spoken] >= t1)))
             if outside > n - on - outside:  # most of the unsupported ones are not even on the media
                 return f"{outside} of the {n} spoken cues fall outside the {t1 - t0:.0f} s of reference"
             return f"only {on} of the {n} spoken cues land on speech"
@@ -362,10 +377,10 @@ def sync(
         ref_bounds = (ref.starts, ref.ends)
         ref = None
     t_ref = time.perf_counter()
-    speech = subs.speech_mask()
-    if not speech.any():
-        speech[:] = True  # nothing but sound cues: they are the evidence
-    evidence = _within_reach(spoken(subs, speech), activity, max_offset)
+    is_spoken = subs.speech_mask()
+    if not is_spoken.any():
+        is_spoken[:] = True  # nothing but sound cues: they are the evidence
+    evidence = _within_reach(spoken(subs, is_spoken), activity, max_offset)
     fit, timemap, confidence = _align(activity, evidence, max_offset, splits)
     used = "subtitles" if kind == "subtitles" else "fast"
     seconds = {}
@@ -397,9 +412,9 @@ def sync(
         retimed = retimed.with_times(snapped.starts, snapped.ends)
         refined = snapped.moved
     per_cue = cue_confidences(
-        activity, timemap, subs.starts, retimed.starts, retimed.ends, default=fit.confidence, speech=speech
+        activity, timemap, subs.starts, retimed.starts, retimed.ends, default=fit.confidence, spoken=is_spoken
     )
-    confidence *= _support_factor(_on_speech(activity, retimed.starts[speech], retimed.ends[speech]))
+    confidence *= _support_factor(_on_speech(activity, retimed.starts[is_spoken], retimed.ends[is_spoken]))
     t_end = time.perf_counter()
     seconds = {
         "read_subtitles": t_read - t_start,
@@ -420,7 +435,7 @@ def sync(
         seconds,
         refined,
         used,
-        speech,
+        is_spoken,
         max_offset,
     )
 
@@ -459,7 +474,7 @@ def _within_reach(evidence: Subtitles, activity: FeatureSeq, max_offset: float) 
 
 
 def spoken(subs: Subtitles, mask: np.ndarray | None = None) -> Subtitles:
-    """The cues that carry speech (:meth:`Subtitles.speech_mask`, or ``mask`` when given):
+    """The spoken cues, those that carry speech (:meth:`Subtitles.speech_mask`, or ``mask`` when given):
     the evidence a sync uses.
 
     Sound descriptions and lyrics (``[door slams]``, ``♪ ... ♪``) sit where there is no
@@ -590,6 +605,7 @@ def _align(activity: FeatureSeq, subs: Subtitles, max_offset: float, splits: boo
 FULL_COVERAGE = 0.5
 
 
+@renamed_keywords(speech="spoken")
 def cue_confidences(
     activity: FeatureSeq,
     timemap: TimeMap,
@@ -598,7 +614,7 @@ def cue_confidences(
     ends: npt.ArrayLike,
     *,
     default: float = np.nan,
-    speech: npt.ArrayLike | None = None,
+    spoken: npt.ArrayLike | None = None,
 ) -> np.ndarray:
     """Confidence of each re-timed cue.
 
@@ -618,8 +634,8 @@ def cue_confidences(
         Cue times after the map.
     default : float
         Used for pieces without a confidence.
-    speech : array-like of bool, optional
-        Which cues carry speech (default: all); the others (sound descriptions,
+    spoken : array-like of bool, optional
+        Which cues are spoken (default: all); the others (sound descriptions,
         lyrics) are not expected on speech and keep their piece's confidence.
 
     Returns
@@ -633,8 +649,8 @@ def cue_confidences(
         piece = np.asarray(timemap.confidences, np.float64)[timemap.piece_index(sources)]
         piece = np.where(np.isfinite(piece), piece, default)
     cover = mean_activity(activity, starts, ends)
-    if speech is not None:
-        cover = np.where(np.asarray(speech, bool), cover, FULL_COVERAGE)
+    if spoken is not None:
+        cover = np.where(np.asarray(spoken, bool), cover, FULL_COVERAGE)
     out: np.ndarray = np.clip(piece * np.minimum(1.0, cover / FULL_COVERAGE), 0.0, 1.0)
     return out
 

@@ -20,7 +20,7 @@ from mmalign.align.scoring import (
     implausibility,
     on_reference,
     pool_frames,
-    refine_offset,
+    subframe_offset,
 )
 from mmalign.features.text import interval_activity
 from mmalign.timeline import FeatureSeq
@@ -65,12 +65,27 @@ def test_each_shift_of_correlate_is_the_score_of_the_shifted_cues():
     assert 0.5 < scores.max() <= 1.0 + 1e-6
 
 
-def test_refine_offset_finds_a_shift_between_frames():
+def test_subframe_offset_finds_a_shift_between_frames():
     st, en, act = _activity(seed=2)
     fine = Scorer(act, HOP)
-    offset, score = refine_offset(fine, st, en, 1.0, -0.243, 0.5)
+    offset, score = subframe_offset(fine, st, en, 1.0, -0.243, 0.5)
     assert offset == pytest.approx(0.0, abs=HOP / 2)
     assert score == pytest.approx(fine.score(st, en), abs=1e-3)
+
+
+def test_old_names_of_the_subframe_offset_and_the_drift_correction_still_work():
+    from mmalign.align import scoring
+    from mmalign.align.offset import estimate_linear
+
+    st, en, act = _activity(seed=2)
+    fine = Scorer(act, HOP)
+    with pytest.warns(DeprecationWarning, match="refine_offset is deprecated .*; use subframe_offset"):
+        old = scoring.refine_offset(fine, st, en, 1.0, -0.243, 0.5)
+    assert old == subframe_offset(fine, st, en, 1.0, -0.243, 0.5)
+    ref = FeatureSeq(act[:, None], hop=HOP, name="audio.speech")
+    with pytest.warns(DeprecationWarning, match=r"refine_scale=.*pass scale_from_drift="):
+        fit = estimate_linear(ref, st + 1.0, en + 1.0, refine_scale=False)
+    assert fit == estimate_linear(ref, st + 1.0, en + 1.0, scale_from_drift=False)
 
 
 def test_scorers_share_one_activity_and_build_the_fine_clock_when_asked():
@@ -122,7 +137,7 @@ def test_framerate_priors():
     assert implausibility(1001 / 1000, exact) == 1.0  # NTSC pull-down
     assert implausibility(25 / 24, exact) == 2.0  # PAL speed-up
     assert implausibility(30 / 24, exact) == 4.0  # a rare mix-up
-    assert implausibility(1.0123, exact) == 4.0  # reached by refinement only
+    assert implausibility(1.0123, exact) == 4.0  # reached by the drift correction only
 
 
 def test_public_surface_is_declared():

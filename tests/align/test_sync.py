@@ -47,6 +47,33 @@ def test_cue_confidence_default_for_pieces_without_one():
     assert got == pytest.approx([0.7])
 
 
+def test_unspoken_cues_keep_their_piece_confidence_and_the_old_keyword_still_works():
+    act = speech_between(10.0, 20.0)
+    tm = TimeMap([-np.inf], [1.0], [0.0], [0.8])
+    cues = np.array([12.0, 30.0])
+    got = cue_confidences(act, tm, cues, cues, cues + 2.0, spoken=[True, False])
+    np.testing.assert_allclose(got, [0.8, 0.8], atol=0.01)  # the sound cue on silence is not marked down
+    with pytest.warns(DeprecationWarning, match=r"speech=.*pass spoken="):
+        old = cue_confidences(act, tm, cues, cues, cues + 2.0, speech=[True, False])
+    np.testing.assert_array_equal(old, got)
+
+
+def test_sync_result_says_spoken_and_keeps_speech_for_one_release():
+    from mmalign.align.sync import sync
+    from mmalign.subtitles import Cue, Subtitles
+
+    pattern = [(0.0, 1.5), (2.5, 3.0), (4.2, 6.0), (7.0, 7.4), (8.5, 10.5), (11.0, 12.0), (14.0, 16.5)]
+    act = speech_between(*pattern[0], seconds=60.0)
+    for lo, hi in pattern:
+        act.values[int((20.0 + lo) / act.hop) : int((20.0 + hi) / act.hop)] = 1.0
+    cues = [Cue(lo, hi, "line") for lo, hi in pattern] + [Cue(30.0, 31.0, "[door slams]")]
+    result = sync("clip.mp4", Subtitles(cues, "vtt"), activity=act, detector="fast")
+    assert result.spoken.tolist() == [True] * len(pattern) + [False]
+    assert result.to_dict()["speech_cues"] == len(pattern) and not result.moves()[-1]["speech"]
+    with pytest.warns(DeprecationWarning, match="SyncResult.speech is deprecated"):
+        assert result.speech is result.spoken
+
+
 def test_sync_reuses_a_given_activity(sample):
     from mmalign.align.sync import reference_activity, sync
 
@@ -109,11 +136,11 @@ def test_sound_descriptions_follow_the_spoken_cues(sample):
     got = sync(sample / "sample.mp4", sdh, jobs=1, detector="fast")
     assert got.fit.offset == pytest.approx(base.fit.offset, abs=0.02) and got.fit.scale == base.fit.scale
     assert got.confidence >= 0.9
-    speech = got.speech
-    assert speech.sum() == len(plain.cues) and (~speech).sum() == len(sounds)
+    spoken = got.spoken
+    assert spoken.sum() == len(plain.cues) and (~spoken).sum() == len(sounds)
     np.testing.assert_allclose(got.subtitles.starts, np.maximum(got.timemap.apply(sdh.starts), 0.0), atol=1e-6)
-    assert (got.cue_confidences[~speech] >= 0.9).all()
-    assert [m["speech"] for m in got.moves()] == speech.tolist()
+    assert (got.cue_confidences[~spoken] >= 0.9).all()
+    assert [m["speech"] for m in got.moves()] == spoken.tolist()
     assert got.to_dict()["speech_cues"] == len(plain.cues)
 
 
