@@ -78,7 +78,7 @@ def align(
         typer.Option(
             "--hop",
             min=0.001,
-            help="Frame hop when features are extracted on the fly from media or subtitles, seconds.",
+            help="Seconds between frames of both sides when features are extracted on the fly from media or subtitles.",
         ),
     ] = 0.02,
     with_path: Annotated[
