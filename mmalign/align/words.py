@@ -142,16 +142,18 @@ class ForcedAlignment:
     confidence : float
         0–1, the segments' scores averaged over their synthetic length (found ones only);
         0 when none was found.
-    synthetic_times, recording_times : np.ndarray [shape=(K,), dtype=float64]
-        The warping path in seconds: synthetic time → recording time, both non-decreasing.
+    path : np.ndarray [shape=(K, 2), dtype=int64]
+        The warping path: pairs (synthetic frame, recording frame), both non-decreasing.
+    hop : float
+        Seconds between frames on both sides (frame ``i`` is at ``i * hop``).
     """
 
     segments: tuple[AlignedSegment, ...]
     language: str
     duration: float
     confidence: float
-    synthetic_times: np.ndarray
-    recording_times: np.ndarray
+    path: np.ndarray
+    hop: float = 0.01
 
     @property
     def not_found(self) -> tuple[int, ...]:
@@ -168,11 +170,12 @@ class ForcedAlignment:
 
         Piecewise linear through the path's points (each synthetic frame to the mean of
         the recording frames it is matched with), reduced to the knots that keep it within
-        half a frame; every piece carries :attr:`confidence`.
+        half a frame (:func:`mmalign.align.dtw.path_to_timemap`); every piece carries
+        :attr:`confidence`.
         """
-        if len(self.synthetic_times) < 2:
-            return TimeMap.linear(1.0, float(self.recording_times[0] - self.synthetic_times[0]), self.confidence)
-        return TimeMap.from_points(self.synthetic_times, self.recording_times, self.confidence)
+        from .dtw import path_to_timemap
+
+        return path_to_timemap(self.path, self.hop, self.hop, confidence=self.confidence)
 
 
 # --------------------------------------------------------------------------- kernels
@@ -607,7 +610,7 @@ def _chance_cost(x: np.ndarray, y: np.ndarray) -> float:
 
 def _unaligned(texts: list[str], reading: _Reading, duration: float, reason: str) -> ForcedAlignment:
     segs = tuple(AlignedSegment(k, t, None, None, float("nan"), (), reason) for k, t in enumerate(texts))
-    return ForcedAlignment(segs, reading.language, duration, 0.0, np.zeros(1), np.zeros(1))
+    return ForcedAlignment(segs, reading.language, duration, 0.0, np.zeros((1, 2), np.int64))
 
 
 def _result(
@@ -648,7 +651,4 @@ def _result(
         weights.append(s1 - s0)
         scores.append(score)
     confidence = float(np.average(scores, weights=weights)) if scores else 0.0
-    # one point per synthetic frame: the centre of the recording frames it is matched with
-    src = np.arange(n, dtype=np.float64) * hop
-    dst = (j_first + j_last) / 2.0 * hop
-    return ForcedAlignment(tuple(out), reading.language, duration, confidence, src, dst)
+    return ForcedAlignment(tuple(out), reading.language, duration, confidence, path, hop)
