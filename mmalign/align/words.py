@@ -27,8 +27,8 @@ frame cost; every recording frame the path moves over earns back ``reward`` time
 median cost of unrelated frame pairs, so a path has no reason to shrink the recording it
 covers, while its two ends stay open: a jingle, an intro or untranscribed talk before or
 after the transcript is left out (a subsequence search). The path is found coarse to fine
-(blocks of 4 frames, exact search on the coarsest pair, then a window of 16 frames around
-the projected path at each finer level), so memory is linear in the length of the pair.
+(blocks of 4 frames, exact search on a coarsest pair of at most 4·10^7 cells, then a window of
+32 frames around the projected path at each finer level), so memory is linear in the length of the pair.
 
 A segment whose speech the path squeezes into less than a quarter of its synthetic length
 (a paragraph that the recording does not have) is reported as not found, with no times;
@@ -61,8 +61,8 @@ _FLOOR_DB = 60.0  # dB below the loud frames (99th percentile of frame maxima)
 _NORM_SECONDS = 10.0  # sliding mean/variance normalisation
 _REWARD = 0.5  # per recording frame covered, in units of the median unrelated-pair cost
 _FACTOR = 4  # block size between levels of the coarse-to-fine search
-_RADIUS = 16  # frames on each side of the projected path
-_COARSE_CELLS = 4_000_000  # the coarsest pair is solved exactly up to this many cells
+_RADIUS = 32  # frames on each side of the projected path
+_COARSE_CELLS = 40_000_000  # the coarsest pair is solved exactly up to this many cells
 _SQUEEZE = 0.25  # a segment mapped to less than this share of its synthetic length is not found
 _GAP = 0.2  # seconds of silence between synthesised segments
 _CHUNK_CHARS = 4000  # segments are synthesised in chunks of about this many characters
