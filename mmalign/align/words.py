@@ -361,13 +361,6 @@ def _warp(x: np.ndarray, y: np.ndarray, reward: float) -> np.ndarray:
 # --------------------------------------------------------------------------- front end
 
 
-def _mel_basis() -> np.ndarray:
-    from ..features.audio import _mel
-
-    basis, _ = _mel(_SR, _N_FFT, _N_MELS, _FMIN, _FMAX)
-    return basis
-
-
 def _logmel(y: np.ndarray) -> np.ndarray:
     from ..features.audio import logmel_array
 
