@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Forced alignment (``mmalign.align.words.force_align``) on the real-speech corpus.
+
+For each clip of ``../shared/corpus``, the whole transcript (the cue texts of its
+``reference.vtt``, times ignored) is aligned with the recording, language given as the
+manifest says, nothing said about where speech starts (the radio clip keeps its 30 s
+jingle and its untranscribed talk). Each cue's found start is compared with the
+reference start. Cues with nothing to say (``...``, music) are left out of the scores;
+a cue reported as not found counts as a miss.
+
+Printed per clip and overall (the speech clips; the sung clip apart, and all together):
+the share of cue starts within 0.1, 0.25 and 0.5 s, the median error, the confidence,
+real-time factor (audio seconds per wall second of the call, and per CPU second of the
+process and its workers) and peak memory (the process tree's summed PSS).
+
+Then a one-hour case: the longest clip looped to about an hour (written as a 16 kHz WAV
+to a temporary folder) with its transcript repeated, for speed and memory.
+
+Each alignment runs in a fresh process. Time figures depend on the machine's load (the
+development machine is shared): read them as orders of magnitude. Run from the
+repository root::
+
+    python benchmarks/forced_alignment.py
+    python benchmarks/forced_alignment.py --no-hour
+
+Exit status: 0 when everything ran; 1 when an alignment failed; 2 when the corpus is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DEFAULT_CORPUS, REPO_ROOT, load_manifest, parse_subtitles, run_main, run_measured  # noqa: E402
+
+SPEECH_CLIPS_EXCLUDE = {"gloria_song"}  # sung: reported apart
+HOUR_SECONDS = 3600.0
+
+
+def child(spec: dict) -> dict:
+    """One measured alignment, in this (fresh) process; prints a JSON line."""
+    import resource
+    import time
+
+    from mmalign.align.words import force_align
+
+    t0 = time.perf_counter()
+    r = force_align(spec["audio"], spec["texts"], language=spec["language"], workers=spec.get("workers"))
+    wall = time.perf_counter() - t0
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    return {
+        "starts": [s.start for s in r.segments],
+        "reasons": [s.reason for s in r.segments],
+        "scores": [s.score for s in r.segments],
+        "confidence": r.confidence,
+        "duration": r.duration,
+        "wall": wall,
+        "cpu": cpu,
+    }
+
+
+def _run_child(spec: dict, timeout: float = 1800) -> tuple[dict | None, float, str]:
+    cmd = [sys.executable, __file__, "--child", json.dumps(spec)]
+    env = {**__import__("os").environ, "PYTHONPATH": str(REPO_ROOT)}
+    p = run_measured(cmd, timeout, env=env, cwd=REPO_ROOT)
+    if p.returncode != 0:
+        return None, p.tree_kb / 1024, (p.stderr.strip().splitlines() or ["?"])[-1]
+    return json.loads(p.stdout.strip().splitlines()[-1]), p.tree_kb / 1024, ""
+
+
+def _row(name: str, errs: np.ndarray, extra: list[str]) -> list[str]:
+    if len(errs) == 0:
+        return [name, "0", "-", "-", "-", "-", *extra]
+    return [
+        name,
+        str(len(errs)),
+        f"{np.mean(errs <= 0.1):.0%}",
+        f"{np.mean(errs <= 0.25):.0%}",
+        f"{np.mean(errs <= 0.5):.0%}",
+        f"{np.median(errs):.3f}",
+        *extra,
+    ]
+
+
+def _print(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(r[k]) for r in [header, *rows]) for k in range(len(header))]
+    for r in [header, ["-" * w for w in widths], *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    ap.add_argument("--no-hour", action="store_true", help="skip the one-hour case")
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return 0
+    entries = load_manifest(args.corpus)
+    header = ["clip", "cues", "<=0.1s", "<=0.25s", "<=0.5s", "median s", "conf", "x realtime", "x per CPU s", "peak MB"]
+    rows = []
+    speech_errs: list[np.ndarray] = []
+    all_errs: list[np.ndarray] = []
+    failed = 0
+    for e in entries:
+        cues = parse_subtitles(args.corpus / e["reference"])
+        spec = {
+            "audio": str(args.corpus / e["audio"]),
+            "texts": [c.text for c in cues],
+            "language": e["language"],
+            "workers": args.workers,
+        }
+        out, peak, why = _run_child(spec)
+        if out is None:
+            print(f"{e['case']}: failed: {why}", file=sys.stderr)
+            failed += 1
+            continue
+        errs = np.array(
+            [
+                abs(s - c.start) if s is not None else np.inf
+                for s, r, c in zip(out["starts"], out["reasons"], cues)
+                if r != "nothing to say"
+            ]
+        )
+        all_errs.append(errs)
+        if e["case"] not in SPEECH_CLIPS_EXCLUDE:
+            speech_errs.append(errs)
+        rt = out["duration"] / out["wall"]
+        rows.append(
+            _row(
+                e["case"],
+                errs,
+                [f"{out['confidence']:.2f}", f"{rt:.0f}", f"{out['duration'] / out['cpu']:.0f}", f"{peak:.0f}"],
+            )
+        )
+    if speech_errs:
+        rows.append(_row("speech clips", np.concatenate(speech_errs), ["", "", "", ""]))
+        rows.append(_row("all clips", np.concatenate(all_errs), ["", "", "", ""]))
+    _print(rows, header)
+
+    if not args.no_hour:
+        from _common import write_wav
+
+        from mmalign import media  # only to build the input
+
+        longest = max(entries, key=lambda e: e["duration_s"])
+        cues = parse_subtitles(args.corpus / longest["reference"])
+        y, _ = media.load_audio(args.corpus / longest["audio"], 16000)
+        reps = int(np.ceil(HOUR_SECONDS / (len(y) / 16000)))
+        with tempfile.TemporaryDirectory(prefix="mmalign-fa-") as tmp:
+            wav = Path(tmp) / "hour.wav"
+            write_wav(np.tile(y, reps), wav, sr=16000)
+            del y
+            spec = {
+                "audio": str(wav),
+                "texts": [c.text for c in cues] * reps,
+                "language": longest["language"],
+                "workers": args.workers,
+            }
+            out, peak, why = _run_child(spec, timeout=3600)
+        if out is None:
+            print(f"one hour: failed: {why}", file=sys.stderr)
+            failed += 1
+        else:
+            truth = [c.start + k * out["duration"] / reps for k in range(reps) for c in cues]
+            errs = np.array([abs(s - t) if s is not None else np.inf for s, t in zip(out["starts"], truth)])
+            print()
+            print(
+                f"one hour ({longest['case']} x {reps}, {out['duration'] / 60:.1f} min, {len(truth)} cues): "
+                f"{np.mean(errs <= 0.25):.0%} within 0.25 s, wall {out['wall']:.1f} s "
+                f"({out['duration'] / out['wall']:.0f}x real time, {out['duration'] / out['cpu']:.0f}x per CPU s), "
+                f"peak {peak:.0f} MB"
+            )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main, sys.argv[1:]))

@@ -1,0 +1,647 @@
+"""Forced alignment: where each line of a transcript is spoken in a recording.
+
+The transcript is read aloud by eSpeak NG (:mod:`mmalign.speech`), so its words have
+known times on a synthetic timeline; both signals get the same front end, and a
+dynamic time warping path between the two maps every synthetic time onto the
+recording. The synthetic word and segment times, mapped along that path, are the
+result.
+
+Alignment
+    force_align        a recording (file or samples) and its segments → :class:`ForcedAlignment`
+
+Types
+    ForcedAlignment    per-segment times, scores and words; ``timemap()``; ``not_found``
+    AlignedSegment     one segment: start, end (seconds on the recording), score, words
+    AlignedWord        one word of a segment, with its times
+
+Notes
+-----
+Front end: 40 mel bands from 60 to 7600 Hz at 16 kHz (32 ms windows, 10 ms hop), in dB,
+floored 60 dB below the loud frames of each signal; the first 13 cepstral coefficients
+(c0 kept), each normalised to zero mean and unit variance over a sliding 10 s stretch.
+This front end and the DTW weights below were chosen on ``benchmarks/forced_alignment.py``
+(several front ends and weights tried, one setting for every recording).
+
+DTW: rows are synthetic frames, columns recording frames. Each step adds the Euclidean
+frame cost; every recording frame the path moves over earns back ``reward`` times the
+median cost of unrelated frame pairs, so a path has no reason to shrink the recording it
+covers, while its two ends stay open: a jingle, an intro or untranscribed talk before or
+after the transcript is left out (a subsequence search). The path is found coarse to fine
+(blocks of 4 frames, exact search on a coarsest pair of at most 4·10^7 cells, then a window of
+32 frames around the projected path at each finer level), so memory is linear in the length of the pair.
+
+A segment whose speech the path squeezes into less than a quarter of its synthetic length
+(a paragraph that the recording does not have) is reported as not found, with no times;
+so is a segment with nothing to say (a music-only cue, a sound description).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Union
+
+import numpy as np
+from numba import njit
+
+from ..errors import UsageError
+from ..timeline import TimeMap
+
+__all__ = ["AlignedSegment", "AlignedWord", "ForcedAlignment", "force_align"]
+
+Pathlike = Union[str, "os.PathLike[str]"]
+
+_SR = 16000  # analysis rate (eSpeak's output is resampled to it)
+_N_FFT = 512
+_N_MELS = 40
+_FMIN, _FMAX = 60.0, 7600.0
+_N_MFCC = 13
+_FLOOR_DB = 60.0  # dB below the loud frames (99th percentile of frame maxima)
+_NORM_SECONDS = 10.0  # sliding mean/variance normalisation
+_REWARD = 0.5  # per recording frame covered, in units of the median unrelated-pair cost
+_FACTOR = 4  # block size between levels of the coarse-to-fine search
+_RADIUS = 32  # frames on each side of the projected path
+_COARSE_CELLS = 40_000_000  # the coarsest pair is solved exactly up to this many cells
+_SQUEEZE = 0.25  # a segment mapped to less than this share of its synthetic length is not found
+_GAP = 0.2  # seconds of silence between synthesised segments
+_CHUNK_CHARS = 4000  # segments are synthesised in chunks of about this many characters
+
+
+# --------------------------------------------------------------------------- types
+
+
+@dataclass(frozen=True)
+class AlignedWord:
+    """One word of a segment, on the recording's timeline.
+
+    Attributes
+    ----------
+    text : str
+        The word as written in the (cleaned) segment text.
+    start, end : float
+        Seconds on the recording.
+    segment : int
+        Index of its segment.
+    """
+
+    text: str
+    start: float
+    end: float
+    segment: int
+
+
+@dataclass(frozen=True)
+class AlignedSegment:
+    """One segment (line, cue) of the transcript.
+
+    Attributes
+    ----------
+    index : int
+        Its position in the input.
+    text : str
+        The text as given.
+    start, end : float or None
+        Seconds on the recording where its speech starts and ends; None when not found.
+    score : float
+        0–1: how much better the segment's synthetic frames match the recording along
+        the path than unrelated frames do (0: no better than chance). NaN when not found.
+    words : tuple of AlignedWord
+        Its words with times (empty when not found).
+    reason : str
+        Empty when found; else why not: ``"nothing to say"`` (the cleaned text is empty:
+        music, sound descriptions) or ``"not in the recording"``.
+    """
+
+    index: int
+    text: str
+    start: float | None
+    end: float | None
+    score: float
+    words: tuple[AlignedWord, ...]
+    reason: str = ""
+
+    @property
+    def found(self) -> bool:
+        """Whether the segment has times."""
+        return self.start is not None
+
+
+@dataclass(frozen=True)
+class ForcedAlignment:
+    """The result of :func:`force_align`.
+
+    Attributes
+    ----------
+    segments : tuple of AlignedSegment
+        One per input segment, in order.
+    language : str
+        The language the transcript was read in.
+    duration : float
+        Length of the recording, seconds.
+    confidence : float
+        0–1, the segments' scores averaged over their synthetic length (found ones only);
+        0 when none was found.
+    path : np.ndarray [shape=(K, 2), dtype=int64]
+        The warping path: pairs (synthetic frame, recording frame), both non-decreasing.
+    hop : float
+        Seconds between frames on both sides (frame ``i`` is at ``i * hop``).
+    """
+
+    segments: tuple[AlignedSegment, ...]
+    language: str
+    duration: float
+    confidence: float
+    path: np.ndarray
+    hop: float = 0.01
+
+    @property
+    def not_found(self) -> tuple[int, ...]:
+        """Indices of the segments that have no times."""
+        return tuple(s.index for s in self.segments if not s.found)
+
+    @property
+    def words(self) -> tuple[AlignedWord, ...]:
+        """Every aligned word, in order."""
+        return tuple(w for s in self.segments for w in s.words)
+
+    def timemap(self) -> TimeMap:
+        """The warping path as a :class:`~mmalign.timeline.TimeMap`: synthetic timeline → recording.
+
+        Piecewise linear through the path's points (each synthetic frame to the mean of
+        the recording frames it is matched with), reduced to the knots that keep it within
+        half a frame (:func:`mmalign.align.dtw.path_to_timemap`); every piece carries
+        :attr:`confidence`.
+        """
+        from .dtw import path_to_timemap
+
+        return path_to_timemap(self.path, self.hop, self.hop, confidence=self.confidence)
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+@njit(cache=True, fastmath=True)
+def _frame_costs(x: np.ndarray, yT: np.ndarray, i: int, lo: int, w: int, out: np.ndarray) -> None:
+    """Euclidean distances of frame ``x[i]`` to frames ``lo .. lo+w-1`` of ``y`` (given as ``yT``)."""
+    n_dim = x.shape[1]
+    a = out[:w]
+    for k in range(w):
+        a[k] = 0.0
+    for d in range(n_dim):
+        xv = x[i, d]
+        yd = yT[d, lo : lo + w]
+        for k in range(w):
+            t = xv - yd[k]
+            a[k] += t * t
+    for k in range(w):
+        a[k] = np.sqrt(a[k])
+
+
+@njit(cache=True)
+def _dp(x: np.ndarray, yT: np.ndarray, lo: np.ndarray, hi: np.ndarray, reward: float) -> tuple[float, np.ndarray]:
+    """Open-ended DTW of all of ``x`` against a stretch of ``y``, inside per-row windows.
+
+    ``D[0, j] = C[0, j] - reward`` for any ``j`` (open begin), then
+    ``D[i, j] = C[i, j] + min(D[i-1, j-1] - reward, D[i-1, j], D[i, j-1] - reward)``:
+    every step onto a new column of ``y`` earns ``reward``. The path ends at the cheapest
+    cell of the last row (open end). Row ``i`` may use columns ``lo[i] <= j < hi[i]``.
+    Returns ``(cost, path)``; an empty path when no path fits in the windows.
+    """
+    n = x.shape[0]
+    m = yT.shape[1]
+    offs = np.empty(n + 1, np.int64)
+    total = 0
+    widest = 1
+    for i in range(n):
+        offs[i] = total
+        total += hi[i] - lo[i]
+        widest = max(widest, hi[i] - lo[i])
+    offs[n] = total
+    back = np.empty(total, np.uint8)  # 0 diagonal, 1 from above, 2 from the left, 3 start
+    prev = np.full(m + 1, np.inf)  # index j + 1; index 0 is column -1
+    cur = np.full(m + 1, np.inf)
+    c = np.empty(widest, np.float32)
+    for i in range(n):
+        a = lo[i]
+        w = hi[i] - a
+        _frame_costs(x, yT, i, a, w, c)
+        if i >= 2:  # cur still holds row i - 2
+            for j in range(lo[i - 2], hi[i - 2]):
+                cur[j + 1] = np.inf
+        o = offs[i]
+        left = np.inf
+        for k in range(w):
+            j = a + k
+            cc = np.float64(c[k])
+            if i == 0:
+                best = -reward
+                code = 3
+            else:
+                best = prev[j] - reward
+                code = 0
+                up = prev[j + 1]
+                if up < best:
+                    best = up
+                    code = 1
+                h = left - reward
+                if h < best:
+                    best = h
+                    code = 2
+            v = best + cc
+            cur[j + 1] = v
+            left = v
+            back[o + k] = code
+        prev, cur = cur, prev
+    last = n - 1
+    jend = lo[last]
+    cost = np.inf
+    for j in range(lo[last], hi[last]):
+        if prev[j + 1] < cost:
+            cost = prev[j + 1]
+            jend = j
+    if not cost < np.inf:
+        return np.inf, np.empty((0, 2), np.int64)
+    rev = np.empty((n + m, 2), np.int64)
+    count = 0
+    i = last
+    j = jend
+    while True:
+        rev[count, 0] = i
+        rev[count, 1] = j
+        count += 1
+        code = back[offs[i] + j - lo[i]]
+        if code == 3:
+            break
+        if code == 0:
+            i -= 1
+            j -= 1
+        elif code == 1:
+            i -= 1
+        else:
+            j -= 1
+    path = np.empty((count, 2), np.int64)
+    for k in range(count):
+        path[k, 0] = rev[count - 1 - k, 0]
+        path[k, 1] = rev[count - 1 - k, 1]
+    return cost, path
+
+
+@njit(cache=True)
+def _block_means(x: np.ndarray, f: int) -> np.ndarray:
+    """Means of consecutive blocks of ``f`` rows (the last block may be shorter)."""
+    n, n_dim = x.shape
+    m = (n + f - 1) // f
+    out = np.zeros((m, n_dim), np.float32)
+    for b in range(m):
+        a = b * f
+        e = min(a + f, n)
+        for i in range(a, e):
+            for d in range(n_dim):
+                out[b, d] += x[i, d]
+        for d in range(n_dim):
+            out[b, d] /= e - a
+    return out
+
+
+@njit(cache=True)
+def _project(path: np.ndarray, f: int, n: int, m: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row windows at the finer level: the blocks of the coarse path, widened by ``radius``."""
+    lo0 = np.full(n, m, np.int64)
+    hi0 = np.zeros(n, np.int64)
+    for k in range(path.shape[0]):
+        pi = path[k, 0]
+        pj = path[k, 1]
+        a = pj * f
+        b = min((pj + 1) * f, m)
+        for i in range(pi * f, min((pi + 1) * f, n)):
+            lo0[i] = min(lo0[i], a)
+            hi0[i] = max(hi0[i], b)
+    lo = np.empty(n, np.int64)
+    hi = np.empty(n, np.int64)
+    for i in range(n):  # the coarse path is monotone: lo0, hi0 non-decreasing
+        lo[i] = max(0, lo0[max(0, i - radius)] - radius)
+        hi[i] = min(m, hi0[min(n - 1, i + radius)] + radius)
+    return lo, hi
+
+
+@njit(cache=True)
+def _path_costs(x: np.ndarray, y: np.ndarray, path: np.ndarray) -> np.ndarray:
+    out = np.empty(path.shape[0], np.float32)
+    for k in range(path.shape[0]):
+        s = 0.0
+        for d in range(x.shape[1]):
+            t = x[path[k, 0], d] - y[path[k, 1], d]
+            s += t * t
+        out[k] = np.sqrt(s)
+    return out
+
+
+def _warp(x: np.ndarray, y: np.ndarray, reward: float) -> np.ndarray:
+    """The open-ended path of ``x`` (all of it) against ``y``, coarse to fine.
+
+    ``reward`` is in units of the median cost of unrelated frame pairs at each level
+    (block means lie closer together than frames).
+    """
+    pyramid = [(x, y)]
+    while len(pyramid[-1][0]) * len(pyramid[-1][1]) > _COARSE_CELLS and min(map(len, pyramid[-1])) >= 8 * _FACTOR:
+        px, py = pyramid[-1]
+        pyramid.append((_block_means(px, _FACTOR), _block_means(py, _FACTOR)))
+    cx, cy = pyramid.pop()
+    lo = np.zeros(len(cx), np.int64)
+    hi = np.full(len(cx), len(cy), np.int64)
+    _, path = _dp(cx, np.ascontiguousarray(cy.T), lo, hi, reward * _chance_cost(cx, cy))
+    while pyramid:
+        lx, ly = pyramid.pop()
+        lo, hi = _project(path, _FACTOR, len(lx), len(ly), _RADIUS)
+        _, path = _dp(lx, np.ascontiguousarray(ly.T), lo, hi, reward * _chance_cost(lx, ly))
+    return np.asarray(path)
+
+
+# --------------------------------------------------------------------------- front end
+
+
+def _logmel(y: np.ndarray) -> np.ndarray:
+    from ..features.audio import logmel_array
+
+    if len(y) == 0:
+        return np.zeros((0, _N_MELS), np.float32)
+    return logmel_array(y, sr=_SR, hop_length=_SR // 100, n_fft=_N_FFT, n_mels=_N_MELS, fmin=_FMIN, fmax=_FMAX)
+
+
+def _cepstra(logmel: np.ndarray) -> np.ndarray:
+    """Floored log-mel → 13 cepstra, each normalised over a sliding stretch."""
+    if len(logmel) == 0:
+        return np.zeros((0, _N_MFCC), np.float32)
+    top = float(np.percentile(logmel.max(axis=1), 99))
+    floored = np.maximum(logmel, np.float32(top - _FLOOR_DB))
+    k = np.arange(_N_MFCC)[None, :]
+    m = np.arange(_N_MELS)[:, None]
+    dct = (np.cos(np.pi * k * (2 * m + 1) / (2 * _N_MELS)) * np.sqrt(2.0 / _N_MELS)).astype(np.float32)
+    cep = floored @ dct
+    return _normalise(cep, int(round(_NORM_SECONDS * 100)))
+
+
+def _normalise(x: np.ndarray, width: int) -> np.ndarray:
+    """Zero mean, unit variance per column over a centred window of ``width`` frames."""
+    n = len(x)
+    half = width // 2
+    idx = np.arange(n)
+    lo = np.clip(idx - half, 0, n)
+    hi = np.clip(idx + half + 1, 0, n)
+    count = (hi - lo).astype(np.float64)
+    out = np.empty(x.shape, np.float32)
+    for d in range(x.shape[1]):  # column by column: float64 sums of one column at a time
+        col = x[:, d].astype(np.float64)
+        s1 = np.concatenate([[0.0], np.cumsum(col)])
+        s2 = np.concatenate([[0.0], np.cumsum(col * col)])
+        mean = (s1[hi] - s1[lo]) / count
+        var = (s2[hi] - s2[lo]) / count - mean * mean
+        out[:, d] = (col - mean) / np.sqrt(np.maximum(var, 1e-6))
+    return out
+
+
+def _recording_features(audio: Pathlike | np.ndarray, sr: int, stream: int | None, workers: int | None) -> np.ndarray:
+    """Log-mel frames of the recording at 16 kHz, 10 ms (streamed from a file, in parallel)."""
+    if isinstance(audio, np.ndarray):
+        y = np.asarray(audio, np.float32)
+        if sr != _SR:
+            import soxr
+
+            y = soxr.resample(y, sr, _SR).astype(np.float32)
+        return _logmel(y)
+    from ..features.audio import audio_features
+
+    seq = audio_features(
+        audio,
+        ["logmel"],
+        sr=_SR,
+        hop_length=_SR // 100,
+        n_fft=_N_FFT,
+        n_mels=_N_MELS,
+        fmin=_FMIN,
+        fmax=_FMAX,
+        stream=stream,
+        workers=workers,
+    )["audio.logmel"]
+    return seq.values
+
+
+@dataclass
+class _Reading:
+    """The transcript read aloud: log-mel frames and the times of its segments and words."""
+
+    logmel: np.ndarray
+    language: str
+    segments: list[tuple[float, float]]  # synthetic (start, end) per segment; start == end: silent
+    words: list[list[tuple[str, float, float]]]  # per segment: (text, start, end)
+
+
+def _read_aloud(texts: list[str], language: str | None, rate: int) -> _Reading:
+    """Synthesise ``texts`` chunk by chunk (bounded memory), keeping only their features and times."""
+    from .. import speech
+
+    if language is None:
+        spoken = " ".join(t for t in texts if t)
+        language = speech.detect_language(spoken[:20000])
+    hop_samples = _SR // 100
+    gap = np.zeros(int(round(_GAP * _SR)), np.float32)
+    parts: list[np.ndarray] = []
+    segments: list[tuple[float, float]] = []
+    words: list[list[tuple[str, float, float]]] = []
+    at = 0.0  # seconds of synthetic signal so far
+    chunk: list[str] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal at, chunk, size
+        if not chunk:
+            return
+        syn = speech.synthesize_segments(chunk, language=language, rate=rate, sr=_SR, gap=_GAP)
+        audio = syn.audio
+        if len(audio):
+            audio = np.concatenate([audio, gap])  # the gap before the next chunk
+            pad = -len(audio) % hop_samples  # whole frames: the chunks' frames tile the timeline
+            audio = np.concatenate([audio, np.zeros(pad, np.float32)])
+            # a faint, fixed noise floor: digital silence has no spectrum to normalise
+            noise = np.random.default_rng(len(parts)).standard_normal(len(audio)).astype(np.float32)
+            parts.append(_logmel(audio + noise * np.float32(1e-4))[: len(audio) // hop_samples])
+        for seg in syn.segments:
+            segments.append((at + seg.start, at + seg.end))
+            words.append([(syn.words[k].text, at + syn.words[k].start, at + syn.words[k].end) for k in seg.words])
+        at += len(audio) / _SR
+        chunk, size = [], 0
+
+    for text in texts:
+        chunk.append(text)
+        size += len(text)
+        if size >= _CHUNK_CHARS:
+            flush()
+    flush()
+    logmel = np.concatenate(parts) if parts else np.zeros((0, _N_MELS), np.float32)
+    return _Reading(logmel, language, segments, words)
+
+
+# --------------------------------------------------------------------------- public
+
+
+def _check_segments(segments: Sequence[str]) -> list[str]:
+    if isinstance(segments, str) or not isinstance(segments, Sequence):
+        raise UsageError("{segments} must be a sequence of str (one per line or cue)", names=["segments"])
+    if not all(isinstance(t, str) for t in segments):
+        raise UsageError("{segments} must hold only str", names=["segments"])
+    return list(segments)
+
+
+def _check_int(name: str, value: object, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise UsageError(f"{{{name}}} must be an integer >= {least}, not {value!r}", names=[name])
+    return int(value)
+
+
+def force_align(
+    audio: Pathlike | np.ndarray,
+    segments: Sequence[str],
+    *,
+    language: str | None = None,
+    sr: int = _SR,
+    rate: int = 175,
+    audio_stream: int | None = None,
+    workers: int | None = None,
+) -> ForcedAlignment:
+    """Find where each segment of a transcript is spoken in a recording.
+
+    Parameters
+    ----------
+    audio : str, os.PathLike or np.ndarray [shape=(n,)]
+        A media file with an audio stream, or mono samples at ``sr``.
+    segments : sequence of str
+        The transcript, one text per line or cue, in the order spoken. Markup, sound
+        descriptions, speaker labels and lyrics lines are dropped first
+        (:func:`mmalign.speech.clean_text`); a segment left with nothing to say is
+        reported, not aligned.
+    language : str, optional
+        Language code (:func:`mmalign.speech.languages`); default: detected from the
+        whole transcript.
+    sr : int
+        Sample rate of ``audio`` when it is an array (ignored for a file).
+    rate : int
+        Speaking rate of the synthetic reading, words a minute (80–450).
+    audio_stream : int, optional
+        Audio stream of a media file (0 = first); default: its default stream.
+    workers : int, optional
+        Processes decoding the file (default: the number of CPUs).
+
+    Returns
+    -------
+    ForcedAlignment
+        Per segment: ``start``/``end`` on the recording (None when not found), ``score``
+        and word times; ``not_found``; ``timemap()`` (synthetic timeline → recording).
+
+    Raises
+    ------
+    UsageError
+        Bad arguments; a language eSpeak NG does not speak; a transcript with nothing
+        to say when its language must be detected.
+    InputError
+        The file cannot be read or has no audio.
+
+    Examples
+    --------
+    >>> result = force_align("talk.mp3", ["Good evening.", "Tonight: the news."], language="en")  # doctest: +SKIP
+    >>> [(s.start, s.end) for s in result.segments]  # doctest: +SKIP
+    [(0.52, 1.31), (1.9, 3.05)]
+    """
+    texts = _check_segments(segments)
+    _check_int("sr", sr, 1)
+    _check_int("rate", rate, 1)
+    if audio_stream is not None:
+        _check_int("audio_stream", audio_stream, 0)
+    if workers is not None:
+        _check_int("workers", workers, 1)
+    if isinstance(audio, np.ndarray):
+        if audio.ndim != 1 or not np.issubdtype(audio.dtype, np.floating):
+            raise UsageError("{audio} must be mono float samples (a 1-D float array)", names=["audio"])
+        if not np.isfinite(audio).all():
+            raise UsageError("{audio} contains NaN or infinite samples", names=["audio"])
+    elif not isinstance(audio, (str, os.PathLike)):
+        raise UsageError("{audio} must be a media file path or a 1-D array of samples", names=["audio"])
+
+    from .. import speech
+
+    cleaned = [speech.clean_text(t) for t in texts]
+    if language is None and not any(cleaned):
+        raise UsageError("the transcript has nothing to say; cannot detect its {language}", names=["language"])
+    reading = _read_aloud(cleaned, language, rate)
+    rec = _recording_features(audio, sr, audio_stream, workers)
+    duration = len(rec) / 100.0 if isinstance(audio, np.ndarray) else _duration(audio, audio_stream, len(rec))
+    if len(reading.logmel) == 0 or len(rec) < 2:
+        return _unaligned(texts, reading, duration, "nothing to say")
+    x = _cepstra(reading.logmel)
+    y = _cepstra(rec)
+    del rec
+    chance = _chance_cost(x, y)
+    path = _warp(x, y, _REWARD)
+    costs = _path_costs(x, y, path)
+    return _result(texts, reading, path, costs, chance, duration)
+
+
+def _duration(path: Pathlike, stream: int | None, frames: int) -> float:
+    from ..features.audio import probe_audio
+
+    info = probe_audio(path, stream)
+    return float(info.duration) if info.duration else frames / 100.0
+
+
+def _chance_cost(x: np.ndarray, y: np.ndarray) -> float:
+    """Median cost of unrelated frame pairs (a fixed sample): the unit of the DTW weights."""
+    rng = np.random.default_rng(0)
+    i = rng.integers(0, len(x), 4000)
+    j = rng.integers(0, len(y), 4000)
+    return float(np.median(np.sqrt(((x[i] - y[j]) ** 2).sum(axis=1)))) or 1.0
+
+
+def _unaligned(texts: list[str], reading: _Reading, duration: float, reason: str) -> ForcedAlignment:
+    segs = tuple(AlignedSegment(k, t, None, None, float("nan"), (), reason) for k, t in enumerate(texts))
+    return ForcedAlignment(segs, reading.language, duration, 0.0, np.zeros((1, 2), np.int64))
+
+
+def _result(
+    texts: list[str], reading: _Reading, path: np.ndarray, costs: np.ndarray, chance: float, duration: float
+) -> ForcedAlignment:
+    hop = 0.01
+    n = int(path[-1, 0]) + 1
+    rows = path[:, 0]
+    first = np.searchsorted(rows, np.arange(n), side="left")
+    last = np.searchsorted(rows, np.arange(n), side="right") - 1
+    j_first = path[first, 1]
+    j_last = path[last, 1]
+    # per synthetic frame: its cost on the path (the mean over its matched recording frames)
+    row_cost = np.bincount(rows, weights=costs, minlength=n) / np.maximum(np.bincount(rows, minlength=n), 1)
+
+    def frame(t: float) -> int:
+        return int(min(max(round(t / hop), 0), n - 1))
+
+    out: list[AlignedSegment] = []
+    weights: list[float] = []
+    scores: list[float] = []
+    for k, text in enumerate(texts):
+        s0, s1 = reading.segments[k]
+        if s1 <= s0:
+            out.append(AlignedSegment(k, text, None, None, float("nan"), (), "nothing to say"))
+            continue
+        i0, i1 = frame(s0), max(frame(s1) - 1, frame(s0))
+        start, end = j_first[i0] * hop, j_last[i1] * hop
+        score = float(np.clip(1.0 - row_cost[i0 : i1 + 1].mean() / chance, 0.0, 1.0))
+        if end - start < _SQUEEZE * (s1 - s0):
+            out.append(AlignedSegment(k, text, None, None, float("nan"), (), "not in the recording"))
+            continue
+        words = []
+        for wt, w0, w1 in reading.words[k]:
+            a, b = frame(w0), max(frame(w1) - 1, frame(w0))
+            words.append(AlignedWord(wt, float(j_first[a] * hop), float(max(j_last[b], j_first[a]) * hop), k))
+        out.append(AlignedSegment(k, text, float(start), float(end), score, tuple(words)))
+        weights.append(s1 - s0)
+        scores.append(score)
+    confidence = float(np.average(scores, weights=weights)) if scores else 0.0
+    return ForcedAlignment(tuple(out), reading.language, duration, confidence, path, hop)

@@ -1,0 +1,218 @@
+"""mmalign.align.words: forced alignment on synthesised speech (offline)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmalign import speech
+from mmalign.align import words
+from mmalign.align.words import ForcedAlignment, force_align
+from mmalign.errors import UsageError
+from mmalign.timeline import TimeMap
+
+SR = 16000
+
+TEXTS = {
+    "en": [
+        "The weather is lovely today and we are going to the park.",
+        "My sister has lived in London for many years.",
+        "Please close the window before you leave the house.",
+    ],
+    "fr": [
+        "Il fait beau aujourd'hui et nous allons au parc.",
+        "Ma soeur habite à Paris depuis de nombreuses années.",
+        "Fermez la fenêtre avant de quitter la maison.",
+    ],
+    "de": [
+        "Das Wetter ist heute schön und wir gehen in den Park.",
+        "Meine Schwester wohnt seit vielen Jahren in Berlin.",
+        "Bitte schließen Sie das Fenster, bevor Sie gehen.",
+    ],
+    "es": [
+        "Hace buen tiempo hoy y vamos al parque con los niños.",
+        "Mi hermana vive en Madrid desde hace muchos años.",
+        "Por favor cierra la ventana antes de salir de casa.",
+    ],
+    "zh": ["今天天气很好，我们去公园吧。", "我的姐姐在北京住了很多年。", "请在离开家之前关上窗户。"],
+}
+
+
+def _recording(texts, language, *, rate=160, lead=0.0, lead_kind="silence", noise=0.003, gap=0.6, seed=0):
+    """A 'recording': the texts read at another rate, with pauses, noise and an optional lead-in."""
+    rng = np.random.default_rng(seed)
+    syn = speech.synthesize_segments(texts, language=language, rate=rate, gap=gap)
+    n_lead = int(lead * SR)
+    if lead_kind == "tone":
+        t = np.arange(n_lead) / SR
+        head = (0.2 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 660 * t)).astype(np.float32)
+    elif lead_kind == "noise":
+        head = (0.05 * rng.standard_normal(n_lead)).astype(np.float32)
+    else:
+        head = np.zeros(n_lead, np.float32)
+    tail = np.zeros(int(0.5 * SR), np.float32)
+    y = np.concatenate([head, syn.audio, tail])
+    y = y + (noise * rng.standard_normal(len(y))).astype(np.float32)
+    return y, syn, lead
+
+
+def _starts_errors(result: ForcedAlignment, syn: speech.Synthesis, lead: float) -> np.ndarray:
+    truth = [w.start + lead for w in syn.words]
+    got = [w.start for w in result.words]
+    assert len(got) == len(truth)
+    return np.abs(np.array(got) - np.array(truth))
+
+
+def test_round_trip_recovers_word_times():
+    """Read at 165 words a minute with noise, aligned with a reading at 175: espeak's own word times back."""
+    texts = TEXTS["en"]
+    y, syn, lead = _recording(texts, "en", rate=165, lead=1.0)
+    result = force_align(y, texts, language="en", sr=SR)
+    err = _starts_errors(result, syn, lead)
+    assert np.median(err) <= 0.02
+    assert np.mean(err <= 0.05) >= 0.9
+    seg_err = [abs(s.start - (g.start + lead)) for s, g in zip(result.segments, syn.segments)]
+    assert max(seg_err) <= 0.05
+    assert result.not_found == ()
+    assert all(s.score > 0.3 for s in result.segments)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("language", ["en", "fr", "de", "es", "zh"])
+def test_each_language(language):
+    texts = TEXTS[language]
+    y, syn, lead = _recording(texts, language, rate=150, lead=0.7, seed=1)
+    result = force_align(y, texts, sr=SR)  # the language is detected from the transcript
+    assert result.language.split("-")[0] in (language, "cmn")
+    err = _starts_errors(result, syn, lead)
+    assert np.median(err) <= 0.05
+    assert np.mean(err <= 0.1) >= 0.8
+    if language == "zh":  # a token is a character
+        assert [w.text for w in result.words[:4]] == list("今天天气")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["noise", "tone"])
+def test_leading_stretch_before_speech_is_left_out(kind):
+    texts = TEXTS["fr"]
+    y, syn, lead = _recording(texts, "fr", rate=190, lead=8.0, lead_kind=kind, seed=2)
+    result = force_align(y, texts, language="fr", sr=SR)
+    for seg, truth in zip(result.segments, syn.segments):
+        assert seg.start is not None and abs(seg.start - (truth.start + lead)) <= 0.1
+
+
+@pytest.mark.slow
+def test_missing_paragraph_is_reported_not_invented():
+    paragraphs = [
+        "Once upon a time there was a small village by the sea, where fishermen mended their nets every morning.",
+        "The mayor of the town had three daughters and a very old dog that slept all day in the sun.",
+        "In winter the storms came from the north and nobody left their house for many days.",
+    ]
+    spoken = [paragraphs[0], paragraphs[2]]  # the middle paragraph is not in the recording
+    y, syn, lead = _recording(spoken, "en", rate=165, lead=0.5, seed=3)
+    result = force_align(y, paragraphs, language="en", sr=SR)
+    assert result.not_found == (1,)
+    assert result.segments[1].reason == "not in the recording" and result.segments[1].words == ()
+    assert abs(result.segments[0].start - (syn.segments[0].start + lead)) <= 0.05
+    # the path crosses the missing paragraph at the start of the next one: a little late there
+    assert abs(result.segments[2].start - (syn.segments[1].start + lead)) <= 0.25
+    assert abs(result.segments[2].end - (syn.segments[1].end + lead)) <= 0.1
+
+
+def test_music_only_cues_are_reported_not_aligned():
+    cues = ["♪ la la la ♪", "Good morning everybody.", "[applause]", "See you tomorrow."]
+    texts = [c for c in cues if speech.clean_text(c)]
+    y, syn, lead = _recording(texts, "en", lead=0.5)
+    result = force_align(y, cues, language="en", sr=SR)
+    assert result.not_found == (0, 2)
+    assert {result.segments[k].reason for k in (0, 2)} == {"nothing to say"}
+    # the first segment's start may creep into the leading silence (open begin): 0.1 s
+    assert abs(result.segments[1].start - (syn.segments[0].start + lead)) <= 0.1
+    assert abs(result.segments[3].start - (syn.segments[1].start + lead)) <= 0.05
+
+
+def test_timemap_maps_synthetic_times_onto_the_recording():
+    texts = TEXTS["en"][:2]
+    y, syn, lead = _recording(texts, "en", rate=175, lead=2.0, noise=0.001, gap=0.2)
+    result = force_align(y, texts, language="en", sr=SR)
+    tm = result.timemap()
+    assert isinstance(tm, TimeMap)
+    # the same reading, shifted by the lead: the map is close to t + lead over the speech
+    t = np.linspace(0.5, syn.duration - 0.5, 20)
+    assert np.median(np.abs(tm(t) - (t + lead))) <= 0.03
+    assert len(tm) < len(result.path) / 4  # reduced to its knots
+    assert np.all(np.diff(result.path, axis=0) >= 0)
+
+
+def test_speech_in_a_recording_of_silence_scores_low():
+    """Unrelated audio: the transcript finds nothing it matches; its scores are far below a real match."""
+    rng = np.random.default_rng(5)
+    y = (0.05 * rng.standard_normal(10 * SR)).astype(np.float32)
+    result = force_align(y, TEXTS["en"], language="en", sr=SR)
+    assert result.confidence < 0.15
+
+
+def test_kernel_matches_a_plain_numpy_reference():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((23, 3)).astype(np.float32)
+    y = rng.standard_normal((31, 3)).astype(np.float32)
+    reward = 0.4
+    lo = np.zeros(len(x), np.int64)
+    hi = np.full(len(x), len(y), np.int64)
+    cost, path = words._dp(x, np.ascontiguousarray(y.T), lo, hi, reward)
+    # reference: full matrix, same recursion
+    c = np.sqrt(((x[:, None, :].astype(np.float64) - y[None, :, :]) ** 2).sum(-1))
+    d = np.full((len(x), len(y)), np.inf)
+    d[0] = c[0] - reward
+    for i in range(1, len(x)):
+        for j in range(len(y)):
+            best = min(d[i - 1, j - 1] - reward if j else np.inf, d[i - 1, j], d[i, j - 1] - reward if j else np.inf)
+            d[i, j] = c[i, j] + best
+    assert cost == pytest.approx(d[-1].min(), rel=1e-5)
+    assert path[-1, 0] == len(x) - 1 and path[0, 0] == 0
+    steps = np.diff(path, axis=0)
+    assert np.all((steps >= 0) & (steps <= 1)) and np.all(steps.sum(1) >= 1)
+    # the path's own cost, summed with the rewards, is the optimum
+    own = c[path[:, 0], path[:, 1]].sum() - reward * (1 + (steps[:, 1] == 1).sum())
+    assert own == pytest.approx(cost, rel=1e-5)
+
+
+def test_windows_bound_the_search():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((50, 4)).astype(np.float32)
+    y = np.concatenate([rng.standard_normal((30, 4)), x, rng.standard_normal((30, 4))]).astype(np.float32)
+    path = words._warp(x, y, 0.5)
+    assert path[0, 1] == 30 and path[-1, 1] == 79  # found inside the longer sequence
+    lo = np.full(len(x), 0, np.int64)
+    hi = np.full(len(x), 10, np.int64)  # a window that cannot hold it
+    _, path = words._dp(x, np.ascontiguousarray(y.T), lo, hi, 0.1)
+    assert path[:, 1].max() < 10
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"segments": "one string"}, "segments"),
+        ({"segments": ["ok", 3]}, "segments"),
+        ({"rate": 0}, "rate"),
+        ({"sr": 1.5}, "sr"),
+        ({"workers": 0}, "workers"),
+        ({"audio": np.zeros((2, 100), np.float32)}, "audio"),
+        ({"audio": np.full(100, np.nan, np.float32)}, "audio"),
+        ({"audio": 12}, "audio"),
+    ],
+)
+def test_bad_arguments_name_the_parameter(kwargs, name):
+    args = {"audio": np.zeros(SR, np.float32), "segments": ["Hello."], "language": "en", **kwargs}
+    with pytest.raises(UsageError) as info:
+        force_align(args.pop("audio"), args.pop("segments"), **args)
+    assert name in info.value.names and "--" not in str(info.value)
+
+
+def test_nothing_to_say_needs_no_language_but_cannot_detect_one():
+    with pytest.raises(UsageError) as info:
+        force_align(np.zeros(SR, np.float32), ["[music]"])
+    assert "language" in info.value.names
+    result = force_align(np.zeros(SR, np.float32), ["[music]", "♪"], language="en")
+    assert result.not_found == (0, 1) and result.confidence == 0.0
+    assert isinstance(result.timemap(), TimeMap)
