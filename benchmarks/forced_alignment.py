@@ -51,7 +51,7 @@ def child(spec: dict) -> dict:
     from mmalign.align.words import force_align
 
     t0 = time.perf_counter()
-    r = force_align(spec["audio"], spec["texts"], language=spec["language"], workers=spec.get("workers"))
+    r = force_align(spec["audio"], spec["texts"], language=spec["language"], jobs=spec.get("jobs"))
     wall = time.perf_counter() - t0
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -100,7 +100,7 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     ap.add_argument("--no-hour", action="store_true", help="skip the one-hour case")
-    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("-j", "--jobs", type=int, default=None)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -118,7 +118,7 @@ def main(argv: list[str]) -> int:
             "audio": str(args.corpus / e["audio"]),
             "texts": [c.text for c in cues],
             "language": e["language"],
-            "workers": args.workers,
+            "jobs": args.jobs,
         }
         out, peak, why = _run_child(spec)
         if out is None:
@@ -165,7 +165,7 @@ def main(argv: list[str]) -> int:
                 "audio": str(wav),
                 "texts": [c.text for c in cues] * reps,
                 "language": longest["language"],
-                "workers": args.workers,
+                "jobs": args.jobs,
             }
             out, peak, why = _run_child(spec, timeout=3600)
         if out is None:

@@ -401,7 +401,9 @@ def _normalise(x: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-def _recording_features(audio: Pathlike | np.ndarray, sr: int, stream: int | None, workers: int | None) -> np.ndarray:
+def _recording_features(
+    audio: Pathlike | np.ndarray, sr: int, audio_stream: int | None, jobs: int | None
+) -> np.ndarray:
     """Log-mel frames of the recording at 16 kHz, 10 ms (streamed from a file, in parallel)."""
     if isinstance(audio, np.ndarray):
         y = np.asarray(audio, np.float32)
@@ -421,8 +423,8 @@ def _recording_features(audio: Pathlike | np.ndarray, sr: int, stream: int | Non
         n_mels=_N_MELS,
         fmin=_FMIN,
         fmax=_FMAX,
-        stream=stream,
-        workers=workers,
+        audio_stream=audio_stream,
+        jobs=jobs,
     )["audio.logmel"]
     return seq.values
 
@@ -507,7 +509,7 @@ def force_align(
     sr: int = _SR,
     rate: int = 175,
     audio_stream: int | None = None,
-    workers: int | None = None,
+    jobs: int | None = None,
 ) -> ForcedAlignment:
     """Find where each segment of a transcript is spoken in a recording.
 
@@ -529,7 +531,7 @@ def force_align(
         Speaking rate of the synthetic reading, words a minute (80–450).
     audio_stream : int, optional
         Audio stream of a media file (0 = first); default: its default stream.
-    workers : int, optional
+    jobs : int, optional
         Processes decoding the file (default: the number of CPUs).
 
     Returns
@@ -557,8 +559,8 @@ def force_align(
     _check_int("rate", rate, 1)
     if audio_stream is not None:
         _check_int("audio_stream", audio_stream, 0)
-    if workers is not None:
-        _check_int("workers", workers, 1)
+    if jobs is not None:
+        _check_int("jobs", jobs, 1)
     if isinstance(audio, np.ndarray):
         if audio.ndim != 1 or not np.issubdtype(audio.dtype, np.floating):
             raise UsageError("{audio} must be mono float samples (a 1-D float array)", names=["audio"])
@@ -573,7 +575,7 @@ def force_align(
     if language is None and not any(cleaned):
         raise UsageError("the transcript has nothing to say; cannot detect its {language}", names=["language"])
     reading = _read_aloud(cleaned, language, rate)
-    rec = _recording_features(audio, sr, audio_stream, workers)
+    rec = _recording_features(audio, sr, audio_stream, jobs)
     duration = len(rec) / 100.0 if isinstance(audio, np.ndarray) else _duration(audio, audio_stream, len(rec))
     if len(reading.logmel) == 0 or len(rec) < 2:
         return _unaligned(texts, reading, duration, "nothing to say")

@@ -196,7 +196,7 @@ def test_windows_bound_the_search():
         ({"segments": ["ok", 3]}, "segments"),
         ({"rate": 0}, "rate"),
         ({"sr": 1.5}, "sr"),
-        ({"workers": 0}, "workers"),
+        ({"jobs": 0}, "jobs"),
         ({"audio": np.zeros((2, 100), np.float32)}, "audio"),
         ({"audio": np.full(100, np.nan, np.float32)}, "audio"),
         ({"audio": 12}, "audio"),
