@@ -207,7 +207,7 @@ def test_a_bad_source_is_reported_and_the_others_exported(sample, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--grid", "frames"], "--grid frames needs --hop"),
+        (["--grid", "frames"], "--grid frames needs --grid-hop"),
         (["--fuse", "sum"], "needs --dim"),
         (["--pool", "none", "--fuse", "concat"], "choose a --pool other than none"),
         (["--audio-features", "none", "--video-features", "none", "--text-features", "none"], "nothing to export"),
@@ -278,7 +278,7 @@ def test_frame_grid_means_match_the_extracted_features(sample, tmp_path):
             out,
             "--grid",
             "frames",
-            "--hop",
+            "--grid-hop",
             "1",
             "--video-features",
             "none",
