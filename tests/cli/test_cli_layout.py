@@ -45,9 +45,10 @@ def _functions(path: Path):
     return [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)]
 
 
-@pytest.mark.parametrize("module", ["sync", "extract", "align"])
-def test_command_bodies_are_short(module):
-    """A command body parses, calls the library and prints: under ~60 lines, signature and docstring aside.
+@pytest.mark.parametrize("module, limit", [("sync", 60), ("extract", 60), ("align", 60), ("export", 40)])
+def test_command_bodies_are_short(module, limit):
+    """A command body parses, calls the library and prints: under ~60 lines (export: 40), signature and
+    docstring aside.
 
     Lines are counted as the formatter-independent lines that start a statement: a call
     whose arguments ruff format puts one per line is still one line.
@@ -61,7 +62,7 @@ def test_command_bodies_are_short(module):
     for f in bodies:
         body = f.body[1:] if isinstance(f.body[0], ast.Expr) else f.body  # after the docstring
         lines = {node.lineno for stmt in body for node in ast.walk(stmt) if isinstance(node, ast.stmt)}
-        assert len(lines) <= 60, f"{module}.{f.name}: {len(lines)} lines"
+        assert len(lines) <= limit, f"{module}.{f.name}: {len(lines)} lines"
 
 
 def test_no_module_imports_private_names_of_another():
