@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 import sync_speed  # noqa: E402
 
+EXPORT_FEATURES = ("--audio-features", "logmel", "--video-features", "hist,luma,motion", "--text-features", "embedding")
 RUNS = ("audio", "video720", "video720-1min", "video-prog", "subs", "export")
 TARGETS = {"audio": (100.0, 1024), "video720": (10.0, None), "export": (20.0, None)}
 
@@ -145,7 +146,19 @@ def _main(args) -> int:
         "export": (
             prog,
             duration,
-            ["export", str(prog), str(subs), "-o", str(out / "export"), "--grid", "cues", "--overwrite", *jobs],
+            # the feature sets export defaulted to before 0.2.0 (now extract all's), so the figure stays comparable
+            [
+                "export",
+                str(prog),
+                str(subs),
+                "-o",
+                str(out / "export"),
+                "--grid",
+                "cues",
+                "--overwrite",
+                *EXPORT_FEATURES,
+                *jobs,
+            ],
         ),
     }
     results, failed = {}, False

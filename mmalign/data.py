@@ -12,7 +12,7 @@ memory-mapped safetensors shards) plus the manifest fields.  :func:`collate` imp
 
 from __future__ import annotations
 
-import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,22 +39,35 @@ class AlignedDataset:
     Each item is a dict: the sample's tensors by feature name (numpy arrays, as stored:
     ``(L, D)`` frame sequences or ``(D,)`` pooled vectors), and ``id``, ``source``,
     ``start``, ``end``, ``text`` from the manifest.
+
+    Attributes
+    ----------
+    info : dict
+        ``dataset.json``: format version, configuration, features, sources.
+    records : list of ManifestRecord
+        The manifest, one :class:`~mmalign.export.ManifestRecord` per sample.
+
+    Raises
+    ------
+    InputError
+        No ``manifest.jsonl``; ``dataset.json`` unreadable or of a newer format than this
+        mmalign reads; a manifest record without its fields.
+    UsageError
+        A feature in ``features`` that no sample has.
     """
 
-    def __init__(self, root, features: Sequence[str] | None = None):
+    def __init__(self, root: str | os.PathLike[str], features: Sequence[str] | None = None) -> None:
+        from .export.manifest import ManifestRecord, read_header, read_jsonl
+
         self.root = Path(root)
         manifest = self.root / "manifest.jsonl"
         if not manifest.is_file():
             raise InputError(f"{self.root}: no manifest.jsonl (not an mmalign export, or an unfinished one)")
-        try:
-            self.info = json.loads((self.root / "dataset.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{self.root / 'dataset.json'}: unreadable ({exc})") from None
-        with open(manifest, encoding="utf-8") as fh:
-            self.records = [json.loads(line) for line in fh if line.strip()]
+        self.info: dict[str, Any] = read_header(self.root / "dataset.json")
+        self.records: list[ManifestRecord] = [ManifestRecord.from_dict(r, str(manifest)) for r in read_jsonl(manifest)]
         self.features = list(features) if features is not None else None
         if self.features is not None:
-            known = set().union(*(r["tensors"] for r in self.records)) if self.records else set()
+            known = set().union(*(r.tensors for r in self.records)) if self.records else set()
             unknown = [f for f in self.features if f not in known]
             if unknown:
                 raise UsageError(f"{self.root}: no feature {', '.join(unknown)} (has {', '.join(sorted(known))})")
@@ -76,11 +89,11 @@ class AlignedDataset:
         if not -len(self) <= index < len(self):
             raise IndexError(index)
         rec = self.records[index]
-        shard = self._shard(rec["shard"])
-        names = self.features if self.features is not None else list(rec["tensors"])
-        item: dict[str, Any] = {f: shard.get_tensor(f"{rec['row']}/{f}") for f in names if f in rec["tensors"]}
+        shard = self._shard(rec.shard)
+        names = self.features if self.features is not None else list(rec.tensors)
+        item: dict[str, Any] = {f: shard.get_tensor(f"{rec.row}/{f}") for f in names if f in rec.tensors}
         for key in _FIELDS:
-            item[key] = rec.get(key)
+            item[key] = getattr(rec, key)
         return item
 
     def __getstate__(self):  # DataLoader workers reopen the shards themselves

@@ -82,6 +82,11 @@ class ProgressBar:
         if self.bar and total > 0:
             self.bar.update(self.task, completed=min(done / total, 1.0))
 
+    def __call__(self, done: float, total: float) -> None:
+        """The library's progress shape, ``progress(done, total)``: with :meth:`stage`, a
+        :class:`mmalign.parallel.Progress` to pass as it is."""
+        self.update(done, total)
+
     def stage(self, label: str):
         """A new pass over the input: a new label, from zero."""
         if self.bar:

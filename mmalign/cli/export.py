@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ..align.sync import DEFAULT_MIN_CONFIDENCE
-from ..errors import InputError, UsageError
+from ..errors import InputError, UsageError, as_flag
 from . import app
 from ._common import (
     EXIT_CODES,
@@ -23,8 +24,11 @@ from ._common import (
     ProgressBar,
     Quiet,
     SampleRate,
+    VideoStream,
+    Width,
     feature_list,
     guard,
+    renamed_options,
     stderr_console,
 )
 
@@ -81,9 +85,57 @@ def _pairs(inputs: list[Path]) -> list[tuple[Path, Path | None]]:
     return pairs
 
 
+def _source_lines(quiet: bool) -> Callable[[dict], None]:
+    """Say each source's outcome on stderr: a failure always, a success unless ``quiet``."""
+    console = stderr_console()
+
+    def say(line: str) -> None:
+        """One line on stderr, never wrapped (above the progress bar on a terminal)."""
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def done(report: dict) -> None:
+        if "error" in report:  # even with --quiet or --json: a failure is always said
+            name, message = str(report["media"]), report["error"]
+            say(f"error: {message if message.startswith(name) else f'{name}: {message}'}")
+        elif not quiet:
+            what = "already exported" if report["skipped"] else "exported"
+            say(f"{what} {report['media']}: {report['samples']} samples")
+
+    return done
+
+
+def _summarize(summary: dict, as_json: bool, quiet: bool) -> None:
+    """Print the summary (JSON, or one line on stderr); exit with the worst failed source's code."""
+    codes = [r["exit_code"] for r in summary["sources"] if "exit_code" in r]
+    n = len(summary["sources"])
+    if as_json:
+        typer.echo(json.dumps(summary))
+    elif not quiet and len(codes) < n:  # when every source failed, their error lines say it all
+        failed = f"; {len(codes)} failed (see above)" if codes else ""
+        typer.echo(
+            f"wrote {summary['samples']} samples from {n - len(codes)} of {n} sources to {summary['output']}{failed}",
+            err=True,
+        )
+    if codes:
+        raise typer.Exit(max(codes))
+
+
+_EMBED = Annotated[
+    Path | None,
+    typer.Option(
+        "--embed",
+        metavar="MODEL.pt",
+        help="Also embed every analysed frame with your own TorchScript image model (input: RGB 0-1, NCHW): "
+        "feature video.embed, as extract video --embed.",
+        show_default=False,
+    ),
+]
+
+
 @app.command(
     epilog=EXIT_CODES + " With several sources, each failing source is reported and the others are "
-    "exported; the exit code is the worst source's."
+    "exported; the exit code is the worst source's.",
+    cls=renamed_options({"--hop": "--grid-hop"}),
 )
 def export(
     inputs: Annotated[
@@ -108,13 +160,13 @@ def export(
         str,
         typer.Option(
             "--grid",
-            help="One sample per: cues (subtitle lines), frames (every --hop "
+            help="One sample per: cues (subtitle lines), frames (every --grid-hop "
             "seconds) or windows (--window seconds every --stride).",
         ),
     ] = "cues",
-    hop: Annotated[
+    grid_hop: Annotated[
         float | None,
-        typer.Option("--hop", min=0.001, help="Frame length of --grid frames, seconds.", show_default=False),
+        typer.Option("--grid-hop", min=0.001, help="Frame length of --grid frames, seconds.", show_default=False),
     ] = None,
     window: Annotated[
         float | None, typer.Option("--window", min=0.001, help="Window length of --grid windows.", show_default=False)
@@ -154,17 +206,22 @@ def export(
     force: Annotated[bool, typer.Option("--force", help="With --sync: export even when not confident.")] = False,
     audio_features: Annotated[
         str, typer.Option("--audio-features", help="Comma-separated (see extract audio), or none.")
-    ] = "logmel",
+    ] = "logmel,mfcc,speech",
     video_features: Annotated[
         str, typer.Option("--video-features", help="Comma-separated (see extract video), or none.")
-    ] = "hist,luma,motion",
+    ] = "hist,luma,motion,cut",
     text_features: Annotated[
         str, typer.Option("--text-features", help="activity and/or embedding, or none.")
-    ] = "embedding",
+    ] = "activity,embedding",
     sr: SampleRate = 16000,
     audio_hop: Annotated[float, typer.Option("--audio-hop", min=0.001, help="Seconds between audio frames.")] = 0.01,
     n_mels: NMels = 64,
     fps: Fps = 5.0,
+    width: Width = 320,
+    embed: _EMBED = None,
+    device: Annotated[
+        str, typer.Option("--device", help="Where the --embed model runs: cpu, cuda, cuda:N or auto.")
+    ] = "cpu",
     text_hop: Annotated[float, typer.Option("--text-hop", min=0.001, help="Seconds between text frames.")] = 0.1,
     text_dim: Annotated[int, typer.Option("--text-dim", min=1, help="Width of the text embedding.")] = 128,
     shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="Samples per shard.")] = 1000,
@@ -173,6 +230,7 @@ def export(
     ] = False,
     webdataset: Annotated[bool, typer.Option("--webdataset", help="Also write WebDataset tar shards.")] = False,
     audio_stream: AudioStream = None,
+    video_stream: VideoStream = None,
     jobs: Jobs = None,
     as_json: Json = False,
     quiet: Quiet = False,
@@ -205,7 +263,7 @@ def export(
             raise UsageError(f"{output} exists and is not a folder")
         opts = ExportOptions(
             grid=grid,
-            hop=hop,
+            grid_hop=grid_hop,
             window=window,
             stride=stride,
             pool=pool,
@@ -213,32 +271,21 @@ def export(
             dim=dim,
             seed=seed,
             sync=do_sync,
-            audio=feature_list(audio_features, audio_mod.AUDIO_FEATURES, "audio feature"),
-            video=feature_list(video_features, video_mod.FEATURES, "video feature"),
-            text=feature_list(text_features, ("activity", "embedding"), "text feature"),
+            audio_features=feature_list(audio_features, audio_mod.AUDIO_FEATURES, "audio feature"),
+            video_features=feature_list(video_features, video_mod.FEATURES, "video feature"),
+            text_features=feature_list(text_features, ("activity", "embedding"), "text feature"),
             sr=sr,
             audio_hop=audio_hop,
             n_mels=n_mels,
             fps=fps,
             text_hop=text_hop,
             text_dim=text_dim,
+            video_stream=video_stream,
+            width=width,
+            embed=None if embed is None else str(embed),
         )
         opts.check()
         pairs = _pairs(inputs)
-        console = stderr_console()
-
-        def say(line: str) -> None:
-            """One line on stderr, never wrapped (above the progress bar on a terminal)."""
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
-
-        def done(report):
-            if "error" in report:  # even with --quiet or --json: a failure is always said
-                name, message = str(report["media"]), report["error"]
-                say(f"error: {message if message.startswith(name) else f'{name}: {message}'}")
-            elif not (quiet or as_json):
-                what = "already exported" if report["skipped"] else "exported"
-                say(f"{what} {report['media']}: {report['samples']} samples")
-
         with ProgressBar(not (quiet or as_json), "exporting") as bar:
             result = export_sources(
                 pairs,
@@ -247,24 +294,15 @@ def export(
                 shard_size=shard_size,
                 overwrite=overwrite,
                 webdataset=webdataset,
-                workers=jobs,
+                jobs=jobs,
                 audio_stream=audio_stream,
+                device=device,
                 min_confidence=min_confidence,
                 force=force,
-                progress=lambda stage, d, t: bar.update(d, t),
-                on_source=done,
+                progress=bar,
+                on_source=_source_lines(quiet or as_json),
+                word=as_flag,
             )
         summary.update(result)
     summary["seconds"] = {"total": round(time.perf_counter() - t0, 3)}
-    codes = [r["exit_code"] for r in summary["sources"] if "exit_code" in r]
-    if as_json:
-        typer.echo(json.dumps(summary))
-    elif not quiet and len(codes) < len(pairs):  # when every source failed, their error lines say it all
-        failed = f"; {len(codes)} failed (see above)" if codes else ""
-        typer.echo(
-            f"wrote {summary['samples']} samples from {len(pairs) - len(codes)} of {len(pairs)} sources "
-            f"to {output}{failed}",
-            err=True,
-        )
-    if codes:
-        raise typer.Exit(max(codes))
+    _summarize(summary, as_json, quiet)

@@ -207,7 +207,7 @@ def test_a_bad_source_is_reported_and_the_others_exported(sample, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--grid", "frames"], "--grid frames needs --hop"),
+        (["--grid", "frames"], "--grid frames needs --grid-hop"),
         (["--fuse", "sum"], "needs --dim"),
         (["--pool", "none", "--fuse", "concat"], "choose a --pool other than none"),
         (["--audio-features", "none", "--video-features", "none", "--text-features", "none"], "nothing to export"),
@@ -278,7 +278,7 @@ def test_frame_grid_means_match_the_extracted_features(sample, tmp_path):
             out,
             "--grid",
             "frames",
-            "--hop",
+            "--grid-hop",
             "1",
             "--video-features",
             "none",
@@ -328,3 +328,54 @@ def test_a_failing_source_is_one_unwrapped_error_line_even_when_quiet(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert [ln for ln in lines if ln.startswith("error:")] == [lines[1]] and lines[1].startswith(f"error: {bad}")
     assert lines[-1].startswith("wrote ") and lines[-1].endswith("1 failed (see above)")
+
+
+def test_export_hop_is_grid_hop_and_the_old_flag_still_works(sample, tmp_path):
+    out = tmp_path / "old"
+    args = ["--grid", "frames", "--audio-features", "rms", "--video-features", "none", "--text-features", "none", "-q"]
+    result = run("export", sample / "sample.mp4", "-o", out, "--hop", "5", *args)
+    assert result.exit_code == 0, result.output
+    assert "warning: --hop is deprecated since 0.2.0 and goes in 0.3.0; use --grid-hop" in result.stderr
+    new = run("export", sample / "sample.mp4", "-o", out, "--grid-hop", "5", *args[:-1])
+    assert new.exit_code == 0 and "already exported" in new.stderr and "deprecated" not in new.stderr
+    assert json.loads((out / "dataset.json").read_text())["config"]["hop"] == 5.0
+
+
+def test_export_video_stream_that_does_not_exist(sample, tmp_path):
+    only_video = ["--audio-features", "none", "--text-features", "none", "--video-features", "luma", "--fps", "1"]
+    result = run(
+        "export", sample / "sample.mp4", sample / "sample.vtt", "-o", tmp_path / "x", "--video-stream", "3", *only_video
+    )
+    assert result.exit_code == 2 and "video stream 3 does not exist" in result.stderr
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch >= 2.10 deprecates torch.jit
+def test_export_width_stream_and_embed_as_extract_video(sample, tmp_path):
+    import warnings
+
+    torch = pytest.importorskip("torch")
+
+    class MeanColour(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(1, 2, 3))[:, None]], dim=1)
+
+    model = tmp_path / "mean_colour.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(MeanColour()), str(model))
+    out = tmp_path / "data"
+    only_video = ["--audio-features", "none", "--text-features", "none", "--video-features", "luma", "--fps", "1"]
+    args = ["--video-stream", "0", "--width", "64", "--embed", model, "-q", *only_video]
+    result = run("export", sample / "sample.mp4", sample / "sample.vtt", "-o", out, *args)
+    assert result.exit_code == 0, result.output
+    info = json.loads((out / "dataset.json").read_text())
+    assert info["config"]["width"] == 64 and info["config"]["video_stream"] == 0
+    assert info["config"]["embed"] == str(model)
+    assert info["features"]["order"] == ["video.embed", "video.luma"]
+    assert info["features"]["features"]["video.embed"]["dim"] == 4
+    recs = records(out)
+    assert len(recs) == 16 and recs[0]["tensors"] == {"video.embed": [4], "video.luma": [2]}
+    missing = run("export", sample / "sample.mp4", "-o", tmp_path / "y", "--embed", tmp_path / "no.pt", *only_video)
+    assert missing.exit_code == 3 and "no.pt: model file not found" in missing.stderr

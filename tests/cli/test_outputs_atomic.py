@@ -149,7 +149,9 @@ def two_tones(make_media, tmp_path):
     return a, b
 
 
-_WINDOWS = ExportOptions(grid="windows", window=1.0, stride=1.0, audio=("rms",), video=(), text=())
+_WINDOWS = ExportOptions(
+    grid="windows", window=1.0, stride=1.0, audio_features=("rms",), video_features=(), text_features=()
+)
 
 
 def test_export_with_only_failing_sources_writes_nothing(tmp_path):
@@ -164,7 +166,9 @@ def test_export_overwrite_keeps_the_old_export_until_a_source_is_done(two_tones,
     out = tmp_path / "data"
     export_sources([(a, None)], out, _WINDOWS)
     before = tree(out)
-    other = ExportOptions(grid="windows", window=0.5, stride=0.5, audio=("rms",), video=(), text=())
+    other = ExportOptions(
+        grid="windows", window=0.5, stride=0.5, audio_features=("rms",), video_features=(), text_features=()
+    )
     export_sources([(tmp_path / "gone.wav", None)], out, other, overwrite=True)
     assert tree(out) == before
 
@@ -240,7 +244,7 @@ def test_export_warns_about_samples_filled_with_zeros(two_tones, tmp_path, caplo
         "1\n00:00:00,200 --> 00:00:01,000\nhello\n\n2\n00:00:05,000 --> 00:00:06,000\nlate\n\n", encoding="utf-8"
     )
     out = tmp_path / "data"
-    opts = ExportOptions(grid="cues", audio=("rms",), video=(), text=())
+    opts = ExportOptions(grid="cues", audio_features=("rms",), video_features=(), text_features=())
     with caplog.at_level(logging.WARNING, logger="mmalign"):
         export_sources([(a, subs)], out, opts)
     recs = records(out)

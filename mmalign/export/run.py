@@ -1,0 +1,432 @@
+"""The export pipeline: sources in, an export folder out (:func:`export_sources`).
+
+Per source: its files' digests (resuming skips a source already exported), its features
+from :mod:`mmalign.source` (the audio decoded once, also with ``sync``: the speech
+activity that re-times the subtitles comes from the same decode), the grid, the samples
+(frame sequences, pooled vectors or one fused vector each), then
+:meth:`~mmalign.export.Exporter.add_source`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+
+from .._compat import renamed_keywords
+from ..errors import InputError, MmalignError, NotConfidentError, UsageError
+from ..parallel import Progress, ProgressFn, start_stage
+from ..timeline import FeatureSeq, pool_segments, segment_frames
+from .grid import Grid, cue_grid, frame_grid, window_grid
+from .options import ExportOptions
+from .shards import Exporter
+
+if TYPE_CHECKING:
+    from ..subtitles import Subtitles
+
+__all__ = ["export_sources"]
+
+Samples = Callable[[int, int], Iterator[dict[str, np.ndarray]]]
+
+
+@renamed_keywords(workers="jobs")
+def export_sources(
+    pairs: Iterable[tuple[str | os.PathLike[str], str | os.PathLike[str] | None]],
+    out_dir: str | os.PathLike[str],
+    options: ExportOptions | None = None,
+    *,
+    shard_size: int = 1000,
+    overwrite: bool = False,
+    webdataset: bool = False,
+    jobs: int | None = None,
+    audio_stream: int | None = None,
+    device: str = "cpu",
+    min_confidence: float = 0.5,
+    force: bool = False,
+    progress: ProgressFn | Progress | None = None,
+    on_source: Callable[[dict[str, Any]], None] | None = None,
+    word: Callable[[str], str] = str,
+) -> dict[str, Any]:
+    """Export aligned samples of media files (and their subtitles) into ``out_dir``.
+
+    Parameters
+    ----------
+    pairs : iterable of (media, subs or None)
+        The sources, in order.
+    out_dir : str or os.PathLike
+        The export folder; an earlier run of the same export there is resumed.
+    options : ExportOptions
+        Grid, pooling, fusion and features.
+    shard_size, overwrite, webdataset
+        See :class:`~mmalign.export.Exporter`.
+    jobs, audio_stream
+        Decoding processes; the audio track.
+    device : str
+        Where the ``embed`` model runs (``cpu``, ``cuda``, ``cuda:N``, ``auto``).
+    min_confidence, force
+        With ``options.sync``: a source whose sync is less confident is not exported
+        (reported as failed with exit code 4) unless ``force``.
+    progress : callable(done, total), optional
+        Called as each source's features are computed; told of each pass (a source's
+        audio, video, sync) by :func:`mmalign.parallel.start_stage` when it has ``stage(label)``.
+    on_source : callable(dict), optional
+        Called with each source's report as it finishes.
+    word : callable(str) -> str
+        How a failed source's message names a parameter (see
+        :meth:`mmalign.errors.MmalignError.worded`); default: its keyword.
+
+    Returns
+    -------
+    dict
+        ``out_dir``, ``samples``, ``sources`` (one report each: media, subtitles, then
+        name, samples, skipped, shards; or error and exit_code).
+
+    Raises
+    ------
+    UsageError
+        Inconsistent ``options``; an ``out_dir`` holding another export (see :class:`Exporter`).
+    InputError
+        No ``embed`` model file; an ``out_dir`` whose export this mmalign cannot read (a
+        newer format). A source that fails is reported, and the others exported.
+    """
+    opts = options or ExportOptions()
+    opts.check()
+    if opts.embed is not None:
+        from ..source import require_input
+
+        require_input(Path(opts.embed), "model file")
+    ex = Exporter(out_dir, opts.to_dict(), shard_size=shard_size, overwrite=overwrite, webdataset=webdataset)
+    run = _Run(opts, ex, jobs, audio_stream, device, progress)
+    sources = [(Path(m), s) for m, s in pairs]
+    stems: dict[str, int] = {}
+    for m, _ in sources:
+        stems[m.stem] = stems.get(m.stem, 0) + 1
+    reports = []
+    for media, subs_path in sources:
+        report: dict[str, Any] = {"media": str(media), "subtitles": None if subs_path is None else str(subs_path)}
+        try:
+            report.update(
+                run.source(media, None if subs_path is None else Path(subs_path), stems, min_confidence, force)
+            )
+        except UsageError:
+            raise
+        except MmalignError as exc:  # this source cannot be exported; the others go on
+            report.update(error=exc.worded(word), exit_code=exc.exit_code)
+        reports.append(report)
+        if on_source:
+            on_source(report)
+    ex.finish(run.features_doc())
+    return {"out_dir": str(ex.dir), "samples": int(sum(r.get("samples", 0) for r in reports)), "sources": reports}
+
+
+class _Run:
+    """One call of :func:`export_sources`: the settings, and the features of the sources so far."""
+
+    def __init__(
+        self,
+        opts: ExportOptions,
+        ex: Exporter,
+        jobs: int | None,
+        audio_stream: int | None,
+        device: str,
+        progress: ProgressFn | Progress | None,
+    ) -> None:
+        self.opts, self.ex = opts, ex
+        self.jobs, self.audio_stream, self.device, self.progress = jobs, audio_stream, device, progress
+        self.feature_info: dict[str, Any] = dict(ex.previous_features.get("features") or {})
+
+    def features_doc(self) -> dict[str, Any]:
+        """``dataset.json``'s ``features``: their order, widths, hops and provenance, and the fusion."""
+        order = sorted(self.feature_info)
+        opts = self.opts
+        fused = None if opts.fuse == "none" else {"how": opts.fuse, "dim": opts.dim, "seed": opts.seed, "order": order}
+        return {"order": order, "features": self.feature_info, "fused": fused}
+
+    def source(
+        self, media: Path, subs_path: Path | None, stems: Mapping[str, int], min_confidence: float, force: bool
+    ) -> dict[str, Any]:
+        """Export one source (or find it exported already): its report's fields."""
+        from ..features.io import file_digest
+
+        if not media.is_file():
+            raise InputError(f"{media}: media file not found")
+        if subs_path is not None and not subs_path.is_file():
+            raise InputError(f"{subs_path}: subtitle file not found")
+        m_digest = file_digest(media)
+        s_digest = file_digest(subs_path) if subs_path is not None else None
+        key = m_digest["sha256"] + ":" + (s_digest["sha256"] if s_digest else "-")
+        name = _source_name(media, key, stems, self.ex)
+        if self.ex.is_done(key):
+            done = self.ex.done[key]
+            return {
+                "name": done["source_info"].get("name", name),
+                "samples": int(done["samples"]),
+                "skipped": True,
+                "shards": list(done["shards"]),
+            }
+        from .. import media as media_mod
+        from .. import subtitles as subtitles_mod
+
+        duration = media_mod.probe(media).duration
+        subs = subtitles_mod.read(subs_path) if subs_path is not None else None
+        seqs, subs, sync_info = self.features(media, subs, duration, min_confidence, force)
+        if duration is None:
+            duration = max((s.times[-1] + s.hop for s in seqs.values() if len(s)), default=0.0)
+        grid = _grid_for(self.opts, subs, duration)
+        order = self.order(media, seqs)
+        samples, order, missing, stats = self.samples(seqs, grid, order)
+        _warn_missing(media, missing, len(grid), self.opts.pool == "none")
+        source_info: dict[str, Any] = {
+            "name": name,
+            "media": m_digest,
+            "subtitles": s_digest,
+            "duration": duration,
+            "features": order,
+            "sync": sync_info,
+        }
+        if stats is not None:
+            source_info["fusion_stats"] = {
+                n: {k: np.asarray(v).tolist() for k, v in st.items()} for n, st in stats.items()
+            }
+        self.ex.features = self.features_doc()
+        res = self.ex.add_source(key, source_info, grid, samples, extra={"missing": missing})
+        return {"name": name, "samples": res.samples, "skipped": False, "shards": res.shards}
+
+    def features(
+        self, media: Path, subs: Subtitles | None, duration: float | None, min_confidence: float, force: bool
+    ) -> tuple[dict[str, FeatureSeq], Subtitles | None, dict[str, Any] | None]:
+        """The source's features, its subtitles (re-timed with ``sync``) and the sync's summary.
+
+        With ``sync`` and audio features at the sync's hop (0.01 s), one decode gives both
+        the features and the speech activity the sync needs.
+        """
+        opts = self.opts
+        seqs: dict[str, FeatureSeq] = {}
+        sync_info = None
+        if opts.sync:
+            if subs is None:
+                raise InputError(f"{media}: no subtitles to sync")
+            activity = None
+            if opts.audio_features and abs(opts.audio_hop - 0.01) < 1e-9:  # one decode for sync and features
+                seqs = self.audio(media, tuple(opts.audio_features) + ("speech",))
+                activity = seqs["audio.speech"]
+                if "speech" not in opts.audio_features:
+                    del seqs["audio.speech"]
+            subs, sync_info = self.sync(media, subs, activity, min_confidence, force)
+        if opts.audio_features and not seqs:
+            seqs.update(self.audio(media, opts.audio_features))
+        if opts.video_features:
+            seqs.update(self.video(media))
+        if opts.text_features and subs is not None:
+            from ..features import text as text_mod
+
+            seqs.update(
+                text_mod.text_features(
+                    subs,
+                    opts.text_features,
+                    hop=opts.text_hop,
+                    duration=duration,
+                    dim=opts.text_dim,
+                    seed=opts.seed,
+                )
+            )
+        return seqs, subs, sync_info
+
+    def audio(self, media: Path, features: tuple[str, ...]) -> dict[str, FeatureSeq]:
+        from .. import source
+
+        start_stage(self.progress, f"{media.name}: audio features")
+        opts = self.opts
+        return source.audio_sequences(
+            media,
+            features,
+            sr=opts.sr,
+            hop=opts.audio_hop,
+            n_mels=opts.n_mels,
+            audio_stream=self.audio_stream,
+            jobs=self.jobs,
+            progress=self.progress,
+        )
+
+    def video(self, media: Path) -> dict[str, FeatureSeq]:
+        """The video features, none when ``media`` has no video stream."""
+        from .. import media as media_mod
+        from .. import source
+
+        if not any(s.kind == "video" for s in media_mod.probe(media).streams):
+            return {}
+        start_stage(self.progress, f"{media.name}: video features")
+        opts = self.opts
+        return source.video_sequences(
+            media,
+            opts.video_features,
+            fps=opts.fps,
+            width=opts.width,
+            video_stream=opts.video_stream,
+            embed=None if opts.embed is None else Path(opts.embed),
+            device=self.device,
+            progress=self.progress,
+        )
+
+    def sync(
+        self, media: Path, subs: Subtitles, activity: FeatureSeq | None, min_confidence: float, force: bool
+    ) -> tuple[Subtitles, dict[str, Any]]:
+        """The subtitles re-timed to the speech (refused below ``min_confidence`` unless ``force``)."""
+        from ..align.sync import sync as run_sync
+
+        result = run_sync(media, subs, audio_stream=self.audio_stream, jobs=self.jobs, activity=activity)
+        sync_info = {
+            "offset": result.fit.offset,
+            "scale": result.fit.scale,
+            "confidence": round(result.confidence, 4),
+            "pieces": result.timemap.pieces(),
+        }
+        if result.confidence < min_confidence and not force:
+            raise NotConfidentError(
+                f"{media.name}: sync not confident ({result.confidence:.2f} < "
+                f"{min_confidence}); source not exported (use {{force}})",
+                names=["force"],
+            )
+        return result.subtitles, sync_info
+
+    def order(self, media: Path, seqs: Mapping[str, FeatureSeq]) -> list[str]:
+        """The features of this source's samples, and (recorded) their widths and provenance.
+
+        Fused samples have one width for the whole export: the features of the sources before.
+        """
+        order = sorted(seqs)
+        if self.opts.fuse != "none" and self.feature_info:
+            extra = [n for n in order if n not in self.feature_info]
+            if extra:
+                raise InputError(
+                    f"{media.name} has {', '.join(extra)}, which the sources before it lack; export it "
+                    "separately, or choose the features with {audio_features}, {video_features}, {text_features}",
+                    names=["audio_features", "video_features", "text_features"],
+                )
+            order = sorted(self.feature_info)
+        for n in sorted(seqs):
+            self.feature_info[n] = {
+                "dim": int(seqs[n].values.shape[1]),
+                "hop": seqs[n].hop,
+                "meta": {k: v for k, v in seqs[n].meta.items() if k != "source"},
+            }
+        return order
+
+    def samples(
+        self, seqs: Mapping[str, FeatureSeq], grid: Grid, order: list[str]
+    ) -> tuple[Samples, list[str], list[list[str]], dict[str, Any] | None]:
+        """The samples of a grid: ``(samples(lo, hi), order, missing per sample, fusion stats)``."""
+        missing: list[list[str]] = [[] for _ in range(len(grid))]
+        if self.opts.pool == "none":
+            order = sorted(seqs)
+            return _sequences(seqs, grid, order, missing), order, missing, None
+        pooled = {}
+        for n in order:
+            if n in seqs:
+                pooled[n], valid = pool_segments(seqs[n], grid.starts, grid.ends, self.opts.pool)
+            else:  # a modality this source lacks (e.g. no video stream): zeros, listed as missing
+                pooled[n] = np.zeros((len(grid), self.feature_info[n]["dim"]), np.float32)
+                valid = np.zeros(len(grid), bool)
+            for k in np.flatnonzero(~valid):
+                missing[k].append(n)
+        if self.opts.fuse == "none":
+
+            def samples_pooled(lo: int, hi: int) -> Iterator[dict[str, np.ndarray]]:
+                for k in range(lo, hi):
+                    yield {n: pooled[n][k] for n in order}
+
+            return samples_pooled, order, missing, None
+        fused, stats = _fuse(pooled, order, len(grid), self.opts)
+
+        def samples_fused(lo: int, hi: int) -> Iterator[dict[str, np.ndarray]]:
+            for k in range(lo, hi):
+                yield {"fused": fused[k]}
+
+        return samples_fused, order, missing, stats
+
+
+def _sequences(seqs: Mapping[str, FeatureSeq], grid: Grid, order: list[str], missing: list[list[str]]) -> Samples:
+    """Samples of frame sequences (``pool="none"``): each feature's frames in the segment and their times."""
+    spans = {n: segment_frames(seqs[n], grid.starts, grid.ends) for n in order}
+    for n in order:
+        for k in np.flatnonzero(spans[n][1] <= spans[n][0]):
+            missing[k].append(n)
+    times = {n: seqs[n].times for n in order}
+
+    def samples_raw(lo: int, hi: int) -> Iterator[dict[str, np.ndarray]]:
+        for k in range(lo, hi):
+            item = {}
+            for n in order:
+                a, b = spans[n][0][k], spans[n][1][k]
+                item[n] = seqs[n].values[a:b]
+                item[n + ".times"] = times[n][a:b]
+            yield item
+
+    return samples_raw
+
+
+def _fuse(
+    pooled: Mapping[str, np.ndarray], order: list[str], n: int, opts: ExportOptions
+) -> tuple[np.ndarray, dict[str, Any] | None]:
+    """The pooled vectors fused, one row per sample, and the standardization stats of ``sum``."""
+    from ..fusion import fuse, standardization_stats
+
+    kwargs: dict[str, Any] = {"order": order}
+    stats = None
+    if opts.fuse in ("sum", "compact-bilinear"):
+        kwargs.update(dim=opts.dim, seed=opts.seed)
+    if opts.fuse == "sum" and n:
+        stats = standardization_stats(dict(pooled), order=order)
+        kwargs["stats"] = stats
+    if not n:
+        return np.zeros((0, 0), np.float32), stats
+    fused = fuse(dict(pooled), opts.fuse, **kwargs)  # an array: opts.fuse is not "none" here
+    return cast(np.ndarray, fused), stats
+
+
+def _grid_for(opts: ExportOptions, subs: Subtitles | None, duration: float) -> Grid:
+    if opts.grid == "cues":
+        if subs is None:
+            raise InputError("no subtitles for this media: {grid} cues needs them", names=["grid"])
+        return cue_grid(subs)
+    # ExportOptions.check: grid_hop is set for frames, window and stride for windows
+    if opts.grid == "frames":
+        return frame_grid(duration, cast(float, opts.grid_hop))
+    return window_grid(duration, cast(float, opts.window), cast(float, opts.stride))
+
+
+def _source_name(media: Path, key: str, stems: Mapping[str, int], ex: Exporter) -> str:
+    """The name of a source in sample ids: its file stem, unique in the export.
+
+    When another source of this run has the same stem (``a/film.mp4``, ``b/film.mp4``), or
+    an earlier run of this export named another source so, a short hash of the source's
+    key (its files' SHA-256) is added: ``film-1a2b3c4d``.  A source already exported keeps
+    the name it was given, so resuming finds the same ids.
+    """
+    if key in ex.done:
+        return str(ex.done[key]["source_info"].get("name", media.stem))
+    taken = {str(rec["source_info"].get("name")) for k, rec in ex.done.items() if k != key}
+    if stems.get(media.stem, 0) > 1 or media.stem in taken:
+        return f"{media.stem}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+    return media.stem
+
+
+def _warn_missing(media: Path, missing: list[list[str]], n: int, sequences: bool) -> None:
+    """Warn (logger ``mmalign``) about the samples that lack a feature: with pooling they hold
+    zeros, as frame sequences they are empty; the manifest's ``missing`` lists them."""
+    counts: dict[str, int] = {}
+    for names in missing:
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+    if not counts:
+        return
+    what = ", ".join(f"{name} ({c} of {n})" for name, c in sorted(counts.items()))
+    filled = "are empty" if sequences else "are filled with zeros"
+    logging.getLogger("mmalign").warning(
+        f"{media}: samples without {what}: those tensors {filled} (listed under 'missing' in the manifest)"
+    )
