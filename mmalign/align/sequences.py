@@ -196,12 +196,12 @@ def align_sequences(
     if guide is not None:
         radius = max(1, int(round(GUIDE_SECONDS / b.hop)))
         lo, hi = dtw_mod.guide_window(a.times, b.times, guide, radius)
-        result = dtw_mod.guided_dtw(a.values, b.values, lo, hi, metric=metric, step=step, workers=workers)
+        result = dtw_mod.guided_dtw(a.values, b.values, lo, hi, metric=metric, step=step, jobs=workers)
     elif use_multi:
         if band_frames is not None:
             raise UsageError("band applies to exact DTW; drop it or set multiscale=False")
         result = dtw_mod.multiscale_dtw(
-            a.values, b.values, metric=metric, step=step, subsequence=subsequence, workers=workers
+            a.values, b.values, metric=metric, step=step, subsequence=subsequence, jobs=workers
         )
     else:
         result = dtw_mod.dtw(a.values, b.values, metric=metric, step=step, band=band_frames, subsequence=subsequence)
