@@ -618,9 +618,9 @@ def _read_sbv(lines: list[str]) -> dict[str, Any]:
 
     webvtt-py reads the whole file as well, but silently leaves out the blocks it cannot
     read; given one block at a time it tells which (by raising), so each is counted and
-    named by its line number, and the file is still parsed once.  It takes a cue
-    without text for a malformed block; here, as in SRT and WebVTT, a timing line alone
-    is a cue with no text.
+    named by its line number, and the file is still parsed once.  webvtt-py takes a
+    block without a text line for a malformed one; here, as in SRT and WebVTT, a timing
+    line alone is a cue with no text.
     """
     import webvtt
     from webvtt.errors import MalformedCaptionError, MalformedFileError
