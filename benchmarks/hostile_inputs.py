@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT / "tests" / "hostile"))
 DOCUMENTED = {0, 2, 3, 4, 5}
 TARGET_S = 60.0
 TARGET_MB = 1024.0
-SUBTITLE_EXTS = {".srt", ".vtt", ".ass", ".ssa"}
+SUBTITLE_EXTS = {".srt", ".vtt", ".ass", ".ssa", ".sbv"}
 
 
 @dataclass

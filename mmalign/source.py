@@ -162,17 +162,12 @@ def video_sequences(
     """Video features of ``media`` at ``fps`` frames per second, and with ``embed`` (a
     TorchScript image model) an embedding per analysed frame; ``width`` 0 is full size.
 
-    ``progress(seconds, duration)`` follows the media clock.
+    ``progress(done, total)`` follows the media clock (seconds analysed, of the duration).
     """
-    from . import media as media_mod
     from .features import video
 
-    report = progress or _no_progress
     feats = feature_names(features, video.FEATURES, "video feature")
-    total = media_mod.probe(media).duration or 0.0
-    seqs = video.extract(
-        media, fps, features=feats, width=width or None, video_stream=video_stream, progress=lambda t: report(t, total)
-    )
+    seqs = video.extract(media, fps, features=feats, width=width or None, video_stream=video_stream, progress=progress)
     if embed is not None:
         require_input(embed, "model file")
         seq = video.embed(
@@ -184,7 +179,7 @@ def video_sequences(
             size=embed_size,
             crop=crop,
             video_stream=video_stream,
-            progress=lambda t: report(t, total),
+            progress=progress,
         )
         seqs[seq.name] = seq
     return seqs

@@ -1,9 +1,13 @@
-"""The subtitle model of mmalign: read and write WebVTT, SRT and ASS/SSA.
+"""The subtitle model of mmalign: read and write WebVTT, SRT, ASS/SSA and YouTube SBV.
 
 One model serves every format: a :class:`Subtitles` holds :class:`Cue` objects
 (float seconds, the cue text as written in the file) plus everything else the
 file held, verbatim, so that reading and writing a file in the same format with
 unchanged times reproduces it.
+
+Every file is parsed once: WebVTT, SRT and ASS/SSA by the tolerant block readers
+here, YouTube SBV (``.sbv``) by webvtt-py, one cue block at a time (so that a block
+it cannot read is counted and named by its line, as in the other formats).
 
 Round trip
 ----------
@@ -11,8 +15,9 @@ A well-formed file written back in its own format with unchanged times is
 byte-for-byte identical, up to these normalisations:
 
 - timestamps are written in the canonical form of the format
-  (VTT ``HH:MM:SS.mmm``, SRT ``HH:MM:SS,mmm``, ASS ``H:MM:SS.cc``);
-- blocks are separated by exactly one blank line (VTT, SRT) and the file ends
+  (VTT ``HH:MM:SS.mmm``, SRT ``HH:MM:SS,mmm``, ASS ``H:MM:SS.cc``,
+  SBV ``H:MM:SS.mmm,H:MM:SS.mmm``);
+- blocks are separated by exactly one blank line (VTT, SRT, SBV) and the file ends
   with one line feed;
 - line endings are those of the source (``\\r\\n`` or ``\\n``, see
   :attr:`Subtitles.newline`); the encoding is UTF-8 unless ``encoding=`` is
@@ -41,7 +46,7 @@ gives the normalised cues back, and a second round trip changes nothing:
   a time in whole milliseconds ending in 5 rounds up);
 - line breaks ``\\r\\n`` and ``\\r`` become ``\\n``; other control characters
   (U+0000-U+001F but tab and line feed, U+007F) are dropped;
-- VTT/SRT: blank or whitespace-only lines are dropped (a blank line ends a
+- VTT/SRT/SBV: blank or whitespace-only lines are dropped (a blank line ends a
   cue); ``->``, which would make the line a timing line, is written ``-&gt;``
   in VTT (the same text once entities are resolved) and ``- >`` in SRT;
 - ASS/SSA: a line feed is written as the ``\\N`` line break;
@@ -83,7 +88,7 @@ __all__ = [
     "SUPPORTED_FORMATS",
 ]
 
-SUPPORTED_FORMATS = ("vtt", "srt", "ass", "ssa")
+SUPPORTED_FORMATS = ("vtt", "srt", "ass", "ssa", "sbv")
 _ASS = ("ass", "ssa")
 
 # ---------------------------------------------------------------- data model
@@ -102,7 +107,7 @@ class Cue:
         (tags such as ``<i>`` or ``<v Roger>`` kept); ASS/SSA the raw ``Text``
         field (override blocks ``{\\...}`` and ``\\N`` kept).
     identifier : str or None
-        VTT cue identifier or SRT index, as read.
+        VTT cue identifier or SRT index, as read (SBV has none).
     settings : str
         VTT cue settings (``"align:start position:10%"``) or SRT coordinates
         following the end time, verbatim.
@@ -134,7 +139,7 @@ class Subtitles:
     ----------
     cues : list of Cue
         In file order (not re-sorted).
-    format : {"vtt", "srt", "ass", "ssa"}
+    format : {"vtt", "srt", "ass", "ssa", "sbv"}
         Format of the source.
     encoding : str
         Python codec of the source (``"utf-8"``, ``"utf-8-sig"``, ``"utf-16"``,
@@ -265,7 +270,7 @@ class Subtitles:
         Parameters
         ----------
         path : str or Path
-            Destination; its extension (``.vtt``, ``.srt``, ``.ass``, ``.ssa``)
+            Destination; its extension (``.vtt``, ``.srt``, ``.ass``, ``.ssa``, ``.sbv``)
             gives the format unless ``format`` is given (other extensions: the
             source's format).
         format : str, optional
@@ -586,44 +591,61 @@ def _read_vtt(lines: list[str]) -> dict[str, Any]:
         else:
             r.skip(f"line {first + 1}: text outside any cue ({block[0].strip()[:40]!r}); block skipped")
     footer = "".join("\n" + p[:-1] for p in r.pending)
-    cues, note = _with_webvtt(r.cues, lines)
-    return dict(
-        cues=cues, header=header, footer=footer, skipped=r.skipped, warnings=r.warnings + ([note] if note else [])
-    )
+    return dict(cues=r.cues, header=header, footer=footer, skipped=r.skipped, warnings=r.warnings)
 
 
-_WEBVTT_MAX_CUES = 20000  # a long feature film has 2000
+_SBV_TIMING = re.compile(r"^\s*\d+:\d{1,2}:\d{1,2}\.\d{3},\d+:\d{1,2}:\d{1,2}\.\d{3}")  # sniffing only
+_MAX_MS = int(MAX_SECONDS * 1000)
 
 
-def _with_webvtt(cues: list[Cue], lines: list[str]) -> tuple[list[Cue], str | None]:
-    """Read the cues with webvtt-py; keep them where it agrees with the block parse.
+def _sbv_blocks(lines: list[str]) -> Iterator[tuple[int, list[str]]]:
+    """Split lines into blocks ``(first line index, lines)`` at blank (or whitespace-only)
+    lines, as webvtt-py's SBV reader does, lazily."""
+    cur: list[str] = []
+    first = 0
+    for i, line in enumerate(lines):
+        if line.strip():
+            if not cur:
+                first = i
+            cur.append(line)
+        elif cur:
+            yield first, cur
+            cur = []
+    if cur:
+        yield first, cur
 
-    webvtt-py gives times, identifiers and text; the block parse supplies what it
-    does not keep verbatim (settings, notes) and line numbers. If webvtt-py fails
-    or reads the cues differently (malformed file), the tolerant parse is used.
-    Files of more than :data:`_WEBVTT_MAX_CUES` cues are left to the tolerant parse
-    alone: webvtt-py needs about 2 kB of memory and 40 µs per cue, a 50 MB file
-    would take 20 s and 1 GB.
+
+def _read_sbv(lines: list[str]) -> dict[str, Any]:
+    """YouTube SBV: each block read by webvtt-py (times and text); its failures become skipped blocks.
+
+    webvtt-py reads the whole file as well, but silently leaves out the blocks it cannot
+    read; given one block at a time it tells which (by raising), so each is counted and
+    named by its line number, and the file is still parsed once.  webvtt-py takes a
+    block without a text line for a malformed one; here, as in SRT and WebVTT, a timing
+    line alone is a cue with no text.
     """
-    if len(cues) > _WEBVTT_MAX_CUES:
-        return cues, None
     import webvtt
+    from webvtt.errors import MalformedCaptionError, MalformedFileError
 
-    try:
-        caps = webvtt.from_string("\n".join(x if x.strip() else "" for x in lines)).captions
-        theirs = [(_seconds(c.start), _seconds(c.end), (c.identifier or "").strip() or None, c.raw_text) for c in caps]
-    except Exception as exc:  # noqa: BLE001 -- webvtt-py raises several types on malformed input
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return cues, f"webvtt-py could not read the file ({reason}); used the tolerant parser"
-    ours = [(c.start, c.end, c.identifier, c.text) for c in cues]
-    if len(theirs) != len(ours) or any(
-        abs(a[0] - b[0]) > 5e-4 or abs(a[1] - b[1]) > 5e-4 or a[2:] != b[2:] for a, b in zip(theirs, ours)
-    ):
-        return cues, (
-            f"webvtt-py read {len(theirs)} cues where the tolerant parser read {len(ours)} "
-            "or read them differently; used the tolerant parser"
-        )
-    return [replace(c, start=s, end=e, identifier=i, text=t) for c, (s, e, i, t) in zip(cues, theirs)], None
+    r = _Reader()
+    for first, block in _sbv_blocks(lines):
+        where = f"line {first + 1}: "
+        try:  # a stand-in text line for a cue without text (webvtt-py requires one)
+            caps = webvtt.from_buffer(block if len(block) > 1 else [block[0], "-"], format="sbv").captions
+        except (MalformedFileError, MalformedCaptionError):
+            r.skip(f"{where}cannot read cue timing {block[0].strip()[:60]!r}; block skipped")
+            continue
+        if not caps:  # webvtt-py leaves out a block whose time it cannot represent
+            r.skip(f"{where}timestamp {block[0].strip()[:40]!r} is too large; block skipped")
+            continue
+        start, end = caps[0].start_time.in_milliseconds(), caps[0].end_time.in_milliseconds()
+        if max(start, end) > _MAX_MS:
+            r.skip(f"{where}timestamp {block[0].strip()[:40]!r} is too large; block skipped")
+        elif end < start:
+            r.skip(f"{where}cue ends before it starts ({block[0].strip()[:60]!r}); block skipped")
+        else:
+            r.add(Cue(start / 1000, end / 1000, caps[0].raw_text if len(block) > 1 else ""))
+    return dict(cues=r.cues, skipped=r.skipped, warnings=r.warnings)
 
 
 def _read_ass(lines: list[str]) -> dict[str, Any]:
@@ -674,7 +696,7 @@ def _read_ass(lines: list[str]) -> dict[str, Any]:
     )
 
 
-_READERS = {"vtt": _read_vtt, "srt": _read_srt, "ass": _read_ass, "ssa": _read_ass}
+_READERS = {"vtt": _read_vtt, "srt": _read_srt, "ass": _read_ass, "ssa": _read_ass, "sbv": _read_sbv}
 
 
 def _looks_ssa(text: str) -> bool:
@@ -690,6 +712,8 @@ def _sniff(text: str, ext: str) -> str | None:
     first = next((ln for ln in head.split("\n", 1000)[:1000] if ln.strip() and not ln.lstrip().startswith(";")), "")
     if _SECTION.match(first):
         return "ssa" if _looks_ssa(head) else "ass"
+    if _SBV_TIMING.match(first):  # before SRT: an SBV cue's text may quote an SRT timing
+        return "sbv"
     timings = [m for m in map(_TIMING.match, head.split("\n")[:2000]) if m]
     if any("," in m[1] for m in timings):
         return "srt"
@@ -705,7 +729,7 @@ def _parse(text: str, format: str | None, name: str, ext: str = "", encoding: st
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     fmt = _check_format(format) if format else _sniff(text, ext)
     if fmt is None:
-        raise InputError(f"{name}: not a subtitle file (no WebVTT, SRT or ASS/SSA content found)")
+        raise InputError(f"{name}: not a subtitle file (no WebVTT, SRT, ASS/SSA or SBV content found)")
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -748,7 +772,7 @@ def loads(text: str, *, format: str | None = None) -> Subtitles:
 
 
 def read(path: Pathlike, *, encoding: str | None = None, format: str | None = None) -> Subtitles:
-    """Read a subtitle file (WebVTT, SRT, ASS or SSA).
+    """Read a subtitle file (WebVTT, SRT, ASS, SSA or YouTube SBV).
 
     Blocks that cannot be read are left out, counted in :attr:`Subtitles.skipped` and
     described in :attr:`Subtitles.warnings`; a warning (logger ``mmalign.subtitles``)
@@ -762,8 +786,8 @@ def read(path: Pathlike, *, encoding: str | None = None, format: str | None = No
         Codec; detected with :func:`detect_encoding` when None.
     format : str, optional
         Force a format; by default it is sniffed from the content (``WEBVTT``
-        signature, ``[Script Info]``, SRT timings with a comma), then taken
-        from the extension.
+        signature, ``[Script Info]``, an SBV timing line first, SRT timings
+        with a comma), then taken from the extension.
 
     Returns
     -------
@@ -868,6 +892,8 @@ def _from_simple(text: str, fmt: str) -> str:
     text = "\n".join(line for line in text.split("\n") if line.strip())  # a blank line would end the cue
     if fmt == "vtt":
         return re.sub(r"&lt;(/?[biu])&gt;", r"<\1>", html.escape(text, quote=False))
+    if fmt == "sbv":  # plain text: SBV has no markup
+        return re.sub(r"</?[biu]>", "", text)
     return text
 
 
@@ -895,6 +921,8 @@ def _fmt_time(t: float, fmt: str) -> str:
         cs = (max(0, int(round(float(t) * 1000))) + 5) // 10
         return f"{cs // 360000}:{cs // 6000 % 60:02d}:{cs // 100 % 60:02d}.{cs % 100:02d}"
     ms = max(0, int(round(float(t) * 1000)))
+    if fmt == "sbv":
+        return f"{ms // 3600000}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
     sep = "," if fmt == "srt" else "."
     return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}{sep}{ms % 1000:03d}"
 
@@ -911,17 +939,21 @@ def _writable(text: str, fmt: str) -> str:
     """Cue text as it can be written in ``fmt`` and read back unchanged (see "Writing any text").
 
     Line breaks (``\\r\\n``, ``\\r``) become ``\\n``; other control characters are dropped.
-    ASS/SSA: ``\\n`` becomes ``\\N``.  VTT/SRT: blank lines (which would end the cue)
+    ASS/SSA: ``\\n`` becomes ``\\N``.  VTT/SRT/SBV: blank lines (which would end the cue)
     are dropped, and ``->`` (which makes a line a timing line) is written ``-&gt;``
-    (VTT, the same text once entities are resolved) or ``- >`` (SRT has no escapes).
+    (VTT, the same text once entities are resolved) or ``- >`` (SRT has no escapes);
+    SBV needs no escape (a cue's timing is always its first line).
     """
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _CONTROLS.sub("", text)
     if fmt in _ASS:
         return text.replace("\n", "\\N")
+    lines = [line for line in text.split("\n") if line.strip()]
+    if fmt == "sbv":
+        return "\n".join(lines)
     arrow = "-&gt;" if fmt == "vtt" else "- >"
-    return "\n".join(line.replace("->", arrow) for line in text.split("\n") if line.strip())
+    return "\n".join(line.replace("->", arrow) for line in lines)
 
 
 def _write_vtt(subs: Subtitles, fmt: str) -> str:
@@ -945,6 +977,14 @@ def _write_srt(subs: Subtitles, fmt: str) -> str:
         ident = c.identifier if c.identifier and c.identifier.isdigit() else str(n)
         text = _writable(c.text, fmt)
         out.append(f"{ident}\n{_timing(c, fmt)}\n" + (f"{text}\n" if text else ""))
+    return "\n".join(out)
+
+
+def _write_sbv(subs: Subtitles, fmt: str) -> str:
+    out = []
+    for c in _convert(subs, fmt):
+        text = _writable(c.text, fmt)
+        out.append(f"{_fmt_time(c.start, fmt)},{_fmt_time(c.end, fmt)}\n" + (f"{text}\n" if text else ""))
     return "\n".join(out)
 
 
@@ -982,4 +1022,4 @@ def _write_ass(subs: Subtitles, fmt: str) -> str:
     return "".join(out)
 
 
-_WRITERS = {"vtt": _write_vtt, "srt": _write_srt, "ass": _write_ass}
+_WRITERS = {"vtt": _write_vtt, "srt": _write_srt, "ass": _write_ass, "sbv": _write_sbv}

@@ -26,7 +26,7 @@ from mmalign.errors import InputError  # noqa: E402
 
 from conftest import deadline  # noqa: E402
 
-FORMATS = ("vtt", "srt", "ass", "ssa")
+FORMATS = ("vtt", "srt", "ass", "ssa", "sbv")
 
 
 # ---------------------------------------------------------------- strategies
@@ -49,6 +49,7 @@ MARKUP = [
     "1",
     "00:00:01,000 --> 00:00:02,000",
     "00:01.000 -> 00:02.000",
+    "0:00:01.000,0:00:02.000",
     "WEBVTT",
     "NOTE",
     "[Events]",
@@ -96,6 +97,8 @@ def expected_text(text: str, fmt: str) -> str:
     if fmt in ("ass", "ssa"):
         return text.replace("\n", "\\N")
     lines = [line for line in text.split("\n") if line.strip()]
+    if fmt == "sbv":
+        return "\n".join(lines)
     return "\n".join(line.replace("->", "-&gt;" if fmt == "vtt" else "- >") for line in lines)
 
 
@@ -149,6 +152,8 @@ FRAGMENTS = [
     b"1\n",
     b"00:00:01,000 --> 00:00:02,000\n",
     b"00:01.000 --> 00:00.500\n",
+    b"0:00:01.000,0:00:02.000\n",
+    b"9999999999:00:01.000,0:00:02.000\n",
     b"99999999999999999999999:00:00,000 --> 1:00:00,000\n",
     b"-->",
     b"[Script Info]\n",
@@ -180,7 +185,7 @@ byte_strings = st.one_of(
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-@given(data=byte_strings, ext=st.sampled_from(["srt", "vtt", "ass", "ssa", "txt", ""]))
+@given(data=byte_strings, ext=st.sampled_from(["srt", "vtt", "ass", "ssa", "sbv", "txt", ""]))
 @pytest.mark.slow
 def test_any_bytes_give_cues_or_one_line_input_error(data, ext):
     with tempfile.TemporaryDirectory() as folder:
@@ -203,6 +208,11 @@ def test_any_bytes_give_cues_or_one_line_input_error(data, ext):
 def test_normalisation_rules_are_what_the_writer_does():
     """A fixed example of each rule (so a change in them shows here, not only as a shrunk example)."""
     cues = [S.Cue(0.0, 1.0, " a -> b \r\n\n  \r\x00c\x1b\t"), S.Cue(1.0, 2.0, "")]
-    for fmt, want in (("vtt", " a -&gt; b \nc\t"), ("srt", " a - > b \nc\t"), ("ass", " a -> b \\N\\N  \\Nc\t")):
+    for fmt, want in (
+        ("vtt", " a -&gt; b \nc\t"),
+        ("srt", " a - > b \nc\t"),
+        ("ass", " a -> b \\N\\N  \\Nc\t"),
+        ("sbv", " a -> b \nc\t"),
+    ):
         assert [c.text for c in S.loads(S.Subtitles(cues, fmt).to_string()).cues] == [want, ""], fmt
     assert S.loads(S.Subtitles(cues, "vtt").to_string()).plain_texts()[0] == " a -> b \nc\t"  # the same words

@@ -29,15 +29,26 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, cast
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
-from numba import njit
+import numpy.typing as npt
 
+from .._compat import renamed_keywords
 from ..errors import UsageError
 from ..parallel import parallel_map
 from ..timeline import TimeMap
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+if TYPE_CHECKING:  # numba has no type information: the kernels keep their Python signatures for mypy
+
+    def njit(*, cache: bool = ..., nogil: bool = ..., fastmath: bool | set[str] = ...) -> Callable[[_F], _F]: ...
+
+else:
+    from numba import njit
 
 __all__ = [
     "DTWResult",
@@ -55,6 +66,9 @@ __all__ = [
 METRICS = ("euclidean", "sqeuclidean", "cosine")
 STEPS = ("symmetric1", "symmetric2")
 _PRECOMPUTED = -1
+
+#: A global constraint: a Sakoe-Chiba half-width (frames) or per-row windows ``(lo, hi)``.
+Band = int | tuple[npt.ArrayLike, npt.ArrayLike]
 
 # back-pointer codes (2 bits per cell)
 _DIAG, _UP, _LEFT, _START = 0, 1, 2, 3
@@ -98,7 +112,7 @@ class DTWResult:
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def _fill_cost(x, yT, i, lo, w, metric, acc):
+def _fill_cost(x: np.ndarray, yT: np.ndarray, i: int, lo: int, w: int, metric: int, acc: np.ndarray) -> None:
     """Frame costs ``C[i, lo:lo+w]`` into ``acc[:w]`` (float32), computed with ``y`` transposed
     so that the inner loop runs along ``j`` (vectorised).
 
@@ -158,7 +172,9 @@ def _fill_cost(x, yT, i, lo, w, metric, acc):
 
 
 @njit(cache=True)
-def _dp_row(cb, pv, cv, dr, w, sym2, first, open_begin):
+def _dp_row(
+    cb: np.ndarray, pv: np.ndarray, cv: np.ndarray, dr: np.ndarray, w: int, sym2: bool, first: bool, open_begin: bool
+) -> None:
     """One row of the recursion: costs ``cb[:w]``, the row above ``pv`` (from column
     ``lo - 1``), this row ``cv``; 2-bit back-pointers packed into ``dr``."""
     packed = 0
@@ -220,7 +236,19 @@ def _dp_row(cb, pv, cv, dr, w, sym2, first, open_begin):
 
 
 @njit(cache=True, nogil=True)
-def _dp_path(x, yT, cmat, metric, sym2, open_begin, open_end, r0, r1, lo, hi):
+def _dp_path(
+    x: np.ndarray,
+    yT: np.ndarray,
+    cmat: np.ndarray,
+    metric: int,
+    sym2: bool,
+    open_begin: bool,
+    open_end: bool,
+    r0: int,
+    r1: int,
+    lo: np.ndarray,
+    hi: np.ndarray,
+) -> tuple[float, np.ndarray]:
     """DTW on rows ``[r0, r1)`` inside the per-row windows ``[lo[i], hi[i])``.
 
     The row-``r0`` cells start a path (``open_begin``) or only ``(r0, lo[r0])`` does; the
@@ -312,7 +340,7 @@ def _dp_path(x, yT, cmat, metric, sym2, open_begin, open_end, r0, r1, lo, hi):
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def _path_cost(x, y, cmat, metric, sym2, path):
+def _path_cost(x: np.ndarray, y: np.ndarray, cmat: np.ndarray, metric: int, sym2: bool, path: np.ndarray) -> float:
     total = 0.0
     D = x.shape[1]
     for k in range(path.shape[0]):
@@ -342,7 +370,7 @@ def _path_cost(x, y, cmat, metric, sym2, path):
 
 
 @njit(cache=True)
-def _downsample(x, f):
+def _downsample(x: np.ndarray, f: int) -> np.ndarray:
     """Means of consecutive blocks of ``f`` rows (the last block may be shorter)."""
     n, D = x.shape
     m = (n + f - 1) // f
@@ -360,7 +388,7 @@ def _downsample(x, f):
 
 
 @njit(cache=True)
-def _project(path, f, n, m, radius):
+def _project(path: np.ndarray, f: int, n: int, m: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-row window at the finer level: the blocks of the coarse path's cells, widened by
     ``radius`` frames in both directions."""
     lo0 = np.full(n, m, np.int64)
@@ -377,7 +405,7 @@ def _project(path, f, n, m, radius):
 
 
 @njit(cache=True)
-def _dilate(lo0, hi0, m, radius):
+def _dilate(lo0: np.ndarray, hi0: np.ndarray, m: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
     n = lo0.shape[0]
     lo = np.empty(n, np.int64)
     hi = np.empty(n, np.int64)
@@ -389,7 +417,7 @@ def _dilate(lo0, hi0, m, radius):
 
 
 @njit(cache=True)
-def _path_window(path, n, m, radius):
+def _path_window(path: np.ndarray, n: int, m: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
     lo0 = np.full(n, m, np.int64)
     hi0 = np.zeros(n, np.int64)
     for k in range(path.shape[0]):
@@ -406,7 +434,7 @@ def _path_window(path, n, m, radius):
 
 
 @njit(cache=True)
-def _simplify(xs, ys, tol):
+def _simplify(xs: np.ndarray, ys: np.ndarray, tol: float) -> np.ndarray:
     """Indices of the knots of a piecewise-linear curve through points of (xs, ys) (xs strictly
     increasing) that passes within ``tol`` of every point: greedy, each piece as long as the
     cone of admissible slopes allows, knots on data points."""
@@ -436,9 +464,9 @@ def _simplify(xs, ys, tol):
 # --------------------------------------------------------------------------- checks
 
 
-def _features(a, name: str) -> np.ndarray:
+def _features(values: npt.ArrayLike, name: str) -> np.ndarray:
     try:
-        a = np.asarray(a)
+        a = np.asarray(values)
     except Exception as exc:  # noqa: BLE001 - anything not array-like
         raise UsageError(f"{name} must be a numeric array: {exc}") from None
     if a.ndim == 1:
@@ -461,14 +489,14 @@ def _unit_rows(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a / norm[:, None].astype(np.float32), dtype=np.float32)
 
 
-def _prepare(x, y, metric):
+def _prepare(x: np.ndarray, y: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(x, y, yT) as the kernels want them: float32, C-contiguous, unit rows for cosine."""
     if metric == "cosine":
         x, y = _unit_rows(x), _unit_rows(y)
     return x, y, np.ascontiguousarray(y.T)
 
 
-def _check_options(metric, step):
+def _check_options(metric: str, step: str) -> tuple[int, bool]:
     if metric not in METRICS:
         raise UsageError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     if step not in STEPS:
@@ -507,7 +535,7 @@ def band_window(n: int, m: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def path_window(path, n: int, m: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
+def path_window(path: npt.ArrayLike, n: int, m: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-row windows around a path (e.g. from a coarser pass): for ``dtw(band=...)``.
 
     Parameters
@@ -529,7 +557,7 @@ def path_window(path, n: int, m: int, radius: int) -> tuple[np.ndarray, np.ndarr
     return _path_window(path, int(n), int(m), int(radius))
 
 
-def _check_band(band, n, m, subsequence):
+def _check_band(band: Band | None, n: int, m: int, subsequence: bool) -> tuple[np.ndarray, np.ndarray]:
     if band is None:
         lo = np.zeros(n, np.int64)
         hi = np.full(n, m, np.int64)
@@ -540,10 +568,10 @@ def _check_band(band, n, m, subsequence):
                 "an integer band needs a fixed start and end; pass per-row windows (lo, hi) for a subsequence search"
             )
         return band_window(n, m, int(band))
-    try:
-        lo, hi = band
-        lo = np.asarray(lo)
-        hi = np.asarray(hi)
+    try:  # anything else that unpacks into two arrays; a bool or a scalar does not
+        lo_in, hi_in = cast("tuple[npt.ArrayLike, npt.ArrayLike]", band)
+        lo = np.asarray(lo_in)
+        hi = np.asarray(hi_in)
     except (TypeError, ValueError):
         raise UsageError("band must be an int (Sakoe-Chiba half-width) or a pair of arrays (lo, hi)") from None
     if lo.shape != (n,) or hi.shape != (n,):
@@ -563,16 +591,16 @@ def _check_band(band, n, m, subsequence):
 
 
 def dtw(
-    x=None,
-    y=None,
+    x: npt.ArrayLike | None = None,
+    y: npt.ArrayLike | None = None,
     *,
     metric: str = "euclidean",
     step: str = "symmetric1",
-    band=None,
+    band: Band | None = None,
     subsequence: bool = False,
-    cost=None,
+    cost: npt.ArrayLike | None = None,
     multiscale: bool = False,
-    **multiscale_options,
+    **multiscale_options: Any,
 ) -> DTWResult:
     """Dynamic time warping between two feature sequences.
 
@@ -634,6 +662,8 @@ def dtw(
             raise UsageError("multiscale DTW needs features, not a precomputed cost matrix")
         if band is not None:
             raise UsageError("multiscale DTW sets its own windows; use radius= instead of band=")
+        if x is None or y is None:
+            raise UsageError("dtw needs two feature sequences x and y")
         return multiscale_dtw(x, y, metric=metric, step=step, subsequence=subsequence, **multiscale_options)
     if multiscale_options:
         raise UsageError(f"unexpected option(s) {', '.join(sorted(multiscale_options))} (only with multiscale=True)")
@@ -670,7 +700,15 @@ def dtw(
     return DTWResult(float(c), path, float(c) / len(path), int((hi - lo).sum()), True)
 
 
-def path_cost(x, y, path, *, metric: str = "euclidean", step: str = "symmetric1", cost=None) -> float:
+def path_cost(
+    x: npt.ArrayLike | None,
+    y: npt.ArrayLike | None,
+    path: npt.ArrayLike,
+    *,
+    metric: str = "euclidean",
+    step: str = "symmetric1",
+    cost: npt.ArrayLike | None = None,
+) -> float:
     """Total cost of a given path: the frame costs along it, diagonal steps counted twice
     under ``symmetric2`` (what :func:`dtw` reports as ``cost`` for its own path).
 
@@ -695,6 +733,8 @@ def path_cost(x, y, path, *, metric: str = "euclidean", step: str = "symmetric1"
         xk = yk = np.zeros((1, 1), np.float32)
         metric_code = _PRECOMPUTED
     else:
+        if x is None or y is None:
+            raise UsageError("path_cost needs two feature sequences x and y (or cost=)")
         xk, yk = _features(x, "x"), _features(y, "y")
         if xk.shape[1] != yk.shape[1]:
             raise UsageError("x and y need the same number of features per frame")
@@ -707,7 +747,7 @@ def path_cost(x, y, path, *, metric: str = "euclidean", step: str = "symmetric1"
     return float(_path_cost(xk, yk, cmat, metric_code, sym2, path))
 
 
-def _levels(n, m, factor, coarse_cells):
+def _levels(n: int, m: int, factor: int, coarse_cells: int) -> int:
     """How many times to downsample so that the coarsest DTW has at most ``coarse_cells``."""
     k = 0
     while n * m > coarse_cells and min(n, m) >= 4 * factor:
@@ -717,7 +757,9 @@ def _levels(n, m, factor, coarse_cells):
     return k
 
 
-def _segments(lo, hi, n, segment_cells, overlap, min_segments):
+def _segments(
+    lo: np.ndarray, hi: np.ndarray, n: int, segment_cells: int, overlap: int, min_segments: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row segments ``[r0, r1)`` of about ``segment_cells`` window cells each, overlapping by
     ``overlap`` rows on both sides of every cut; returns (r0, r1, cuts)."""
     cells = np.cumsum(hi - lo)
@@ -734,7 +776,7 @@ def _segments(lo, hi, n, segment_cells, overlap, min_segments):
     return r0.astype(np.int64), r1.astype(np.int64), cuts
 
 
-def _bridge(a, b):
+def _bridge(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Monotone steps strictly after cell ``a`` up to and including cell ``b`` (b >= a)."""
     di, dj = b[0] - a[0], b[1] - a[1]
     d = min(di, dj)
@@ -745,7 +787,7 @@ def _bridge(a, b):
     return np.array(steps, np.int64).reshape(-1, 2)
 
 
-def _stitch(paths, cuts, m):
+def _stitch(paths: list[np.ndarray], cuts: np.ndarray, m: int) -> np.ndarray:
     """Join the overlapping segment paths into one monotone path: at each cut, the cell both
     paths share nearest the cut row; failing one, a short monotone bridge."""
     pieces = []
@@ -775,15 +817,26 @@ def _stitch(paths, cuts, m):
     return np.ascontiguousarray(np.concatenate(pieces, axis=0))
 
 
-def _solve_windowed(xk, yT, metric_code, sym2, subsequence, lo, hi, segment_cells, overlap, workers):
-    """Windowed DTW on one level: one DP, or overlapping row segments solved on ``workers``
+def _solve_windowed(
+    xk: np.ndarray,
+    yT: np.ndarray,
+    metric_code: int,
+    sym2: bool,
+    subsequence: bool,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    segment_cells: int,
+    overlap: int,
+    jobs: int,
+) -> tuple[np.ndarray, int]:
+    """Windowed DTW on one level: one DP, or overlapping row segments solved on ``jobs``
     threads (the kernel releases the GIL) and stitched."""
     n = len(lo)
-    r0, r1, cuts = _segments(lo, hi, n, segment_cells, overlap, 2 * workers if workers > 1 else 1)
+    r0, r1, cuts = _segments(lo, hi, n, segment_cells, overlap, 2 * jobs if jobs > 1 else 1)
     dummy = np.zeros((1, 1), np.float64)
     last = len(r0) - 1
 
-    def solve(s):
+    def solve(s: int) -> np.ndarray:
         return _dp_path(
             xk,
             yT,
@@ -798,7 +851,7 @@ def _solve_windowed(xk, yT, metric_code, sym2, subsequence, lo, hi, segment_cell
             hi,
         )[1]
 
-    paths = list(parallel_map(solve, range(last + 1), workers=workers, threads=True))
+    paths = list(parallel_map(solve, range(last + 1), jobs=jobs, threads=True))
     if any(len(p) == 0 for p in paths):
         return np.empty((0, 2), np.int64), 0
     path = paths[0] if last == 0 else _stitch(paths, cuts, int(yT.shape[1]))
@@ -806,9 +859,10 @@ def _solve_windowed(xk, yT, metric_code, sym2, subsequence, lo, hi, segment_cell
     return path, cells
 
 
+@renamed_keywords(workers="jobs")
 def multiscale_dtw(
-    x,
-    y,
+    x: npt.ArrayLike,
+    y: npt.ArrayLike,
     *,
     metric: str = "euclidean",
     step: str = "symmetric1",
@@ -818,7 +872,7 @@ def multiscale_dtw(
     coarse_cells: int = 4_000_000,
     segment_cells: int = 2_000_000,
     overlap: int = 256,
-    workers: int | None = None,
+    jobs: int | None = None,
 ) -> DTWResult:
     """Coarse-to-fine DTW for long sequences, in time and memory linear in ``N + M``.
 
@@ -845,9 +899,9 @@ def multiscale_dtw(
         Window cells per parallel segment at the finer levels.
     overlap : int
         Rows shared by neighbouring segments on each side of a cut.
-    workers : int, optional
+    jobs : int, optional
         Threads for the segments; default: Numba's thread count (``NUMBA_NUM_THREADS``,
-        the number of CPUs).
+        the number of CPUs).  (``workers=`` is its deprecated name.)
 
     Returns
     -------
@@ -856,17 +910,17 @@ def multiscale_dtw(
         ``exact`` is False (True when the pair was small enough to solve exactly).
     """
     metric_code, sym2 = _check_options(metric, step)
-    if workers is None:
+    if jobs is None:
         from numba import get_num_threads
 
-        workers = get_num_threads()
+        jobs = get_num_threads()
     for name, v, least in (
         ("radius", radius, 1),
         ("factor", factor, 2),
         ("coarse_cells", coarse_cells, 1),
         ("segment_cells", segment_cells, 1),
         ("overlap", overlap, 1),
-        ("workers", workers, 1),
+        ("jobs", jobs, 1),
     ):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < least:
             raise UsageError(f"{name} must be an integer >= {least}, got {v!r}")
@@ -896,7 +950,7 @@ def multiscale_dtw(
         pyramid.pop()  # free the coarser level (always the last one left)
         lo, hi = _project(path, factor, len(lx), len(ly), radius)
         xk, yk, yT = _prepare(lx, ly, metric)
-        path, c = _solve_windowed(xk, yT, metric_code, sym2, subsequence, lo, hi, segment_cells, overlap, int(workers))
+        path, c = _solve_windowed(xk, yT, metric_code, sym2, subsequence, lo, hi, segment_cells, overlap, int(jobs))
         if len(path) == 0:  # pragma: no cover - the projected window always holds a path
             raise UsageError("multiscale DTW found no path inside its window; raise radius")
         cells += c
@@ -905,7 +959,9 @@ def multiscale_dtw(
     return DTWResult(total, path, total / len(path), cells, False)
 
 
-def guide_window(times_x, times_y, timemap: TimeMap, radius: int) -> tuple[np.ndarray, np.ndarray]:
+def guide_window(
+    times_x: npt.ArrayLike, times_y: npt.ArrayLike, timemap: TimeMap, radius: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-row windows around a map: row ``i`` near the frames of ``y`` at ``timemap(times_x[i])``.
 
     The guide is the map's image of each frame of ``x`` on ``y``'s frames, clipped to the
@@ -941,17 +997,18 @@ def guide_window(times_x, times_y, timemap: TimeMap, radius: int) -> tuple[np.nd
     return _dilate(lo0, j + 1, m, int(radius))
 
 
+@renamed_keywords(workers="jobs")
 def guided_dtw(
-    x,
-    y,
-    lo,
-    hi,
+    x: npt.ArrayLike,
+    y: npt.ArrayLike,
+    lo: npt.ArrayLike,
+    hi: npt.ArrayLike,
     *,
     metric: str = "euclidean",
     step: str = "symmetric1",
     segment_cells: int = 2_000_000,
     overlap: int = 256,
-    workers: int | None = None,
+    jobs: int | None = None,
 ) -> DTWResult:
     """DTW inside per-row windows, in memory linear in the window's size.
 
@@ -966,10 +1023,10 @@ def guided_dtw(
         ``exact`` is True when the window was solved in one segment (the optimum inside it).
     """
     metric_code, sym2 = _check_options(metric, step)
-    if workers is None:
+    if jobs is None:
         from numba import get_num_threads
 
-        workers = get_num_threads()
+        jobs = get_num_threads()
     x = _features(x, "x")
     y = _features(y, "y")
     if x.shape[1] != y.shape[1]:
@@ -977,9 +1034,7 @@ def guided_dtw(
     n, m = len(x), len(y)
     lo, hi = _check_band((lo, hi), n, m, False)
     xk, yk, yT = _prepare(x, y, metric)
-    path, cells = _solve_windowed(
-        xk, yT, metric_code, sym2, False, lo, hi, int(segment_cells), int(overlap), int(workers)
-    )
+    path, cells = _solve_windowed(xk, yT, metric_code, sym2, False, lo, hi, int(segment_cells), int(overlap), int(jobs))
     if len(path) == 0:
         raise UsageError("no warping path fits inside the window; widen it")
     dummy = np.zeros((1, 1), np.float64)
@@ -988,7 +1043,7 @@ def guided_dtw(
     return DTWResult(total, path, total / len(path), cells, one)
 
 
-def _frame_times(times, name: str, needed: int) -> np.ndarray:
+def _frame_times(times: npt.ArrayLike, name: str, needed: int) -> np.ndarray:
     t = np.asarray(times, dtype=np.float64).reshape(-1)
     if len(t) < needed:
         raise UsageError(f"{name} has {len(t)} frame times but the path reaches frame {needed - 1}")
@@ -998,14 +1053,14 @@ def _frame_times(times, name: str, needed: int) -> np.ndarray:
 
 
 def path_to_timemap(
-    path,
+    path: npt.ArrayLike,
     hop_x: float | None = None,
     hop_y: float | None = None,
     t0_x: float = 0.0,
     t0_y: float = 0.0,
     *,
-    times_x=None,
-    times_y=None,
+    times_x: npt.ArrayLike | None = None,
+    times_y: npt.ArrayLike | None = None,
     tolerance: float | None = None,
     confidence: float = np.nan,
 ) -> TimeMap:
@@ -1092,7 +1147,7 @@ _JSON_ROWS = 1 << 16  # rows of a path formatted at a time by dump_alignment
 
 def dump_alignment(
     fh: IO[str],
-    doc: dict,
+    doc: dict[str, Any],
     path: np.ndarray | None = None,
     times_x: np.ndarray | None = None,
     times_y: np.ndarray | None = None,
@@ -1121,7 +1176,7 @@ def dump_alignment(
     path = np.asarray(path)
     fh.write(head[:-1] + (", " if len(doc) else ""))
 
-    def rows(key: str, block) -> None:
+    def rows(key: str, block: Callable[[np.ndarray], np.ndarray]) -> None:
         fh.write(f'"{key}": [')
         for lo in range(0, len(path), _JSON_ROWS):
             if lo:

@@ -209,10 +209,10 @@ def align_sequences(
     if guide is not None:
         radius = max(1, int(round(GUIDE_SECONDS / b.hop)))
         lo, hi = dtw_mod.guide_window(a.times, b.times, guide, radius)
-        result = dtw_mod.guided_dtw(a.values, b.values, lo, hi, metric=metric, step=step, workers=jobs)
+        result = dtw_mod.guided_dtw(a.values, b.values, lo, hi, metric=metric, step=step, jobs=jobs)
     elif use_multi:
         result = dtw_mod.multiscale_dtw(
-            a.values, b.values, metric=metric, step=step, subsequence=subsequence, workers=jobs
+            a.values, b.values, metric=metric, step=step, subsequence=subsequence, jobs=jobs
         )
     else:
         result = dtw_mod.dtw(a.values, b.values, metric=metric, step=step, band=band_frames, subsequence=subsequence)

@@ -23,10 +23,13 @@ __all__ = ["sync"]
 
 
 class SubFormat(str, Enum):
+    """The choices of ``--format``: :data:`mmalign.subtitles.SUPPORTED_FORMATS` (a test keeps them equal)."""
+
     vtt = "vtt"
     srt = "srt"
     ass = "ass"
     ssa = "ssa"
+    sbv = "sbv"
 
 
 class Detector(str, Enum):
@@ -49,7 +52,8 @@ def sync(
         ),
     ],
     subs: Annotated[
-        Path, typer.Argument(metavar="SUBS", help="Subtitles to re-time (.vtt, .srt, .ass, .ssa).", show_default=False)
+        Path,
+        typer.Argument(metavar="SUBS", help="Subtitles to re-time (.vtt, .srt, .ass, .ssa, .sbv).", show_default=False),
     ],
     output: Annotated[
         str | None,

@@ -25,21 +25,30 @@ name              D    value per sample
 
 The first sample's motion, flow and cut score are 0 (nothing to compare with).
 OpenCV and torch are imported only inside the functions that use them.
+
+Progress follows the library's one convention, ``progress(done, total)``: seconds of the
+media analysed out of the seconds to analyse (``[start, end)`` within the media's
+duration; ``total`` is 0 when the duration is unknown), and ``progress(total, total)`` at
+the end.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
+from typing import cast
+from warnings import warn
 
 import numpy as np
 
 from .. import media
-from .._compat import renamed_keywords
+from .._compat import DEPRECATED_IN, REMOVED_IN, renamed_keywords
 from ..errors import InputError, UsageError
+from ..parallel import ProgressFn
 from ..timeline import FeatureSeq
 
 __all__ = [
@@ -358,6 +367,52 @@ def _collect_warnings(path):
         logger.removeHandler(handler)
 
 
+class _MediaClock:
+    """Reports ``progress(done, total)`` for samples at media times ``t`` in ``[start, end)``.
+
+    ``total`` (the seconds to analyse) comes from the media's duration, probed at the first
+    sample (so that a file that cannot be opened fails as it would without progress).  A
+    callback of one argument is the old convention (the sample's time): it still works for
+    one release, with a :class:`DeprecationWarning`.
+    """
+
+    def __init__(
+        self,
+        progress: ProgressFn | Callable[[float], None],
+        path: str | os.PathLike[str],
+        start: float,
+        end: float | None,
+    ) -> None:
+        self.path, self.start, self.end = path, float(start), end
+        self.total: float | None = None
+        self.report = cast(ProgressFn, progress)
+        try:
+            inspect.signature(progress).bind(0.0, 0.0)
+        except TypeError:  # one argument: the old convention, the sample's time
+            one = cast(Callable[[float], None], progress)
+            warn(
+                f"a progress callback of one argument (seconds) is deprecated since {DEPRECATED_IN} and goes in "
+                f"{REMOVED_IN}; pass progress(done, total)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            self.report = lambda done, total: one(self.start + done)
+        except ValueError:  # no signature to read (some builtins): the one convention
+            pass
+
+    def __call__(self, t: float) -> None:
+        if self.total is None:
+            duration = media.probe(self.path).duration
+            stop = duration if self.end is None else self.end if duration is None else min(self.end, duration)
+            self.total = max(stop - self.start, 0.0) if stop is not None else 0.0
+        done = max(float(t) - self.start, 0.0)
+        self.report(min(done, self.total) if self.total > 0 else done, self.total)
+
+    def finish(self) -> None:
+        if self.total is not None:
+            self.report(self.total, self.total)
+
+
 @renamed_keywords(stream="video_stream")
 def extract(
     path,
@@ -372,7 +427,7 @@ def extract(
     cut_threshold: float = 0.3,
     flash_seconds: float = 0.5,
     skip: str | None = None,
-    progress: Callable[[float], None] | None = None,
+    progress: ProgressFn | Callable[[float], None] | None = None,
 ) -> dict[str, FeatureSeq]:
     """Compute video features of a media file in one pass over its frames.
 
@@ -401,8 +456,11 @@ def extract(
         Let the decoder leave frames out for speed (see
         :func:`mmalign.media.iter_frames`); default: decode every frame, so that
         each sample is exactly the frame on screen.
-    progress : callable, optional
-        Called with the time (seconds) of each sample after it is analysed.
+    progress : callable(done, total), optional
+        Called after each sample with the seconds of media analysed and the seconds to
+        analyse (see the module documentation), and ``progress(total, total)`` at the end.
+        A callback of one argument (the sample's time, the old convention) still works
+        until 0.3.0, with a :class:`DeprecationWarning`.
 
     Returns
     -------
@@ -425,13 +483,16 @@ def extract(
     logged (logger ``mmalign.media``) and copied into ``meta["warnings"]``.
     """
     acc = FrameFeatures(fps, features, flow_width=flow_width, cut_threshold=cut_threshold, flash_seconds=flash_seconds)
+    clock = None if progress is None else _MediaClock(progress, path, start, end)
     with _collect_warnings(path) as warnings:
         for t, image in media.iter_frames(
             path, fps, stream=video_stream, size=width, start=start, end=end, format="bgr24", skip=skip
         ):
             acc.push(t, image)
-            if progress is not None:
-                progress(t)
+            if clock is not None:
+                clock(t)
+    if clock is not None:
+        clock.finish()
     meta = {"source": os.fspath(path), "width": width, "stream": video_stream, "start": start, "end": end, "skip": skip}
     if warnings:
         meta["warnings"] = list(warnings)
@@ -453,7 +514,7 @@ def embed(
     video_stream: int | None = None,
     start: float = 0.0,
     end: float | None = None,
-    progress: Callable[[float], None] | None = None,
+    progress: ProgressFn | Callable[[float], None] | None = None,
 ) -> FeatureSeq:
     """Per-frame embeddings from a user's TorchScript image model.
 
@@ -481,8 +542,8 @@ def embed(
         (e.g. ImageNet's or CLIP's); by default the model gets plain 0-1 values.
     video_stream, start, end
         As for :func:`extract`.
-    progress : callable, optional
-        Called with the time of the last sample of each batch.
+    progress : callable(done, total), optional
+        As for :func:`extract`, after each batch.
 
     Returns
     -------
@@ -519,6 +580,7 @@ def embed(
             short = min(v.width, v.height)
             frame_size = (max(size, round(v.width * size / short)), max(size, round(v.height * size / short)))
 
+    clock = None if progress is None else _MediaClock(progress, path, start, end)
     outputs: list[np.ndarray] = []
     times: list[float] = []
     batch: list[np.ndarray] = []
@@ -539,8 +601,8 @@ def embed(
             )
         outputs.append(y.reshape(len(batch), -1).float().cpu().numpy())
         batch.clear()
-        if progress is not None:
-            progress(times[-1])
+        if clock is not None:
+            clock(times[-1])
 
     with _collect_warnings(path) as warnings:
         for t, image in media.iter_frames(
@@ -556,6 +618,8 @@ def embed(
                 run()
         if batch:
             run()
+    if clock is not None:
+        clock.finish()
     values = np.concatenate(outputs) if outputs else np.zeros((0, 1), np.float32)
     meta = {
         "extractor": f"{_EXTRACTOR}.embed",

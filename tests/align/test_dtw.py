@@ -12,6 +12,8 @@ from mmalign.align.dtw import (
     DTWResult,
     band_window,
     dtw,
+    guide_window,
+    guided_dtw,
     multiscale_dtw,
     path_cost,
     path_to_timemap,
@@ -330,6 +332,9 @@ def test_path_to_timemap_from_dtw_round_trip():
         ({"cost": np.ones((3, 4)), "multiscale": True}, "precomputed"),
         ({"x": np.ones((3, 2)), "y": np.ones((4, 2)), "radius": 3}, "only with multiscale"),
         ({"x": np.ones((3, 2)), "y": np.ones((4, 2)), "multiscale": True, "radius": 0}, "radius"),
+        ({"x": np.ones((3, 2)), "y": np.ones((4, 2)), "multiscale": True, "jobs": 0}, "jobs must be an integer >= 1"),
+        ({"y": np.ones((4, 2)), "multiscale": True}, "two feature sequences"),
+        ({"x": np.ones((3, 2)), "y": np.ones((4, 2)), "band": True}, "an int .* or a pair of arrays"),
     ],
 )
 def test_bad_input_is_one_line_usage_error(kwargs, match):
@@ -405,3 +410,29 @@ def test_dump_alignment_writes_what_json_dumps_would_in_blocks(monkeypatch):
     buf = io.StringIO()
     dtw_mod.dump_alignment(buf, {}, path[:3])
     assert json.loads(buf.getvalue()) == {"path": path[:3].tolist()}
+
+
+def test_jobs_is_the_one_name_and_workers_still_works_one_release():
+    """``jobs=`` (the glossary's name, ``--jobs``); ``workers=`` gives the same result with a warning."""
+    import warnings
+
+    from mmalign.timeline import TimeMap
+
+    x, y, _ = logmel_pair()
+    opts = dict(coarse_cells=20_000, segment_cells=200_000, overlap=64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        one = multiscale_dtw(x, y, jobs=1, **opts)
+        two = multiscale_dtw(x, y, jobs=2, **opts)
+    with pytest.warns(DeprecationWarning, match=r"multiscale_dtw\(workers=\.\.\.\) is deprecated.*pass jobs="):
+        old = multiscale_dtw(x, y, workers=2, **opts)
+    assert one.cost == two.cost == old.cost
+    np.testing.assert_array_equal(two.path, old.path)
+    times_x, times_y = np.arange(len(x)) * 0.01, np.arange(len(y)) * 0.01
+    lo, hi = guide_window(times_x, times_y, TimeMap.linear(len(y) / len(x), 0.0), 40)
+    new = guided_dtw(x, y, lo, hi, jobs=2, segment_cells=5_000, overlap=32)
+    with pytest.warns(DeprecationWarning, match="pass jobs="):
+        old = guided_dtw(x, y, lo, hi, workers=2, segment_cells=5_000, overlap=32)
+    np.testing.assert_array_equal(new.path, old.path)
+    with pytest.raises(TypeError, match="both workers= and jobs="):
+        guided_dtw(x, y, lo, hi, workers=1, jobs=1)

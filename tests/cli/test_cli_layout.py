@@ -200,3 +200,11 @@ def test_detector_choices_are_the_library_detectors():
     from mmalign.cli.sync import Detector
 
     assert [d.value for d in Detector] == list(DETECTORS)
+
+
+def test_format_choices_are_the_library_formats():
+    """``sync --format`` lists exactly the subtitle formats the library reads and writes."""
+    from mmalign.cli.sync import SubFormat
+    from mmalign.subtitles import SUPPORTED_FORMATS
+
+    assert [f.value for f in SubFormat] == list(SUPPORTED_FORMATS)

@@ -250,10 +250,12 @@ def test_flow_follows_the_square(events_features):
 
 def test_default_features_and_choice(events):
     seen = []
-    feats = video.extract(events, FPS, end=2.0, progress=seen.append)
+    feats = video.extract(events, FPS, end=2.0, progress=lambda done, total: seen.append((done, total)))
     assert set(feats) == {"video.hist", "video.luma", "video.motion", "video.cut"}
-    assert np.allclose(seen, feats["video.hist"].times)
     assert len(feats["video.hist"]) == 10
+    # the one progress convention: (seconds analysed, seconds to analyse), then (total, total)
+    done, total = np.array(seen).T
+    assert np.allclose(done[:-1], feats["video.hist"].times) and np.all(total == 2.0) and done[-1] == 2.0
     only = video.extract(events, FPS, features=["luma"], width=None, start=5.0)
     assert list(only) == ["video.luma"] and only["video.luma"].t0 == 5.0 and len(only["video.luma"]) == 25
     with pytest.raises(UsageError, match="unknown video feature"):
@@ -442,3 +444,20 @@ def test_embed_errors(events, mean_colour_model, tmp_path):
             video.embed(events, mean_colour_model, device="cuda")
     with pytest.raises(UsageError):
         video.embed(events, mean_colour_model, batch_size=0)
+
+
+def test_progress_is_done_and_total_over_the_range(events):
+    """From ``start`` to the end of the media: ``done`` counts from ``start``, ``total`` is what is left."""
+    seen: list[tuple[float, float]] = []
+    video.extract(events, FPS, features=["luma"], start=5.0, progress=lambda d, t: seen.append((d, t)))
+    done, total = np.array(seen).T
+    assert np.all(total == SECONDS - 5.0) and done[0] == 0.0 and np.all(np.diff(done) > 0)
+    assert seen[-1] == (SECONDS - 5.0, SECONDS - 5.0) and done[-2] == pytest.approx(SECONDS - 5.0 - HOP)
+
+
+def test_progress_of_one_argument_still_works_one_release(events):
+    """The old convention (the sample's time) keeps working until 0.3.0, with a warning."""
+    seen: list[float] = []
+    with pytest.warns(DeprecationWarning, match=r"one argument.*pass progress\(done, total\)"):
+        feats = video.extract(events, FPS, features=["luma"], start=1.0, end=2.0, progress=seen.append)
+    assert np.allclose(seen[:-1], feats["video.luma"].times) and seen[-1] == 2.0

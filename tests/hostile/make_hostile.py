@@ -86,6 +86,9 @@ EXPECTED: dict[str, tuple[str, int]] = {
     "crlf.srt": ("cues", 2),
     "cr_only.srt": ("cues", 2),
     "no_blank_lines.srt": ("cues", 3),
+    "cp1252_crlf.sbv": ("cues", 2),  # YouTube SBV, read by webvtt-py
+    "broken_timestamps.sbv": ("cues", 1),  # bad, reversed and unrepresentable times: skipped with a warning
+    "no_timings.sbv": ("error", 3),
     # media
     "zero.mp4": ("error", 3),
     "text.mp4": ("error", 3),
@@ -107,6 +110,25 @@ def make_big_srt(path: Path, size: int = 50_000_000) -> int:
             f.write(
                 f"{n}\n{_ts(t)} --> {_ts(t + 1500)}\nCue number {n}, a line of dialogue\n"
                 "and its second line, a bit longer\n\n"
+            )
+            t += 2000
+    return n
+
+
+def _sbv_ts(ms: int) -> str:
+    return f"{ms // 3600000}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+
+def make_big_sbv(path: Path, size: int = 50_000_000) -> int:
+    """Write a YouTube SBV of ``size`` bytes (the cues of :func:`make_big_srt`); return its cue count."""
+    n = 0
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        t = 0
+        while f.tell() < size:
+            n += 1
+            f.write(
+                f"{_sbv_ts(t)},{_sbv_ts(t + 1500)}\n"
+                f"Cue number {n}, a line of dialogue\nand its second line, a bit longer\n\n"
             )
             t += 2000
     return n
@@ -228,6 +250,13 @@ def make_hostile(folder, *, big: bool = False) -> list[Path]:
         "no_blank_lines.srt": _srt([GOOD, GOOD2, ("00:00:05,000", "00:00:06,000", "three")])
         .replace("\n\n", "\n")
         .encode(),
+        "cp1252_crlf.sbv": "0:00:01.000,0:00:02.500\r\nHello there.\r\n\r\n0:00:03.000,0:00:04.000\r\n"
+        "Déjà vu – naïve café\r\n".encode("cp1252"),
+        "broken_timestamps.sbv": (
+            "0:00:xx.000,0:00:01.000\nbad\n\n0:00:05.000,0:00:03.000\nends first\n\n"
+            "0:00:01.000,0:00:02.500\nHello there.\n\n" + "9" * 5000 + ":00:00.000,0:00:01.000\nnever\n"
+        ).encode(),
+        "no_timings.sbv": b"0:00:01.000 - 0:00:02.000\nnot a timing line\n\nnor this\n",
         "zero.mp4": b"",
         "text.mp4": b"This is not a video.\nJust text with an .mp4 name.\n",
         "random.wav": bytes(rng.randrange(256) for _ in range(65536)),
