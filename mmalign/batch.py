@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -43,6 +43,9 @@ __all__ = [
     "ResultsLog",
     "FINISHED",
     "STATUSES",
+    "Work",
+    "run_jobs",
+    "worst_exit_code",
 ]
 
 #: File extensions taken as media when folders are searched (case-insensitive).
@@ -458,3 +461,118 @@ class ResultsLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: A job's work: ``work(job, options)`` writes the job's output (atomically) and returns
+#: the fields of its record (``status`` ``"done"`` by default, ``output``, figures such as
+#: ``offset``); it raises :class:`~mmalign.errors.MmalignError` to fail (exit code 4:
+#: refused). It must be a module-level function: worker processes call it by reference.
+Work = Callable[[Job, Mapping[str, Any]], Mapping[str, Any]]
+
+
+def _run_one(work: Work, job: Job, options: Mapping[str, Any], known: Sequence[Fingerprint | None]) -> dict[str, Any]:
+    """In a worker: the job's input fingerprints (``known`` ones reused while the file is
+    unchanged), then its work."""
+    inputs = [fingerprint(p, k).to_dict() for p, k in zip(job.inputs, known)]
+    fields = dict(work(job, options))
+    fields.setdefault("status", "done")
+    fields["inputs"] = inputs
+    return fields
+
+
+def worst_exit_code(codes: Iterable[int]) -> int:
+    """The exit code of a batch: a failure's (the highest) over a refusal (4) over 0."""
+    codes = list(codes)
+    failures = [c for c in codes if c not in (0, 4)]
+    return max(failures) if failures else (4 if 4 in codes else 0)
+
+
+def run_jobs(
+    jobs: Sequence[Job],
+    work: Work,
+    options: Mapping[str, Any],
+    *,
+    command: str,
+    log: ResultsLog,
+    processes: int = 1,
+    timeout: float | None = None,
+    retry_failed: bool = False,
+    force: bool = False,
+    unpaired: Sequence[Unpaired] = (),
+) -> Iterator[dict[str, Any]]:
+    """Run the jobs of a batch and record each in ``log`` as it ends.
+
+    A job whose last record in the log is finished with the same inputs and options
+    (:meth:`ResultsLog.finished`) is not run again unless ``force`` (``retry_failed``
+    re-runs failed ones). Each job runs in a worker process (:func:`isolated_map`): one
+    that fails, hangs past ``timeout`` or crashes is recorded as ``failed`` and the others
+    go on. ``unpaired`` files are recorded once as ``skipped``.
+
+    Yields
+    ------
+    dict
+        Each job's record as appended to the log (``key``, ``status``, ``exit_code``,
+        ``options``, ``inputs``, ``seconds``, ``error`` or the work's fields), and for a
+        job not run again a record with ``"status": "skipped"`` and ``"resumed": True``
+        that is not appended.
+    """
+    from .parallel import isolated_map
+
+    key_of_options = options_hash(command, options)
+    latest = log.latest()
+    for lone in unpaired:
+        note: dict[str, Any] = {
+            "key": str(lone.path),
+            "status": "skipped",
+            "exit_code": 0,
+            "error": f"{lone.path}: {lone.reason}",
+        }
+        if latest.get(note["key"], {}).get("error") != note["error"]:
+            log.append({**note, "options": key_of_options})
+        yield note
+    known = log.known_fingerprints()
+    todo: list[tuple[Job, list[Fingerprint | None]]] = []
+    for job in jobs:
+        fps = [known.get(str(p)) for p in job.inputs]
+        if not force:
+            current = [fp for fp in fps if fp is not None and _unchanged(fp)]
+            if len(current) == len(fps) and log.finished(job.key, current, key_of_options, retry_failed=retry_failed):
+                yield {
+                    "key": job.key,
+                    "status": "skipped",
+                    "resumed": True,
+                    "exit_code": latest[job.key].get("exit_code", 0),
+                }
+                continue
+        todo.append((job, fps))
+    args = [(work, job, options, fps) for job, fps in todo]
+    for outcome in isolated_map(_run_one, args, processes=processes, timeout=timeout):
+        job = todo[outcome.index][0]
+        record: dict[str, Any] = {"key": job.key, "command": command, "options": key_of_options}
+        if outcome.status == "ok":
+            record.update(outcome.value)
+            record["exit_code"] = 0
+        else:
+            record["status"] = "refused" if outcome.exit_code == 4 else "failed"
+            record["exit_code"] = outcome.exit_code
+            record["error"] = f"{job.inputs[-1]}: {outcome.error}" if outcome.status != "error" else outcome.error
+            record["inputs"] = [_quiet_fingerprint(p) for p in job.inputs]
+        record["seconds"] = round(outcome.seconds, 3)
+        log.append(record)
+        yield record
+
+
+def _unchanged(fp: Fingerprint) -> bool:
+    try:
+        st = os.stat(fp.path)
+    except OSError:
+        return False
+    return (st.st_size, st.st_mtime_ns, st.st_ino) == (fp.size, fp.mtime_ns, fp.inode)
+
+
+def _quiet_fingerprint(path: Path) -> dict[str, Any]:
+    """A failed job's input fingerprint, or just its path when it cannot be read."""
+    try:
+        return fingerprint(path).to_dict()
+    except InputError:
+        return {"path": str(path)}

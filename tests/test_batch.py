@@ -185,3 +185,87 @@ def test_a_torn_last_line_is_skipped_and_the_next_record_starts_a_line(tmp_path)
 def test_log_rejects_an_unknown_status(tmp_path):
     with ResultsLog.open(tmp_path / "r.jsonl") as log, pytest.raises(ValueError, match="status must be one of"):
         log.append({"key": "a", "status": "ok"})
+
+
+# ---------------------------------------------------------------- run_jobs
+
+
+def _copy_upper(job, options):
+    """A job's work for the tests: the subtitles upper-cased into the output; 'bad' fails,
+    'unsure' is refused."""
+    from mmalign.errors import NotConfidentError
+    from mmalign.fileio import atomic_write
+
+    text = job.subs.read_text()
+    if "bad" in text:
+        raise InputError(f"{job.subs}: bad cue")
+    if "unsure" in text:
+        raise NotConfidentError(f"{job.subs}: not confident (0.20)")
+    job.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(job.out, text.upper().encode() + options["suffix"].encode())
+    return {"output": str(job.out), "cues": len(text)}
+
+
+def _tree(tmp_path):
+    src = tmp_path / "src"
+    for name, text in [("a", "one"), ("b", "bad"), ("c", "unsure"), ("sub/d", "four")]:
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / f"{name}.mkv").write_bytes(b"media")
+        (src / f"{name}.srt").write_text(text)
+    (src / "e.srt").write_text("no media")
+    return src
+
+
+def _batch(src, out, **kw):
+    from mmalign.batch import run_jobs
+
+    jobs, unpaired = find_jobs([src], out)
+    with ResultsLog.open(out / "results.jsonl") as log:
+        return list(run_jobs(jobs, _copy_upper, {"suffix": "!"}, command="t", log=log, unpaired=unpaired, **kw))
+
+
+def test_run_jobs_records_every_job_and_resumes(tmp_path):
+    from mmalign.batch import worst_exit_code
+
+    src, out = _tree(tmp_path), tmp_path / "out"
+    first = {r["key"]: r for r in _batch(src, out, processes=2)}
+    assert {k: r["status"] for k, r in first.items()} == {
+        str(src / "e.srt"): "skipped",
+        "a.srt": "done",
+        "b.srt": "failed",
+        "c.srt": "refused",
+        "sub/d.srt": "done",
+    }
+    assert (out / "sub/d.srt").read_text() == "FOUR!"
+    assert first["b.srt"]["error"].endswith("b.srt: bad cue") and first["b.srt"]["exit_code"] == 3
+    assert first["a.srt"]["inputs"][0]["sha256"] and first["a.srt"]["cues"] == 3
+    assert worst_exit_code(r["exit_code"] for r in first.values()) == 3
+
+    again = _batch(src, out)
+    assert all(r["status"] == "skipped" for r in again)  # nothing redone, failures included
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 5  # re-running appended nothing
+
+    (src / "b.srt").write_text("fixed")
+    redo = {r["key"]: r["status"] for r in _batch(src, out) if not r.get("resumed")}
+    assert redo == {str(src / "e.srt"): "skipped", "b.srt": "done"}  # changed input: redone
+    retry = {r["key"]: r["status"] for r in _batch(src, out, retry_failed=True) if not r.get("resumed")}
+    assert retry == {str(src / "e.srt"): "skipped"}
+    forced = [r for r in _batch(src, out, force=True) if not r.get("resumed")]
+    assert len(forced) == 5
+
+
+def test_a_killed_run_is_finished_by_the_next(tmp_path):
+    src, out = _tree(tmp_path), tmp_path / "out"
+    _batch(src, out)
+    log_path = out / "results.jsonl"
+    lines = log_path.read_bytes().splitlines(keepends=True)
+    # as if killed while 'sub/d' ran and while writing the record of 'c': torn last line
+    kept = [ln for ln in lines if b'"sub/d.srt"' not in ln and b'"c.srt"' not in ln]
+    log_path.write_bytes(b"".join(kept) + b'{"key":"c.srt","sta')
+    (out / "sub/d.srt").unlink()
+    redo = [r for r in _batch(src, out) if not r.get("resumed")]
+    assert sorted(r["key"] for r in redo if r["status"] != "skipped") == ["c.srt", "sub/d.srt"]
+    with ResultsLog.open(log_path) as log:
+        keys = [r["key"] for r in log.records]
+    assert sorted(keys) == sorted(set(keys)) and len(keys) == 5  # no duplicates, none missing
