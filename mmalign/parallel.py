@@ -515,3 +515,106 @@ def isolated_map(
                 slot.process.join(timeout=2)
                 if slot.process.is_alive():
                     slot.kill()
+
+
+# ---------------------------------------------------------------- a Dask cluster
+
+
+def _dask_task(fn: Callable[..., Any], index: int, args: Sequence[Any], timeout: float | None) -> Outcome:
+    """One job on a Dask worker, in a process of its own as :func:`isolated_map` runs it
+    (so a crash or a timeout is the job's outcome, not the worker's); directly where the
+    worker is a daemon process, which may not start processes (then without a timeout)."""
+    import dataclasses
+    import multiprocessing
+
+    if not multiprocessing.current_process().daemon:
+        outcome = next(isolated_map(fn, [args], processes=1, timeout=timeout))
+        return dataclasses.replace(outcome, index=index)
+    from .errors import MmalignError
+
+    t0 = time.perf_counter()
+    try:
+        return Outcome(index, "ok", fn(*args), seconds=time.perf_counter() - t0)
+    except Exception as exc:  # noqa: BLE001 - a job's failure is its record, the batch goes on
+        code = exc.exit_code if isinstance(exc, MmalignError) else 1
+        text = exc.worded() if isinstance(exc, MmalignError) else f"{type(exc).__name__}: {exc}"
+        return Outcome(index, "error", error=text, exit_code=code, seconds=time.perf_counter() - t0)
+
+
+@contextmanager
+def dask_client(scheduler: str) -> Iterator[Any]:
+    """A Dask ``distributed.Client`` for ``scheduler``: an address (``tcp://host:8786``) of a
+    running cluster, or ``local`` / ``local:N`` for a :class:`distributed.LocalCluster` of N
+    worker processes (default: one per CPU) that lives as long as the block.
+
+    Raises
+    ------
+    UsageError
+        ``dask[distributed]`` is not installed, or ``scheduler`` is malformed.
+    """
+    try:
+        import dask
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise UsageError("a Dask scheduler needs dask[distributed]: pip install 'mmalign[dask]'") from None
+    if scheduler == "local" or scheduler.startswith("local:"):
+        n_text = scheduler.partition(":")[2]
+        if n_text and not (n_text.isdigit() and int(n_text) > 0):
+            raise UsageError(f"{{scheduler}} local:N needs a number of workers, not {n_text!r}", names=["scheduler"])
+        n = int(n_text) if n_text else (os.cpu_count() or 1)
+        # Jobs decode with worker processes of their own: Dask's workers must not be daemons.
+        with dask.config.set({"distributed.worker.daemon": False}):
+            with (
+                LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+                Client(cluster) as client,
+            ):
+                yield client
+        return
+    if "://" not in scheduler:
+        raise UsageError(
+            f"{{scheduler}} must be local, local:N or a scheduler address such as tcp://host:8786, not {scheduler!r}",
+            names=["scheduler"],
+        )
+    try:
+        client = Client(scheduler, timeout="10s")
+    except OSError as exc:
+        raise UsageError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def dask_map(
+    fn: Callable[..., T],
+    jobs: Sequence[Sequence[Any]],
+    *,
+    client: Any,
+    timeout: float | None = None,
+) -> Iterator[Outcome]:
+    """:func:`isolated_map` on a Dask cluster: each job is one task; outcomes as they end.
+
+    On each worker a job runs in a process of its own, as :func:`isolated_map` runs it, so
+    a job that raises, crashes or runs past ``timeout`` is its own outcome and the worker
+    goes on. Workers must then not be daemon processes (``dask_client("local")`` sees to
+    it; for ``dask worker``, set ``DASK_DISTRIBUTED__WORKER__DAEMON=False``); on daemon
+    workers jobs run inside the worker, and a timeout cannot be enforced. Stopping early
+    cancels every task not yet finished.
+    """
+    from distributed import as_completed
+
+    if timeout is not None and not timeout > 0:
+        raise UsageError("timeout must be a positive number of seconds", names=["timeout"])
+    futures = [client.submit(_dask_task, fn, i, tuple(job), timeout, pure=False) for i, job in enumerate(jobs)]
+    index_of = {f.key: i for i, f in enumerate(futures)}
+    try:
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except Exception as exc:  # noqa: BLE001 - KilledWorker and friends: the job's record
+                i = index_of[future.key]
+                yield Outcome(i, "crashed", error=f"the job's Dask worker died ({type(exc).__name__})", exit_code=1)
+    finally:
+        for f in futures:
+            if not f.done():
+                f.cancel()
