@@ -499,6 +499,7 @@ def run_jobs(
     retry_failed: bool = False,
     force: bool = False,
     unpaired: Sequence[Unpaired] = (),
+    scheduler: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Run the jobs of a batch and record each in ``log`` as it ends.
 
@@ -506,7 +507,9 @@ def run_jobs(
     (:meth:`ResultsLog.finished`) is not run again unless ``force`` (``retry_failed``
     re-runs failed ones). Each job runs in a worker process (:func:`isolated_map`): one
     that fails, hangs past ``timeout`` or crashes is recorded as ``failed`` and the others
-    go on. ``unpaired`` files are recorded once as ``skipped``.
+    go on. ``unpaired`` files are recorded once as ``skipped``. With ``scheduler`` (a Dask
+    scheduler address, or ``local[:N]``), the jobs run on a Dask cluster instead
+    (:func:`mmalign.parallel.dask_map`), and their records come back into the same log.
 
     Yields
     ------
@@ -516,8 +519,6 @@ def run_jobs(
         job not run again a record with ``"status": "skipped"`` and ``"resumed": True``
         that is not appended.
     """
-    from .parallel import isolated_map
-
     key_of_options = options_hash(command, options)
     latest = log.latest()
     for lone in unpaired:
@@ -546,7 +547,7 @@ def run_jobs(
                 continue
         todo.append((job, fps))
     args = [(work, job, options, fps) for job, fps in todo]
-    for outcome in isolated_map(_run_one, args, processes=processes, timeout=timeout):
+    for outcome in _outcomes(args, processes, timeout, scheduler):
         job = todo[outcome.index][0]
         record: dict[str, Any] = {"key": job.key, "command": command, "options": key_of_options}
         if outcome.status == "ok":
@@ -560,6 +561,21 @@ def run_jobs(
         record["seconds"] = round(outcome.seconds, 3)
         log.append(record)
         yield record
+
+
+def _outcomes(
+    args: list[tuple[Any, ...]], processes: int, timeout: float | None, scheduler: str | None
+) -> Iterator[Any]:
+    """The jobs' outcomes from local worker processes, or from a Dask cluster."""
+    from .parallel import dask_client, dask_map, isolated_map
+
+    if scheduler is None:
+        yield from isolated_map(_run_one, args, processes=processes, timeout=timeout)
+        return
+    if not args:
+        return
+    with dask_client(scheduler) as client:
+        yield from dask_map(_run_one, args, client=client, timeout=timeout)
 
 
 def _unchanged(fp: Fingerprint) -> bool:
@@ -576,3 +592,43 @@ def _quiet_fingerprint(path: Path) -> dict[str, Any]:
         return fingerprint(path).to_dict()
     except InputError:
         return {"path": str(path)}
+
+
+# ---------------------------------------------------------------- the commands' work
+
+
+def sync_work(job: Job, options: Mapping[str, Any]) -> dict[str, Any]:
+    """A batch job of ``sync``: re-time ``job.subs`` to ``job.media`` and write ``job.out``.
+
+    ``options`` holds :func:`mmalign.align.sync.sync`'s keywords (``max_offset``,
+    ``splits``, ``refine``, ``detector``, ``audio_stream``) and ``min_confidence``,
+    ``format`` and ``encoding`` for the output. A result below ``min_confidence`` raises
+    :class:`~mmalign.errors.NotConfidentError` (a ``refused`` record) and writes nothing.
+    """
+    from .align.sync import sync
+    from .fileio import check_output
+
+    assert job.media is not None and job.subs is not None, "a sync job needs media and subtitles"
+    check_output(job.out, job.inputs)
+    result = sync(
+        job.media,
+        job.subs,
+        audio_stream=options.get("audio_stream"),
+        max_offset=options.get("max_offset", 300.0),
+        splits=options.get("splits", True),
+        refine=options.get("refine", True),
+        detector=options.get("detector", "auto"),
+        workers=1,
+    )
+    summary = result.to_dict()
+    result.require(options.get("min_confidence", 0.5))
+    job.out.parent.mkdir(parents=True, exist_ok=True)
+    result.subtitles.write(job.out, format=options.get("format"), encoding=options.get("encoding", "utf-8"))
+    return {
+        "output": str(job.out),
+        "offset": summary["offset"],
+        "scale": summary["scale"],
+        "confidence": summary["confidence"],
+        "pieces": len(summary["pieces"]),
+        "cues": summary["cues"],
+    }
