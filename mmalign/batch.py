@@ -556,7 +556,8 @@ def run_jobs(
         else:
             record["status"] = "refused" if outcome.exit_code == 4 else "failed"
             record["exit_code"] = outcome.exit_code
-            record["error"] = f"{job.inputs[-1]}: {outcome.error}" if outcome.status != "error" else outcome.error
+            named = any(str(p) in outcome.error for p in job.inputs)
+            record["error"] = outcome.error if named else f"{job.inputs[-1]}: {outcome.error}"
             record["inputs"] = [_quiet_fingerprint(p) for p in job.inputs]
         record["seconds"] = round(outcome.seconds, 3)
         log.append(record)
