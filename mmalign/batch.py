@@ -605,6 +605,9 @@ def sync_work(job: Job, options: Mapping[str, Any]) -> dict[str, Any]:
     ``splits``, ``refine``, ``detector``, ``audio_stream``) and ``min_confidence``,
     ``format`` and ``encoding`` for the output. A result below ``min_confidence`` raises
     :class:`~mmalign.errors.NotConfidentError` (a ``refused`` record) and writes nothing.
+    With ``check`` true nothing is written: subtitles whose spoken cues the sync moves by
+    more than ``tolerance`` seconds raise :class:`~mmalign.errors.OutOfSyncError` (a
+    ``failed`` record, exit code 5; :func:`mmalign.align.sync.check_timing`).
     """
     from .align.sync import sync
     from .fileio import check_output
@@ -623,6 +626,8 @@ def sync_work(job: Job, options: Mapping[str, Any]) -> dict[str, Any]:
     )
     summary = result.to_dict()
     result.require(options.get("min_confidence", 0.5))
+    if options.get("check"):
+        return _check(job, result, options.get("tolerance", 0.2))
     job.out.parent.mkdir(parents=True, exist_ok=True)
     result.subtitles.write(job.out, format=options.get("format"), encoding=options.get("encoding", "utf-8"))
     return {
@@ -633,3 +638,14 @@ def sync_work(job: Job, options: Mapping[str, Any]) -> dict[str, Any]:
         "pieces": len(summary["pieces"]),
         "cues": summary["cues"],
     }
+
+
+def _check(job: Job, result: Any, tolerance: float) -> dict[str, Any]:
+    """``--check``: in sync (a done record with the check's figures), or OutOfSyncError."""
+    from .align.sync import check_timing
+    from .errors import OutOfSyncError
+
+    check = check_timing(result, tolerance)
+    if not check.in_sync:
+        raise OutOfSyncError(f"{job.subs}: {check.sentence()}")
+    return {"check": check.to_dict(), "confidence": round(result.confidence, 4)}

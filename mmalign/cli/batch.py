@@ -161,6 +161,17 @@ def batch_sync(
         Detector.auto
     ),
     encoding: Annotated[str, typer.Option("--encoding", help="Encoding of the output files.")] = "utf-8",
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Write nothing; a job whose subtitles are out of sync by more than --tolerance fails with "
+            "exit code 5 (a CI gate over a whole tree).",
+        ),
+    ] = False,
+    tolerance: Annotated[
+        float, typer.Option("--tolerance", min=0.0, metavar="SECONDS", help="How far a cue may be off with --check.")
+    ] = 0.2,
     processes: Processes = 1,
     timeout: Timeout = None,
     retry_failed: RetryFailed = False,
@@ -173,7 +184,8 @@ def batch_sync(
     """Re-time every subtitle file under ROOT... to its media (as `mmalign sync` does).
 
     Writes OUTDIR/<path under ROOT>/<subtitle name>; a refused job (not confident) writes
-    nothing, a failed one records its error line. Prints failures and refusals as they
+    nothing, a failed one records its error line. With --check nothing but the log is
+    written, and out-of-sync files fail with exit code 5. Prints failures and refusals as they
     happen, one JSON line per job with --json, and a summary; exits with the worst job's
     code (0 when all are done or were done before).
 
@@ -194,6 +206,8 @@ def batch_sync(
             "detector": detector.value,
             "format": fmt.value if fmt else None,
             "encoding": encoding,
+            "check": check,
+            "tolerance": tolerance,
         }
         _run(
             "sync",

@@ -98,3 +98,19 @@ def test_batch_sync_on_a_dask_cluster_matches_local_processes(tree, tmp_path):
         return sorted(json.dumps({k: v for k, v in r.items() if k not in drop}, sort_keys=True) for r in _records(out))
 
     assert comparable(tmp_path / "dask") == comparable(tmp_path / "local")
+
+
+def test_batch_sync_check_gates_a_tree(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(SAMPLE_DIR / "sample.mp4", src / "good.mp4")
+    shutil.copy(SAMPLE_DIR / "sample.vtt", src / "good.vtt")
+    shutil.copy(SAMPLE_DIR / "sample.mp4", src / "late.mp4")
+    shutil.copy(SAMPLE_DIR / "sample.mistimed.vtt", src / "late.vtt")
+    out = tmp_path / "out"
+    result = run("batch", "sync", src, "-o", out, "--check", "-j", "2")
+    assert result.exit_code == 5, result.output
+    assert "failed: " in result.stderr and "late.vtt: out of sync: 16 of 16 spoken cues" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["results.jsonl"]  # nothing else written
+    good = next(r for r in _records(out) if r["key"] == "good.vtt")
+    assert good["status"] == "done" and good["check"]["in_sync"] is True
