@@ -11,7 +11,8 @@ exit code meaning
 2         usage: bad options or arguments
 3         unreadable or invalid input (media, subtitles, features)
 4         not confident: the result was not written (``--force`` writes it)
-5         an output cannot be written (permissions, disk full, read-only)
+5         an output cannot be written (permissions, disk full, read-only); with
+          ``--check``, where nothing is written: the subtitles are out of sync
 130       interrupted (Ctrl-C, SIGINT)
 143       terminated (SIGTERM)
 ========  ==========================================================
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-__all__ = ["InputError", "MmalignError", "NotConfidentError", "OutputError", "UsageError", "as_flag"]
+__all__ = ["InputError", "MmalignError", "NotConfidentError", "OutOfSyncError", "OutputError", "UsageError", "as_flag"]
 
 
 class MmalignError(Exception):
@@ -74,6 +75,13 @@ class NotConfidentError(MmalignError):
     def __init__(self, message: str, result: object = None, *, names: Iterable[str] = ()) -> None:
         super().__init__(message, names=names)
         self.result = result
+
+
+class OutOfSyncError(MmalignError):
+    """``--check``: the subtitles are not in sync with the reference (nothing is written in
+    that mode, so exit code 5 cannot mean an unwritable output there)."""
+
+    exit_code = 5
 
 
 class OutputError(MmalignError):

@@ -28,17 +28,28 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from ._compat import renamed_keywords
 from .errors import UsageError
 from .interrupt import kill_pool, signals_blocked, worker_init
 
-__all__ = ["parallel_map", "process_pool", "report_progress", "start_stage", "Progress", "ProgressFn"]
+__all__ = [
+    "parallel_map",
+    "isolated_map",
+    "Outcome",
+    "process_pool",
+    "report_progress",
+    "start_stage",
+    "Progress",
+    "ProgressFn",
+]
 
 T = TypeVar("T")
 
@@ -319,3 +330,294 @@ def _take(
         for g in pending:
             g.cancel()
         stop()
+
+
+# ---------------------------------------------------------------- isolated jobs (batch runs)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one job of :func:`isolated_map` ended.
+
+    Attributes
+    ----------
+    index : int
+        The job's position in the input.
+    status : {"ok", "error", "timeout", "crashed"}
+        Returned a value; raised an exception; ran past the timeout (its process was
+        killed); its process died (a signal, ``os._exit``, memory exhaustion).
+    value : Any
+        The job's return value when ``status == "ok"``.
+    error : str
+        One line: the exception (``"InputError: film.srt: ..."``), or what happened.
+    exit_code : int
+        The exit code a command would give: an :class:`~mmalign.errors.MmalignError`'s
+        own, 1 for anything else, 0 when the job returned.
+    seconds : float
+        Wall time of the job in its worker.
+    """
+
+    index: int
+    status: str
+    value: Any = None
+    error: str = ""
+    exit_code: int = 0
+    seconds: float = 0.0
+
+
+def _isolated_worker(conn: Any, parent: int) -> None:
+    """A worker of :func:`isolated_map`: run ``(index, fn, args)`` messages until ``None``."""
+    from .errors import MmalignError
+
+    worker_init(parent)
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        index, fn, args = message
+        t0 = time.perf_counter()
+        try:
+            value = fn(*args)
+            reply = Outcome(index, "ok", value, seconds=time.perf_counter() - t0)
+        except Exception as exc:  # noqa: BLE001 - a job's failure is its record, the batch goes on
+            code = exc.exit_code if isinstance(exc, MmalignError) else 1
+            text = exc.worded() if isinstance(exc, MmalignError) else f"{type(exc).__name__}: {exc}"
+            reply = Outcome(index, "error", error=text, exit_code=code, seconds=time.perf_counter() - t0)
+        try:
+            conn.send(reply)
+        except Exception as exc:  # noqa: BLE001 - e.g. a return value that cannot be pickled
+            conn.send(Outcome(index, "error", error=f"cannot return the result: {exc}", exit_code=1))
+
+
+class _Slot:
+    """One worker process of :func:`isolated_map` and the job it runs."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.conn, child = ctx.Pipe(duplex=True)
+        with signals_blocked():
+            self.process = ctx.Process(target=_isolated_worker, args=(child, os.getpid()), daemon=False)
+            self.process.start()
+        child.close()
+        self.index: int | None = None
+        self.started = 0.0
+
+    def kill(self) -> None:
+        try:
+            self.process.kill()
+        except (OSError, ValueError, AttributeError):
+            pass
+        self.process.join(timeout=5)
+        self.conn.close()
+
+
+def isolated_map(
+    fn: Callable[..., T],
+    jobs: Sequence[Sequence[Any]],
+    *,
+    processes: int = 1,
+    timeout: float | None = None,
+) -> Iterator[Outcome]:
+    """Run ``fn(*job)`` for each job in worker processes, each job isolated from the others.
+
+    Unlike :func:`parallel_map`, a job that raises, hangs past ``timeout`` or kills its
+    process is one :class:`Outcome` and the other jobs go on: a hung job's process is
+    killed and replaced, a dead one replaced. Outcomes are yielded as jobs finish (not in
+    order; :attr:`Outcome.index` says which). When the caller stops taking outcomes or the
+    run is interrupted (:class:`mmalign.interrupt.Stopped`), every worker is killed at
+    once; workers also die with this process.
+
+    Parameters
+    ----------
+    fn : callable
+        A module-level function (it is sent to the workers by reference).
+    jobs : sequence of argument tuples
+    processes : int
+        Worker processes, at least 1.
+    timeout : float, optional
+        Seconds a job may run before its process is killed (``status="timeout"``).
+
+    Yields
+    ------
+    Outcome
+    """
+    from multiprocessing.connection import wait
+
+    if processes < 1:
+        raise UsageError("processes must be at least 1", names=["processes"])
+    if timeout is not None and not timeout > 0:
+        raise UsageError("timeout must be a positive number of seconds", names=["timeout"])
+    ctx = _mp_context()
+    queue = deque(range(len(jobs)))
+    slots: list[_Slot] = []
+    try:
+        while queue or any(s.index is not None for s in slots):
+            while queue and len(slots) < processes:
+                slots.append(_Slot(ctx))
+            for slot in slots:
+                if slot.index is None and queue:
+                    slot.index = queue.popleft()
+                    slot.started = time.monotonic()
+                    slot.conn.send((slot.index, fn, tuple(jobs[slot.index])))
+            busy = [s for s in slots if s.index is not None]
+            wait_for = None
+            if timeout is not None:
+                wait_for = max(0.0, min(s.started + timeout for s in busy) - time.monotonic())
+            ready = set(wait([x for s in busy for x in (s.conn, s.process.sentinel)], timeout=wait_for))
+            now = time.monotonic()
+            for slot in busy:
+                index = slot.index
+                assert index is not None
+                outcome: Outcome | None = None
+                if slot.conn in ready:
+                    try:
+                        outcome = slot.conn.recv()
+                    except (EOFError, OSError):
+                        outcome = None
+                if outcome is not None:
+                    slot.index = None
+                    yield outcome
+                    continue
+                died = slot.process.sentinel in ready or slot.conn in ready
+                late = timeout is not None and now - slot.started >= timeout
+                if not (died or late):
+                    continue
+                slot.kill()
+                slots.remove(slot)
+                if died and not late:
+                    code = slot.process.exitcode
+                    how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+                    yield Outcome(
+                        index,
+                        "crashed",
+                        error=f"the job's process died ({how})",
+                        exit_code=1,
+                        seconds=now - slot.started,
+                    )
+                else:
+                    yield Outcome(
+                        index,
+                        "timeout",
+                        error=f"timed out after {timeout:g} s",
+                        exit_code=1,
+                        seconds=now - slot.started,
+                    )
+    finally:
+        for slot in slots:
+            if slot.index is None and slot.process.is_alive():
+                try:
+                    slot.conn.send(None)
+                except (OSError, ValueError):
+                    pass
+        for slot in slots:
+            if slot.index is not None:
+                slot.kill()
+            else:
+                slot.process.join(timeout=2)
+                if slot.process.is_alive():
+                    slot.kill()
+
+
+# ---------------------------------------------------------------- a Dask cluster
+
+
+def _dask_task(fn: Callable[..., Any], index: int, args: Sequence[Any], timeout: float | None) -> Outcome:
+    """One job on a Dask worker, in a process of its own as :func:`isolated_map` runs it
+    (so a crash or a timeout is the job's outcome, not the worker's); directly where the
+    worker is a daemon process, which may not start processes (then without a timeout)."""
+    import dataclasses
+    import multiprocessing
+
+    if not multiprocessing.current_process().daemon:
+        outcome = next(isolated_map(fn, [args], processes=1, timeout=timeout))
+        return dataclasses.replace(outcome, index=index)
+    from .errors import MmalignError
+
+    t0 = time.perf_counter()
+    try:
+        return Outcome(index, "ok", fn(*args), seconds=time.perf_counter() - t0)
+    except Exception as exc:  # noqa: BLE001 - a job's failure is its record, the batch goes on
+        code = exc.exit_code if isinstance(exc, MmalignError) else 1
+        text = exc.worded() if isinstance(exc, MmalignError) else f"{type(exc).__name__}: {exc}"
+        return Outcome(index, "error", error=text, exit_code=code, seconds=time.perf_counter() - t0)
+
+
+@contextmanager
+def dask_client(scheduler: str) -> Iterator[Any]:
+    """A Dask ``distributed.Client`` for ``scheduler``: an address (``tcp://host:8786``) of a
+    running cluster, or ``local`` / ``local:N`` for a :class:`distributed.LocalCluster` of N
+    worker processes (default: one per CPU) that lives as long as the block.
+
+    Raises
+    ------
+    UsageError
+        ``dask[distributed]`` is not installed, or ``scheduler`` is malformed.
+    """
+    try:
+        import dask
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise UsageError("a Dask scheduler needs dask[distributed]: pip install 'mmalign[dask]'") from None
+    if scheduler == "local" or scheduler.startswith("local:"):
+        n_text = scheduler.partition(":")[2]
+        if n_text and not (n_text.isdigit() and int(n_text) > 0):
+            raise UsageError(f"{{scheduler}} local:N needs a number of workers, not {n_text!r}", names=["scheduler"])
+        n = int(n_text) if n_text else (os.cpu_count() or 1)
+        # Jobs decode with worker processes of their own: Dask's workers must not be daemons.
+        with dask.config.set({"distributed.worker.daemon": False}):
+            with (
+                LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+                Client(cluster) as client,
+            ):
+                yield client
+        return
+    if "://" not in scheduler:
+        raise UsageError(
+            f"{{scheduler}} must be local, local:N or a scheduler address such as tcp://host:8786, not {scheduler!r}",
+            names=["scheduler"],
+        )
+    try:
+        client = Client(scheduler, timeout="10s")
+    except OSError as exc:
+        raise UsageError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def dask_map(
+    fn: Callable[..., T],
+    jobs: Sequence[Sequence[Any]],
+    *,
+    client: Any,
+    timeout: float | None = None,
+) -> Iterator[Outcome]:
+    """:func:`isolated_map` on a Dask cluster: each job is one task; outcomes as they end.
+
+    On each worker a job runs in a process of its own, as :func:`isolated_map` runs it, so
+    a job that raises, crashes or runs past ``timeout`` is its own outcome and the worker
+    goes on. Workers must then not be daemon processes (``dask_client("local")`` sees to
+    it; for ``dask worker``, set ``DASK_DISTRIBUTED__WORKER__DAEMON=False``); on daemon
+    workers jobs run inside the worker, and a timeout cannot be enforced. Stopping early
+    cancels every task not yet finished.
+    """
+    from distributed import as_completed
+
+    if timeout is not None and not timeout > 0:
+        raise UsageError("timeout must be a positive number of seconds", names=["timeout"])
+    futures = [client.submit(_dask_task, fn, i, tuple(job), timeout, pure=False) for i, job in enumerate(jobs)]
+    index_of = {f.key: i for i, f in enumerate(futures)}
+    try:
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except Exception as exc:  # noqa: BLE001 - KilledWorker and friends: the job's record
+                i = index_of[future.key]
+                yield Outcome(i, "crashed", error=f"the job's Dask worker died ({type(exc).__name__})", exit_code=1)
+    finally:
+        for f in futures:
+            if not f.done():
+                f.cancel()

@@ -33,6 +33,8 @@ from .scoring import MARGIN_CENTER
 
 __all__ = [
     "SyncResult",
+    "TimingCheck",
+    "check_timing",
     "sync",
     "reference_activity",
     "is_subtitle_path",
@@ -667,3 +669,98 @@ def mean_activity(activity: FeatureSeq, starts: npt.ArrayLike, ends: npt.ArrayLi
     width = np.maximum(np.floor((ends - starts) / activity.hop + 0.5), 1.0)
     out: np.ndarray = np.clip((c[i1] - c[i0]) / width, 0.0, 1.0)
     return out
+
+
+@dataclass(frozen=True)
+class TimingCheck:
+    """Whether subtitles were already in sync: how far :func:`sync` moved their spoken cues.
+
+    Attributes
+    ----------
+    in_sync : bool
+        No spoken cue moved by more than ``tolerance``.
+    tolerance : float
+        Seconds a cue may move and still count as in sync.
+    cues : int
+        Spoken cues checked (sound descriptions and lyrics follow them and are not counted).
+    off : int
+        Spoken cues that moved by more than ``tolerance``.
+    median_shift, max_shift : float
+        The median shift of the spoken cues, and the largest one (signed), seconds.
+    first_off : float or None
+        Start time, in the checked file, of the first cue that moved by more than
+        ``tolerance``.
+    """
+
+    in_sync: bool
+    tolerance: float
+    cues: int
+    off: int
+    median_shift: float
+    max_shift: float
+    first_off: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (``mmalign sync --check --json``)."""
+        return {
+            "in_sync": self.in_sync,
+            "tolerance": self.tolerance,
+            "cues_checked": self.cues,
+            "cues_off": self.off,
+            "median_shift": round(self.median_shift, 3),
+            "max_shift": round(self.max_shift, 3),
+            "first_off": None if self.first_off is None else round(self.first_off, 3),
+        }
+
+    def sentence(self) -> str:
+        """One line: in sync, or by how much and where not."""
+        if self.in_sync:
+            return (
+                f"in sync: {self.cues} spoken cues within {self.tolerance:g} s (largest shift {self.max_shift:+.3f} s)"
+            )
+        assert self.first_off is not None
+        h, rest = divmod(self.first_off, 3600)
+        m, s = divmod(rest, 60)
+        return (
+            f"out of sync: {self.off} of {self.cues} spoken cues are off by more than {self.tolerance:g} s "
+            f"(median {self.median_shift:+.3f} s, largest {self.max_shift:+.3f} s), "
+            f"the first at {int(h):02d}:{int(m):02d}:{s:06.3f}"
+        )
+
+
+def check_timing(result: SyncResult, tolerance: float = 0.2) -> TimingCheck:
+    """Compare subtitles with their synced version: were they in sync already?
+
+    Parameters
+    ----------
+    result : SyncResult
+        What :func:`sync` found for the subtitles (check its confidence first, e.g. with
+        :meth:`SyncResult.require`: an unsure result says nothing about the timing).
+    tolerance : float
+        Seconds a spoken cue may move and still count as in sync.
+
+    Returns
+    -------
+    TimingCheck
+    """
+    if not tolerance >= 0:
+        raise UsageError(f"{{tolerance}} must be 0 or more seconds, not {tolerance}", names=["tolerance"])
+    spoken = np.flatnonzero(result.spoken)
+    if len(spoken) == 0:
+        spoken = np.arange(len(result.original.cues))
+    old = np.array([result.original.cues[i].start for i in spoken], np.float64)
+    new = np.array([result.subtitles.cues[i].start for i in spoken], np.float64)
+    shift = new - old
+    if len(shift) == 0:
+        return TimingCheck(True, tolerance, 0, 0, 0.0, 0.0, None)
+    off = np.abs(shift) > tolerance + 1e-9
+    worst = int(np.argmax(np.abs(shift)))
+    return TimingCheck(
+        in_sync=not off.any(),
+        tolerance=float(tolerance),
+        cues=len(shift),
+        off=int(off.sum()),
+        median_shift=float(np.median(shift)),
+        max_shift=float(shift[worst]),
+        first_off=float(old[np.flatnonzero(off)[0]]) if off.any() else None,
+    )

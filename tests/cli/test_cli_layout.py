@@ -33,11 +33,13 @@ def test_every_command_is_registered_from_its_module():
 
     commands = {c.callback.__name__: c.callback.__module__ for c in app.registered_commands}
     assert commands == {"sync": "mmalign.cli.sync", "export": "mmalign.cli.export", "align": "mmalign.cli.align"}
-    (group,) = app.registered_groups
-    assert group.name == "extract"
-    sub = {c.callback.__name__: c.callback.__module__ for c in group.typer_instance.registered_commands}
+    groups = {g.name: g.typer_instance for g in app.registered_groups}
+    assert set(groups) == {"extract", "batch"}
+    sub = {c.callback.__name__: c.callback.__module__ for c in groups["extract"].registered_commands}
     assert set(sub) == {"extract_audio", "extract_video", "extract_subs", "extract_all"}
     assert set(sub.values()) == {"mmalign.cli.extract"}
+    sub = {c.callback.__name__: c.callback.__module__ for c in groups["batch"].registered_commands}
+    assert sub == {"batch_sync": "mmalign.cli.batch"}
 
 
 def _functions(path: Path):
@@ -45,7 +47,7 @@ def _functions(path: Path):
     return [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)]
 
 
-@pytest.mark.parametrize("module", ["sync", "extract", "align", "export"])
+@pytest.mark.parametrize("module", ["sync", "extract", "align", "export", "batch"])
 def test_command_bodies_are_short(module):
     """A command body parses, calls the library and prints: under ~40 lines, signature and docstring aside.
 
