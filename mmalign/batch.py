@@ -488,20 +488,20 @@ def worst_exit_code(codes: Iterable[int]) -> int:
 
 
 def run_jobs(
-    jobs: Sequence[Job],
+    batch: Sequence[Job],
     work: Work,
     options: Mapping[str, Any],
     *,
     command: str,
     log: ResultsLog,
-    processes: int = 1,
+    jobs: int = 1,
     timeout: float | None = None,
     retry_failed: bool = False,
     force: bool = False,
     unpaired: Sequence[Unpaired] = (),
     scheduler: str | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Run the jobs of a batch and record each in ``log`` as it ends.
+    """Run the jobs of a batch, ``jobs`` at a time, and record each in ``log`` as it ends.
 
     A job whose last record in the log is finished with the same inputs and options
     (:meth:`ResultsLog.finished`) is not run again unless ``force`` (``retry_failed``
@@ -533,7 +533,7 @@ def run_jobs(
         yield note
     known = log.known_fingerprints()
     todo: list[tuple[Job, list[Fingerprint | None]]] = []
-    for job in jobs:
+    for job in batch:
         fps = [known.get(str(p)) for p in job.inputs]
         if not force:
             current = [fp for fp in fps if fp is not None and _unchanged(fp)]
@@ -547,7 +547,7 @@ def run_jobs(
                 continue
         todo.append((job, fps))
     args = [(work, job, options, fps) for job, fps in todo]
-    for outcome in _outcomes(args, processes, timeout, scheduler):
+    for outcome in _outcomes(args, jobs, timeout, scheduler):
         job = todo[outcome.index][0]
         record: dict[str, Any] = {"key": job.key, "command": command, "options": key_of_options}
         if outcome.status == "ok":
@@ -564,14 +564,12 @@ def run_jobs(
         yield record
 
 
-def _outcomes(
-    args: list[tuple[Any, ...]], processes: int, timeout: float | None, scheduler: str | None
-) -> Iterator[Any]:
+def _outcomes(args: list[tuple[Any, ...]], jobs: int, timeout: float | None, scheduler: str | None) -> Iterator[Any]:
     """The jobs' outcomes from local worker processes, or from a Dask cluster."""
     from .parallel import dask_client, dask_map, isolated_map
 
     if scheduler is None:
-        yield from isolated_map(_run_one, args, processes=processes, timeout=timeout)
+        yield from isolated_map(_run_one, args, jobs=jobs, timeout=timeout)
         return
     if not args:
         return

@@ -415,16 +415,16 @@ class _Slot:
 
 def isolated_map(
     fn: Callable[..., T],
-    jobs: Sequence[Sequence[Any]],
+    tasks: Sequence[Sequence[Any]],
     *,
-    processes: int = 1,
+    jobs: int = 1,
     timeout: float | None = None,
 ) -> Iterator[Outcome]:
-    """Run ``fn(*job)`` for each job in worker processes, each job isolated from the others.
+    """Run ``fn(*task)`` for each task in worker processes, each task isolated from the others.
 
-    Unlike :func:`parallel_map`, a job that raises, hangs past ``timeout`` or kills its
-    process is one :class:`Outcome` and the other jobs go on: a hung job's process is
-    killed and replaced, a dead one replaced. Outcomes are yielded as jobs finish (not in
+    Unlike :func:`parallel_map`, a task that raises, hangs past ``timeout`` or kills its
+    process is one :class:`Outcome` and the other tasks go on: a hung task's process is
+    killed and replaced, a dead one replaced. Outcomes are yielded as tasks finish (not in
     order; :attr:`Outcome.index` says which). When the caller stops taking outcomes or the
     run is interrupted (:class:`mmalign.interrupt.Stopped`), every worker is killed at
     once; workers also die with this process.
@@ -433,11 +433,11 @@ def isolated_map(
     ----------
     fn : callable
         A module-level function (it is sent to the workers by reference).
-    jobs : sequence of argument tuples
-    processes : int
+    tasks : sequence of argument tuples
+    jobs : int
         Worker processes, at least 1.
     timeout : float, optional
-        Seconds a job may run before its process is killed (``status="timeout"``).
+        Seconds a task may run before its process is killed (``status="timeout"``).
 
     Yields
     ------
@@ -445,22 +445,22 @@ def isolated_map(
     """
     from multiprocessing.connection import wait
 
-    if processes < 1:
-        raise UsageError("processes must be at least 1", names=["processes"])
+    if jobs < 1:
+        raise UsageError("{jobs} must be at least 1", names=["jobs"])
     if timeout is not None and not timeout > 0:
         raise UsageError("timeout must be a positive number of seconds", names=["timeout"])
     ctx = _mp_context()
-    queue = deque(range(len(jobs)))
+    queue = deque(range(len(tasks)))
     slots: list[_Slot] = []
     try:
         while queue or any(s.index is not None for s in slots):
-            while queue and len(slots) < processes:
+            while queue and len(slots) < jobs:
                 slots.append(_Slot(ctx))
             for slot in slots:
                 if slot.index is None and queue:
                     slot.index = queue.popleft()
                     slot.started = time.monotonic()
-                    slot.conn.send((slot.index, fn, tuple(jobs[slot.index])))
+                    slot.conn.send((slot.index, fn, tuple(tasks[slot.index])))
             busy = [s for s in slots if s.index is not None]
             wait_for = None
             if timeout is not None:
@@ -531,7 +531,7 @@ def _dask_task(fn: Callable[..., Any], index: int, args: Sequence[Any], timeout:
     import multiprocessing
 
     if not multiprocessing.current_process().daemon:
-        outcome = next(isolated_map(fn, [args], processes=1, timeout=timeout))
+        outcome = next(isolated_map(fn, [args], jobs=1, timeout=timeout))
         return dataclasses.replace(outcome, index=index)
     from .errors import MmalignError
 
@@ -590,25 +590,25 @@ def dask_client(scheduler: str) -> Iterator[Any]:
 
 def dask_map(
     fn: Callable[..., T],
-    jobs: Sequence[Sequence[Any]],
+    tasks: Sequence[Sequence[Any]],
     *,
     client: Any,
     timeout: float | None = None,
 ) -> Iterator[Outcome]:
-    """:func:`isolated_map` on a Dask cluster: each job is one task; outcomes as they end.
+    """:func:`isolated_map` on a Dask cluster: each task is one Dask task; outcomes as they end.
 
-    On each worker a job runs in a process of its own, as :func:`isolated_map` runs it, so
-    a job that raises, crashes or runs past ``timeout`` is its own outcome and the worker
+    On each worker a task runs in a process of its own, as :func:`isolated_map` runs it, so
+    a task that raises, crashes or runs past ``timeout`` is its own outcome and the worker
     goes on. Workers must then not be daemon processes (``dask_client("local")`` sees to
     it; for ``dask worker``, set ``DASK_DISTRIBUTED__WORKER__DAEMON=False``); on daemon
-    workers jobs run inside the worker, and a timeout cannot be enforced. Stopping early
+    workers tasks run inside the worker, and a timeout cannot be enforced. Stopping early
     cancels every task not yet finished.
     """
     from distributed import as_completed
 
     if timeout is not None and not timeout > 0:
         raise UsageError("timeout must be a positive number of seconds", names=["timeout"])
-    futures = [client.submit(_dask_task, fn, i, tuple(job), timeout, pure=False) for i, job in enumerate(jobs)]
+    futures = [client.submit(_dask_task, fn, i, tuple(task), timeout, pure=False) for i, task in enumerate(tasks)]
     index_of = {f.key: i for i, f in enumerate(futures)}
     try:
         for future in as_completed(futures):

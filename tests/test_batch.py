@@ -228,7 +228,7 @@ def test_run_jobs_records_every_job_and_resumes(tmp_path):
     from mmalign.batch import worst_exit_code
 
     src, out = _tree(tmp_path), tmp_path / "out"
-    first = {r["key"]: r for r in _batch(src, out, processes=2)}
+    first = {r["key"]: r for r in _batch(src, out, jobs=2)}
     assert {k: r["status"] for k, r in first.items()} == {
         str(src / "e.srt"): "skipped",
         "a.srt": "done",

@@ -35,7 +35,7 @@ def client():
 def test_dask_gives_the_same_outcomes_as_local_processes(client):
     jobs = [("ok", 1), ("raise", "a.srt"), ("die", 0), ("ok", 2), ("hang", 0)]
     on_dask = sorted(dask_map(_job, jobs, client=client, timeout=2.0), key=lambda o: o.index)
-    local = sorted(isolated_map(_job, jobs, processes=2, timeout=2.0), key=lambda o: o.index)
+    local = sorted(isolated_map(_job, jobs, jobs=2, timeout=2.0), key=lambda o: o.index)
     assert [(o.index, o.status, o.value, o.error, o.exit_code) for o in on_dask] == [
         (o.index, o.status, o.value, o.error, o.exit_code) for o in local
     ]

@@ -26,13 +26,13 @@ def _job(kind, value):
     return None
 
 
-def _run(jobs, **kw):
-    return sorted(isolated_map(_job, jobs, **kw), key=lambda o: o.index)
+def _run(tasks, **kw):
+    return sorted(isolated_map(_job, tasks, **kw), key=lambda o: o.index)
 
 
 def test_every_job_gets_an_outcome_and_the_others_go_on():
     jobs = [("ok", 1), ("raise", "a.srt"), ("bug", 0), ("die", 0), ("ok", 2), ("exit", 0), ("ok", 3)]
-    out = _run(jobs, processes=2)
+    out = _run(jobs, jobs=2)
     assert [o.status for o in out] == ["ok", "error", "error", "crashed", "ok", "crashed", "ok"]
     assert [o.value for o in out if o.status == "ok"] == [2, 4, 6]
     assert out[1].error == "a.srt: unreadable" and out[1].exit_code == 3
@@ -42,14 +42,14 @@ def test_every_job_gets_an_outcome_and_the_others_go_on():
 
 def test_a_hung_job_times_out_and_its_process_is_replaced():
     t0 = time.monotonic()
-    out = _run([("hang", 0), ("ok", 1), ("ok", 2)], processes=1, timeout=1.0)
+    out = _run([("hang", 0), ("ok", 1), ("ok", 2)], jobs=1, timeout=1.0)
     assert [o.status for o in out] == ["timeout", "ok", "ok"]
     assert out[0].error == "timed out after 1 s"
     assert time.monotonic() - t0 < 10
 
 
 def test_stopping_early_kills_the_workers():
-    gen = isolated_map(_job, [("ok", 1)] + [("hang", 0)] * 3, processes=2)
+    gen = isolated_map(_job, [("ok", 1)] + [("hang", 0)] * 3, jobs=2)
     first = next(gen)
     assert first.status in ("ok",)
     t0 = time.monotonic()
@@ -58,8 +58,8 @@ def test_stopping_early_kills_the_workers():
 
 
 def test_options_are_checked():
-    with pytest.raises(UsageError, match="processes"):
-        list(isolated_map(_job, [], processes=0))
+    with pytest.raises(UsageError, match="jobs"):
+        list(isolated_map(_job, [], jobs=0))
     with pytest.raises(UsageError, match="timeout"):
         list(isolated_map(_job, [], timeout=0))
     assert list(isolated_map(_job, [])) == []

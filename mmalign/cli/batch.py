@@ -48,7 +48,7 @@ Manifest = Annotated[
         show_default=False,
     ),
 ]
-Processes = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Jobs run at once, each in its own process.")]
+Jobs = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Jobs run at once, each in its own process.")]
 Timeout = Annotated[
     float | None,
     typer.Option("--timeout", min=0.001, metavar="SECONDS", help="A job running longer fails.", show_default=False),
@@ -67,7 +67,7 @@ Scheduler = Annotated[
 ]
 
 
-def _jobs(roots: list[Path] | None, manifest: str | None, out_dir: Path, **find: Any) -> tuple[list, list]:
+def _find(roots: list[Path] | None, manifest: str | None, out_dir: Path, **find: Any) -> tuple[list, list]:
     """The batch's jobs, and the files that make none, from ROOT... or --manifest."""
     if bool(roots) == (manifest is not None):
         raise UsageError("give folders/files (ROOT...) or --manifest FILE.jsonl, one of the two")
@@ -108,7 +108,7 @@ def _outcomes(records: Iterator[dict], total: int, show: bool) -> Iterator[dict]
             yield record
 
 
-def _run(command: str, jobs: list, unpaired: list, work: Any, options: dict, out_dir: Path, **run: Any) -> None:
+def _run(command: str, batch: list, unpaired: list, work: Any, options: dict, out_dir: Path, **run: Any) -> None:
     """Run the batch, print each job (failures always) and the summary; exit with the worst code."""
     as_json, quiet, scheduler = run.pop("as_json"), run.pop("quiet"), run.pop("scheduler")
     t0 = time.perf_counter()
@@ -118,9 +118,9 @@ def _run(command: str, jobs: list, unpaired: list, work: Any, options: dict, out
     log_path = out_dir / "results.jsonl"
     with batch_mod.ResultsLog.open(log_path) as log:
         records = batch_mod.run_jobs(
-            jobs, work, options, command=command, log=log, unpaired=unpaired, scheduler=scheduler, **run
+            batch, work, options, command=command, log=log, unpaired=unpaired, scheduler=scheduler, **run
         )
-        for record in _outcomes(records, len(jobs) + len(unpaired), not (quiet or as_json)):
+        for record in _outcomes(records, len(batch) + len(unpaired), not (quiet or as_json)):
             counts["resumed" if record.get("resumed") else record["status"]] += 1
             codes.append(record["exit_code"])
             if as_json:
@@ -131,7 +131,7 @@ def _run(command: str, jobs: list, unpaired: list, work: Any, options: dict, out
     if not as_json and not quiet:
         parts = ", ".join(f"{counts[s]} {s}" for s in ("done", "refused", "failed", "skipped", "resumed") if counts[s])
         typer.echo(
-            f"batch {command}: {len(jobs)} jobs ({parts or 'nothing to do'}) in "
+            f"batch {command}: {len(batch)} jobs ({parts or 'nothing to do'}) in "
             f"{time.perf_counter() - t0:.1f} s -> {log_path}",
             err=True,
         )
@@ -172,7 +172,7 @@ def batch_sync(
     tolerance: Annotated[
         float, typer.Option("--tolerance", min=0.0, metavar="SECONDS", help="How far a cue may be off with --check.")
     ] = 0.2,
-    processes: Processes = 1,
+    jobs: Jobs = 1,
     timeout: Timeout = None,
     retry_failed: RetryFailed = False,
     force: Redo = False,
@@ -197,7 +197,7 @@ def batch_sync(
     """
     with guard(debug, as_json, {}):
         name = None if fmt is None else (lambda p: f"{p.stem}.{fmt.value}")
-        jobs, unpaired = _jobs(roots, manifest, output, out_name=name)
+        batch, unpaired = _find(roots, manifest, output, out_name=name)
         options = {
             "min_confidence": min_confidence,
             "max_offset": max_offset,
@@ -211,12 +211,12 @@ def batch_sync(
         }
         _run(
             "sync",
-            jobs,
+            batch,
             unpaired,
             batch_mod.sync_work,
             options,
             output,
-            processes=processes,
+            jobs=jobs,
             timeout=timeout,
             retry_failed=retry_failed,
             force=force,
