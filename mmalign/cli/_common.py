@@ -26,7 +26,8 @@ from ..source import feature_names
 EXIT_CODES = """\
 Exit codes: 0 done; 1 unexpected failure (--debug shows the traceback);
 2 usage error; 3 unreadable or invalid input; 4 not confident (nothing written
-unless --force); 5 output cannot be written; 130 interrupted; 143 terminated."""
+unless --force); 5 output cannot be written (with --check: out of sync);
+130 interrupted; 143 terminated."""
 
 
 class WarningLines(logging.Handler):

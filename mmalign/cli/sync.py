@@ -14,7 +14,7 @@ import typer
 
 from ..align import sync as sync_mod
 from ..align.sync import DEFAULT_MIN_CONFIDENCE
-from ..errors import InputError, NotConfidentError, UsageError, as_flag
+from ..errors import InputError, NotConfidentError, OutOfSyncError, UsageError, as_flag
 from ..fileio import check_output
 from . import app
 from ._common import EXIT_CODES, ProgressBar, default_output, finish, guard, make_parent, no_stdout_clash, output_file
@@ -127,6 +127,18 @@ def sync(
         ),
     ] = Detector.auto,
     encoding: Annotated[str, typer.Option("--encoding", help="Encoding of the output file.")] = "utf-8",
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Write nothing: exit 0 when SUBS is already in sync (every spoken cue within --tolerance), "
+            "5 when it is not (saying by how much and where), 4 when unsure. A gate for CI.",
+        ),
+    ] = False,
+    tolerance: Annotated[
+        float,
+        typer.Option("--tolerance", min=0.0, metavar="SECONDS", help="How far a cue may be off with --check."),
+    ] = 0.2,
     plot: Annotated[
         Path | None,
         typer.Option(
@@ -166,7 +178,9 @@ def sync(
     with guard(debug, as_json, summary):
         _check_inputs(media, subs, output, in_place, encoding, as_json)
         fmt_name = fmt.value if fmt else None
-        out = _sync_output(subs, output, fmt_name, in_place, media)
+        if check and (output is not None or in_place or force):
+            raise UsageError("--check writes nothing; drop -o, --in-place and --force")
+        out = None if check else _sync_output(subs, output, fmt_name, in_place, media)
         if plot is not None:
             _check_plot(plot, out, media, subs)
         with ProgressBar(not (quiet or as_json), "decoding audio") as bar:
@@ -187,6 +201,8 @@ def sync(
         summary["output"] = "<stdout>" if out is None else str(out)
         if refusal is not None:
             summary["doubt"] = result.doubt(as_flag)
+        if check:
+            return _gate(result, refusal, tolerance, summary, as_json, quiet, t0)
         write_fmt = _write_format(result, fmt_name, in_place, subs)
         summary["written"] = False
         if refusal is None or force:
@@ -201,6 +217,30 @@ def sync(
         typer.echo(json.dumps(summary))
     elif not quiet:
         typer.echo(_sentence(result, summary, confident=refusal is None), err=True)
+
+
+def _gate(
+    result: sync_mod.SyncResult,
+    refusal: NotConfidentError | None,
+    tolerance: float,
+    summary: dict,
+    as_json: bool,
+    quiet: bool,
+    t0: float,
+) -> None:
+    """``--check``: unsure (exit 4), out of sync (exit 5), or in sync (one line, exit 0)."""
+    summary["output"], summary["written"] = None, False
+    if refusal is not None:
+        raise NotConfidentError(refusal.template, result=result, names=refusal.names)
+    verdict = sync_mod.check_timing(result, tolerance)
+    summary["check"] = verdict.to_dict()
+    if not verdict.in_sync:
+        raise OutOfSyncError(verdict.sentence())
+    finish(summary, t0)
+    if as_json:
+        typer.echo(json.dumps(summary))
+    elif not quiet:
+        typer.echo(verdict.sentence(), err=True)
 
 
 def _check_inputs(media: Path, subs: Path, output: str | None, in_place: bool, encoding: str, as_json: bool) -> None:

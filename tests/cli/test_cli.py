@@ -678,3 +678,30 @@ def test_detector_option(sample, tmp_path):
     assert json.loads(result.stdout)["detector"] == "subtitles"
     result = run("sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "--detector", "magic")
     assert result.exit_code == 2
+
+
+# ---------------------------------------------------------------- --check
+
+
+def test_check_passes_subtitles_in_sync_and_writes_nothing(sample):
+    result = run("sync", sample / "sample.mp4", sample / "sample.vtt", "--check", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["check"]["in_sync"] is True and doc["written"] is False
+    assert not list(sample.glob("*.synced.*"))
+
+
+def test_check_fails_subtitles_out_of_sync_with_exit_5(sample):
+    result = run("sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "--check", "--tolerance", "0.25")
+    assert result.exit_code == 5
+    assert "error: out of sync: 16 of 16 spoken cues are off by more than 0.25 s" in result.stderr
+    assert "the first at 00:00:04.901" in result.stderr
+    assert not list(sample.glob("*.synced.*"))
+
+
+def test_check_refuses_when_unsure_and_rejects_outputs(sample, tmp_path):
+    other = tmp_path / "other.srt"
+    other.write_text("".join(f"{i}\n00:00:{i:02d},000 --> 00:00:{i:02d},900\nline {i}\n\n" for i in range(1, 4)))
+    assert run("sync", sample / "sample.mp4", other, "--check").exit_code == 4
+    bad = run("sync", sample / "sample.mp4", sample / "sample.vtt", "--check", "-o", tmp_path / "x.vtt")
+    assert bad.exit_code == 2 and "--check writes nothing" in bad.stderr
