@@ -69,7 +69,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import numpy.typing as npt
 
 from .errors import InputError, UsageError
 from .fileio import Pathlike, atomic_write
@@ -78,6 +77,9 @@ if TYPE_CHECKING:
     from .timeline import TimeMap
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:  # annotations only: numpy.typing costs start-up time
+    import numpy.typing as npt
 
 __all__ = [
     "Cue",

@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
-import numpy.typing as npt
 
 from .errors import UsageError
 
 if TYPE_CHECKING:
     from .fileio import Pathlike
+
+if TYPE_CHECKING:  # annotations only: numpy.typing costs start-up time
+    import numpy.typing as npt
 
 __all__ = ["FeatureSeq", "TimeMap", "segment_frames", "pool_segments", "POOLINGS"]
 

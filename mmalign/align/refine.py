@@ -16,9 +16,12 @@ pause at most cue starts), so ``mmalign sync`` refines against subtitle referenc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import numpy.typing as npt
+
+if TYPE_CHECKING:  # annotations only: numpy.typing costs start-up time
+    import numpy.typing as npt
 
 __all__ = ["RefineResult", "snap_to_reference", "WINDOW"]
 

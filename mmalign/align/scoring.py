@@ -46,14 +46,16 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 from functools import cached_property
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from numpy.typing import ArrayLike
 
 from ..features.text import interval_activity
 from ..filters import gaussian_filter1d, median_filter1d, next_fast_len
 from ..timeline import FeatureSeq
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = [
     # evidence channels

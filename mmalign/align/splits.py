@@ -14,10 +14,9 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-from numpy.typing import ArrayLike
 
 from ..timeline import FeatureSeq, TimeMap
 from .offset import LinearFit
@@ -33,6 +32,9 @@ from .scoring import (
     subframe_offset,
     subject_channels,
 )
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = ["estimate_piecewise", "rescue_ends", "settle_boundaries"]
 

@@ -14,10 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 
 from .. import subtitles as subtitles_mod
 from .._compat import renamed_keywords
@@ -30,6 +29,9 @@ from ..subtitles import Subtitles
 from ..timeline import FeatureSeq, TimeMap
 from .offset import LinearFit, estimate_linear
 from .scoring import MARGIN_CENTER
+
+if TYPE_CHECKING:  # annotations only: numpy.typing costs start-up time
+    import numpy.typing as npt
 
 __all__ = [
     "SyncResult",
