@@ -21,7 +21,6 @@ Outputs mirror the inputs
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -294,6 +293,8 @@ def options_hash(command: str, options: Mapping[str, Any]) -> str:
 
     Leave out options that do not change the output (``jobs``, ``quiet``, ``json``).
     """
+    import hashlib
+
     text = json.dumps({"command": command, "options": options}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -342,6 +343,8 @@ def fingerprint(path: str | os.PathLike[str], known: Fingerprint | None = None) 
         and (known.size, known.mtime_ns, known.inode) == (st.st_size, st.st_mtime_ns, st.st_ino)
     ):
         return known
+    import hashlib
+
     digest = hashlib.sha256()
     try:
         with open(p, "rb") as fh:

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 import typer
 
-from .. import batch as batch_mod
 from ..align.sync import DEFAULT_MIN_CONFIDENCE
 from ..errors import UsageError
 from . import app
@@ -69,6 +68,8 @@ Scheduler = Annotated[
 
 def _find(roots: list[Path] | None, manifest: str | None, out_dir: Path, **find: Any) -> tuple[list, list]:
     """The batch's jobs, and the files that make none, from ROOT... or --manifest."""
+    from .. import batch as batch_mod
+
     if bool(roots) == (manifest is not None):
         raise UsageError("give folders/files (ROOT...) or --manifest FILE.jsonl, one of the two")
     if manifest is None:
@@ -108,9 +109,12 @@ def _outcomes(records: Iterator[dict], total: int, show: bool) -> Iterator[dict]
             yield record
 
 
-def _run(command: str, batch: list, unpaired: list, work: Any, options: dict, out_dir: Path, **run: Any) -> None:
-    """Run the batch, print each job (failures always) and the summary; exit with the worst code."""
-    as_json, quiet, scheduler = run.pop("as_json"), run.pop("quiet"), run.pop("scheduler")
+def _run(command: str, batch: list, unpaired: list, work: str, options: dict, out_dir: Path, **run: Any) -> None:
+    """Run the batch (``work``: the name of its work function in :mod:`mmalign.batch`), print each
+    job (failures always) and the summary; exit with the worst code."""
+    from .. import batch as batch_mod
+
+    as_json, quiet = run.pop("as_json"), run.pop("quiet")
     t0 = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     counts: Counter[str] = Counter()
@@ -118,7 +122,13 @@ def _run(command: str, batch: list, unpaired: list, work: Any, options: dict, ou
     log_path = out_dir / "results.jsonl"
     with batch_mod.ResultsLog.open(log_path) as log:
         records = batch_mod.run_jobs(
-            batch, work, options, command=command, log=log, unpaired=unpaired, scheduler=scheduler, **run
+            batch,
+            getattr(batch_mod, work),
+            options,
+            command=command,
+            log=log,
+            unpaired=unpaired,
+            **run,
         )
         for record in _outcomes(records, len(batch) + len(unpaired), not (quiet or as_json)):
             counts["resumed" if record.get("resumed") else record["status"]] += 1
@@ -213,7 +223,7 @@ def batch_sync(
             "sync",
             batch,
             unpaired,
-            batch_mod.sync_work,
+            "sync_work",
             options,
             output,
             jobs=jobs,
