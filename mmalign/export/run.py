@@ -541,14 +541,14 @@ def stage_source(
 
 def _read(path: Path, *, tensors: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """A staging file's tensors (none unless ``tensors``) and description."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="numpy") as handle:
             meta = handle.metadata() or {}
             arrays = {k: handle.get_tensor(k) for k in handle.keys()} if tensors else {}
         return arrays, json.loads(meta[STAGED_KEY])
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, SafetensorError) as exc:
         raise InputError(f"{path}: not a staged export source ({exc})") from None
 
 
