@@ -45,6 +45,12 @@ __all__ = [
     "Work",
     "run_jobs",
     "worst_exit_code",
+    "sync_work",
+    "extract_work",
+    "export_work",
+    "staged_path",
+    "check_export",
+    "assemble_export",
 ]
 
 #: File extensions taken as media when folders are searched (case-insensitive).
@@ -78,6 +84,11 @@ class Job:
         Where the job writes (for a job with several outputs: their folder or stem).
     tags : tuple of str
         The subtitle name's tags after the media name (``("en", "forced")``).
+    more_subs : tuple of Path
+        Further subtitle files of the same media, for a job per media file (``batch
+        extract``: ``film.fr.srt`` beside ``film.en.srt``); empty otherwise.
+    more_tags : tuple of tuple of str
+        Their tags, one tuple per file of ``more_subs``.
     """
 
     key: str
@@ -85,11 +96,20 @@ class Job:
     subs: Path | None
     out: Path
     tags: tuple[str, ...] = ()
+    more_subs: tuple[Path, ...] = ()
+    more_tags: tuple[tuple[str, ...], ...] = ()
 
     @property
     def inputs(self) -> tuple[Path, ...]:
         """The job's input files, media first."""
-        return tuple(p for p in (self.media, self.subs) if p is not None)
+        return tuple(p for p in (self.media, self.subs, *self.more_subs) if p is not None)
+
+    @property
+    def subtitles(self) -> tuple[tuple[Path, tuple[str, ...]], ...]:
+        """Every subtitle file of the job with its tags: ``subs`` first, then ``more_subs``."""
+        if self.subs is None:
+            return ()
+        return ((self.subs, self.tags), *zip(self.more_subs, self.more_tags))
 
 
 @dataclass(frozen=True)
@@ -143,6 +163,40 @@ def _pair_folder(files: list[Path]) -> tuple[list[tuple[Path, Path | None, tuple
     return pairs, unpaired
 
 
+def _tags_of(media: Path, subs: Path) -> tuple[str, ...]:
+    """The tags of a subtitle name after its media's name (``film.en.forced.srt`` → ``("en", "forced")``);
+    none when the names differ."""
+    if subs.stem.startswith(media.stem + "."):
+        return tuple(subs.stem[len(media.stem) + 1 :].split("."))
+    return ()
+
+
+def _by_media(
+    found: Sequence[tuple[Path, Path | None, tuple[str, ...]]],
+) -> tuple[list[tuple[Path, list[tuple[Path, tuple[str, ...]]]]], list[Unpaired]]:
+    """Pairs grouped by media (in order): each media with its subtitle files and their
+    tags; a subtitle file whose tags another of the same media has is left out."""
+    groups: dict[Path, list[tuple[Path, tuple[str, ...]]]] = {}
+    lost: list[Unpaired] = []
+    for media, subs, tags in found:
+        group = groups.setdefault(media, [])
+        if subs is None:
+            continue
+        twin = next((other for other, t in group if t == tags), None)
+        if twin is not None:
+            lost.append(Unpaired(subs, f"{twin.name} has the same tags for {media.name}; one text feature file each"))
+        else:
+            group.append((subs, tags))
+    return list(groups.items()), lost
+
+
+def _media_job(key: str, media: Path, subs: Sequence[tuple[Path, tuple[str, ...]]], out: Path) -> Job:
+    """One job for a media file and all its subtitle files."""
+    first = subs[0] if subs else (None, ())
+    rest = subs[1:]
+    return Job(key, media, first[0], out, first[1], tuple(p for p, _ in rest), tuple(t for _, t in rest))
+
+
 def _out_dirs(roots: Sequence[Path], out_dir: Path) -> list[Path]:
     """Where each root's tree is mirrored: ``out_dir`` itself for one root, a named
     subfolder per root (made unique) for several."""
@@ -164,6 +218,7 @@ def find_jobs(
     *,
     need: str = "both",
     out_name: Any = None,
+    per_media: bool = False,
 ) -> tuple[list[Job], list[Unpaired]]:
     """Jobs from folders (searched recursively) and files.
 
@@ -180,6 +235,10 @@ def find_jobs(
     out_name : callable, optional
         ``out_name(job_input) -> str``: the output file name for a job whose main input
         (the subtitles, else the media) is ``job_input``. Default: the input's own name.
+    per_media : bool
+        One job per media file with all its subtitle files (:attr:`Job.subtitles`; ``need``
+        must be ``"media"``), named after the media; a subtitle file whose tags another
+        of the same media has makes no job.
 
     Returns
     -------
@@ -198,6 +257,8 @@ def find_jobs(
     """
     if need not in ("both", "media", "subs"):
         raise UsageError(f"need must be 'both', 'media' or 'subs', not {need!r}", names=["need"])
+    if per_media and need != "media":
+        raise UsageError("per_media needs need='media'", names=["per_media", "need"])
     paths = [Path(r) for r in roots]
     top = Path(out_dir)
     name_of = out_name or (lambda p: p.name)
@@ -219,6 +280,13 @@ def find_jobs(
             else:
                 found, lost = _pair_folder(files)
                 unpaired.extend(lost)
+            if per_media:
+                groups, lost = _by_media(found)
+                unpaired.extend(lost)
+                for each, texts in groups:
+                    out = mirror / each.parent.relative_to(base) / name_of(each)
+                    jobs.append(_media_job(out.relative_to(top).as_posix(), each, texts, out))
+                continue
             for first, second, tags in found:
                 media, subs = (None, first) if need == "subs" else (first, second)
                 if media is not None and subs is None and need == "both":
@@ -236,13 +304,22 @@ def find_jobs(
 
 
 def read_manifest(
-    lines: Iterable[str], out_dir: str | os.PathLike[str], *, name: str = "manifest", out_name: Any = None
+    lines: Iterable[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    name: str = "manifest",
+    out_name: Any = None,
+    per_media: bool = False,
 ) -> list[Job]:
     """Jobs from JSON lines: ``{"media": ..., "subs": ..., "out": ...}`` per line.
 
     ``media`` and ``subs`` are paths (either may be missing when the command allows it);
     ``out`` is the output path, relative to ``out_dir`` (default: the main input's name
     there). Blank lines are skipped. The error for a bad line names ``name`` and the line.
+
+    With ``per_media``, each line needs ``media``, ``out`` defaults to the media's name,
+    and the lines of one media file (with the same ``out``) are one job with all their
+    subtitle files (:attr:`Job.subtitles`, tagged by name as in :func:`find_jobs`).
 
     Raises
     ------
@@ -254,7 +331,8 @@ def read_manifest(
     top = Path(out_dir)
     name_of = out_name or (lambda p: p.name)
     jobs: list[Job] = []
-    seen: dict[str, int] = {}
+    seen: dict[str, int] = {}  # output key -> index in jobs
+    lines_of: dict[str, int] = {}  # output key -> its first line
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -275,17 +353,37 @@ def read_manifest(
         subs = Path(entry["subs"]) if "subs" in entry else None
         if media is None and subs is None:
             raise InputError(f"{where}: needs 'media' or 'subs'")
-        main = subs if subs is not None else media
+        if per_media and media is None:
+            raise InputError(f"{where}: needs 'media'")
+        main = media if per_media else subs if subs is not None else media
         assert main is not None
         rel = Path(entry["out"]) if "out" in entry else Path(name_of(main))
         if rel.is_absolute() or ".." in rel.parts:
             raise InputError(f"{where}: 'out' must be a path inside the output folder, not {entry['out']!r}")
         key = rel.as_posix()
+        if per_media and key in seen and jobs[seen[key]].media == media:
+            jobs[seen[key]] = _joined(jobs[seen[key]], subs, where)
+            continue
         if key in seen:
-            raise UsageError(f"{where} and line {seen[key]} both write {top / rel}")
-        seen[key] = number
-        jobs.append(Job(key, media, subs, top / rel))
+            raise UsageError(f"{where} and line {lines_of[key]} both write {top / rel}")
+        seen[key], lines_of[key] = len(jobs), number
+        tags = _tags_of(media, subs) if per_media and media is not None and subs is not None else ()
+        jobs.append(Job(key, media, subs, top / rel, tags))
     return jobs
+
+
+def _joined(job: Job, subs: Path | None, where: str) -> Job:
+    """``job`` (one per media) with one more subtitle file, refused when its tags are taken."""
+    assert job.media is not None
+    if subs is None or any(p == subs for p, _ in job.subtitles):
+        return job
+    tags = _tags_of(job.media, subs)
+    if job.subs is None:
+        return Job(job.key, job.media, subs, job.out, tags, job.more_subs, job.more_tags)
+    twin = next((p for p, t in job.subtitles if t == tags), None)
+    if twin is not None:
+        raise UsageError(f"{where}: {subs} and {twin} have the same tags for {job.media}; one text feature file each")
+    return Job(job.key, job.media, job.subs, job.out, job.tags, (*job.more_subs, subs), (*job.more_tags, tags))
 
 
 def options_hash(command: str, options: Mapping[str, Any]) -> str:
@@ -441,7 +539,7 @@ class ResultsLog:
     def finished(self, key: str, inputs: Sequence[Fingerprint], options: str, *, retry_failed: bool = False) -> bool:
         """Whether the job ``key`` needs no re-run: its last record is ``done`` or
         ``refused`` (or ``failed``, unless ``retry_failed``) with the same inputs (by
-        SHA-256) and options, and a ``done`` job's output still exists."""
+        SHA-256) and options, and a ``done`` job's ``output`` (and ``outputs``) still exist."""
         record = self._latest.get(key)
         if record is None or record.get("options") != options:
             return False
@@ -451,8 +549,8 @@ class ResultsLog:
         before = [(d.get("path"), d.get("sha256")) for d in record.get("inputs", ()) if isinstance(d, dict)]
         if before != [(fp.path, fp.sha256) for fp in inputs]:
             return False
-        output = record.get("output")
-        return not (status == "done" and output and not Path(output).exists())
+        outputs = [record.get("output"), *record.get("outputs", ())]
+        return not (status == "done" and any(p and not Path(p).exists() for p in outputs))
 
     def close(self) -> None:
         if self._fh is not None:
@@ -650,3 +748,95 @@ def _check(job: Job, result: Any, tolerance: float) -> dict[str, Any]:
     if not check.in_sync:
         raise OutOfSyncError(f"{job.subs}: {check.sentence()}")
     return {"check": check.to_dict(), "confidence": round(result.confidence, 4)}
+
+
+def extract_work(job: Job, options: Mapping[str, Any]) -> dict[str, Any]:
+    """A batch job of ``extract``: every modality of ``job.media`` into ``job.out``'s folder.
+
+    One job per media file (:func:`find_jobs` with ``per_media``): the audio and video
+    are decoded once and written as ``<out name>.audio.<format>`` and
+    ``<out name>.video.<format>``, and each subtitle file of the job gives
+    ``<out name>.<tags>.text.<format>`` (``<out name>.text.<format>`` for an untagged
+    one), so no file is written twice. ``options`` holds
+    :func:`mmalign.source.extract_all`'s keywords.
+    """
+    from .source import extract_all
+
+    assert job.media is not None, "an extract job needs media"
+    texts = {".".join(tags): path for path, tags in job.subtitles}
+    written = extract_all(job.media, texts, job.out.parent, stem=job.out.name, jobs=1, **options)
+    return {
+        "output": str(written[0][0]),
+        "outputs": [str(path) for path, _ in written],
+        "features": sorted(name for _, seqs in written for name in seqs),
+    }
+
+
+def export_work(job: Job, options: Mapping[str, Any]) -> dict[str, Any]:
+    """A batch job of ``export``: one source's samples into its staging file (``job.out``
+    with ``.safetensors`` added; :func:`mmalign.export.stage_source`).
+
+    ``options`` holds :class:`~mmalign.export.ExportOptions`' fields and
+    ``audio_stream``, ``device``, ``min_confidence``, ``force``. A sync below
+    ``min_confidence`` raises :class:`~mmalign.errors.NotConfidentError` (a ``refused``
+    record); :func:`assemble_export` writes the export from the staged sources.
+    """
+    from .export import stage_source
+
+    assert job.media is not None, "an export job needs media"
+    run = {k: options[k] for k in _EXPORT_RUN if k in options}
+    staged = staged_path(job)
+    samples = stage_source(job.media, job.subs, staged, _export_options(options), **run)
+    return {"output": str(staged), "samples": samples}
+
+
+def staged_path(job: Job) -> Path:
+    """Where a ``batch export`` job stages its source: ``job.out`` plus ``.safetensors``."""
+    return job.out.with_name(job.out.name + ".safetensors")
+
+
+def _export_options(options: Mapping[str, Any]) -> Any:
+    from .export import ExportOptions
+
+    return ExportOptions(**{k: v for k, v in options.items() if k not in _EXPORT_RUN})
+
+
+#: The options of a ``batch export`` job that are not :class:`~mmalign.export.ExportOptions`' fields.
+_EXPORT_RUN = ("audio_stream", "device", "min_confidence", "force")
+
+
+def check_export(out_dir: str | os.PathLike[str], options: Mapping[str, Any], *, overwrite: bool = False) -> None:
+    """Before a ``batch export`` runs: refuse an ``out_dir`` that holds an export of
+    other settings (unless ``overwrite``), as :func:`assemble_export` would at the end.
+
+    Raises
+    ------
+    UsageError
+        ``out_dir`` holds another export, or is a file.
+    """
+    from .export import Exporter
+
+    Exporter(out_dir, _export_options(options).to_dict(), overwrite=overwrite, resume=False)
+
+
+def assemble_export(
+    batch: Sequence[Job], log: ResultsLog, out_dir: str | os.PathLike[str], options: Mapping[str, Any], **write: Any
+) -> dict[str, Any]:
+    """The export of a ``batch export`` run: every job whose last record is ``done``, in
+    the batch's order, assembled into ``out_dir`` (:func:`mmalign.export.assemble`).
+
+    Each source is named by its job's key (``season 1/film.en``: the path under the
+    root, without the extension). ``write`` holds ``shard_size``, ``overwrite``,
+    ``webdataset``. The export is rebuilt from the staged sources at every run, so a run
+    that finishes what an interrupted one left gives the same folder as one run would.
+    """
+    from .export import assemble
+
+    latest = log.latest()
+    opts = _export_options(options)
+    sources = [
+        (job.key, staged_path(job))
+        for job in batch
+        if latest.get(job.key, {}).get("status") == "done" and staged_path(job).is_file()
+    ]
+    return {**assemble(sources, out_dir, opts, **write), "sources": len(sources)}

@@ -20,7 +20,7 @@ functions that need them: importing this module is cheap.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -212,9 +212,10 @@ def text_sequences(
 @renamed_keywords(hop="audio_hop", workers="jobs")
 def extract_all(
     media: Path,
-    subs: Path | None,
+    subs: Path | Mapping[str, Path] | None,
     folder: Path,
     *,
+    stem: str | None = None,
     format: str = "safetensors",
     audio_features: str | Sequence[str] = "logmel,mfcc,speech",
     video_features: str | Sequence[str] = "hist,luma,motion,cut",
@@ -234,7 +235,12 @@ def extract_all(
 ) -> list[tuple[Path, dict[str, FeatureSeq]]]:
     """Every modality of one programme into ``folder``: ``<stem>.audio``, ``<stem>.video``
     (skipped when ``video_features`` is ``"none"`` or ``media`` has no video) and, with
-    ``subs``, ``<stem>.text`` feature files, each stream decoded once.
+    ``subs``, ``<stem>.text`` feature files, each stream decoded once. ``stem`` is the
+    media file's own stem unless given.
+
+    ``subs`` may map tags to subtitle files, for a programme with several:
+    ``{"en": film.en.srt, "fr": film.fr.srt}`` writes ``<stem>.en.text`` and
+    ``<stem>.fr.text`` (tag ``""``: ``<stem>.text``) beside the one audio and video file.
 
     All or nothing: each file goes to a temporary name in ``folder``; they are renamed only
     when every one is written, and removed (with ``folder``, when this call made it) on
@@ -256,20 +262,21 @@ def extract_all(
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{folder} exists and is not a folder")
     require_input(media, "media file")
-    if subs is not None:
-        require_input(subs, "subtitle file")
+    texts: dict[str, Path] = {} if subs is None else dict(subs) if isinstance(subs, Mapping) else {"": Path(subs)}
+    for path in texts.values():
+        require_input(path, "subtitle file")
     from . import media as media_mod
     from .features.io import save_features
 
+    stem = media.stem if stem is None else stem
     info = media_mod.probe(media)
     kinds: list[tuple[str, Path]] = [("audio", media)]
     skip_video = isinstance(video_features, str) and video_features.strip().lower() == "none"
     if not skip_video and any(st.kind == "video" for st in info.streams):
         kinds.append(("video", media))
-    if subs is not None:
-        kinds.append(("text", subs))
+    kinds += [(f"{tag}.text" if tag else "text", path) for tag, path in texts.items()]
     for kind, _src in kinds:  # before any work: no output may land on an input
-        check_output(folder / f"{media.stem}.{kind}.{format}", [media, subs])
+        check_output(folder / f"{stem}.{kind}.{format}", [media, *texts.values()])
     made_dir = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     staged: list[tuple[Path, Path]] = []
@@ -277,9 +284,9 @@ def extract_all(
     complete = False
     try:
         for kind, src in kinds:
-            out = folder / f"{media.stem}.{kind}.{format}"
+            out = folder / f"{stem}.{kind}.{format}"
             if stage is not None:
-                stage(f"{kind} features")
+                stage(f"{kind.split('.')[-1]} features")
             if kind == "audio":
                 seqs = audio_sequences(
                     media,

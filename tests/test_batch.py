@@ -269,3 +269,65 @@ def test_a_killed_run_is_finished_by_the_next(tmp_path):
     with ResultsLog.open(log_path) as log:
         keys = [r["key"] for r in log.records]
     assert sorted(keys) == sorted(set(keys)) and len(keys) == 5  # no duplicates, none missing
+
+
+# ---------------------------------------------------------------- a job per media (batch extract)
+
+
+def test_one_job_per_media_with_all_its_subtitles(tmp_path):
+    src = tmp_path / "src"
+    _touch(src, "film.mkv", "film.en.srt", "film.fr.ass", "film.en.vtt", "season 1/ep.mp4", "season 1/ep.srt")
+    _touch(src, "lonely.wav", "orphan.de.srt")
+    jobs, unpaired = find_jobs([src], tmp_path / "out", need="media", per_media=True, out_name=lambda p: p.stem)
+    got = {j.key: [(p.name, t) for p, t in j.subtitles] for j in jobs}
+    assert got == {
+        "film": [("film.en.srt", ("en",)), ("film.fr.ass", ("fr",))],
+        "lonely": [],
+        "season 1/ep": [("ep.srt", ())],
+    }
+    film = next(j for j in jobs if j.key == "film")
+    assert film.inputs == (src / "film.mkv", src / "film.en.srt", src / "film.fr.ass")
+    assert film.out == tmp_path / "out" / "film"
+    reasons = {u.path.name: u.reason for u in unpaired}
+    assert set(reasons) == {"film.en.vtt", "orphan.de.srt"}
+    assert reasons["film.en.vtt"].startswith("film.en.srt has the same tags for film.mkv")
+    with pytest.raises(UsageError, match="per_media needs need='media'"):
+        find_jobs([src], tmp_path / "out", per_media=True)
+
+
+def test_manifest_lines_of_one_media_are_one_job(tmp_path):
+    lines = [
+        json.dumps({"media": "a/film.mkv", "subs": "a/film.en.srt"}),
+        json.dumps({"media": "a/film.mkv", "subs": "b/other.srt"}),
+        json.dumps({"media": "c/talk.wav"}),
+    ]
+    jobs = read_manifest(lines, tmp_path, per_media=True, out_name=lambda p: p.stem)
+    assert [(j.key, [(str(p), t) for p, t in j.subtitles]) for j in jobs] == [
+        ("film", [("a/film.en.srt", ("en",)), ("b/other.srt", ())]),
+        ("talk", []),
+    ]
+    with pytest.raises(UsageError, match=r"jobs.jsonl:2: b/film.en.vtt and a/film.en.srt have the same tags"):
+        read_manifest(
+            [lines[0], json.dumps({"media": "a/film.mkv", "subs": "b/film.en.vtt"})],
+            tmp_path,
+            name="jobs.jsonl",
+            per_media=True,
+        )
+    with pytest.raises(InputError, match=r"manifest:1: needs 'media'"):
+        read_manifest([json.dumps({"subs": "x.srt"})], tmp_path, per_media=True)
+    with pytest.raises(UsageError, match=r"manifest:2 and line 1 both write"):
+        read_manifest([lines[0], json.dumps({"media": "b/film.mkv"})], tmp_path, per_media=True)
+
+
+def test_a_done_job_whose_outputs_are_gone_runs_again(tmp_path):
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    a.write_bytes(b"a")
+    b.write_bytes(b"b")
+    fp = fingerprint(tmp_path / "a.bin")
+    with ResultsLog.open(tmp_path / "results.jsonl") as log:
+        log.append(
+            {"key": "k", "status": "done", "options": "o", "inputs": [fp.to_dict()], "outputs": [str(a), str(b)]}
+        )
+        assert log.finished("k", [fp], "o")
+        b.unlink()
+        assert not log.finished("k", [fp], "o")

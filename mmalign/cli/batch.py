@@ -1,4 +1,4 @@
-"""``mmalign batch sync``: one command over a tree of files or a JSONL manifest, resumable."""
+"""``mmalign batch sync|extract|export``: one command over a tree of files or a JSONL manifest, resumable."""
 
 from __future__ import annotations
 
@@ -15,10 +15,29 @@ import typer
 from ..align.sync import DEFAULT_MIN_CONFIDENCE
 from ..errors import UsageError
 from . import app
-from ._common import EXIT_CODES, Debug, Json, Quiet, guard, stderr_console
+from ._common import (
+    EXIT_CODES,
+    AudioHop,
+    AudioStream,
+    Debug,
+    Fps,
+    Json,
+    NMels,
+    NMfcc,
+    Quiet,
+    SampleRate,
+    TextDim,
+    TextHop,
+    VideoStream,
+    Width,
+    feature_list,
+    guard,
+    stderr_console,
+)
+from .extract import FeatureFormat
 from .sync import Detector, SubFormat
 
-__all__ = ["batch_app", "batch_sync"]
+__all__ = ["batch_app", "batch_sync", "batch_extract", "batch_export"]
 
 batch_app = typer.Typer(
     help="Run a command over many files: folders searched recursively (media paired with their "
@@ -74,13 +93,14 @@ def _find(roots: list[Path] | None, manifest: str | None, out_dir: Path, **find:
         raise UsageError("give folders/files (ROOT...) or --manifest FILE.jsonl, one of the two")
     if manifest is None:
         return batch_mod.find_jobs(roots or [], out_dir, **find)
+    read = {k: find[k] for k in ("out_name", "per_media") if k in find}
     if manifest == "-":
-        return batch_mod.read_manifest(sys.stdin, out_dir, name="<stdin>", out_name=find.get("out_name")), []
+        return batch_mod.read_manifest(sys.stdin, out_dir, name="<stdin>", **read), []
     from ..errors import InputError
 
     try:
         with open(manifest, encoding="utf-8") as fh:
-            return batch_mod.read_manifest(fh, out_dir, name=manifest, out_name=find.get("out_name")), []
+            return batch_mod.read_manifest(fh, out_dir, name=manifest, **read), []
     except OSError as exc:
         raise InputError(f"{manifest}: cannot read the manifest: {exc.strerror or exc}") from None
 
@@ -115,6 +135,7 @@ def _run(command: str, batch: list, unpaired: list, work: str, options: dict, ou
     from .. import batch as batch_mod
 
     as_json, quiet = run.pop("as_json"), run.pop("quiet")
+    after = run.pop("after", None)
     t0 = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     counts: Counter[str] = Counter()
@@ -137,6 +158,12 @@ def _run(command: str, batch: list, unpaired: list, work: str, options: dict, ou
                 typer.echo(json.dumps(record))
             elif record["status"] in ("failed", "refused") or (record["status"] == "skipped" and "error" in record):
                 typer.echo(f"{record['status']}: {record['error']}", err=True)
+        made = after(log) if after is not None else None
+    if made is not None and as_json:
+        typer.echo(json.dumps({command: made}))
+    elif made is not None and not quiet:
+        line = f"{command}: {made['samples']} samples from {made['sources']} sources in {made['out_dir']}"
+        typer.echo(line, err=True)
     code = batch_mod.worst_exit_code(codes)
     if not as_json and not quiet:
         parts = ", ".join(f"{counts[s]} {s}" for s in ("done", "refused", "failed", "skipped", "resumed") if counts[s])
@@ -233,4 +260,218 @@ def batch_sync(
             scheduler=scheduler,
             as_json=as_json,
             quiet=quiet,
+        )
+
+
+@batch_app.command("extract", epilog=EXIT_CODES)
+def batch_extract(
+    output: OutDir,
+    roots: Roots = None,
+    manifest: Manifest = None,
+    fmt: Annotated[
+        FeatureFormat, typer.Option("--format", "-f", help="Feature file format.")
+    ] = FeatureFormat.safetensors,
+    audio_features: Annotated[
+        str, typer.Option("--audio-features", help="As `extract audio --features`.")
+    ] = "logmel,mfcc,speech",
+    video_features: Annotated[
+        str, typer.Option("--video-features", help="As `extract video --features`; 'none' to skip video.")
+    ] = "hist,luma,motion,cut",
+    text_features: Annotated[
+        str, typer.Option("--text-features", help="As `extract subs --features`.")
+    ] = "activity,embedding,cues",
+    sr: SampleRate = 16000,
+    audio_hop: AudioHop = 0.01,
+    n_mels: NMels = 64,
+    n_mfcc: NMfcc = 20,
+    fps: Fps = 5.0,
+    width: Width = 320,
+    text_hop: TextHop = 0.01,
+    audio_stream: AudioStream = None,
+    video_stream: VideoStream = None,
+    jobs: Jobs = 1,
+    timeout: Timeout = None,
+    retry_failed: RetryFailed = False,
+    force: Redo = False,
+    scheduler: Scheduler = None,
+    as_json: Json = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Extract every modality of every media file under ROOT... (as `mmalign extract all`).
+
+    One job per media file, its subtitle files included: OUTDIR/<path under ROOT>/ gets
+    <stem>.audio and <stem>.video (each decoded once) and, per subtitle file, <stem>.text
+    or <stem>.<tags>.text (film.en.srt: film.en.text). With --manifest, lines of one media
+    file are one job; "out" is the output stem (default: the media's stem).
+
+    \b
+    Examples:
+      mmalign batch extract films/ -o features/ -j 4 --video-features none
+    """
+    with guard(debug, as_json, {}):
+        batch, unpaired = _find(roots, manifest, output, need="media", per_media=True, out_name=lambda p: p.stem)
+        options = {
+            "format": fmt.value,
+            "audio_features": audio_features,
+            "video_features": video_features,
+            "text_features": text_features,
+            "sr": sr,
+            "audio_hop": audio_hop,
+            "n_mels": n_mels,
+            "n_mfcc": n_mfcc,
+            "fps": fps,
+            "width": width,
+            "text_hop": text_hop,
+            "audio_stream": audio_stream,
+            "video_stream": video_stream,
+        }
+        _run(
+            "extract",
+            batch,
+            unpaired,
+            "extract_work",
+            options,
+            output,
+            jobs=jobs,
+            timeout=timeout,
+            retry_failed=retry_failed,
+            force=force,
+            scheduler=scheduler,
+            as_json=as_json,
+            quiet=quiet,
+        )
+
+
+@batch_app.command("export", epilog=EXIT_CODES)
+def batch_export(
+    output: OutDir,
+    roots: Roots = None,
+    manifest: Manifest = None,
+    grid: Annotated[str, typer.Option("--grid", help="One sample per: cues, frames or windows (see export).")] = "cues",
+    grid_hop: Annotated[
+        float | None,
+        typer.Option("--grid-hop", min=0.001, help="Frame length of --grid frames, seconds.", show_default=False),
+    ] = None,
+    window: Annotated[
+        float | None, typer.Option("--window", min=0.001, help="Window length of --grid windows.", show_default=False)
+    ] = None,
+    stride: Annotated[
+        float | None, typer.Option("--stride", min=0.001, help="Window step of --grid windows.", show_default=False)
+    ] = None,
+    pool: Annotated[str, typer.Option("--pool", help="mean, max, first, last, overlap or none (see export).")] = "mean",
+    fuse: Annotated[
+        str, typer.Option("--fuse", help="none, concat, sum, bilinear, compact-bilinear (see export).")
+    ] = "none",
+    dim: Annotated[
+        int | None,
+        typer.Option("--dim", min=1, help="Output width of --fuse sum / compact-bilinear.", show_default=False),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the seeded fusions and text hashing.")] = 0,
+    do_sync: Annotated[bool, typer.Option("--sync", help="Re-time each source's subtitles to its speech first.")] = (
+        False
+    ),
+    min_confidence: Annotated[
+        float, typer.Option("--min-confidence", min=0.0, max=1.0, help="With --sync: refuse a source below this.")
+    ] = DEFAULT_MIN_CONFIDENCE,
+    audio_features: Annotated[
+        str, typer.Option("--audio-features", help="Comma-separated (see extract audio), or none.")
+    ] = "logmel,mfcc,speech",
+    video_features: Annotated[
+        str, typer.Option("--video-features", help="Comma-separated (see extract video), or none.")
+    ] = "hist,luma,motion,cut",
+    text_features: Annotated[
+        str, typer.Option("--text-features", help="activity and/or embedding, or none.")
+    ] = "activity,embedding",
+    sr: SampleRate = 16000,
+    audio_hop: AudioHop = 0.01,
+    n_mels: NMels = 64,
+    fps: Fps = 5.0,
+    width: Width = 320,
+    text_hop: TextHop = 0.1,
+    text_dim: TextDim = 128,
+    shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="Samples per shard.")] = 1000,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an export with other settings.")] = False,
+    webdataset: Annotated[bool, typer.Option("--webdataset", help="Also write WebDataset tar shards.")] = False,
+    audio_stream: AudioStream = None,
+    video_stream: VideoStream = None,
+    jobs: Jobs = 1,
+    timeout: Timeout = None,
+    retry_failed: RetryFailed = False,
+    force: Redo = False,
+    scheduler: Scheduler = None,
+    as_json: Json = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """One export (as `mmalign export`) of every source under ROOT...: a media file with
+    one of its subtitle files (film.en.srt and film.fr.srt: two sources), or alone when
+    the grid needs no cues.
+
+    Each job stages its source's samples in OUTDIR/sources/<path under ROOT>/<name>.safetensors;
+    then the done sources are assembled, in the order of the tree, into OUTDIR (shards,
+    manifest.jsonl, dataset.json; read it with mmalign.data.AlignedDataset). Sample ids
+    are <path under ROOT>/<name>/<segment>. The same command again runs only what is not
+    done, and assembles again: the export is the same as one uninterrupted run's, for any -j.
+
+    \b
+    Examples:
+      mmalign batch export films/ -o data/ -j 4 --sync --pool overlap --fuse concat
+    """
+    from dataclasses import asdict
+
+    from .. import batch as batch_mod
+    from ..export import ExportOptions
+    from ..features import audio as audio_mod
+    from ..features import video as video_mod
+
+    with guard(debug, as_json, {}):
+        opts = ExportOptions(
+            grid=grid,
+            grid_hop=grid_hop,
+            window=window,
+            stride=stride,
+            pool=pool,
+            fuse=fuse,
+            dim=dim,
+            seed=seed,
+            sync=do_sync,
+            audio_features=feature_list(audio_features, audio_mod.AUDIO_FEATURES, "audio feature"),
+            video_features=feature_list(video_features, video_mod.FEATURES, "video feature"),
+            text_features=feature_list(text_features, ("activity", "embedding"), "text feature"),
+            sr=sr,
+            audio_hop=audio_hop,
+            n_mels=n_mels,
+            fps=fps,
+            text_hop=text_hop,
+            text_dim=text_dim,
+            video_stream=video_stream,
+            width=width,
+        )
+        opts.check()
+        need = "both" if grid == "cues" or do_sync else "media"
+        batch, unpaired = _find(roots, manifest, output / "sources", need=need, out_name=lambda p: p.stem)
+        # a job stages its source unfused: the fusion (assembly's) is not in its options
+        options = {k: v for k, v in asdict(opts).items() if k not in ("fuse", "dim")}
+        options.update(audio_stream=audio_stream, min_confidence=min_confidence)
+        write = {"shard_size": shard_size, "overwrite": overwrite, "webdataset": webdataset}
+        assembly = {**options, "fuse": fuse, "dim": dim}
+        batch_mod.check_export(output, assembly, overwrite=overwrite)
+        _run(
+            "export",
+            batch,
+            unpaired,
+            "export_work",
+            options,
+            output,
+            jobs=jobs,
+            timeout=timeout,
+            retry_failed=retry_failed,
+            force=force,
+            scheduler=scheduler,
+            as_json=as_json,
+            quiet=quiet,
+            after=lambda log: batch_mod.assemble_export(
+                batch, log, output, {**options, "fuse": fuse, "dim": dim}, **write
+            ),
         )

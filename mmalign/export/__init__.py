@@ -38,7 +38,7 @@ Modules
     :func:`window_grid`), :mod:`~mmalign.export.options` (:class:`ExportOptions`),
     :mod:`~mmalign.export.manifest` (:class:`ManifestRecord`, :data:`FORMAT_VERSION`),
     :mod:`~mmalign.export.shards` (:class:`Exporter`), :mod:`~mmalign.export.run`
-    (:func:`export_sources`).
+    (:func:`export_sources`; in two steps for batch runs: :func:`stage_source`, :func:`assemble`).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from ..timeline import pool_segments, segment_frames
 from .grid import GRIDS, Grid, cue_grid, frame_grid, window_grid
 from .manifest import FORMAT, FORMAT_VERSION, ManifestRecord, check_format, read_header
 from .options import POOLS, ExportOptions
-from .run import export_sources
+from .run import STAGED_KEY, assemble, export_sources, stage_source
 from .shards import Exporter, SourceResult, config_hash
 
 __all__ = [
@@ -62,6 +62,9 @@ __all__ = [
     "config_hash",
     "ExportOptions",
     "export_sources",
+    "stage_source",
+    "assemble",
+    "STAGED_KEY",
     "ManifestRecord",
     "check_format",
     "read_header",

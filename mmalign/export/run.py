@@ -5,14 +5,31 @@ from :mod:`mmalign.source` (the audio decoded once, also with ``sync``: the spee
 activity that re-times the subtitles comes from the same decode), the grid, the samples
 (frame sequences, pooled vectors or one fused vector each), then
 :meth:`~mmalign.export.Exporter.add_source`.
+
+In two steps, for batch runs (``mmalign batch export``): :func:`stage_source` writes one
+source's samples (unfused) into a staging file, in any process or on any machine;
+:func:`assemble` writes the staged sources into one export folder in the order given,
+so the folder is the same whatever order they were staged in, or by how many processes.
+
+A staging file is a safetensors file: tensor ``"<k>/<feature>"`` per sample ``k`` (what
+:meth:`~mmalign.export.Exporter.add_source` would write, before any fusion), the grid's
+bounds (``"grid/starts"``, ``"grid/ends"``, float64 seconds), and in its metadata under
+:data:`STAGED_KEY` a JSON object with the grid's ids and texts, the samples' tensor names
+and missing features, the source's description and its features' widths, hops and
+provenance. It is written atomically: a staged source is whole or absent. Fusion happens
+at assembly over the features of every assembled source (sorted by name): a source
+without one of them (no video stream) has zeros there, listed under ``missing``; ``sum``'s
+standardization statistics are each source's own, as in :func:`export_sources`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -24,12 +41,12 @@ from ..parallel import Progress, ProgressFn, start_stage
 from ..timeline import FeatureSeq, pool_segments, segment_frames
 from .grid import Grid, cue_grid, frame_grid, window_grid
 from .options import ExportOptions
-from .shards import Exporter
+from .shards import Exporter, safetensors_bytes
 
 if TYPE_CHECKING:
     from ..subtitles import Subtitles
 
-__all__ = ["export_sources"]
+__all__ = ["export_sources", "STAGED_KEY", "stage_source", "assemble"]
 
 Samples = Callable[[int, int], Iterator[dict[str, np.ndarray]]]
 
@@ -130,7 +147,7 @@ class _Run:
     def __init__(
         self,
         opts: ExportOptions,
-        ex: Exporter,
+        ex: Exporter | None,
         jobs: int | None,
         audio_stream: int | None,
         device: str,
@@ -138,7 +155,7 @@ class _Run:
     ) -> None:
         self.opts, self.ex = opts, ex
         self.jobs, self.audio_stream, self.device, self.progress = jobs, audio_stream, device, progress
-        self.feature_info: dict[str, Any] = dict(ex.previous_features.get("features") or {})
+        self.feature_info: dict[str, Any] = dict(ex.previous_features.get("features") or {}) if ex else {}
 
     def features_doc(self) -> dict[str, Any]:
         """``dataset.json``'s ``features``: their order, widths, hops and provenance, and the fusion."""
@@ -153,6 +170,7 @@ class _Run:
         """Export one source (or find it exported already): its report's fields."""
         from ..features.io import file_digest
 
+        assert self.ex is not None, "a run that writes has an Exporter"
         if not media.is_file():
             raise InputError(f"{media}: media file not found")
         if subs_path is not None and not subs_path.is_file():
@@ -169,15 +187,7 @@ class _Run:
                 "skipped": True,
                 "shards": list(done["shards"]),
             }
-        from .. import media as media_mod
-        from .. import subtitles as subtitles_mod
-
-        duration = media_mod.probe(media).duration
-        subs = subtitles_mod.read(subs_path) if subs_path is not None else None
-        seqs, subs, sync_info = self.features(media, subs, duration, min_confidence, force)
-        if duration is None:
-            duration = max((s.times[-1] + s.hop for s in seqs.values() if len(s)), default=0.0)
-        grid = _grid_for(self.opts, subs, duration)
+        seqs, grid, duration, sync_info = self.prepare(media, subs_path, min_confidence, force)
         order = self.order(media, seqs)
         samples, order, missing, stats = self.samples(seqs, grid, order)
         _warn_missing(media, missing, len(grid), self.opts.pool == "none")
@@ -196,6 +206,20 @@ class _Run:
         self.ex.features = self.features_doc()
         res = self.ex.add_source(key, source_info, grid, samples, extra={"missing": missing})
         return {"name": name, "samples": res.samples, "skipped": False, "shards": res.shards}
+
+    def prepare(
+        self, media: Path, subs_path: Path | None, min_confidence: float, force: bool
+    ) -> tuple[dict[str, FeatureSeq], Grid, float, dict[str, Any] | None]:
+        """A source's features and grid: ``(features, grid, duration, sync summary)``."""
+        from .. import media as media_mod
+        from .. import subtitles as subtitles_mod
+
+        duration = media_mod.probe(media).duration
+        subs = subtitles_mod.read(subs_path) if subs_path is not None else None
+        seqs, subs, sync_info = self.features(media, subs, duration, min_confidence, force)
+        if duration is None:
+            duration = max((s.times[-1] + s.hop for s in seqs.values() if len(s)), default=0.0)
+        return seqs, _grid_for(self.opts, subs, duration), duration, sync_info
 
     def features(
         self, media: Path, subs: Subtitles | None, duration: float | None, min_confidence: float, force: bool
@@ -430,3 +454,199 @@ def _warn_missing(media: Path, missing: list[list[str]], n: int, sequences: bool
     logging.getLogger("mmalign").warning(
         f"{media}: samples without {what}: those tensors {filled} (listed under 'missing' in the manifest)"
     )
+
+
+# ---------------------------------------------------------------- staged: a source per job, assembled in order
+
+#: The metadata key of a staging file's description.
+STAGED_KEY = "mmalign-staged"
+
+
+def stage_source(
+    media: str | os.PathLike[str],
+    subs: str | os.PathLike[str] | None,
+    path: str | os.PathLike[str],
+    options: ExportOptions,
+    *,
+    audio_stream: int | None = None,
+    device: str = "cpu",
+    min_confidence: float = 0.5,
+    force: bool = False,
+) -> int:
+    """Compute one source's samples and write them to the staging file ``path``.
+
+    Parameters
+    ----------
+    media, subs : path
+        The source: a media file and its subtitles (``None`` without).
+    path : path
+        The staging file (its folder is created).
+    options : ExportOptions
+        As for :func:`~mmalign.export.export_sources`; the fusion is left to :func:`assemble`.
+    audio_stream, device, min_confidence, force
+        As for :func:`~mmalign.export.export_sources`.
+
+    Returns
+    -------
+    int
+        The number of samples.
+
+    Raises
+    ------
+    InputError
+        A missing or unreadable input; no subtitles where the grid or ``sync`` needs them.
+    NotConfidentError
+        With ``options.sync``, a sync below ``min_confidence`` (unless ``force``).
+    """
+    from ..features.io import file_digest
+    from ..fileio import atomic_write
+
+    options.check()
+    media, out = Path(media), Path(path)
+    subs_path = None if subs is None else Path(subs)
+    if not media.is_file():
+        raise InputError(f"{media}: media file not found")
+    if subs_path is not None and not subs_path.is_file():
+        raise InputError(f"{subs_path}: subtitle file not found")
+    run = _Run(replace(options, fuse="none", dim=None), None, 1, audio_stream, device, None)
+    seqs, grid, duration, sync_info = run.prepare(media, subs_path, min_confidence, force)
+    order = run.order(media, seqs)
+    samples, order, missing, _ = run.samples(seqs, grid, order)
+    tensors: dict[str, np.ndarray] = {
+        "grid/starts": np.asarray(grid.starts, np.float64),
+        "grid/ends": np.asarray(grid.ends, np.float64),
+    }
+    names: list[str] = []
+    for k, sample in enumerate(samples(0, len(grid))):
+        names = list(sample)
+        for feat, arr in sample.items():
+            tensors[f"{k}/{feat}"] = np.ascontiguousarray(arr)
+    doc = {
+        "source_info": {
+            "media": file_digest(media),
+            "subtitles": None if subs_path is None else file_digest(subs_path),
+            "duration": duration,
+            "features": order,
+            "sync": sync_info,
+        },
+        "features": {n: run.feature_info[n] for n in order},
+        "grid": {"ids": grid.ids, "texts": grid.texts, "kind": grid.kind},
+        "names": names,
+        "missing": missing,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, safetensors_bytes(tensors, {STAGED_KEY: json.dumps(doc, default=str)}))
+    return len(grid)
+
+
+def _read(path: Path, *, tensors: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """A staging file's tensors (none unless ``tensors``) and description."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            meta = handle.metadata() or {}
+            arrays = {k: handle.get_tensor(k) for k in handle.keys()} if tensors else {}
+        return arrays, json.loads(meta[STAGED_KEY])
+    except (OSError, KeyError, ValueError, SafetensorError) as exc:
+        raise InputError(f"{path}: not a staged export source ({exc})") from None
+
+
+def assemble(
+    sources: Sequence[tuple[str, str | os.PathLike[str]]],
+    out_dir: str | os.PathLike[str],
+    options: ExportOptions,
+    *,
+    shard_size: int = 1000,
+    overwrite: bool = False,
+    webdataset: bool = False,
+) -> dict[str, Any]:
+    """Write the staged sources into the export folder ``out_dir``, afresh, in the order given.
+
+    Parameters
+    ----------
+    sources : sequence of (name, path)
+        Each source's name (in sample ids: ``<name>/<segment id>``; unique) and staging file.
+    out_dir : path
+        The export folder; an export of the same configuration there is replaced (its
+        shards, manifests and ``dataset.json``; other files stay), another refused unless
+        ``overwrite``.
+    options : ExportOptions
+        The options the sources were staged with.
+    shard_size, overwrite, webdataset
+        See :class:`~mmalign.export.Exporter`.
+
+    Returns
+    -------
+    dict
+        ``out_dir``, ``samples``, ``shards`` (their number).
+
+    Raises
+    ------
+    UsageError
+        ``out_dir`` holds an export of other settings (without ``overwrite``).
+    InputError
+        A staging file unreadable or not one.
+    """
+    ex = Exporter(
+        out_dir, options.to_dict(), shard_size=shard_size, overwrite=overwrite, webdataset=webdataset, resume=False
+    )
+    run = _Run(options, ex, 1, None, "cpu", None)
+    docs = [(name, Path(path), _read(Path(path), tensors=False)[1]) for name, path in sources]
+    for _, _, doc in docs:
+        run.feature_info.update(doc["features"])
+    order = sorted(run.feature_info)
+    samples = 0
+    for name, path, _ in docs:
+        tensors, doc = _read(path)
+        g = doc["grid"]
+        grid = Grid(tensors["grid/starts"], tensors["grid/ends"], list(g["ids"]), list(g["texts"]), str(g["kind"]))
+        info = {"name": name, **doc["source_info"]}
+        missing: list[list[str]] = [list(m) for m in doc["missing"]]
+        if options.fuse == "none":
+            make = _unfused(tensors, doc["names"])
+        else:
+            make, missing, stats = _fused(tensors, doc, order, run.feature_info, len(grid), options)
+            info["features"] = order
+            if stats is not None:
+                info["fusion_stats"] = {
+                    n: {k: np.asarray(v).tolist() for k, v in st.items()} for n, st in stats.items()
+                }
+        ex.features = run.features_doc()
+        samples += ex.add_source(name, info, grid, make, extra={"missing": missing}).samples
+    ex.finish(run.features_doc())
+    return {"out_dir": str(ex.dir), "samples": samples, "shards": ex.next_shard}
+
+
+def _unfused(tensors: dict[str, np.ndarray], names: list[str]) -> Any:
+    def samples(lo: int, hi: int) -> Iterator[dict[str, np.ndarray]]:
+        for k in range(lo, hi):
+            yield {n: tensors[f"{k}/{n}"] for n in names}
+
+    return samples
+
+
+def _fused(
+    tensors: dict[str, np.ndarray],
+    doc: dict[str, Any],
+    order: list[str],
+    feature_info: dict[str, Any],
+    n: int,
+    options: ExportOptions,
+) -> tuple[Any, list[list[str]], dict[str, Any] | None]:
+    """A source's samples fused over ``order``: zeros (listed as missing) for the features it lacks."""
+    own = set(doc["names"])
+    pooled: dict[str, np.ndarray] = {}
+    for name in order:
+        if name in own:
+            pooled[name] = np.stack([tensors[f"{k}/{name}"] for k in range(n)]) if n else np.zeros((0, 0), np.float32)
+        else:
+            pooled[name] = np.zeros((n, int(feature_info[name]["dim"])), np.float32)
+    missing = [[name for name in order if name not in own or name in doc["missing"][k]] for k in range(n)]
+    fused, stats = _fuse(pooled, order, n, options)
+
+    def samples(lo: int, hi: int) -> Iterator[dict[str, np.ndarray]]:
+        for k in range(lo, hi):
+            yield {"fused": fused[k]}
+
+    return samples, missing, stats

@@ -27,12 +27,31 @@ from ..fileio import atomic_write
 from .grid import Grid
 from .manifest import FORMAT, FORMAT_VERSION, ManifestRecord, jsonl_bytes, read_header, read_jsonl
 
-__all__ = ["Exporter", "SourceResult", "config_hash"]
+__all__ = ["Exporter", "SourceResult", "config_hash", "safetensors_bytes"]
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
     """A short, stable hash of an export configuration (JSON with sorted keys)."""
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def safetensors_bytes(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> bytes:
+    """A safetensors file's bytes, the same for the same tensors and metadata.
+
+    ``safetensors.numpy.save`` writes the metadata in no fixed order; here its keys are
+    sorted (the header keeps its length), so two runs of an export write identical files.
+    """
+    from safetensors.numpy import save
+
+    blob = save(dict(tensors), metadata=dict(metadata))
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + n])
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > n:  # never: the same JSON, reordered, is no longer
+        return blob
+    return blob[:8] + text + b" " * (n - len(text)) + blob[8 + n :]
 
 
 @dataclass
@@ -62,6 +81,9 @@ class Exporter:
     webdataset : bool
         Also write each shard as a WebDataset tar (``shard-000000.tar``: per sample
         ``<key>.json`` and one ``<key>.<feature>.npy`` per tensor).
+    resume : bool
+        Resume an export of the same configuration in ``out_dir``; if false, start it
+        afresh (its files are replaced at the first write).
 
     Raises
     ------
@@ -82,6 +104,7 @@ class Exporter:
         shard_size: int = 1000,
         overwrite: bool = False,
         webdataset: bool = False,
+        resume: bool = True,
     ) -> None:
         if shard_size < 1:
             raise UsageError("{shard_size} must be at least 1", names=["shard_size"])
@@ -107,11 +130,11 @@ class Exporter:
                     f"{self.dir} holds an export with other settings; choose another folder or pass {{overwrite}}",
                     names=["overwrite"],
                 )
-            if same:
+            if same and resume:
                 self.previous_features = dict(old.get("features") or {})
                 self._resume()
-            self._clear_first = not same
-        elif overwrite:
+            self._clear_first = not (same and resume)
+        elif overwrite or not resume:
             self._clear_first = True
         self.sources: list[dict[str, Any]] = [rec["source_info"] for rec in self.done.values()]
 
@@ -228,8 +251,6 @@ class Exporter:
         return SourceResult(name, len(grid), shards)
 
     def _write_shard(self, shard: str, tensors: dict[str, np.ndarray], records: list[ManifestRecord]) -> None:
-        from safetensors.numpy import save
-
         meta = {
             "format": FORMAT,
             "format_version": str(FORMAT_VERSION),
@@ -237,7 +258,7 @@ class Exporter:
             "samples": str(len(records)),
         }
         docs = [r.to_dict() for r in records]
-        atomic_write(self.dir / f"{shard}.safetensors", save(tensors, metadata=meta))
+        atomic_write(self.dir / f"{shard}.safetensors", safetensors_bytes(tensors, meta))
         if self.webdataset:
             atomic_write(self.dir / f"{shard}.tar", _tar(tensors, docs))
         atomic_write(self.dir / f"{shard}.jsonl", jsonl_bytes(docs))

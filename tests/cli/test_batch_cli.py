@@ -114,3 +114,106 @@ def test_batch_sync_check_gates_a_tree(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["results.jsonl"]  # nothing else written
     good = next(r for r in _records(out) if r["key"] == "good.vtt")
     assert good["status"] == "done" and good["check"]["in_sync"] is True
+
+
+# ---------------------------------------------------------------- batch extract
+
+
+@pytest.mark.slow
+def test_batch_extract_decodes_each_media_once_with_a_text_file_per_subtitle_file(tree, tmp_path):
+    shutil.copy(SAMPLE_DIR / "sample.vtt", tree / "film.fr.vtt")
+    out = tmp_path / "out"
+    result = run("batch", "extract", tree, "-o", out, "-j", "2", "--video-features", "none", "--json")
+    assert result.exit_code == 3, result.output  # the broken ep2.mp4
+    status = {r["key"]: r["status"] for r in map(json.loads, result.stdout.splitlines())}
+    assert status == {
+        str(tree / "notes.en.srt"): "skipped",
+        "film": "done",
+        "season 1/ep1": "done",
+        "season 1/ep2": "failed",
+    }
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.safetensors")) == [
+        "film.audio.safetensors",
+        "film.en.text.safetensors",
+        "film.fr.text.safetensors",
+        "season 1/ep1.audio.safetensors",
+        "season 1/ep1.text.safetensors",
+    ]
+    failed = next(r for r in _records(out) if r["status"] == "failed")
+    assert failed["error"].startswith(str(tree / "season 1" / "ep2.mp4"))
+    single = tmp_path / "single"
+    args = ("--video-features", "none", "-q")
+    assert run("extract", "all", tree / "film.mp4", tree / "film.en.vtt", "-o", single, *args).exit_code == 0
+    assert (out / "film.audio.safetensors").read_bytes() == (single / "film.audio.safetensors").read_bytes()
+    assert (out / "film.en.text.safetensors").read_bytes() == (single / "film.text.safetensors").read_bytes()
+
+    (out / "film.fr.text.safetensors").unlink()  # a lost output: that job runs again, the others resume
+    again = run("batch", "extract", tree, "-o", out, "--video-features", "none", "--json")
+    lines = [json.loads(line) for line in again.stdout.splitlines()]
+    assert {r["key"]: r.get("resumed", False) for r in lines if r["key"] != str(tree / "notes.en.srt")} == {
+        "film": False,
+        "season 1/ep1": True,
+        "season 1/ep2": True,
+    }
+    assert (out / "film.fr.text.safetensors").exists()
+
+
+# ---------------------------------------------------------------- batch export
+
+
+def _export_files(out):
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} | {
+        "results.jsonl": b""
+    }
+
+
+EXPORT = ("--video-features", "none", "--audio-features", "rms,speech", "--shard-size", "10")
+
+
+@pytest.mark.slow
+def test_batch_export_is_one_dataset_the_same_for_any_jobs_and_after_a_kill(tree, tmp_path):
+    from mmalign.data import AlignedDataset
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    first = run("batch", "export", tree, "-o", one, "-j", "1", *EXPORT)
+    assert first.exit_code == 3, first.output
+    assert "season 1/ep2.mp4: not a media file" in first.stderr and "notes.en.srt: no media file" in first.stderr
+    assert "export: 32 samples from 2 sources in" in first.stderr
+    assert run("batch", "export", tree, "-o", two, "-j", "2", "-q", *EXPORT).exit_code == 3
+    assert _export_files(one) == _export_files(two)  # byte for byte, the log aside
+    ds = AlignedDataset(one)
+    assert len(ds) == 32 and ds[0]["id"] == "film.en/cue-000000" and ds[16]["source"] == "season 1/ep1"
+    assert set(ds[0]) >= {"audio.rms", "audio.speech", "text.activity", "text.embedding"}
+
+    # kill -9 while season 1/ep1 was running: its record and staged source never came
+    log = two / "results.jsonl"
+    kept = [line for line in log.read_text().splitlines() if '"key":"season 1/ep1"' not in line]
+    log.write_text("\n".join(kept) + '\n{"key":"season 1/ep1","stat')  # and a torn last line
+    (two / "sources" / "season 1" / "ep1.safetensors").unlink()
+    (two / "manifest.jsonl").unlink()
+    again = run("batch", "export", tree, "-o", two, "-j", "2", "--json", *EXPORT)
+    records = [json.loads(line) for line in again.stdout.splitlines()]
+    ran = [r["key"] for r in records if r.get("status") in ("done", "failed") and not r.get("resumed")]
+    assert ran == ["season 1/ep1"]
+    assert records[-1]["export"]["samples"] == 32
+    assert _export_files(one) == _export_files(two)
+
+
+@pytest.mark.slow
+def test_batch_export_on_a_dask_cluster_matches_local_processes(tree, tmp_path):
+    pytest.importorskip("distributed")
+    local = run("batch", "export", tree, "-o", tmp_path / "local", "-j", "2", "-q", "--fuse", "concat", *EXPORT)
+    dask = run(
+        "batch", "export", tree, "-o", tmp_path / "dask", "--scheduler", "local:2", "-q", "--fuse", "concat", *EXPORT
+    )
+    assert local.exit_code == dask.exit_code == 3
+    assert _export_files(tmp_path / "local") == _export_files(tmp_path / "dask")
+
+
+def test_batch_export_refuses_a_folder_with_another_export_before_running(tree, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "dataset.json").write_text(json.dumps({"format": "mmalign-export", "config_hash": "other"}))
+    result = run("batch", "export", tree, "-o", out, *EXPORT)
+    assert result.exit_code == 2 and "holds an export with other settings" in result.stderr
+    assert "--overwrite" in result.stderr and not (out / "results.jsonl").exists()

@@ -39,7 +39,11 @@ def test_every_command_is_registered_from_its_module():
     assert set(sub) == {"extract_audio", "extract_video", "extract_subs", "extract_all"}
     assert set(sub.values()) == {"mmalign.cli.extract"}
     sub = {c.callback.__name__: c.callback.__module__ for c in groups["batch"].registered_commands}
-    assert sub == {"batch_sync": "mmalign.cli.batch"}
+    assert sub == {
+        "batch_sync": "mmalign.cli.batch",
+        "batch_extract": "mmalign.cli.batch",
+        "batch_export": "mmalign.cli.batch",
+    }
 
 
 def _functions(path: Path):
