@@ -246,6 +246,15 @@ AudioStream = Annotated[
         show_default=False,
     ),
 ]
+AudioFeatureList = Annotated[
+    str, typer.Option("--audio-features", help="Comma-separated names (see `extract audio --help`), or none.")
+]
+VideoFeatureList = Annotated[
+    str, typer.Option("--video-features", help="Comma-separated names (see `extract video --help`), or none.")
+]
+TextFeatureList = Annotated[
+    str, typer.Option("--text-features", help="Comma-separated names (see `extract subs --help`), or none.")
+]
 Fps = Annotated[float, typer.Option("--fps", min=0.01, help="Frames analysed per second of media.")]
 Width = Annotated[
     int, typer.Option("--width", min=0, help="Frames are scaled down to this width before analysis (0: full size).")

@@ -17,6 +17,7 @@ from ..errors import UsageError
 from . import app
 from ._common import (
     EXIT_CODES,
+    AudioFeatureList,
     AudioHop,
     AudioStream,
     Debug,
@@ -27,7 +28,9 @@ from ._common import (
     Quiet,
     SampleRate,
     TextDim,
+    TextFeatureList,
     TextHop,
+    VideoFeatureList,
     VideoStream,
     Width,
     feature_list,
@@ -271,15 +274,9 @@ def batch_extract(
     fmt: Annotated[
         FeatureFormat, typer.Option("--format", "-f", help="Feature file format.")
     ] = FeatureFormat.safetensors,
-    audio_features: Annotated[
-        str, typer.Option("--audio-features", help="As `extract audio --features`.")
-    ] = "logmel,mfcc,speech",
-    video_features: Annotated[
-        str, typer.Option("--video-features", help="As `extract video --features`; 'none' to skip video.")
-    ] = "hist,luma,motion,cut",
-    text_features: Annotated[
-        str, typer.Option("--text-features", help="As `extract subs --features`.")
-    ] = "activity,embedding,cues",
+    audio_features: AudioFeatureList = "logmel,mfcc,speech",
+    video_features: VideoFeatureList = "hist,luma,motion,cut",
+    text_features: TextFeatureList = "activity,embedding,cues",
     sr: SampleRate = 16000,
     audio_hop: AudioHop = 0.01,
     n_mels: NMels = 64,
@@ -374,15 +371,9 @@ def batch_export(
     min_confidence: Annotated[
         float, typer.Option("--min-confidence", min=0.0, max=1.0, help="With --sync: refuse a source below this.")
     ] = DEFAULT_MIN_CONFIDENCE,
-    audio_features: Annotated[
-        str, typer.Option("--audio-features", help="Comma-separated (see extract audio), or none.")
-    ] = "logmel,mfcc,speech",
-    video_features: Annotated[
-        str, typer.Option("--video-features", help="Comma-separated (see extract video), or none.")
-    ] = "hist,luma,motion,cut",
-    text_features: Annotated[
-        str, typer.Option("--text-features", help="activity and/or embedding, or none.")
-    ] = "activity,embedding",
+    audio_features: AudioFeatureList = "logmel,mfcc,speech",
+    video_features: VideoFeatureList = "hist,luma,motion,cut",
+    text_features: TextFeatureList = "activity,embedding",
     sr: SampleRate = 16000,
     audio_hop: AudioHop = 0.01,
     n_mels: NMels = 64,

@@ -15,6 +15,7 @@ from ..errors import InputError, UsageError, as_flag
 from . import app
 from ._common import (
     EXIT_CODES,
+    AudioFeatureList,
     AudioStream,
     Debug,
     Fps,
@@ -24,6 +25,8 @@ from ._common import (
     ProgressBar,
     Quiet,
     SampleRate,
+    TextFeatureList,
+    VideoFeatureList,
     VideoStream,
     Width,
     feature_list,
@@ -204,15 +207,9 @@ def export(
         ),
     ] = DEFAULT_MIN_CONFIDENCE,
     force: Annotated[bool, typer.Option("--force", help="With --sync: export even when not confident.")] = False,
-    audio_features: Annotated[
-        str, typer.Option("--audio-features", help="Comma-separated (see extract audio), or none.")
-    ] = "logmel,mfcc,speech",
-    video_features: Annotated[
-        str, typer.Option("--video-features", help="Comma-separated (see extract video), or none.")
-    ] = "hist,luma,motion,cut",
-    text_features: Annotated[
-        str, typer.Option("--text-features", help="activity and/or embedding, or none.")
-    ] = "activity,embedding",
+    audio_features: AudioFeatureList = "logmel,mfcc,speech",
+    video_features: VideoFeatureList = "hist,luma,motion,cut",
+    text_features: TextFeatureList = "activity,embedding",
     sr: SampleRate = 16000,
     audio_hop: Annotated[float, typer.Option("--audio-hop", min=0.001, help="Seconds between audio frames.")] = 0.01,
     n_mels: NMels = 64,

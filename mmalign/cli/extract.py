@@ -18,6 +18,7 @@ from ..source import require_input
 from . import app
 from ._common import (
     EXIT_CODES,
+    AudioFeatureList,
     AudioHop,
     AudioStream,
     Debug,
@@ -30,7 +31,9 @@ from ._common import (
     Quiet,
     SampleRate,
     TextDim,
+    TextFeatureList,
     TextHop,
+    VideoFeatureList,
     VideoStream,
     Width,
     finish,
@@ -354,15 +357,9 @@ def extract_all(
         ),
     ] = None,
     fmt: _FMT = None,
-    audio_features: Annotated[
-        str, typer.Option("--audio-features", help="As `extract audio --features`.")
-    ] = "logmel,mfcc,speech",
-    video_features: Annotated[
-        str, typer.Option("--video-features", help="As `extract video --features`; 'none' to skip video.")
-    ] = "hist,luma,motion,cut",
-    text_features: Annotated[
-        str, typer.Option("--text-features", help="As `extract subs --features`.")
-    ] = "activity,embedding,cues",
+    audio_features: AudioFeatureList = "logmel,mfcc,speech",
+    video_features: VideoFeatureList = "hist,luma,motion,cut",
+    text_features: TextFeatureList = "activity,embedding,cues",
     sr: SampleRate = 16000,
     audio_hop: AudioHop = 0.01,
     n_mels: NMels = 64,
