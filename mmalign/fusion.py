@@ -10,9 +10,9 @@ Two families live behind this module:
 * **Trainable torch modules** for the training side: ``ConcatFusion``,
   ``WeightedSumFusion``, ``AttentionFusion``, ``CrossModalAttention``,
   ``LowRankBilinearFusion`` and ``CompactBilinearPooling``.  They are defined in
-  :mod:`mmalign.fusion_torch` and are also reachable as attributes of this module
-  (``from mmalign.fusion import AttentionFusion``).  Importing :mod:`mmalign.fusion` does
-  not import torch; only the first access to one of those names does.
+  :mod:`mmalign.fusion_torch` (``from mmalign.fusion_torch import AttentionFusion``), which
+  imports torch; :mod:`mmalign.fusion` never does. (Reaching them as attributes of this
+  module still works until 0.3.0, with a :class:`DeprecationWarning`.)
 
 Inputs
 ------
@@ -83,15 +83,24 @@ _STD_FLOOR = 1e-8  # a feature whose std is below this is only centred, not scal
 
 
 def __getattr__(name: str):
-    if name in _TORCH_NAMES:
-        from . import fusion_torch
+    if name in _TORCH_NAMES:  # deprecated path (an import cycle): the classes live in fusion_torch
+        import warnings
 
+        from . import fusion_torch
+        from ._compat import DEPRECATED_IN, REMOVED_IN
+
+        warnings.warn(
+            f"mmalign.fusion.{name} is deprecated since {DEPRECATED_IN} and goes in {REMOVED_IN}; "
+            f"import it from mmalign.fusion_torch",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return getattr(fusion_torch, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_TORCH_NAMES))
+    return sorted(globals())
 
 
 # ---------------------------------------------------------------- input validation

@@ -29,6 +29,18 @@ __all__ = ["FeatureSeq", "TimeMap", "segment_frames", "pool_segments", "POOLINGS
 POOLINGS = ("mean", "max", "first", "last", "overlap")
 
 
+def _deprecated_io(old: str, new: str) -> None:
+    import warnings
+
+    from ._compat import DEPRECATED_IN, REMOVED_IN
+
+    warnings.warn(
+        f"{old} is deprecated since {DEPRECATED_IN} and goes in {REMOVED_IN}; use mmalign.features.io.{new}",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
 @dataclass(frozen=True)
 class FeatureSeq:
     """A T×D float32 feature sequence on a regular clock.
@@ -196,16 +208,25 @@ class FeatureSeq:
     ) -> None:
         """Write this sequence to a feature file (safetensors or npz; see :mod:`mmalign.features.io`).
 
+        Deprecated since 0.2.0 (goes in 0.3.0): use :func:`mmalign.features.io.save_features`,
+        the one writer (the method made :mod:`mmalign.timeline` and the feature files import
+        each other).
+
         The values are stored as tensor ``<name>`` (T×D float32) and the frame times as
         ``<name>.times`` (float64 seconds); ``meta`` goes into the file's metadata.
         """
+        _deprecated_io("FeatureSeq.save", "save_features(path, [seq])")
         from .features.io import save_features
 
         save_features(path, [self], metadata=metadata, format=format, source=source)
 
     @classmethod
     def load(cls, path: Pathlike, name: str | None = None, *, format: str | None = None) -> FeatureSeq:
-        """Read one sequence from a feature file: ``name``, or the file's only one."""
+        """Read one sequence from a feature file: ``name``, or the file's only one.
+
+        Deprecated since 0.2.0 (goes in 0.3.0): use :func:`mmalign.features.io.load_features`.
+        """
+        _deprecated_io("FeatureSeq.load", "load_features(path, names=[name])")
         from .features.io import load_features
 
         seqs = load_features(path, format=format, names=None if name is None else [name])

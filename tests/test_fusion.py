@@ -397,13 +397,13 @@ OUT_WIDTH = {
 }
 
 
-def test_torch_names_are_forwarded_lazily(torch):
+def test_torch_names_through_fusion_are_deprecated(torch):
+    """The torch modules live in fusion_torch; mmalign.fusion forwards them until 0.3.0, with a warning."""
     from mmalign import fusion_torch
-    from mmalign.fusion import AttentionFusion, CompactBilinearPooling
 
-    assert AttentionFusion is fusion_torch.AttentionFusion
-    assert CompactBilinearPooling is fusion_torch.CompactBilinearPooling
-    assert "CrossModalAttention" in dir(fusion)
+    with pytest.warns(DeprecationWarning, match=r"mmalign.fusion.AttentionFusion is deprecated.*fusion_torch"):
+        assert fusion.AttentionFusion is fusion_torch.AttentionFusion
+    assert "CrossModalAttention" not in dir(fusion)
     with pytest.raises(AttributeError):
         fusion.NoSuchFusion  # noqa: B018
 

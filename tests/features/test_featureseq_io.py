@@ -86,7 +86,9 @@ def test_plain_safetensors_reader_sees_documented_names(tmp_path):
     assert json.loads(meta["mmalign_version"]) == mmalign.__version__
 
 
+@pytest.mark.filterwarnings("ignore:FeatureSeq.(save|load) is deprecated:DeprecationWarning")
 def test_featureseq_save_load(tmp_path):
+    """The deprecated methods (until 0.3.0) still read and write; save_features/load_features are the API."""
     seq = _seqs()[0]
     for name in ("one.safetensors", "one.npz"):
         seq.save(tmp_path / name)
@@ -188,3 +190,11 @@ def test_from_times_and_irregular_methods():
         FeatureSeq(np.arange(3.0), 1.0, frame_times=[0.0, 2.0, 1.0])
     with pytest.raises(UsageError, match="frame times"):
         FeatureSeq(np.arange(3.0), 1.0, frame_times=[0.0, 2.0])
+
+
+def test_featureseq_io_methods_are_deprecated(tmp_path):
+    seq = _seqs()[0]
+    with pytest.warns(DeprecationWarning, match=r"FeatureSeq.save is deprecated.*save_features"):
+        seq.save(tmp_path / "a.safetensors")
+    with pytest.warns(DeprecationWarning, match=r"FeatureSeq.load is deprecated.*load_features"):
+        FeatureSeq.load(tmp_path / "a.safetensors")
