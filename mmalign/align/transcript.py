@@ -233,8 +233,10 @@ def read_transcript(path: Pathlike, *, split: str = "lines", language: str | Non
         data = path.read_bytes()
         try:
             text = data.decode(detect_encoding(data))
-        except (UnicodeDecodeError, LookupError) as exc:
-            raise InputError(f"{path}: cannot decode the transcript ({exc})") from None
+        except (InputError, UnicodeDecodeError, LookupError) as exc:
+            raise InputError(f"{path}: not a text transcript ({exc}); give a .txt or subtitle file") from None
+        if "\x00" in text:
+            raise InputError(f"{path}: not a text transcript (binary data); give a .txt or subtitle file")
         text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
         if split == "lines":
             segments = [line.strip() for line in text.split("\n")]

@@ -100,6 +100,9 @@ def test_read_refusals(tmp_path):
     (tmp_path / "empty.txt").write_text("\n  \n")
     with pytest.raises(InputError, match="empty.txt: the transcript has no text"):
         read_transcript(tmp_path / "empty.txt")
+    (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)))
+    with pytest.raises(InputError, match="clip.mp4: not a text transcript"):
+        read_transcript(tmp_path / "clip.mp4")
     with pytest.raises(UsageError, match="unknown split 'words'"):
         read_transcript(tmp_path / "empty.txt", split="words")
 

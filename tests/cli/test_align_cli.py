@@ -193,6 +193,8 @@ def test_transcript_to_json_and_srt(talk, tmp_path):
     out = tmp_path / "talk.srt"
     assert run("align", folder / "talk.wav", folder / "talk.txt", "-o", out, "-q").exit_code == 0
     assert [c.start for c in subtitles.read(out).cues] == pytest.approx([t[0] for t in truth], abs=0.1)
+    assert run("align", folder / "talk.wav", folder / "talk.txt", "-o", f"{tmp_path / 'new'}/", "-q").exit_code == 0
+    assert json.loads((tmp_path / "new" / "talk.aligned.json").read_text())["found"] == 3
 
 
 @pytest.mark.slow
