@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from mmalign import subtitles
 from mmalign.cli import app
 from mmalign.features.io import save_features
 from mmalign.timeline import FeatureSeq, TimeMap
@@ -88,8 +90,6 @@ def test_media_against_its_subtitles(sample, tmp_path):
     doc = json.loads(out.read_text())
     assert "path" not in doc
     tm = TimeMap.from_dict(doc["timemap"])
-    from mmalign import subtitles
-
     mids = np.array([(c.start + c.end) / 2 for c in subtitles.read(sample / "sample.vtt").cues])
     assert np.median(np.abs(tm.apply(mids) - mids)) < 0.1  # the timing already matches
 
@@ -116,3 +116,165 @@ def test_align_feature_width_mismatch(tmp_path):
     save_features(pb, [FeatureSeq(np.zeros((10, 4)), HOP, 0.0, "audio.y")])
     result = run("align", pa, pb, "-o", tmp_path / "x.json")
     assert result.exit_code == 2 and "columns" in result.stderr
+
+
+# ---------------------------------------------------------------- forced alignment: align MEDIA TRANSCRIPT
+
+SR = 16000
+LINES = [
+    "The weather is lovely today and we are going to the park.",
+    "My sister has lived in London for many years.",
+    "Please close the window before you leave the house.",
+]
+LEAD = 0.5
+
+
+def _speech_wav(path, texts, *, rate=160, gap=0.6, seed=0):
+    """``texts`` read by eSpeak at another rate than the aligner's, with a lead-in and faint noise;
+    returns the true (start, end) of each text in the WAV."""
+    import soundfile as sf
+
+    from mmalign import speech
+
+    syn = speech.synthesize_segments(texts, language="en", rate=rate, gap=gap)
+    rng = np.random.default_rng(seed)
+    y = np.concatenate([np.zeros(int(LEAD * SR), np.float32), syn.audio, np.zeros(SR // 2, np.float32)])
+    y = y + (0.003 * rng.standard_normal(len(y))).astype(np.float32)
+    sf.write(path, y, SR)
+    return syn, [(s.start + LEAD, s.end + LEAD) for s in syn.segments]
+
+
+@pytest.fixture(scope="module")
+def talk(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("talk")
+    syn, truth = _speech_wav(folder / "talk.wav", LINES)
+    (folder / "talk.txt").write_text("\n".join(LINES) + "\n\n")
+    return folder, syn, truth
+
+
+def _vtt_stamps(text):
+    return [
+        int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
+        for h, m, s, ms in re.findall(r"<(\d\d):(\d\d):(\d\d)\.(\d{3})>", text)
+    ]
+
+
+@pytest.mark.slow
+def test_transcript_round_trip_to_vtt_with_word_timestamps(talk, tmp_path):
+    folder, syn, truth = talk
+    out = tmp_path / "talk.vtt"
+    result = run("align", folder / "talk.wav", folder / "talk.txt", "-o", out, "--words", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["segments"], summary["found"], summary["not_found"], summary["language"]) == (3, 3, [], "en")
+    assert summary["confidence"] > 0.5 and summary["seconds"]["total"] > 0 and summary["output"] == str(out)
+    cues = subtitles.read(out).cues
+    assert [c.start for c in cues] == pytest.approx([t[0] for t in truth], abs=0.1)
+    assert [c.end for c in cues] == pytest.approx([t[1] for t in truth], abs=0.1)
+    assert subtitles.read(out).plain_texts() == LINES
+    for cue, seg in zip(cues, syn.segments):
+        truth_words = [syn.words[k].start + LEAD for k in seg.words][1:]  # the first word starts the cue
+        assert _vtt_stamps(cue.text) == pytest.approx(truth_words, abs=0.1)
+
+
+@pytest.mark.slow
+def test_transcript_to_json_and_srt(talk, tmp_path):
+    folder, syn, truth = talk
+    result = run("align", folder / "talk.wav", folder / "talk.txt", "-o", "-", "--words", "-q")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert (doc["media"], doc["language"], doc["found"], doc["not_found"]) == (str(folder / "talk.wav"), "en", 3, [])
+    assert 0.5 < doc["confidence"] <= 1 and doc["duration"] == pytest.approx(len(syn.audio) / SR + LEAD + 0.5, abs=0.02)
+    for seg, (start, end), text in zip(doc["segments"], truth, LINES):
+        assert set(seg) == {"index", "text", "start", "end", "score", "words"} and seg["text"] == text
+        assert seg["start"] == pytest.approx(start, abs=0.1) and seg["end"] == pytest.approx(end, abs=0.1)
+        assert [w["text"] for w in seg["words"]] == re.findall(r"\w+", text)
+        assert all(seg["start"] <= w["start"] <= w["end"] <= seg["end"] for w in seg["words"])
+    out = tmp_path / "talk.srt"
+    assert run("align", folder / "talk.wav", folder / "talk.txt", "-o", out, "-q").exit_code == 0
+    assert [c.start for c in subtitles.read(out).cues] == pytest.approx([t[0] for t in truth], abs=0.1)
+    assert run("align", folder / "talk.wav", folder / "talk.txt", "-o", f"{tmp_path / 'new'}/", "-q").exit_code == 0
+    assert json.loads((tmp_path / "new" / "talk.aligned.json").read_text())["found"] == 3
+
+
+@pytest.mark.slow
+def test_transcript_with_a_paragraph_the_recording_lacks(tmp_path):
+    paragraphs = [
+        "Once upon a time there was a small village by the sea, where fishermen mended their nets every morning.",
+        "The mayor of the town had three daughters and a very old dog that slept all day in the sun.",
+        "In winter the storms came from the north and nobody left their house for many days.",
+    ]
+    _, truth = _speech_wav(tmp_path / "tale.wav", [paragraphs[0], paragraphs[2]], rate=165, seed=3)
+    (tmp_path / "tale.txt").write_text("\n\n".join(paragraphs))
+    out = tmp_path / "tale.json"
+    result = run("align", tmp_path / "tale.wav", tmp_path / "tale.txt", "-o", out)
+    assert result.exit_code == 0, result.output
+    warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "1 of 3 segments not found" in warning[0] and "2 (not in the recording)" in warning[0]
+    assert "aligned 2 of 3 segments" in result.stderr
+    doc = json.loads(out.read_text())
+    assert doc["not_found"] == [1] and doc["segments"][1]["start"] is None and doc["segments"][1]["reason"]
+    assert doc["segments"][0]["start"] == pytest.approx(truth[0][0], abs=0.1)
+
+
+@pytest.mark.slow
+def test_split_sentences_and_a_subtitle_transcript(talk, tmp_path):
+    folder, syn, truth = talk
+    (tmp_path / "para.txt").write_text(" ".join(LINES[:2]) + "\n" + LINES[2] + "\n")
+    out = tmp_path / "para.json"
+    result = run("align", folder / "talk.wav", tmp_path / "para.txt", "-o", out, "--split", "sentences", "-q")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert [s["text"] for s in doc["segments"]] == LINES
+    assert [s["start"] for s in doc["segments"]] == pytest.approx([t[0] for t in truth], abs=0.1)
+    # a subtitle file's cues, at wrong times: --transcript reads only their text
+    srt = tmp_path / "wrong.srt"
+    srt.write_text("".join(f"{k + 1}\n00:01:0{k},000 --> 00:01:0{k},500\n{t}\n\n" for k, t in enumerate(LINES)))
+    out = tmp_path / "fixed.vtt"
+    result = run("align", folder / "talk.wav", srt, "--transcript", "--language", "en", "-o", out, "-q")
+    assert result.exit_code == 0 and result.output == ""
+    assert [c.start for c in subtitles.read(out).cues] == pytest.approx([t[0] for t in truth], abs=0.1)
+
+
+@pytest.mark.slow
+def test_unrelated_or_empty_transcript_is_refused_and_nothing_written(talk, tmp_path):
+    folder, _, _ = talk
+    other = tmp_path / "other.txt"
+    other.write_text(
+        "Stock markets fell sharply on Tuesday as investors worried about inflation.\n"
+        "The committee will publish its final report next spring.\n"
+        "Scientists discovered a new species of frog in the rainforest.\n"
+    )
+    out = tmp_path / "x.vtt"
+    result = run("align", folder / "talk.wav", other, "-o", out, "--min-confidence", "0.5")
+    assert result.exit_code == 4 and result.stderr.count("\n") == 1, result.output
+    assert "not confident in the alignment (confidence 0." in result.stderr and not out.exists()
+    # the same threshold passes the right transcript
+    assert run("align", folder / "talk.wav", folder / "talk.txt", "-o", out, "--min-confidence", "0.5").exit_code == 0
+    out.unlink()
+    music = tmp_path / "music.txt"
+    music.write_text("♪ la la la ♪\n[applause]\n")
+    result = run("align", folder / "talk.wav", music, "-o", out, "--language", "en", "--json")
+    assert result.exit_code == 4 and not out.exists()
+    assert json.loads(result.stdout)["error"].startswith("none of the 2 segments was found in the recording")
+
+
+def test_transcript_usage_errors(talk, tmp_path):
+    folder, _, _ = talk
+    wav, txt = folder / "talk.wav", folder / "talk.txt"
+    cases = [
+        ([wav, txt, "--metric", "cosine"], "--metric applies to DTW alignment, not to a transcript"),
+        ([wav, txt, "--no-path"], "--path/--no-path applies to DTW alignment"),
+        ([wav, folder / "x.srt", "--words"], "--words applies to a transcript"),
+        ([wav, txt, "--words", "-o", tmp_path / "x.srt"], "SRT has no word times; write .vtt or .json with --words"),
+        ([wav, txt, "-o", tmp_path / "x.txt"], "cannot tell the output format"),
+        ([txt, wav], "give the media first"),
+        ([wav, txt, "--language", "xx"], "--language 'xx' is not a language eSpeak NG speaks"),
+        ([wav, tmp_path / "gone.txt"], "gone.txt: transcript not found"),
+    ]
+    for args, message in cases:
+        out = ["-o", tmp_path / "x.json"] if "-o" not in args else []
+        result = run("align", *args, *out)
+        code = 3 if "not found" in message else 2
+        assert result.exit_code == code and message in result.stderr, (args, result.output)
+        assert result.stderr.count("\n") <= 2 and not (tmp_path / "x.json").exists()

@@ -214,3 +214,11 @@ def test_format_choices_are_the_library_formats():
     from mmalign.subtitles import SUPPORTED_FORMATS
 
     assert [f.value for f in SubFormat] == list(SUPPORTED_FORMATS)
+
+
+def test_split_choices_are_the_library_splits():
+    """``align --split`` lists exactly the ways :func:`mmalign.align.transcript.read_transcript` splits."""
+    from mmalign.align.transcript import SPLITS
+    from mmalign.cli.align import Split
+
+    assert [s.value for s in Split] == list(SPLITS)
