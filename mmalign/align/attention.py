@@ -111,7 +111,7 @@ class AlignerConfig:
     text_layers: int = 3
     audio_layers: int = 4
     kernel: int = 5
-    temperature: float = 0.0005
+    temperature: float = 0.02
 
     def to_json(self) -> str:
         """The config as a JSON object."""

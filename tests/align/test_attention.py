@@ -150,6 +150,7 @@ def test_default_model_is_small():
     assert sum(p.numel() for p in att.AttentionAligner().parameters()) < 10_000_000
 
 
+@pytest.mark.slow
 def test_attention_align_gives_a_forced_alignment_shape():
     """An untrained model still gives one segment per text, ordered words, a TimeMap."""
     from mmalign import speech

@@ -26,6 +26,7 @@ def data(tmp_path_factory):
     return root / "data"
 
 
+@pytest.mark.slow
 def test_make_data_writes_a_timed_folder(data):
     header = json.loads((data / "dataset.json").read_text())
     assert header["format"] == "mmalign.train.synthetic" and header["utterances"] == 8
@@ -38,6 +39,7 @@ def test_make_data_writes_a_timed_folder(data):
         assert {w for _, w in u.phonemes} == set(range(len(u.word_starts)))
 
 
+@pytest.mark.slow
 def test_make_data_is_deterministic(tmp_path, data):
     text = tmp_path / "en.txt"
     text.write_text(LINES, encoding="utf-8")
@@ -86,10 +88,10 @@ def test_training_is_deterministic_and_resumes_to_the_same_weights(data, tmp_pat
         torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0)
 
 
-def test_training_refuses_bad_options(data, tmp_path):
+def test_training_refuses_bad_options(tmp_path):
     with pytest.raises(UsageError, match="epochs"):
-        train_aligner([data], tmp_path / "m.safetensors", epochs=0)
+        train_aligner([tmp_path], tmp_path / "m.safetensors", epochs=0)
     with pytest.raises(UsageError, match="device"):
-        train_aligner([data], tmp_path / "m.safetensors", device="tpu")
+        train_aligner([tmp_path], tmp_path / "m.safetensors", device="tpu")
     with pytest.raises(InputError):
         train_aligner([tmp_path], tmp_path / "m.safetensors", device="cpu")
