@@ -9,6 +9,7 @@ command group, each registering its commands on :data:`app` when imported:
 - :mod:`mmalign.cli.export`: ``mmalign export``
 - :mod:`mmalign.cli.align`: ``mmalign align``
 - :mod:`mmalign.cli.batch`: ``mmalign batch sync``
+- :mod:`mmalign.cli.train`: ``mmalign train make-data|aligner``
 
 Shared options, progress bars and the error-to-exit mapping are in :mod:`mmalign.cli._common`.
 """
@@ -136,4 +137,4 @@ def main() -> None:
 
 # The command modules register their commands on ``app`` (imported last: they import ``app``),
 # in the order ``mmalign --help`` lists them.
-from . import sync, extract, export, align, batch  # noqa: E402,F401,I001  # isort: skip
+from . import sync, extract, export, align, batch, train  # noqa: E402,F401,I001  # isort: skip

@@ -34,7 +34,7 @@ def test_every_command_is_registered_from_its_module():
     commands = {c.callback.__name__: c.callback.__module__ for c in app.registered_commands}
     assert commands == {"sync": "mmalign.cli.sync", "export": "mmalign.cli.export", "align": "mmalign.cli.align"}
     groups = {g.name: g.typer_instance for g in app.registered_groups}
-    assert set(groups) == {"extract", "batch"}
+    assert set(groups) == {"extract", "batch", "train"}
     sub = {c.callback.__name__: c.callback.__module__ for c in groups["extract"].registered_commands}
     assert set(sub) == {"extract_audio", "extract_video", "extract_subs", "extract_all"}
     assert set(sub.values()) == {"mmalign.cli.extract"}
@@ -44,6 +44,8 @@ def test_every_command_is_registered_from_its_module():
         "batch_extract": "mmalign.cli.batch",
         "batch_export": "mmalign.cli.batch",
     }
+    sub = {c.callback.__name__: c.callback.__module__ for c in groups["train"].registered_commands}
+    assert sub == {"train_make_data": "mmalign.cli.train", "train_aligner": "mmalign.cli.train"}
 
 
 def _functions(path: Path):
@@ -51,7 +53,7 @@ def _functions(path: Path):
     return [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)]
 
 
-@pytest.mark.parametrize("module", ["sync", "extract", "align", "export", "batch"])
+@pytest.mark.parametrize("module", ["sync", "extract", "align", "export", "batch", "train"])
 def test_command_bodies_are_short(module):
     """A command body parses, calls the library and prints: under ~40 lines, signature and docstring aside.
 

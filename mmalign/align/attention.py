@@ -1,0 +1,613 @@
+"""The supervised attention aligner: a small torch model that learns where text is spoken.
+
+A text encoder (eSpeak NG phonemes → embeddings → 1-D convolutions) and an audio encoder
+(log-mel frames → 1-D convolutions) map both sides into one space; the soft alignment of a
+frame is the softmax, over the text's tokens, of their scaled negative squared L2 distances
+to it. Training maximises the total probability of every monotonic alignment (the
+forward-sum loss of Badlani et al., "One TTS Alignment To Rule Them All", 2021, computed by
+CTC with a blank), with an optional beta-binomial prior that favours the diagonal early on.
+At inference the hard monotonic path through the attention log-probabilities (a Numba
+kernel, monotonic alignment search) gives each token its frames, hence word and segment times.
+
+Model
+    AlignerConfig         sizes and front end of a model (stored with its weights)
+    AttentionAligner      the torch module: ``forward(tokens, mels, ...)`` → attention log-probabilities
+    forward_sum_loss      the CTC-style monotonic alignment loss
+    beta_binomial_prior   the log attention prior of one (frames, tokens) pair
+    save_model, load_model    weights in safetensors, the config (JSON) in its metadata
+
+Inference
+    attention_align       a recording and its segments → :class:`~mmalign.align.words.ForcedAlignment`
+    hard_path             the most probable monotonic path: token index per frame
+    tokenize              eSpeak phonemes → token ids, with each word's token range
+    logmel_frames         the model's front end (log-mel, 10 ms frames, per-band normalised)
+
+Notes
+-----
+Tokens: index 0 is a boundary token, placed before the first word, between words and after
+the last one, which takes the silence (and the jingle, the untranscribed talk) there; every
+phoneme (IPA, stress marks dropped) is hashed into ``1 .. n_tokens - 1``, so one table serves
+every language eSpeak speaks. Each token gets at least one frame (10 ms).
+
+Memory: the attention matrix is frames × tokens (float32); a recording whose matrix exceeds
+:data:`MAX_CELLS` is refused (align it in parts). This module imports torch at import time;
+nothing in the command line's import path imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Union
+
+import numpy as np
+import torch
+from numba import njit
+from torch import nn
+
+from ..errors import InputError, UsageError
+from .words import AlignedSegment, AlignedWord, ForcedAlignment
+
+__all__ = [
+    "MAX_CELLS",
+    "AlignerConfig",
+    "AttentionAligner",
+    "Tokens",
+    "attention_align",
+    "beta_binomial_prior",
+    "forward_sum_loss",
+    "hard_path",
+    "load_model",
+    "logmel_frames",
+    "save_model",
+    "tokenize",
+]
+
+Pathlike = Union[str, "os.PathLike[str]"]
+
+SR = 16000  #: analysis sample rate
+HOP = 0.01  #: seconds between frames
+_N_FFT = 512
+_FMIN, _FMAX = 20.0, 7600.0
+_FLOOR_DB = 80.0  # dB below the loudest frames
+MAX_CELLS = 400_000_000  #: largest attention matrix (frames × tokens) aligned at once
+_BLOCK = 2048  # frames scored at once at inference
+_META_KEY = "mmalign.aligner"
+_STRESS = str.maketrans("", "", "ˈˌ'")
+
+
+# --------------------------------------------------------------------------- config and model
+
+
+@dataclass(frozen=True)
+class AlignerConfig:
+    """Sizes and front end of an :class:`AttentionAligner` (stored in its weights file).
+
+    Attributes
+    ----------
+    n_tokens : int
+        Token table size: 0 is the word boundary, phonemes hash into the rest.
+    n_mels : int
+        Log-mel bands of the audio front end (10 ms frames at 16 kHz).
+    dim : int
+        Width of both encoders.
+    attn_dim : int
+        Width of the space in which frames and tokens are compared.
+    text_layers, audio_layers : int
+        Convolution layers of each encoder.
+    kernel : int
+        Convolution kernel width (odd).
+    temperature : float
+        Scale of the negative squared distances before the softmax.
+    """
+
+    n_tokens: int = 512
+    n_mels: int = 80
+    dim: int = 192
+    attn_dim: int = 80
+    text_layers: int = 3
+    audio_layers: int = 4
+    kernel: int = 5
+    temperature: float = 0.02
+
+    def to_json(self) -> str:
+        """The config as a JSON object."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> AlignerConfig:
+        """The config of a JSON object written by :meth:`to_json` (unknown keys refused).
+
+        Raises
+        ------
+        InputError
+            Not a JSON object of this config's fields.
+        """
+        try:
+            raw = json.loads(text)
+            known = {f.name for f in fields(cls)}
+            if not isinstance(raw, dict) or set(raw) - known:
+                raise ValueError(f"unknown fields {sorted(set(raw) - known) if isinstance(raw, dict) else raw!r}")
+            return cls(**raw)
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"not an attention aligner config: {exc}") from exc
+
+
+class AttentionAligner(nn.Module):
+    """Text and audio encoders whose distances give a soft monotonic-alignable attention.
+
+    Parameters
+    ----------
+    config : AlignerConfig
+        Sizes; the default has about 1.5 M parameters.
+    """
+
+    def __init__(self, config: AlignerConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or AlignerConfig()
+        k, d = config.kernel, config.dim
+        if k % 2 != 1 or min(config.text_layers, config.audio_layers, d, config.attn_dim, config.n_tokens - 1) < 1:
+            raise UsageError(f"bad aligner config: {config}")
+        self.embed = nn.Embedding(config.n_tokens, d)
+        self.text = nn.ModuleList(nn.Conv1d(d, d, k, padding=k // 2) for _ in range(config.text_layers))
+        self.text_out = nn.Conv1d(d, config.attn_dim, 1)
+        self.audio = nn.ModuleList(
+            nn.Conv1d(config.n_mels if i == 0 else d, d, k, padding=k // 2) for i in range(config.audio_layers)
+        )
+        self.audio_out = nn.Conv1d(d, config.attn_dim, 1)
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token ids ``(B, N)`` → keys ``(B, N, attn_dim)``."""
+        h = self.embed(tokens).transpose(1, 2)
+        for conv in self.text:
+            h = torch.relu(conv(h))
+        return self.text_out(h).transpose(1, 2)
+
+    def encode_audio(self, mels: torch.Tensor) -> torch.Tensor:
+        """Normalised log-mel ``(B, T, n_mels)`` → queries ``(B, T, attn_dim)``."""
+        h = mels.transpose(1, 2)
+        for conv in self.audio:
+            h = torch.relu(conv(h))
+        return self.audio_out(h).transpose(1, 2)
+
+    def scores(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Attention logits ``(B, T, N)``: ``-temperature * |q - k|^2``."""
+        dist = (queries**2).sum(-1, keepdim=True) + (keys**2).sum(-1).unsqueeze(1) - 2 * queries @ keys.transpose(1, 2)
+        return -self.config.temperature * dist.clamp_min(0.0)
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        mels: torch.Tensor,
+        token_mask: torch.Tensor | None = None,
+        log_prior: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Attention log-probabilities over tokens, per frame.
+
+        Parameters
+        ----------
+        tokens : torch.Tensor [shape=(B, N), dtype=long]
+        mels : torch.Tensor [shape=(B, T, n_mels)]
+            Normalised log-mel frames (:func:`logmel_frames`).
+        token_mask : torch.Tensor [shape=(B, N), dtype=bool], optional
+            True where a token is real (not padding).
+        log_prior : torch.Tensor [shape=(B, T, N)], optional
+            Added to the log-probabilities (:func:`beta_binomial_prior`), then renormalised.
+
+        Returns
+        -------
+        torch.Tensor [shape=(B, T, N)]
+            ``log_softmax`` over the tokens; padded tokens about ``-1e9``.
+        """
+        logits = self.scores(self.encode_audio(mels), self.encode_text(tokens))
+        if token_mask is not None:
+            logits = logits.masked_fill(~token_mask.unsqueeze(1), -1e9)
+        logp = torch.log_softmax(logits, dim=-1)
+        if log_prior is not None:
+            logp = torch.log_softmax(logp + log_prior, dim=-1)
+        return logp
+
+
+def forward_sum_loss(
+    log_probs: torch.Tensor,
+    token_lengths: torch.Tensor,
+    frame_lengths: torch.Tensor,
+    *,
+    blank_logprob: float = -1.0,
+) -> torch.Tensor:
+    """The forward-sum loss: minus the log of the total probability of all monotonic alignments.
+
+    Every frame goes to one token, tokens in order, each at least once; the probability of
+    an alignment is the product of its frames' attention probabilities. Computed as a CTC
+    loss whose targets are the token positions ``1..N`` and whose blank (index 0) has the
+    constant logit ``blank_logprob`` (as in RAD-TTS), averaged over the batch after dividing
+    each sample's loss by its token count (``ctc_loss(reduction="mean")``).
+
+    Parameters
+    ----------
+    log_probs : torch.Tensor [shape=(B, T, N)]
+        Attention log-probabilities (:meth:`AttentionAligner.forward`); padding very negative.
+    token_lengths, frame_lengths : torch.Tensor [shape=(B,), dtype=long]
+        Real tokens and frames per sample (``frame_lengths >= token_lengths``).
+    blank_logprob : float
+        The blank's logit, before the softmax over blank and tokens.
+
+    Returns
+    -------
+    torch.Tensor
+        The scalar loss.
+    """
+    b, _, n = log_probs.shape
+    padded = torch.nn.functional.pad(log_probs, (1, 0), value=blank_logprob)
+    padded = torch.log_softmax(padded, dim=-1).transpose(0, 1)  # (T, B, N + 1)
+    targets = torch.arange(1, n + 1, device=log_probs.device).expand(b, n)
+    return torch.nn.functional.ctc_loss(
+        padded, targets, frame_lengths, token_lengths, blank=0, reduction="mean", zero_infinity=True
+    )
+
+
+def beta_binomial_prior(frames: int, tokens: int, scaling: float = 1.0) -> np.ndarray:
+    """Log of the beta-binomial attention prior (RAD-TTS): frame ``t`` near token ``t * N / T``.
+
+    Row ``t`` (1-based) is the beta-binomial pmf over ``k = 0..N-1`` with ``n = N - 1``,
+    ``a = scaling * t``, ``b = scaling * (T + 1 - t)``.
+
+    Returns
+    -------
+    np.ndarray [shape=(frames, tokens), dtype=float32]
+    """
+    from scipy.special import betaln, gammaln
+
+    n = tokens - 1
+    k = np.arange(tokens, dtype=np.float64)[None, :]
+    t = np.arange(1, frames + 1, dtype=np.float64)[:, None]
+    a, b = scaling * t, scaling * (frames + 1 - t)
+    log_choose = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+    return (log_choose + betaln(k + a, n - k + b) - betaln(a, b)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def save_model(model: AttentionAligner, path: Pathlike, *, extra: dict[str, Any] | None = None) -> None:
+    """Write the weights (safetensors, float32) with the config, and ``extra``, in its metadata.
+
+    Written atomically: a temporary file beside ``path``, then renamed.
+
+    Raises
+    ------
+    OutputError
+        ``path`` cannot be written.
+    """
+    from safetensors.torch import save
+
+    from ..fileio import atomic_write
+
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    meta = {_META_KEY: model.config.to_json(), "format": "pt"}
+    if extra:
+        meta["mmalign.training"] = json.dumps(extra, sort_keys=True)
+    atomic_write(path, save(tensors, metadata=meta))
+
+
+def load_model(path: Pathlike, *, device: str = "cpu") -> AttentionAligner:
+    """Read a model written by :func:`save_model` (safetensors only: no pickle, no network).
+
+    Raises
+    ------
+    InputError
+        The file is missing, not safetensors, or not an attention aligner's weights.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(os.fspath(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open has no __iter__
+    except (OSError, SafetensorError, ValueError) as exc:
+        raise InputError(f"{os.fspath(path)}: cannot read the aligner weights: {exc}") from exc
+    if _META_KEY not in meta:
+        raise InputError(f"{os.fspath(path)}: not an attention aligner's weights (no config in its metadata)")
+    model = AttentionAligner(AlignerConfig.from_json(meta[_META_KEY]))
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        raise InputError(f"{os.fspath(path)}: weights do not fit their config: {str(exc).splitlines()[0]}") from exc
+    return model.to(device).eval()
+
+
+# --------------------------------------------------------------------------- front end and tokens
+
+
+def logmel_frames(y: np.ndarray, *, n_mels: int = 80) -> np.ndarray:
+    """The model's front end: log-mel of 16 kHz mono samples, 10 ms frames, per band normalised.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Samples at 16 kHz.
+    n_mels : int
+        Bands.
+
+    Returns
+    -------
+    np.ndarray [shape=(T, n_mels), dtype=float32]
+    """
+    from ..features.audio import logmel_array
+
+    if len(y) == 0:
+        return np.zeros((0, n_mels), np.float32)
+    db = logmel_array(y, sr=SR, hop_length=int(SR * HOP), n_fft=_N_FFT, n_mels=n_mels, fmin=_FMIN, fmax=_FMAX)
+    return normalise(db)
+
+
+def normalise(db: np.ndarray) -> np.ndarray:
+    """Floor log-mel dB ``(T, M)`` 80 dB below the loud frames, then zero mean, unit variance per band."""
+    db = np.asarray(db, np.float32)
+    if len(db) == 0:
+        return db
+    top = float(np.percentile(db.max(axis=1), 99))
+    x = np.maximum(db, np.float32(top - _FLOOR_DB))
+    x = x - x.mean(axis=0)
+    return (x / np.maximum(x.std(axis=0), 1e-3)).astype(np.float32)
+
+
+def token_id(phoneme: str, n_tokens: int) -> int:
+    """The token of an IPA phoneme: stress marks dropped, hashed into ``1 .. n_tokens - 1``."""
+    name = phoneme.translate(_STRESS)
+    return 1 + zlib.crc32(name.encode("utf-8")) % (n_tokens - 1)
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """A text as tokens.
+
+    Attributes
+    ----------
+    ids : np.ndarray [shape=(N,), dtype=int64]
+        Token ids: 0 (boundary) before, between and after the words, phonemes in between.
+    word_first, word_last : np.ndarray [shape=(W,), dtype=int64]
+        Each word's first and last token index.
+    """
+
+    ids: np.ndarray
+    word_first: np.ndarray
+    word_last: np.ndarray
+
+
+def tokenize(phonemes: Sequence[tuple[str, int]], n_words: int, n_tokens: int) -> Tokens:
+    """Tokens of a text from its phonemes ``(name, word index)`` in order (eSpeak's).
+
+    A word without phonemes gets the boundary token before it as its own (times of length 0
+    are avoided: each token has a frame).
+    """
+    ids = [0]
+    first = np.zeros(n_words, np.int64)
+    last = np.zeros(n_words, np.int64)
+    by_word: list[list[str]] = [[] for _ in range(n_words)]
+    for name, w in phonemes:
+        by_word[w].append(name)
+    for w, names in enumerate(by_word):
+        if w > 0:
+            ids.append(0)
+        if not names:
+            first[w] = last[w] = len(ids) - 1
+            continue
+        first[w] = len(ids)
+        ids.extend(token_id(p, n_tokens) for p in names)
+        last[w] = len(ids) - 1
+    ids.append(0)
+    return Tokens(np.asarray(ids, np.int64), first, last)
+
+
+# --------------------------------------------------------------------------- hard path
+
+
+@njit(cache=True)
+def _mas(logp: np.ndarray) -> np.ndarray:
+    """Monotonic alignment search: token per frame maximising the summed log-probability.
+
+    ``logp`` (T, N) float32, T >= N; the path starts at (0, 0), ends at (T-1, N-1) and each
+    frame either stays on its token or moves to the next. Works on a copy.
+    """
+    t_max, n_max = logp.shape
+    v = np.empty((t_max, n_max), np.float32)
+    neg = np.float32(-np.inf)
+    for t in range(t_max):
+        lo = max(0, n_max - t_max + t)
+        hi = min(n_max, t + 1)
+        for n in range(n_max):
+            if n < lo or n >= hi:
+                v[t, n] = neg
+            elif t == 0:
+                v[t, n] = logp[t, n]
+            else:
+                stay = v[t - 1, n]
+                move = v[t - 1, n - 1] if n > 0 else neg
+                v[t, n] = logp[t, n] + (stay if stay >= move else move)
+    out = np.empty(t_max, np.int64)
+    n = n_max - 1
+    for t in range(t_max - 1, -1, -1):
+        out[t] = n
+        if t > 0 and n > 0 and (n == t or v[t - 1, n - 1] > v[t - 1, n]):
+            n -= 1
+    return out
+
+
+def hard_path(log_probs: np.ndarray) -> np.ndarray:
+    """The most probable monotonic alignment of frames to tokens.
+
+    Parameters
+    ----------
+    log_probs : np.ndarray [shape=(T, N)]
+        Attention log-probabilities, ``T >= N``.
+
+    Returns
+    -------
+    np.ndarray [shape=(T,), dtype=int64]
+        The token of each frame: starts at 0, ends at ``N - 1``, steps of 0 or 1.
+
+    Raises
+    ------
+    UsageError
+        Not a 2-D array, or fewer frames than tokens.
+    """
+    x = np.ascontiguousarray(log_probs, dtype=np.float32)
+    if x.ndim != 2 or x.shape[1] < 1:
+        raise UsageError("{log_probs} must be a 2-D array (frames, tokens)", names=["log_probs"])
+    if x.shape[0] < x.shape[1]:
+        raise UsageError(f"{x.shape[1]} tokens cannot fit in {x.shape[0]} frames (one frame each at least)")
+    return _mas(x)
+
+
+def word_times(path: np.ndarray, tokens: Tokens) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (seconds) of each word from the token of each frame.
+
+    A token's start is half a frame before its first frame's centre (frames are centred);
+    its end is half a frame after its last.
+    """
+    n = int(path[-1]) + 1
+    starts = np.searchsorted(path, np.arange(n), side="left")
+    ends = np.searchsorted(path, np.arange(n), side="right")
+    t0 = np.maximum((starts[tokens.word_first] - 0.5) * HOP, 0.0)
+    t1 = np.maximum((ends[tokens.word_last] - 0.5) * HOP, t0)
+    return t0, t1
+
+
+def log_probs_of(model: AttentionAligner, tokens: np.ndarray, mels: np.ndarray) -> np.ndarray:
+    """Attention log-probabilities ``(T, N)`` of one (tokens, normalised log-mel) pair, in frame blocks."""
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        keys = model.encode_text(torch.as_tensor(tokens, device=device)[None])
+        queries = model.encode_audio(torch.as_tensor(mels, device=device)[None])
+        out = np.empty((mels.shape[0], len(tokens)), np.float32)
+        for a in range(0, mels.shape[0], _BLOCK):
+            logp = torch.log_softmax(model.scores(queries[:, a : a + _BLOCK], keys), dim=-1)
+            out[a : a + _BLOCK] = logp[0].float().cpu().numpy()
+    return out
+
+
+# --------------------------------------------------------------------------- public inference
+
+
+def _recording(audio: Pathlike | np.ndarray, sr: int, audio_stream: int | None, n_mels: int) -> np.ndarray:
+    if isinstance(audio, np.ndarray):
+        y = np.asarray(audio, np.float32)
+        if sr != SR:
+            import soxr
+
+            y = soxr.resample(y, sr, SR).astype(np.float32)
+        return logmel_frames(y, n_mels=n_mels)
+    from ..features.audio import audio_features
+
+    seq = audio_features(
+        audio, ["logmel"], sr=SR, hop_length=int(SR * HOP), n_fft=_N_FFT, n_mels=n_mels,
+        fmin=_FMIN, fmax=_FMAX, audio_stream=audio_stream, jobs=1,
+    )["audio.logmel"]  # fmt: skip
+    return normalise(seq.values)
+
+
+def attention_align(
+    audio: Pathlike | np.ndarray,
+    segments: Sequence[str],
+    *,
+    model: AttentionAligner | Pathlike,
+    language: str | None = None,
+    sr: int = SR,
+    audio_stream: int | None = None,
+) -> ForcedAlignment:
+    """Find where each segment of a transcript is spoken, with the attention aligner.
+
+    Parameters
+    ----------
+    audio : str, os.PathLike or np.ndarray [shape=(n,)]
+        A media file with an audio stream, or mono samples at ``sr``.
+    segments : sequence of str
+        The transcript, one text per line or cue, in the order spoken (cleaned first with
+        :func:`mmalign.speech.clean_text`).
+    model : AttentionAligner or path
+        A model, or a weights file written by :func:`save_model`.
+    language : str, optional
+        Language code for eSpeak NG's phonemes; default: detected from the transcript.
+    sr : int
+        Sample rate of ``audio`` when it is an array.
+    audio_stream : int, optional
+        Audio stream of a media file.
+
+    Returns
+    -------
+    ForcedAlignment
+        As :func:`mmalign.align.words.force_align` gives: per segment start, end, score
+        (the geometric mean attention probability along the path) and word times; its
+        ``path`` pairs frames of eSpeak's reading (the synthetic timeline) with recording
+        frames at each token start, so ``timemap()`` maps the reading onto the recording.
+
+    Raises
+    ------
+    UsageError
+        Bad arguments; a transcript with nothing to say and no language; a recording whose
+        attention matrix exceeds :data:`MAX_CELLS`, or shorter than one frame per token.
+    InputError
+        The file or the weights cannot be read.
+    """
+    from .. import speech
+
+    if isinstance(segments, str) or not isinstance(segments, Sequence):
+        raise UsageError("{segments} must be a sequence of str (one per line or cue)", names=["segments"])
+    texts = [str(t) for t in segments]
+    net = model if isinstance(model, AttentionAligner) else load_model(model)
+    cleaned = [speech.clean_text(t) for t in texts]
+    if language is None and not any(cleaned):
+        raise UsageError("the transcript has nothing to say; cannot detect its {language}", names=["language"])
+    syn = speech.synthesize_segments(cleaned, language=language, sr=4000, gap=0.2)
+    toks = tokenize([(p.name, p.word) for p in syn.phonemes], len(syn.words), net.config.n_tokens)
+    mels = _recording(audio, sr, audio_stream, net.config.n_mels)
+    duration = len(mels) * HOP
+    if not syn.words:
+        segs = tuple(AlignedSegment(k, t, None, None, float("nan"), (), "nothing to say") for k, t in enumerate(texts))
+        return ForcedAlignment(segs, syn.language, duration, 0.0, np.zeros((1, 2), np.int64), HOP)
+    cells = len(mels) * len(toks.ids)
+    if cells > MAX_CELLS:
+        raise UsageError(
+            f"{{audio}} is too long for one attention alignment ({cells} cells > {MAX_CELLS})", names=["audio"]
+        )
+    if len(mels) < len(toks.ids):
+        raise UsageError(
+            f"{{audio}} is shorter than its transcript ({len(mels)} frames, {len(toks.ids)} tokens)", names=["audio"]
+        )
+    logp = log_probs_of(net, toks.ids, mels)
+    path = hard_path(logp)
+    frame_logp = logp[np.arange(len(path)), path]
+    return _result(texts, syn, toks, path, frame_logp, duration)
+
+
+def _result(
+    texts: list[str], syn: Any, toks: Tokens, path: np.ndarray, frame_logp: np.ndarray, duration: float
+) -> ForcedAlignment:
+    w0, w1 = word_times(path, toks)
+    out: list[AlignedSegment] = []
+    scores: list[float] = []
+    weights: list[float] = []
+    for k, seg in enumerate(syn.segments):
+        if not len(seg.words):
+            out.append(AlignedSegment(k, texts[k], None, None, float("nan"), (), "nothing to say"))
+            continue
+        ws = list(seg.words)
+        words = tuple(AlignedWord(syn.words[i].text, float(w0[i]), float(w1[i]), k) for i in ws)
+        f0, f1 = int(round(w0[ws[0]] / HOP)), max(int(round(w1[ws[-1]] / HOP)), int(round(w0[ws[0]] / HOP)) + 1)
+        score = float(np.exp(frame_logp[f0:f1].mean())) if f1 > f0 else 0.0
+        out.append(AlignedSegment(k, texts[k], float(w0[ws[0]]), float(w1[ws[-1]]), score, words))
+        scores.append(score)
+        weights.append(seg.end - seg.start + HOP)
+    # the path: each phoneme token's start on the reading and on the recording
+    starts = np.searchsorted(path, np.arange(int(path[-1]) + 1), side="left")
+    pairs = [(0, 0)]
+    for w, word in enumerate(syn.words):
+        pairs.append((int(round(word.start / HOP)), int(starts[toks.word_first[w]])))
+    pairs.append((int(round(syn.duration / HOP)), len(path) - 1))
+    arr = np.maximum.accumulate(np.asarray(pairs, np.int64), axis=0)
+    confidence = float(np.average(scores, weights=weights)) if scores else 0.0
+    return ForcedAlignment(tuple(out), syn.language, duration, confidence, arr, HOP)

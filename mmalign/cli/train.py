@@ -1,0 +1,139 @@
+"""``mmalign train make-data|aligner``: synthetic training data and training of the attention aligner."""
+
+from __future__ import annotations
+
+import json
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import app
+from ._common import EXIT_CODES, Debug, Jobs, Json, Quiet, finish, guard, stderr_console
+
+__all__ = ["train_aligner", "train_app", "train_make_data"]
+
+train_app = typer.Typer(
+    help="Train the attention aligner: make synthetic training data from text (make-data), train a model (aligner).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(train_app, name="train")
+
+
+class Device(str, Enum):
+    """Where training runs."""
+
+    cpu = "cpu"
+    cuda = "cuda"
+    auto = "auto"
+
+
+Seed = Annotated[int, typer.Option("--seed", help="Everything random follows from it.")]
+
+
+class _LossBar:
+    """A rich progress bar with the running loss on a terminal; nothing when piped or quiet."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.bar: Any = None
+        console = stderr_console()
+        if enabled and console.is_terminal:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                TextColumn("{task.fields[loss]}"), TimeRemainingColumn(), console=console, transient=True,
+            )  # fmt: skip
+            self.task = self.bar.add_task(label, total=None, loss="")
+
+    def __enter__(self) -> _LossBar:
+        if self.bar:
+            self.bar.start()
+        return self
+
+    def __call__(self, done: float, total: float, loss: float | None = None) -> None:
+        if self.bar:
+            self.bar.update(self.task, completed=done, total=total, loss="" if loss is None else f"loss {loss:.3f}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar:
+            self.bar.stop()
+
+
+@train_app.command("make-data", epilog=EXIT_CODES)
+def train_make_data(
+    texts: Annotated[list[Path], typer.Argument(metavar="TEXT.txt...", help="UTF-8 text, one utterance a line.")],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="DIR", help="The data folder (created).")],
+    language: Annotated[
+        str | None,
+        typer.Option("--language", help="Language of every file (default: detected per file).", show_default=False),
+    ] = None,
+    copies: Annotated[int, typer.Option("--copies", min=1, help="Readings of each line, differently augmented.")] = 1,
+    augmented: Annotated[
+        bool, typer.Option("--augmented/--clean", help="Augment (speed, noise, music, reverberation, level).")
+    ] = True,
+    seed: Seed = 0,
+    jobs: Jobs = None,
+    as_json: Json = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Synthesise training data: each line read by eSpeak NG, with exact word and phoneme times."""
+    from ..train import make_data
+
+    t0 = time.perf_counter()
+    summary: dict[str, Any] = {"output": str(output)}
+    with guard(debug, as_json, summary), _LossBar(not (quiet or as_json), "synthesising") as bar:
+        summary.update(make_data(
+            texts, output, language=language, copies=copies, augmented=augmented, seed=seed, jobs=jobs, progress=bar,
+        ))  # fmt: skip
+    finish(summary, t0)
+    if as_json:
+        typer.echo(json.dumps(summary))
+    elif not quiet:
+        typer.echo(
+            f"{summary['utterances']} utterances, {summary['speech_seconds']:.0f} s of speech in {output}", err=True
+        )
+
+
+@train_app.command("aligner", epilog=EXIT_CODES)
+def train_aligner(
+    data: Annotated[list[Path], typer.Argument(metavar="DATA...", help="Folders made by mmalign train make-data.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="MODEL.safetensors", help="The weights file (written atomically).")
+    ],
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the data, in all.")] = 10,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Utterances per step.")] = 16,
+    lr: Annotated[float, typer.Option("--lr", min=1e-7, max=0.999, help="Learning rate (Adam).")] = 1e-3,
+    device: Annotated[Device, typer.Option("--device", help="Where to train.")] = Device.auto,
+    seed: Seed = 0,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Go on from MODEL.checkpoint.safetensors (written every epoch).")
+    ] = False,
+    as_json: Json = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Train the attention aligner; print the validation score (word starts within 0.05/0.1/0.25 s) each epoch."""
+    from ..train import train_aligner as train
+
+    t0 = time.perf_counter()
+    summary: dict[str, Any] = {"output": str(output)}
+
+    def report(r: Any) -> None:
+        if not (quiet or as_json):
+            shares = ", ".join(f"{float(k):.2f} s {v:.1%}" for k, v in r.within.items())
+            typer.echo(f"epoch {r.epoch}: loss {r.loss:.3f}; word starts within {shares} ({r.seconds:.0f} s)", err=True)
+
+    with guard(debug, as_json, summary), _LossBar(not (quiet or as_json), "training") as bar:
+        history = train(
+            data, output, epochs=epochs, batch_size=batch_size, lr=lr, device=device.value, seed=seed,
+            resume=resume, progress=bar, on_epoch=report,
+        )  # fmt: skip
+    summary["epochs"] = [{"epoch": r.epoch, "loss": r.loss, "within": r.within} for r in history]
+    finish(summary, t0)
+    if as_json:
+        typer.echo(json.dumps(summary))

@@ -1,0 +1,344 @@
+"""Training the attention aligner: batches, the forward-sum loss, validation, checkpoints.
+
+    train_aligner    data folders → a weights file, with a checkpoint each epoch
+    EpochReport      loss and validation score of one epoch
+    validate         share of word starts within 0.05 / 0.1 / 0.25 s of the truth
+
+Determinism: the model is initialised from ``seed`` and the batches of epoch ``e`` are
+drawn from ``(seed, e)``; nothing else is random (no dropout), so on the CPU the same data
+and seed give the same weights, and a run resumed from a checkpoint gives the weights an
+uninterrupted run would have.
+
+Checkpoints: ``MODEL.checkpoint.safetensors`` beside the output, written atomically after
+every epoch: the model's and Adam's tensors, the config, the epoch and the history in its
+metadata. Killed at any moment (``kill -9``), a run restarted with ``resume=True`` goes on
+from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from ..errors import InputError, UsageError
+
+__all__ = ["TOLERANCES", "EpochReport", "checkpoint_path", "train_aligner", "validate"]
+
+Pathlike = Union[str, "os.PathLike[str]"]
+TOLERANCES = (0.05, 0.1, 0.25)  #: seconds: validation counts word starts within each
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """One epoch of training.
+
+    Attributes
+    ----------
+    epoch : int
+        1-based.
+    loss : float
+        Mean forward-sum loss over the epoch's batches.
+    within : dict of str to float
+        Share (0–1) of validation word starts within each tolerance (keys ``"0.05"``, ...).
+    seconds : float
+        Wall time of the epoch.
+    """
+
+    epoch: int
+    loss: float
+    within: dict[str, float]
+    seconds: float
+
+
+@dataclass
+class _Item:
+    id: str
+    mels: np.ndarray  # normalised, float16
+    tokens: np.ndarray
+    first: np.ndarray
+    starts: np.ndarray
+
+
+def checkpoint_path(output: Pathlike) -> Path:
+    """Where :func:`train_aligner` keeps the checkpoint of a run writing ``output``."""
+    out = Path(output)
+    stem = out.name[: -len(".safetensors")] if out.name.endswith(".safetensors") else out.name
+    return out.with_name(stem + ".checkpoint.safetensors")
+
+
+def _items(data: Sequence[Pathlike], n_mels: int, n_tokens: int) -> list[_Item]:
+    from ..align.attention import normalise, tokenize
+    from .data import load_utterances
+
+    items = []
+    for root in data:
+        for u in load_utterances(root, n_mels=n_mels):
+            toks = tokenize(u.phonemes, len(u.word_starts), n_tokens)
+            mels = normalise(u.mels.astype(np.float32)).astype(np.float16)
+            if len(mels) >= len(toks.ids):
+                items.append(_Item(u.id, mels, toks.ids, toks.word_first, u.word_starts))
+    if not items:
+        raise InputError("no usable utterances in the training data")
+    return items
+
+
+def _split(items: list[_Item], share: float) -> tuple[list[_Item], list[_Item]]:
+    """Validation by a hash of the id (stable whatever the order or the other folders)."""
+    val = [it for it in items if zlib.crc32(it.id.encode()) % 1000 < share * 1000]
+    if not val:
+        val = items[-1:]
+    held = {id(it) for it in val}
+    train = [it for it in items if id(it) not in held] or items
+    return train, val
+
+
+def _batches(items: list[_Item], batch_size: int, seed: int, epoch: int) -> list[list[_Item]]:
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(items))
+    batches: list[list[_Item]] = []
+    pool = batch_size * 16
+    for a in range(0, len(order), pool):
+        chunk = sorted((items[i] for i in order[a : a + pool]), key=lambda it: len(it.mels))
+        batches.extend(chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _tensors(batch: list[_Item], device: Any, prior: bool) -> tuple[Any, ...]:
+    import torch
+
+    from ..align.attention import beta_binomial_prior
+
+    t = max(len(it.mels) for it in batch)
+    n = max(len(it.tokens) for it in batch)
+    m = batch[0].mels.shape[1]
+    mels = np.zeros((len(batch), t, m), np.float32)
+    tokens = np.zeros((len(batch), n), np.int64)
+    mask = np.zeros((len(batch), n), bool)
+    log_prior = np.zeros((len(batch), t, n), np.float32) if prior else None
+    for b, it in enumerate(batch):
+        mels[b, : len(it.mels)] = it.mels
+        tokens[b, : len(it.tokens)] = it.tokens
+        mask[b, : len(it.tokens)] = True
+        if log_prior is not None:
+            log_prior[b, : len(it.mels), : len(it.tokens)] = beta_binomial_prior(len(it.mels), len(it.tokens))
+    frames = torch.tensor([len(it.mels) for it in batch], dtype=torch.long)
+    count = torch.tensor([len(it.tokens) for it in batch], dtype=torch.long)
+    as_t = torch.from_numpy
+    return (
+        as_t(tokens).to(device),
+        as_t(mels).to(device),
+        as_t(mask).to(device),
+        None if log_prior is None else as_t(log_prior).to(device),
+        count.to(device),
+        frames.to(device),
+    )
+
+
+def validate(model: Any, items: Sequence[Any]) -> dict[str, float]:
+    """Share of word starts found within each of :data:`TOLERANCES` seconds, over ``items``.
+
+    ``items`` have ``mels`` (normalised log-mel), ``tokens``, ``first`` (each word's first
+    token) and ``starts`` (true word starts, seconds).
+    """
+    from ..align.attention import HOP, hard_path, log_probs_of
+
+    errors = []
+    model.eval()
+    for it in items:
+        path = hard_path(log_probs_of(model, it.tokens, it.mels.astype(np.float32)))
+        starts = np.searchsorted(path, np.arange(len(it.tokens)), side="left")
+        found = np.maximum((starts[it.first] - 0.5) * HOP, 0.0)
+        errors.append(np.abs(found - it.starts))
+    err = np.concatenate(errors) if errors else np.zeros(0)
+    return {str(tol): float(np.mean(err <= tol + 1e-9)) if len(err) else 0.0 for tol in TOLERANCES}
+
+
+def _device(device: str) -> Any:
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("{device} cuda: no CUDA GPU is available to torch here", names=["device"])
+    if device not in ("cpu", "cuda"):
+        raise UsageError(f"{{device}} must be cpu, cuda or auto, not {device!r}", names=["device"])
+    return torch.device(device)
+
+
+def _save_checkpoint(path: Path, model: Any, optimizer: Any, meta: dict[str, Any]) -> None:
+    from safetensors.torch import save
+
+    from ..fileio import atomic_write
+
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    for i, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            tensors[f"optim.{i}.{key}"] = value.detach().cpu().reshape(value.shape).contiguous()
+    atomic_write(path, save(tensors, metadata={"mmalign.checkpoint": json.dumps(meta, sort_keys=True)}))
+
+
+def _load_checkpoint(path: Path, model: Any, optimizer: Any, device: Any) -> dict[str, Any]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = json.loads((fh.metadata() or {})["mmalign.checkpoint"])
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+    except (OSError, SafetensorError, ValueError, KeyError) as exc:
+        raise InputError(f"{path}: cannot read the checkpoint: {exc}") from exc
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict[int, dict[str, Any]] = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, i, key = k.split(".", 2)
+            state.setdefault(int(i), {})[key] = v if key == "step" else v.to(device)
+    sd = optimizer.state_dict()
+    sd["state"] = state
+    optimizer.load_state_dict(sd)
+    return meta
+
+
+def train_aligner(
+    data: Sequence[Pathlike],
+    output: Pathlike,
+    *,
+    epochs: int = 10,
+    batch_size: int = 16,
+    lr: float = 1e-3,
+    device: str = "auto",
+    seed: int = 0,
+    resume: bool = False,
+    config: Any = None,
+    prior_epochs: int = 2,
+    validation: float = 0.05,
+    progress: Callable[[int, int, float], None] | None = None,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+) -> list[EpochReport]:
+    """Train an attention aligner on data folders and write its weights.
+
+    Parameters
+    ----------
+    data : sequence of path
+        Folders made by :func:`mmalign.train.make_data`.
+    output : path
+        The weights file (safetensors; :func:`mmalign.align.attention.load_model` reads it).
+    epochs : int
+        Passes over the training utterances (in all, counting those of a resumed run).
+    batch_size : int
+        Utterances per step.
+    lr : float
+        Adam's learning rate.
+    device : str
+        ``cpu``, ``cuda`` or ``auto`` (CUDA where torch has it).
+    seed : int
+        Initialisation and batch order.
+    resume : bool
+        Go on from the checkpoint beside ``output`` (from the start when there is none).
+    config : AlignerConfig, optional
+        Model sizes (default :class:`~mmalign.align.attention.AlignerConfig`); a resumed
+        run takes its checkpoint's.
+    prior_epochs : int
+        Epochs trained with the beta-binomial attention prior.
+    validation : float
+        Share of utterances held out (chosen by a hash of their id) for validation.
+    progress : callable, optional
+        ``progress(step, steps, loss)`` after each step (counted over the whole run).
+    on_epoch : callable, optional
+        Called with each :class:`EpochReport`.
+
+    Returns
+    -------
+    list of EpochReport
+        Every epoch of the run (those before a resume included).
+
+    Raises
+    ------
+    UsageError
+        Bad numbers, an unknown device or one torch does not have.
+    InputError
+        Unreadable data or checkpoint.
+    OutputError
+        The weights or the checkpoint cannot be written.
+    """
+    import torch
+
+    from ..align.attention import AlignerConfig, AttentionAligner, forward_sum_loss, save_model
+
+    for name, value, least in (("epochs", epochs, 1), ("batch_size", batch_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise UsageError(f"{{{name}}} must be an integer >= {least}, not {value!r}", names=[name])
+    if not (isinstance(lr, (int, float)) and 0 < lr < 1):
+        raise UsageError(f"{{lr}} must be a number between 0 and 1, not {lr!r}", names=["lr"])
+    if isinstance(data, (str, os.PathLike)) or not data:
+        raise UsageError("{data} must be a list of data folders", names=["data"])
+    dev = _device(device)
+    ckpt = checkpoint_path(output)
+    meta: dict[str, Any] | None = None
+    if resume and ckpt.exists():
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(ckpt), framework="pt") as fh:
+                config = AlignerConfig.from_json(json.loads((fh.metadata() or {})["mmalign.checkpoint"])["config"])
+        except (OSError, SafetensorError, ValueError, KeyError) as exc:
+            raise InputError(f"{ckpt}: cannot read the checkpoint: {exc}") from exc
+    config = config or AlignerConfig()
+    items = _items(data, config.n_mels, config.n_tokens)
+    train, val = _split(items, validation)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AttentionAligner(config)
+    model.to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    history: list[EpochReport] = []
+    start = 0
+    if resume and ckpt.exists():
+        meta = _load_checkpoint(ckpt, model, optimizer, dev)
+        start = int(meta["epoch"])
+        history = [EpochReport(**h) for h in meta["history"]]
+    per_epoch = len(_batches(train, batch_size, seed, 0))
+    for epoch in range(start, epochs):
+        t0 = time.perf_counter()
+        model.train()
+        losses = []
+        for k, batch in enumerate(_batches(train, batch_size, seed, epoch)):
+            tokens, mels, mask, log_prior, count, frames = _tensors(batch, dev, epoch < prior_epochs)
+            loss = forward_sum_loss(model(tokens, mels, mask, log_prior), count, frames)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            if progress is not None:
+                progress(epoch * per_epoch + k + 1, epochs * per_epoch, float(np.mean(losses)))
+        report = EpochReport(epoch + 1, float(np.mean(losses)), validate(model, val), time.perf_counter() - t0)
+        history.append(report)
+        meta = {
+            "epoch": epoch + 1,
+            "config": config.to_json(),
+            "history": [asdict(h) for h in history],
+            "seed": seed,
+            "lr": lr,
+            "batch_size": batch_size,
+        }
+        _save_checkpoint(ckpt, model, optimizer, meta)
+        if on_epoch is not None:
+            on_epoch(report)
+    extra = {
+        "epochs": epochs,
+        "seed": seed,
+        "lr": lr,
+        "batch_size": batch_size,
+        "utterances": {"train": len(train), "validation": len(val)},
+        "validation_within": history[-1].within if history else {},
+    }
+    save_model(model, output, extra=extra)
+    return history

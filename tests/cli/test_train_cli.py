@@ -1,0 +1,42 @@
+"""``mmalign train make-data|aligner`` from the command line: outputs, summaries, exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from mmalign.cli import app
+
+pytest.importorskip("torch")
+
+
+def run(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.mark.slow
+def test_make_data_then_train_by_command(tmp_path):
+    text = tmp_path / "en.txt"
+    text.write_text("One two three four.\nFive six seven.\nEight nine ten.\n", encoding="utf-8")
+    r = run("train", "make-data", text, "-o", tmp_path / "data", "--clean", "-j", "1", "--json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["utterances"] == 3 and summary["languages"] == ["en"]
+    out = tmp_path / "m.safetensors"
+    r = run("train", "aligner", tmp_path / "data", "-o", out, "--epochs", "1", "--batch-size", "2",
+            "--device", "cpu", "--json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    epochs = json.loads(r.stdout)["epochs"]
+    assert len(epochs) == 1 and set(epochs[0]["within"]) == {"0.05", "0.1", "0.25"}
+    assert out.exists() and (tmp_path / "m.checkpoint.safetensors").exists()
+
+
+def test_train_errors_are_one_line_with_their_exit_code(tmp_path):
+    r = run("train", "aligner", tmp_path, "-o", tmp_path / "m.safetensors", "--device", "cpu")
+    assert r.exit_code == 3 and r.stderr.count("\n") == 1 and "not a training data folder" in r.stderr
+    r = run("train", "make-data", tmp_path / "missing.txt", "-o", tmp_path / "d")
+    assert r.exit_code == 3 and r.stderr.startswith("error: ")
+    r = run("train", "aligner", tmp_path, "-o", tmp_path / "m.safetensors", "--device", "tpu")
+    assert r.exit_code == 2

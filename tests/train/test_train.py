@@ -1,0 +1,97 @@
+"""Synthetic data and the training loop of the attention aligner (CPU, tiny models)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from mmalign.align.attention import AlignerConfig, load_model  # noqa: E402
+from mmalign.errors import InputError, UsageError  # noqa: E402
+from mmalign.train import checkpoint_path, load_utterances, make_data, train_aligner  # noqa: E402
+
+TINY = AlignerConfig(dim=24, attn_dim=12, text_layers=1, audio_layers=2, n_tokens=64, kernel=3)
+LINES = "The cat sat on the mat.\nA bird sang in the tree.\nWe walk home at noon.\nRain falls on the roof.\n"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    text = root / "en.txt"
+    text.write_text(LINES, encoding="utf-8")
+    make_data([text], root / "data", copies=2, seed=5, jobs=1)
+    return root / "data"
+
+
+@pytest.mark.slow
+def test_make_data_writes_a_timed_folder(data):
+    header = json.loads((data / "dataset.json").read_text())
+    assert header["format"] == "mmalign.train.synthetic" and header["utterances"] == 8
+    utts = load_utterances(data)
+    assert len(utts) == 8
+    for u in utts:
+        assert u.mels.dtype == np.float16 and u.mels.shape[1] == 80
+        assert (np.diff(u.word_starts) > 0).all() and u.word_starts[0] > 0.04  # the padding before speech
+        assert u.word_ends[-1] < len(u.mels) * 0.01
+        assert {w for _, w in u.phonemes} == set(range(len(u.word_starts)))
+
+
+@pytest.mark.slow
+def test_make_data_is_deterministic(tmp_path, data):
+    text = tmp_path / "en.txt"
+    text.write_text(LINES, encoding="utf-8")
+    make_data([text], tmp_path / "again", copies=2, seed=5, jobs=1)
+    a, b = load_utterances(data), load_utterances(tmp_path / "again")
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.mels, y.mels)
+
+
+def test_make_data_refuses_bad_input(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n", encoding="utf-8")
+    with pytest.raises(InputError, match="nothing to say"):
+        make_data([empty], tmp_path / "out", language="en")
+    with pytest.raises(UsageError, match="copies"):
+        make_data([empty], tmp_path / "out", copies=0)
+    with pytest.raises(InputError, match="not a training data folder"):
+        load_utterances(tmp_path)
+
+
+def _train(data, out, epochs, **kw):
+    return train_aligner([data], out, epochs=epochs, batch_size=3, lr=3e-3, device="cpu", seed=7,
+                         config=TINY, validation=0.2, **kw)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_training_lowers_the_loss_and_writes_loadable_weights(data, tmp_path):
+    out = tmp_path / "m.safetensors"
+    history = _train(data, out, 3, prior_epochs=0)
+    assert history[-1].loss < history[0].loss
+    model = load_model(out)
+    assert model.config == TINY
+    assert set(history[-1].within) == {"0.05", "0.1", "0.25"}
+
+
+@pytest.mark.slow
+def test_training_is_deterministic_and_resumes_to_the_same_weights(data, tmp_path):
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    full = _train(data, a, 2)
+    _train(data, b, 1)  # as if killed after the first epoch's checkpoint
+    assert checkpoint_path(b).exists()
+    resumed = _train(data, b, 2, resume=True)
+    assert [r.loss for r in resumed] == [r.loss for r in full]
+    wa, wb = load_model(a).state_dict(), load_model(b).state_dict()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0)
+
+
+def test_training_refuses_bad_options(tmp_path):
+    with pytest.raises(UsageError, match="epochs"):
+        train_aligner([tmp_path], tmp_path / "m.safetensors", epochs=0)
+    with pytest.raises(UsageError, match="device"):
+        train_aligner([tmp_path], tmp_path / "m.safetensors", device="tpu")
+    with pytest.raises(InputError):
+        train_aligner([tmp_path], tmp_path / "m.safetensors", device="cpu")
