@@ -699,6 +699,7 @@ def test_check_fails_subtitles_out_of_sync_with_exit_5(sample):
     assert not list(sample.glob("*.synced.*"))
 
 
+@pytest.mark.slow
 def test_check_refuses_when_unsure_and_rejects_outputs(sample, tmp_path):
     other = tmp_path / "other.srt"
     other.write_text("".join(f"{i}\n00:00:{i:02d},000 --> 00:00:{i:02d},900\nline {i}\n\n" for i in range(1, 4)))
