@@ -33,6 +33,8 @@ from .scoring import MARGIN_CENTER
 if TYPE_CHECKING:  # annotations only: numpy.typing costs start-up time
     import numpy.typing as npt
 
+    from .cue_words import WordEvidence
+
 __all__ = [
     "SyncResult",
     "TimingCheck",
@@ -105,6 +107,9 @@ class SyncResult:
         every cue.
     max_offset : float
         The largest shift that was considered, seconds.
+    words : WordEvidence, optional
+        What the word pass found (None when it did not run: ``words=False``, a subtitle
+        reference, no language to read the cues in).
     """
 
     subtitles: Subtitles
@@ -121,6 +126,7 @@ class SyncResult:
     detector: str = "fast"
     spoken: np.ndarray = field(default_factory=lambda: np.ones(0, bool))
     max_offset: float = 300.0
+    words: WordEvidence | None = None
 
     def __post_init__(self) -> None:
         if len(self.spoken) == 0:
@@ -159,6 +165,7 @@ class SyncResult:
         out = []
         refined = self.refined if self.refined is not None else np.zeros((len(self.original.cues), 2), bool)
         spoken = self.spoken
+        words = self._words_per_cue()
         for i, (old, new, conf) in enumerate(zip(self.original.cues, self.subtitles.cues, self.cue_confidences)):
             out.append(
                 {
@@ -170,8 +177,20 @@ class SyncResult:
                     "confidence": round(float(conf), 3),
                     "refined": bool(refined[i].any()),
                     "speech": bool(spoken[i]),
+                    "words": words[i],
                 }
             )
+        return out
+
+    def _words_per_cue(self) -> list[dict[str, bool] | None]:
+        """Per cue (file order): None when its words were not read, else whether they agree and moved it."""
+        out: list[dict[str, bool] | None] = [None] * len(self.original.cues)
+        if self.words is None:
+            return out
+        for k, i in enumerate(np.flatnonzero(self.spoken)):
+            if self.words.read[k]:
+                agree = self.words.agree[k]
+                out[i] = {"agree": bool(agree == 1), "moved": bool(self.words.moved[k])}
         return out
 
     def doubt(self, name: Callable[[str], str] = str) -> str:
@@ -266,6 +285,7 @@ class SyncResult:
             "peak_z": round(fit.peak_z, 2),
             "exact_framerate_ratio": fit.exact_ratio,
             "pieces": self.timemap.pieces(),
+            "words": None if self.words is None else self.words.to_dict(),
             "moves": self.moves(),
             "cues_to_check": self.to_check().tolist(),
             "skipped": self.subtitles.skipped,
@@ -313,6 +333,8 @@ def sync(
     refine: bool = True,
     detector: str = "auto",
     stage: Callable[[str], None] | None = None,
+    words: bool = True,
+    language: str | None = None,
 ) -> SyncResult:
     """Re-time subtitles to a reference.
 
@@ -353,6 +375,17 @@ def sync(
     stage : callable(name), optional
         Called with ``"speech model"`` when the Silero model's pass starts; its decoding
         then reports through ``progress`` from zero again.
+    words : bool
+        With media, read the spoken cues' words (:mod:`mmalign.align.cue_words`): a sample
+        of them, read aloud by eSpeak NG and matched to the recording at their mapped
+        places, judges the map (its log-odds enter the confidence, the file's and each
+        cue's); when an unsure map has a rival placement, the one the words support better
+        is kept; and when the per-cue timing is sloppy every cue is read and those whose
+        words are clearly elsewhere within a second move there. Only stretches around the
+        cues are decoded again.
+    language : str, optional
+        Language of the cues for the word pass (:func:`mmalign.speech.languages`);
+        default: detected from their text.  A text that gives no language skips the pass.
 
     Returns
     -------
@@ -419,11 +452,18 @@ def sync(
         activity, timemap, subs.starts, retimed.starts, retimed.ends, default=fit.confidence, spoken=is_spoken
     )
     confidence *= _support_factor(_on_speech(activity, retimed.starts[is_spoken], retimed.ends[is_spoken]))
+    evidence = None
+    if words and media_path and ref is not None:
+        t_words = time.perf_counter()
+        found = _word_pass(ref, subs, is_spoken, timemap, fit, confidence, language, audio_stream, activity)
+        if found is not None:
+            fit, timemap, retimed, confidence, per_cue, evidence = found
+            seconds["words"] = time.perf_counter() - t_words
     t_end = time.perf_counter()
     seconds = {
         "read_subtitles": t_read - t_start,
         "reference": t_ref - t_read,
-        "align": t_end - t_ref - seconds.get("speech_model", 0.0),
+        "align": t_end - t_ref - seconds.get("speech_model", 0.0) - seconds.get("words", 0.0),
         **seconds,
     }
     return SyncResult(
@@ -441,7 +481,61 @@ def sync(
         used,
         is_spoken,
         max_offset,
+        evidence,
     )
+
+
+def _word_pass(
+    ref: Pathlike,
+    subs: Subtitles,
+    is_spoken: np.ndarray,
+    timemap: TimeMap,
+    fit: LinearFit,
+    confidence: float,
+    language: str | None,
+    audio_stream: int | None,
+    activity: FeatureSeq,
+) -> tuple[LinearFit, TimeMap, Subtitles, float, np.ndarray, WordEvidence] | None:
+    """The word pass of :func:`sync` (``words=True``); None when the cues give no language to read in."""
+    from .cue_words import combine, detect_language, log_odds, word_evidence
+
+    idx = np.flatnonzero(is_spoken)
+    texts = [subs.cues[i].text for i in idx]
+    if language is None:
+        language = detect_language(texts)
+        if language is None:
+            log.info("the word pass is skipped: the cues' text gives no language")
+            return None
+    src_starts, src_ends = subs.starts[idx], subs.ends[idx]
+
+    def read(tm: TimeMap, retime: bool) -> WordEvidence:
+        s, e = tm.apply_spans(src_starts, src_ends)
+        return word_evidence(ref, texts, s, e, language=language, audio_stream=audio_stream, retime=retime)
+
+    evidence = read(timemap, True)
+    if fit.rival is not None and combine(confidence, evidence.llr) < DEFAULT_MIN_CONFIDENCE:
+        # an unsure map with a rival placement: keep the one whose words are where it puts them
+        rival = TimeMap.linear(float(fit.rival["scale"]), float(fit.rival["offset"]), confidence=fit.confidence)
+        other = read(rival, True)
+        if other.llr > evidence.llr + _RIVAL_LOG_ODDS:
+            log.info("the words put the cues at the rival placement (offset %+.3f s)", fit.rival["offset"])
+            was = {"scale": fit.scale, "offset": fit.offset, "score": fit.score}
+            fit = replace(fit, scale=fit.rival["scale"], offset=fit.rival["offset"], rival=was)
+            timemap, evidence = rival, other
+    retimed = subs.map_times(timemap)
+    starts, ends = retimed.starts.copy(), retimed.ends.copy()
+    starts[idx], ends[idx] = evidence.starts, evidence.ends
+    retimed = retimed.with_times(starts, ends)
+    per_cue = cue_confidences(activity, timemap, subs.starts, starts, ends, default=fit.confidence, spoken=is_spoken)
+    per_cue_llr = np.zeros(len(per_cue))
+    agree = evidence.agree
+    per_cue_llr[idx] = np.where(agree == 1, log_odds(np.ones(1)), np.where(agree == 0, log_odds(np.zeros(1)), 0.0))
+    per_cue = np.array([combine(c, evidence.llr + d) for c, d in zip(per_cue, per_cue_llr)])
+    return fit, timemap, retimed, combine(confidence, evidence.llr), per_cue, evidence
+
+
+#: Log-odds by which a rival placement's words must beat the chosen map's to replace it.
+_RIVAL_LOG_ODDS = 3.0
 
 
 def _within_reach(evidence: Subtitles, activity: FeatureSeq, max_offset: float) -> Subtitles:

@@ -1,0 +1,591 @@
+"""Word evidence for ``mmalign sync``: each cue's words read aloud and found near its mapped place.
+
+After the sync has a piecewise map from speech activity, each spoken cue's text is read
+aloud by eSpeak NG (:mod:`mmalign.speech`) and the reading is matched, by an open-ended
+dynamic time warping, to the recording in a window around where the map put the cue.
+Where the cue's words are found (and how well they match) is the evidence; whether it is
+used is decided by all the cues together, so that word evidence never makes a right map
+worse:
+
+- the map is kept unless the readings say otherwise: a cue moves only when its own reading
+  is strong, clearly better than the reading at its mapped place, and its move is of the
+  size the neighbouring cues' readings show (their robust spread of residuals);
+- where the cues' timing is evidently exact (the residuals' spread is small), nobody moves;
+  a long file is first read on a sample of its cues, and read whole only when the sample
+  says the timing is sloppy;
+- a piece boundary is settled by reading the cues on each side under both pieces' maps;
+- each cue gets a confidence from its reading, and the file a confidence from all of them.
+
+Reading
+    read_cues          cue texts at places in a recording → :class:`CueReadings`
+    match_reading      one reading against one stretch of features → (start, end, score)
+
+Sync step
+    word_evidence      the re-timing a sync's word pass makes → :class:`WordEvidence`
+
+Types
+    CueReadings        per cue: found start/end, score there and at the mapped place
+    WordEvidence       new cue times, per-cue word confidence, what was read and moved
+
+Notes
+-----
+Front end: 40 mel bands from 60 to 7600 Hz at 16 kHz (32 ms windows, 20 ms hop), in dB,
+floored 60 dB below the loud frames, 13 cepstra (c0 kept), each normalised to zero mean and
+unit variance over the stretch read. The matching is a plain numpy DTW (one vectorised
+pass per synthetic frame) so that the sync never loads Numba; the windows are small (a cue
+and a second or two on each side), and the recording is decoded only there
+(:func:`mmalign.media.load_audio`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import UsageError
+from ..fileio import Pathlike
+
+__all__ = [
+    "CueReadings",
+    "WordEvidence",
+    "match_reading",
+    "read_cues",
+    "word_evidence",
+]
+
+log = logging.getLogger(__name__)
+
+_SR = 16000
+_HOP = 320  # 20 ms frames: the accuracy asked for is 0.1-0.25 s, a quarter of the work of 10 ms
+FRAME = _HOP / _SR
+_N_FFT = 512
+_N_MELS = 40
+_FMIN, _FMAX = 60.0, 7600.0
+_N_CEP = 13
+_FLOOR_DB = 60.0
+_PAD = 8  # frames of the reading's silence kept on each side: pauses between cues find their match
+_REWARD = 0.5  # per recording frame covered, in units of the median unrelated-pair cost (as words.py)
+
+
+# --------------------------------------------------------------------------- front end
+
+
+def _cepstra(y: np.ndarray) -> np.ndarray:
+    """Mono 16 kHz samples → cepstra and their deltas, one row per 20 ms (float32, (n, 26)).
+
+    The cepstra keep their scale (only the mean of the stretch is taken off): the loudness
+    contour (c0) and its changes mark where words start and stop, and weighed equally with
+    the other coefficients they located cue starts worst on the corpus.
+    """
+    from ..features.audio import logmel_array
+
+    if len(y) < _N_FFT:
+        return np.zeros((0, 2 * _N_CEP), np.float32)
+    lm = logmel_array(y, sr=_SR, hop_length=_HOP, n_fft=_N_FFT, n_mels=_N_MELS, fmin=_FMIN, fmax=_FMAX)
+    top = float(np.percentile(lm.max(axis=1), 99))
+    lm = np.maximum(lm, np.float32(top - _FLOOR_DB))
+    k = np.arange(_N_CEP)[None, :]
+    m = np.arange(_N_MELS)[:, None]
+    dct = (np.cos(np.pi * k * (2 * m + 1) / (2 * _N_MELS)) * np.sqrt(2.0 / _N_MELS)).astype(np.float32)
+    cep = lm @ dct
+    cep -= cep.mean(axis=0)
+    delta = np.gradient(cep, axis=0) if len(cep) > 1 else np.zeros_like(cep)
+    return np.ascontiguousarray(np.concatenate([cep, delta], axis=1), np.float32)
+
+
+def _costs(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Euclidean distances of every row of ``x`` to every row of ``y`` (float64, (n, m))."""
+    d2 = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * (x @ y.T)
+    return np.sqrt(np.maximum(d2, 0.0)).astype(np.float64)
+
+
+def match_reading(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    lo: np.ndarray | None = None,
+    hi: np.ndarray | None = None,
+    reward: float = _REWARD,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Where a reading lies in a stretch of recording: an open-ended DTW inside a band.
+
+    ``D[0, j] = C[0, j] - r`` for any ``j`` (open begin), then
+    ``D[i, j] = C[i, j] + min(D[i-1, j-1] - r, D[i-1, j], D[i, j-1] - r)``: every step onto
+    a new frame of ``y`` earns ``r`` (``reward`` times the median cost of the pairs), so the
+    path has no reason to squeeze the recording; it ends at the cheapest cell of the last
+    row (open end). Row ``i`` may use the columns ``lo[i] <= j < hi[i]``. Each row is one
+    vectorised pass: a run of steps to the left is a running minimum of
+    ``D - cumsum(C - r)``.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(n, d)]
+        Features of the reading (all of it is matched).
+    y : np.ndarray [shape=(m, d)]
+        Features of the recording's stretch.
+    lo, hi : np.ndarray [shape=(n,)] of int, optional
+        The band: per row of ``x``, the first and one past the last column allowed
+        (default: all of ``y``).
+    reward : float
+        In units of the median pair cost.
+
+    Returns
+    -------
+    first, last : np.ndarray [shape=(n,)] of int
+        Per row of ``x``, the first and last column of ``y`` on the path (-1 off the path:
+        when no path fits in the band).
+    cost : np.ndarray [shape=(n,)] of float
+        Per row, the mean cost of its cells on the path, in units of the median pair cost.
+    chance : float
+        The median pair cost.
+    """
+    n, m = len(x), len(y)
+    none = np.full(n, -1, np.int64)
+    if n == 0 or m == 0:
+        return none, none, np.full(n, np.nan), 1.0
+    c = _costs(x, y)
+    chance = float(np.median(c)) or 1.0
+    if lo is None or hi is None:
+        lo, hi = np.zeros(n, np.int64), np.full(n, m, np.int64)
+    lo = np.clip(np.minimum.accumulate(np.asarray(lo, np.int64)[::-1])[::-1], 0, m)  # non-decreasing
+    hi = np.clip(np.maximum.accumulate(np.asarray(hi, np.int64)), 0, m)
+    hi[:-1] = np.maximum(hi[:-1], lo[1:] + 1)  # each row reaches the next: a gap is crossed in the row before it
+    hi = np.minimum(hi, m)
+    r = reward * chance
+    d = np.full(m + 1, np.inf)  # D of the previous row; index j + 1, index 0 is column -1
+    ks = np.zeros((n, m), np.int32)  # per cell: where its run of left steps began
+    diags = np.zeros((n, m), bool)  # per run start: whether it came diagonally (else from above)
+    a0, a1 = int(lo[0]), int(hi[0])
+    if a1 <= a0:
+        return none, none, np.full(n, np.nan), chance
+    d[a0 + 1 : a1 + 1] = c[0, a0:a1] - r
+    ks[0, a0:a1] = np.arange(a0, a1)
+    prev = (a0, a1)
+    for i in range(1, n):
+        a0, a1 = int(lo[i]), int(hi[i])
+        if a1 <= a0:
+            return none, none, np.full(n, np.nan), chance
+        cols = np.arange(a0, a1)
+        ci = c[i, a0:a1]
+        diag = d[a0:a1] - r  # D[i-1, j-1]
+        up = d[a0 + 1 : a1 + 1]  # D[i-1, j]
+        take_diag = diag < up
+        a = ci + np.where(take_diag, diag, up)
+        p = np.cumsum(ci - r)
+        v = a - p
+        run = np.minimum.accumulate(v)
+        k = np.maximum.accumulate(np.where(v <= run, cols, a0))  # argmin of v[:j+1], latest on ties
+        d[prev[0] + 1 : prev[1] + 1] = np.inf
+        d[a0 + 1 : a1 + 1] = run + p
+        ks[i, a0:a1] = k
+        diags[i, a0:a1] = take_diag
+        prev = (a0, a1)
+    row = d[1:]
+    if not np.isfinite(row).any():
+        return none, none, np.full(n, np.nan), chance
+    first, last = none.copy(), none.copy()
+    total = np.zeros(n)
+    j = int(np.argmin(row))
+    for i in range(n - 1, -1, -1):
+        k = int(ks[i, j])
+        first[i], last[i] = k, j
+        total[i] = c[i, k : j + 1].sum()
+        if i == 0:
+            break
+        j = k - 1 if diags[i, k] else k
+    cost = total / (last - first + 1) / chance
+    return first, last, cost, chance
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class CueReadings:
+    """What :func:`read_cues` found, one entry per cue (NaN where a cue was not read).
+
+    Attributes
+    ----------
+    start, end : np.ndarray of float
+        Where the cue's words were found within the margin, seconds on the recording.
+    score : np.ndarray of float
+        How well they match there: ``1 - mean cost / median cost`` of the reading's frames
+        (0: no better than unrelated frames).
+    score_at : np.ndarray of float
+        The same reading's score held to the place it was asked for (within ``tight``).
+    score_null : np.ndarray of float
+        Another cue's reading held to this cue's place (the cue ``n // 2`` further on among
+        those read): what a reading scores where its words are not, to judge ``score_at``
+        by.  NaN with fewer than two cues read.
+    read : np.ndarray of bool
+        Whether the cue was read (it has words, and a stretch of recording to read them in).
+    """
+
+    start: np.ndarray
+    end: np.ndarray
+    score: np.ndarray
+    score_at: np.ndarray
+    score_null: np.ndarray
+    read: np.ndarray
+
+
+class _Reader:
+    """Synthesised readings (cached by text) and decoded stretches of one recording."""
+
+    def __init__(self, audio: Pathlike | np.ndarray, *, sr: int, language: str, audio_stream: int | None):
+        self.audio = audio
+        self.sr = sr
+        self.language = language
+        self.audio_stream = audio_stream
+        self.readings: dict[str, tuple[np.ndarray, int, int]] = {}  # features, silent rows before, after
+        if isinstance(audio, np.ndarray) and sr != _SR:
+            import soxr
+
+            self.audio = soxr.resample(np.asarray(audio, np.float32), sr, _SR).astype(np.float32)
+
+    def synthesise(self, texts: Sequence[str]) -> None:
+        """Read the texts not read yet (in chunks: bounded memory), keeping their features only."""
+        from .. import speech
+
+        todo = [t for t in dict.fromkeys(texts) if t and t not in self.readings]
+        for k in range(0, len(todo), 100):
+            chunk = todo[k : k + 100]
+            syn = speech.synthesize_segments(chunk, language=self.language, sr=_SR, gap=0.3)
+            # a faint, fixed noise floor: digital silence has no spectrum to normalise
+            noise = np.random.default_rng(k).standard_normal(len(syn.audio)).astype(np.float32) * np.float32(1e-4)
+            feats = _cepstra(syn.audio + noise)
+            for text, seg in zip(chunk, syn.segments):
+                i0, i1 = int(seg.start / FRAME), int(np.ceil(seg.end / FRAME))
+                if i1 - i0 >= 3:  # with up to _PAD frames of the silence around it
+                    a, b = max(0, i0 - _PAD), min(len(feats), i1 + _PAD)
+                    self.readings[text] = (feats[a:b], i0 - a, b - i1)
+
+    def stretch(self, t0: float, t1: float) -> tuple[np.ndarray, float]:
+        """Features of the recording between ``t0`` and ``t1`` (s) and the time of their first frame."""
+        from .. import media
+
+        t0 = max(0.0, t0)
+        if isinstance(self.audio, np.ndarray):
+            i0, i1 = int(round(t0 * _SR)), int(round(t1 * _SR))
+            y, start = self.audio[i0:i1], i0 / _SR
+        else:
+            y, start = media.load_audio(self.audio, _SR, stream=self.audio_stream, start=t0, end=t1)
+        return _cepstra(y), start
+
+
+def _blocks(lo: np.ndarray, hi: np.ndarray, longest: float) -> list[list[int]]:
+    """Consecutive cues read together: windows that overlap or nearly touch, up to ``longest`` s."""
+    out: list[list[int]] = []
+    a = b = -np.inf
+    for i in range(len(lo)):
+        if out and lo[i] <= b + 0.5 and max(b, hi[i]) - a <= longest:
+            out[-1].append(i)
+            b = max(b, hi[i])
+        else:
+            out.append([i])
+            a, b = lo[i], hi[i]
+    return out
+
+
+#: Seconds of recording read in one DTW at most (a block of neighbouring cues).
+_LONGEST_BLOCK = 30.0
+
+
+def _read_block(
+    rd: _Reader,
+    readings: list[tuple[np.ndarray, int, int]],
+    others: list[tuple[np.ndarray, int, int]] | None,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    tight: float,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """One block of neighbouring cues, decoded once: their readings end to end in the band of their
+    windows, then held to their places, then (``others``) the null readings held to the same places."""
+    feats, t_first = rd.stretch(float(lo.min()), float(hi.max()))
+    out = []
+    for texts, a, b in ((readings, lo, hi), (readings, starts - tight, ends + tight), (others, starts - tight, ends + tight)):
+        if texts is None:
+            nan = np.full(len(readings), np.nan)
+            out.append((nan, nan, nan))
+            continue
+        out.append(_match_block(feats, t_first, texts, a, b))
+    return out
+
+
+def _match_block(
+    feats: np.ndarray, t_first: float, readings: list[tuple[np.ndarray, int, int]], a: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Start, end and score of each reading, matched end to end with each held to its ``[a, b]`` (s)."""
+    x = np.concatenate([r[0] for r in readings])
+    sizes = [len(r[0]) for r in readings]
+    rows = np.repeat(np.arange(len(readings)), sizes)
+    edges = np.cumsum([0] + sizes)
+    first_row = edges[:-1] + np.array([r[1] for r in readings])  # the words, without the silence around
+    last_row = edges[1:] - 1 - np.array([r[2] for r in readings])
+    j0 = np.clip(np.round((a - t_first) / FRAME), 0, len(feats)).astype(np.int64)
+    j1 = np.clip(np.round((b - t_first) / FRAME) + 1, 0, len(feats)).astype(np.int64)
+    first, last, cost, _ = match_reading(x, feats, lo=j0[rows], hi=j1[rows])
+    ok = first[first_row] >= 0
+    start = np.where(ok, t_first + first[first_row] * FRAME, np.nan)
+    end = np.where(ok, t_first + (last[last_row] + 1) * FRAME, np.nan)
+    score = np.array([1.0 - np.mean(cost[f : e + 1]) if k else np.nan for f, e, k in zip(first_row, last_row, ok)])
+    return start, end, score
+
+
+def read_cues(
+    audio: Pathlike | np.ndarray,
+    texts: Sequence[str],
+    starts: np.ndarray,
+    ends: np.ndarray,
+    *,
+    language: str,
+    margin: float = 1.0,
+    tight: float = 0.1,
+    sr: int = _SR,
+    audio_stream: int | None = None,
+    reader: _Reader | None = None,
+) -> CueReadings:
+    """Read each cue's words aloud and find them in the recording near a given place.
+
+    Neighbouring cues whose windows overlap are read together, their readings end to end,
+    so that they constrain each other: each cue's words are searched within ``margin``
+    of its own place, and the cues keep their order.
+
+    Parameters
+    ----------
+    audio : str, os.PathLike or np.ndarray [shape=(n,)]
+        The recording: a media file (only the stretches around the cues are decoded) or
+        mono samples at ``sr``.
+    texts : sequence of str
+        The cues' texts, in time order (cleaned here with
+        :func:`mmalign.speech.clean_text`; a cue with nothing to say is not read).
+    starts, ends : np.ndarray of float
+        Where each cue is expected, seconds on the recording.
+    language : str
+        Language code for eSpeak NG.
+    margin : float
+        Seconds searched on each side of the expected place.
+    tight : float
+        Seconds of slack of the reading held to the expected place (``score_at``).
+    sr : int
+        Sample rate of ``audio`` when it is an array.
+    audio_stream : int, optional
+        Audio stream of a media file.
+
+    Returns
+    -------
+    CueReadings
+
+    Raises
+    ------
+    UsageError
+        Arrays of different lengths, a bad ``margin`` or ``tight``, a language eSpeak NG
+        does not speak.
+    """
+    from .. import speech
+
+    starts = np.asarray(starts, np.float64)
+    ends = np.maximum(np.asarray(ends, np.float64), starts)
+    if len(texts) != len(starts) or len(starts) != len(ends):
+        raise UsageError("{texts}, {starts} and {ends} must have one entry per cue", names=["texts", "starts", "ends"])
+    if not margin > 0 or not tight >= 0:
+        raise UsageError("{margin} must be > 0 and {tight} >= 0 seconds", names=["margin", "tight"])
+    rd = reader or _Reader(audio, sr=sr, language=language, audio_stream=audio_stream)
+    cleaned = [speech.clean_text(t) for t in texts]
+    rd.synthesise(cleaned)
+    n = len(texts)
+    keys = ("start", "end", "score", "score_at", "score_null")
+    out = {k: np.full(n, np.nan) for k in keys}
+    idx = np.array([i for i in range(n) if cleaned[i] in rd.readings], np.int64)
+    other = np.roll(idx, len(idx) // 2) if len(idx) >= 2 else None
+    lo, hi = starts - margin, ends + margin
+    for block in _blocks(lo[idx], hi[idx], _LONGEST_BLOCK):
+        ii = idx[block]
+        nulls = None if other is None else [rd.readings[cleaned[i]] for i in other[block]]
+        (s0, e0, q0), (_, _, q1), (_, _, q2) = _read_block(
+            rd, [rd.readings[cleaned[i]] for i in ii], nulls, lo[ii], hi[ii], starts[ii], ends[ii], tight
+        )
+        out["start"][ii], out["end"][ii], out["score"][ii] = s0, e0, q0
+        out["score_at"][ii], out["score_null"][ii] = q1, q2
+    return CueReadings(*(out[k] for k in keys), read=np.isfinite(out["start"]))
+
+
+# --------------------------------------------------------------------------- the sync's word pass
+
+#: How often a cue's reading at its place beats another cue's reading there, when the place
+#: is right (0.93-1.0 on the corpus's speech, 0.7 on its song) and when it is not (one in
+#: two: the null). Each cue read adds ``log(P_RIGHT / 0.5)`` or ``log((1 - P_RIGHT) / 0.5)``
+#: to the log-odds that the map is right.
+P_RIGHT = 0.8
+#: Words can take at most this much log-odds from a map (a misread language or unreadable
+#: sound must not refuse a clear map on its own); what they add is not capped.
+_MAX_VETO = 4.0
+#: Cues read to judge a map; a longer file is read on a sample spread along it.
+SAMPLE_CUES = 48
+#: A reading found away from the map's place must score this much better than held to it to count.
+_GAIN = 0.02
+#: The cues' timing is sloppy (worth re-timing each cue) when at least this share of the
+#: readings score clearly better away from their mapped place (about 0.1 where the timing is exact).
+_SLOPPY_SHARE = 0.2
+
+
+@dataclass(frozen=True)
+class WordEvidence:
+    """What the word pass of a sync found (:func:`word_evidence`).
+
+    Attributes
+    ----------
+    starts, ends : np.ndarray of float
+        The cues' times after the pass (the given ones where nothing moved).
+    moved : np.ndarray of bool
+        Which cues were re-timed onto their words.
+    read : np.ndarray of bool
+        Which cues were read.
+    agree : np.ndarray of float
+        Per cue read: 1 when its reading at its place beats another cue's reading there, 0 when
+        not; NaN where not read.
+    llr : float
+        Log-odds that the map is right, from the readings (``P_RIGHT`` against chance).
+    sloppy : bool
+        Whether the per-cue timing looked sloppy (cues were then re-timed one by one).
+    language : str
+    seconds : float
+        Wall time of the pass.
+    """
+
+    starts: np.ndarray
+    ends: np.ndarray
+    moved: np.ndarray
+    read: np.ndarray
+    agree: np.ndarray
+    llr: float
+    sloppy: bool
+    language: str
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready summary (``mmalign sync --json``: ``words``)."""
+        return {
+            "language": self.language,
+            "read": int(self.read.sum()),
+            "agree": int(np.nansum(self.agree)),
+            "log_odds": round(self.llr, 2),
+            "sloppy": self.sloppy,
+            "moved": int(self.moved.sum()),
+        }
+
+
+def log_odds(agree: np.ndarray) -> float:
+    """Log-odds that the cues are where they were read, from which readings beat the null (1) or not (0)."""
+    a = agree[np.isfinite(agree)]
+    k = float(a.sum())
+    return k * float(np.log(P_RIGHT / 0.5)) + (len(a) - k) * float(np.log((1 - P_RIGHT) / 0.5))
+
+
+def combine(confidence: float, llr: float) -> float:
+    """A confidence (0-1) updated by the words' log-odds (at most :data:`_MAX_VETO` taken away)."""
+    c = min(max(confidence, 0.01), 0.99)
+    z = np.log(c / (1 - c)) + max(llr, -_MAX_VETO)
+    return float(1.0 / (1.0 + np.exp(-z)))
+
+
+def _sample(n: int, size: int) -> np.ndarray:
+    """``size`` indices spread evenly over ``range(n)`` (all of them when ``n <= size``)."""
+    if n <= size:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, size)).astype(np.int64))
+
+
+def detect_language(texts: Sequence[str]) -> str | None:
+    """The language of the cues' texts (cleaned), or None when there is nothing to judge by."""
+    from .. import speech
+
+    text = " ".join(t for t in (speech.clean_text(x) for x in texts) if t)[:20000]
+    try:
+        return speech.detect_language(text)
+    except UsageError:
+        return None
+
+
+def word_evidence(
+    audio: Pathlike | np.ndarray,
+    texts: Sequence[str],
+    starts: np.ndarray,
+    ends: np.ndarray,
+    *,
+    language: str,
+    sr: int = _SR,
+    audio_stream: int | None = None,
+    margin: float = 1.0,
+    retime: bool = True,
+    reader: _Reader | None = None,
+) -> WordEvidence:
+    """Judge a sync's map by its cues' words, and re-time the cues where their timing is sloppy.
+
+    A sample of the cues (all of them, up to :data:`SAMPLE_CUES`) is read at the mapped
+    places (:func:`read_cues`). Each reading held to its place either beats another cue's
+    reading held there or not; together they give the log-odds that the map is right
+    (:func:`log_odds`). When at least :data:`_SLOPPY_SHARE` of the readings score clearly
+    better elsewhere within ``margin`` than at their place, the timing is sloppy: every cue
+    is read, and each cue whose own reading is clearly better away from its place moves
+    there (its neighbours' readings bound it: they are matched together, in order). The
+    others, and every cue of a file whose timing is exact, keep the given times.
+
+    Parameters
+    ----------
+    audio : str, os.PathLike or np.ndarray [shape=(n,)]
+        The recording (a media file, or samples at ``sr``).
+    texts : sequence of str
+        The spoken cues' texts, in time order.
+    starts, ends : np.ndarray of float
+        Where the map put them, seconds on the recording.
+    language : str
+        Language code for eSpeak NG.
+    sr : int
+        Sample rate of ``audio`` when it is an array.
+    audio_stream : int, optional
+        Audio stream of a media file.
+    margin : float
+        Largest move of a cue, seconds.
+    retime : bool
+        Whether cues may move (else the pass only judges the map).
+
+    Returns
+    -------
+    WordEvidence
+    """
+    import time
+
+    t0 = time.perf_counter()
+    starts = np.asarray(starts, np.float64)
+    ends = np.asarray(ends, np.float64)
+    n = len(starts)
+    rd = reader or _Reader(audio, sr=sr, language=language, audio_stream=audio_stream)
+    pick = _sample(n, SAMPLE_CUES)
+    sub = read_cues(audio, [texts[i] for i in pick], starts[pick], ends[pick], language=language, margin=margin, reader=rd)
+    gain = sub.score - sub.score_at
+    sloppy = bool(sub.read.sum() >= 5 and np.mean(gain[sub.read] > _GAIN) >= _SLOPPY_SHARE)
+    if sloppy and retime and len(pick) < n:  # read them all now
+        pick = np.arange(n)
+        sub = read_cues(audio, list(texts), starts, ends, language=language, margin=margin, reader=rd)
+        gain = sub.score - sub.score_at
+    agree = np.full(n, np.nan)
+    read = np.zeros(n, bool)
+    read[pick] = sub.read
+    ok = sub.read & np.isfinite(sub.score_null)
+    agree[pick[ok]] = (sub.score_at[ok] > sub.score_null[ok]).astype(float)
+    new_starts, new_ends = starts.copy(), ends.copy()
+    moved = np.zeros(n, bool)
+    if sloppy and retime:
+        move = sub.read & (gain > _GAIN)
+        new_starts[pick[move]] = sub.start[move]
+        new_ends[pick[move]] = np.maximum(sub.end[move], sub.start[move] + FRAME)
+        moved[pick[move]] = True
+    return WordEvidence(
+        new_starts, new_ends, moved, read, agree, log_odds(agree), sloppy, language, time.perf_counter() - t0
+    )
