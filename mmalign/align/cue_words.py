@@ -96,10 +96,12 @@ def _cepstra(y: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([cep, delta], axis=1), np.float32)
 
 
-def _costs(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Euclidean distances of every row of ``x`` to every row of ``y`` (float64, (n, m))."""
-    d2 = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * (x @ y.T)
-    return np.sqrt(np.maximum(d2, 0.0)).astype(np.float64)
+def _chance(x: np.ndarray, y: np.ndarray) -> float:
+    """Median cost of unrelated frame pairs (a fixed sample of pairs): the unit of the DTW weights."""
+    rng = np.random.default_rng(0)
+    i = rng.integers(0, len(x), 2000)
+    j = rng.integers(0, len(y), 2000)
+    return float(np.median(np.sqrt(((x[i] - y[j]) ** 2).sum(axis=1)))) or 1.0
 
 
 def match_reading(
@@ -146,30 +148,40 @@ def match_reading(
     none = np.full(n, -1, np.int64)
     if n == 0 or m == 0:
         return none, none, np.full(n, np.nan), 1.0
-    c = _costs(x, y)
-    chance = float(np.median(c)) or 1.0
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    yy = (y64 * y64).sum(axis=1)
+    chance = _chance(x64, y64)
     if lo is None or hi is None:
         lo, hi = np.zeros(n, np.int64), np.full(n, m, np.int64)
     lo = np.clip(np.minimum.accumulate(np.asarray(lo, np.int64)[::-1])[::-1], 0, m)  # non-decreasing
     hi = np.clip(np.maximum.accumulate(np.asarray(hi, np.int64)), 0, m)
     hi[:-1] = np.maximum(hi[:-1], lo[1:] + 1)  # each row reaches the next: a gap is crossed in the row before it
     hi = np.minimum(hi, m)
+    if np.any(hi <= lo):
+        return none, none, np.full(n, np.nan), chance
+
+    def row_costs(i: int, a0: int, a1: int) -> np.ndarray:
+        xi = x64[i]
+        d2 = xi @ xi + yy[a0:a1] - 2.0 * (y64[a0:a1] @ xi)
+        out: np.ndarray = np.sqrt(np.maximum(d2, 0.0))
+        return out
+
     r = reward * chance
     d = np.full(m + 1, np.inf)  # D of the previous row; index j + 1, index 0 is column -1
-    ks = np.zeros((n, m), np.int32)  # per cell: where its run of left steps began
-    diags = np.zeros((n, m), bool)  # per run start: whether it came diagonally (else from above)
+    ks: list[np.ndarray] = []  # per row, per cell of its band: where its run of left steps began
+    diags: list[np.ndarray] = []  # per row, per cell: whether that run came diagonally (else from above)
+    costs: list[np.ndarray] = []
     a0, a1 = int(lo[0]), int(hi[0])
-    if a1 <= a0:
-        return none, none, np.full(n, np.nan), chance
-    d[a0 + 1 : a1 + 1] = c[0, a0:a1] - r
-    ks[0, a0:a1] = np.arange(a0, a1)
+    ci = row_costs(0, a0, a1)
+    d[a0 + 1 : a1 + 1] = ci - r
+    ks.append(np.arange(a0, a1))
+    diags.append(np.zeros(a1 - a0, bool))
+    costs.append(ci)
     prev = (a0, a1)
     for i in range(1, n):
         a0, a1 = int(lo[i]), int(hi[i])
-        if a1 <= a0:
-            return none, none, np.full(n, np.nan), chance
         cols = np.arange(a0, a1)
-        ci = c[i, a0:a1]
+        ci = row_costs(i, a0, a1)
         diag = d[a0:a1] - r  # D[i-1, j-1]
         up = d[a0 + 1 : a1 + 1]  # D[i-1, j]
         take_diag = diag < up
@@ -180,8 +192,9 @@ def match_reading(
         k = np.maximum.accumulate(np.where(v <= run, cols, a0))  # argmin of v[:j+1], latest on ties
         d[prev[0] + 1 : prev[1] + 1] = np.inf
         d[a0 + 1 : a1 + 1] = run + p
-        ks[i, a0:a1] = k
-        diags[i, a0:a1] = take_diag
+        ks.append(k)
+        diags.append(take_diag)
+        costs.append(ci)
         prev = (a0, a1)
     row = d[1:]
     if not np.isfinite(row).any():
@@ -190,12 +203,13 @@ def match_reading(
     total = np.zeros(n)
     j = int(np.argmin(row))
     for i in range(n - 1, -1, -1):
-        k = int(ks[i, j])
+        a0 = int(lo[i])
+        k = int(ks[i][j - a0])
         first[i], last[i] = k, j
-        total[i] = c[i, k : j + 1].sum()
+        total[i] = costs[i][k - a0 : j - a0 + 1].sum()
         if i == 0:
             break
-        j = k - 1 if diags[i, k] else k
+        j = k - 1 if diags[i][k - a0] else k
     cost = total / (last - first + 1) / chance
     return first, last, cost, chance
 
@@ -422,9 +436,6 @@ def read_cues(
 #: two: the null). Each cue read adds ``log(P_RIGHT / 0.5)`` or ``log((1 - P_RIGHT) / 0.5)``
 #: to the log-odds that the map is right.
 P_RIGHT = 0.8
-#: Words can take at most this much log-odds from a map (a misread language or unreadable
-#: sound must not refuse a clear map on its own); what they add is not capped.
-_MAX_VETO = 4.0
 #: Cues read to judge a map; a longer file is read on a sample spread along it.
 SAMPLE_CUES = 48
 #: A reading found away from the map's place must score this much better than held to it to count.
@@ -488,9 +499,18 @@ def log_odds(agree: np.ndarray) -> float:
 
 
 def combine(confidence: float, llr: float) -> float:
-    """A confidence (0-1) updated by the words' log-odds (at most :data:`_MAX_VETO` taken away)."""
-    c = min(max(confidence, 0.01), 0.99)
-    z = np.log(c / (1 - c)) + max(llr, -_MAX_VETO)
+    """A confidence (0-1) raised by the words' log-odds when they are positive.
+
+    Words that do not agree take nothing away: subtitles in another language than the
+    speech (a translation), or speech the reading cannot match (singing, a music bed), say
+    nothing about the map.  Words that are found elsewhere are a rival map's evidence
+    (see :func:`mmalign.align.sync.sync`), not a veto of this one.
+    """
+    c = min(max(confidence, 0.0), 1.0)
+    if llr <= 0 or c >= 1.0:
+        return c
+    c = max(c, 1e-3)
+    z = np.log(c / (1 - c)) + llr
     return float(1.0 / (1.0 + np.exp(-z)))
 
 

@@ -530,7 +530,7 @@ def _word_pass(
     per_cue_llr = np.zeros(len(per_cue))
     agree = evidence.agree
     per_cue_llr[idx] = np.where(agree == 1, log_odds(np.ones(1)), np.where(agree == 0, log_odds(np.zeros(1)), 0.0))
-    per_cue = np.array([combine(c, evidence.llr + d) for c, d in zip(per_cue, per_cue_llr)])
+    per_cue = np.array([combine(c, max(evidence.llr, 0.0) + d) if d > 0 else c for c, d in zip(per_cue, per_cue_llr)])
     return fit, timemap, retimed, combine(confidence, evidence.llr), per_cue, evidence
 
 
