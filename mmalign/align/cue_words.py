@@ -24,17 +24,19 @@ Sync step
     word_evidence      the re-timing a sync's word pass makes → :class:`WordEvidence`
 
 Types
+    Reader             one recording's features and the readings of its cues (reused between calls)
     CueReadings        per cue: found start/end, score there and at the mapped place
     WordEvidence       new cue times, per-cue word confidence, what was read and moved
 
 Notes
 -----
-Front end: 40 mel bands from 60 to 7600 Hz at 16 kHz (32 ms windows, 20 ms hop), in dB,
-floored 60 dB below the loud frames, 13 cepstra (c0 kept), each normalised to zero mean and
-unit variance over the stretch read. The matching is a plain numpy DTW (one vectorised
-pass per synthetic frame) so that the sync never loads Numba; the windows are small (a cue
-and a second or two on each side), and the recording is decoded only there
-(:func:`mmalign.media.load_audio`).
+Front end: the sync's own (:func:`mmalign.features.audio.speech_features` with
+``cepstra=True``: 32 mel bands from 60 Hz at 8 kHz, 32 ms windows, 10 ms hop, in dB,
+floored 60 dB below the loudest band of each decoded block, 13 cepstra), so that the
+recording is decoded once; frames averaged in pairs (20 ms), the stretch's mean taken off,
+and deltas. The readings get the same front end. The matching is a plain numpy DTW (one
+vectorised pass per synthetic frame, inside the band of the cues' windows) so that the
+sync never loads Numba; the windows are small (a cue and a second on each side).
 """
 
 from __future__ import annotations
@@ -47,9 +49,11 @@ import numpy as np
 
 from ..errors import UsageError
 from ..fileio import Pathlike
+from ..timeline import FeatureSeq
 
 __all__ = [
     "CueReadings",
+    "Reader",
     "WordEvidence",
     "match_reading",
     "read_cues",
@@ -58,14 +62,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_SR = 16000
-_HOP = 320  # 20 ms frames: the accuracy asked for is 0.1-0.25 s, a quarter of the work of 10 ms
-FRAME = _HOP / _SR
-_N_FFT = 512
-_N_MELS = 40
-_FMIN, _FMAX = 60.0, 7600.0
-_N_CEP = 13
-_FLOOR_DB = 60.0
+_SR = 8000  # the sync's own decoding (features.audio.SYNC_SR): its cepstra are reused
+_HOP = 80  # 10 ms frames, as the sync decodes them; averaged in pairs for the matching
+FRAME = 2 * _HOP / _SR  # 20 ms: the accuracy asked for is 0.1-0.25 s, a quarter of the work of 10 ms
+_N_FFT = 256
+_N_MELS = 32
+_FMIN = 60.0
 _PAD = 8  # frames of the reading's silence kept on each side: pauses between cues find their match
 _REWARD = 0.5  # per recording frame covered, in units of the median unrelated-pair cost (as words.py)
 
@@ -73,27 +75,27 @@ _REWARD = 0.5  # per recording frame covered, in units of the median unrelated-p
 # --------------------------------------------------------------------------- front end
 
 
-def _cepstra(y: np.ndarray) -> np.ndarray:
-    """Mono 16 kHz samples → cepstra and their deltas, one row per 20 ms (float32, (n, 26)).
+def _finish(cep: np.ndarray) -> np.ndarray:
+    """Cepstra at 10 ms → the matched features: pairs of frames averaged (20 ms), the stretch's mean
+    taken off (their scale is kept: the loudness contour, c0, and its changes mark where words start
+    and stop), and their deltas (float32, (n, 26))."""
+    n = len(cep) // 2
+    if n == 0:
+        return np.zeros((0, 2 * cep.shape[1]), np.float32)
+    x = cep[: 2 * n].reshape(n, 2, -1).mean(axis=1)
+    x -= x.mean(axis=0)
+    delta = np.gradient(x, axis=0) if n > 1 else np.zeros_like(x)
+    return np.ascontiguousarray(np.concatenate([x, delta], axis=1), np.float32)
 
-    The cepstra keep their scale (only the mean of the stretch is taken off): the loudness
-    contour (c0) and its changes mark where words start and stop, and weighed equally with
-    the other coefficients they located cue starts worst on the corpus.
-    """
-    from ..features.audio import logmel_array
+
+def _features(y: np.ndarray) -> np.ndarray:
+    """Mono samples at 8 kHz → the matched features (the sync's front end, :func:`_finish`)."""
+    from ..features.audio import cepstra_of_logmel, logmel_array
 
     if len(y) < _N_FFT:
-        return np.zeros((0, 2 * _N_CEP), np.float32)
-    lm = logmel_array(y, sr=_SR, hop_length=_HOP, n_fft=_N_FFT, n_mels=_N_MELS, fmin=_FMIN, fmax=_FMAX)
-    top = float(np.percentile(lm.max(axis=1), 99))
-    lm = np.maximum(lm, np.float32(top - _FLOOR_DB))
-    k = np.arange(_N_CEP)[None, :]
-    m = np.arange(_N_MELS)[:, None]
-    dct = (np.cos(np.pi * k * (2 * m + 1) / (2 * _N_MELS)) * np.sqrt(2.0 / _N_MELS)).astype(np.float32)
-    cep = lm @ dct
-    cep -= cep.mean(axis=0)
-    delta = np.gradient(cep, axis=0) if len(cep) > 1 else np.zeros_like(cep)
-    return np.ascontiguousarray(np.concatenate([cep, delta], axis=1), np.float32)
+        return np.zeros((0, 26), np.float32)
+    lm = logmel_array(y, sr=_SR, hop_length=_HOP, n_fft=_N_FFT, n_mels=_N_MELS, fmin=_FMIN)
+    return _finish(cepstra_of_logmel(lm))
 
 
 def _chance(x: np.ndarray, y: np.ndarray) -> float:
@@ -246,14 +248,27 @@ class CueReadings:
     read: np.ndarray
 
 
-class _Reader:
-    """Synthesised readings (cached by text) and decoded stretches of one recording."""
+class Reader:
+    """Synthesised readings (cached by text) and stretches of one recording's features.
 
-    def __init__(self, audio: Pathlike | np.ndarray, *, sr: int, language: str, audio_stream: int | None):
+    The recording's features come from ``cepstra`` (10 ms frames of
+    :func:`mmalign.features.audio.cepstra_of_logmel`, from the sync's own decoding) when
+    given; else the stretches are decoded (a media file) or cut (samples).
+    """
+
+    def __init__(
+        self,
+        audio: Pathlike | np.ndarray,
+        *,
+        sr: int = _SR,
+        language: str,
+        audio_stream: int | None,
+        cepstra: FeatureSeq | None = None,
+    ):
         self.audio = audio
-        self.sr = sr
         self.language = language
         self.audio_stream = audio_stream
+        self.cepstra = cepstra
         self.readings: dict[str, tuple[np.ndarray, int, int]] = {}  # features, silent rows before, after
         if isinstance(audio, np.ndarray) and sr != _SR:
             import soxr
@@ -270,9 +285,9 @@ class _Reader:
             syn = speech.synthesize_segments(chunk, language=self.language, sr=_SR, gap=0.3)
             # a faint, fixed noise floor: digital silence has no spectrum to normalise
             noise = np.random.default_rng(k).standard_normal(len(syn.audio)).astype(np.float32) * np.float32(1e-4)
-            feats = _cepstra(syn.audio + noise)
+            feats = _features(syn.audio + noise)
             for text, seg in zip(chunk, syn.segments):
-                i0, i1 = int(seg.start / FRAME), int(np.ceil(seg.end / FRAME))
+                i0, i1 = int(seg.start / FRAME), min(int(np.ceil(seg.end / FRAME)), len(feats))
                 if i1 - i0 >= 3:  # with up to _PAD frames of the silence around it
                     a, b = max(0, i0 - _PAD), min(len(feats), i1 + _PAD)
                     self.readings[text] = (feats[a:b], i0 - a, b - i1)
@@ -282,12 +297,17 @@ class _Reader:
         from .. import media
 
         t0 = max(0.0, t0)
+        if self.cepstra is not None:
+            seq = self.cepstra
+            i0 = max(0, int(round((t0 - seq.t0) / seq.hop)))
+            i1 = max(i0, int(round((t1 - seq.t0) / seq.hop)))
+            return _finish(seq.values[i0:i1]), seq.t0 + i0 * seq.hop
         if isinstance(self.audio, np.ndarray):
             i0, i1 = int(round(t0 * _SR)), int(round(t1 * _SR))
             y, start = self.audio[i0:i1], i0 / _SR
         else:
             y, start = media.load_audio(self.audio, _SR, stream=self.audio_stream, start=t0, end=t1)
-        return _cepstra(y), start
+        return _features(y), start
 
 
 def _blocks(lo: np.ndarray, hi: np.ndarray, longest: float) -> list[list[int]]:
@@ -362,7 +382,7 @@ def read_cues(
     tight: float = 0.1,
     sr: int = _SR,
     audio_stream: int | None = None,
-    reader: _Reader | None = None,
+    reader: Reader | None = None,
 ) -> CueReadings:
     """Read each cue's words aloud and find them in the recording near a given place.
 
@@ -390,6 +410,8 @@ def read_cues(
         Sample rate of ``audio`` when it is an array.
     audio_stream : int, optional
         Audio stream of a media file.
+    reader : Reader, optional
+        The recording's features and the readings made so far (reused; else made here).
 
     Returns
     -------
@@ -409,7 +431,7 @@ def read_cues(
         raise UsageError("{texts}, {starts} and {ends} must have one entry per cue", names=["texts", "starts", "ends"])
     if not margin > 0 or not tight >= 0:
         raise UsageError("{margin} must be > 0 and {tight} >= 0 seconds", names=["margin", "tight"])
-    rd = reader or _Reader(audio, sr=sr, language=language, audio_stream=audio_stream)
+    rd = reader or Reader(audio, sr=sr, language=language, audio_stream=audio_stream)
     cleaned = [speech.clean_text(t) for t in texts]
     rd.synthesise(cleaned)
     n = len(texts)
@@ -543,18 +565,20 @@ def word_evidence(
     audio_stream: int | None = None,
     margin: float = 1.0,
     retime: bool = True,
-    reader: _Reader | None = None,
+    reader: Reader | None = None,
 ) -> WordEvidence:
     """Judge a sync's map by its cues' words, and re-time the cues where their timing is sloppy.
 
     A sample of the cues (all of them, up to :data:`SAMPLE_CUES`) is read at the mapped
     places (:func:`read_cues`). Each reading held to its place either beats another cue's
     reading held there or not; together they give the log-odds that the map is right
-    (:func:`log_odds`). When at least :data:`_SLOPPY_SHARE` of the readings score clearly
-    better elsewhere within ``margin`` than at their place, the timing is sloppy: every cue
-    is read, and each cue whose own reading is clearly better away from its place moves
-    there (its neighbours' readings bound it: they are matched together, in order). The
-    others, and every cue of a file whose timing is exact, keep the given times.
+    (:func:`log_odds`). When these say the words are there at all (positive log-odds) and
+    at least :data:`_SLOPPY_SHARE` of the readings score clearly better elsewhere within
+    ``margin`` than at their place, the timing is sloppy: every cue is read, and each cue
+    whose own reading is clearly better away from its place (and better than another cue's
+    reading at its place) moves there (its neighbours' readings bound it: they are matched
+    together, in order). The others, and every cue of a file whose timing is exact, keep
+    the given times.
 
     Parameters
     ----------
@@ -574,6 +598,8 @@ def word_evidence(
         Largest move of a cue, seconds.
     retime : bool
         Whether cues may move (else the pass only judges the map).
+    reader : Reader, optional
+        The recording's features and the readings made so far (reused; else made here).
 
     Returns
     -------
@@ -585,11 +611,13 @@ def word_evidence(
     starts = np.asarray(starts, np.float64)
     ends = np.asarray(ends, np.float64)
     n = len(starts)
-    rd = reader or _Reader(audio, sr=sr, language=language, audio_stream=audio_stream)
+    rd = reader or Reader(audio, sr=sr, language=language, audio_stream=audio_stream)
     pick = _sample(n, SAMPLE_CUES)
     sub = read_cues(audio, [texts[i] for i in pick], starts[pick], ends[pick], language=language, margin=margin, reader=rd)
     gain = sub.score - sub.score_at
-    sloppy = bool(sub.read.sum() >= 5 and np.mean(gain[sub.read] > _GAIN) >= _SLOPPY_SHARE)
+    ok = sub.read & np.isfinite(sub.score_null)
+    readable = log_odds((sub.score_at[ok] > sub.score_null[ok]).astype(float)) > 0  # the words are here at all
+    sloppy = bool(readable and sub.read.sum() >= 5 and np.mean(gain[sub.read] > _GAIN) >= _SLOPPY_SHARE)
     if sloppy and retime and len(pick) < n:  # read them all now
         pick = np.arange(n)
         sub = read_cues(audio, list(texts), starts, ends, language=language, margin=margin, reader=rd)
@@ -602,7 +630,7 @@ def word_evidence(
     new_starts, new_ends = starts.copy(), ends.copy()
     moved = np.zeros(n, bool)
     if sloppy and retime:
-        move = sub.read & (gain > _GAIN)
+        move = sub.read & (gain > _GAIN) & ~(sub.score <= sub.score_null)  # and better than other words there
         new_starts[pick[move]] = sub.start[move]
         new_ends[pick[move]] = np.maximum(sub.end[move], sub.start[move] + FRAME)
         moved[pick[move]] = True

@@ -403,7 +403,16 @@ def sync(
         name = "<subtitles>" if isinstance(reference, Subtitles) else os.fspath(reference)
     if detector not in DETECTORS:
         raise UsageError(f"unknown speech detector {detector!r}; choose from {', '.join(DETECTORS)}")
-    if activity is None:
+    cepstra = None
+    if activity is None and words and not isinstance(reference, Subtitles):
+        # one decoding for the speech activity and the word pass's cepstra
+        feats = audio_features.speech_features(
+            reference, audio_stream=audio_stream, jobs=jobs, progress=progress, cepstra=True
+        )
+        activity, kind = audio_features.speech_activity(feats), "audio"
+        cepstra = FeatureSeq(feats.values[:, 3:], hop=feats.hop, t0=feats.t0, name="audio.cepstra")
+        del feats
+    elif activity is None:
         activity, kind = reference_activity(reference, audio_stream=audio_stream, jobs=jobs, progress=progress)
     else:
         kind = "subtitles" if activity.modality == "text" else "audio"
@@ -455,7 +464,7 @@ def sync(
     evidence = None
     if words and media_path and ref is not None:
         t_words = time.perf_counter()
-        found = _word_pass(ref, subs, is_spoken, timemap, fit, confidence, language, audio_stream, activity)
+        found = _word_pass(ref, subs, is_spoken, timemap, fit, confidence, language, audio_stream, activity, cepstra)
         if found is not None:
             fit, timemap, retimed, confidence, per_cue, evidence = found
             seconds["words"] = time.perf_counter() - t_words
@@ -495,9 +504,10 @@ def _word_pass(
     language: str | None,
     audio_stream: int | None,
     activity: FeatureSeq,
+    cepstra: FeatureSeq | None,
 ) -> tuple[LinearFit, TimeMap, Subtitles, float, np.ndarray, WordEvidence] | None:
     """The word pass of :func:`sync` (``words=True``); None when the cues give no language to read in."""
-    from .cue_words import combine, detect_language, log_odds, word_evidence
+    from .cue_words import Reader, combine, detect_language, log_odds, word_evidence
 
     idx = np.flatnonzero(is_spoken)
     texts = [subs.cues[i].text for i in idx]
@@ -507,10 +517,11 @@ def _word_pass(
             log.info("the word pass is skipped: the cues' text gives no language")
             return None
     src_starts, src_ends = subs.starts[idx], subs.ends[idx]
+    reader = Reader(ref, language=language, audio_stream=audio_stream, cepstra=cepstra)
 
     def read(tm: TimeMap, retime: bool) -> WordEvidence:
         s, e = tm.apply_spans(src_starts, src_ends)
-        return word_evidence(ref, texts, s, e, language=language, audio_stream=audio_stream, retime=retime)
+        return word_evidence(ref, texts, s, e, language=language, retime=retime, reader=reader)
 
     evidence = read(timemap, True)
     if fit.rival is not None and combine(confidence, evidence.llr) < DEFAULT_MIN_CONFIDENCE:
