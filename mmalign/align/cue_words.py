@@ -21,6 +21,7 @@ Reading
     match_reading      one reading against one stretch of features → (start, end, score)
 
 Sync step
+    prepare            the reader of a sync's word pass, made while the media decodes
     word_evidence      the re-timing a sync's word pass makes → :class:`WordEvidence`
 
 Types
@@ -56,6 +57,7 @@ __all__ = [
     "Reader",
     "WordEvidence",
     "match_reading",
+    "prepare",
     "read_cues",
     "word_evidence",
 ]
@@ -459,7 +461,7 @@ def read_cues(
 #: to the log-odds that the map is right.
 P_RIGHT = 0.8
 #: Cues read to judge a map; a longer file is read on a sample spread along it.
-SAMPLE_CUES = 48
+SAMPLE_CUES = 24
 #: A reading found away from the map's place must score this much better than held to it to count.
 _GAIN = 0.02
 #: The cues' timing is sloppy (worth re-timing each cue) when at least this share of the
@@ -552,6 +554,46 @@ def detect_language(texts: Sequence[str]) -> str | None:
         return speech.detect_language(text)
     except UsageError:
         return None
+
+
+def prepare(
+    audio: Pathlike | np.ndarray,
+    texts: Sequence[str],
+    *,
+    language: str | None = None,
+    sr: int = _SR,
+    audio_stream: int | None = None,
+) -> Reader | None:
+    """The reader of a sync's word pass, made before the map is known (while the media decodes).
+
+    Detects the language when not given, and reads aloud the cues :func:`word_evidence`
+    reads first (its sample). None when the texts give no language.
+
+    Parameters
+    ----------
+    audio : str, os.PathLike or np.ndarray [shape=(n,)]
+        The recording.
+    texts : sequence of str
+        The spoken cues' texts, in time order.
+    language : str, optional
+        Language code; default: detected from the texts.
+    sr : int
+        Sample rate of ``audio`` when it is an array.
+    audio_stream : int, optional
+        Audio stream of a media file.
+
+    Returns
+    -------
+    Reader or None
+    """
+    from .. import speech
+
+    language = language or detect_language(texts)
+    if language is None:
+        return None
+    reader = Reader(audio, sr=sr, language=language, audio_stream=audio_stream)
+    reader.synthesise([speech.clean_text(texts[i]) for i in _sample(len(texts), SAMPLE_CUES)])
+    return reader
 
 
 def word_evidence(

@@ -31,9 +31,11 @@ from .offset import LinearFit, estimate_linear
 from .scoring import MARGIN_CENTER
 
 if TYPE_CHECKING:  # annotations only: numpy.typing costs start-up time
+    import concurrent.futures
+
     import numpy.typing as npt
 
-    from .cue_words import WordEvidence
+    from .cue_words import Reader, WordEvidence
 
 __all__ = [
     "SyncResult",
@@ -404,7 +406,9 @@ def sync(
     if detector not in DETECTORS:
         raise UsageError(f"unknown speech detector {detector!r}; choose from {', '.join(DETECTORS)}")
     cepstra = None
+    prepared = None
     if activity is None and words and not isinstance(reference, Subtitles):
+        prepared = _prepare_words(reference, subs, language, audio_stream)
         # one decoding for the speech activity and the word pass's cepstra
         feats = audio_features.speech_features(
             reference, audio_stream=audio_stream, jobs=jobs, progress=progress, cepstra=True
@@ -423,9 +427,7 @@ def sync(
         ref_bounds = (ref.starts, ref.ends)
         ref = None
     t_ref = time.perf_counter()
-    is_spoken = subs.speech_mask()
-    if not is_spoken.any():
-        is_spoken[:] = True  # nothing but sound cues: they are the evidence
+    is_spoken = _spoken_mask(subs)  # nothing but sound cues: they are the evidence
     evidence = _within_reach(spoken(subs, is_spoken), activity, max_offset)
     fit, timemap, confidence = _align(activity, evidence, max_offset, splits)
     used = "subtitles" if kind == "subtitles" else "fast"
@@ -462,9 +464,10 @@ def sync(
     )
     confidence *= _support_factor(_on_speech(activity, retimed.starts[is_spoken], retimed.ends[is_spoken]))
     evidence = None
-    if words and media_path and ref is not None:
+    if words and media_path and ref is not None and (cepstra is not None or os.path.isfile(ref)):
         t_words = time.perf_counter()
-        found = _word_pass(ref, subs, is_spoken, timemap, fit, confidence, language, audio_stream, activity, cepstra)
+        reader = prepared.result() if prepared is not None else _reader(ref, subs, is_spoken, language, audio_stream)
+        found = None if reader is None else _word_pass(subs, is_spoken, timemap, fit, confidence, activity, reader, cepstra)
         if found is not None:
             fit, timemap, retimed, confidence, per_cue, evidence = found
             seconds["words"] = time.perf_counter() - t_words
@@ -494,34 +497,64 @@ def sync(
     )
 
 
+def _spoken_mask(subs: Subtitles) -> np.ndarray:
+    """Which cues are evidence: the spoken ones (all of them when none is)."""
+    mask = subs.speech_mask()
+    if not mask.any():
+        mask[:] = True
+    return mask
+
+
+def _reader(
+    ref: Pathlike, subs: Subtitles, is_spoken: np.ndarray, language: str | None, audio_stream: int | None
+) -> Reader | None:
+    """The word pass's reader (:func:`mmalign.align.cue_words.prepare`); None when the cues give no language."""
+    from .cue_words import prepare
+
+    reader = prepare(ref, [c.text for c, k in zip(subs.cues, is_spoken) if k], language=language, audio_stream=audio_stream)
+    if reader is None:
+        log.info("the word pass is skipped: the cues' text gives no language")
+    return reader
+
+
+def _prepare_words(
+    ref: Pathlike, subs: Subtitles, language: str | None, audio_stream: int | None
+) -> concurrent.futures.Future[Reader | None]:
+    """:func:`_reader` on a thread of its own: the language and the first readings while the media decodes."""
+    import concurrent.futures
+
+    if language is not None:
+        from .. import speech
+
+        speech.resolve_language(language)  # a language eSpeak NG does not speak is a usage error, before any work
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mmalign-words")
+    future = pool.submit(_reader, ref, subs, _spoken_mask(subs), language, audio_stream)
+    pool.shutdown(wait=False)
+    return future
+
+
 def _word_pass(
-    ref: Pathlike,
     subs: Subtitles,
     is_spoken: np.ndarray,
     timemap: TimeMap,
     fit: LinearFit,
     confidence: float,
-    language: str | None,
-    audio_stream: int | None,
     activity: FeatureSeq,
+    reader: Reader,
     cepstra: FeatureSeq | None,
-) -> tuple[LinearFit, TimeMap, Subtitles, float, np.ndarray, WordEvidence] | None:
-    """The word pass of :func:`sync` (``words=True``); None when the cues give no language to read in."""
-    from .cue_words import Reader, combine, detect_language, log_odds, word_evidence
+) -> tuple[LinearFit, TimeMap, Subtitles, float, np.ndarray, WordEvidence]:
+    """The word pass of :func:`sync` (``words=True``), with the reader of :func:`_reader`."""
+    from .cue_words import combine, log_odds, word_evidence
 
     idx = np.flatnonzero(is_spoken)
     texts = [subs.cues[i].text for i in idx]
-    if language is None:
-        language = detect_language(texts)
-        if language is None:
-            log.info("the word pass is skipped: the cues' text gives no language")
-            return None
     src_starts, src_ends = subs.starts[idx], subs.ends[idx]
-    reader = Reader(ref, language=language, audio_stream=audio_stream, cepstra=cepstra)
+    if cepstra is not None:
+        reader.cepstra = cepstra
 
     def read(tm: TimeMap, retime: bool) -> WordEvidence:
         s, e = tm.apply_spans(src_starts, src_ends)
-        return word_evidence(ref, texts, s, e, language=language, retime=retime, reader=reader)
+        return word_evidence(reader.audio, texts, s, e, language=reader.language, retime=retime, reader=reader)
 
     evidence = read(timemap, True)
     if fit.rival is not None and combine(confidence, evidence.llr) < DEFAULT_MIN_CONFIDENCE:
