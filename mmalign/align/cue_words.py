@@ -208,12 +208,12 @@ def match_reading(
     j = int(np.argmin(row))
     for i in range(n - 1, -1, -1):
         a0 = int(lo[i])
-        k = int(ks[i][j - a0])
-        first[i], last[i] = k, j
-        total[i] = costs[i][k - a0 : j - a0 + 1].sum()
+        run_start = int(ks[i][j - a0])
+        first[i], last[i] = run_start, j
+        total[i] = costs[i][run_start - a0 : j - a0 + 1].sum()
         if i == 0:
             break
-        j = k - 1 if diags[i][k - a0] else k
+        j = run_start - 1 if diags[i][run_start - a0] else run_start
     cost = total / (last - first + 1) / chance
     return first, last, cost, chance
 
@@ -331,7 +331,7 @@ _LONGEST_BLOCK = 30.0
 
 
 def _read_block(
-    rd: _Reader,
+    rd: Reader,
     readings: list[tuple[np.ndarray, int, int]],
     others: list[tuple[np.ndarray, int, int]] | None,
     lo: np.ndarray,
@@ -344,7 +344,11 @@ def _read_block(
     windows, then held to their places, then (``others``) the null readings held to the same places."""
     feats, t_first = rd.stretch(float(lo.min()), float(hi.max()))
     out = []
-    for texts, a, b in ((readings, lo, hi), (readings, starts - tight, ends + tight), (others, starts - tight, ends + tight)):
+    for texts, a, b in (
+        (readings, lo, hi),
+        (readings, starts - tight, ends + tight),
+        (others, starts - tight, ends + tight),
+    ):
         if texts is None:
             nan = np.full(len(readings), np.nan)
             out.append((nan, nan, nan))
@@ -450,7 +454,9 @@ def read_cues(
         )
         out["start"][ii], out["end"][ii], out["score"][ii] = s0, e0, q0
         out["score_at"][ii], out["score_null"][ii] = q1, q2
-    return CueReadings(*(out[k] for k in keys), read=np.isfinite(out["start"]))
+    return CueReadings(
+        out["start"], out["end"], out["score"], out["score_at"], out["score_null"], np.isfinite(out["start"])
+    )
 
 
 # --------------------------------------------------------------------------- the sync's word pass
@@ -669,7 +675,9 @@ def word_evidence(
     n = len(starts)
     rd = reader or Reader(audio, sr=sr, language=language, audio_stream=audio_stream)
     pick = _sample(n, SAMPLE_CUES)
-    sub = read_cues(audio, [texts[i] for i in pick], starts[pick], ends[pick], language=language, margin=margin, reader=rd)
+    sub = read_cues(
+        audio, [texts[i] for i in pick], starts[pick], ends[pick], language=language, margin=margin, reader=rd
+    )
     gain = sub.score - sub.score_at
     ok = sub.read & np.isfinite(sub.score_null)
     readable = log_odds((sub.score_at[ok] > sub.score_null[ok]).astype(float)) > 0  # the words are here at all

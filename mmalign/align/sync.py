@@ -463,13 +463,15 @@ def sync(
         activity, timemap, subs.starts, retimed.starts, retimed.ends, default=fit.confidence, spoken=is_spoken
     )
     confidence *= _support_factor(_on_speech(activity, retimed.starts[is_spoken], retimed.ends[is_spoken]))
-    evidence = None
+    word_ev = None
     if words and media_path and ref is not None and (cepstra is not None or os.path.isfile(ref)):
         t_words = time.perf_counter()
         reader = prepared.result() if prepared is not None else _reader(ref, subs, is_spoken, language, audio_stream)
-        found = None if reader is None else _word_pass(subs, is_spoken, timemap, fit, confidence, activity, reader, cepstra)
+        found = (
+            None if reader is None else _word_pass(subs, is_spoken, timemap, fit, confidence, activity, reader, cepstra)
+        )
         if found is not None:
-            fit, timemap, retimed, confidence, per_cue, evidence = found
+            fit, timemap, retimed, confidence, per_cue, word_ev = found
             seconds["words"] = time.perf_counter() - t_words
     t_end = time.perf_counter()
     seconds = {
@@ -493,7 +495,7 @@ def sync(
         used,
         is_spoken,
         max_offset,
-        evidence,
+        word_ev,
     )
 
 
@@ -511,7 +513,9 @@ def _reader(
     """The word pass's reader (:func:`mmalign.align.cue_words.prepare`); None when the cues give no language."""
     from .cue_words import prepare
 
-    reader = prepare(ref, [c.text for c, k in zip(subs.cues, is_spoken) if k], language=language, audio_stream=audio_stream)
+    reader = prepare(
+        ref, [c.text for c, k in zip(subs.cues, is_spoken) if k], language=language, audio_stream=audio_stream
+    )
     if reader is None:
         log.info("the word pass is skipped: the cues' text gives no language")
     return reader

@@ -62,7 +62,7 @@ def _subs(cues, *, shift=0.0, sigma=0.0, seed=0, extra=()):
     rng = np.random.default_rng(seed)
     out = []
     for k, (s, e, text) in enumerate(cues):
-        ds, de = (rng.normal(0, sigma, 2) if sigma else (0.0, 0.0))
+        ds, de = rng.normal(0, sigma, 2) if sigma else (0.0, 0.0)
         out.append(Cue(s + shift + ds, max(s + shift + ds + 0.3, e + shift + de), text, str(k + 1)))
     out += [Cue(s + shift, e + shift, t, f"x{k}") for k, (s, e, t) in enumerate(extra)]
     out.sort(key=lambda c: c.start)
@@ -157,7 +157,9 @@ def test_translated_subtitles_lose_nothing(recording):
     """Words that are not in the recording (another language) cannot make a map less confident."""
     path, cues = recording
     subs = _subs(cues, shift=0.8)
-    foreign = Subtitles([Cue(c.start, c.end, "Il pleut depuis ce matin sur toute la ville.") for c in subs.cues], format="vtt")
+    foreign = Subtitles(
+        [Cue(c.start, c.end, "Il pleut depuis ce matin sur toute la ville.") for c in subs.cues], format="vtt"
+    )
     plain = sync(path, foreign, words=False, detector="fast")
     read = sync(path, foreign, words=True, language="fr", detector="fast")
     assert read.confidence == pytest.approx(plain.confidence)
