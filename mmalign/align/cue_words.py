@@ -21,6 +21,7 @@ Reading
     match_reading      one reading against one stretch of features → (start, end, score)
 
 Sync step
+    find_placement     a linear map from a few cues' words searched over the whole recording
     prepare            the reader of a sync's word pass, made while the media decodes
     word_evidence      the re-timing a sync's word pass makes → :class:`WordEvidence`
 
@@ -56,6 +57,7 @@ __all__ = [
     "CueReadings",
     "Reader",
     "WordEvidence",
+    "find_placement",
     "match_reading",
     "prepare",
     "read_cues",
@@ -148,10 +150,23 @@ def match_reading(
     chance : float
         The median pair cost.
     """
-    n, m = len(x), len(y)
+    n = len(x)
     none = np.full(n, -1, np.int64)
-    if n == 0 or m == 0:
+    found = _dp(x, y, lo, hi, reward)
+    if found is None:
         return none, none, np.full(n, np.nan), 1.0
+    state, row = found
+    first, last, cost = _trace(state, int(np.argmin(row)))
+    return first, last, cost, state.chance
+
+
+def _dp(
+    x: np.ndarray, y: np.ndarray, lo: np.ndarray | None, hi: np.ndarray | None, reward: float
+) -> tuple[_Path, np.ndarray] | None:
+    """The DTW of :func:`match_reading`: what :func:`_trace` needs, and the last row's costs (None: no path)."""
+    n, m = len(x), len(y)
+    if n == 0 or m == 0:
+        return None
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
     yy = (y64 * y64).sum(axis=1)
     chance = _chance(x64, y64)
@@ -162,7 +177,7 @@ def match_reading(
     hi[:-1] = np.maximum(hi[:-1], lo[1:] + 1)  # each row reaches the next: a gap is crossed in the row before it
     hi = np.minimum(hi, m)
     if np.any(hi <= lo):
-        return none, none, np.full(n, np.nan), chance
+        return None
 
     def row_costs(i: int, a0: int, a1: int) -> np.ndarray:
         xi = x64[i]
@@ -202,20 +217,35 @@ def match_reading(
         prev = (a0, a1)
     row = d[1:]
     if not np.isfinite(row).any():
-        return none, none, np.full(n, np.nan), chance
-    first, last = none.copy(), none.copy()
+        return None
+    return _Path(lo, ks, diags, costs, chance), row
+
+
+@dataclass
+class _Path:
+    """What :func:`_trace` needs of a finished DTW: per row its band start, run starts, diagonal flags, costs."""
+
+    lo: np.ndarray
+    ks: list[np.ndarray]
+    diags: list[np.ndarray]
+    costs: list[np.ndarray]
+    chance: float
+
+
+def _trace(state: _Path, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The path that ends at column ``j`` of the last row: per row its first and last column, mean cost."""
+    n = len(state.ks)
+    first, last = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
     total = np.zeros(n)
-    j = int(np.argmin(row))
     for i in range(n - 1, -1, -1):
-        a0 = int(lo[i])
-        run_start = int(ks[i][j - a0])
+        a0 = int(state.lo[i])
+        run_start = int(state.ks[i][j - a0])
         first[i], last[i] = run_start, j
-        total[i] = costs[i][run_start - a0 : j - a0 + 1].sum()
+        total[i] = state.costs[i][run_start - a0 : j - a0 + 1].sum()
         if i == 0:
             break
-        j = run_start - 1 if diags[i][run_start - a0] else run_start
-    cost = total / (last - first + 1) / chance
-    return first, last, cost, chance
+        j = run_start - 1 if state.diags[i][run_start - a0] else run_start
+    return first, last, total / (last - first + 1) / state.chance
 
 
 # --------------------------------------------------------------------------- reading
@@ -702,3 +732,110 @@ def word_evidence(
     return WordEvidence(
         new_starts, new_ends, moved, read, agree, log_odds(agree), sloppy, language, time.perf_counter() - t0
     )
+
+
+# --------------------------------------------------------------------------- placement from the words
+
+#: Cues whose words are searched over the whole reachable recording (the longest of each stretch).
+ANCHORS = 8
+#: Places kept per anchor (the best ends of its reading, at least a second apart).
+_PLACES = 3
+#: Seconds within which anchors' offsets agree.
+_AGREE = 0.4
+
+
+def _places(x: np.ndarray, y: np.ndarray, top: int, row: int = 0) -> list[tuple[int, int, float]]:
+    """The ``top`` best places of reading ``x`` in ``y``, a second apart: the column of ``x[row]`` (the
+    first word, past the reading's silence), the last column, and the score."""
+    found = _dp(x, y, None, None, _REWARD)
+    if found is None:
+        return []
+    state, last_row = found
+    order = np.argsort(last_row)
+    gap = int(round(1.0 / FRAME))
+    ends: list[int] = []
+    for j in order:
+        if not np.isfinite(last_row[j]) or len(ends) == top:
+            break
+        if all(abs(int(j) - e) >= gap for e in ends):
+            ends.append(int(j))
+    out = []
+    for j in ends:
+        first, last, cost = _trace(state, j)
+        out.append((int(first[min(row, len(first) - 1)]), int(last[-1]), float(1.0 - np.mean(cost))))
+    return out
+
+
+def find_placement(
+    reader: Reader,
+    texts: Sequence[str],
+    starts: np.ndarray,
+    *,
+    duration: float,
+    max_offset: float,
+    scales: Sequence[float],
+) -> tuple[float, float, int] | None:
+    """A linear map found from the words alone: where a few cues' readings are, and the shift they agree on.
+
+    Up to :data:`ANCHORS` cues (the longest text of each stretch of the file) are read and
+    searched over all the recording that a shift within ``max_offset`` can reach; each keeps
+    its best few places. Every anchor place and scale gives an offset; the offset most
+    anchors agree on (within :data:`_AGREE` s) is the answer.
+
+    Parameters
+    ----------
+    reader : Reader
+        The recording (its features) and the readings.
+    texts : sequence of str
+        The spoken cues' texts, in time order.
+    starts : np.ndarray of float
+        Their start times as given (the subtitles' timeline), seconds.
+    duration : float
+        Length of the recording, seconds.
+    max_offset : float
+        Largest shift considered, seconds.
+    scales : sequence of float
+        The scales (framerate ratios) considered.
+
+    Returns
+    -------
+    (scale, offset, votes) or None
+        The map ``t' = scale * t + offset`` and how many anchors agree on it; None when no
+        two anchors agree.
+    """
+    from .. import speech
+
+    cleaned = [speech.clean_text(t) for t in texts]
+    n = len(texts)
+    if n == 0 or duration <= 0:
+        return None
+    parts = np.array_split(np.arange(n), min(ANCHORS, n))
+    anchors = [int(max(p, key=lambda i: len(cleaned[i]))) for p in parts if len(p)]
+    reader.synthesise([cleaned[i] for i in anchors])
+    anchors = [i for i in anchors if cleaned[i] in reader.readings]
+    lo_s, hi_s = min(scales), max(scales)
+    votes: list[tuple[float, float, int, float]] = []  # scale, offset, anchor, score
+    for k in anchors:
+        x = reader.readings[cleaned[k]][0]
+        t0 = max(0.0, lo_s * starts[k] - max_offset)
+        t1 = min(duration, hi_s * starts[k] + max_offset + 30.0)
+        if t1 - t0 < 1.0:
+            continue
+        feats, t_first = reader.stretch(t0, t1)
+        pad = reader.readings[cleaned[k]][1]
+        for first, _, score in _places(x, feats, _PLACES, row=pad):
+            place = t_first + first * FRAME
+            votes += [(sc, place - sc * starts[k], k, score) for sc in scales]
+    best: tuple[int, float, float, float] | None = None  # votes, score, scale, offset
+    for sc, off, _, _ in votes:
+        near = [(k, q, o) for s2, o, k, q in votes if s2 == sc and abs(o - off) <= _AGREE]
+        agree = {k for k, _, _ in near}
+        if len(agree) < 2:
+            continue
+        score = sum(max(q for kk, q, _ in near if kk == k) for k in agree)
+        offset = float(np.median([o for _, _, o in near]))
+        if best is None or (len(agree), score) > (best[0], best[1]):
+            best = (len(agree), score, sc, offset)
+    if best is None:
+        return None
+    return best[2], best[3], best[0]

@@ -468,7 +468,9 @@ def sync(
         t_words = time.perf_counter()
         reader = prepared.result() if prepared is not None else _reader(ref, subs, is_spoken, language, audio_stream)
         found = (
-            None if reader is None else _word_pass(subs, is_spoken, timemap, fit, confidence, activity, reader, cepstra)
+            None
+            if reader is None
+            else _word_pass(subs, is_spoken, timemap, fit, confidence, activity, reader, cepstra, max_offset)
         )
         if found is not None:
             fit, timemap, retimed, confidence, per_cue, word_ev = found
@@ -546,9 +548,10 @@ def _word_pass(
     activity: FeatureSeq,
     reader: Reader,
     cepstra: FeatureSeq | None,
+    max_offset: float,
 ) -> tuple[LinearFit, TimeMap, Subtitles, float, np.ndarray, WordEvidence]:
     """The word pass of :func:`sync` (``words=True``), with the reader of :func:`_reader`."""
-    from .cue_words import combine, log_odds, word_evidence
+    from .cue_words import combine, find_placement, log_odds, word_evidence
 
     idx = np.flatnonzero(is_spoken)
     texts = [subs.cues[i].text for i in idx]
@@ -570,6 +573,32 @@ def _word_pass(
             was = {"scale": fit.scale, "offset": fit.offset, "score": fit.score}
             fit = replace(fit, scale=fit.rival["scale"], offset=fit.rival["offset"], rival=was)
             timemap, evidence = rival, other
+    if combine(confidence, evidence.llr) < DEFAULT_MIN_CONFIDENCE:
+        # still unsure: where do a few cues' words say the cues are?
+        from .scoring import framerate_ratios
+
+        end = activity.t0 + activity.duration
+        found = find_placement(
+            reader, texts, src_starts, duration=end, max_offset=max_offset, scales=framerate_ratios()
+        )
+        if found is not None and found[2] >= _SEARCH_VOTES:
+            scale, offset, _ = found
+            # the anchors' places are as sharp as their readings: settle the offset on the sample's words
+            trials = [(read(TimeMap.linear(scale, offset + d), False).llr, d) for d in _SEARCH_STEPS]
+            offset += max(trials)[1]
+            searched = TimeMap.linear(scale, offset, confidence=fit.confidence)
+            other = read(searched, True)
+            log.debug("words' placement %+.3f s at %.6f: log-odds %.1f", offset, scale, other.llr)
+            agree = other.agree[np.isfinite(other.agree)]
+            if (
+                other.llr >= _SEARCH_LOG_ODDS
+                and float(np.mean(agree)) >= _SEARCH_AGREE
+                and other.llr > evidence.llr + _RIVAL_LOG_ODDS
+            ):
+                log.info("the words put the cues at offset %+.3f s, scale %.6f", offset, scale)
+                was = {"scale": fit.scale, "offset": fit.offset, "score": fit.score}
+                fit = replace(fit, scale=scale, offset=offset, rival=was)
+                timemap, evidence = searched, other
     retimed = subs.map_times(timemap)
     starts, ends = retimed.starts.copy(), retimed.ends.copy()
     starts[idx], ends[idx] = evidence.starts, evidence.ends
@@ -584,6 +613,14 @@ def _word_pass(
 
 #: Log-odds by which a rival placement's words must beat the chosen map's to replace it.
 _RIVAL_LOG_ODDS = 3.0
+#: A placement found from the words alone (:func:`mmalign.align.cue_words.find_placement`)
+#: needs this many anchors agreeing on it, these log-odds from the cues read there, and this
+#: share of them agreeing: a map right for only part of the file (a break) is not taken.
+_SEARCH_VOTES = 3
+_SEARCH_LOG_ODDS = 6.0
+_SEARCH_AGREE = 0.8
+#: Offsets (s) around a placement found from the words that are tried with the sample's words.
+_SEARCH_STEPS = (-0.4, -0.2, 0.0, 0.2, 0.4)
 
 
 def _within_reach(evidence: Subtitles, activity: FeatureSeq, max_offset: float) -> Subtitles:
