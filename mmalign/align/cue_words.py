@@ -300,12 +300,26 @@ class Reader:
         self.audio = audio
         self.language = language
         self.audio_stream = audio_stream
-        self.cepstra = cepstra
+        self._cepstra: tuple[np.ndarray, float, float] | None = None
+        if cepstra is not None:
+            self.use_cepstra(cepstra.values, t0=cepstra.t0, hop=cepstra.hop)
         self.readings: dict[str, tuple[np.ndarray, int, int]] = {}  # features, silent rows before, after
         if isinstance(audio, np.ndarray) and sr != _SR:
             import soxr
 
             self.audio = soxr.resample(np.asarray(audio, np.float32), sr, _SR).astype(np.float32)
+
+    def use_cepstra(self, values: np.ndarray, *, t0: float, hop: float) -> None:
+        """Take the recording's features from these cepstra (10 ms frames, kept as float16: 26 bytes a frame).
+
+        Parameters
+        ----------
+        values : np.ndarray [shape=(n_frames, 13)]
+            :func:`mmalign.features.audio.cepstra_of_logmel` of the recording's frames.
+        t0, hop : float
+            Time of the first frame and between frames, seconds.
+        """
+        self._cepstra = (np.asarray(values, np.float16), float(t0), float(hop))
 
     def synthesise(self, texts: Sequence[str]) -> None:
         """Read the texts not read yet (in chunks: bounded memory), keeping their features only."""
@@ -329,11 +343,11 @@ class Reader:
         from .. import media
 
         t0 = max(0.0, t0)
-        if self.cepstra is not None:
-            seq = self.cepstra
-            i0 = max(0, int(round((t0 - seq.t0) / seq.hop)))
-            i1 = max(i0, int(round((t1 - seq.t0) / seq.hop)))
-            return _finish(seq.values[i0:i1]), seq.t0 + i0 * seq.hop
+        if self._cepstra is not None:
+            values, first, hop = self._cepstra
+            i0 = max(0, int(round((t0 - first) / hop)))
+            i1 = max(i0, int(round((t1 - first) / hop)))
+            return _finish(values[i0:i1].astype(np.float32)), first + i0 * hop
         if isinstance(self.audio, np.ndarray):
             i0, i1 = int(round(t0 * _SR)), int(round(t1 * _SR))
             y, start = self.audio[i0:i1], i0 / _SR
@@ -603,6 +617,20 @@ def detect_language(texts: Sequence[str]) -> str | None:
         return speech.detect_language(text)
     except UsageError:
         return None
+    finally:
+        _release_language_model()
+
+
+def _release_language_model() -> None:
+    """Let py3langid's model (about 80 MB) go: a sync detects one language, then decodes and reads.
+
+    py3langid keeps its identifier in a module global and loads it again on its next use.
+    """
+    import sys
+
+    langid = sys.modules.get("py3langid.langid")
+    if langid is not None and getattr(langid, "IDENTIFIER", None) is not None:
+        setattr(langid, "IDENTIFIER", None)  # noqa: B010 - a module global, not an attribute of ours
 
 
 def prepare(
