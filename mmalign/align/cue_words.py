@@ -694,7 +694,8 @@ def word_evidence(
     (:func:`log_odds`). When these say the words are there at all (positive log-odds) and
     the readings that score clearly better (:data:`_SLOPPY_GAIN`) elsewhere within ``margin``
     than at their place are more than exact timing explains (:func:`_sloppiness`: log-odds
-    of at least :data:`_SLOPPY_LOG_ODDS`), the timing is sloppy: every cue is read, and each cue
+    of at least :data:`_SLOPPY_LOG_ODDS`; a sample that leans that way without reaching
+    them is judged again on twice as many cues), the timing is sloppy: every cue is read, and each cue
     whose own reading is clearly better away from its place (and better than another cue's
     reading at its place) moves there (its neighbours' readings bound it: they are matched
     together, in order). The others, and every cue of a file whose timing is exact, keep
@@ -740,6 +741,14 @@ def word_evidence(
     ok = sub.read & np.isfinite(sub.score_null)
     readable = log_odds((sub.score_at[ok] > sub.score_null[ok]).astype(float)) > 0  # the words are here at all
     sloppy = bool(readable and _sloppiness(gain[sub.read]) >= _SLOPPY_LOG_ODDS)
+    if readable and retime and not sloppy and _sloppiness(gain[sub.read]) > 0 and len(pick) < n:
+        # a hint of sloppiness in the sample: judge again on twice as many cues
+        pick = np.union1d(pick, _sample(n, 2 * SAMPLE_CUES))
+        sub = read_cues(
+            audio, [texts[i] for i in pick], starts[pick], ends[pick], language=language, margin=margin, reader=rd
+        )
+        gain = sub.score - sub.score_at
+        sloppy = _sloppiness(gain[sub.read]) >= _SLOPPY_LOG_ODDS
     if sloppy and retime and len(pick) < n:  # read them all now, and judge again on all of them
         pick = np.arange(n)
         sub = read_cues(audio, list(texts), starts, ends, language=language, margin=margin, reader=rd)
