@@ -195,3 +195,18 @@ def test_read_cues_bad_arguments_name_the_parameter(kwargs, name):
     with pytest.raises(UsageError) as info:
         cue_words.read_cues(np.zeros(SR, np.float32), texts, starts, ends, **args)
     assert name in info.value.names
+
+
+def test_the_words_alone_find_the_shift(recording):
+    """A few cues' words searched over the whole recording agree on the shift and the scale."""
+    path, cues = recording
+    reader = cue_words.Reader(path, language="en", audio_stream=None)
+    given = np.array([c[0] for c in cues]) * (24 / 25) + 7.5  # 25 fps subtitles on a 24 fps film, late by 7.5 s
+    found = cue_words.find_placement(
+        reader, [c[2] for c in cues], given, duration=cues[-1][1] + 2.0, max_offset=30.0, scales=[1.0, 25 / 24, 24 / 25]
+    )
+    assert found is not None
+    scale, offset, votes = found
+    assert scale == pytest.approx(25 / 24) and votes >= 3
+    mapped = scale * given + offset
+    assert np.median(np.abs(mapped - np.array([c[0] for c in cues]))) < 0.25
