@@ -210,3 +210,30 @@ def test_the_words_alone_find_the_shift(recording):
     assert scale == pytest.approx(25 / 24) and votes >= 3
     mapped = scale * given + offset
     assert np.median(np.abs(mapped - np.array([c[0] for c in cues]))) < 0.25
+
+
+def test_cli_words_switch_and_language(recording, tmp_path):
+    """--no-words writes what the map alone gives (no `words` in --json); --language that eSpeak NG
+    does not speak is a usage error before any work."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from mmalign.cli import app
+
+    path, cues = recording
+    subs_path = tmp_path / "subs.vtt"
+    _subs(cues, shift=2.0).write(subs_path)
+    runner = CliRunner()
+    plain = runner.invoke(
+        app, ["sync", str(path), str(subs_path), "-o", str(tmp_path / "a.vtt"), "--json", "--no-words"]
+    )
+    assert plain.exit_code == 0, plain.output
+    assert json.loads(plain.stdout)["words"] is None
+    read = runner.invoke(app, ["sync", str(path), str(subs_path), "-o", str(tmp_path / "b.vtt"), "--json"])
+    assert read.exit_code == 0, read.output
+    summary = json.loads(read.stdout)
+    assert summary["words"]["language"] == "en" and summary["words"]["read"] == len(cues)
+    assert (tmp_path / "a.vtt").read_text() == (tmp_path / "b.vtt").read_text()  # exact timing: nothing moved
+    bad = runner.invoke(app, ["sync", str(path), str(subs_path), "-o", str(tmp_path / "c.vtt"), "--language", "xx"])
+    assert bad.exit_code == 2 and "--language" in bad.output and not (tmp_path / "c.vtt").exists()
