@@ -79,6 +79,21 @@ _REWARD = 0.5  # per recording frame covered, in units of the median unrelated-p
 # --------------------------------------------------------------------------- front end
 
 
+#: A cue with more to say than this (characters, cleaned) is not read: no subtitle line is that
+#: long, and reading a 10 MB "line" aloud would take minutes and gigabytes.
+MAX_CUE_CHARS = 500
+
+
+def _clean(text: str) -> str:
+    """The cue's words as read (:func:`mmalign.speech.clean_text`); empty for a text too long to be a cue."""
+    from .. import speech
+
+    if len(text) > 4 * MAX_CUE_CHARS:
+        return ""
+    cleaned = speech.clean_text(text)
+    return cleaned if len(cleaned) <= MAX_CUE_CHARS else ""
+
+
 def _finish(cep: np.ndarray) -> np.ndarray:
     """Cepstra at 10 ms → the matched features: pairs of frames averaged (20 ms), the stretch's mean
     taken off (their scale is kept: the loudness contour, c0, and its changes mark where words start
@@ -447,7 +462,8 @@ def read_cues(
         mono samples at ``sr``.
     texts : sequence of str
         The cues' texts, in time order (cleaned here with
-        :func:`mmalign.speech.clean_text`; a cue with nothing to say is not read).
+        :func:`mmalign.speech.clean_text`; a cue with nothing to say, or more than
+        :data:`MAX_CUE_CHARS` to say, is not read).
     starts, ends : np.ndarray of float
         Where each cue is expected, seconds on the recording.
     language : str
@@ -473,7 +489,6 @@ def read_cues(
         Arrays of different lengths, a bad ``margin`` or ``tight``, a language eSpeak NG
         does not speak.
     """
-    from .. import speech
 
     starts = np.asarray(starts, np.float64)
     ends = np.maximum(np.asarray(ends, np.float64), starts)
@@ -482,7 +497,7 @@ def read_cues(
     if not margin > 0 or not tight >= 0:
         raise UsageError("{margin} must be > 0 and {tight} >= 0 seconds", names=["margin", "tight"])
     rd = reader or Reader(audio, sr=sr, language=language, audio_stream=audio_stream)
-    cleaned = [speech.clean_text(t) for t in texts]
+    cleaned = [_clean(t) for t in texts]
     rd.synthesise(cleaned)
     n = len(texts)
     keys = ("start", "end", "score", "score_at", "score_null")
@@ -612,7 +627,7 @@ def detect_language(texts: Sequence[str]) -> str | None:
     """The language of the cues' texts (cleaned), or None when there is nothing to judge by."""
     from .. import speech
 
-    text = " ".join(t for t in (speech.clean_text(x) for x in texts) if t)[:20000]
+    text = " ".join(t for t in (_clean(x) for x in texts) if t)[:20000]
     try:
         return speech.detect_language(text)
     except UsageError:
@@ -663,13 +678,12 @@ def prepare(
     -------
     Reader or None
     """
-    from .. import speech
 
     language = language or detect_language(texts)
     if language is None:
         return None
     reader = Reader(audio, sr=sr, language=language, audio_stream=audio_stream)
-    reader.synthesise([speech.clean_text(texts[i]) for i in _sample(len(texts), SAMPLE_CUES)])
+    reader.synthesise([_clean(texts[i]) for i in _sample(len(texts), SAMPLE_CUES)])
     return reader
 
 
@@ -840,9 +854,8 @@ def find_placement(
         The map ``t' = scale * t + offset`` and how many anchors agree on it; None when no
         two anchors agree.
     """
-    from .. import speech
 
-    cleaned = [speech.clean_text(t) for t in texts]
+    cleaned = [_clean(t) for t in texts]
     n = len(texts)
     if n == 0 or duration <= 0:
         return None
