@@ -627,7 +627,16 @@ def detect_language(texts: Sequence[str]) -> str | None:
     """The language of the cues' texts (cleaned), or None when there is nothing to judge by."""
     from .. import speech
 
-    text = " ".join(t for t in (_clean(x) for x in texts) if t)[:20000]
+    parts: list[str] = []
+    size = 0
+    for x in texts:  # enough text to judge by, however many cues there are
+        t = _clean(x)
+        if t:
+            parts.append(t)
+            size += len(t) + 1
+            if size >= 20000:
+                break
+    text = " ".join(parts)[:20000]
     try:
         return speech.detect_language(text)
     except UsageError:
