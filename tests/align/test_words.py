@@ -152,29 +152,60 @@ def test_speech_in_a_recording_of_silence_scores_low():
     assert result.confidence < 0.15
 
 
-def test_kernel_matches_a_plain_numpy_reference():
+def _reference_dp(x, y, reward, gap, jump, skip):
+    """The recursion of ``words._dp`` on the full matrix, plain numpy: the optimal cost."""
+    c = np.sqrt(((x[:, None, :].astype(np.float64) - y[None, :, :]) ** 2).sum(-1))
+    n, m = c.shape
+    d = np.full((n, m), np.inf)
+    for i in range(n):
+        for j in range(m):
+            cands = []
+            if i == 0:
+                cands.append(-reward)
+            elif j == 0:
+                cands += [i * skip - reward, d[i - 1, 0]]
+            else:
+                cands += [d[i - 1, j - 1] - reward, d[i - 1, j], d[i, j - 1] - reward]
+            if gap[i] and j > 0:
+                cands.append(d[i, :j].min() + jump - reward)
+            d[i, j] = c[i, j] + min(cands)
+    ends = [d[-1].min()] + [d[i, -1] + (n - 1 - i) * skip for i in range(n - 1)]
+    return c, min(ends)
+
+
+@pytest.mark.parametrize("case", ["plain", "gaps", "truncated"])
+def test_kernel_matches_a_plain_numpy_reference(case):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((23, 3)).astype(np.float32)
     y = rng.standard_normal((31, 3)).astype(np.float32)
-    reward = 0.4
+    reward, jump = 0.4, 3.0
+    skip = 0.9 if case == "truncated" else 10.0  # random frames: rows are worth keeping only at a price
+    gap = np.zeros(len(x), np.uint8)
+    if case == "gaps":
+        gap[8:12] = 1  # the reading pauses at rows 8-11; the recording has 20 unrelated frames there
+        near = x + 0.1 * rng.standard_normal(x.shape)
+        y = np.concatenate([near[:10], 5 + rng.standard_normal((20, 3)), near[10:]]).astype(np.float32)
+    if case == "truncated":  # the recording is the middle of the reading
+        y = x[5:18] + 0.1 * rng.standard_normal((13, 3)).astype(np.float32)
     lo = np.zeros(len(x), np.int64)
     hi = np.full(len(x), len(y), np.int64)
-    cost, path = words._dp(x, np.ascontiguousarray(y.T), lo, hi, reward)
-    # reference: full matrix, same recursion
-    c = np.sqrt(((x[:, None, :].astype(np.float64) - y[None, :, :]) ** 2).sum(-1))
-    d = np.full((len(x), len(y)), np.inf)
-    d[0] = c[0] - reward
-    for i in range(1, len(x)):
-        for j in range(len(y)):
-            best = min(d[i - 1, j - 1] - reward if j else np.inf, d[i - 1, j], d[i, j - 1] - reward if j else np.inf)
-            d[i, j] = c[i, j] + best
-    assert cost == pytest.approx(d[-1].min(), rel=1e-5)
-    assert path[-1, 0] == len(x) - 1 and path[0, 0] == 0
+    cost, path = words._dp(x, np.ascontiguousarray(y.T), lo, hi, reward, gap, jump, skip)
+    c, want = _reference_dp(x, y, reward, gap, jump, skip)
+    assert cost == pytest.approx(want, rel=1e-5)
     steps = np.diff(path, axis=0)
-    assert np.all((steps >= 0) & (steps <= 1)) and np.all(steps.sum(1) >= 1)
-    # the path's own cost, summed with the rewards, is the optimum
-    own = c[path[:, 0], path[:, 1]].sum() - reward * (1 + (steps[:, 1] == 1).sum())
+    assert np.all(steps >= 0) and np.all(steps.sum(1) >= 1) and np.all(steps[:, 0] <= 1)
+    long = steps[:, 1] > 1
+    assert np.all(gap[path[1:, 0][long]] == 1) and np.all(steps[long, 0] == 0)  # jumps only in gap rows
+    # the path's own cost, with its rewards, jumps and rows left out at the ends, is the optimum
+    own = c[path[:, 0], path[:, 1]].sum() - reward * (1 + (steps[:, 1] >= 1).sum()) + jump * long.sum()
+    own += skip * (path[0, 0] + len(x) - 1 - path[-1, 0])
     assert own == pytest.approx(cost, rel=1e-5)
+    if case == "plain":
+        assert path[0, 0] == 0 and path[-1, 0] == len(x) - 1
+    if case == "gaps":
+        assert long.sum() == 1 and steps[long, 1][0] > 15  # the unrelated stretch is jumped over
+    if case == "truncated":
+        assert path[0, 0] > 0 and path[-1, 0] < len(x) - 1
 
 
 def test_windows_bound_the_search():
@@ -185,7 +216,7 @@ def test_windows_bound_the_search():
     assert path[0, 1] == 30 and path[-1, 1] == 79  # found inside the longer sequence
     lo = np.full(len(x), 0, np.int64)
     hi = np.full(len(x), 10, np.int64)  # a window that cannot hold it
-    _, path = words._dp(x, np.ascontiguousarray(y.T), lo, hi, 0.1)
+    _, path = words._dp(x, np.ascontiguousarray(y.T), lo, hi, 0.1, np.zeros(len(x), np.uint8), 1.0, 1.0)
     assert path[:, 1].max() < 10
 
 
