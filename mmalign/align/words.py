@@ -57,7 +57,7 @@ _N_FFT = 512
 _N_MELS = 40
 _FMIN, _FMAX = 60.0, 7600.0
 _N_MFCC = 13
-_FLOOR_DB = 60.0  # dB below the loud frames (99th percentile of frame maxima)
+_FLOOR_DB = 45.0  # dB below the loud frames (99th percentile of frame maxima)
 _NORM_SECONDS = 10.0  # sliding mean/variance normalisation
 _REWARD = 0.5  # per recording frame covered, in units of the median unrelated-pair cost
 _JUMP = 1.0  # seconds of unrelated recording: the price of a jump between segments
@@ -66,6 +66,7 @@ _RADIUS = 32  # frames on each side of the projected path
 _COARSE_CELLS = 40_000_000  # the coarsest pair is solved exactly up to this many cells
 _SQUEEZE = 0.25  # a segment mapped to less than this share of its synthetic length is not found
 _GAP = 0.2  # seconds of silence between synthesised segments
+
 _CHUNK_CHARS = 4000  # segments are synthesised in chunks of about this many characters
 
 
@@ -441,31 +442,24 @@ def _logmel(y: np.ndarray) -> np.ndarray:
 
 
 def _cepstra(logmel: np.ndarray) -> np.ndarray:
-    """Floored log-mel → 13 cepstra, each normalised over a sliding stretch."""
+    """Floored log-mel → 13 cepstra, each normalised over a sliding stretch, and their deltas."""
     if len(logmel) == 0:
-        return np.zeros((0, _N_MFCC), np.float32)
-    E = os.environ
+        return np.zeros((0, 2 * _N_MFCC), np.float32)
     top = float(np.percentile(logmel.max(axis=1), 99))
-    floored = np.maximum(logmel, np.float32(top - float(E.get("FLOOR", _FLOOR_DB))))
-    nm = int(E.get("NMFCC", _N_MFCC))
-    k = np.arange(nm)[None, :]
+    floored = np.maximum(logmel, np.float32(top - _FLOOR_DB))
+    k = np.arange(_N_MFCC)[None, :]
     m = np.arange(_N_MELS)[:, None]
     dct = (np.cos(np.pi * k * (2 * m + 1) / (2 * _N_MELS)) * np.sqrt(2.0 / _N_MELS)).astype(np.float32)
-    cep = floored @ dct
-    if E.get("SMOOTH"):
-        kk = int(E["SMOOTH"])
-        ker = np.ones(kk, np.float32) / kk
-        cep = np.stack([np.convolve(cep[:, d], ker, mode="same") for d in range(cep.shape[1])], axis=1)
-    if E.get("LOGMEL"):
-        cep = floored
-    if E.get("NOC0"):
-        cep = cep[:, 1:]
-    out = _normalise(cep, int(round(float(E.get("NORM", _NORM_SECONDS)) * 100)))
-    if E.get("DELTA"):
-        d = np.zeros_like(out)
-        d[2:-2] = (out[4:] - out[:-4] + 0.5 * (out[3:-1] - out[1:-3])) / 5
-        out = np.concatenate([out, float(E.get("DELTA")) * d], axis=1)
-    return np.ascontiguousarray(out, dtype=np.float32)
+    cep = _normalise(floored @ dct, int(round(_NORM_SECONDS * 100)))
+    return np.ascontiguousarray(np.concatenate([cep, _deltas(cep)], axis=1), dtype=np.float32)
+
+
+def _deltas(x: np.ndarray) -> np.ndarray:
+    """The usual regression slope over ±2 frames (HTK's deltas), zero at the two edges."""
+    d = np.zeros_like(x)
+    if len(x) >= 5:
+        d[2:-2] = (2 * (x[4:] - x[:-4]) + (x[3:-1] - x[1:-3])) / 10
+    return d
 
 
 def _normalise(x: np.ndarray, width: int) -> np.ndarray:
@@ -665,9 +659,9 @@ def force_align(
     duration = len(rec) / 100.0 if isinstance(audio, np.ndarray) else _duration(audio, audio_stream, len(rec))
     if len(reading.logmel) == 0 or len(rec) < 2:
         return _unaligned(texts, reading, duration, "nothing to say")
-    x = _cepstra(reading.logmel)
     y = _cepstra(rec)
     del rec
+    x = _cepstra(reading.logmel)
     chance = _chance_cost(x, y)
     path = _warp(x, y, _REWARD, _gaps(reading, len(x)))
     costs = _path_costs(x, y, path)
@@ -703,7 +697,12 @@ def _unaligned(texts: list[str], reading: _Reading, duration: float, reason: str
 
 
 def _result(
-    texts: list[str], reading: _Reading, path: np.ndarray, costs: np.ndarray, chance: float, duration: float
+    texts: list[str],
+    reading: _Reading,
+    path: np.ndarray,
+    costs: np.ndarray,
+    chance: float,
+    duration: float,
 ) -> ForcedAlignment:
     hop = 0.01
     n = len(reading.logmel)
@@ -723,7 +722,6 @@ def _result(
         return int(min(max(round(t / hop), 0), n - 1))
 
     out: list[AlignedSegment] = []
-    weights: list[float] = []
     scores: list[float] = []
     for k, text in enumerate(texts):
         s0, s1 = reading.segments[k]
@@ -741,7 +739,6 @@ def _result(
             a, b = frame(w0), max(frame(w1) - 1, frame(w0))
             words.append(AlignedWord(wt, float(j_first[a] * hop), float(max(j_last[b], j_first[a]) * hop), k))
         out.append(AlignedSegment(k, text, float(start), float(end), score, tuple(words)))
-        weights.append(s1 - s0)
         scores.append(score)
-    confidence = float(np.average(scores, weights=weights)) if scores else 0.0
+    confidence = float(np.median(scores)) if scores else 0.0
     return ForcedAlignment(tuple(out), reading.language, duration, confidence, path, hop)
