@@ -541,8 +541,10 @@ def _read_aloud(texts: list[str], language: str | None, rate: int) -> _Reading:
             return
         syn = speech.synthesize_segments(chunk, language=language, rate=rate, sr=_SR, gap=_GAP)
         audio = syn.audio
+        lead = gap if len(audio) and not parts else gap[:0]  # a gap before the first segment too
+        at += len(lead) / _SR
         if len(audio):
-            audio = np.concatenate([audio, gap])  # the gap before the next chunk
+            audio = np.concatenate([lead, audio, gap])  # and the gap before the next chunk
             pad = -len(audio) % hop_samples  # whole frames: the chunks' frames tile the timeline
             audio = np.concatenate([audio, np.zeros(pad, np.float32)])
             # a faint, fixed noise floor: digital silence has no spectrum to normalise
@@ -551,7 +553,7 @@ def _read_aloud(texts: list[str], language: str | None, rate: int) -> _Reading:
         for seg in syn.segments:
             segments.append((at + seg.start, at + seg.end))
             words.append([(syn.words[k].text, at + syn.words[k].start, at + syn.words[k].end) for k in seg.words])
-        at += len(audio) / _SR
+        at += (len(audio) - len(lead)) / _SR
         chunk, size = [], 0
 
     for text in texts:
@@ -741,4 +743,10 @@ def _result(
         out.append(AlignedSegment(k, text, float(start), float(end), score, tuple(words)))
         scores.append(score)
     confidence = float(np.median(scores)) if scores else 0.0
-    return ForcedAlignment(tuple(out), reading.language, duration, confidence, path, hop)
+    # the path on the timeline of the reading without its leading gap (that of
+    # :func:`mmalign.speech.synthesize_segments`), as ``timemap()`` promises
+    lead = int(round(_GAP / hop))
+    shown = path[path[:, 0] >= lead] - np.array([lead, 0])
+    if len(shown) == 0:
+        shown = np.zeros((1, 2), np.int64)
+    return ForcedAlignment(tuple(out), reading.language, duration, confidence, shown, hop)
