@@ -247,3 +247,55 @@ def test_nothing_to_say_needs_no_language_but_cannot_detect_one():
     result = force_align(np.zeros(SR, np.float32), ["[music]", "♪"], language="en")
     assert result.not_found == (0, 1) and result.confidence == 0.0
     assert isinstance(result.timemap(), TimeMap)
+
+
+def test_round_trip_at_the_reading_rate_is_exact_to_20_ms():
+    """The aligner's own reading, shifted and faintly noisy: every word start back within 20 ms."""
+    texts = TEXTS["fr"]
+    y, syn, lead = _recording(texts, "fr", rate=175, lead=1.3, noise=0.001, gap=0.9, seed=4)
+    result = force_align(y, texts, language="fr", sr=SR)
+    err = _starts_errors(result, syn, lead)
+    assert err.max() <= 0.02
+
+
+def test_untranscribed_talk_between_segments_is_jumped_over():
+    """A sentence nobody transcribed between two segments: the path jumps it, the segments stay put."""
+    spoken = TEXTS["en"]
+    extra = speech.synthesize("Meanwhile the radio played an old song about the sea and the sailors.", language="en")
+    first = speech.synthesize_segments(spoken[:2], language="en", rate=165, gap=0.5)
+    second = speech.synthesize_segments(spoken[2:], language="en", rate=165)
+    rng = np.random.default_rng(6)
+    pause = np.zeros(int(0.4 * SR), np.float32)
+    y = np.concatenate([pause, first.audio, pause, extra.audio, pause, second.audio, pause])
+    y = y + (0.003 * rng.standard_normal(len(y))).astype(np.float32)
+    result = force_align(y, spoken, language="en", sr=SR)
+    later = (len(pause) * 3 + len(first.audio) + len(extra.audio)) / SR
+    truth = [0.4 + s.start for s in first.segments] + [later + s.start for s in second.segments]
+    got = [s.start for s in result.segments]
+    assert np.max(np.abs(np.array(got) - truth)) <= 0.1
+
+
+def test_a_recording_that_stops_inside_the_transcript():
+    """The recording is cut in the middle of the last segment: what is there is found where it is."""
+    texts = TEXTS["de"]
+    y, syn, lead = _recording(texts, "de", rate=170, lead=0.5, seed=9)
+    last = syn.segments[-1]
+    cut = int((lead + (last.start + last.end) / 2) * SR)  # half of the last segment is missing
+    result = force_align(y[:cut], texts, language="de", sr=SR)
+    for seg, truth in zip(result.segments, syn.segments):
+        assert seg.start is not None and abs(seg.start - (truth.start + lead)) <= 0.1
+
+
+def test_music_scores_far_below_speech():
+    """The transcript against music (chords, no voice) is much less confident than against its reading."""
+    texts = TEXTS["en"]
+    y, _, _ = _recording(texts, "en", rate=160, lead=0.5)
+    t = np.arange(len(y)) / SR
+    music = np.zeros(len(y))
+    for k, f in enumerate([220.0, 277.2, 329.6, 261.6, 329.6, 392.0]):
+        bar = (t // 1.5).astype(int) % 2 == k // 3
+        music += bar * (np.sin(2 * np.pi * f * t) + 0.3 * np.sin(4 * np.pi * f * t)) * np.exp(-(t % 1.5))
+    music = (0.1 * music / np.abs(music).max()).astype(np.float32)
+    spoken = force_align(y, texts, language="en", sr=SR)
+    played = force_align(music, texts, language="en", sr=SR)
+    assert played.confidence < 0.5 * spoken.confidence
