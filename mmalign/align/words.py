@@ -241,7 +241,7 @@ def _dp(
         widest = max(widest, hi[i] - lo[i])
     offs[n] = total
     back = np.empty(total, np.uint8)  # 0 diagonal, 1 from above, 2 from the left, 3 start, 4 jump
-    origin = np.empty(gtotal, np.int64)  # gap rows: the column a jump came from
+    origin = np.empty(gtotal, np.int32)  # gap rows: the column a jump came from
     prev = np.full(m + 1, np.inf)  # index j + 1; index 0 is column -1
     cur = np.full(m + 1, np.inf)
     c = np.empty(widest, np.float32)
@@ -445,13 +445,18 @@ def _cepstra(logmel: np.ndarray) -> np.ndarray:
     """Floored log-mel → 13 cepstra, each normalised over a sliding stretch, and their deltas."""
     if len(logmel) == 0:
         return np.zeros((0, 2 * _N_MFCC), np.float32)
-    top = float(np.percentile(logmel.max(axis=1), 99))
-    floored = np.maximum(logmel, np.float32(top - _FLOOR_DB))
+    floor = np.float32(np.percentile(logmel.max(axis=1), 99) - _FLOOR_DB)
     k = np.arange(_N_MFCC)[None, :]
     m = np.arange(_N_MELS)[:, None]
     dct = (np.cos(np.pi * k * (2 * m + 1) / (2 * _N_MELS)) * np.sqrt(2.0 / _N_MELS)).astype(np.float32)
-    cep = _normalise(floored @ dct, int(round(_NORM_SECONDS * 100)))
-    return np.ascontiguousarray(np.concatenate([cep, _deltas(cep)], axis=1), dtype=np.float32)
+    cep = np.empty((len(logmel), _N_MFCC), np.float32)
+    for a in range(0, len(logmel), 1 << 16):  # in blocks: no floored copy of the whole log-mel
+        cep[a : a + (1 << 16)] = np.maximum(logmel[a : a + (1 << 16)], floor) @ dct
+    cep = _normalise(cep, int(round(_NORM_SECONDS * 100)))
+    out = np.empty((len(cep), 2 * _N_MFCC), np.float32)
+    out[:, :_N_MFCC] = cep
+    out[:, _N_MFCC:] = _deltas(cep)
+    return out
 
 
 def _deltas(x: np.ndarray) -> np.ndarray:
