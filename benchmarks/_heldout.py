@@ -327,7 +327,10 @@ def evaluate(align=None, *, verbose: bool = False) -> dict:
         confidences.append(r.confidence)
         if verbose:
             e = np.array(errs)
-            print(f"  {case.name:42s} {np.mean(e <= 0.25):5.0%} conf {r.confidence:.2f}  " + " ".join(f"{x:.2f}" for x in e))
+            print(
+                f"  {case.name:42s} {np.mean(e <= 0.25):5.0%} conf {r.confidence:.2f}  "
+                + " ".join(f"{x:.2f}" for x in e)
+            )
     s, w = np.array(seg_err), np.array(word_err)
     return {
         "segments": len(s),

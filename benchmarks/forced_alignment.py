@@ -15,8 +15,9 @@ process and its workers) and peak memory (the process tree's summed PSS).
 
 Then the held-out figure (``benchmarks/_heldout.py``: synthesised speech in other voices,
 rates and languages, with uneven tempo, hesitations, untranscribed talk, rooms and noise;
-material the aligner was not tuned on), and a one-hour case: the longest clip looped to about an hour (written as a 16 kHz WAV
-to a temporary folder) with its transcript repeated, for speed and memory.
+material the aligner was not tuned on), and a one-hour case: the longest clip looped to
+about an hour (written as a 16 kHz WAV to a temporary folder) with its transcript
+repeated, for speed and memory.
 
 Each alignment runs in a fresh process. Time figures depend on the machine's load (the
 development machine is shared): read them as orders of magnitude. Run from the
