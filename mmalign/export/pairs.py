@@ -273,7 +273,7 @@ def draw_partners(
         if embeddings is None:
             from ..features.text import hashed_ngrams
 
-            embeddings = hashed_ngrams(s.norm, dim=256, seed=seed)
+            embeddings = hashed_ngrams(s.norm, dim=256)  # a measure of similarity, not a random pick
         if len(embeddings) != s.n:
             raise UsageError(f"nearest needs one embedding per record: {len(embeddings)} for {s.n}")
         partners = _nearest(s, embeddings, negatives, min_gap)

@@ -102,8 +102,10 @@ def export_sources(
     Returns
     -------
     dict
-        ``out_dir``, ``samples``, ``sources`` (one report each: media, subtitles, then
-        name, samples, skipped, shards; or error and exit_code).
+        ``out_dir``, ``samples`` (aligned samples), ``sources`` (one report each: media,
+        subtitles, then name, samples, skipped, shards; or error and exit_code); with
+        matching pairs ``pairs``: positives, negatives, label_ratio, short, fallback (as
+        ``dataset.json`` has them).
 
     Raises
     ------
@@ -146,8 +148,9 @@ def export_sources(
         reports.append(report)
         if on_source:
             on_source(report)
-    _finish(ex, run)
-    return {"out_dir": str(ex.dir), "samples": int(sum(r.get("samples", 0) for r in reports)), "sources": reports}
+    pairs = _finish(ex, run)
+    out = {"out_dir": str(ex.dir), "samples": int(sum(r.get("samples", 0) for r in reports)), "sources": reports}
+    return out if pairs is None else {**out, "pairs": pairs}
 
 
 class _Run:
@@ -465,14 +468,14 @@ def _fuse(
     return cast(np.ndarray, fused), stats
 
 
-def _finish(ex: Exporter, run: _Run) -> None:
+def _finish(ex: Exporter, run: _Run) -> dict[str, Any] | None:
     """Write ``manifest.jsonl`` and ``dataset.json``; with matching pairs, each aligned
     sample followed by its negatives (drawn over every source of the export), and the
-    pairing's summary in ``dataset.json``."""
+    pairing's summary in ``dataset.json`` (returned; ``None`` without pairs)."""
     opts = run.opts
     if opts.pairs == "none":
         ex.finish(run.features_doc())
-        return
+        return None
     positives = ex.records()
     partners, summary = draw_partners(
         positives, negatives=opts.negatives, hard=opts.hard_negatives, min_gap=opts.min_gap, seed=opts.seed
@@ -484,6 +487,7 @@ def _finish(ex: Exporter, run: _Run) -> None:
     before, pairs = ex.header_extra, summary.to_dict()
     ex.header_extra = lambda sources: {**(before(sources) if before else {}), "pairs": pairs}
     ex.finish(run.features_doc(), manifest=manifest)
+    return pairs
 
 
 def _grid_for(opts: ExportOptions, subs: Subtitles | None, duration: float) -> Grid:
@@ -658,7 +662,7 @@ def assemble(
     Returns
     -------
     dict
-        ``out_dir``, ``samples``, ``shards`` (their number).
+        ``out_dir``, ``samples``, ``shards`` (their number); ``pairs`` with matching pairs.
 
     Raises
     ------
@@ -699,8 +703,9 @@ def assemble(
                 }
         ex.features = run.features_doc()
         samples += ex.add_source(name, info, grid, make, extra=run.extra(missing)).samples
-    _finish(ex, run)
-    return {"out_dir": str(ex.dir), "samples": samples, "shards": ex.next_shard}
+    pairs = _finish(ex, run)
+    out = {"out_dir": str(ex.dir), "samples": samples, "shards": ex.next_shard}
+    return out if pairs is None else {**out, "pairs": pairs}
 
 
 def _unfused(tensors: dict[str, np.ndarray], names: list[str]) -> Any:
