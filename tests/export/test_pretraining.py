@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 import subprocess
 import sys
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -52,7 +52,7 @@ def test_pairs_and_masks_export(sources, tmp_path):
     by_id = {r["id"]: r for r in recs}
     positives = [r for r in recs if r["label"] == 1]
     assert len(positives) == 24 and len(recs) == 72
-    for k, pos in enumerate(positives):  # each aligned sample, then its negatives
+    for pos in positives:  # each aligned sample, then its negatives
         at = recs.index(pos)
         negs = recs[at + 1 : at + 3]
         assert [n["id"] for n in negs] == [f"{pos['id']}/negative-{j}" for j in range(2)]
