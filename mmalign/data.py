@@ -321,8 +321,9 @@ class ContrastiveBatches:
     data : AlignedDataset or sequence of ManifestRecord
     batch_size : int
     indices : sequence of int, optional
-        The samples to draw from (e.g. :attr:`SourceSplit.train`); default all aligned
-        samples (the negatives of a matching-pairs export are left out).
+        The samples to draw from (e.g. :attr:`SourceSplit.train`); default all. The
+        negatives of a matching-pairs export (``label`` 0) are always left out: the other
+        samples of a batch are the negatives here.
     shuffle : bool
         A new random order each epoch; else dataset order.
     seed : int
@@ -357,11 +358,10 @@ class ContrastiveBatches:
         if not (np.isfinite(min_gap) and min_gap >= 0):
             raise UsageError(f"min_gap must be a non-negative number of seconds, got {min_gap!r}")
         records = _records(data)
-        if indices is None:
-            indices = [i for i, r in enumerate(records) if _is_positive(r)]
-        self.indices = np.asarray(list(indices), np.int64)
-        if len(self.indices) and (self.indices.min() < 0 or self.indices.max() >= len(records)):
+        chosen = np.asarray(list(range(len(records)) if indices is None else indices), np.int64)
+        if len(chosen) and (chosen.min() < 0 or chosen.max() >= len(records)):
             raise UsageError(f"an index out of range: the dataset has {len(records)} samples")
+        self.indices = np.array([i for i in chosen.tolist() if _is_positive(records[i])], np.int64)
         self.batch_size = int(batch_size)
         self.shuffle, self.seed, self.drop_last, self.min_gap = shuffle, int(seed), drop_last, float(min_gap)
         self.epoch = 0

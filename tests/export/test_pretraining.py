@@ -230,6 +230,7 @@ def test_contrastive_batches_options():
     assert list(ContrastiveBatches(recs, 100, shuffle=False, indices=[3, 1]))[0] in ([3, 1], [3], [1])
     negatives = [ManifestRecord("x/n", "s0", 0, 1, "a negative", "shard", 0, {}, extra={"label": 0})]
     assert 20 not in [i for b in ContrastiveBatches(recs + negatives, 4) for i in b]
+    assert list(ContrastiveBatches(recs + negatives, 4, indices=[20, 0])) == [[0]]  # negatives: never
     repeated = [ManifestRecord(f"s/{i}", "s", 10.0 * i, 10.0 * i + 1, "Yes!", "shard", i, {}) for i in range(5)]
     assert [len(b) for b in ContrastiveBatches(repeated, 4)] == [1] * 5  # one "yes" per batch
     assert list(ContrastiveBatches(repeated, 4, drop_last=True)) == []
