@@ -182,13 +182,16 @@ def check_pairs(folder: Path, k: int, swap: str, hard: str) -> dict:
         wrong_half += n["text"] != lender["text"] or anchor["label"] != 1
         foreign += hard == "same-source" and other["source"] != anchor["source"]
     ratio = len(positives) / len(recs)
-    # what uniformly random negatives (another sample, nothing else checked) would have had
+    # what uniformly random negatives (another sample; of the same source for same-source) would have had
     rng = np.random.default_rng(0)
     naive = 0
+    pools: dict[str, list[dict]] = {}
+    for r in positives:
+        pools.setdefault(r["source"] if hard == "same-source" else "", []).append(r)
     for a in positives:
+        pool = pools[a["source"] if hard == "same-source" else ""]
         for _ in range(k):
-            b = positives[int(rng.integers(len(positives) - 1))]
-            b = b if b["id"] != a["id"] else positives[-1]
+            b = pool[int(rng.integers(len(pool)))]
             naive += false_negative(a, b, MIN_GAP)
     return {
         "positives": len(positives),
@@ -285,7 +288,10 @@ def check_sampler(folder: Path, n_batches: int, batch_size: int, seed: int) -> d
     naive = 0
     for _ in range(min(n_batches, 200)):
         naive += in_batch_conflicts(list(rng.choice(pos, batch_size, replace=False)), ds.records)
+    most = max(Counter(norm(ds.records[i].text) for i in sampler.indices).values())
     return {
+        "least_batches": max(most, -(-len(sampler.indices) // batch_size)),
+        "per_epoch": len(sampler),
         "batches": seen,
         "epochs": epoch,
         "conflicts": conflicts,
@@ -404,7 +410,9 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"\nContrastiveBatches (64): {sampler['conflicts']} in-batch duplicates over {sampler['batches']} batches "
             f"({sampler['epochs']} epochs, {sampler['full_share']:.1%} full, {sampler['seconds_per_epoch']} s/epoch); "
-            f"plain shuffled batches: {sampler['naive_conflicts_per_batch']:.2f} per batch"
+            f"plain shuffled batches: {sampler['naive_conflicts_per_batch']:.2f} per batch\n"
+            f"  {sampler['per_epoch']} batches per epoch, at least {sampler['least_batches']} needed "
+            "(the most repeated text needs a batch per saying)"
         )
         for name in ("same-source", "none"):
             split = check_split(runs[name][0], 20)
