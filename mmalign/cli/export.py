@@ -328,10 +328,10 @@ def export(
             mask=tuple(mask or ()),
         )
         opts.check()
-        pairs = _pairs(inputs)
+        sources = _pairs(inputs)
         with ProgressBar(not (quiet or as_json), "exporting") as bar:
             result = export_sources(
-                pairs,
+                sources,
                 output,
                 opts,
                 shard_size=shard_size,

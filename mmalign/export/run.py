@@ -148,9 +148,9 @@ def export_sources(
         reports.append(report)
         if on_source:
             on_source(report)
-    pairs = _finish(ex, run)
+    paired = _finish(ex, run)
     out = {"out_dir": str(ex.dir), "samples": int(sum(r.get("samples", 0) for r in reports)), "sources": reports}
-    return out if pairs is None else {**out, "pairs": pairs}
+    return out if paired is None else {**out, "pairs": paired}
 
 
 class _Run:
@@ -703,9 +703,9 @@ def assemble(
                 }
         ex.features = run.features_doc()
         samples += ex.add_source(name, info, grid, make, extra=run.extra(missing)).samples
-    pairs = _finish(ex, run)
+    paired = _finish(ex, run)
     out = {"out_dir": str(ex.dir), "samples": samples, "shards": ex.next_shard}
-    return out if pairs is None else {**out, "pairs": pairs}
+    return out if paired is None else {**out, "pairs": paired}
 
 
 def _unfused(tensors: dict[str, np.ndarray], names: list[str]) -> Any:
