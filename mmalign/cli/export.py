@@ -38,44 +38,23 @@ from ._common import (
 __all__ = ["export"]
 
 
-_MEDIA_EXTS = {
-    ".mp4",
-    ".mkv",
-    ".webm",
-    ".mov",
-    ".avi",
-    ".m4v",
-    ".ts",
-    ".mpg",
-    ".mpeg",
-    ".wmv",
-    ".flv",
-    ".mp3",
-    ".m4a",
-    ".aac",
-    ".wav",
-    ".flac",
-    ".ogg",
-    ".opus",
-    ".wma",
-}
+def _pairs(inputs: list[Path], output: Path) -> list[tuple[Path, Path | None]]:
+    """MEDIA [SUBS] MEDIA [SUBS] ..., or one folder paired as ``mmalign batch export`` pairs it.
 
-
-def _pairs(inputs: list[Path]) -> list[tuple[Path, Path | None]]:
-    """MEDIA [SUBS] MEDIA [SUBS] ..., or one folder whose media files have same-stem subtitles."""
+    A folder is searched recursively; each media file makes a source with each of its
+    subtitle files (``film.srt``, ``film.en.srt``, ``film.en.forced.vtt``), or alone when
+    it has none (:func:`mmalign.batch.find_jobs`).
+    """
     from ..align.sync import is_subtitle_path
 
     pairs: list[tuple[Path, Path | None]]
     if len(inputs) == 1 and inputs[0].is_dir():
-        folder = inputs[0]
-        files = sorted(p for p in folder.iterdir() if p.is_file())
-        subs_by_stem: dict[str, Path] = {}
-        for p in files:
-            if is_subtitle_path(p):
-                subs_by_stem.setdefault(p.stem, p)
-        pairs = [(p, subs_by_stem.get(p.stem)) for p in files if p.suffix.lower() in _MEDIA_EXTS]
+        from ..batch import find_jobs
+
+        jobs, _ = find_jobs(inputs, output, need="media")
+        pairs = [(job.media, job.subs) for job in jobs if job.media is not None]
         if not pairs:
-            raise InputError(f"{folder}: no media files in this folder")
+            raise InputError(f"{inputs[0]}: no media files in this folder")
         return pairs
     pairs = []
     for p in inputs:
@@ -145,7 +124,8 @@ def export(
         list[Path],
         typer.Argument(
             metavar="MEDIA [SUBS] ...",
-            help="Media files, each followed by its subtitles; or one folder (media with same-name subtitles).",
+            help="Media files, each followed by its subtitles; or one folder, searched recursively and paired as "
+            "'mmalign batch export' pairs it (film.mkv with film.srt, film.en.srt, film.en.forced.vtt).",
             show_default=False,
         ),
     ],
@@ -328,7 +308,7 @@ def export(
             mask=tuple(mask or ()),
         )
         opts.check()
-        sources = _pairs(inputs)
+        sources = _pairs(inputs, output)
         with ProgressBar(not (quiet or as_json), "exporting") as bar:
             result = export_sources(
                 sources,

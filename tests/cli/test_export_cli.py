@@ -48,6 +48,26 @@ def synced_export(tmp_path_factory):
     return out, json.loads(result.stdout)
 
 
+def test_a_folder_is_paired_as_batch_export_pairs_it(sample, tmp_path):
+    # nested folders, a tagged subtitle name, and media with no subtitles at all
+    src = tmp_path / "src"
+    (src / "season1").mkdir(parents=True)
+    (sample / "sample.mp4").rename(src / "season1" / "film.mp4")
+    (sample / "sample.vtt").rename(src / "season1" / "film.en.vtt")
+    (src / "notes.txt").write_text("not media")
+    out = tmp_path / "out"
+    args = ["--grid", "windows", "--window", "8", "--stride", "8", "--fuse", "none"]
+    result = run("export", src, "-o", out, *args, "--audio-features", "rms", "--video-features", "none", "--json")
+    assert result.exit_code == 0, result.output
+    recs = records(out)
+    assert {r["source"] for r in recs} == {"film"}
+    assert all("text.activity" in r["tensors"] and not r["missing"] for r in recs)  # film.en.vtt was read
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run("export", empty, "-o", tmp_path / "out2", *args)
+    assert result.exit_code == 3 and "no media files" in result.output
+
+
 @pytest.mark.slow
 def test_every_modality_lies_inside_its_synced_cue(synced_export):
     out, summary = synced_export

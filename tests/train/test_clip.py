@@ -121,7 +121,9 @@ def test_the_command_resumes_after_kill_9(make_media, write_vtt, tmp_path):
     assert done.returncode == 0, done.stderr
     epochs = json.loads(done.stdout)["epochs"]
     assert [e["epoch"] for e in epochs] == [1, 2, 3, 4, 5, 6]
-    straight = subprocess.run(cmd[:-1] + ["-o", str(tmp_path / "s.safetensors")], capture_output=True, text=True, env=env)
+    straight = subprocess.run(
+        cmd[:-1] + ["-o", str(tmp_path / "s.safetensors")], capture_output=True, text=True, env=env
+    )
     assert straight.returncode == 0, straight.stderr
     a, b = load_clip(out), load_clip(tmp_path / "s.safetensors")
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
