@@ -94,8 +94,11 @@ def _summarize(summary: dict, as_json: bool, quiet: bool) -> None:
         typer.echo(json.dumps(summary))
     elif not quiet and len(codes) < n:  # when every source failed, their error lines say it all
         failed = f"; {len(codes)} failed (see above)" if codes else ""
+        pairs = summary.get("pairs")
+        negatives = f" (and {pairs['negatives']} negatives)" if pairs else ""
         typer.echo(
-            f"wrote {summary['samples']} samples from {n - len(codes)} of {n} sources to {summary['output']}{failed}",
+            f"wrote {summary['samples']} samples{negatives} from {n - len(codes)} of {n} sources to "
+            f"{summary['output']}{failed}",
             err=True,
         )
     if codes:
