@@ -94,8 +94,11 @@ def _summarize(summary: dict, as_json: bool, quiet: bool) -> None:
         typer.echo(json.dumps(summary))
     elif not quiet and len(codes) < n:  # when every source failed, their error lines say it all
         failed = f"; {len(codes)} failed (see above)" if codes else ""
+        pairs = summary.get("pairs")
+        negatives = f" (and {pairs['negatives']} negatives)" if pairs else ""
         typer.echo(
-            f"wrote {summary['samples']} samples from {n - len(codes)} of {n} sources to {summary['output']}{failed}",
+            f"wrote {summary['samples']} samples{negatives} from {n - len(codes)} of {n} sources to "
+            f"{summary['output']}{failed}",
             err=True,
         )
     if codes:
@@ -124,7 +127,8 @@ def export(
         list[Path],
         typer.Argument(
             metavar="MEDIA [SUBS] ...",
-            help="Media files, each followed by its subtitles; or one folder, searched recursively and paired as 'mmalign batch export' pairs it (film.mkv with film.srt, film.en.srt, film.en.forced.vtt).",
+            help="Media files, each followed by its subtitles; or one folder, searched recursively and paired as "
+            "'mmalign batch export' pairs it (film.mkv with film.srt, film.en.srt, film.en.forced.vtt).",
             show_default=False,
         ),
     ],
@@ -205,6 +209,44 @@ def export(
         bool, typer.Option("--overwrite", help="Replace an export with other settings in DIR.")
     ] = False,
     webdataset: Annotated[bool, typer.Option("--webdataset", help="Also write WebDataset tar shards.")] = False,
+    pairs: Annotated[
+        str,
+        typer.Option(
+            "--pairs",
+            help="matching: add, for every aligned sample (label 1), --negatives negatives (label 0) that take "
+            "their text (or, with --swap media, their media features) from another sample: never the same "
+            "normalised text, never an overlapping or nearby (--min-gap) sample of the same source. Needs --grid "
+            "cues and --fuse none.",
+        ),
+    ] = "none",
+    negatives: Annotated[int, typer.Option("--negatives", metavar="K", help="Negatives per aligned sample.")] = 1,
+    hard_negatives: Annotated[
+        str,
+        typer.Option(
+            "--hard-negatives",
+            help="How negatives are picked: none (at random), same-source (from the sample's own recording) or "
+            "nearest (the most similar text).",
+        ),
+    ] = "none",
+    swap: Annotated[
+        str, typer.Option("--swap", help="What a negative takes from the other sample: text or media.")
+    ] = "text",
+    min_gap: Annotated[
+        float,
+        typer.Option(
+            "--min-gap", min=0.0, help="Seconds a negative from the same source must lie away from its sample."
+        ),
+    ] = 5.0,
+    mask: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mask",
+            metavar="MODALITY:RATE[:SPAN]",
+            help="Store span masks beside that modality's frame sequences (--pool none), e.g. audio:0.15:10 or "
+            "text:0.15 (span default: 10 audio frames, else 1); repeat for more modalities.",
+            show_default=False,
+        ),
+    ] = None,
     audio_stream: AudioStream = None,
     video_stream: VideoStream = None,
     jobs: Jobs = None,
@@ -225,6 +267,8 @@ def export(
       mmalign export film.mp4 film.srt -o data/ --sync
       mmalign export films/ -o data/ --pool overlap --fuse concat
       mmalign export talk.wav -o data/ --grid windows --window 2 --stride 1 --pool none
+      mmalign export films/ -o pairs/ --sync --pairs matching --negatives 1 --hard-negatives same-source
+      mmalign export films/ -o masked/ --pool none --mask audio:0.15:10 --mask text:0.15
     """
     from ..export import ExportOptions, export_sources
     from ..features import audio as audio_mod
@@ -259,12 +303,18 @@ def export(
             video_stream=video_stream,
             width=width,
             embed=None if embed is None else str(embed),
+            pairs=pairs,
+            negatives=negatives,
+            hard_negatives=hard_negatives,
+            swap=swap,
+            min_gap=min_gap,
+            mask=tuple(mask or ()),
         )
         opts.check()
-        pairs = _pairs(inputs, output)
+        sources = _pairs(inputs, output)
         with ProgressBar(not (quiet or as_json), "exporting") as bar:
             result = export_sources(
-                pairs,
+                sources,
                 output,
                 opts,
                 shard_size=shard_size,
