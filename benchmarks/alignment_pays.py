@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"seed {seed}: held out {', '.join(held['true'])}")
         results: dict[str, dict[str, list[float]]] = {c: {} for c in CONDITIONS}
         chance, held_n = 0.0, 0
-        for (cond, seed), run in runs.items():
+        for (cond, _seed), run in runs.items():
             recall, chance_s, n = score(run["model"], work, run["held"])
             own = run["run"]["epochs"][-1]
             recall["own_a2t_r1"] = own["audio_text_r1"]
