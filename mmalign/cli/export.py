@@ -19,12 +19,18 @@ from ._common import (
     AudioStream,
     Debug,
     Fps,
+    HardNegatives,
     Jobs,
     Json,
+    Mask,
+    MinGap,
+    Negatives,
     NMels,
+    Pairs,
     ProgressBar,
     Quiet,
     SampleRate,
+    Swap,
     TextFeatureList,
     VideoFeatureList,
     VideoStream,
@@ -209,44 +215,12 @@ def export(
         bool, typer.Option("--overwrite", help="Replace an export with other settings in DIR.")
     ] = False,
     webdataset: Annotated[bool, typer.Option("--webdataset", help="Also write WebDataset tar shards.")] = False,
-    pairs: Annotated[
-        str,
-        typer.Option(
-            "--pairs",
-            help="matching: add, for every aligned sample (label 1), --negatives negatives (label 0) that take "
-            "their text (or, with --swap media, their media features) from another sample: never the same "
-            "normalised text, never an overlapping or nearby (--min-gap) sample of the same source. Needs --grid "
-            "cues and --fuse none.",
-        ),
-    ] = "none",
-    negatives: Annotated[int, typer.Option("--negatives", metavar="K", help="Negatives per aligned sample.")] = 1,
-    hard_negatives: Annotated[
-        str,
-        typer.Option(
-            "--hard-negatives",
-            help="How negatives are picked: none (at random), same-source (from the sample's own recording) or "
-            "nearest (the most similar text).",
-        ),
-    ] = "none",
-    swap: Annotated[
-        str, typer.Option("--swap", help="What a negative takes from the other sample: text or media.")
-    ] = "text",
-    min_gap: Annotated[
-        float,
-        typer.Option(
-            "--min-gap", min=0.0, help="Seconds a negative from the same source must lie away from its sample."
-        ),
-    ] = 5.0,
-    mask: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--mask",
-            metavar="MODALITY:RATE[:SPAN]",
-            help="Store span masks beside that modality's frame sequences (--pool none), e.g. audio:0.15:10 or "
-            "text:0.15 (span default: 10 audio frames, else 1); repeat for more modalities.",
-            show_default=False,
-        ),
-    ] = None,
+    pairs: Pairs = "none",
+    negatives: Negatives = 1,
+    hard_negatives: HardNegatives = "none",
+    swap: Swap = "text",
+    min_gap: MinGap = 5.0,
+    mask: Mask = None,
     audio_stream: AudioStream = None,
     video_stream: VideoStream = None,
     jobs: Jobs = None,
