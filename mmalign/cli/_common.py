@@ -269,3 +269,39 @@ VideoStream = Annotated[
         show_default=False,
     ),
 ]
+
+# matching pairs and span masks: export and batch export
+Pairs = Annotated[
+    str,
+    typer.Option(
+        "--pairs",
+        help="matching: add, for every aligned sample (label 1), --negatives negatives (label 0) that take "
+        "their text (or, with --swap media, their media features) from another sample: never the same "
+        "normalised text, never an overlapping or nearby (--min-gap) sample of the same source. Needs --grid "
+        "cues and --fuse none.",
+    ),
+]
+Negatives = Annotated[int, typer.Option("--negatives", metavar="K", help="Negatives per aligned sample.")]
+HardNegatives = Annotated[
+    str,
+    typer.Option(
+        "--hard-negatives",
+        help="How negatives are picked: none (at random), same-source (from the sample's own recording) or "
+        "nearest (the most similar text).",
+    ),
+]
+Swap = Annotated[str, typer.Option("--swap", help="What a negative takes from the other sample: text or media.")]
+MinGap = Annotated[
+    float,
+    typer.Option("--min-gap", min=0.0, help="Seconds a negative from the same source must lie away from its sample."),
+]
+Mask = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--mask",
+        metavar="MODALITY:RATE[:SPAN]",
+        help="Store span masks beside that modality's frame sequences (--pool none), e.g. audio:0.15:10 or "
+        "text:0.15 (span default: 10 audio frames, else 1); repeat for more modalities.",
+        show_default=False,
+    ),
+]

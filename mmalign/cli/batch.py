@@ -22,11 +22,17 @@ from ._common import (
     AudioStream,
     Debug,
     Fps,
+    HardNegatives,
     Json,
+    Mask,
+    MinGap,
+    Negatives,
     NMels,
     NMfcc,
+    Pairs,
     Quiet,
     SampleRate,
+    Swap,
     TextDim,
     TextFeatureList,
     TextHop,
@@ -384,6 +390,12 @@ def batch_export(
     shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="Samples per shard.")] = 1000,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an export with other settings.")] = False,
     webdataset: Annotated[bool, typer.Option("--webdataset", help="Also write WebDataset tar shards.")] = False,
+    pairs: Pairs = "none",
+    negatives: Negatives = 1,
+    hard_negatives: HardNegatives = "none",
+    swap: Swap = "text",
+    min_gap: MinGap = 5.0,
+    mask: Mask = None,
     audio_stream: AudioStream = None,
     video_stream: VideoStream = None,
     jobs: Jobs = 1,
@@ -408,6 +420,8 @@ def batch_export(
     \b
     Examples:
       mmalign batch export films/ -o data/ -j 4 --sync --pool overlap --fuse concat
+      mmalign batch export films/ -o pairs/ -j 4 --sync --pairs matching --hard-negatives same-source
+      mmalign batch export films/ -o masked/ --pool none --mask audio:0.15:10 --mask text:0.15
     """
     from dataclasses import asdict
 
@@ -438,6 +452,12 @@ def batch_export(
             text_dim=text_dim,
             video_stream=video_stream,
             width=width,
+            pairs=pairs,
+            negatives=negatives,
+            hard_negatives=hard_negatives,
+            swap=swap,
+            min_gap=min_gap,
+            mask=tuple(mask or ()),
         )
         opts.check()
         need = "both" if grid == "cues" or do_sync else "media"

@@ -19,12 +19,18 @@ from ._common import (
     AudioStream,
     Debug,
     Fps,
+    HardNegatives,
     Jobs,
     Json,
+    Mask,
+    MinGap,
+    Negatives,
     NMels,
+    Pairs,
     ProgressBar,
     Quiet,
     SampleRate,
+    Swap,
     TextFeatureList,
     VideoFeatureList,
     VideoStream,
@@ -38,44 +44,23 @@ from ._common import (
 __all__ = ["export"]
 
 
-_MEDIA_EXTS = {
-    ".mp4",
-    ".mkv",
-    ".webm",
-    ".mov",
-    ".avi",
-    ".m4v",
-    ".ts",
-    ".mpg",
-    ".mpeg",
-    ".wmv",
-    ".flv",
-    ".mp3",
-    ".m4a",
-    ".aac",
-    ".wav",
-    ".flac",
-    ".ogg",
-    ".opus",
-    ".wma",
-}
+def _pairs(inputs: list[Path], output: Path) -> list[tuple[Path, Path | None]]:
+    """MEDIA [SUBS] MEDIA [SUBS] ..., or one folder paired as ``mmalign batch export`` pairs it.
 
-
-def _pairs(inputs: list[Path]) -> list[tuple[Path, Path | None]]:
-    """MEDIA [SUBS] MEDIA [SUBS] ..., or one folder whose media files have same-stem subtitles."""
+    A folder is searched recursively; each media file makes a source with each of its
+    subtitle files (``film.srt``, ``film.en.srt``, ``film.en.forced.vtt``), or alone when
+    it has none (:func:`mmalign.batch.find_jobs`).
+    """
     from ..align.sync import is_subtitle_path
 
     pairs: list[tuple[Path, Path | None]]
     if len(inputs) == 1 and inputs[0].is_dir():
-        folder = inputs[0]
-        files = sorted(p for p in folder.iterdir() if p.is_file())
-        subs_by_stem: dict[str, Path] = {}
-        for p in files:
-            if is_subtitle_path(p):
-                subs_by_stem.setdefault(p.stem, p)
-        pairs = [(p, subs_by_stem.get(p.stem)) for p in files if p.suffix.lower() in _MEDIA_EXTS]
+        from ..batch import find_jobs
+
+        jobs, _ = find_jobs(inputs, output, need="media")
+        pairs = [(job.media, job.subs) for job in jobs if job.media is not None]
         if not pairs:
-            raise InputError(f"{folder}: no media files in this folder")
+            raise InputError(f"{inputs[0]}: no media files in this folder")
         return pairs
     pairs = []
     for p in inputs:
@@ -115,8 +100,11 @@ def _summarize(summary: dict, as_json: bool, quiet: bool) -> None:
         typer.echo(json.dumps(summary))
     elif not quiet and len(codes) < n:  # when every source failed, their error lines say it all
         failed = f"; {len(codes)} failed (see above)" if codes else ""
+        pairs = summary.get("pairs")
+        negatives = f" (and {pairs['negatives']} negatives)" if pairs else ""
         typer.echo(
-            f"wrote {summary['samples']} samples from {n - len(codes)} of {n} sources to {summary['output']}{failed}",
+            f"wrote {summary['samples']} samples{negatives} from {n - len(codes)} of {n} sources to "
+            f"{summary['output']}{failed}",
             err=True,
         )
     if codes:
@@ -145,7 +133,8 @@ def export(
         list[Path],
         typer.Argument(
             metavar="MEDIA [SUBS] ...",
-            help="Media files, each followed by its subtitles; or one folder (media with same-name subtitles).",
+            help="Media files, each followed by its subtitles; or one folder, searched recursively and paired as "
+            "'mmalign batch export' pairs it (film.mkv with film.srt, film.en.srt, film.en.forced.vtt).",
             show_default=False,
         ),
     ],
@@ -226,6 +215,12 @@ def export(
         bool, typer.Option("--overwrite", help="Replace an export with other settings in DIR.")
     ] = False,
     webdataset: Annotated[bool, typer.Option("--webdataset", help="Also write WebDataset tar shards.")] = False,
+    pairs: Pairs = "none",
+    negatives: Negatives = 1,
+    hard_negatives: HardNegatives = "none",
+    swap: Swap = "text",
+    min_gap: MinGap = 5.0,
+    mask: Mask = None,
     audio_stream: AudioStream = None,
     video_stream: VideoStream = None,
     jobs: Jobs = None,
@@ -246,6 +241,8 @@ def export(
       mmalign export film.mp4 film.srt -o data/ --sync
       mmalign export films/ -o data/ --pool overlap --fuse concat
       mmalign export talk.wav -o data/ --grid windows --window 2 --stride 1 --pool none
+      mmalign export films/ -o pairs/ --sync --pairs matching --negatives 1 --hard-negatives same-source
+      mmalign export films/ -o masked/ --pool none --mask audio:0.15:10 --mask text:0.15
     """
     from ..export import ExportOptions, export_sources
     from ..features import audio as audio_mod
@@ -280,12 +277,18 @@ def export(
             video_stream=video_stream,
             width=width,
             embed=None if embed is None else str(embed),
+            pairs=pairs,
+            negatives=negatives,
+            hard_negatives=hard_negatives,
+            swap=swap,
+            min_gap=min_gap,
+            mask=tuple(mask or ()),
         )
         opts.check()
-        pairs = _pairs(inputs)
+        sources = _pairs(inputs, output)
         with ProgressBar(not (quiet or as_json), "exporting") as bar:
             result = export_sources(
-                pairs,
+                sources,
                 output,
                 opts,
                 shard_size=shard_size,

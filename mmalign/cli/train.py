@@ -1,4 +1,4 @@
-"""``mmalign train make-data|aligner``: synthetic training data and training of the attention aligner."""
+"""``mmalign train make-data|aligner|clip``: synthetic training data, the attention aligner, a dual encoder."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ import typer
 from . import app
 from ._common import EXIT_CODES, Debug, Jobs, Json, Quiet, finish, guard, stderr_console
 
-__all__ = ["train_aligner", "train_app", "train_make_data"]
+__all__ = ["train_aligner", "train_app", "train_clip", "train_make_data"]
 
 train_app = typer.Typer(
-    help="Train the attention aligner: make synthetic training data from text (make-data), train a model (aligner).",
+    help="Train models: synthetic training data from text (make-data), the attention aligner (aligner), "
+    "a dual encoder of audio and text on an export (clip).",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -134,6 +135,63 @@ def train_aligner(
             resume=resume, progress=bar, on_epoch=report,
         )  # fmt: skip
     summary["epochs"] = [{"epoch": r.epoch, "loss": r.loss, "within": r.within} for r in history]
+    finish(summary, t0)
+    if as_json:
+        typer.echo(json.dumps(summary))
+
+
+@train_app.command("clip", epilog=EXIT_CODES)
+def train_clip(
+    exports: Annotated[
+        list[Path], typer.Argument(metavar="EXPORT...", help="Folders written by mmalign export (audio and text).")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="MODEL.safetensors", help="The weights file (written atomically).")
+    ],
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the data, in all.")] = 10,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=2, help="Samples per step (each one's negatives are the others).")
+    ] = 64,
+    lr: Annotated[float, typer.Option("--lr", min=1e-7, max=0.999, help="Learning rate (Adam).")] = 1e-3,
+    device: Annotated[Device, typer.Option("--device", help="Where to train.")] = Device.auto,
+    seed: Seed = 0,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Go on from MODEL.checkpoint.safetensors (written every epoch).")
+    ] = False,
+    validation: Annotated[
+        float, typer.Option("--validation", min=0.01, max=0.9, help="Share of the samples held out, by whole sources.")
+    ] = 0.1,
+    as_json: Json = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Train a dual encoder (audio, text) by InfoNCE with a learned temperature; print retrieval R@1 and R@5
+    on the held-out sources each epoch."""
+    from ..train import train_clip as train
+
+    t0 = time.perf_counter()
+    summary: dict[str, Any] = {"output": str(output)}
+
+    def report(r: Any) -> None:
+        if not (quiet or as_json):
+            rec = r.recall
+            typer.echo(
+                f"epoch {r.epoch}: loss {r.loss:.3f}, temperature {r.temperature:.3f}; audio→text "
+                f"R@1 {rec['audio_text_r1']:.1%} R@5 {rec['audio_text_r5']:.1%}, text→audio R@1 "
+                f"{rec['text_audio_r1']:.1%} R@5 {rec['text_audio_r5']:.1%} on {r.validation} held-out samples "
+                f"(chance R@1 {r.chance:.1%}) ({r.seconds:.0f} s)",
+                err=True,
+            )
+
+    with guard(debug, as_json, summary), _LossBar(not (quiet or as_json), "training") as bar:
+        history = train(
+            exports, output, epochs=epochs, batch_size=batch_size, lr=lr, device=device.value, seed=seed,
+            resume=resume, validation=validation, progress=bar, on_epoch=report,
+        )  # fmt: skip
+    summary["epochs"] = [
+        {"epoch": r.epoch, "loss": r.loss, "temperature": r.temperature, "chance": r.chance, **r.recall}
+        for r in history
+    ]
     finish(summary, t0)
     if as_json:
         typer.echo(json.dumps(summary))

@@ -38,7 +38,17 @@ Modules
     :func:`window_grid`), :mod:`~mmalign.export.options` (:class:`ExportOptions`),
     :mod:`~mmalign.export.manifest` (:class:`ManifestRecord`, :data:`FORMAT_VERSION`),
     :mod:`~mmalign.export.shards` (:class:`Exporter`), :mod:`~mmalign.export.run`
-    (:func:`export_sources`; in two steps for batch runs: :func:`stage_source`, :func:`assemble`).
+    (:func:`export_sources`; in two steps for batch runs: :func:`stage_source`, :func:`assemble`),
+    :mod:`~mmalign.export.pairs` (matching pairs: :func:`draw_partners`, :func:`negative_record`,
+    :func:`normalize_text`), :mod:`~mmalign.export.masks` (span masks: :func:`parse_mask`,
+    :func:`span_mask`).
+
+Pretraining data (format version 2, written only when used): with ``pairs="matching"``
+each aligned sample (``"label": 1``) is followed in the manifest by ``negatives``
+negatives (``"label": 0``, ``pair_of``, ``text_from``, ``media_from``) that borrow the
+text, or the media features, of another sample that is never a positive in disguise;
+with ``mask`` each masked modality's frame sequences get ``<feature>.masked`` tensors.
+``dataset.json`` reports the label ratio and the realised mask rates.
 """
 
 from __future__ import annotations
@@ -46,7 +56,9 @@ from __future__ import annotations
 from ..timeline import pool_segments, segment_frames
 from .grid import GRIDS, Grid, cue_grid, frame_grid, window_grid
 from .manifest import FORMAT, FORMAT_VERSION, ManifestRecord, check_format, read_header
+from .masks import MASK_MODALITIES, MaskSpec, parse_mask, span_mask
 from .options import POOLS, ExportOptions
+from .pairs import HARD_NEGATIVES, PAIRINGS, SWAPS, draw_partners, negative_record, normalize_text
 from .run import STAGED_KEY, assemble, export_sources, stage_source
 from .shards import Exporter, SourceResult, config_hash
 
@@ -72,4 +84,14 @@ __all__ = [
     "GRIDS",
     "FORMAT",
     "FORMAT_VERSION",
+    "PAIRINGS",
+    "HARD_NEGATIVES",
+    "SWAPS",
+    "draw_partners",
+    "negative_record",
+    "normalize_text",
+    "MASK_MODALITIES",
+    "MaskSpec",
+    "parse_mask",
+    "span_mask",
 ]

@@ -12,6 +12,14 @@
 ``dataset.json`` has carried ``"format_version": 1`` since the first export; a header
 without it is read as version 1.  The version goes up when a reader of the old version
 would misread the folder; fields added with a default keep it.
+
+Version 2 adds matching pairs and masks (:mod:`~mmalign.export.pairs`,
+:mod:`~mmalign.export.masks`): records with ``label`` (1 aligned, 0 a negative), and
+negatives (``pair_of``, ``text_from``, ``media_from``) whose ``text.*`` tensors are those
+of the record ``text_from`` names; ``<feature>.masked`` tensors beside frame sequences;
+``dataset.json``'s ``pairs`` and ``masks`` summaries.  A reader of version 1 would take
+the negatives for aligned samples and the masks for features, so only an export that
+uses them is written as version 2: every other export is still version 1.
 """
 
 from __future__ import annotations
@@ -30,8 +38,8 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "ManifestRecord", "check_format", "read_h
 
 #: The ``format`` of ``dataset.json`` and of the shards' metadata.
 FORMAT = "mmalign-export"
-#: The newest export format this code writes and reads.
-FORMAT_VERSION = 1
+#: The newest export format this code writes and reads (2: pairs and masks).
+FORMAT_VERSION = 2
 
 _REQUIRED = ("id", "source", "start", "end", "text", "shard", "row", "tensors")
 

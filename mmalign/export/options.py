@@ -18,6 +18,7 @@ from .._compat import renamed_keywords
 from ..errors import UsageError
 from ..timeline import POOLINGS
 from .grid import GRIDS
+from .masks import MaskSpec, parse_mask
 
 __all__ = ["ExportOptions", "POOLS", "AUDIO_FEATURES", "VIDEO_FEATURES", "TEXT_FEATURES"]
 
@@ -33,7 +34,10 @@ TEXT_FEATURES = ("activity", "embedding")
 _STORED_AS = {"grid_hop": "hop", "audio_features": "audio", "video_features": "video", "text_features": "text"}
 # Fields added after format 1, with the value every earlier export had: left out of the
 # config at that value, so those exports still resume and compare equal.
-_ADDED = {"video_stream": None, "width": 320, "embed": None}
+_ADDED = {"video_stream": None, "width": 320, "embed": None, "pairs": "none", "mask": ()}
+# The settings of matching pairs: in the config whenever pairs are made, left out otherwise.
+_PAIR_FIELDS = ("negatives", "hard_negatives", "swap", "min_gap")
+_PAIR_DEFAULTS = {"negatives": 1, "hard_negatives": "none", "swap": "text", "min_gap": 5.0}
 
 
 @dataclass
@@ -64,6 +68,18 @@ class ExportOptions:
         each analysed frame is one more feature (``video.embed``).
     text_hop, text_dim
         Text: seconds between frames, width of the hashed n-gram embedding.
+    pairs : {"none", "matching"}
+        ``matching``: every aligned sample (``"label": 1``) gets ``negatives`` negatives
+        (``"label": 0``) that take their text (``swap="text"``) or their media features
+        (``swap="media"``) from another sample, never one with the same normalised text
+        or, in the same source, one less than ``min_gap`` seconds away (overlapping
+        ones included); ``hard_negatives`` picks them at random (``none``), from the same
+        source (``same-source``) or by the most similar text (``nearest``); ``seed`` seeds
+        them. See :mod:`mmalign.export.pairs`. Needs grid ``cues`` and no fusion.
+    mask : tuple of str
+        ``MODALITY:RATE[:SPAN]`` each (``audio:0.15:10``): boolean span masks stored
+        beside that modality's frame sequences (``pool="none"``), see
+        :mod:`mmalign.export.masks`.
 
     The keywords ``hop``, ``audio``, ``video`` and ``text`` still work (deprecated) for
     ``grid_hop`` and the three feature lists.
@@ -90,6 +106,12 @@ class ExportOptions:
     video_stream: int | None = None
     width: int = 320
     embed: str | None = None
+    pairs: str = "none"
+    negatives: int = 1
+    hard_negatives: str = "none"
+    swap: str = "text"
+    min_gap: float = 5.0
+    mask: tuple[str, ...] = ()
 
     def check(self) -> None:
         """Refuse inconsistent settings with one line each.
@@ -142,6 +164,71 @@ class ExportOptions:
             raise UsageError(
                 f"{{fuse}} compact-bilinear needs at least two features, got {', '.join(features)}", names=["fuse"]
             )
+        self._check_pairs()
+        self.mask_specs()
+
+    def _check_pairs(self) -> None:
+        from .pairs import PAIRINGS, SWAPS, check_pairing
+
+        if self.pairs not in PAIRINGS:
+            raise UsageError(f"unknown {{pairs}} {self.pairs!r}; choose one of {', '.join(PAIRINGS)}", names=["pairs"])
+        if self.pairs == "none":
+            changed = [n for n in _PAIR_FIELDS if getattr(self, n) != _PAIR_DEFAULTS[n]]
+            if changed:
+                raise UsageError("{" + changed[0] + "} is for {pairs} matching", names=[changed[0], "pairs"])
+            return
+        check_pairing(self.negatives, self.hard_negatives, self.min_gap)
+        if self.swap not in SWAPS:
+            raise UsageError(f"unknown {{swap}} {self.swap!r}; choose one of {', '.join(SWAPS)}", names=["swap"])
+        if self.grid != "cues":
+            raise UsageError(
+                "{pairs} matching pairs each cue's media with another cue's text: it needs {grid} cues",
+                names=["pairs", "grid"],
+            )
+        if self.fuse != "none":
+            raise UsageError(
+                "{pairs} matching swaps one modality of a sample, which a fused vector no longer has apart: "
+                "choose {fuse} none",
+                names=["pairs", "fuse"],
+            )
+        if self.swap == "media" and not (self.audio_features or self.video_features):
+            raise UsageError(
+                "{swap} media swaps the audio and video features, and none is exported",
+                names=["swap", "audio_features", "video_features"],
+            )
+
+    def mask_specs(self) -> list[MaskSpec]:
+        """The masks asked for (:attr:`mask`), parsed and checked.
+
+        Raises
+        ------
+        UsageError
+            A malformed mask, two of one modality, a mask of a modality not exported, or
+            a mask without frame sequences (``pool`` other than ``none``).
+        """
+        specs = [parse_mask(m) for m in self.mask]
+        if not specs:
+            return specs
+        if self.pool != "none":
+            raise UsageError("{mask} hides frames of frame sequences: it needs {pool} none", names=["mask", "pool"])
+        seen: set[str] = set()
+        on = {"audio": self.audio_features, "video": self.video_features, "text": self.text_features}
+        for spec in specs:
+            if spec.modality in seen:
+                raise UsageError(f"{{mask}} names {spec.modality} twice", names=["mask"])
+            seen.add(spec.modality)
+            if not on[spec.modality]:
+                raise UsageError(
+                    f"{{mask}} {spec}: no {spec.modality} feature is exported",
+                    names=["mask"],
+                )
+        return specs
+
+    @property
+    def format_version(self) -> int:
+        """The export format these options write: 2 with pairs or masks, else 1 (what readers
+        before them read)."""
+        return 2 if self.pairs != "none" or self.mask else 1
 
     def feature_names(self) -> list[str]:
         """The features asked for, ``<modality>.<name>``: audio, video (with ``video.embed``
@@ -165,6 +252,10 @@ class ExportOptions:
             value = getattr(self, f.name)
             if f.name in _ADDED and value == _ADDED[f.name]:
                 continue
+            if f.name in _PAIR_FIELDS and self.pairs == "none":
+                continue
+            if f.name == "mask":
+                value = tuple(str(parse_mask(m)) for m in value)
             out[_STORED_AS.get(f.name, f.name)] = list(value) if isinstance(value, tuple) else value
         return out
 

@@ -40,7 +40,9 @@ from ..errors import InputError, MmalignError, NotConfidentError, UsageError
 from ..parallel import Progress, ProgressFn, start_stage
 from ..timeline import FeatureSeq, pool_segments, segment_frames
 from .grid import Grid, cue_grid, frame_grid, window_grid
+from .masks import MaskSpec, add_masks, mask_summary
 from .options import ExportOptions
+from .pairs import draw_partners, negative_record
 from .shards import Exporter, safetensors_bytes
 
 if TYPE_CHECKING:
@@ -100,8 +102,10 @@ def export_sources(
     Returns
     -------
     dict
-        ``out_dir``, ``samples``, ``sources`` (one report each: media, subtitles, then
-        name, samples, skipped, shards; or error and exit_code).
+        ``out_dir``, ``samples`` (aligned samples), ``sources`` (one report each: media,
+        subtitles, then name, samples, skipped, shards; or error and exit_code); with
+        matching pairs ``pairs``: positives, negatives, label_ratio, short, fallback (as
+        ``dataset.json`` has them).
 
     Raises
     ------
@@ -117,7 +121,14 @@ def export_sources(
         from ..source import require_input
 
         require_input(Path(opts.embed), "model file")
-    ex = Exporter(out_dir, opts.to_dict(), shard_size=shard_size, overwrite=overwrite, webdataset=webdataset)
+    ex = Exporter(
+        out_dir,
+        opts.to_dict(),
+        shard_size=shard_size,
+        overwrite=overwrite,
+        webdataset=webdataset,
+        format_version=opts.format_version,
+    )
     run = _Run(opts, ex, jobs, audio_stream, device, progress)
     sources = [(Path(m), s) for m, s in pairs]
     stems: dict[str, int] = {}
@@ -137,8 +148,9 @@ def export_sources(
         reports.append(report)
         if on_source:
             on_source(report)
-    ex.finish(run.features_doc())
-    return {"out_dir": str(ex.dir), "samples": int(sum(r.get("samples", 0) for r in reports)), "sources": reports}
+    paired = _finish(ex, run)
+    out = {"out_dir": str(ex.dir), "samples": int(sum(r.get("samples", 0) for r in reports)), "sources": reports}
+    return out if paired is None else {**out, "pairs": paired}
 
 
 class _Run:
@@ -156,6 +168,11 @@ class _Run:
         self.opts, self.ex = opts, ex
         self.jobs, self.audio_stream, self.device, self.progress = jobs, audio_stream, device, progress
         self.feature_info: dict[str, Any] = dict(ex.previous_features.get("features") or {}) if ex else {}
+        self.masks = opts.mask_specs()
+        self.mask_counts: dict[str, list[int]] = {}  # filled as the samples of the current source are made
+        if ex is not None and self.masks:
+            specs = self.masks
+            ex.header_extra = lambda sources: {"masks": mask_summary(specs, [s.get("masks") or {} for s in sources])}
 
     def features_doc(self) -> dict[str, Any]:
         """``dataset.json``'s ``features``: their order, widths, hops and provenance, and the fusion."""
@@ -189,7 +206,7 @@ class _Run:
             }
         seqs, grid, duration, sync_info = self.prepare(media, subs_path, min_confidence, force)
         order = self.order(media, seqs)
-        samples, order, missing, stats = self.samples(seqs, grid, order)
+        samples, order, missing, stats = self.samples(seqs, grid, order, key)
         _warn_missing(media, missing, len(grid), self.opts.pool == "none")
         source_info: dict[str, Any] = {
             "name": name,
@@ -203,8 +220,10 @@ class _Run:
             source_info["fusion_stats"] = {
                 n: {k: np.asarray(v).tolist() for k, v in st.items()} for n, st in stats.items()
             }
+        if self.masks:  # counted as add_source makes the samples, before it records the source
+            source_info["masks"] = self.mask_counts
         self.ex.features = self.features_doc()
-        res = self.ex.add_source(key, source_info, grid, samples, extra={"missing": missing})
+        res = self.ex.add_source(key, source_info, grid, samples, extra=self.extra(missing))
         return {"name": name, "samples": res.samples, "skipped": False, "shards": res.shards}
 
     def prepare(
@@ -341,14 +360,26 @@ class _Run:
             }
         return order
 
+    def extra(self, missing: list[list[str]]) -> dict[str, list[Any]]:
+        """The per-sample manifest fields beside the grid's: ``missing``, and ``label`` 1 with pairs."""
+        if self.opts.pairs == "none":
+            return {"missing": missing}
+        return {"missing": missing, "label": [1] * len(missing)}
+
     def samples(
-        self, seqs: Mapping[str, FeatureSeq], grid: Grid, order: list[str]
+        self, seqs: Mapping[str, FeatureSeq], grid: Grid, order: list[str], key: str
     ) -> tuple[Samples, list[str], list[list[str]], dict[str, Any] | None]:
-        """The samples of a grid: ``(samples(lo, hi), order, missing per sample, fusion stats)``."""
+        """The samples of a grid: ``(samples(lo, hi), order, missing per sample, fusion stats)``.
+
+        ``key`` names the source (its files' digests): with masks, each sample's are drawn
+        from it, the segment id and the seed; :attr:`mask_counts` counts them as they are made.
+        """
         missing: list[list[str]] = [[] for _ in range(len(grid))]
         if self.opts.pool == "none":
             order = sorted(seqs)
-            return _sequences(seqs, grid, order, missing), order, missing, None
+            self.mask_counts = {}
+            masking = _Masking(self.masks, self.opts.seed, key, self.mask_counts) if self.masks else None
+            return _sequences(seqs, grid, order, missing, masking), order, missing, None
         pooled = {}
         for n in order:
             if n in seqs:
@@ -374,8 +405,30 @@ class _Run:
         return samples_fused, order, missing, stats
 
 
-def _sequences(seqs: Mapping[str, FeatureSeq], grid: Grid, order: list[str], missing: list[list[str]]) -> Samples:
-    """Samples of frame sequences (``pool="none"``): each feature's frames in the segment and their times."""
+class _Masking:
+    """The masks of one source's samples, and the frames they hide so far (per modality)."""
+
+    def __init__(self, specs: list[MaskSpec], seed: int, key: str, counts: dict[str, list[int]]) -> None:
+        self.specs, self.seed, self.key, self.counts = specs, seed, key, counts
+
+    def add(self, sample: dict[str, np.ndarray], segment: str) -> None:
+        for modality, (hidden, frames) in add_masks(
+            sample, self.specs, seed=self.seed, key=f"{self.key}|{segment}"
+        ).items():
+            c = self.counts.setdefault(modality, [0, 0])
+            c[0] += hidden
+            c[1] += frames
+
+
+def _sequences(
+    seqs: Mapping[str, FeatureSeq],
+    grid: Grid,
+    order: list[str],
+    missing: list[list[str]],
+    masking: _Masking | None = None,
+) -> Samples:
+    """Samples of frame sequences (``pool="none"``): each feature's frames in the segment and their
+    times (and their masks, with ``masking``)."""
     spans = {n: segment_frames(seqs[n], grid.starts, grid.ends) for n in order}
     for n in order:
         for k in np.flatnonzero(spans[n][1] <= spans[n][0]):
@@ -389,6 +442,8 @@ def _sequences(seqs: Mapping[str, FeatureSeq], grid: Grid, order: list[str], mis
                 a, b = spans[n][0][k], spans[n][1][k]
                 item[n] = seqs[n].values[a:b]
                 item[n + ".times"] = times[n][a:b]
+            if masking is not None:
+                masking.add(item, grid.ids[k])
             yield item
 
     return samples_raw
@@ -411,6 +466,28 @@ def _fuse(
         return np.zeros((0, 0), np.float32), stats
     fused = fuse(dict(pooled), opts.fuse, **kwargs)  # an array: opts.fuse is not "none" here
     return cast(np.ndarray, fused), stats
+
+
+def _finish(ex: Exporter, run: _Run) -> dict[str, Any] | None:
+    """Write ``manifest.jsonl`` and ``dataset.json``; with matching pairs, each aligned
+    sample followed by its negatives (drawn over every source of the export), and the
+    pairing's summary in ``dataset.json`` (returned; ``None`` without pairs)."""
+    opts = run.opts
+    if opts.pairs == "none":
+        ex.finish(run.features_doc())
+        return None
+    positives = ex.records()
+    partners, summary = draw_partners(
+        positives, negatives=opts.negatives, hard=opts.hard_negatives, min_gap=opts.min_gap, seed=opts.seed
+    )
+    manifest: list[dict[str, Any]] = []
+    for rec, found in zip(positives, partners):
+        manifest.append(rec)
+        manifest.extend(negative_record(rec, positives[b], j, opts.swap) for j, b in enumerate(found))
+    before, pairs = ex.header_extra, summary.to_dict()
+    ex.header_extra = lambda sources: {**(before(sources) if before else {}), "pairs": pairs}
+    ex.finish(run.features_doc(), manifest=manifest)
+    return pairs
 
 
 def _grid_for(opts: ExportOptions, subs: Subtitles | None, duration: float) -> Grid:
@@ -511,7 +588,10 @@ def stage_source(
     run = _Run(replace(options, fuse="none", dim=None), None, 1, audio_stream, device, None)
     seqs, grid, duration, sync_info = run.prepare(media, subs_path, min_confidence, force)
     order = run.order(media, seqs)
-    samples, order, missing, _ = run.samples(seqs, grid, order)
+    m_digest = file_digest(media)
+    s_digest = None if subs_path is None else file_digest(subs_path)
+    key = m_digest["sha256"] + ":" + (s_digest["sha256"] if s_digest else "-")  # as export_sources's
+    samples, order, missing, _ = run.samples(seqs, grid, order, key)
     tensors: dict[str, np.ndarray] = {
         "grid/starts": np.asarray(grid.starts, np.float64),
         "grid/ends": np.asarray(grid.ends, np.float64),
@@ -521,14 +601,17 @@ def stage_source(
         names = list(sample)
         for feat, arr in sample.items():
             tensors[f"{k}/{feat}"] = np.ascontiguousarray(arr)
+    source_info: dict[str, Any] = {
+        "media": m_digest,
+        "subtitles": s_digest,
+        "duration": duration,
+        "features": order,
+        "sync": sync_info,
+    }
+    if run.masks:
+        source_info["masks"] = run.mask_counts
     doc = {
-        "source_info": {
-            "media": file_digest(media),
-            "subtitles": None if subs_path is None else file_digest(subs_path),
-            "duration": duration,
-            "features": order,
-            "sync": sync_info,
-        },
+        "source_info": source_info,
         "features": {n: run.feature_info[n] for n in order},
         "grid": {"ids": grid.ids, "texts": grid.texts, "kind": grid.kind},
         "names": names,
@@ -579,7 +662,7 @@ def assemble(
     Returns
     -------
     dict
-        ``out_dir``, ``samples``, ``shards`` (their number).
+        ``out_dir``, ``samples``, ``shards`` (their number); ``pairs`` with matching pairs.
 
     Raises
     ------
@@ -589,7 +672,13 @@ def assemble(
         A staging file unreadable or not one.
     """
     ex = Exporter(
-        out_dir, options.to_dict(), shard_size=shard_size, overwrite=overwrite, webdataset=webdataset, resume=False
+        out_dir,
+        options.to_dict(),
+        shard_size=shard_size,
+        overwrite=overwrite,
+        webdataset=webdataset,
+        resume=False,
+        format_version=options.format_version,
     )
     run = _Run(options, ex, 1, None, "cpu", None)
     docs = [(name, Path(path), _read(Path(path), tensors=False)[1]) for name, path in sources]
@@ -613,9 +702,10 @@ def assemble(
                     n: {k: np.asarray(v).tolist() for k, v in st.items()} for n, st in stats.items()
                 }
         ex.features = run.features_doc()
-        samples += ex.add_source(name, info, grid, make, extra={"missing": missing}).samples
-    ex.finish(run.features_doc())
-    return {"out_dir": str(ex.dir), "samples": samples, "shards": ex.next_shard}
+        samples += ex.add_source(name, info, grid, make, extra=run.extra(missing)).samples
+    paired = _finish(ex, run)
+    out = {"out_dir": str(ex.dir), "samples": samples, "shards": ex.next_shard}
+    return out if paired is None else {**out, "pairs": paired}
 
 
 def _unfused(tensors: dict[str, np.ndarray], names: list[str]) -> Any:

@@ -84,12 +84,16 @@ class Exporter:
     resume : bool
         Resume an export of the same configuration in ``out_dir``; if false, start it
         afresh (its files are replaced at the first write).
+    format_version : int
+        The format written (``dataset.json`` and the shards' metadata): 1 unless the
+        export uses what version 2 added (pairs, masks), so that older readers read it.
 
     Raises
     ------
     UsageError
         ``shard_size`` below 1; ``out_dir`` is a file; it holds an export of another
-        configuration and ``overwrite`` is not set.
+        configuration and ``overwrite`` is not set; a ``format_version`` this code does
+        not write.
     InputError
         Its ``dataset.json`` is unreadable, or of a newer format than this mmalign reads.
 
@@ -105,9 +109,15 @@ class Exporter:
         overwrite: bool = False,
         webdataset: bool = False,
         resume: bool = True,
+        format_version: int = 1,
     ) -> None:
         if shard_size < 1:
             raise UsageError("{shard_size} must be at least 1", names=["shard_size"])
+        if not 1 <= format_version <= FORMAT_VERSION:
+            raise UsageError(f"export format version {format_version}: this mmalign writes 1 to {FORMAT_VERSION}")
+        self.format_version = int(format_version)
+        #: Called with the sources so far: more fields for ``dataset.json`` (after ``samples``).
+        self.header_extra: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None
         self.dir = Path(out_dir)
         if self.dir.exists() and not self.dir.is_dir():
             raise UsageError(f"{self.dir}: exists and is not a folder")
@@ -253,7 +263,7 @@ class Exporter:
     def _write_shard(self, shard: str, tensors: dict[str, np.ndarray], records: list[ManifestRecord]) -> None:
         meta = {
             "format": FORMAT,
-            "format_version": str(FORMAT_VERSION),
+            "format_version": str(self.format_version),
             "config_hash": self.hash,
             "samples": str(len(records)),
         }
@@ -274,7 +284,7 @@ class Exporter:
         self._prepare()
         doc = {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format_version": self.format_version,
             "mmalign_version": __version__,
             "config": self.config,
             "config_hash": self.hash,
@@ -283,21 +293,34 @@ class Exporter:
             "sources": self.sources,
             "samples": int(sum(s.get("samples", 0) for s in self.sources)),
         }
+        if self.header_extra is not None:
+            doc.update(self.header_extra(self.sources))
         atomic_write(self.dir / "dataset.json", (json.dumps(doc, indent=1, default=str) + "\n").encode())
 
-    def finish(self, features: Mapping[str, Any] | None = None) -> Path:
+    def _shard_manifests(self) -> list[Path]:
+        paths = (self.dir / f"shard-{k:06d}.jsonl" for k in range(self.next_shard))
+        return [p for p in paths if p.exists()]
+
+    def records(self) -> list[dict[str, Any]]:
+        """The records of every shard written (or resumed) so far, in order, as dicts."""
+        return [rec for p in self._shard_manifests() for rec in read_jsonl(p)]
+
+    def finish(
+        self, features: Mapping[str, Any] | None = None, *, manifest: Iterable[Mapping[str, Any]] | None = None
+    ) -> Path:
         """Gather the shards' records into ``manifest.jsonl`` and rewrite ``dataset.json``.
 
-        When no source is complete and nothing was written, nothing is written now either.
+        ``manifest``: the records to write instead (the shards' records and more, such as
+        the negatives of matching pairs). When no source is complete and nothing was
+        written, nothing is written now either.
         """
         if not self.done and not self._ready:
             return self.dir
-        lines = []
-        for k in range(self.next_shard):
-            p = self.dir / f"shard-{k:06d}.jsonl"
-            if p.exists():
-                lines.append(p.read_bytes())
-        atomic_write(self.dir / "manifest.jsonl", b"".join(lines))
+        if manifest is not None:
+            data = jsonl_bytes(manifest)
+        else:
+            data = b"".join(p.read_bytes() for p in self._shard_manifests())
+        atomic_write(self.dir / "manifest.jsonl", data)
         self.write_header(features)
         return self.dir
 

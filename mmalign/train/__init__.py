@@ -6,16 +6,25 @@ Data
 Training
     train_aligner    data folders → weights (safetensors), checkpoints, resume (:mod:`.loop`)
     EpochReport      loss and validation score of an epoch
+    train_clip       export folders → a dual encoder (audio, text) by InfoNCE (:mod:`.clip`)
+    ClipReport       loss, temperature and retrieval R@1 / R@5 on held-out sources of an epoch
+    load_clip        the dual encoder back
 
 Importing this package imports neither torch nor eSpeak; the functions do, when called.
 """
 
 from __future__ import annotations
 
+from .clip import ClipConfig, ClipReport, load_clip, retrieval, train_clip
 from .data import Utterance, augment, load_utterances, make_data
 from .loop import TOLERANCES, EpochReport, checkpoint_path, train_aligner, validate
 
 __all__ = [
+    "ClipConfig",
+    "ClipReport",
+    "load_clip",
+    "retrieval",
+    "train_clip",
     "TOLERANCES",
     "EpochReport",
     "Utterance",

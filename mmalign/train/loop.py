@@ -17,22 +17,20 @@ from the last finished epoch.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError, UsageError
+from .checkpoint import Pathlike, checkpoint_meta, checkpoint_path, load_checkpoint, save_checkpoint, torch_device
 
 __all__ = ["TOLERANCES", "EpochReport", "checkpoint_path", "train_aligner", "validate"]
 
-Pathlike = Union[str, "os.PathLike[str]"]
 TOLERANCES = (0.05, 0.1, 0.25)  #: seconds: validation counts word starts within each
 
 
@@ -65,13 +63,6 @@ class _Item:
     tokens: np.ndarray
     first: np.ndarray
     starts: np.ndarray
-
-
-def checkpoint_path(output: Pathlike) -> Path:
-    """Where :func:`train_aligner` keeps the checkpoint of a run writing ``output``."""
-    out = Path(output)
-    stem = out.name[: -len(".safetensors")] if out.name.endswith(".safetensors") else out.name
-    return out.with_name(stem + ".checkpoint.safetensors")
 
 
 def _items(data: Sequence[Pathlike], n_mels: int, n_tokens: int) -> list[_Item]:
@@ -161,51 +152,6 @@ def validate(model: Any, items: Sequence[Any]) -> dict[str, float]:
     return {str(tol): float(np.mean(err <= tol + 1e-9)) if len(err) else 0.0 for tol in TOLERANCES}
 
 
-def _device(device: str) -> Any:
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("{device} cuda: no CUDA GPU is available to torch here", names=["device"])
-    if device not in ("cpu", "cuda"):
-        raise UsageError(f"{{device}} must be cpu, cuda or auto, not {device!r}", names=["device"])
-    return torch.device(device)
-
-
-def _save_checkpoint(path: Path, model: Any, optimizer: Any, meta: dict[str, Any]) -> None:
-    from safetensors.torch import save
-
-    from ..fileio import atomic_write
-
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    for i, state in optimizer.state_dict()["state"].items():
-        for key, value in state.items():
-            tensors[f"optim.{i}.{key}"] = value.detach().cpu().reshape(value.shape).contiguous()
-    atomic_write(path, save(tensors, metadata={"mmalign.checkpoint": json.dumps(meta, sort_keys=True)}))
-
-
-def _load_checkpoint(path: Path, model: Any, optimizer: Any, device: Any) -> dict[str, Any]:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = json.loads((fh.metadata() or {})["mmalign.checkpoint"])
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
-    except (OSError, SafetensorError, ValueError, KeyError) as exc:
-        raise InputError(f"{path}: cannot read the checkpoint: {exc}") from exc
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    state: dict[int, dict[str, Any]] = {}
-    for k, v in tensors.items():
-        if k.startswith("optim."):
-            _, i, key = k.split(".", 2)
-            state.setdefault(int(i), {})[key] = v if key == "step" else v.to(device)
-    sd = optimizer.state_dict()
-    sd["state"] = state
-    optimizer.load_state_dict(sd)
-    return meta
-
-
 def train_aligner(
     data: Sequence[Pathlike],
     output: Pathlike,
@@ -279,17 +225,11 @@ def train_aligner(
         raise UsageError(f"{{lr}} must be a number between 0 and 1, not {lr!r}", names=["lr"])
     if isinstance(data, (str, os.PathLike)) or not data:
         raise UsageError("{data} must be a list of data folders", names=["data"])
-    dev = _device(device)
+    dev = torch_device(device)
     ckpt = checkpoint_path(output)
     meta: dict[str, Any] | None = None
     if resume and ckpt.exists():
-        from safetensors import SafetensorError, safe_open
-
-        try:
-            with safe_open(str(ckpt), framework="pt") as fh:
-                config = AlignerConfig.from_json(json.loads((fh.metadata() or {})["mmalign.checkpoint"])["config"])
-        except (OSError, SafetensorError, ValueError, KeyError) as exc:
-            raise InputError(f"{ckpt}: cannot read the checkpoint: {exc}") from exc
+        config = AlignerConfig.from_json(checkpoint_meta(ckpt)["config"])
     config = config or AlignerConfig()
     items = _items(data, config.n_mels, config.n_tokens)
     train, val = _split(items, validation)
@@ -301,7 +241,7 @@ def train_aligner(
     history: list[EpochReport] = []
     start = 0
     if resume and ckpt.exists():
-        meta = _load_checkpoint(ckpt, model, optimizer, dev)
+        meta = load_checkpoint(ckpt, model, optimizer, dev)
         start = int(meta["epoch"])
         history = [EpochReport(**h) for h in meta["history"]]
     per_epoch = len(_batches(train, batch_size, seed, 0))
@@ -329,7 +269,7 @@ def train_aligner(
             "lr": lr,
             "batch_size": batch_size,
         }
-        _save_checkpoint(ckpt, model, optimizer, meta)
+        save_checkpoint(ckpt, model, optimizer, meta)
         if on_epoch is not None:
             on_epoch(report)
     extra = {

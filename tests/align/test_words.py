@@ -152,29 +152,60 @@ def test_speech_in_a_recording_of_silence_scores_low():
     assert result.confidence < 0.15
 
 
-def test_kernel_matches_a_plain_numpy_reference():
+def _reference_dp(x, y, reward, gap, jump, skip):
+    """The recursion of ``words._dp`` on the full matrix, plain numpy: the optimal cost."""
+    c = np.sqrt(((x[:, None, :].astype(np.float64) - y[None, :, :]) ** 2).sum(-1))
+    n, m = c.shape
+    d = np.full((n, m), np.inf)
+    for i in range(n):
+        for j in range(m):
+            cands = []
+            if i == 0:
+                cands.append(-reward)
+            elif j == 0:
+                cands += [i * skip - reward, d[i - 1, 0]]
+            else:
+                cands += [d[i - 1, j - 1] - reward, d[i - 1, j], d[i, j - 1] - reward]
+            if gap[i] and j > 0:
+                cands.append(d[i, :j].min() + jump - reward)
+            d[i, j] = c[i, j] + min(cands)
+    ends = [d[-1].min()] + [d[i, -1] + (n - 1 - i) * skip for i in range(n - 1)]
+    return c, min(ends)
+
+
+@pytest.mark.parametrize("case", ["plain", "gaps", "truncated"])
+def test_kernel_matches_a_plain_numpy_reference(case):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((23, 3)).astype(np.float32)
     y = rng.standard_normal((31, 3)).astype(np.float32)
-    reward = 0.4
+    reward, jump = 0.4, 3.0
+    skip = 0.9 if case == "truncated" else 10.0  # random frames: rows are worth keeping only at a price
+    gap = np.zeros(len(x), np.uint8)
+    if case == "gaps":
+        gap[8:12] = 1  # the reading pauses at rows 8-11; the recording has 20 unrelated frames there
+        near = x + 0.1 * rng.standard_normal(x.shape)
+        y = np.concatenate([near[:10], 5 + rng.standard_normal((20, 3)), near[10:]]).astype(np.float32)
+    if case == "truncated":  # the recording is the middle of the reading
+        y = x[5:18] + 0.1 * rng.standard_normal((13, 3)).astype(np.float32)
     lo = np.zeros(len(x), np.int64)
     hi = np.full(len(x), len(y), np.int64)
-    cost, path = words._dp(x, np.ascontiguousarray(y.T), lo, hi, reward)
-    # reference: full matrix, same recursion
-    c = np.sqrt(((x[:, None, :].astype(np.float64) - y[None, :, :]) ** 2).sum(-1))
-    d = np.full((len(x), len(y)), np.inf)
-    d[0] = c[0] - reward
-    for i in range(1, len(x)):
-        for j in range(len(y)):
-            best = min(d[i - 1, j - 1] - reward if j else np.inf, d[i - 1, j], d[i, j - 1] - reward if j else np.inf)
-            d[i, j] = c[i, j] + best
-    assert cost == pytest.approx(d[-1].min(), rel=1e-5)
-    assert path[-1, 0] == len(x) - 1 and path[0, 0] == 0
+    cost, path = words._dp(x, np.ascontiguousarray(y.T), lo, hi, reward, gap, jump, skip)
+    c, want = _reference_dp(x, y, reward, gap, jump, skip)
+    assert cost == pytest.approx(want, rel=1e-5)
     steps = np.diff(path, axis=0)
-    assert np.all((steps >= 0) & (steps <= 1)) and np.all(steps.sum(1) >= 1)
-    # the path's own cost, summed with the rewards, is the optimum
-    own = c[path[:, 0], path[:, 1]].sum() - reward * (1 + (steps[:, 1] == 1).sum())
+    assert np.all(steps >= 0) and np.all(steps.sum(1) >= 1) and np.all(steps[:, 0] <= 1)
+    long = steps[:, 1] > 1
+    assert np.all(gap[path[1:, 0][long]] == 1) and np.all(steps[long, 0] == 0)  # jumps only in gap rows
+    # the path's own cost, with its rewards, jumps and rows left out at the ends, is the optimum
+    own = c[path[:, 0], path[:, 1]].sum() - reward * (1 + (steps[:, 1] >= 1).sum()) + jump * long.sum()
+    own += skip * (path[0, 0] + len(x) - 1 - path[-1, 0])
     assert own == pytest.approx(cost, rel=1e-5)
+    if case == "plain":
+        assert path[0, 0] == 0 and path[-1, 0] == len(x) - 1
+    if case == "gaps":
+        assert long.sum() == 1 and steps[long, 1][0] > 15  # the unrelated stretch is jumped over
+    if case == "truncated":
+        assert path[0, 0] > 0 and path[-1, 0] < len(x) - 1
 
 
 def test_windows_bound_the_search():
@@ -185,7 +216,7 @@ def test_windows_bound_the_search():
     assert path[0, 1] == 30 and path[-1, 1] == 79  # found inside the longer sequence
     lo = np.full(len(x), 0, np.int64)
     hi = np.full(len(x), 10, np.int64)  # a window that cannot hold it
-    _, path = words._dp(x, np.ascontiguousarray(y.T), lo, hi, 0.1)
+    _, path = words._dp(x, np.ascontiguousarray(y.T), lo, hi, 0.1, np.zeros(len(x), np.uint8), 1.0, 1.0)
     assert path[:, 1].max() < 10
 
 
@@ -216,3 +247,55 @@ def test_nothing_to_say_needs_no_language_but_cannot_detect_one():
     result = force_align(np.zeros(SR, np.float32), ["[music]", "♪"], language="en")
     assert result.not_found == (0, 1) and result.confidence == 0.0
     assert isinstance(result.timemap(), TimeMap)
+
+
+def test_round_trip_at_the_reading_rate_is_exact_to_20_ms():
+    """The aligner's own reading, shifted and faintly noisy: every word start back within 20 ms."""
+    texts = TEXTS["fr"]
+    y, syn, lead = _recording(texts, "fr", rate=175, lead=1.3, noise=0.001, gap=0.9, seed=4)
+    result = force_align(y, texts, language="fr", sr=SR)
+    err = _starts_errors(result, syn, lead)
+    assert err.max() <= 0.02
+
+
+def test_untranscribed_talk_between_segments_is_jumped_over():
+    """A sentence nobody transcribed between two segments: the path jumps it, the segments stay put."""
+    spoken = TEXTS["en"]
+    extra = speech.synthesize("Meanwhile the radio played an old song about the sea and the sailors.", language="en")
+    first = speech.synthesize_segments(spoken[:2], language="en", rate=165, gap=0.5)
+    second = speech.synthesize_segments(spoken[2:], language="en", rate=165)
+    rng = np.random.default_rng(6)
+    pause = np.zeros(int(0.4 * SR), np.float32)
+    y = np.concatenate([pause, first.audio, pause, extra.audio, pause, second.audio, pause])
+    y = y + (0.003 * rng.standard_normal(len(y))).astype(np.float32)
+    result = force_align(y, spoken, language="en", sr=SR)
+    later = (len(pause) * 3 + len(first.audio) + len(extra.audio)) / SR
+    truth = [0.4 + s.start for s in first.segments] + [later + s.start for s in second.segments]
+    got = [s.start for s in result.segments]
+    assert np.max(np.abs(np.array(got) - truth)) <= 0.1
+
+
+def test_a_recording_that_stops_inside_the_transcript():
+    """The recording is cut in the middle of the last segment: what is there is found where it is."""
+    texts = TEXTS["de"]
+    y, syn, lead = _recording(texts, "de", rate=170, lead=0.5, seed=9)
+    last = syn.segments[-1]
+    cut = int((lead + (last.start + last.end) / 2) * SR)  # half of the last segment is missing
+    result = force_align(y[:cut], texts, language="de", sr=SR)
+    for seg, truth in zip(result.segments, syn.segments):
+        assert seg.start is not None and abs(seg.start - (truth.start + lead)) <= 0.1
+
+
+def test_music_scores_far_below_speech():
+    """The transcript against music (chords, no voice) is much less confident than against its reading."""
+    texts = TEXTS["en"]
+    y, _, _ = _recording(texts, "en", rate=160, lead=0.5)
+    t = np.arange(len(y)) / SR
+    music = np.zeros(len(y))
+    for k, f in enumerate([220.0, 277.2, 329.6, 261.6, 329.6, 392.0]):
+        bar = (t // 1.5).astype(int) % 2 == k // 3
+        music += bar * (np.sin(2 * np.pi * f * t) + 0.3 * np.sin(4 * np.pi * f * t)) * np.exp(-(t % 1.5))
+    music = (0.1 * music / np.abs(music).max()).astype(np.float32)
+    spoken = force_align(y, texts, language="en", sr=SR)
+    played = force_align(music, texts, language="en", sr=SR)
+    assert played.confidence < 0.5 * spoken.confidence

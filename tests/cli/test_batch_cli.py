@@ -217,3 +217,30 @@ def test_batch_export_refuses_a_folder_with_another_export_before_running(tree, 
     result = run("batch", "export", tree, "-o", out, *EXPORT)
     assert result.exit_code == 2 and "holds an export with other settings" in result.stderr
     assert "--overwrite" in result.stderr and not (out / "results.jsonl").exists()
+
+
+def test_batch_export_makes_matching_pairs_and_masks_as_export_does(tree, tmp_path):
+    from mmalign.data import AlignedDataset
+
+    out = tmp_path / "pairs"
+    r = run("batch", "export", tree, "-o", out, "--pool", "none", "--pairs", "matching", "--negatives", "2",
+            "--hard-negatives", "same-source", "--mask", "audio:0.2:5", "--mask", "text:0.1", *EXPORT)  # fmt: skip
+    assert r.exit_code == 3, r.output  # season 1/ep2.mp4 is no media; the two others are exported
+    info = json.loads((out / "dataset.json").read_text())
+    assert info["format_version"] == 2 and info["config"]["mask"] == ["audio:0.2:5", "text:0.1:1"]
+    assert info["config"]["hard_negatives"] == "same-source" and set(info["masks"]) == {"audio", "text"}
+    recs = AlignedDataset(out).records
+    assert [rec.extra["label"] for rec in recs[:3]] == [1, 0, 0] and len(recs) == 3 * 32
+    source = {rec.id: rec.source for rec in recs}
+    negatives = [rec for rec in recs if rec.extra["label"] == 0]
+    assert all(source[rec.extra["pair_of"]] == source[rec.extra["text_from"]] for rec in negatives)
+    sample = AlignedDataset(out)[0]
+    assert sample["audio.rms.masked"].dtype == bool and sample["audio.rms.masked"].any()
+
+
+def test_batch_export_refuses_pair_options_without_pairs_in_one_line(tree, tmp_path):
+    r = run("batch", "export", tree, "-o", tmp_path / "out", "--negatives", "2", *EXPORT)
+    assert r.exit_code == 2 and r.stderr == "error: --negatives is for --pairs matching\n"
+    r = run("batch", "export", tree, "-o", tmp_path / "out", "--mask", "audio:0.2", *EXPORT)
+    assert r.exit_code == 2 and r.stderr == "error: --mask hides frames of frame sequences: it needs --pool none\n"
+    assert not (tmp_path / "out" / "results.jsonl").exists()

@@ -48,6 +48,26 @@ def synced_export(tmp_path_factory):
     return out, json.loads(result.stdout)
 
 
+def test_a_folder_is_paired_as_batch_export_pairs_it(sample, tmp_path):
+    # nested folders, a tagged subtitle name, and media with no subtitles at all
+    src = tmp_path / "src"
+    (src / "season1").mkdir(parents=True)
+    (sample / "sample.mp4").rename(src / "season1" / "film.mp4")
+    (sample / "sample.vtt").rename(src / "season1" / "film.en.vtt")
+    (src / "notes.txt").write_text("not media")
+    out = tmp_path / "out"
+    args = ["--grid", "windows", "--window", "8", "--stride", "8", "--fuse", "none"]
+    result = run("export", src, "-o", out, *args, "--audio-features", "rms", "--video-features", "none", "--json")
+    assert result.exit_code == 0, result.output
+    recs = records(out)
+    assert {r["source"] for r in recs} == {"film"}
+    assert all("text.activity" in r["tensors"] and not r["missing"] for r in recs)  # film.en.vtt was read
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run("export", empty, "-o", tmp_path / "out2", *args)
+    assert result.exit_code == 3 and "no media files" in result.output
+
+
 @pytest.mark.slow
 def test_every_modality_lies_inside_its_synced_cue(synced_export):
     out, summary = synced_export
@@ -379,3 +399,24 @@ def test_export_width_stream_and_embed_as_extract_video(sample, tmp_path):
     assert len(recs) == 16 and recs[0]["tensors"] == {"video.embed": [4], "video.luma": [2]}
     missing = run("export", sample / "sample.mp4", "-o", tmp_path / "y", "--embed", tmp_path / "no.pt", *only_video)
     assert missing.exit_code == 3 and "no.pt: model file not found" in missing.stderr
+
+
+def test_pairs_and_masks_by_command(sample, tmp_path):
+    out = tmp_path / "pairs"
+    r = run("export", sample / "sample.mp4", sample / "sample.vtt", "-o", out, "--pool", "none", "--pairs", "matching",
+            "--negatives", "2", "--hard-negatives", "nearest", "--mask", "audio:0.2:5", "--mask", "text:0.1",
+            "--video-features", "luma")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert r.stderr.splitlines()[-1].startswith("wrote 16 samples (and 32 negatives) from 1 of 1 sources")
+    recs = records(out)
+    assert [rec["label"] for rec in recs[:3]] == [1, 0, 0] and recs[1]["pair_of"] == recs[0]["id"]
+    info = json.loads((out / "dataset.json").read_text())
+    assert info["format_version"] == 2 and info["config"]["mask"] == ["audio:0.2:5", "text:0.1:1"]
+    assert set(info["masks"]) == {"audio", "text"} and info["pairs"]["label_ratio"] == pytest.approx(1 / 3, abs=1e-6)
+    r = run("export", sample / "sample.mp4", sample / "sample.vtt", "-o", tmp_path / "x", "--mask", "audio:0.2")
+    assert r.exit_code == 2 and r.stderr == "error: --mask hides frames of frame sequences: it needs --pool none\n"
+    r = run("export", sample / "sample.mp4", sample / "sample.vtt", "-o", tmp_path / "x", "--negatives", "2")
+    assert r.exit_code == 2 and r.stderr == "error: --negatives is for --pairs matching\n"
+    r = run("export", sample / "sample.mp4", "-o", tmp_path / "x", "--pairs", "matching", "--grid", "frames",
+            "--grid-hop", "1")  # fmt: skip
+    assert r.exit_code == 2 and "--pairs matching pairs each cue's media with another cue's text" in r.stderr

@@ -40,3 +40,10 @@ def test_train_errors_are_one_line_with_their_exit_code(tmp_path):
     assert r.exit_code == 3 and r.stderr.startswith("error: ")
     r = run("train", "aligner", tmp_path, "-o", tmp_path / "m.safetensors", "--device", "tpu")
     assert r.exit_code == 2
+
+
+def test_train_clip_errors_are_one_line_with_their_exit_code(tmp_path):
+    r = run("train", "clip", tmp_path, "-o", tmp_path / "m.safetensors", "--device", "cpu")
+    assert r.exit_code == 3 and r.stderr.count("\n") == 1 and "no manifest.jsonl" in r.stderr
+    r = run("train", "clip", tmp_path, "-o", tmp_path / "m.safetensors", "--batch-size", "1")
+    assert r.exit_code == 2

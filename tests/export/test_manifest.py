@@ -9,7 +9,7 @@ import pytest
 
 from mmalign import __version__
 from mmalign.data import AlignedDataset
-from mmalign.errors import InputError
+from mmalign.errors import InputError, UsageError
 from mmalign.export import FORMAT_VERSION, Exporter, Grid, ManifestRecord, check_format
 
 
@@ -79,8 +79,10 @@ def test_dataset_reads_its_version_and_refuses_a_newer_one(tmp_path):
     out = tmp_path / "exp"
     write_export(out)
     ds = AlignedDataset(out)
-    assert ds.info["format_version"] == FORMAT_VERSION and len(ds) == 3
+    assert ds.info["format_version"] == 1 and len(ds) == 3  # an export without pairs or masks: still version 1
     assert ds[1]["text"] == "b" and ds[1]["start"] == 1.0
+    set_version(out, 2)
+    assert len(AlignedDataset(out)) == 3
     set_version(out, None)  # an export without the field reads as version 1
     assert len(AlignedDataset(out)) == 3
     set_version(out, FORMAT_VERSION + 1)
@@ -98,3 +100,11 @@ def test_resuming_refuses_a_newer_export_and_reads_one_without_a_version(tmp_pat
         write_export(out)
     with pytest.raises(InputError, match="upgrade mmalign"):  # overwrite replaces other settings, not a newer format
         Exporter(out, {"grid": "frames"}, overwrite=True)
+
+
+def test_the_format_written_is_the_one_asked(tmp_path):
+    ex = Exporter(tmp_path / "v2", {"grid": "cues"}, format_version=2)
+    ex.write_header({})
+    assert json.loads((tmp_path / "v2" / "dataset.json").read_text())["format_version"] == 2
+    with pytest.raises(UsageError, match=f"export format version {FORMAT_VERSION + 1}: this mmalign writes 1 to"):
+        Exporter(tmp_path / "v3", {"grid": "cues"}, format_version=FORMAT_VERSION + 1)

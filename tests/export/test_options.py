@@ -64,6 +64,22 @@ def test_an_earlier_export_compares_equal_with_the_new_options_at_their_defaults
     assert ExportOptions(grid="frames", grid_hop=0.5).to_dict()["hop"] == 0.5
 
 
+def test_pairs_and_masks_are_in_the_config_only_when_used():
+    plain = old_options(pairs="none", mask=())
+    assert plain.to_dict() == OLD_CONFIG and plain.format_version == 1
+    pairs = old_options(pairs="matching").to_dict()
+    assert {k: pairs[k] for k in ("pairs", "negatives", "hard_negatives", "swap", "min_gap")} == {
+        "pairs": "matching",
+        "negatives": 1,
+        "hard_negatives": "none",
+        "swap": "text",
+        "min_gap": 5.0,
+    }
+    masked = old_options(pool="none", mask=("audio:0.15", "text:0.150:1"))
+    assert masked.to_dict()["mask"] == ["audio:0.15:10", "text:0.15:1"] and masked.format_version == 2
+    assert old_options(pairs="matching").format_version == 2
+
+
 def test_old_keywords_still_work_with_a_deprecation_warning():
     with pytest.warns(DeprecationWarning, match="pass grid_hop="):
         opts = ExportOptions(grid="frames", hop=0.5)
@@ -97,6 +113,9 @@ def test_cli_defaults_are_the_librarys():
         assert params[name].default == getattr(opts, name), name
     for name in ("fps", "text_hop", "text_dim", "video_stream", "width", "embed"):
         assert params[name].default == getattr(opts, name), name
+    for name in ("pairs", "negatives", "hard_negatives", "swap", "min_gap"):
+        assert params[name].default == getattr(opts, name), name
+    assert params["mask"].default is None and opts.mask == ()
 
 
 @pytest.mark.parametrize(
@@ -120,6 +139,23 @@ def test_cli_defaults_are_the_librarys():
             "--fuse compact-bilinear",
         ),
         ({"embed": "m.pt", "video_features": ()}, "embed adds to the video features", "--embed adds"),
+        ({"pairs": "all"}, "unknown pairs 'all'; choose one of none, matching", "unknown --pairs"),
+        ({"negatives": 3}, "negatives is for pairs matching", "--negatives is for --pairs matching"),
+        ({"min_gap": 1.0}, "min_gap is for pairs matching", "--min-gap is for --pairs matching"),
+        ({"pairs": "matching", "grid": "windows", "window": 1.0, "stride": 1.0}, "it needs grid cues", "--grid cues"),
+        ({"pairs": "matching", "fuse": "concat"}, "choose fuse none", "choose --fuse none"),
+        ({"pairs": "matching", "negatives": 0}, "negatives must be a whole number", "--negatives must"),
+        ({"pairs": "matching", "hard_negatives": "x"}, "unknown hard_negatives 'x'", "unknown --hard-negatives"),
+        ({"pairs": "matching", "swap": "x"}, "unknown swap 'x'; choose one of text, media", "unknown --swap"),
+        (
+            {"pairs": "matching", "swap": "media", "audio_features": (), "video_features": ()},
+            "swap media swaps the audio and video features, and none is exported",
+            "--swap media",
+        ),
+        ({"mask": ("audio:0.1",)}, "mask hides frames of frame sequences: it needs pool none", "--pool none"),
+        ({"mask": ("audio:2",), "pool": "none"}, "mask 'audio:2': the rate must lie between 0 and 1", "--mask 'a"),
+        ({"mask": ("audio:0.1", "audio:0.2"), "pool": "none"}, "mask names audio twice", "--mask names"),
+        ({"mask": ("text:0.1",), "pool": "none", "text_features": ()}, "no text feature is exported", "--mask text"),
     ],
 )
 def test_checks_name_parameters_not_flags(options, library, cli):
