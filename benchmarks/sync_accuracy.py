@@ -35,6 +35,7 @@ Run from the repository root::
 
     python benchmarks/sync_accuracy.py                 # all kinds, mmalign + ffsubsync
     python benchmarks/sync_accuracy.py --quick         # one variant per kind and recording
+    python benchmarks/sync_accuracy.py --tools mmalign --no-words   # the map from speech activity alone
     python benchmarks/sync_accuracy.py --kinds offset,drift --tools mmalign --json-out acc.json
     MMALIGN="python /tmp/standin.py" python benchmarks/sync_accuracy.py --quick   # another CLI
 
@@ -366,6 +367,12 @@ def main(argv=None) -> int:
     ap.add_argument("--mmalign", help="mmalign command line (default: env MMALIGN, else python -m mmalign)")
     ap.add_argument("--mmalign-args", default="", help="extra arguments for mmalign sync, e.g. '--force'")
     ap.add_argument("--ffsubsync-args", default="", help="extra arguments for ffsubsync")
+    ap.add_argument(
+        "--words",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="mmalign sync with --words or --no-words (word evidence); default: mmalign's own default",
+    )
     ap.add_argument("--json-out", type=Path, help="write all per-case results and summaries here")
     ap.add_argument("--list", action="store_true", help="build and list the cases, run nothing")
     ap.add_argument(
@@ -412,7 +419,8 @@ def _main(args) -> int:
     for t in tools:
         if t not in ("mmalign", "ffsubsync"):
             raise C.BenchError(f"unknown tool {t!r}")
-    extra = {"mmalign": shlex.split(args.mmalign_args), "ffsubsync": shlex.split(args.ffsubsync_args)}
+    words = [] if args.words is None else ["--words" if args.words else "--no-words"]
+    extra = {"mmalign": shlex.split(args.mmalign_args) + words, "ffsubsync": shlex.split(args.ffsubsync_args)}
 
     tmp = None
     if args.workdir:

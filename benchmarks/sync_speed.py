@@ -31,6 +31,7 @@ Run from the repository root::
 
     python benchmarks/sync_speed.py                    # 2 h programme, 3 runs each
     python benchmarks/sync_speed.py --quick            # 15 min programme, 1 run each
+    python benchmarks/sync_speed.py --no-words         # mmalign sync --no-words (no word evidence)
     python benchmarks/sync_speed.py --repeat 5 --json-out speed.json
     MMALIGN="python /tmp/standin.py" python benchmarks/sync_speed.py --quick   # another CLI
 
@@ -201,6 +202,12 @@ def main(argv=None) -> int:
     ap.add_argument("--mmalign", help="mmalign command line (default: env MMALIGN, else python -m mmalign)")
     ap.add_argument("--mmalign-args", default="", help="extra arguments for mmalign sync")
     ap.add_argument("--json-out", type=Path, help="write timings and checks here")
+    ap.add_argument(
+        "--words",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="mmalign sync with --words or --no-words (word evidence); default: mmalign's own default",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.duration = min(args.duration, 900.0)
@@ -263,7 +270,7 @@ def _main(args) -> int:
         )
         print(f"mmalign warm-up on sample_data (first run: caches and byte-code): {warm.wall_s:.2f} s\n", flush=True)
     runs = {"ffmpeg": [], **{t: [] for t in cmds}}
-    extra = shlex.split(args.mmalign_args)
+    extra = shlex.split(args.mmalign_args) + ([] if args.words is None else ["--words" if args.words else "--no-words"])
     broken = []
     checks = {}
     for rep in range(args.repeat):

@@ -31,7 +31,11 @@ from .offset import LinearFit, estimate_linear
 from .scoring import MARGIN_CENTER
 
 if TYPE_CHECKING:  # annotations only: numpy.typing costs start-up time
+    import concurrent.futures
+
     import numpy.typing as npt
+
+    from .cue_words import Reader, WordEvidence
 
 __all__ = [
     "SyncResult",
@@ -105,6 +109,9 @@ class SyncResult:
         every cue.
     max_offset : float
         The largest shift that was considered, seconds.
+    words : WordEvidence, optional
+        What the word pass found (None when it did not run: ``words=False``, a subtitle
+        reference, no language to read the cues in).
     """
 
     subtitles: Subtitles
@@ -121,6 +128,7 @@ class SyncResult:
     detector: str = "fast"
     spoken: np.ndarray = field(default_factory=lambda: np.ones(0, bool))
     max_offset: float = 300.0
+    words: WordEvidence | None = None
 
     def __post_init__(self) -> None:
         if len(self.spoken) == 0:
@@ -159,6 +167,7 @@ class SyncResult:
         out = []
         refined = self.refined if self.refined is not None else np.zeros((len(self.original.cues), 2), bool)
         spoken = self.spoken
+        words = self._words_per_cue()
         for i, (old, new, conf) in enumerate(zip(self.original.cues, self.subtitles.cues, self.cue_confidences)):
             out.append(
                 {
@@ -170,8 +179,20 @@ class SyncResult:
                     "confidence": round(float(conf), 3),
                     "refined": bool(refined[i].any()),
                     "speech": bool(spoken[i]),
+                    "words": words[i],
                 }
             )
+        return out
+
+    def _words_per_cue(self) -> list[dict[str, bool] | None]:
+        """Per cue (file order): None when its words were not read, else whether they agree and moved it."""
+        out: list[dict[str, bool] | None] = [None] * len(self.original.cues)
+        if self.words is None:
+            return out
+        for k, i in enumerate(np.flatnonzero(self.spoken)):
+            if self.words.read[k]:
+                agree = self.words.agree[k]
+                out[i] = {"agree": bool(agree == 1), "moved": bool(self.words.moved[k])}
         return out
 
     def doubt(self, name: Callable[[str], str] = str) -> str:
@@ -266,6 +287,7 @@ class SyncResult:
             "peak_z": round(fit.peak_z, 2),
             "exact_framerate_ratio": fit.exact_ratio,
             "pieces": self.timemap.pieces(),
+            "words": None if self.words is None else self.words.to_dict(),
             "moves": self.moves(),
             "cues_to_check": self.to_check().tolist(),
             "skipped": self.subtitles.skipped,
@@ -313,6 +335,8 @@ def sync(
     refine: bool = True,
     detector: str = "auto",
     stage: Callable[[str], None] | None = None,
+    words: bool = True,
+    language: str | None = None,
 ) -> SyncResult:
     """Re-time subtitles to a reference.
 
@@ -353,6 +377,17 @@ def sync(
     stage : callable(name), optional
         Called with ``"speech model"`` when the Silero model's pass starts; its decoding
         then reports through ``progress`` from zero again.
+    words : bool
+        With media, read the spoken cues' words (:mod:`mmalign.align.cue_words`): a sample
+        of them, read aloud by eSpeak NG and matched to the recording at their mapped
+        places, judges the map (its log-odds enter the confidence, the file's and each
+        cue's); when an unsure map has a rival placement, the one the words support better
+        is kept; and when the per-cue timing is sloppy every cue is read and those whose
+        words are clearly elsewhere within a second move there. Only stretches around the
+        cues are decoded again.
+    language : str, optional
+        Language of the cues for the word pass (:func:`mmalign.speech.languages`);
+        default: detected from their text.  A text that gives no language skips the pass.
 
     Returns
     -------
@@ -370,7 +405,18 @@ def sync(
         name = "<subtitles>" if isinstance(reference, Subtitles) else os.fspath(reference)
     if detector not in DETECTORS:
         raise UsageError(f"unknown speech detector {detector!r}; choose from {', '.join(DETECTORS)}")
-    if activity is None:
+    cepstra: tuple[np.ndarray, float, float] | None = None
+    prepared = None
+    if activity is None and words and not isinstance(reference, Subtitles):
+        prepared = _prepare_words(reference, subs, language, audio_stream)
+        # one decoding for the speech activity and the word pass's cepstra
+        feats = audio_features.speech_features(
+            reference, audio_stream=audio_stream, jobs=jobs, progress=progress, cepstra=True
+        )
+        activity, kind = audio_features.speech_activity(feats), "audio"
+        cepstra = (feats.values[:, 3:].astype(np.float16), feats.t0, feats.hop)  # half the memory
+        del feats
+    elif activity is None:
         activity, kind = reference_activity(reference, audio_stream=audio_stream, jobs=jobs, progress=progress)
     else:
         kind = "subtitles" if activity.modality == "text" else "audio"
@@ -381,9 +427,7 @@ def sync(
         ref_bounds = (ref.starts, ref.ends)
         ref = None
     t_ref = time.perf_counter()
-    is_spoken = subs.speech_mask()
-    if not is_spoken.any():
-        is_spoken[:] = True  # nothing but sound cues: they are the evidence
+    is_spoken = _spoken_mask(subs)  # nothing but sound cues: they are the evidence
     evidence = _within_reach(spoken(subs, is_spoken), activity, max_offset)
     fit, timemap, confidence = _align(activity, evidence, max_offset, splits)
     used = "subtitles" if kind == "subtitles" else "fast"
@@ -419,11 +463,23 @@ def sync(
         activity, timemap, subs.starts, retimed.starts, retimed.ends, default=fit.confidence, spoken=is_spoken
     )
     confidence *= _support_factor(_on_speech(activity, retimed.starts[is_spoken], retimed.ends[is_spoken]))
+    word_ev = None
+    if words and media_path and ref is not None and (cepstra is not None or os.path.isfile(ref)):
+        t_words = time.perf_counter()
+        reader = prepared.result() if prepared is not None else _reader(ref, subs, is_spoken, language, audio_stream)
+        found = (
+            None
+            if reader is None
+            else _word_pass(subs, is_spoken, timemap, fit, confidence, activity, reader, cepstra, max_offset)
+        )
+        if found is not None:
+            fit, timemap, retimed, confidence, per_cue, word_ev = found
+            seconds["words"] = time.perf_counter() - t_words
     t_end = time.perf_counter()
     seconds = {
         "read_subtitles": t_read - t_start,
         "reference": t_ref - t_read,
-        "align": t_end - t_ref - seconds.get("speech_model", 0.0),
+        "align": t_end - t_ref - seconds.get("speech_model", 0.0) - seconds.get("words", 0.0),
         **seconds,
     }
     return SyncResult(
@@ -441,7 +497,130 @@ def sync(
         used,
         is_spoken,
         max_offset,
+        word_ev,
     )
+
+
+def _spoken_mask(subs: Subtitles) -> np.ndarray:
+    """Which cues are evidence: the spoken ones (all of them when none is)."""
+    mask = subs.speech_mask()
+    if not mask.any():
+        mask[:] = True
+    return mask
+
+
+def _reader(
+    ref: Pathlike, subs: Subtitles, is_spoken: np.ndarray, language: str | None, audio_stream: int | None
+) -> Reader | None:
+    """The word pass's reader (:func:`mmalign.align.cue_words.prepare`); None when the cues give no language."""
+    from .cue_words import prepare
+
+    reader = prepare(
+        ref, [c.text for c, k in zip(subs.cues, is_spoken) if k], language=language, audio_stream=audio_stream
+    )
+    if reader is None:
+        log.info("the word pass is skipped: the cues' text gives no language")
+    return reader
+
+
+def _prepare_words(
+    ref: Pathlike, subs: Subtitles, language: str | None, audio_stream: int | None
+) -> concurrent.futures.Future[Reader | None]:
+    """:func:`_reader` on a thread of its own: the language and the first readings while the media decodes."""
+    import concurrent.futures
+
+    if language is not None:
+        from .. import speech
+
+        speech.resolve_language(language)  # a language eSpeak NG does not speak is a usage error, before any work
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mmalign-words")
+    future = pool.submit(_reader, ref, subs, _spoken_mask(subs), language, audio_stream)
+    pool.shutdown(wait=False)
+    return future
+
+
+def _word_pass(
+    subs: Subtitles,
+    is_spoken: np.ndarray,
+    timemap: TimeMap,
+    fit: LinearFit,
+    confidence: float,
+    activity: FeatureSeq,
+    reader: Reader,
+    cepstra: tuple[np.ndarray, float, float] | None,
+    max_offset: float,
+) -> tuple[LinearFit, TimeMap, Subtitles, float, np.ndarray, WordEvidence]:
+    """The word pass of :func:`sync` (``words=True``), with the reader of :func:`_reader`."""
+    from .cue_words import combine, find_placement, log_odds, word_evidence
+
+    idx = np.flatnonzero(is_spoken)
+    texts = [subs.cues[i].text for i in idx]
+    src_starts, src_ends = subs.starts[idx], subs.ends[idx]
+    if cepstra is not None:
+        reader.use_cepstra(cepstra[0], t0=cepstra[1], hop=cepstra[2])
+
+    def read(tm: TimeMap, retime: bool) -> WordEvidence:
+        s, e = tm.apply_spans(src_starts, src_ends)
+        return word_evidence(reader.audio, texts, s, e, language=reader.language, retime=retime, reader=reader)
+
+    evidence = read(timemap, True)
+    if fit.rival is not None and combine(confidence, evidence.llr) < DEFAULT_MIN_CONFIDENCE:
+        # an unsure map with a rival placement: keep the one whose words are where it puts them
+        rival = TimeMap.linear(float(fit.rival["scale"]), float(fit.rival["offset"]), confidence=fit.confidence)
+        other = read(rival, True)
+        if other.llr > evidence.llr + _RIVAL_LOG_ODDS:
+            log.info("the words put the cues at the rival placement (offset %+.3f s)", fit.rival["offset"])
+            was = {"scale": fit.scale, "offset": fit.offset, "score": fit.score}
+            fit = replace(fit, scale=fit.rival["scale"], offset=fit.rival["offset"], rival=was)
+            timemap, evidence = rival, other
+    if combine(confidence, evidence.llr) < DEFAULT_MIN_CONFIDENCE:
+        # still unsure: where do a few cues' words say the cues are?
+        from .scoring import framerate_ratios
+
+        end = activity.t0 + activity.duration
+        found = find_placement(
+            reader, texts, src_starts, duration=end, max_offset=max_offset, scales=framerate_ratios()
+        )
+        if found is not None and found[2] >= _SEARCH_VOTES:
+            scale, offset, _ = found
+            # the anchors' places are as sharp as their readings: settle the offset on the sample's words
+            trials = [(read(TimeMap.linear(scale, offset + d), False).llr, d) for d in _SEARCH_STEPS]
+            offset += max(trials)[1]
+            searched = TimeMap.linear(scale, offset, confidence=fit.confidence)
+            other = read(searched, True)
+            log.debug("words' placement %+.3f s at %.6f: log-odds %.1f", offset, scale, other.llr)
+            agree = other.agree[np.isfinite(other.agree)]
+            if (
+                other.llr >= _SEARCH_LOG_ODDS
+                and float(np.mean(agree)) >= _SEARCH_AGREE
+                and other.llr > evidence.llr + _RIVAL_LOG_ODDS
+            ):
+                log.info("the words put the cues at offset %+.3f s, scale %.6f", offset, scale)
+                was = {"scale": fit.scale, "offset": fit.offset, "score": fit.score}
+                fit = replace(fit, scale=scale, offset=offset, rival=was)
+                timemap, evidence = searched, other
+    retimed = subs.map_times(timemap)
+    starts, ends = retimed.starts.copy(), retimed.ends.copy()
+    starts[idx], ends[idx] = evidence.starts, evidence.ends
+    retimed = retimed.with_times(starts, ends)
+    per_cue = cue_confidences(activity, timemap, subs.starts, starts, ends, default=fit.confidence, spoken=is_spoken)
+    per_cue_llr = np.zeros(len(per_cue))
+    agree = evidence.agree
+    per_cue_llr[idx] = np.where(agree == 1, log_odds(np.ones(1)), np.where(agree == 0, log_odds(np.zeros(1)), 0.0))
+    per_cue = np.array([combine(c, max(evidence.llr, 0.0) + d) if d > 0 else c for c, d in zip(per_cue, per_cue_llr)])
+    return fit, timemap, retimed, combine(confidence, evidence.llr), per_cue, evidence
+
+
+#: Log-odds by which a rival placement's words must beat the chosen map's to replace it.
+_RIVAL_LOG_ODDS = 3.0
+#: A placement found from the words alone (:func:`mmalign.align.cue_words.find_placement`)
+#: needs this many anchors agreeing on it, these log-odds from the cues read there, and this
+#: share of them agreeing: a map right for only part of the file (a break) is not taken.
+_SEARCH_VOTES = 3
+_SEARCH_LOG_ODDS = 6.0
+_SEARCH_AGREE = 0.8
+#: Offsets (s) around a placement found from the words that are tried with the sample's words.
+_SEARCH_STEPS = (-0.4, -0.2, 0.0, 0.2, 0.4)
 
 
 def _within_reach(evidence: Subtitles, activity: FeatureSeq, max_offset: float) -> Subtitles:

@@ -126,6 +126,24 @@ def sync(
             "where it hears little speech.",
         ),
     ] = Detector.auto,
+    words: Annotated[
+        bool,
+        typer.Option(
+            "--words/--no-words",
+            help="With MEDIA: read the cues' words (eSpeak NG, in-process) near where the map puts them: "
+            "they enter the confidence, settle a rival placement, and re-time each cue when the per-cue "
+            "timing is sloppy. --no-words: speech activity only.",
+        ),
+    ] = True,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            "--language",
+            metavar="CODE",
+            help="Language of the cues for --words (en, fr, pt-BR, ...). [default: detected from their text]",
+            show_default=False,
+        ),
+    ] = None,
     encoding: Annotated[str, typer.Option("--encoding", help="Encoding of the output file.")] = "utf-8",
     check: Annotated[
         bool,
@@ -195,6 +213,8 @@ def sync(
                 refine=refine,
                 detector=detector.value,
                 stage=bar.stage,
+                words=words,
+                language=language,
             )
         refusal = _refusal(result, min_confidence)
         summary.update(result.to_dict())

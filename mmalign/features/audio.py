@@ -36,6 +36,8 @@ __all__ = [
     "audio_features",
     "AUDIO_FEATURES",
     "probe_audio",
+    "cepstra_of_logmel",
+    "N_SYNC_CEPSTRA",
 ]
 
 #: Analysis rate and hop used by ``mmalign sync``: 10 ms frames of telephone-band audio.
@@ -398,6 +400,35 @@ def _speech_reduce(db: np.ndarray, freqs: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Cepstra kept beside the speech descriptors by ``speech_features(..., cepstra=True)``.
+N_SYNC_CEPSTRA = 13
+#: dB below the loudest frame of a decoded block where the kept cepstra's log-mel is floored.
+CEPSTRA_FLOOR_DB = 60.0
+
+
+def cepstra_of_logmel(db: np.ndarray, top: float | None = None, n_cepstra: int = N_SYNC_CEPSTRA) -> np.ndarray:
+    """Cepstra (DCT-II, orthonormal) of log-mel frames floored at :data:`CEPSTRA_FLOOR_DB` below ``top``.
+
+    ``top`` defaults to the loudest band of the frames given.  Returns ``(n_frames,
+    n_cepstra)`` float32: what the sync's word pass matches (:mod:`mmalign.align.cue_words`).
+    """
+    n_mels = db.shape[1]
+    if len(db) == 0:
+        return np.zeros((0, n_cepstra), np.float32)
+    top = float(db.max()) if top is None else top
+    floored = np.maximum(db, np.float32(top - CEPSTRA_FLOOR_DB))
+    k = np.arange(n_cepstra)[None, :]
+    m = np.arange(n_mels)[:, None]
+    dct = (np.cos(np.pi * k * (2 * m + 1) / (2 * n_mels)) * np.sqrt(2.0 / n_mels)).astype(np.float32)
+    out: np.ndarray = (floored @ dct).astype(np.float32)
+    return out
+
+
+def _speech_and_cepstra_reduce(db: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+    """:func:`_speech_reduce`'s columns, then the block's cepstra (:func:`cepstra_of_logmel`)."""
+    return np.concatenate([_speech_reduce(db, freqs), cepstra_of_logmel(db)], axis=1)
+
+
 @renamed_keywords(stream="audio_stream", workers="jobs")
 def speech_features(
     path,
@@ -410,18 +441,21 @@ def speech_features(
     audio_stream: int | None = None,
     jobs: int | None = None,
     progress: Callable[[float, float], None] | None = None,
+    cepstra: bool = False,
 ) -> FeatureSeq:
     """Per-frame descriptors that :func:`speech_activity` turns into a speech probability.
 
     The log-mel frames of the audio (8 kHz, 10 ms hop by default) are reduced as they
     are computed to :data:`SPEECH_FEATURES`: the speech band's energy (250–3500 Hz,
     dB), its spectral flatness, and the energy below 250 Hz (dB).  Parameters as
-    for :func:`logmel`.
+    for :func:`logmel`; with ``cepstra``, :data:`N_SYNC_CEPSTRA` more columns follow:
+    the frames' cepstra (:func:`cepstra_of_logmel`, floored per decoded block), for the
+    sync's word pass, from the same decoding.
 
     Returns
     -------
     FeatureSeq
-        ``"audio.speech_features"``, shape ``(n_frames, 3)``.
+        ``"audio.speech_features"``, shape ``(n_frames, 3)`` (``3 + 13`` with ``cepstra``).
     """
     values, hop = _run_ranges(
         path,
@@ -434,7 +468,7 @@ def speech_features(
         audio_stream=audio_stream,
         jobs=jobs,
         progress=progress,
-        reduce=_speech_reduce,
+        reduce=_speech_and_cepstra_reduce if cepstra else _speech_reduce,
     )
     meta = {
         "extractor": "mmalign.features.audio.speech_features",
@@ -443,7 +477,7 @@ def speech_features(
         "n_fft": n_fft,
         "n_mels": n_mels,
         "fmin": fmin,
-        "columns": list(SPEECH_FEATURES),
+        "columns": list(SPEECH_FEATURES) + [f"cepstrum_{k}" for k in range(N_SYNC_CEPSTRA if cepstra else 0)],
         "stream": audio_stream,
         "source": os.fspath(path),
     }

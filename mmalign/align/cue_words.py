@@ -1,0 +1,900 @@
+"""Word evidence for ``mmalign sync``: each cue's words read aloud and found near its mapped place.
+
+After the sync has a piecewise map from speech activity, each spoken cue's text is read
+aloud by eSpeak NG (:mod:`mmalign.speech`) and the reading is matched, by an open-ended
+dynamic time warping, to the recording in a window around where the map put the cue.
+Where the cue's words are found (and how well they match) is the evidence; whether it is
+used is decided by all the cues together, so that word evidence never makes a right map
+worse:
+
+- the map is kept unless the readings say otherwise: a cue moves only when its own reading
+  is strong, clearly better than the reading at its mapped place, and its move is of the
+  size the neighbouring cues' readings show (their robust spread of residuals);
+- where the cues' timing is evidently exact (the residuals' spread is small), nobody moves;
+  a long file is first read on a sample of its cues, and read whole only when the sample
+  says the timing is sloppy;
+- a piece boundary is settled by reading the cues on each side under both pieces' maps;
+- each cue gets a confidence from its reading, and the file a confidence from all of them.
+
+Reading
+    read_cues          cue texts at places in a recording → :class:`CueReadings`
+    match_reading      one reading against one stretch of features → (start, end, score)
+
+Sync step
+    find_placement     a linear map from a few cues' words searched over the whole recording
+    prepare            the reader of a sync's word pass, made while the media decodes
+    word_evidence      the re-timing a sync's word pass makes → :class:`WordEvidence`
+
+Types
+    Reader             one recording's features and the readings of its cues (reused between calls)
+    CueReadings        per cue: found start/end, score there and at the mapped place
+    WordEvidence       new cue times, per-cue word confidence, what was read and moved
+
+Notes
+-----
+Front end: the sync's own (:func:`mmalign.features.audio.speech_features` with
+``cepstra=True``: 32 mel bands from 60 Hz at 8 kHz, 32 ms windows, 10 ms hop, in dB,
+floored 60 dB below the loudest band of each decoded block, 13 cepstra), so that the
+recording is decoded once; frames averaged in pairs (20 ms), the stretch's mean taken off,
+and deltas. The readings get the same front end. The matching is a plain numpy DTW (one
+vectorised pass per synthetic frame, inside the band of the cues' windows) so that the
+sync never loads Numba; the windows are small (a cue and a second on each side).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import UsageError
+from ..fileio import Pathlike
+from ..timeline import FeatureSeq
+
+__all__ = [
+    "CueReadings",
+    "Reader",
+    "WordEvidence",
+    "find_placement",
+    "match_reading",
+    "prepare",
+    "read_cues",
+    "word_evidence",
+]
+
+log = logging.getLogger(__name__)
+
+_SR = 8000  # the sync's own decoding (features.audio.SYNC_SR): its cepstra are reused
+_HOP = 80  # 10 ms frames, as the sync decodes them; averaged in pairs for the matching
+FRAME = 2 * _HOP / _SR  # 20 ms: the accuracy asked for is 0.1-0.25 s, a quarter of the work of 10 ms
+_N_FFT = 256
+_N_MELS = 32
+_FMIN = 60.0
+_PAD = 8  # frames of the reading's silence kept on each side: pauses between cues find their match
+_REWARD = 0.5  # per recording frame covered, in units of the median unrelated-pair cost (as words.py)
+
+
+# --------------------------------------------------------------------------- front end
+
+
+#: A cue with more to say than this (characters, cleaned) is not read: no subtitle line is that
+#: long, and reading a 10 MB "line" aloud would take minutes and gigabytes.
+MAX_CUE_CHARS = 500
+
+
+def _clean(text: str) -> str:
+    """The cue's words as read (:func:`mmalign.speech.clean_text`); empty for a text too long to be a cue."""
+    from .. import speech
+
+    if len(text) > 4 * MAX_CUE_CHARS:
+        return ""
+    cleaned = speech.clean_text(text)
+    return cleaned if len(cleaned) <= MAX_CUE_CHARS else ""
+
+
+def _finish(cep: np.ndarray) -> np.ndarray:
+    """Cepstra at 10 ms → the matched features: pairs of frames averaged (20 ms), the stretch's mean
+    taken off (their scale is kept: the loudness contour, c0, and its changes mark where words start
+    and stop), and their deltas (float32, (n, 26))."""
+    n = len(cep) // 2
+    if n == 0:
+        return np.zeros((0, 2 * cep.shape[1]), np.float32)
+    x = cep[: 2 * n].reshape(n, 2, -1).mean(axis=1)
+    x -= x.mean(axis=0)
+    delta = np.gradient(x, axis=0) if n > 1 else np.zeros_like(x)
+    return np.ascontiguousarray(np.concatenate([x, delta], axis=1), np.float32)
+
+
+def _features(y: np.ndarray) -> np.ndarray:
+    """Mono samples at 8 kHz → the matched features (the sync's front end, :func:`_finish`)."""
+    from ..features.audio import cepstra_of_logmel, logmel_array
+
+    if len(y) < _N_FFT:
+        return np.zeros((0, 26), np.float32)
+    lm = logmel_array(y, sr=_SR, hop_length=_HOP, n_fft=_N_FFT, n_mels=_N_MELS, fmin=_FMIN)
+    return _finish(cepstra_of_logmel(lm))
+
+
+def _chance(x: np.ndarray, y: np.ndarray) -> float:
+    """Median cost of unrelated frame pairs (a fixed sample of pairs): the unit of the DTW weights."""
+    rng = np.random.default_rng(0)
+    i = rng.integers(0, len(x), 2000)
+    j = rng.integers(0, len(y), 2000)
+    return float(np.median(np.sqrt(((x[i] - y[j]) ** 2).sum(axis=1)))) or 1.0
+
+
+def match_reading(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    lo: np.ndarray | None = None,
+    hi: np.ndarray | None = None,
+    reward: float = _REWARD,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Where a reading lies in a stretch of recording: an open-ended DTW inside a band.
+
+    ``D[0, j] = C[0, j] - r`` for any ``j`` (open begin), then
+    ``D[i, j] = C[i, j] + min(D[i-1, j-1] - r, D[i-1, j], D[i, j-1] - r)``: every step onto
+    a new frame of ``y`` earns ``r`` (``reward`` times the median cost of the pairs), so the
+    path has no reason to squeeze the recording; it ends at the cheapest cell of the last
+    row (open end). Row ``i`` may use the columns ``lo[i] <= j < hi[i]``. Each row is one
+    vectorised pass: a run of steps to the left is a running minimum of
+    ``D - cumsum(C - r)``.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(n, d)]
+        Features of the reading (all of it is matched).
+    y : np.ndarray [shape=(m, d)]
+        Features of the recording's stretch.
+    lo, hi : np.ndarray [shape=(n,)] of int, optional
+        The band: per row of ``x``, the first and one past the last column allowed
+        (default: all of ``y``).
+    reward : float
+        In units of the median pair cost.
+
+    Returns
+    -------
+    first, last : np.ndarray [shape=(n,)] of int
+        Per row of ``x``, the first and last column of ``y`` on the path (-1 off the path:
+        when no path fits in the band).
+    cost : np.ndarray [shape=(n,)] of float
+        Per row, the mean cost of its cells on the path, in units of the median pair cost.
+    chance : float
+        The median pair cost.
+    """
+    n = len(x)
+    none = np.full(n, -1, np.int64)
+    found = _dp(x, y, lo, hi, reward)
+    if found is None:
+        return none, none, np.full(n, np.nan), 1.0
+    state, row = found
+    first, last, cost = _trace(state, int(np.argmin(row)))
+    return first, last, cost, state.chance
+
+
+def _dp(
+    x: np.ndarray, y: np.ndarray, lo: np.ndarray | None, hi: np.ndarray | None, reward: float
+) -> tuple[_Path, np.ndarray] | None:
+    """The DTW of :func:`match_reading`: what :func:`_trace` needs, and the last row's costs (None: no path)."""
+    n, m = len(x), len(y)
+    if n == 0 or m == 0:
+        return None
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    yy = (y64 * y64).sum(axis=1)
+    chance = _chance(x64, y64)
+    if lo is None or hi is None:
+        lo, hi = np.zeros(n, np.int64), np.full(n, m, np.int64)
+    lo = np.clip(np.minimum.accumulate(np.asarray(lo, np.int64)[::-1])[::-1], 0, m)  # non-decreasing
+    hi = np.clip(np.maximum.accumulate(np.asarray(hi, np.int64)), 0, m)
+    hi[:-1] = np.maximum(hi[:-1], lo[1:] + 1)  # each row reaches the next: a gap is crossed in the row before it
+    hi = np.minimum(hi, m)
+    if np.any(hi <= lo):
+        return None
+
+    def row_costs(i: int, a0: int, a1: int) -> np.ndarray:
+        xi = x64[i]
+        d2 = xi @ xi + yy[a0:a1] - 2.0 * (y64[a0:a1] @ xi)
+        out: np.ndarray = np.sqrt(np.maximum(d2, 0.0))
+        return out
+
+    r = reward * chance
+    d = np.full(m + 1, np.inf)  # D of the previous row; index j + 1, index 0 is column -1
+    ks: list[np.ndarray] = []  # per row, per cell of its band: where its run of left steps began
+    diags: list[np.ndarray] = []  # per row, per cell: whether that run came diagonally (else from above)
+    costs: list[np.ndarray] = []
+    a0, a1 = int(lo[0]), int(hi[0])
+    ci = row_costs(0, a0, a1)
+    d[a0 + 1 : a1 + 1] = ci - r
+    ks.append(np.arange(a0, a1))
+    diags.append(np.zeros(a1 - a0, bool))
+    costs.append(ci)
+    prev = (a0, a1)
+    for i in range(1, n):
+        a0, a1 = int(lo[i]), int(hi[i])
+        cols = np.arange(a0, a1)
+        ci = row_costs(i, a0, a1)
+        diag = d[a0:a1] - r  # D[i-1, j-1]
+        up = d[a0 + 1 : a1 + 1]  # D[i-1, j]
+        take_diag = diag < up
+        a = ci + np.where(take_diag, diag, up)
+        p = np.cumsum(ci - r)
+        v = a - p
+        run = np.minimum.accumulate(v)
+        k = np.maximum.accumulate(np.where(v <= run, cols, a0))  # argmin of v[:j+1], latest on ties
+        d[prev[0] + 1 : prev[1] + 1] = np.inf
+        d[a0 + 1 : a1 + 1] = run + p
+        ks.append(k)
+        diags.append(take_diag)
+        costs.append(ci)
+        prev = (a0, a1)
+    row = d[1:]
+    if not np.isfinite(row).any():
+        return None
+    return _Path(lo, ks, diags, costs, chance), row
+
+
+@dataclass
+class _Path:
+    """What :func:`_trace` needs of a finished DTW: per row its band start, run starts, diagonal flags, costs."""
+
+    lo: np.ndarray
+    ks: list[np.ndarray]
+    diags: list[np.ndarray]
+    costs: list[np.ndarray]
+    chance: float
+
+
+def _trace(state: _Path, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The path that ends at column ``j`` of the last row: per row its first and last column, mean cost."""
+    n = len(state.ks)
+    first, last = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
+    total = np.zeros(n)
+    for i in range(n - 1, -1, -1):
+        a0 = int(state.lo[i])
+        run_start = int(state.ks[i][j - a0])
+        first[i], last[i] = run_start, j
+        total[i] = state.costs[i][run_start - a0 : j - a0 + 1].sum()
+        if i == 0:
+            break
+        j = run_start - 1 if state.diags[i][run_start - a0] else run_start
+    return first, last, total / (last - first + 1) / state.chance
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class CueReadings:
+    """What :func:`read_cues` found, one entry per cue (NaN where a cue was not read).
+
+    Attributes
+    ----------
+    start, end : np.ndarray of float
+        Where the cue's words were found within the margin, seconds on the recording.
+    score : np.ndarray of float
+        How well they match there: ``1 - mean cost / median cost`` of the reading's frames
+        (0: no better than unrelated frames).
+    score_at : np.ndarray of float
+        The same reading's score held to the place it was asked for (within ``tight``).
+    score_null : np.ndarray of float
+        Another cue's reading held to this cue's place (the cue ``n // 2`` further on among
+        those read): what a reading scores where its words are not, to judge ``score_at``
+        by.  NaN with fewer than two cues read.
+    read : np.ndarray of bool
+        Whether the cue was read (it has words, and a stretch of recording to read them in).
+    """
+
+    start: np.ndarray
+    end: np.ndarray
+    score: np.ndarray
+    score_at: np.ndarray
+    score_null: np.ndarray
+    read: np.ndarray
+
+
+class Reader:
+    """Synthesised readings (cached by text) and stretches of one recording's features.
+
+    The recording's features come from ``cepstra`` (10 ms frames of
+    :func:`mmalign.features.audio.cepstra_of_logmel`, from the sync's own decoding) when
+    given; else the stretches are decoded (a media file) or cut (samples).
+    """
+
+    def __init__(
+        self,
+        audio: Pathlike | np.ndarray,
+        *,
+        sr: int = _SR,
+        language: str,
+        audio_stream: int | None,
+        cepstra: FeatureSeq | None = None,
+    ):
+        self.audio = audio
+        self.language = language
+        self.audio_stream = audio_stream
+        self._cepstra: tuple[np.ndarray, float, float] | None = None
+        if cepstra is not None:
+            self.use_cepstra(cepstra.values, t0=cepstra.t0, hop=cepstra.hop)
+        self.readings: dict[str, tuple[np.ndarray, int, int]] = {}  # features, silent rows before, after
+        if isinstance(audio, np.ndarray) and sr != _SR:
+            import soxr
+
+            self.audio = soxr.resample(np.asarray(audio, np.float32), sr, _SR).astype(np.float32)
+
+    def use_cepstra(self, values: np.ndarray, *, t0: float, hop: float) -> None:
+        """Take the recording's features from these cepstra (10 ms frames, kept as float16: 26 bytes a frame).
+
+        Parameters
+        ----------
+        values : np.ndarray [shape=(n_frames, 13)]
+            :func:`mmalign.features.audio.cepstra_of_logmel` of the recording's frames.
+        t0, hop : float
+            Time of the first frame and between frames, seconds.
+        """
+        self._cepstra = (np.asarray(values, np.float16), float(t0), float(hop))
+
+    def synthesise(self, texts: Sequence[str]) -> None:
+        """Read the texts not read yet (in chunks: bounded memory), keeping their features only."""
+        from .. import speech
+
+        todo = [t for t in dict.fromkeys(texts) if t and t not in self.readings]
+        for k in range(0, len(todo), 100):
+            chunk = todo[k : k + 100]
+            syn = speech.synthesize_segments(chunk, language=self.language, sr=_SR, gap=0.3)
+            # a faint, fixed noise floor: digital silence has no spectrum to normalise
+            noise = np.random.default_rng(k).standard_normal(len(syn.audio)).astype(np.float32) * np.float32(1e-4)
+            feats = _features(syn.audio + noise)
+            for text, seg in zip(chunk, syn.segments):
+                i0, i1 = int(seg.start / FRAME), min(int(np.ceil(seg.end / FRAME)), len(feats))
+                if i1 - i0 >= 3:  # with up to _PAD frames of the silence around it
+                    a, b = max(0, i0 - _PAD), min(len(feats), i1 + _PAD)
+                    self.readings[text] = (feats[a:b], i0 - a, b - i1)
+
+    def stretch(self, t0: float, t1: float) -> tuple[np.ndarray, float]:
+        """Features of the recording between ``t0`` and ``t1`` (s) and the time of their first frame."""
+        from .. import media
+
+        t0 = max(0.0, t0)
+        if self._cepstra is not None:
+            values, first, hop = self._cepstra
+            i0 = max(0, int(round((t0 - first) / hop)))
+            i1 = max(i0, int(round((t1 - first) / hop)))
+            return _finish(values[i0:i1].astype(np.float32)), first + i0 * hop
+        if isinstance(self.audio, np.ndarray):
+            i0, i1 = int(round(t0 * _SR)), int(round(t1 * _SR))
+            y, start = self.audio[i0:i1], i0 / _SR
+        else:
+            y, start = media.load_audio(self.audio, _SR, stream=self.audio_stream, start=t0, end=t1)
+        return _features(y), start
+
+
+def _blocks(lo: np.ndarray, hi: np.ndarray, longest: float) -> list[list[int]]:
+    """Consecutive cues read together: windows that overlap or nearly touch, up to ``longest`` s."""
+    out: list[list[int]] = []
+    a = b = -np.inf
+    for i in range(len(lo)):
+        if out and lo[i] <= b + 0.5 and max(b, hi[i]) - a <= longest:
+            out[-1].append(i)
+            b = max(b, hi[i])
+        else:
+            out.append([i])
+            a, b = lo[i], hi[i]
+    return out
+
+
+#: Seconds of recording read in one DTW at most (a block of neighbouring cues).
+_LONGEST_BLOCK = 30.0
+
+
+def _read_block(
+    rd: Reader,
+    readings: list[tuple[np.ndarray, int, int]],
+    others: list[tuple[np.ndarray, int, int]] | None,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    tight: float,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """One block of neighbouring cues, decoded once: their readings end to end in the band of their
+    windows, then held to their places, then (``others``) the null readings held to the same places."""
+    feats, t_first = rd.stretch(float(lo.min()), float(hi.max()))
+    out = []
+    for texts, a, b in (
+        (readings, lo, hi),
+        (readings, starts - tight, ends + tight),
+        (others, starts - tight, ends + tight),
+    ):
+        if texts is None:
+            nan = np.full(len(readings), np.nan)
+            out.append((nan, nan, nan))
+            continue
+        out.append(_match_block(feats, t_first, texts, a, b))
+    return out
+
+
+def _match_block(
+    feats: np.ndarray, t_first: float, readings: list[tuple[np.ndarray, int, int]], a: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Start, end and score of each reading, matched end to end with each held to its ``[a, b]`` (s)."""
+    x = np.concatenate([r[0] for r in readings])
+    sizes = [len(r[0]) for r in readings]
+    rows = np.repeat(np.arange(len(readings)), sizes)
+    edges = np.cumsum([0] + sizes)
+    first_row = edges[:-1] + np.array([r[1] for r in readings])  # the words, without the silence around
+    last_row = edges[1:] - 1 - np.array([r[2] for r in readings])
+    j0 = np.clip(np.round((a - t_first) / FRAME), 0, len(feats)).astype(np.int64)
+    j1 = np.clip(np.round((b - t_first) / FRAME) + 1, 0, len(feats)).astype(np.int64)
+    first, last, cost, _ = match_reading(x, feats, lo=j0[rows], hi=j1[rows])
+    ok = first[first_row] >= 0
+    start = np.where(ok, t_first + first[first_row] * FRAME, np.nan)
+    end = np.where(ok, t_first + (last[last_row] + 1) * FRAME, np.nan)
+    score = np.array([1.0 - np.mean(cost[f : e + 1]) if k else np.nan for f, e, k in zip(first_row, last_row, ok)])
+    return start, end, score
+
+
+def read_cues(
+    audio: Pathlike | np.ndarray,
+    texts: Sequence[str],
+    starts: np.ndarray,
+    ends: np.ndarray,
+    *,
+    language: str,
+    margin: float = 1.0,
+    tight: float = 0.1,
+    sr: int = _SR,
+    audio_stream: int | None = None,
+    reader: Reader | None = None,
+) -> CueReadings:
+    """Read each cue's words aloud and find them in the recording near a given place.
+
+    Neighbouring cues whose windows overlap are read together, their readings end to end,
+    so that they constrain each other: each cue's words are searched within ``margin``
+    of its own place, and the cues keep their order.
+
+    Parameters
+    ----------
+    audio : str, os.PathLike or np.ndarray [shape=(n,)]
+        The recording: a media file (only the stretches around the cues are decoded) or
+        mono samples at ``sr``.
+    texts : sequence of str
+        The cues' texts, in time order (cleaned here with
+        :func:`mmalign.speech.clean_text`; a cue with nothing to say, or more than
+        :data:`MAX_CUE_CHARS` to say, is not read).
+    starts, ends : np.ndarray of float
+        Where each cue is expected, seconds on the recording.
+    language : str
+        Language code for eSpeak NG.
+    margin : float
+        Seconds searched on each side of the expected place.
+    tight : float
+        Seconds of slack of the reading held to the expected place (``score_at``).
+    sr : int
+        Sample rate of ``audio`` when it is an array.
+    audio_stream : int, optional
+        Audio stream of a media file.
+    reader : Reader, optional
+        The recording's features and the readings made so far (reused; else made here).
+
+    Returns
+    -------
+    CueReadings
+
+    Raises
+    ------
+    UsageError
+        Arrays of different lengths, a bad ``margin`` or ``tight``, a language eSpeak NG
+        does not speak.
+    """
+
+    starts = np.asarray(starts, np.float64)
+    ends = np.maximum(np.asarray(ends, np.float64), starts)
+    if len(texts) != len(starts) or len(starts) != len(ends):
+        raise UsageError("{texts}, {starts} and {ends} must have one entry per cue", names=["texts", "starts", "ends"])
+    if not margin > 0 or not tight >= 0:
+        raise UsageError("{margin} must be > 0 and {tight} >= 0 seconds", names=["margin", "tight"])
+    rd = reader or Reader(audio, sr=sr, language=language, audio_stream=audio_stream)
+    cleaned = [_clean(t) for t in texts]
+    rd.synthesise(cleaned)
+    n = len(texts)
+    keys = ("start", "end", "score", "score_at", "score_null")
+    out = {k: np.full(n, np.nan) for k in keys}
+    idx = np.array([i for i in range(n) if cleaned[i] in rd.readings], np.int64)
+    other = np.roll(idx, len(idx) // 2) if len(idx) >= 2 else None
+    lo, hi = starts - margin, ends + margin
+    for block in _blocks(lo[idx], hi[idx], _LONGEST_BLOCK):
+        ii = idx[block]
+        nulls = None if other is None else [rd.readings[cleaned[i]] for i in other[block]]
+        (s0, e0, q0), (_, _, q1), (_, _, q2) = _read_block(
+            rd, [rd.readings[cleaned[i]] for i in ii], nulls, lo[ii], hi[ii], starts[ii], ends[ii], tight
+        )
+        out["start"][ii], out["end"][ii], out["score"][ii] = s0, e0, q0
+        out["score_at"][ii], out["score_null"][ii] = q1, q2
+    return CueReadings(
+        out["start"], out["end"], out["score"], out["score_at"], out["score_null"], np.isfinite(out["start"])
+    )
+
+
+# --------------------------------------------------------------------------- the sync's word pass
+
+#: How often a cue's reading at its place beats another cue's reading there, when the place
+#: is right (0.93-1.0 on the corpus's speech, 0.7 on its song) and when it is not (one in
+#: two: the null). Each cue read adds ``log(P_RIGHT / 0.5)`` or ``log((1 - P_RIGHT) / 0.5)``
+#: to the log-odds that the map is right.
+P_RIGHT = 0.8
+#: Cues read to judge a map; a longer file is read on a sample spread along it.
+SAMPLE_CUES = 24
+#: A reading found away from the map's place must score this much better than held to it to move the cue.
+_GAIN = 0.02
+#: How often a reading scores :data:`_SLOPPY_GAIN` better away from its mapped place when
+#: the timing is exact (the corpus's dense speech, a mixed-language programme read in one
+#: language: 0.06-0.09) and when each cue is off by about 0.25 s (dense speech: 0.26).
+_SLOPPY_GAIN = 0.04
+_P_EXACT, _P_SLOPPY = 0.08, 0.25
+#: Log-odds (exact against sloppy, from those counts) from which the timing is called sloppy.
+_SLOPPY_LOG_ODDS = 2.0
+
+
+def _sloppiness(gain: np.ndarray) -> float:
+    """Log-odds that the per-cue timing is sloppy, from the readings' gains away from their places."""
+    k = float(np.sum(gain > _SLOPPY_GAIN))
+    n = float(len(gain))
+    a = np.log(_P_SLOPPY / _P_EXACT)
+    b = np.log((1 - _P_SLOPPY) / (1 - _P_EXACT))
+    return float(k * a + (n - k) * b)
+
+
+@dataclass(frozen=True)
+class WordEvidence:
+    """What the word pass of a sync found (:func:`word_evidence`).
+
+    Attributes
+    ----------
+    starts, ends : np.ndarray of float
+        The cues' times after the pass (the given ones where nothing moved).
+    moved : np.ndarray of bool
+        Which cues were re-timed onto their words.
+    read : np.ndarray of bool
+        Which cues were read.
+    agree : np.ndarray of float
+        Per cue read: 1 when its reading at its place beats another cue's reading there, 0 when
+        not; NaN where not read.
+    llr : float
+        Log-odds that the map is right, from the readings (``P_RIGHT`` against chance).
+    sloppy : bool
+        Whether the per-cue timing looked sloppy (cues were then re-timed one by one).
+    language : str
+    seconds : float
+        Wall time of the pass.
+    """
+
+    starts: np.ndarray
+    ends: np.ndarray
+    moved: np.ndarray
+    read: np.ndarray
+    agree: np.ndarray
+    llr: float
+    sloppy: bool
+    language: str
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready summary (``mmalign sync --json``: ``words``)."""
+        return {
+            "language": self.language,
+            "read": int(self.read.sum()),
+            "agree": int(np.nansum(self.agree)),
+            "log_odds": round(self.llr, 2),
+            "sloppy": self.sloppy,
+            "moved": int(self.moved.sum()),
+        }
+
+
+def log_odds(agree: np.ndarray) -> float:
+    """Log-odds that the cues are where they were read, from which readings beat the null (1) or not (0)."""
+    a = agree[np.isfinite(agree)]
+    k = float(a.sum())
+    return k * float(np.log(P_RIGHT / 0.5)) + (len(a) - k) * float(np.log((1 - P_RIGHT) / 0.5))
+
+
+def combine(confidence: float, llr: float) -> float:
+    """A confidence (0-1) raised by the words' log-odds when they are positive.
+
+    Words that do not agree take nothing away: subtitles in another language than the
+    speech (a translation), or speech the reading cannot match (singing, a music bed), say
+    nothing about the map.  Words that are found elsewhere are a rival map's evidence
+    (see :func:`mmalign.align.sync.sync`), not a veto of this one.
+    """
+    c = min(max(confidence, 0.0), 1.0)
+    if llr <= 0 or c >= 1.0:
+        return c
+    c = max(c, 1e-3)
+    z = np.log(c / (1 - c)) + llr
+    return float(1.0 / (1.0 + np.exp(-z)))
+
+
+def _sample(n: int, size: int) -> np.ndarray:
+    """``size`` indices spread evenly over ``range(n)`` (all of them when ``n <= size``)."""
+    if n <= size:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, size)).astype(np.int64))
+
+
+def detect_language(texts: Sequence[str]) -> str | None:
+    """The language of the cues' texts (cleaned), or None when there is nothing to judge by."""
+    from .. import speech
+
+    parts: list[str] = []
+    size = 0
+    for x in texts:  # enough text to judge by, however many cues there are
+        t = _clean(x)
+        if t:
+            parts.append(t)
+            size += len(t) + 1
+            if size >= 20000:
+                break
+    text = " ".join(parts)[:20000]
+    try:
+        return speech.detect_language(text)
+    except UsageError:
+        return None
+    finally:
+        _release_language_model()
+
+
+def _release_language_model() -> None:
+    """Let py3langid's model (about 80 MB) go: a sync detects one language, then decodes and reads.
+
+    py3langid keeps its identifier in a module global and loads it again on its next use.
+    """
+    import sys
+
+    langid = sys.modules.get("py3langid.langid")
+    if langid is not None and getattr(langid, "IDENTIFIER", None) is not None:
+        setattr(langid, "IDENTIFIER", None)  # noqa: B010 - a module global, not an attribute of ours
+
+
+def prepare(
+    audio: Pathlike | np.ndarray,
+    texts: Sequence[str],
+    *,
+    language: str | None = None,
+    sr: int = _SR,
+    audio_stream: int | None = None,
+) -> Reader | None:
+    """The reader of a sync's word pass, made before the map is known (while the media decodes).
+
+    Detects the language when not given, and reads aloud the cues :func:`word_evidence`
+    reads first (its sample). None when the texts give no language.
+
+    Parameters
+    ----------
+    audio : str, os.PathLike or np.ndarray [shape=(n,)]
+        The recording.
+    texts : sequence of str
+        The spoken cues' texts, in time order.
+    language : str, optional
+        Language code; default: detected from the texts.
+    sr : int
+        Sample rate of ``audio`` when it is an array.
+    audio_stream : int, optional
+        Audio stream of a media file.
+
+    Returns
+    -------
+    Reader or None
+    """
+
+    language = language or detect_language(texts)
+    if language is None:
+        return None
+    reader = Reader(audio, sr=sr, language=language, audio_stream=audio_stream)
+    reader.synthesise([_clean(texts[i]) for i in _sample(len(texts), SAMPLE_CUES)])
+    return reader
+
+
+def word_evidence(
+    audio: Pathlike | np.ndarray,
+    texts: Sequence[str],
+    starts: np.ndarray,
+    ends: np.ndarray,
+    *,
+    language: str,
+    sr: int = _SR,
+    audio_stream: int | None = None,
+    margin: float = 1.0,
+    retime: bool = True,
+    reader: Reader | None = None,
+) -> WordEvidence:
+    """Judge a sync's map by its cues' words, and re-time the cues where their timing is sloppy.
+
+    A sample of the cues (all of them, up to :data:`SAMPLE_CUES`) is read at the mapped
+    places (:func:`read_cues`). Each reading held to its place either beats another cue's
+    reading held there or not; together they give the log-odds that the map is right
+    (:func:`log_odds`). When these say the words are there at all (positive log-odds) and
+    the readings that score clearly better (:data:`_SLOPPY_GAIN`) elsewhere within ``margin``
+    than at their place are more than exact timing explains (:func:`_sloppiness`: log-odds
+    of at least :data:`_SLOPPY_LOG_ODDS`; a sample that leans that way without reaching
+    them is judged again on twice as many cues), the timing is sloppy: every cue is read, and each cue
+    whose own reading is clearly better away from its place (and better than another cue's
+    reading at its place) moves there (its neighbours' readings bound it: they are matched
+    together, in order). The others, and every cue of a file whose timing is exact, keep
+    the given times.
+
+    Parameters
+    ----------
+    audio : str, os.PathLike or np.ndarray [shape=(n,)]
+        The recording (a media file, or samples at ``sr``).
+    texts : sequence of str
+        The spoken cues' texts, in time order.
+    starts, ends : np.ndarray of float
+        Where the map put them, seconds on the recording.
+    language : str
+        Language code for eSpeak NG.
+    sr : int
+        Sample rate of ``audio`` when it is an array.
+    audio_stream : int, optional
+        Audio stream of a media file.
+    margin : float
+        Largest move of a cue, seconds.
+    retime : bool
+        Whether cues may move (else the pass only judges the map).
+    reader : Reader, optional
+        The recording's features and the readings made so far (reused; else made here).
+
+    Returns
+    -------
+    WordEvidence
+    """
+    import time
+
+    t0 = time.perf_counter()
+    starts = np.asarray(starts, np.float64)
+    ends = np.asarray(ends, np.float64)
+    n = len(starts)
+    rd = reader or Reader(audio, sr=sr, language=language, audio_stream=audio_stream)
+    pick = _sample(n, SAMPLE_CUES)
+    sub = read_cues(
+        audio, [texts[i] for i in pick], starts[pick], ends[pick], language=language, margin=margin, reader=rd
+    )
+    gain = sub.score - sub.score_at
+    ok = sub.read & np.isfinite(sub.score_null)
+    readable = log_odds((sub.score_at[ok] > sub.score_null[ok]).astype(float)) > 0  # the words are here at all
+    sloppy = bool(readable and _sloppiness(gain[sub.read]) >= _SLOPPY_LOG_ODDS)
+    if readable and retime and not sloppy and _sloppiness(gain[sub.read]) > 0 and len(pick) < n:
+        # a hint of sloppiness in the sample: judge again on twice as many cues
+        pick = np.union1d(pick, _sample(n, 2 * SAMPLE_CUES))
+        sub = read_cues(
+            audio, [texts[i] for i in pick], starts[pick], ends[pick], language=language, margin=margin, reader=rd
+        )
+        gain = sub.score - sub.score_at
+        sloppy = _sloppiness(gain[sub.read]) >= _SLOPPY_LOG_ODDS
+    if sloppy and retime and len(pick) < n:  # read them all now, and judge again on all of them
+        pick = np.arange(n)
+        sub = read_cues(audio, list(texts), starts, ends, language=language, margin=margin, reader=rd)
+        gain = sub.score - sub.score_at
+        sloppy = _sloppiness(gain[sub.read]) >= _SLOPPY_LOG_ODDS
+    agree = np.full(n, np.nan)
+    read = np.zeros(n, bool)
+    read[pick] = sub.read
+    ok = sub.read & np.isfinite(sub.score_null)
+    agree[pick[ok]] = (sub.score_at[ok] > sub.score_null[ok]).astype(float)
+    new_starts, new_ends = starts.copy(), ends.copy()
+    moved = np.zeros(n, bool)
+    if sloppy and retime:
+        move = sub.read & (gain > _GAIN) & ~(sub.score <= sub.score_null)  # and better than other words there
+        new_starts[pick[move]] = sub.start[move]
+        new_ends[pick[move]] = np.maximum(sub.end[move], sub.start[move] + FRAME)
+        moved[pick[move]] = True
+    return WordEvidence(
+        new_starts, new_ends, moved, read, agree, log_odds(agree), sloppy, language, time.perf_counter() - t0
+    )
+
+
+# --------------------------------------------------------------------------- placement from the words
+
+#: Cues whose words are searched over the whole reachable recording (the longest of each stretch).
+ANCHORS = 8
+#: Places kept per anchor (the best ends of its reading, at least a second apart).
+_PLACES = 3
+#: Seconds within which anchors' offsets agree.
+_AGREE = 0.4
+
+
+def _places(x: np.ndarray, y: np.ndarray, top: int, row: int = 0) -> list[tuple[int, int, float]]:
+    """The ``top`` best places of reading ``x`` in ``y``, a second apart: the column of ``x[row]`` (the
+    first word, past the reading's silence), the last column, and the score."""
+    found = _dp(x, y, None, None, _REWARD)
+    if found is None:
+        return []
+    state, last_row = found
+    order = np.argsort(last_row)
+    gap = int(round(1.0 / FRAME))
+    ends: list[int] = []
+    for j in order:
+        if not np.isfinite(last_row[j]) or len(ends) == top:
+            break
+        if all(abs(int(j) - e) >= gap for e in ends):
+            ends.append(int(j))
+    out = []
+    for j in ends:
+        first, last, cost = _trace(state, j)
+        out.append((int(first[min(row, len(first) - 1)]), int(last[-1]), float(1.0 - np.mean(cost))))
+    return out
+
+
+def find_placement(
+    reader: Reader,
+    texts: Sequence[str],
+    starts: np.ndarray,
+    *,
+    duration: float,
+    max_offset: float,
+    scales: Sequence[float],
+) -> tuple[float, float, int] | None:
+    """A linear map found from the words alone: where a few cues' readings are, and the shift they agree on.
+
+    Up to :data:`ANCHORS` cues (the longest text of each stretch of the file) are read and
+    searched over all the recording that a shift within ``max_offset`` can reach; each keeps
+    its best few places. Every anchor place and scale gives an offset; the offset most
+    anchors agree on (within :data:`_AGREE` s) is the answer.
+
+    Parameters
+    ----------
+    reader : Reader
+        The recording (its features) and the readings.
+    texts : sequence of str
+        The spoken cues' texts, in time order.
+    starts : np.ndarray of float
+        Their start times as given (the subtitles' timeline), seconds.
+    duration : float
+        Length of the recording, seconds.
+    max_offset : float
+        Largest shift considered, seconds.
+    scales : sequence of float
+        The scales (framerate ratios) considered.
+
+    Returns
+    -------
+    (scale, offset, votes) or None
+        The map ``t' = scale * t + offset`` and how many anchors agree on it; None when no
+        two anchors agree.
+    """
+
+    cleaned = [_clean(t) for t in texts]
+    n = len(texts)
+    if n == 0 or duration <= 0:
+        return None
+    parts = np.array_split(np.arange(n), min(ANCHORS, n))
+    anchors = [int(max(p, key=lambda i: len(cleaned[i]))) for p in parts if len(p)]
+    reader.synthesise([cleaned[i] for i in anchors])
+    anchors = [i for i in anchors if cleaned[i] in reader.readings]
+    lo_s, hi_s = min(scales), max(scales)
+    votes: list[tuple[float, float, int, float]] = []  # scale, offset, anchor, score
+    for k in anchors:
+        x = reader.readings[cleaned[k]][0]
+        t0 = max(0.0, lo_s * starts[k] - max_offset)
+        t1 = min(duration, hi_s * starts[k] + max_offset + 30.0)
+        if t1 - t0 < 1.0:
+            continue
+        feats, t_first = reader.stretch(t0, t1)
+        pad = reader.readings[cleaned[k]][1]
+        for first, _, score in _places(x, feats, _PLACES, row=pad):
+            place = t_first + first * FRAME
+            votes += [(sc, place - sc * starts[k], k, score) for sc in scales]
+    best: tuple[int, float, float, float] | None = None  # votes, score, scale, offset
+    for sc, off, _, _ in votes:
+        near = [(k, q, o) for s2, o, k, q in votes if s2 == sc and abs(o - off) <= _AGREE]
+        agree = {k for k, _, _ in near}
+        if len(agree) < 2:
+            continue
+        score = sum(max(q for kk, q, _ in near if kk == k) for k in agree)
+        offset = float(np.median([o for _, _, o in near]))
+        if best is None or (len(agree), score) > (best[0], best[1]):
+            best = (len(agree), score, sc, offset)
+    if best is None:
+        return None
+    return best[2], best[3], best[0]

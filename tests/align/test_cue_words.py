@@ -1,0 +1,239 @@
+"""Word evidence in the sync (mmalign.align.cue_words), on speech synthesised here (eSpeak NG, offline)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmalign import speech
+from mmalign.align import cue_words
+from mmalign.align.sync import sync
+from mmalign.errors import UsageError
+from mmalign.subtitles import Cue, Subtitles
+
+SR = 16000
+
+SENTENCES = [
+    "The weather is lovely today and we are going to the park.",
+    "My sister has lived in London for many years.",
+    "Please close the window before you leave the house.",
+    "We should have taken the earlier train this morning.",
+    "Nobody knew where the old key had been hidden.",
+    "The children were playing football in the garden.",
+    "I would like a cup of tea with a little milk.",
+    "They finally arrived at the station after midnight.",
+    "Her brother repairs bicycles in a small workshop.",
+    "The museum is closed on Mondays and holidays.",
+    "Could you tell me the way to the nearest bank?",
+    "The river flooded the fields after the storm.",
+    "He forgot his umbrella on the bus again.",
+    "Our neighbours are moving to a bigger house.",
+    "The concert starts at eight o'clock tonight.",
+    "She has been learning to play the violin.",
+    "Fresh bread is sold every morning at the corner.",
+    "The meeting was postponed until next Thursday.",
+]
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    """The sentences read at another rate than the word pass reads them, with uneven pauses
+    and a little noise, as a WAV file; and the true time of each sentence."""
+    import soundfile
+
+    rng = np.random.default_rng(3)
+    parts, cues, at = [np.zeros(int(1.5 * SR), np.float32)], [], 1.5
+    for text in SENTENCES:
+        syn = speech.synthesize(text, language="en", rate=150)
+        seg = syn.audio
+        w0, w1 = syn.words[0].start, syn.words[-1].end
+        cues.append((at + w0, at + w1, text))
+        pause = rng.uniform(0.6, 1.6)
+        parts += [seg, np.zeros(int(pause * SR), np.float32)]
+        at += len(seg) / SR + int(pause * SR) / SR
+    y = np.concatenate(parts)
+    y = y + (0.002 * rng.standard_normal(len(y))).astype(np.float32)
+    path = tmp_path_factory.mktemp("words") / "talk.wav"
+    soundfile.write(path, y, SR)
+    return path, cues
+
+
+def _subs(cues, *, shift=0.0, sigma=0.0, seed=0, extra=()):
+    rng = np.random.default_rng(seed)
+    out = []
+    for k, (s, e, text) in enumerate(cues):
+        ds, de = rng.normal(0, sigma, 2) if sigma else (0.0, 0.0)
+        out.append(Cue(s + shift + ds, max(s + shift + ds + 0.3, e + shift + de), text, str(k + 1)))
+    out += [Cue(s + shift, e + shift, t, f"x{k}") for k, (s, e, t) in enumerate(extra)]
+    out.sort(key=lambda c: c.start)
+    return Subtitles(out, format="vtt")
+
+
+def test_match_reading_is_the_plain_dtw():
+    """The vectorised rows give the optimum of the plain recursion, and the path's own cells."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((23, 3)).astype(np.float32)
+    y = rng.standard_normal((31, 3)).astype(np.float32)
+    first, last, cost, chance = cue_words.match_reading(x, y, reward=0.4)
+    r = 0.4 * chance
+    c = np.sqrt(((x[:, None, :].astype(np.float64) - y[None, :, :]) ** 2).sum(-1))
+    d = np.full((len(x), len(y)), np.inf)
+    d[0] = c[0] - r
+    for i in range(1, len(x)):
+        for j in range(len(y)):
+            best = min(d[i - 1, j - 1] - r if j else np.inf, d[i - 1, j], d[i, j - 1] - r if j else np.inf)
+            d[i, j] = c[i, j] + best
+    # the path's rows are contiguous runs, in order, and its cost with the rewards is the optimum
+    assert np.all(first <= last) and np.all(first[1:] >= last[:-1]) and np.all(first[1:] <= last[:-1] + 1)
+    own = sum(c[i, first[i] : last[i] + 1].sum() for i in range(len(x)))
+    covered = last[-1] - first[0] + 1  # every new column earns the reward, the first one too
+    assert own - r * covered == pytest.approx(d[-1].min(), rel=1e-9)
+    # per row: the mean cost of its cells, in units of the median pair cost
+    assert cost[0] == pytest.approx(c[0, first[0] : last[0] + 1].mean() / chance)
+
+
+def test_match_reading_stays_in_its_band():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((10, 4)).astype(np.float32)
+    y = rng.standard_normal((40, 4)).astype(np.float32)
+    lo, hi = np.full(10, 12), np.full(10, 20)
+    first, last, _, _ = cue_words.match_reading(x, y, lo=lo, hi=hi)
+    assert first.min() >= 12 and last.max() < 20
+
+
+def test_a_cue_is_found_where_it_is_spoken(recording):
+    path, cues = recording
+    starts = np.array([c[0] for c in cues]) + 0.4  # every cue late by 0.4 s
+    ends = np.array([c[1] for c in cues]) + 0.4
+    r = cue_words.read_cues(path, [c[2] for c in cues], starts, ends, language="en", margin=1.0)
+    assert r.read.all()
+    err = np.abs(r.start - (starts - 0.4))
+    assert np.mean(err <= 0.15) >= 0.8
+    # its words at its own place beat another cue's words there
+    assert np.mean(r.score_at > r.score_null) >= 0.8
+
+
+def test_per_cue_noise_is_fixed_by_the_words(recording):
+    """Sloppy per-line timing (sigma 0.3 s, plus a shift): the words put the cues back on their speech."""
+    path, cues = recording
+    subs = _subs(cues, shift=2.5, sigma=0.3, seed=4)
+    truth = np.array(sorted(c[0] for c in cues))
+    plain = sync(path, subs, words=False, detector="fast")
+    read = sync(path, subs, words=True, language="en", detector="fast")
+    within = lambda r: float(np.mean(np.abs(r.subtitles.starts - truth) <= 0.15))  # noqa: E731
+    assert read.words is not None and read.words.sloppy and read.words.moved.sum() > 0
+    assert within(read) >= within(plain) + 0.2
+    assert read.confidence >= plain.confidence
+
+
+def test_words_keep_a_right_map(recording):
+    """Exact per-line timing: the words confirm the map and move nothing."""
+    path, cues = recording
+    subs = _subs(cues, shift=-1.2)
+    plain = sync(path, subs, words=False, detector="fast")
+    read = sync(path, subs, words=True, language="en", detector="fast")
+    assert read.words is not None and not read.words.sloppy and not read.words.moved.any()
+    np.testing.assert_array_equal(read.subtitles.starts, plain.subtitles.starts)
+    np.testing.assert_array_equal(read.subtitles.ends, plain.subtitles.ends)
+    assert read.words.llr > 3 and read.confidence >= plain.confidence
+    moves = read.to_dict()["moves"]
+    assert all(m["words"] == {"agree": True, "moved": False} for m in moves if m["words"] is not None)
+
+
+def test_a_music_cue_keeps_its_piece_timing(recording):
+    path, cues = recording
+    gap = (cues[5][1] + 0.1, cues[6][0] - 0.1)
+    subs = _subs(cues, shift=1.0, sigma=0.3, seed=5, extra=[(gap[0], gap[1], "♪ la la la ♪")])
+    read = sync(path, subs, words=True, language="en", detector="fast")
+    k = next(i for i, c in enumerate(subs.cues) if "♪" in c.text)
+    assert not read.spoken[k]
+    assert read.to_dict()["moves"][k]["words"] is None
+    mapped = read.timemap.apply_spans(subs.starts[k : k + 1], subs.ends[k : k + 1])
+    assert read.subtitles.cues[k].start == pytest.approx(float(mapped[0][0]))
+    assert read.subtitles.cues[k].end == pytest.approx(float(mapped[1][0]))
+
+
+def test_translated_subtitles_lose_nothing(recording):
+    """Words that are not in the recording (another language) cannot make a map less confident."""
+    path, cues = recording
+    subs = _subs(cues, shift=0.8)
+    foreign = Subtitles(
+        [Cue(c.start, c.end, "Il pleut depuis ce matin sur toute la ville.") for c in subs.cues], format="vtt"
+    )
+    plain = sync(path, foreign, words=False, detector="fast")
+    read = sync(path, foreign, words=True, language="fr", detector="fast")
+    assert read.confidence == pytest.approx(plain.confidence)
+    np.testing.assert_array_equal(read.subtitles.starts, plain.subtitles.starts)
+
+
+def test_no_words_is_the_map_alone(recording):
+    path, cues = recording
+    subs = _subs(cues, shift=3.0, sigma=0.3, seed=6)
+    plain = sync(path, subs, words=False, detector="fast")
+    assert plain.words is None and "words" not in plain.seconds
+    np.testing.assert_array_equal(plain.subtitles.starts, subs.map_times(plain.timemap).starts)
+    assert plain.to_dict()["words"] is None
+    assert all(m["words"] is None for m in plain.to_dict()["moves"])
+
+
+def test_log_odds_and_combine():
+    assert cue_words.log_odds(np.array([1.0, 1.0, np.nan])) == pytest.approx(2 * np.log(cue_words.P_RIGHT / 0.5))
+    assert cue_words.log_odds(np.array([1.0, 0.0])) < 0.1
+    assert cue_words.combine(0.3, -5.0) == 0.3  # disagreeing words take nothing away
+    assert cue_words.combine(0.3, 2.0) > 0.7
+    assert cue_words.combine(1.0, 2.0) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [({"margin": 0.0}, "margin"), ({"tight": -1.0}, "tight"), ({"starts": np.zeros(2)}, "texts")],
+)
+def test_read_cues_bad_arguments_name_the_parameter(kwargs, name):
+    args = {"texts": ["Hello there."], "starts": np.zeros(1), "ends": np.ones(1), "language": "en"}
+    args.update(kwargs)
+    texts, starts, ends = args.pop("texts"), args.pop("starts"), args.pop("ends")
+    with pytest.raises(UsageError) as info:
+        cue_words.read_cues(np.zeros(SR, np.float32), texts, starts, ends, **args)
+    assert name in info.value.names
+
+
+def test_the_words_alone_find_the_shift(recording):
+    """A few cues' words searched over the whole recording agree on the shift and the scale."""
+    path, cues = recording
+    reader = cue_words.Reader(path, language="en", audio_stream=None)
+    given = np.array([c[0] for c in cues]) * (24 / 25) + 7.5  # 25 fps subtitles on a 24 fps film, late by 7.5 s
+    found = cue_words.find_placement(
+        reader, [c[2] for c in cues], given, duration=cues[-1][1] + 2.0, max_offset=30.0, scales=[1.0, 25 / 24, 24 / 25]
+    )
+    assert found is not None
+    scale, offset, votes = found
+    assert scale == pytest.approx(25 / 24) and votes >= 3
+    mapped = scale * given + offset
+    assert np.median(np.abs(mapped - np.array([c[0] for c in cues]))) < 0.25
+
+
+def test_cli_words_switch_and_language(recording, tmp_path):
+    """--no-words writes what the map alone gives (no `words` in --json); --language that eSpeak NG
+    does not speak is a usage error before any work."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from mmalign.cli import app
+
+    path, cues = recording
+    subs_path = tmp_path / "subs.vtt"
+    _subs(cues, shift=2.0).write(subs_path)
+    runner = CliRunner()
+    plain = runner.invoke(
+        app, ["sync", str(path), str(subs_path), "-o", str(tmp_path / "a.vtt"), "--json", "--no-words"]
+    )
+    assert plain.exit_code == 0, plain.output
+    assert json.loads(plain.stdout)["words"] is None
+    read = runner.invoke(app, ["sync", str(path), str(subs_path), "-o", str(tmp_path / "b.vtt"), "--json"])
+    assert read.exit_code == 0, read.output
+    summary = json.loads(read.stdout)
+    assert summary["words"]["language"] == "en" and summary["words"]["read"] == len(cues)
+    assert (tmp_path / "a.vtt").read_text() == (tmp_path / "b.vtt").read_text()  # exact timing: nothing moved
+    bad = runner.invoke(app, ["sync", str(path), str(subs_path), "-o", str(tmp_path / "c.vtt"), "--language", "xx"])
+    assert bad.exit_code == 2 and "--language" in bad.output and not (tmp_path / "c.vtt").exists()
