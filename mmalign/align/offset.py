@@ -42,6 +42,8 @@ from .scoring import (
 from .scoring import MARGIN_CENTER as MARGIN_CENTER  # lives in scoring; imported from here it keeps working
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from numpy.typing import ArrayLike
 
 __all__ = ["FRAMERATES", "framerate_ratios", "LinearFit", "estimate_linear", "agreement"]
@@ -72,7 +74,9 @@ class LinearFit:
         coarse ``score``).
     rival : dict or None
         The best placement at least 3 s elsewhere (``scale``, ``offset``, ``score``):
-        what ``margin`` was measured against.
+        what ``margin`` was measured against. When the fine clock settles on a placement
+        more than 3 s from the coarse best, the rival is measured from the one chosen
+        (``margin`` is not).
     evidence : float
         0–1: how far this many cues can be trusted on a reference this long (a
         factor of ``confidence``).
@@ -182,17 +186,7 @@ def estimate_linear(
     # ... and against the best alignment that puts the middle of the cues at least 3 s
     # elsewhere, at any scale (near scales with the same placement are the same answer).
     mid = float(np.mean(starts))
-    # Both sides less their scale's prior, as in the choice of the best: a rival at a rare
-    # framerate mix-up must score that much higher to be as likely.
-    second, rival = -1.0, None
-    for cand in results:
-        curve, offs, sc = cand.scores, cand.offsets, cand.scale
-        elsewhere = np.flatnonzero(np.abs(offs + (sc - scale) * mid - offset) > 3.0)
-        if len(elsewhere):
-            j = elsewhere[np.argmax(curve[elsewhere])]
-            if curve[j] - prior(sc) > second:
-                second = float(curve[j]) - prior(sc)
-                rival = {"scale": sc, "offset": round(float(offs[j]), 3), "score": round(float(curve[j]), 5)}
+    second, rival = _rival(results, scale, offset, mid, prior)
     margin = best_score - prior(scale) - second
 
     # The coarse clock cannot tell near scales apart: place the leading candidates on
@@ -206,6 +200,11 @@ def estimate_linear(
     _, scale, offset = max(finalists)
     if scale_from_drift and len(starts) >= 8:
         scale, offset = _scale_from_drift(scorers.fine, starts, ends, scale, offset, exact_set)
+    if abs((scale - results[0].scale) * mid + offset - results[0].offset) > _ELSEWHERE:
+        # The fine clock chose a placement that puts the cues elsewhere than the coarse best
+        # (a break between two stretches of cues can make that happen): the rival is then
+        # measured from the chosen placement, or it would name the chosen placement itself.
+        rival = _rival(results, scale, offset, mid, prior)[1]
     score = scorers.fine.score(starts * scale + offset, ends * scale + offset)
     evidence = evidence_factor(len(starts), len(scorers.activity) * scorers.hop, span * scale)
     confidence = calibrated_confidence(peak_z, margin, score) * evidence
@@ -223,6 +222,30 @@ def estimate_linear(
         rival=rival,
         evidence=evidence,
     )
+
+
+#: Seconds by which the middle of the cues must move for a placement to be another one.
+_ELSEWHERE = 3.0
+
+
+def _rival(
+    results: list[Candidate], scale: float, offset: float, mid: float, prior: Callable[[float], float]
+) -> tuple[float, dict[str, float] | None]:
+    """The best placement (any scale) that puts the middle of the cues (``mid``) more than
+    :data:`_ELSEWHERE` s from where ``scale * t + offset`` puts it (near scales with the same
+    placement are the same answer), as (score less its scale's prior, description); (-1, None)
+    when there is none. Both sides are taken less their scale's prior, as in the choice of the
+    best: a rival at a rare framerate mix-up must score that much higher to be as likely."""
+    second, rival = -1.0, None
+    for cand in results:
+        curve, offs, sc = cand.scores, cand.offsets, cand.scale
+        elsewhere = np.flatnonzero(np.abs(offs + (sc - scale) * mid - offset) > _ELSEWHERE)
+        if len(elsewhere):
+            j = elsewhere[np.argmax(curve[elsewhere])]
+            if curve[j] - prior(sc) > second:
+                second = float(curve[j]) - prior(sc)
+                rival = {"scale": sc, "offset": round(float(offs[j]), 3), "score": round(float(curve[j]), 5)}
+    return second, rival
 
 
 def _scale_from_drift(

@@ -314,3 +314,33 @@ def test_a_rival_at_a_rare_framerate_mixup_counts_less():
         if result.confidence >= DEFAULT_MIN_CONFIDENCE:
             accepted.append(np.mean(np.abs(result.subtitles.starts - ref.starts) <= 0.5))
     assert len(accepted) >= 2 and min(accepted) >= 0.8, accepted
+
+
+def test_the_rival_is_another_placement_than_the_one_chosen():
+    """Cues with a 21 s break after their 17th: the coarse clock's best placement is the
+    first stretch's, and the fine clock settles on the second's. The rival was measured
+    from the coarse best and so named the chosen placement itself (0.04 s from it), which
+    left the word pass nothing else to read; it is now measured from the one chosen."""
+    rng = np.random.default_rng(11)
+    starts, ends = speech_intervals(rng, 120.0)
+    k, brk = int(len(starts) * rng.uniform(0.5, 0.75)), rng.uniform(20, 40)
+    ref_starts, ref_ends = starts.copy(), ends.copy()
+    ref_starts[k:] += brk
+    ref_ends[k:] += brk
+    fit = estimate_linear(reference(ref_starts, ref_ends, 125.0 + brk, noisy=True, seed=11), starts + 0.7, ends + 0.7)
+    mid = float(np.mean(starts + 0.7))
+    coarse = fit.candidates[0]
+    assert abs((fit.scale - coarse["scale"]) * mid + fit.offset - coarse["offset"]) > 3.0  # the case in point
+    assert fit.rival is not None
+    assert abs((fit.scale - fit.rival["scale"]) * mid + fit.offset - fit.rival["offset"]) > 3.0
+
+
+@pytest.mark.parametrize(("scale", "offset"), TRANSFORMS)
+def test_the_rival_never_names_the_chosen_placement(scale, offset):
+    rng = np.random.default_rng(3)
+    starts, ends = speech_intervals(rng, 150.0)
+    cs, ce = cues_for(starts, ends, scale, offset)
+    fit = estimate_linear(reference(starts, ends, 160.0, noisy=True, seed=3), cs, ce)
+    if fit.rival is not None:
+        mid = float(np.mean(cs))
+        assert abs((fit.scale - fit.rival["scale"]) * mid + fit.offset - fit.rival["offset"]) > 3.0

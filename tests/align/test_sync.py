@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -290,3 +291,35 @@ def test_random_cue_sets_are_refused(sample, write_vtt):
         if sync(sample / "sample.vtt", subs).confidence >= DEFAULT_MIN_CONFIDENCE:
             accepted["subtitles"].append(seed)
     assert all(len(v) <= 2 for v in accepted.values()), accepted
+
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
+
+
+@pytest.mark.corpus
+@pytest.mark.slow
+@pytest.mark.skipif(not (CORPUS / "manifest.json").is_file(), reason="needs ../shared/corpus")
+def test_a_break_the_fit_reads_as_drift_leaves_the_words_a_rival_to_read(make_media):
+    """radio_fr with a 35.7 s test tone inserted after its 7th cue and the cues 0.767 s late
+    (the benchmark's break-radio_fr-1): the fine clock turns the coarse best (scale 1, right
+    for the 7 cues before the break) into a wrong drift (scale 1.0427, wrong for every cue).
+    Its rival used to be that same placement; now the rival is the coarse best, the words
+    keep it (the 7 cues before the break within 0.1 s), and the file stays refused: the 4
+    cues after the break are not placed."""
+    from mmalign import media, subtitles
+    from mmalign.align.sync import DEFAULT_MIN_CONFIDENCE, sync
+
+    sr = 16000
+    y, _ = media.load_audio(CORPUS / "radio_fr" / "audio.mp3", sr)
+    frames = y[: len(y) // 800 * 800].reshape(-1, 800)
+    level = float(np.percentile(np.sqrt(np.mean(frames**2, axis=1)), 90))
+    at, brk = 76.59, 35.674
+    t = np.arange(int(round(brk * sr))) / sr
+    tone = (np.sin(2 * np.pi * 440.0 * t) * np.sqrt(2) * level * 10 ** (-10 / 20)).astype(np.float32)
+    x = np.concatenate([y[: int(at * sr)], tone, y[int(at * sr) :]])
+    path = make_media("break.wav", signals=[x], seconds=len(x) / sr)
+    ref = subtitles.read(CORPUS / "radio_fr" / "reference.vtt")
+    result = sync(path, ref.map_times(lambda s: np.asarray(s) + 0.767))
+    before = ref.starts < at
+    assert np.abs(result.subtitles.starts[before] - ref.starts[before]).max() < 0.1
+    assert result.confidence < DEFAULT_MIN_CONFIDENCE
