@@ -76,6 +76,13 @@ def train_make_data(
     augmented: Annotated[
         bool, typer.Option("--augmented/--clean", help="Augment (speed, noise, music, reverberation, level).")
     ] = True,
+    speakers: Annotated[
+        bool,
+        typer.Option(
+            "--speakers/--one-speaker",
+            help="Vary the reader: eSpeak voice variants (male, female, Klatt), pitch and pitch range.",
+        ),
+    ] = False,
     seed: Seed = 0,
     jobs: Jobs = None,
     as_json: Json = False,
@@ -89,7 +96,8 @@ def train_make_data(
     summary: dict[str, Any] = {"output": str(output)}
     with guard(debug, as_json, summary), _LossBar(not (quiet or as_json), "synthesising") as bar:
         summary.update(make_data(
-            texts, output, language=language, copies=copies, augmented=augmented, seed=seed, jobs=jobs, progress=bar,
+            texts, output, language=language, copies=copies, augmented=augmented, speakers=speakers, seed=seed,
+            jobs=jobs, progress=bar,
         ))  # fmt: skip
     finish(summary, t0)
     if as_json:
