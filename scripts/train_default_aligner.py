@@ -137,8 +137,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def report(r) -> None:
         within = ", ".join(f"{float(k):.2f} s {v:.1%}" for k, v in r.within.items())
-        print(f"epoch {r.epoch}: loss {r.loss:.3f}; validation word starts within {within} ({r.seconds:.0f} s)",
-              flush=True)  # fmt: skip
+        raw = ", ".join(f"{v:.1%}" for v in r.within_raw.values())
+        print(f"epoch {r.epoch}: loss {r.loss:.3f}; validation word starts within {within} "
+              f"(junction {r.junction * 1000:.1f} ms; read as is: {raw}) ({r.seconds:.0f} s)", flush=True)  # fmt: skip
 
     history = train_aligner(
         [data], args.output, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=args.device,

@@ -135,14 +135,21 @@ def train_aligner(
     def report(r: Any) -> None:
         if not (quiet or as_json):
             shares = ", ".join(f"{float(k):.2f} s {v:.1%}" for k, v in r.within.items())
-            typer.echo(f"epoch {r.epoch}: loss {r.loss:.3f}; word starts within {shares} ({r.seconds:.0f} s)", err=True)
+            typer.echo(
+                f"epoch {r.epoch}: loss {r.loss:.3f}; word starts within {shares} "
+                f"(junction {r.junction * 1000:.1f} ms; {r.seconds:.0f} s)",
+                err=True,
+            )
 
     with guard(debug, as_json, summary), _LossBar(not (quiet or as_json), "training") as bar:
         history = train(
             data, output, epochs=epochs, batch_size=batch_size, lr=lr, device=device.value, seed=seed,
             resume=resume, progress=bar, on_epoch=report,
         )  # fmt: skip
-    summary["epochs"] = [{"epoch": r.epoch, "loss": r.loss, "within": r.within} for r in history]
+    summary["epochs"] = [
+        {"epoch": r.epoch, "loss": r.loss, "within": r.within, "junction": r.junction, "within_raw": r.within_raw}
+        for r in history
+    ]
     finish(summary, t0)
     if as_json:
         typer.echo(json.dumps(summary))
