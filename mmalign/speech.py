@@ -59,6 +59,7 @@ import numpy as np
 from .errors import MmalignError, UsageError
 
 __all__ = [
+    "VARIANTS",
     "Phoneme",
     "Segment",
     "Synthesis",
@@ -195,6 +196,9 @@ _INITIALIZE_DONT_EXIT = 0x8000
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _PARAM_RATE = 1
+_PARAM_PITCH = 3
+_PARAM_RANGE = 4
+_PITCH_DEFAULT = 50  # eSpeak's default of both pitch and pitch range (0-100)
 _EE_OK = 0
 
 
@@ -248,7 +252,7 @@ class _Engine:
             bundled = espeakng_loader.get_data_path()
         except (OSError, RuntimeError) as exc:
             raise MmalignError(f"cannot load eSpeak NG from espeakng-loader: {exc}") from exc
-        data, self.variant = _steady_data(bundled)
+        data, self.variant, self.speakers = _steady_data(bundled)
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_Initialize.restype = ctypes.c_int
         lib.espeak_SetSynthCallback.argtypes = [_CALLBACK]
@@ -274,7 +278,7 @@ class _Engine:
         self._events: list[_RawEvent] = []
         self._callback = _CALLBACK(self._on_synth)  # kept referenced: espeak holds the pointer
         lib.espeak_SetSynthCallback(self._callback)
-        self._voice: str | None = None
+        self._voice: tuple[str, str | None, int, int] | None = None
         self._rate: int | None = None
         self.voices = self._list_voices()
 
@@ -315,14 +319,39 @@ class _Engine:
             i += 1
         return table
 
-    def synth(self, text: str, voice: str, rate: int) -> tuple[list[np.ndarray], list[_RawEvent]]:
-        """Synthesise ``text``: int16 PCM chunks at 22050 Hz and the raw events. Caller holds the lock."""
-        if voice != self._voice:
-            name = f"{voice}+{self.variant}" if self.variant else voice
+    def synth(
+        self,
+        text: str,
+        voice: str,
+        rate: int,
+        variant: str | None = None,
+        pitch: int | None = None,
+        pitch_range: int | None = None,
+    ) -> tuple[list[np.ndarray], list[_RawEvent]]:
+        """Synthesise ``text``: int16 PCM chunks at 22050 Hz and the raw events. Caller holds the lock.
+
+        ``variant`` is one of :data:`VARIANTS` (its steady copy is loaded); ``pitch`` and
+        ``pitch_range`` are eSpeak's 0-100 parameters (``None``: the voice's own, 50).
+        """
+        shape = (
+            _PITCH_DEFAULT if pitch is None else int(pitch),
+            _PITCH_DEFAULT if pitch_range is None else int(pitch_range),
+        )
+        key = (voice, variant, *shape)
+        if key != self._voice:
+            steady = self.variant if variant is None else self.speakers.get(variant)
+            if variant is not None and steady is None:
+                raise MmalignError(f"eSpeak NG has no steady copy of its voice variant {variant!r}")
+            # pitch and range first, then the voice: a voice loaded before them keeps traces of
+            # earlier settings (then the default reading would not be today's, sample for sample)
+            self._lib.espeak_SetParameter(_PARAM_PITCH, shape[0], 0)
+            self._lib.espeak_SetParameter(_PARAM_RANGE, shape[1], 0)
+            name = f"{voice}+{steady}" if steady else voice
             if self._lib.espeak_SetVoiceByName(name.encode()) != _EE_OK:
-                raise MmalignError(f"eSpeak NG cannot load its voice {voice!r}")
-            self._voice = voice
-            self._rate = None  # a new voice resets the parameters
+                self._voice = None
+                raise MmalignError(f"eSpeak NG cannot load its voice {name!r}")
+            self._voice = key
+            self._rate = None  # a new voice resets the rate
         if rate != self._rate:
             self._lib.espeak_SetParameter(_PARAM_RATE, rate, 0)
             self._rate = rate
@@ -341,13 +370,23 @@ class _Engine:
 _VARIANT = "mmalign-steady"
 _VARIANT_TEXT = "language variant\nname mmalign-steady\nflutter 0\nroughness 0\n"
 
+#: eSpeak NG's voice variants that :func:`synthesize` can read with (``variant=``): other
+#: speakers (male, female, Klatt-synthesised), each made steady (no flutter, roughness, breath
+#: noise or echo: the same call always gives the same samples).
+VARIANTS = (
+    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt3",
+)  # fmt: skip
 
-def _steady_data(bundled: str) -> tuple[str, str | None]:
-    """A data folder that is the bundled one plus the steady variant: ``(path, variant)``.
+
+def _steady_data(bundled: str) -> tuple[str, str | None, dict[str, str]]:
+    """A data folder that is the bundled one plus steady variants: ``(path, variant, speakers)``.
 
     A private temporary folder of symbolic links to the bundled files (nothing is
-    copied or downloaded; it is removed at exit). Where links cannot be made, the
-    bundled folder is used as it is, without the variant: ``(bundled, None)``.
+    copied or downloaded; it is removed at exit), plus the steady variant and a steady copy
+    of each of :data:`VARIANTS` (its own file without flutter, roughness, breath noise or echo,
+    whose state eSpeak carries from one call to the next;
+    ``speakers`` maps a variant's name to its copy's). Where links cannot be made, the
+    bundled folder is used as it is, without the variants: ``(bundled, None, {})``.
     """
     import atexit
     import os
@@ -355,6 +394,7 @@ def _steady_data(bundled: str) -> tuple[str, str | None]:
     import tempfile
 
     root = tempfile.mkdtemp(prefix="mmalign-espeak-")
+    speakers: dict[str, str] = {}
     try:
         for entry in os.scandir(bundled):
             if entry.name != "voices":
@@ -368,11 +408,23 @@ def _steady_data(bundled: str) -> tuple[str, str | None]:
         os.makedirs(variants, exist_ok=True)
         with open(os.path.join(variants, _VARIANT), "w", encoding="ascii") as fh:
             fh.write(_VARIANT_TEXT)
+        for name in VARIANTS:
+            try:
+                with open(os.path.join(bundled, "voices", "!v", name), encoding="utf-8") as fh:
+                    lines = fh.read().splitlines()
+            except OSError:
+                continue
+            drop = ("name", "flutter", "roughness", "breath", "breathw", "echo")
+            keep = [ln for ln in lines if (ln.split() or [""])[0] not in drop]
+            steady = f"{_VARIANT}-{name}"
+            with open(os.path.join(variants, steady), "w", encoding="utf-8") as fh:
+                fh.write("\n".join([*keep, f"name {steady}", "flutter 0", "roughness 0", ""]))
+            speakers[name] = steady
     except OSError:
         shutil.rmtree(root, ignore_errors=True)
-        return bundled, None
+        return bundled, None, {}
     atexit.register(shutil.rmtree, root, ignore_errors=True)
-    return root, _VARIANT
+    return root, _VARIANT, speakers
 
 
 _LOCK = threading.RLock()
@@ -780,6 +832,16 @@ def _check_options(rate: int, sr: int) -> None:
         raise UsageError(f"sr must be an integer sample rate from {_SR_RANGE[0]} to {_SR_RANGE[1]} Hz, not {sr!r}")
 
 
+def _check_speaker(variant: str | None, pitch: int | None, pitch_range: int | None) -> None:
+    if variant is not None and variant not in VARIANTS:
+        raise UsageError(f"{{variant}} must be one of {', '.join(VARIANTS)}, not {variant!r}", names=["variant"])
+    for name, value in (("pitch", pitch), ("pitch_range", pitch_range)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= 100
+        ):
+            raise UsageError(f"{{{name}}} must be an integer from 0 to 100, not {value!r}", names=[name])
+
+
 def _language_of(language: str | None, texts: Sequence[str]) -> str:
     if language is None:
         return detect_language(" ".join(texts))
@@ -839,6 +901,9 @@ def synthesize(
     language: str | None = None,
     rate: int = DEFAULT_RATE,
     sr: int = 16000,
+    variant: str | None = None,
+    pitch: int | None = None,
+    pitch_range: int | None = None,
 ) -> Synthesis:
     """Read ``text`` aloud with eSpeak NG and time its words.
 
@@ -855,6 +920,12 @@ def synthesize(
         Speaking rate in words a minute, 80 to 450.
     sr : int
         Sample rate of the returned audio (resampled from eSpeak's 22050 Hz).
+    variant : str or None
+        Another speaker: one of :data:`VARIANTS` (eSpeak's voice variants ``m1`` .. ``m7``,
+        ``f1`` .. ``f5``, ``klatt``, ...); ``None`` keeps the language's own voice.
+    pitch, pitch_range : int or None
+        eSpeak's base pitch and pitch range, 0 to 100; ``None`` keeps the voice's own (50).
+        The defaults of these three give exactly the reading of earlier versions.
 
     Returns
     -------
@@ -866,8 +937,8 @@ def synthesize(
     Raises
     ------
     UsageError
-        On an unknown ``language`` (the message names it as ``{language}``), a bad ``rate``
-        or ``sr``, or text that is not a str.
+        On an unknown ``language`` (the message names it as ``{language}``), a bad ``rate``,
+        ``sr``, ``variant``, ``pitch`` or ``pitch_range``, or text that is not a str.
 
     See Also
     --------
@@ -881,7 +952,9 @@ def synthesize(
     """
     if not isinstance(text, str):
         raise UsageError(f"text must be a str, not {type(text).__name__}")
-    return _synthesize([text], language=language, rate=rate, sr=sr, gap=None)
+    return _synthesize(
+        [text], language=language, rate=rate, sr=sr, gap=None, variant=variant, pitch=pitch, pitch_range=pitch_range
+    )
 
 
 def synthesize_segments(
@@ -931,9 +1004,20 @@ def synthesize_segments(
     return _synthesize(list(texts), language=language, rate=rate, sr=sr, gap=float(gap))
 
 
-def _synthesize(texts: list[str], *, language: str | None, rate: int, sr: int, gap: float | None) -> Synthesis:
+def _synthesize(
+    texts: list[str],
+    *,
+    language: str | None,
+    rate: int,
+    sr: int,
+    gap: float | None,
+    variant: str | None = None,
+    pitch: int | None = None,
+    pitch_range: int | None = None,
+) -> Synthesis:
     """Synthesise ``texts``; ``gap=None`` keeps eSpeak's whole output (one text only)."""
     _check_options(rate, sr)
+    _check_speaker(variant, pitch, pitch_range)
     if language is None and not any(t.strip() for t in texts):
         language = "en"  # nothing to say: no language to detect
     language = _language_of(language, texts)
@@ -948,7 +1032,7 @@ def _synthesize(texts: list[str], *, language: str | None, rate: int, sr: int, g
     for index, text in enumerate(texts):
         if text.strip():
             with _LOCK:
-                chunks, events = _engine().synth(text, voice, int(rate))
+                chunks, events = _engine().synth(text, voice, int(rate), variant, pitch, pitch_range)
             length = sum(len(c) for c in chunks)
             timed = _timed_words(text, events, length)
         else:

@@ -4,7 +4,8 @@
 Texts: for each language, ``--lines`` sentences of 3 to 14 words drawn (seeded) from the small
 word lists below (common words written for this script, public domain), plus numbers, which
 eSpeak reads in the language. Each line is read by eSpeak NG ``--copies`` times at different
-rates and augmented (:func:`mmalign.train.make_data`), then the model is trained
+rates, by varied speakers (eSpeak voice variants, pitch, pitch range; ``--no-speakers``: the
+language's own voice only) and augmented (:func:`mmalign.train.make_data`), then the model is trained
 (:func:`mmalign.train.train_aligner`) and the validation score (held-out synthetic word starts
 within 0.05/0.1/0.25 s) printed after every epoch. Run from the repository root::
 
@@ -104,6 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--languages", default=",".join(sorted(WORDS)), help="comma-separated, from: " + ",".join(WORDS))
     p.add_argument("--lines", type=int, default=200, help="sentences per language")
     p.add_argument("--copies", type=int, default=1, help="readings per sentence")
+    p.add_argument(
+        "--speakers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="vary the reader (eSpeak voice variants, pitch, pitch range); --no-speakers: one voice",
+    )
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -124,14 +131,15 @@ def main(argv: list[str] | None = None) -> int:
             path = args.work / "texts" / f"{lang}.txt"
             path.write_text("\n".join(sentences(lang, args.lines, args.seed)) + "\n", encoding="utf-8")
             texts.append(path)
-        header = make_data(texts, data, copies=args.copies, seed=args.seed, jobs=args.jobs)
+        header = make_data(texts, data, copies=args.copies, speakers=args.speakers, seed=args.seed, jobs=args.jobs)
         print(f"data: {header['utterances']} utterances, {header['speech_seconds'] / 3600:.2f} h, "
               f"{header['languages']} in {time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
 
     def report(r) -> None:
         within = ", ".join(f"{float(k):.2f} s {v:.1%}" for k, v in r.within.items())
-        print(f"epoch {r.epoch}: loss {r.loss:.3f}; validation word starts within {within} ({r.seconds:.0f} s)",
-              flush=True)  # fmt: skip
+        raw = ", ".join(f"{v:.1%}" for v in r.within_raw.values())
+        print(f"epoch {r.epoch}: loss {r.loss:.3f}; validation word starts within {within} "
+              f"(junction {r.junction * 1000:.1f} ms; read as is: {raw}) ({r.seconds:.0f} s)", flush=True)  # fmt: skip
 
     history = train_aligner(
         [data], args.output, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=args.device,

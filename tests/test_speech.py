@@ -158,6 +158,50 @@ def test_synthesis_is_deterministic():
     assert np.array_equal(a.audio, b.audio) and a.words == b.words and a.phonemes == b.phonemes
 
 
+def test_other_speakers_change_the_sound_not_the_timing_rules():
+    text = "Good morning everybody. Another sentence follows now."
+    default = speech.synthesize(text, language="en")
+    seen = {default.audio.tobytes()}
+    for kw in ({"variant": "f2"}, {"variant": "m3", "pitch": 20}, {"variant": "klatt"}, {"pitch_range": 90}):
+        a = speech.synthesize(text, language="en", **kw)
+        b = speech.synthesize(text, language="en", **kw)
+        assert np.array_equal(a.audio, b.audio) and a.words == b.words, kw  # deterministic
+        assert a.audio.tobytes() not in seen, kw  # another voice
+        seen.add(a.audio.tobytes())
+        assert [w.text for w in a.words] == [w.text for w in default.words]
+        _check_words(a, text)
+        # times still exact: sound in every word, silence in the sentence pause
+        k = [w.text for w in a.words].index("everybody")
+        lo, hi = a.words[k].end, a.words[k + 1].start
+        assert np.abs(a.audio[int((lo + 0.02) * a.sr) : int((hi - 0.02) * a.sr)]).max() < 0.01, kw
+        assert all(_rms(a.audio[int(w.start * a.sr) : int(w.end * a.sr)]) > 0.01 for w in a.words), kw
+
+
+def test_default_speaker_reads_as_before_whatever_came_first():
+    text = "Same words, same sound."
+    before = speech.synthesize(text, language="en")
+    speech.synthesize(text, language="en", variant="m1", pitch=30, pitch_range=80)
+    speech.synthesize(text, language="en", pitch=80)
+    speech.synthesize(text, language="en", pitch_range=10)
+    after = speech.synthesize(text, language="en")
+    assert np.array_equal(before.audio, after.audio) and before.words == after.words
+    explicit = speech.synthesize(text, language="en", variant=None, pitch=50, pitch_range=50)
+    assert np.array_equal(before.audio, explicit.audio)  # 50 is eSpeak's own default
+
+
+def test_default_speaker_in_a_fresh_process_matches():
+    code = (
+        "import hashlib; from mmalign import speech; "
+        "print(hashlib.sha1(speech.synthesize('Same words, same sound.', language='en').audio.tobytes()).hexdigest())"
+    )
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    import hashlib
+
+    speech.synthesize("Same words, same sound.", language="en", variant="f5", pitch=90)
+    here = hashlib.sha1(speech.synthesize("Same words, same sound.", language="en").audio.tobytes()).hexdigest()
+    assert here == fresh
+
+
 def test_segments_have_known_boundaries_and_empty_ones_add_nothing():
     texts = ["Hello there.", "", "Second cue here.", "Third."]
     syn = speech.synthesize_segments(texts, language="en", gap=0.5)
@@ -205,6 +249,10 @@ def test_rate_and_sample_rate():
         lambda: speech.synthesize("Hi.", language="en", sr=0),
         lambda: speech.synthesize(b"Hi.", language="en"),
         lambda: speech.synthesize("Hi.", language=3),
+        lambda: speech.synthesize("Hi.", language="en", variant="robot"),
+        lambda: speech.synthesize("Hi.", language="en", pitch=101),
+        lambda: speech.synthesize("Hi.", language="en", pitch_range=-1),
+        lambda: speech.synthesize("Hi.", language="en", pitch=True),
         lambda: speech.synthesize_segments("Hi.", language="en"),
         lambda: speech.synthesize_segments(["Hi."], language="en", gap=-1),
         lambda: speech.clean_text(None),

@@ -14,11 +14,12 @@ Model
     AttentionAligner      the torch module: ``forward(tokens, mels, ...)`` → attention log-probabilities
     forward_sum_loss      the CTC-style monotonic alignment loss
     beta_binomial_prior   the log attention prior of one (frames, tokens) pair
-    save_model, load_model    weights in safetensors, the config (JSON) in its metadata
+    save_model, load_model    weights in safetensors, the config and calibration (JSON) in its metadata
 
 Inference
     attention_align       a recording and its segments → :class:`~mmalign.align.words.ForcedAlignment`
     hard_path             the most probable monotonic path: token index per frame
+    word_times            word starts and ends from a path (the junction convention below)
     tokenize              eSpeak phonemes → token ids, with each word's token range
     logmel_frames         the model's front end (log-mel, 10 ms frames, per-band normalised)
 
@@ -28,6 +29,16 @@ Tokens: index 0 is a boundary token, placed before the first word, between words
 the last one, which takes the silence (and the jingle, the untranscribed talk) there; every
 phoneme (IPA, stress marks dropped) is hashed into ``1 .. n_tokens - 1``, so one table serves
 every language eSpeak speaks. Each token gets at least one frame (10 ms).
+
+Junctions: the forward-sum loss makes the model give every boundary token frames, also where
+two words are spoken without a pause; it learns to take them from both words (on synthetic
+speech, about 25 ms of each). Read as it is, the path would place every word start after the
+first late and every word end before the last early. So a boundary token between two words
+is read as reaching ``junction`` seconds into each: the word after it starts ``junction``
+before the token's end, the word before it ends ``junction`` after its start, and where the
+token is shorter than ``2 * junction`` the two words meet in its middle. The model's
+``junction`` is fitted on held-out synthetic speech after training
+(:func:`mmalign.train.calibrate`) and stored with its weights; 0 reads the path as it is.
 
 Memory: the attention matrix is frames × tokens (float32); a recording whose matrix exceeds
 :data:`MAX_CELLS` is refused (align it in parts). This module imports torch at import time;
@@ -64,6 +75,7 @@ __all__ = [
     "logmel_frames",
     "save_model",
     "tokenize",
+    "word_times",
 ]
 
 Pathlike = Union[str, "os.PathLike[str]"]
@@ -76,6 +88,7 @@ _FLOOR_DB = 80.0  # dB below the loudest frames
 MAX_CELLS = 400_000_000  #: largest attention matrix (frames × tokens) aligned at once
 _BLOCK = 2048  # frames scored at once at inference
 _META_KEY = "mmalign.aligner"
+_CALIBRATION_KEY = "mmalign.calibration"
 _STRESS = str.maketrans("", "", "ˈˌ'")
 
 
@@ -143,10 +156,17 @@ class AttentionAligner(nn.Module):
     ----------
     config : AlignerConfig
         Sizes; the default has about 1.5 M parameters.
+
+    Attributes
+    ----------
+    calibration : dict
+        How to read its paths, fitted after training and stored with the weights:
+        ``junction`` (seconds, see the module notes; 0 when absent) and where it was fitted.
     """
 
     def __init__(self, config: AlignerConfig | None = None) -> None:
         super().__init__()
+        self.calibration: dict[str, Any] = {}
         self.config = config = config or AlignerConfig()
         k, d = config.kernel, config.dim
         if k % 2 != 1 or min(config.text_layers, config.audio_layers, d, config.attn_dim, config.n_tokens - 1) < 1:
@@ -172,6 +192,11 @@ class AttentionAligner(nn.Module):
         for conv in self.audio:
             h = torch.relu(conv(h))
         return self.audio_out(h).transpose(1, 2)
+
+    @property
+    def junction(self) -> float:
+        """Seconds a boundary token between two words reaches into each (0: none fitted)."""
+        return float(self.calibration.get("junction", 0.0))
 
     def scores(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         """Attention logits ``(B, T, N)``: ``-temperature * |q - k|^2``."""
@@ -273,7 +298,7 @@ def beta_binomial_prior(frames: int, tokens: int, scaling: float = 1.0) -> np.nd
 
 
 def save_model(model: AttentionAligner, path: Pathlike, *, extra: dict[str, Any] | None = None) -> None:
-    """Write the weights (safetensors, float32) with the config, and ``extra``, in its metadata.
+    """Write the weights (safetensors, float32) with the config, calibration and ``extra`` in its metadata.
 
     Written atomically: a temporary file beside ``path``, then renamed.
 
@@ -288,6 +313,8 @@ def save_model(model: AttentionAligner, path: Pathlike, *, extra: dict[str, Any]
 
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
     meta = {_META_KEY: model.config.to_json(), "format": "pt"}
+    if model.calibration:
+        meta[_CALIBRATION_KEY] = json.dumps(model.calibration, sort_keys=True)
     if extra:
         meta["mmalign.training"] = json.dumps(extra, sort_keys=True)
     atomic_write(path, save(tensors, metadata=meta))
@@ -316,6 +343,14 @@ def load_model(path: Pathlike, *, device: str = "cpu") -> AttentionAligner:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
         raise InputError(f"{os.fspath(path)}: weights do not fit their config: {str(exc).splitlines()[0]}") from exc
+    if _CALIBRATION_KEY in meta:
+        try:
+            calibration = json.loads(meta[_CALIBRATION_KEY])
+            if not isinstance(calibration, dict) or not 0 <= float(calibration.get("junction", 0.0)) < 1:
+                raise ValueError(calibration)
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"{os.fspath(path)}: not an attention aligner calibration: {exc}") from exc
+        model.calibration = calibration
     return model.to(device).eval()
 
 
@@ -463,18 +498,44 @@ def hard_path(log_probs: np.ndarray) -> np.ndarray:
     return _mas(x)
 
 
-def word_times(path: np.ndarray, tokens: Tokens) -> tuple[np.ndarray, np.ndarray]:
+def word_times(path: np.ndarray, tokens: Tokens, *, junction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Start and end (seconds) of each word from the token of each frame.
 
     A token's start is half a frame before its first frame's centre (frames are centred);
-    its end is half a frame after its last.
+    its end is half a frame after its last. With ``junction`` > 0, a boundary token between
+    two words is read as reaching that far into each (see the module notes): the word after
+    it starts at ``max(end - junction, middle)``, the word before it ends at
+    ``min(start + junction, middle)``.
+
+    Parameters
+    ----------
+    path : np.ndarray [shape=(T,)]
+        Token of each frame (:func:`hard_path`).
+    tokens : Tokens
+        The tokens aligned.
+    junction : float >= 0
+        Seconds; the model's :attr:`AttentionAligner.junction`.
+
+    Returns
+    -------
+    (np.ndarray, np.ndarray) [shape=(W,)]
+        Starts and ends, seconds.
     """
     n = int(path[-1]) + 1
     starts = np.searchsorted(path, np.arange(n), side="left")
     ends = np.searchsorted(path, np.arange(n), side="right")
-    t0 = np.maximum((starts[tokens.word_first] - 0.5) * HOP, 0.0)
-    t1 = np.maximum((ends[tokens.word_last] - 0.5) * HOP, t0)
-    return t0, t1
+    t0 = (starts[tokens.word_first] - 0.5) * HOP
+    t1 = (ends[tokens.word_last] - 0.5) * HOP
+    if junction > 0 and len(tokens.word_first) > 1:
+        ids, first, last = tokens.ids, tokens.word_first, tokens.word_last
+        b = first[1:] - 1  # the boundary token before each later word
+        ok = (ids[b] == 0) & (ids[first[1:]] != 0) & (last[:-1] == b - 1)
+        lo, hi = (starts[b] - 0.5) * HOP, (ends[b] - 0.5) * HOP
+        middle = (lo + hi) / 2
+        t0[1:] = np.where(ok, np.maximum(hi - junction, middle), t0[1:])
+        t1[:-1] = np.where(ok, np.minimum(lo + junction, middle), t1[:-1])
+    t0 = np.maximum(t0, 0.0)
+    return t0, np.maximum(t1, t0)
 
 
 def log_probs_of(model: AttentionAligner, tokens: np.ndarray, mels: np.ndarray) -> np.ndarray:
@@ -581,13 +642,19 @@ def attention_align(
     logp = log_probs_of(net, toks.ids, mels)
     path = hard_path(logp)
     frame_logp = logp[np.arange(len(path)), path]
-    return _result(texts, syn, toks, path, frame_logp, duration)
+    return _result(texts, syn, toks, path, frame_logp, duration, net.junction)
 
 
 def _result(
-    texts: list[str], syn: Any, toks: Tokens, path: np.ndarray, frame_logp: np.ndarray, duration: float
+    texts: list[str],
+    syn: Any,
+    toks: Tokens,
+    path: np.ndarray,
+    frame_logp: np.ndarray,
+    duration: float,
+    junction: float = 0.0,
 ) -> ForcedAlignment:
-    w0, w1 = word_times(path, toks)
+    w0, w1 = word_times(path, toks, junction=junction)
     out: list[AlignedSegment] = []
     scores: list[float] = []
     weights: list[float] = []

@@ -76,6 +76,13 @@ def train_make_data(
     augmented: Annotated[
         bool, typer.Option("--augmented/--clean", help="Augment (speed, noise, music, reverberation, level).")
     ] = True,
+    speakers: Annotated[
+        bool,
+        typer.Option(
+            "--speakers/--one-speaker",
+            help="Vary the reader: eSpeak voice variants (male, female, Klatt), pitch and pitch range.",
+        ),
+    ] = False,
     seed: Seed = 0,
     jobs: Jobs = None,
     as_json: Json = False,
@@ -89,7 +96,8 @@ def train_make_data(
     summary: dict[str, Any] = {"output": str(output)}
     with guard(debug, as_json, summary), _LossBar(not (quiet or as_json), "synthesising") as bar:
         summary.update(make_data(
-            texts, output, language=language, copies=copies, augmented=augmented, seed=seed, jobs=jobs, progress=bar,
+            texts, output, language=language, copies=copies, augmented=augmented, speakers=speakers, seed=seed,
+            jobs=jobs, progress=bar,
         ))  # fmt: skip
     finish(summary, t0)
     if as_json:
@@ -127,14 +135,21 @@ def train_aligner(
     def report(r: Any) -> None:
         if not (quiet or as_json):
             shares = ", ".join(f"{float(k):.2f} s {v:.1%}" for k, v in r.within.items())
-            typer.echo(f"epoch {r.epoch}: loss {r.loss:.3f}; word starts within {shares} ({r.seconds:.0f} s)", err=True)
+            typer.echo(
+                f"epoch {r.epoch}: loss {r.loss:.3f}; word starts within {shares} "
+                f"(junction {r.junction * 1000:.1f} ms; {r.seconds:.0f} s)",
+                err=True,
+            )
 
     with guard(debug, as_json, summary), _LossBar(not (quiet or as_json), "training") as bar:
         history = train(
             data, output, epochs=epochs, batch_size=batch_size, lr=lr, device=device.value, seed=seed,
             resume=resume, progress=bar, on_epoch=report,
         )  # fmt: skip
-    summary["epochs"] = [{"epoch": r.epoch, "loss": r.loss, "within": r.within} for r in history]
+    summary["epochs"] = [
+        {"epoch": r.epoch, "loss": r.loss, "within": r.within, "junction": r.junction, "within_raw": r.within_raw}
+        for r in history
+    ]
     finish(summary, t0)
     if as_json:
         typer.echo(json.dumps(summary))

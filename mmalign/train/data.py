@@ -14,7 +14,8 @@ The folder (the same shape as an ``mmalign export``: a header, a manifest, shard
                                "utterances": N, "speech_seconds": S, "seed": ...}
     DIR/manifest.jsonl        one JSON object per utterance: id, shard, text, language, rate,
                               frames, words [[text, start, end], ...],
-                              phonemes [[ipa, start, end, word], ...], augment {...}
+                              phonemes [[ipa, start, end, word], ...], augment {...},
+                              speaker {variant, pitch, pitch_range} (with ``speakers=True``)
     DIR/shards/000000.safetensors   per utterance id: log-mel dB, float16 (frames, n_mels)
 
 Times are seconds from the start of the utterance's audio, exact from eSpeak's sample
@@ -183,8 +184,20 @@ def _lines(path: Path) -> list[str]:
     return [c for c in (speech.clean_text(line.strip()) for line in raw.splitlines()) if c]
 
 
+def _speaker(rng: np.random.Generator) -> dict[str, Any]:
+    """A random reader: an eSpeak voice variant (or the language's own voice), pitch and range."""
+    from .. import speech
+
+    choice = int(rng.integers(len(speech.VARIANTS) + 1))
+    return {
+        "variant": speech.VARIANTS[choice - 1] if choice else None,
+        "pitch": int(rng.integers(15, 86)),
+        "pitch_range": int(rng.integers(10, 91)),
+    }
+
+
 def _make_task(
-    items: list[tuple[str, str, str, int]], n_mels: int, augmented: bool
+    items: list[tuple[str, str, str, int]], n_mels: int, augmented: bool, speakers: bool = False
 ) -> list[tuple[dict[str, Any], np.ndarray]]:
     """Synthesise and augment ``(id, text, language, seed)`` items: (record, log-mel dB float16) each."""
     from .. import speech
@@ -194,7 +207,8 @@ def _make_task(
     for uid, text, language, seed in items:
         rng = np.random.default_rng(seed)
         rate = int(rng.integers(130, 241)) if augmented else speech.DEFAULT_RATE
-        syn = speech.synthesize(text, language=language, rate=rate, sr=_SR)
+        speaker = _speaker(rng) if speakers else {}
+        syn = speech.synthesize(text, language=language, rate=rate, sr=_SR, **speaker)
         if not syn.words:
             continue
         times = np.array(
@@ -218,6 +232,8 @@ def _make_task(
             ],
             "augment": info,
         }
+        if speaker:
+            record["speaker"] = speaker
         out.append((record, db.astype(np.float16)))
     return out
 
@@ -229,6 +245,7 @@ def make_data(
     language: str | None = None,
     copies: int = 1,
     augmented: bool = True,
+    speakers: bool = False,
     n_mels: int = 80,
     seed: int = 0,
     jobs: int | None = None,
@@ -250,6 +267,11 @@ def make_data(
     augmented : bool
         Augment (speed, padding, reverberation, noise, music, level); False keeps eSpeak's
         clean reading at its default rate.
+    speakers : bool
+        Vary the reader too: each utterance is read by one of eSpeak's voice variants
+        (:data:`mmalign.speech.VARIANTS`) or the language's own voice, at a random pitch
+        (15–85) and pitch range (10–90), recorded in its manifest record as ``speaker``.
+        False reads everything with the language's own voice (the data of earlier versions).
     n_mels : int
         Log-mel bands.
     seed : int
@@ -317,7 +339,8 @@ def make_data(
             shard.clear()
 
     done = 0
-    for result in parallel_map(_make_task, tasks, [n_mels] * len(tasks), [augmented] * len(tasks), jobs=jobs):
+    n = len(tasks)
+    for result in parallel_map(_make_task, tasks, [n_mels] * n, [augmented] * n, [speakers] * n, jobs=jobs):
         for record, db in result:
             record["shard"] = f"shards/{len(records) // _SHARD:06d}.safetensors"
             shard[record["id"]] = db
@@ -341,6 +364,7 @@ def make_data(
         "seed": seed,
         "copies": copies,
         "augmented": augmented,
+        "speakers": speakers,
         "languages": sorted({r["language"] for r in records}),
     }
     atomic_write(root / "dataset.json", json.dumps(header, indent=1).encode())

@@ -3,6 +3,8 @@
     train_aligner    data folders → a weights file, with a checkpoint each epoch
     EpochReport      loss and validation score of one epoch
     validate         share of word starts within 0.05 / 0.1 / 0.25 s of the truth
+    calibrate        fit a model's ``junction`` (how its paths are read) on held-out utterances
+    calibrate_aligner    the same for a weights file and data folders (its validation split)
 
 Determinism: the model is initialised from ``seed`` and the batches of epoch ``e`` are
 drawn from ``(seed, e)``; nothing else is random (no dropout), so on the CPU the same data
@@ -17,11 +19,12 @@ from the last finished epoch.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,7 +32,15 @@ import numpy as np
 from ..errors import InputError, UsageError
 from .checkpoint import Pathlike, checkpoint_meta, checkpoint_path, load_checkpoint, save_checkpoint, torch_device
 
-__all__ = ["TOLERANCES", "EpochReport", "checkpoint_path", "train_aligner", "validate"]
+__all__ = [
+    "TOLERANCES",
+    "EpochReport",
+    "calibrate",
+    "calibrate_aligner",
+    "checkpoint_path",
+    "train_aligner",
+    "validate",
+]
 
 TOLERANCES = (0.05, 0.1, 0.25)  #: seconds: validation counts word starts within each
 
@@ -45,15 +56,22 @@ class EpochReport:
     loss : float
         Mean forward-sum loss over the epoch's batches.
     within : dict of str to float
-        Share (0–1) of validation word starts within each tolerance (keys ``"0.05"``, ...).
+        Share (0–1) of validation word starts within each tolerance (keys ``"0.05"``, ...),
+        the paths read with the ``junction`` fitted on them.
     seconds : float
         Wall time of the epoch.
+    junction : float
+        The junction (seconds) fitted after the epoch (:func:`calibrate`).
+    within_raw : dict of str to float
+        As ``within``, the paths read as they are (junction 0).
     """
 
     epoch: int
     loss: float
     within: dict[str, float]
     seconds: float
+    junction: float = 0.0
+    within_raw: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,6 +81,7 @@ class _Item:
     tokens: np.ndarray
     first: np.ndarray
     starts: np.ndarray
+    last: np.ndarray
 
 
 def _items(data: Sequence[Pathlike], n_mels: int, n_tokens: int) -> list[_Item]:
@@ -75,7 +94,7 @@ def _items(data: Sequence[Pathlike], n_mels: int, n_tokens: int) -> list[_Item]:
             toks = tokenize(u.phonemes, len(u.word_starts), n_tokens)
             mels = normalise(u.mels.astype(np.float32)).astype(np.float16)
             if len(mels) >= len(toks.ids):
-                items.append(_Item(u.id, mels, toks.ids, toks.word_first, u.word_starts))
+                items.append(_Item(u.id, mels, toks.ids, toks.word_first, u.word_starts, toks.word_last))
     if not items:
         raise InputError("no usable utterances in the training data")
     return items
@@ -133,23 +152,121 @@ def _tensors(batch: list[_Item], device: Any, prior: bool) -> tuple[Any, ...]:
     )
 
 
-def validate(model: Any, items: Sequence[Any]) -> dict[str, float]:
-    """Share of word starts found within each of :data:`TOLERANCES` seconds, over ``items``.
+def _paths(model: Any, items: Sequence[Any]) -> list[np.ndarray]:
+    from ..align.attention import hard_path, log_probs_of
 
-    ``items`` have ``mels`` (normalised log-mel), ``tokens``, ``first`` (each word's first
-    token) and ``starts`` (true word starts, seconds).
-    """
-    from ..align.attention import HOP, hard_path, log_probs_of
+    model.eval()
+    return [hard_path(log_probs_of(model, it.tokens, it.mels.astype(np.float32))) for it in items]
+
+
+def _within(paths: list[np.ndarray], items: Sequence[Any], junction: float) -> dict[str, float]:
+    from ..align.attention import Tokens, word_times
 
     errors = []
-    model.eval()
-    for it in items:
-        path = hard_path(log_probs_of(model, it.tokens, it.mels.astype(np.float32)))
-        starts = np.searchsorted(path, np.arange(len(it.tokens)), side="left")
-        found = np.maximum((starts[it.first] - 0.5) * HOP, 0.0)
+    for path, it in zip(paths, items):
+        found, _ = word_times(path, Tokens(it.tokens, it.first, it.last), junction=junction)
         errors.append(np.abs(found - it.starts))
     err = np.concatenate(errors) if errors else np.zeros(0)
     return {str(tol): float(np.mean(err <= tol + 1e-9)) if len(err) else 0.0 for tol in TOLERANCES}
+
+
+def validate(model: Any, items: Sequence[Any], *, junction: float | None = None) -> dict[str, float]:
+    """Share of word starts found within each of :data:`TOLERANCES` seconds, over ``items``.
+
+    ``items`` have ``mels`` (normalised log-mel), ``tokens``, ``first`` and ``last`` (each
+    word's first and last token) and ``starts`` (true word starts, seconds). Paths are read
+    with ``junction`` (default: the model's, :attr:`~mmalign.align.attention.AttentionAligner.junction`).
+    """
+    return _within(_paths(model, items), items, model.junction if junction is None else junction)
+
+
+_JUNCTIONS = np.arange(0.0, 0.1001, 0.0025)  # seconds: the grid calibrate searches
+
+
+def _fit_junction(paths: list[np.ndarray], items: Sequence[Any]) -> tuple[float, float]:
+    """The junction of the grid with the least median absolute error of the starts of words
+    after a boundary token: ``(junction, error)``."""
+    from ..align.attention import HOP
+
+    lo, hi, truth_next = [], [], []
+    for path, it in zip(paths, items):
+        n = int(path[-1]) + 1
+        starts = np.searchsorted(path, np.arange(n), side="left")
+        ends = np.searchsorted(path, np.arange(n), side="right")
+        b = it.first[1:] - 1
+        ok = (it.tokens[b] == 0) & (it.tokens[it.first[1:]] != 0) & (it.last[:-1] == b - 1)
+        lo.append((starts[b][ok] - 0.5) * HOP)
+        hi.append((ends[b][ok] - 0.5) * HOP)
+        truth_next.append(it.starts[1:][ok])
+    if not lo:
+        return 0.0, float("nan")
+    a, z, t = np.concatenate(lo), np.concatenate(hi), np.concatenate(truth_next)
+    if not len(t):
+        return 0.0, float("nan")
+    middle = (a + z) / 2
+    errors = [float(np.median(np.abs(np.maximum(z - j, middle) - t))) for j in _JUNCTIONS]
+    k = int(np.argmin(errors))
+    return float(_JUNCTIONS[k]), errors[k]
+
+
+def calibrate(model: Any, items: Sequence[Any]) -> dict[str, Any]:
+    """Fit the model's ``junction`` on held-out utterances and set it (``model.calibration``).
+
+    The junction (0 to 0.1 s, in steps of 2.5 ms) whose word starts after a boundary token
+    have the least median absolute error (see :mod:`mmalign.align.attention`, Junctions).
+
+    Returns
+    -------
+    dict
+        The calibration: ``junction``, ``median_error`` (s), ``utterances``, and the share
+        of word starts within each tolerance read both ways (``within``, ``within_raw``).
+    """
+    paths = _paths(model, items)
+    junction, error = _fit_junction(paths, items)
+    model.calibration = {
+        "junction": junction,
+        "median_error": round(error, 5),
+        "fitted_on": "synthetic validation",
+        "utterances": len(items),
+        "within": _within(paths, items, junction),
+        "within_raw": _within(paths, items, 0.0),
+    }
+    return model.calibration
+
+
+def calibrate_aligner(
+    model: Pathlike, data: Sequence[Pathlike], output: Pathlike | None = None, *, validation: float = 0.05
+) -> dict[str, Any]:
+    """Fit the junction of a weights file on the validation split of its data folders.
+
+    The split is the one :func:`train_aligner` held out (same ``validation`` share, chosen
+    by a hash of the utterance ids). The weights are written again, with the calibration in
+    their metadata, to ``output`` (default: ``model`` itself).
+
+    Returns
+    -------
+    dict
+        The calibration (:func:`calibrate`).
+
+    Raises
+    ------
+    InputError
+        Unreadable weights or data.
+    OutputError
+        The weights cannot be written.
+    """
+    from safetensors import safe_open
+
+    from ..align.attention import load_model, save_model
+
+    net = load_model(model)
+    with safe_open(os.fspath(model), framework="pt") as fh:
+        meta = fh.metadata() or {}
+    extra = json.loads(meta["mmalign.training"]) if "mmalign.training" in meta else None
+    _, val = _split(_items(data, net.config.n_mels, net.config.n_tokens), validation)
+    calibration = calibrate(net, val)
+    save_model(net, model if output is None else output, extra=extra)
+    return calibration
 
 
 def train_aligner(
@@ -259,7 +376,15 @@ def train_aligner(
             losses.append(float(loss.detach()))
             if progress is not None:
                 progress(epoch * per_epoch + k + 1, epochs * per_epoch, float(np.mean(losses)))
-        report = EpochReport(epoch + 1, float(np.mean(losses)), validate(model, val), time.perf_counter() - t0)
+        cal = calibrate(model, val)
+        report = EpochReport(
+            epoch + 1,
+            float(np.mean(losses)),
+            cal["within"],
+            time.perf_counter() - t0,
+            cal["junction"],
+            cal["within_raw"],
+        )
         history.append(report)
         meta = {
             "epoch": epoch + 1,
@@ -280,5 +405,7 @@ def train_aligner(
         "utterances": {"train": len(train), "validation": len(val)},
         "validation_within": history[-1].within if history else {},
     }
+    if start >= epochs:  # resumed after the last epoch: no calibration made in this run
+        calibrate(model, val)
     save_model(model, output, extra=extra)
     return history

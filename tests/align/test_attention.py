@@ -117,6 +117,42 @@ def test_word_times_from_a_path():
     np.testing.assert_allclose(end, [0.045, 0.085])
 
 
+def test_word_times_read_a_boundary_as_a_junction():
+    toks = att.tokenize([("a", 0), ("b", 1), ("c", 2)], 3, 16)  # tokens: 0 a 0 b 0 c 0
+    # the boundary between a and b: 4 frames (5..8), short; between b and c: 20 frames (12..31), a pause
+    path = np.array([0] * 2 + [1] * 3 + [2] * 4 + [3] * 3 + [4] * 20 + [5] * 3 + [6] * 2)
+    start, end = att.word_times(path, toks)  # read as it is: the words around a boundary do not meet
+    np.testing.assert_allclose(start, [0.015, 0.085, 0.315])
+    np.testing.assert_allclose(end, [0.045, 0.115, 0.345])
+    start, end = att.word_times(path, toks, junction=0.03)
+    # a short boundary: the words meet in its middle; a long one reaches 30 ms into each word
+    np.testing.assert_allclose(start, [0.015, 0.065, 0.285])
+    np.testing.assert_allclose(end, [0.065, 0.145, 0.345])
+    np.testing.assert_allclose(att.word_times(path, toks, junction=0.0)[0], [0.015, 0.085, 0.315])
+
+
+def test_word_times_junction_leaves_words_without_phonemes():
+    toks = att.tokenize([("a", 0), ("c", 2)], 3, 16)  # word 1 has no phonemes: 0 a 0 0 c 0
+    path = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5])
+    plain = att.word_times(path, toks)
+    joined = att.word_times(path, toks, junction=0.05)
+    np.testing.assert_allclose(joined[0][:2], plain[0][:2])
+    assert (joined[0] >= 0).all() and (joined[1] >= joined[0]).all()
+
+
+def test_calibration_travels_with_the_weights(tmp_path):
+    cfg = att.AlignerConfig(dim=16, attn_dim=8, text_layers=1, audio_layers=1, n_tokens=32, n_mels=20)
+    model = att.AttentionAligner(cfg)
+    assert model.junction == 0.0
+    path = tmp_path / "m.safetensors"
+    att.save_model(model, path)
+    assert att.load_model(path).junction == 0.0 and att.load_model(path).calibration == {}
+    model.calibration = {"junction": 0.0425, "fitted_on": "synthetic validation"}
+    att.save_model(model, path)
+    back = att.load_model(path)
+    assert back.junction == 0.0425 and back.calibration["fitted_on"] == "synthetic validation"
+
+
 def test_save_load_round_trip(tmp_path):
     cfg = att.AlignerConfig(dim=16, attn_dim=8, text_layers=1, audio_layers=1, n_tokens=32, n_mels=20)
     torch.manual_seed(0)

@@ -30,6 +30,7 @@ def test_make_data_then_train_by_command(tmp_path):
     assert r.exit_code == 0, r.output
     epochs = json.loads(r.stdout)["epochs"]
     assert len(epochs) == 1 and set(epochs[0]["within"]) == {"0.05", "0.1", "0.25"}
+    assert set(epochs[0]["within_raw"]) == set(epochs[0]["within"]) and 0 <= epochs[0]["junction"] <= 0.1
     assert out.exists() and (tmp_path / "m.checkpoint.safetensors").exists()
 
 

@@ -11,7 +11,13 @@ torch = pytest.importorskip("torch")
 
 from mmalign.align.attention import AlignerConfig, load_model  # noqa: E402
 from mmalign.errors import InputError, UsageError  # noqa: E402
-from mmalign.train import checkpoint_path, load_utterances, make_data, train_aligner  # noqa: E402
+from mmalign.train import (  # noqa: E402
+    calibrate_aligner,
+    checkpoint_path,
+    load_utterances,
+    make_data,
+    train_aligner,
+)
 
 TINY = AlignerConfig(dim=24, attn_dim=12, text_layers=1, audio_layers=2, n_tokens=64, kernel=3)
 LINES = "The cat sat on the mat.\nA bird sang in the tree.\nWe walk home at noon.\nRain falls on the roof.\n"
@@ -49,6 +55,25 @@ def test_make_data_is_deterministic(tmp_path, data):
         np.testing.assert_array_equal(x.mels, y.mels)
 
 
+@pytest.mark.slow
+def test_make_data_with_speakers_records_them_and_keeps_times(tmp_path, data):
+    text = tmp_path / "en.txt"
+    text.write_text(LINES, encoding="utf-8")
+    header = make_data([text], tmp_path / "spk", copies=2, seed=5, jobs=1, speakers=True)
+    assert header["speakers"] is True
+    records = [json.loads(line) for line in (tmp_path / "spk" / "manifest.jsonl").read_text().splitlines()]
+    assert all(set(r["speaker"]) == {"variant", "pitch", "pitch_range"} for r in records)
+    assert len({(r["speaker"]["variant"], r["speaker"]["pitch"]) for r in records}) > 1
+    plain = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines()]
+    assert all("speaker" not in r for r in plain)
+    again = make_data([text], tmp_path / "spk2", copies=2, seed=5, jobs=1, speakers=True)
+    assert again == header
+    for x, y in zip(load_utterances(tmp_path / "spk"), load_utterances(tmp_path / "spk2")):
+        np.testing.assert_array_equal(x.mels, y.mels)
+    for u in load_utterances(tmp_path / "spk"):
+        assert (np.diff(u.word_starts) > 0).all() and u.word_ends[-1] < len(u.mels) * 0.01
+
+
 def test_make_data_refuses_bad_input(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n  \n", encoding="utf-8")
@@ -72,7 +97,12 @@ def test_training_lowers_the_loss_and_writes_loadable_weights(data, tmp_path):
     assert history[-1].loss < history[0].loss
     model = load_model(out)
     assert model.config == TINY
-    assert set(history[-1].within) == {"0.05", "0.1", "0.25"}
+    assert set(history[-1].within) == {"0.05", "0.1", "0.25"} and set(history[-1].within_raw) == set(history[-1].within)
+    # the junction fitted on the validation split travels with the weights
+    assert 0.0 <= history[-1].junction <= 0.1 and model.junction == history[-1].junction
+    assert model.calibration["fitted_on"] == "synthetic validation"
+    again = calibrate_aligner(out, [data], tmp_path / "c.safetensors", validation=0.2)
+    assert again["junction"] == model.junction and load_model(tmp_path / "c.safetensors").junction == model.junction
 
 
 @pytest.mark.slow
