@@ -43,12 +43,14 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import InputError, NotConfidentError, UsageError
 from ..fileio import Pathlike
 from ..subtitles import Cue, Subtitles
-from .words import ForcedAlignment
+
+if TYPE_CHECKING:  # words.py loads Numba: only its functions, called, need it
+    from .words import ForcedAlignment
 
 __all__ = [
     "OUTPUT_FORMATS",

@@ -459,10 +459,10 @@ def _cepstra(logmel: np.ndarray) -> np.ndarray:
     """Floored log-mel → 13 cepstra, each normalised over a sliding stretch, and their deltas."""
     if len(logmel) == 0:
         return np.zeros((0, 2 * _N_MFCC), np.float32)
+    from ..features.audio import dct_basis
+
     floor = np.float32(np.percentile(logmel.max(axis=1), 99) - _FLOOR_DB)
-    k = np.arange(_N_MFCC)[None, :]
-    m = np.arange(_N_MELS)[:, None]
-    dct = (np.cos(np.pi * k * (2 * m + 1) / (2 * _N_MELS)) * np.sqrt(2.0 / _N_MELS)).astype(np.float32)
+    dct = dct_basis(_N_MELS, _N_MFCC)
     cep = np.empty((len(logmel), _N_MFCC), np.float32)
     for a in range(0, len(logmel), 1 << 16):  # in blocks: no floored copy of the whole log-mel
         cep[a : a + (1 << 16)] = np.maximum(logmel[a : a + (1 << 16)], floor) @ dct

@@ -37,6 +37,7 @@ __all__ = [
     "AUDIO_FEATURES",
     "probe_audio",
     "cepstra_of_logmel",
+    "dct_basis",
     "N_SYNC_CEPSTRA",
 ]
 
@@ -407,21 +408,29 @@ CEPSTRA_FLOOR_DB = 60.0
 
 
 def cepstra_of_logmel(db: np.ndarray, top: float | None = None, n_cepstra: int = N_SYNC_CEPSTRA) -> np.ndarray:
-    """Cepstra (DCT-II, orthonormal) of log-mel frames floored at :data:`CEPSTRA_FLOOR_DB` below ``top``.
+    """Cepstra (DCT-II, :func:`dct_basis`) of log-mel frames floored at :data:`CEPSTRA_FLOOR_DB` below ``top``.
 
     ``top`` defaults to the loudest band of the frames given.  Returns ``(n_frames,
     n_cepstra)`` float32: what the sync's word pass matches (:mod:`mmalign.align.cue_words`).
     """
-    n_mels = db.shape[1]
     if len(db) == 0:
         return np.zeros((0, n_cepstra), np.float32)
     top = float(db.max()) if top is None else top
     floored = np.maximum(db, np.float32(top - CEPSTRA_FLOOR_DB))
+    out: np.ndarray = (floored @ dct_basis(db.shape[1], n_cepstra)).astype(np.float32)
+    return out
+
+
+def dct_basis(n_mels: int, n_cepstra: int) -> np.ndarray:
+    """The DCT-II basis that turns ``n_mels`` log-mel bands into ``n_cepstra`` cepstra: ``(n_mels, n_cepstra)`` float32.
+
+    Scaled by ``sqrt(2 / n_mels)`` for every coefficient, c0 included (an orthonormal DCT
+    would scale c0 by ``sqrt(1 / n_mels)``): the sync's word pass and forced alignment both
+    match these cepstra, so they share this one basis.
+    """
     k = np.arange(n_cepstra)[None, :]
     m = np.arange(n_mels)[:, None]
-    dct = (np.cos(np.pi * k * (2 * m + 1) / (2 * n_mels)) * np.sqrt(2.0 / n_mels)).astype(np.float32)
-    out: np.ndarray = (floored @ dct).astype(np.float32)
-    return out
+    return (np.cos(np.pi * k * (2 * m + 1) / (2 * n_mels)) * np.sqrt(2.0 / n_mels)).astype(np.float32)
 
 
 def _speech_and_cepstra_reduce(db: np.ndarray, freqs: np.ndarray) -> np.ndarray:

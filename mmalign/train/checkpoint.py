@@ -51,6 +51,21 @@ def checkpoint_meta(path: Path) -> dict[str, Any]:
         raise InputError(f"{path}: cannot read the checkpoint: {exc}") from exc
 
 
+def check_run(epochs: int, batch_size: int, lr: float, *, least_batch: int = 1) -> None:
+    """Refuse bad ``epochs``, ``batch_size`` (at least ``least_batch``) and ``lr`` of a training run.
+
+    Raises
+    ------
+    UsageError
+        A count that is not an integer that large, or a rate outside (0, 1).
+    """
+    for name, value, least in (("epochs", epochs, 1), ("batch_size", batch_size, least_batch)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise UsageError(f"{{{name}}} must be an integer >= {least}, not {value!r}", names=[name])
+    if not (isinstance(lr, (int, float)) and 0 < lr < 1):
+        raise UsageError(f"{{lr}} must be a number between 0 and 1, not {lr!r}", names=["lr"])
+
+
 def torch_device(device: str) -> Any:
     """The torch device for ``cpu``, ``cuda`` or ``auto`` (CUDA where torch has it).
 

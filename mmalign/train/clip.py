@@ -39,7 +39,15 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, UsageError
-from .checkpoint import Pathlike, checkpoint_meta, checkpoint_path, load_checkpoint, save_checkpoint, torch_device
+from .checkpoint import (
+    Pathlike,
+    check_run,
+    checkpoint_meta,
+    checkpoint_path,
+    load_checkpoint,
+    save_checkpoint,
+    torch_device,
+)
 
 __all__ = ["ClipConfig", "ClipReport", "train_clip", "retrieval", "load_clip", "RECALLS"]
 
@@ -274,11 +282,7 @@ def _embed(model: Any, samples: _Samples, indices: Sequence[int], config: ClipCo
 
 
 def _check(epochs: int, batch_size: int, lr: float, validation: float, exports: Sequence[Pathlike]) -> None:
-    for name, value, least in (("epochs", epochs, 1), ("batch_size", batch_size, 2)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise UsageError(f"{{{name}}} must be an integer >= {least}, not {value!r}", names=[name])
-    if not (isinstance(lr, (int, float)) and 0 < lr < 1):
-        raise UsageError(f"{{lr}} must be a number between 0 and 1, not {lr!r}", names=["lr"])
+    check_run(epochs, batch_size, lr, least_batch=2)
     if not (0 < validation < 1):
         raise UsageError(f"{{validation}} must lie between 0 and 1, not {validation!r}", names=["validation"])
     if isinstance(exports, (str, Path)) or not exports:

@@ -30,7 +30,15 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, UsageError
-from .checkpoint import Pathlike, checkpoint_meta, checkpoint_path, load_checkpoint, save_checkpoint, torch_device
+from .checkpoint import (
+    Pathlike,
+    check_run,
+    checkpoint_meta,
+    checkpoint_path,
+    load_checkpoint,
+    save_checkpoint,
+    torch_device,
+)
 
 __all__ = [
     "TOLERANCES",
@@ -335,11 +343,7 @@ def train_aligner(
 
     from ..align.attention import AlignerConfig, AttentionAligner, forward_sum_loss, save_model
 
-    for name, value, least in (("epochs", epochs, 1), ("batch_size", batch_size, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise UsageError(f"{{{name}}} must be an integer >= {least}, not {value!r}", names=[name])
-    if not (isinstance(lr, (int, float)) and 0 < lr < 1):
-        raise UsageError(f"{{lr}} must be a number between 0 and 1, not {lr!r}", names=["lr"])
+    check_run(epochs, batch_size, lr)
     if isinstance(data, (str, os.PathLike)) or not data:
         raise UsageError("{data} must be a list of data folders", names=["data"])
     dev = torch_device(device)
