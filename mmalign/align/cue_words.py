@@ -13,6 +13,10 @@ worse:
 - where the cues' timing is evidently exact (the residuals' spread is small), nobody moves;
   a long file is first read on a sample of its cues, and read whole only when the sample
   says the timing is sloppy;
+- sloppy cues are then placed by a forced alignment of all their texts together
+  (:func:`mmalign.align.words.force_align`, run by run of cues on the stretch of recording
+  their mapped places span), which places a cue better than its own reading does; a cue the
+  alignment puts more than the margin away keeps its reading's place;
 - a piece boundary is settled by reading the cues on each side under both pieces' maps;
 - each cue gets a confidence from its reading, and the file a confidence from all of them.
 
@@ -37,8 +41,10 @@ Front end: the sync's own (:func:`mmalign.features.audio.speech_features` with
 floored 60 dB below the loudest band of each decoded block, 13 cepstra), so that the
 recording is decoded once; frames averaged in pairs (20 ms), the stretch's mean taken off,
 and deltas. The readings get the same front end. The matching is a plain numpy DTW (one
-vectorised pass per synthetic frame, inside the band of the cues' windows) so that the
-sync never loads Numba; the windows are small (a cue and a second on each side).
+vectorised pass per synthetic frame, inside the band of the cues' windows) so that a
+sync whose timing is exact never loads Numba; the windows are small (a cue and a second
+on each side). Only sloppy timing runs the forced alignment (Numba, and the stretches
+decoded again at 16 kHz for its own front end).
 """
 
 from __future__ import annotations
@@ -721,8 +727,9 @@ def word_evidence(
     them is judged again on twice as many cues), the timing is sloppy: every cue is read, and each cue
     whose own reading is clearly better away from its place (and better than another cue's
     reading at its place) moves there (its neighbours' readings bound it: they are matched
-    together, in order). The others, and every cue of a file whose timing is exact, keep
-    the given times.
+    together, in order); then every cue that a forced alignment of all the cues' texts
+    (:func:`_force_aligned`) finds within ``margin`` of its place moves there instead. The
+    others, and every cue of a file whose timing is exact, keep the given times.
 
     Parameters
     ----------
@@ -789,9 +796,69 @@ def word_evidence(
         new_starts[pick[move]] = sub.start[move]
         new_ends[pick[move]] = np.maximum(sub.end[move], sub.start[move] + FRAME)
         moved[pick[move]] = True
+        # the whole text read against the recording places each cue better than its own reading does
+        fa_starts, fa_ends = _force_aligned(rd, texts, starts, ends)
+        near = np.isfinite(fa_starts) & (np.abs(fa_starts - starts) <= margin)
+        new_starts[near] = fa_starts[near]
+        new_ends[near] = np.maximum(fa_ends[near], fa_starts[near] + FRAME)
+        moved |= near
     return WordEvidence(
         new_starts, new_ends, moved, read, agree, log_odds(agree), sloppy, language, time.perf_counter() - t0
     )
+
+
+#: Seconds of recording forced-aligned at once when sloppy cues are re-timed (memory stays bounded).
+_ALIGN_STRETCH = 600.0
+#: Seconds of recording kept on each side of a run of cues' mapped places for the forced alignment.
+_ALIGN_PAD = 2.0
+
+
+def _runs(starts: np.ndarray, ends: np.ndarray, longest: float) -> list[tuple[int, int]]:
+    """Consecutive cues, ``[i, j)``, whose mapped places span at most ``longest`` seconds (one cue at least)."""
+    out: list[tuple[int, int]] = []
+    i = 0
+    while i < len(starts):
+        j = i + 1
+        while j < len(starts) and max(ends[i : j + 1].max(), starts[j]) - starts[i] <= longest:
+            j += 1
+        out.append((i, j))
+        i = j
+    return out
+
+
+def _force_aligned(
+    rd: Reader, texts: Sequence[str], starts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where a forced alignment of the cues' texts (:func:`mmalign.align.words.force_align`) puts each cue.
+
+    The cues are aligned run by run (:data:`_ALIGN_STRETCH` seconds of recording at most), each
+    run against the stretch its mapped places span and :data:`_ALIGN_PAD` seconds on each side,
+    so an unsubtitled intro or a long programme costs nothing more. NaN where a cue is not found
+    (or has nothing to say: a cue too long to be read is not read here either).
+    """
+    from .. import media
+    from .words import force_align
+
+    n = len(texts)
+    found_s, found_e = np.full(n, np.nan), np.full(n, np.nan)
+    cleaned = [_clean(t) for t in texts]
+    for i, j in _runs(starts, ends, _ALIGN_STRETCH):
+        if not any(cleaned[i:j]):
+            continue
+        a = max(0.0, float(starts[i]) - _ALIGN_PAD)
+        b = float(np.max(ends[i:j])) + _ALIGN_PAD
+        if isinstance(rd.audio, np.ndarray):
+            y, t0, sr = rd.audio[int(a * _SR) : int(np.ceil(b * _SR))], int(a * _SR) / _SR, _SR
+        else:
+            y, t0 = media.load_audio(rd.audio, 16000, stream=rd.audio_stream, start=a, end=b)
+            sr = 16000
+        if len(y) < sr // 10:
+            continue
+        fa = force_align(np.asarray(y, np.float32), cleaned[i:j], language=rd.language, sr=sr)
+        for k, seg in enumerate(fa.segments):
+            if seg.start is not None and seg.end is not None:
+                found_s[i + k], found_e[i + k] = t0 + seg.start, t0 + seg.end
+    return found_s, found_e
 
 
 # --------------------------------------------------------------------------- placement from the words

@@ -237,3 +237,41 @@ def test_cli_words_switch_and_language(recording, tmp_path):
     assert (tmp_path / "a.vtt").read_text() == (tmp_path / "b.vtt").read_text()  # exact timing: nothing moved
     bad = runner.invoke(app, ["sync", str(path), str(subs_path), "-o", str(tmp_path / "c.vtt"), "--language", "xx"])
     assert bad.exit_code == 2 and "--language" in bad.output and not (tmp_path / "c.vtt").exists()
+
+
+def test_runs_cut_a_long_file_into_stretches():
+    starts = np.arange(0.0, 100.0, 10.0)
+    ends = starts + 4.0
+    runs = cue_words._runs(starts, ends, 35.0)
+    assert runs[0] == (0, 4) and runs[-1][1] == 10
+    assert all(j > i for i, j in runs) and all(a[1] == b[0] for a, b in zip(runs, runs[1:]))
+    for i, j in runs:  # each run spans at most the stretch, or is one cue
+        assert j - i == 1 or ends[i:j].max() - starts[i] <= 35.0
+    assert cue_words._runs(np.array([0.0]), np.array([900.0]), 35.0) == [(0, 1)]
+
+
+def test_sloppy_cues_are_forced_aligned_after_an_intro(recording, tmp_path):
+    """Sloppy timing after a long unsubtitled intro: each run of cues is aligned on its own
+    stretch, so the intro cannot draw the alignment, and the cues land on their speech."""
+    import soundfile
+
+    path, cues = recording
+    y, sr = soundfile.read(path, dtype="float32")
+    lead = 20.0
+    rng = np.random.default_rng(5)
+    intro = (0.05 * rng.standard_normal(int(lead * sr))).astype(np.float32)
+    longer = tmp_path / "intro.wav"
+    soundfile.write(longer, np.concatenate([intro, y]), sr)
+    shifted = [(s + lead, e + lead, t) for s, e, t in cues]
+    subs = _subs(shifted, sigma=0.3, seed=9, extra=[(1.0, 3.0, "x" * (2 * cue_words.MAX_CUE_CHARS))])
+    truth = np.array([s for s, _, _ in shifted])
+    rd = cue_words.Reader(longer, language="en", audio_stream=None)
+    spoken = [c for c in subs.cues if not (c.identifier or "").startswith("x")]
+    starts = np.array([c.start for c in spoken])
+    found, ends = cue_words._force_aligned(rd, [c.text for c in spoken], starts, starts + 3.0)
+    assert np.isfinite(found).all() and np.all(ends > found)
+    assert np.mean(np.abs(found - truth) <= 0.1) >= 0.9
+    # a "cue" too long to be a line is not read, and takes nothing from the others
+    texts = ["x" * (2 * cue_words.MAX_CUE_CHARS)] + [c.text for c in spoken]
+    found2, _ = cue_words._force_aligned(rd, texts, np.r_[1.0, starts], np.r_[3.0, starts + 3.0])
+    assert np.isnan(found2[0]) and np.mean(np.abs(found2[1:] - truth) <= 0.1) >= 0.9
