@@ -800,7 +800,11 @@ def word_evidence(
         fa_starts, fa_ends = _force_aligned(rd, texts, starts, ends)
         near = np.isfinite(fa_starts) & (np.abs(fa_starts - starts) <= margin)
         new_starts[near] = fa_starts[near]
-        new_ends[near] = np.maximum(fa_ends[near], fa_starts[near] + FRAME)
+        # a cue stays up while its words are spoken; a later end is the subtitler's own linger,
+        # kept up to the next cue's start
+        spoken_to = np.maximum(fa_ends[near], fa_starts[near] + FRAME)
+        following = np.append(new_starts[1:], np.inf)[near]
+        new_ends[near] = np.maximum(np.minimum(np.maximum(ends[near], spoken_to), following), spoken_to)
         moved |= near
     return WordEvidence(
         new_starts, new_ends, moved, read, agree, log_odds(agree), sloppy, language, time.perf_counter() - t0

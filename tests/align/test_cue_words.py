@@ -275,3 +275,18 @@ def test_sloppy_cues_are_forced_aligned_after_an_intro(recording, tmp_path):
     texts = ["x" * (2 * cue_words.MAX_CUE_CHARS)] + [c.text for c in spoken]
     found2, _ = cue_words._force_aligned(rd, texts, np.r_[1.0, starts], np.r_[3.0, starts + 3.0])
     assert np.isnan(found2[0]) and np.mean(np.abs(found2[1:] - truth) <= 0.1) >= 0.9
+
+
+def test_sloppy_ends_stay_up_while_the_words_are_spoken(recording):
+    """A re-timed cue ends no earlier than its words do (about), and no later than the next cue starts."""
+    path, cues = recording
+    subs = _subs(cues, shift=1.0, sigma=0.3, seed=4)
+    read = sync(path, subs, words=True, language="en", detector="fast")
+    assert read.words is not None and read.words.sloppy
+    out = read.subtitles
+    words_end = np.array([e for _, e, _ in sorted(cues)]) + 0.0
+    moved = read.words.moved
+    assert moved.sum() >= len(cues) // 2
+    assert np.mean(out.ends[moved] >= words_end[moved] - 0.1) >= 0.9
+    nxt = np.append(out.starts[1:], np.inf)
+    assert np.all(out.ends[moved] <= np.maximum(nxt[moved], out.starts[moved] + 0.02) + 1e-6)
