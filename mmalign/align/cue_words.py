@@ -17,7 +17,9 @@ worse:
   (:func:`mmalign.align.words.force_align`, run by run of cues on the stretch of recording
   their mapped places span), which places a cue better than its own reading does; a cue the
   alignment puts more than the margin away keeps its reading's place;
-- a piece boundary is settled by reading the cues on each side under both pieces' maps;
+- a run of cues at either end of the file that the map left behind (a break or a cut near
+  an end moves too few cues to pay for a piece of their own) is found by searching its
+  cues' words beyond their places, and gets a piece of its own;
 - each cue gets a confidence from its reading, and the file a confidence from all of them.
 
 Reading
@@ -26,6 +28,7 @@ Reading
 
 Sync step
     find_placement     a linear map from a few cues' words searched over the whole recording
+    edge_runs          runs of cues at the file's ends whose words lie together elsewhere
     prepare            the reader of a sync's word pass, made while the media decodes
     word_evidence      the re-timing a sync's word pass makes → :class:`WordEvidence`
 
@@ -63,6 +66,7 @@ __all__ = [
     "CueReadings",
     "Reader",
     "WordEvidence",
+    "edge_runs",
     "find_placement",
     "match_reading",
     "prepare",
@@ -969,3 +973,222 @@ def find_placement(
     if best is None:
         return None
     return best[2], best[3], best[0]
+
+
+# --------------------------------------------------------------------------- the ends of a file
+
+#: Cues at each end of a file that a run left behind by a break near that end may hold at most.
+EDGE_CUES = 6
+#: Seconds beyond a run's mapped places searched for its words (an ad break, an intro, a cut).
+EDGE_REACH = 180.0
+#: Seconds a run must move to count as left behind by a break (less is the per-cue timing's business).
+_EDGE_MOVE = 1.0
+#: Seconds around a run's shift (as its readings' starts give it) on which the shift is settled.
+_SETTLE = np.arange(-1.5, 1.51, 0.25)
+_SETTLE_FINE = np.arange(-0.1, 0.11, 0.05)
+
+
+def edge_runs(
+    reader: Reader,
+    texts: Sequence[str],
+    starts: np.ndarray,
+    ends: np.ndarray,
+    *,
+    duration: float,
+    reach: float = EDGE_REACH,
+) -> list[tuple[int, int, float]]:
+    """Runs of cues at either end of a file that a map left behind: their words lie together elsewhere.
+
+    A break or a cut near the start or the end of a file moves only a few cues, too few
+    to pay for a piece of their own in the map from speech activity, and where the break
+    holds speech of its own (an ad), the cues left behind land on speech all the same.
+    Their words are not there, though. At each end, the two outermost cues' readings,
+    together, are searched from the last neighbour that may stay (:data:`EDGE_CUES` cues
+    in, a third of the cues at most) to ``reach`` seconds beyond their places (the
+    recording's ends bound it). Where they are best found at their places, the map is
+    right there. Where they are found at least :data:`_EDGE_MOVE` s away, in order with
+    the cues that stay, the shift is kept only if both cues' readings, held to their
+    places shifted, read better there than at their mapped places and better than each
+    other's reading does there (:func:`_reads_better`). The run then takes in each next
+    cue whose reading is better shifted too: that settles the boundary.
+
+    Parameters
+    ----------
+    reader : Reader
+        The recording (its features) and the readings.
+    texts : sequence of str
+        The spoken cues' texts, in time order.
+    starts, ends : np.ndarray of float
+        Where the map puts them, seconds on the recording.
+    duration : float
+        Length of the recording, seconds.
+    reach : float
+        Seconds searched beyond the mapped places.
+
+    Returns
+    -------
+    list of (lo, hi, shift)
+        The cues ``lo:hi`` (``lo == 0`` or ``hi == len(texts)``, two cues at least) and the
+        seconds to add to their times; at most one run per end, none when the map leaves
+        nobody behind.
+    """
+    starts = np.asarray(starts, np.float64)
+    ends = np.maximum(np.asarray(ends, np.float64), starts)
+    n = len(texts)
+    m = min(EDGE_CUES, n // 3)
+    if m < 2 or duration <= 0:
+        return []
+    cleaned = [_clean(t) for t in texts]
+    out: list[tuple[int, int, float]] = []
+
+    def _lead(some: list[str], s: np.ndarray, e: np.ndarray) -> float:
+        """Median seconds from the cues' starts to where a forced alignment of their words puts them."""
+        found, _ = _force_aligned(reader, some, s, e)
+        lead = (found - s)[np.isfinite(found)]
+        lead = lead[np.abs(lead) <= 0.5]  # farther, the alignment missed the cue (the grid is 0.25 s fine)
+        return float(np.median(lead)) if len(lead) else 0.0
+
+    for tail in (True, False):
+        pair = [n - 2, n - 1] if tail else [0, 1]  # the two cues at the end: their words together
+        reader.synthesise([cleaned[i] for i in pair])
+        if not all(cleaned[i] in reader.readings for i in pair):
+            continue
+        (x0, pad, _), (x1, _, after) = (reader.readings[cleaned[i]] for i in pair)
+        x = np.concatenate([x0[pad:], x1[: len(x1) - after]])
+        if tail:  # from the last neighbour that may stay (a cut) to beyond the places (a break)
+            t0, t1 = float(ends[n - m - 1]), min(duration, float(ends[-1]) + reach)
+        else:
+            t0, t1 = max(0.0, float(starts[0]) - reach), float(starts[m])
+        if t1 - t0 < 2.0:
+            continue
+        feats, t_first = reader.stretch(t0, t1)
+        lo, hi = pair[0], pair[1] + 1
+        for first in _starts(x, feats, _PLACES):
+            shift = t_first + first * FRAME - float(starts[lo])
+            if abs(shift) < _EDGE_MOVE:
+                break  # their words are where the map put them
+            if tail and starts[lo] + shift < ends[lo - 1]:
+                continue  # the run may not move before the cue that stays
+            if not tail and ends[hi - 1] + shift > starts[hi]:
+                continue
+            found = _reads_better(reader, [texts[i] for i in pair], starts[lo:hi], ends[lo:hi], shift)
+            if found is None or abs(found) < _EDGE_MOVE:
+                continue
+            # the boundary: the neighbours whose words are there too go with the run
+            while tail and lo > n - m and _extends(reader, texts, starts, ends, lo - 1, found, tail=True):
+                lo -= 1
+            while not tail and hi < m and _extends(reader, texts, starts, ends, hi, found, tail=False):
+                hi += 1
+            # held readings score alike wherever they lie inside a cue that lasts past its words: the
+            # shift is settled by where a forced alignment starts the run's words against its cues'
+            # starts, as against the two staying neighbours' (whose places are right: a subtitler's lead)
+            run = list(range(lo, hi))
+            stay = sorted({max(lo - 2, 0), lo - 1} if tail else {hi, min(hi + 1, n - 1)})
+            found += _lead([texts[i] for i in run], starts[run] + found, ends[run] + found) - _lead(
+                [texts[i] for i in stay], starts[stay], ends[stay]
+            )
+            out.append((lo, hi, float(found)))
+            break
+    return out
+
+
+def _extends(
+    rd: Reader, texts: Sequence[str], starts: np.ndarray, ends: np.ndarray, i: int, shift: float, *, tail: bool
+) -> bool:
+    """Whether cue ``i``, next to a run at the file's end (``tail``) or start, reads better shifted with the
+    run than at its place, and keeps its order with its other neighbour, which stays."""
+    if tail and shift < 0 and i > 0 and starts[i] + shift < ends[i - 1]:
+        return False
+    if not tail and shift > 0 and i + 1 < len(starts) and ends[i] + shift > starts[i + 1]:
+        return False
+    return _reads_better(rd, [texts[i]], starts[i : i + 1], ends[i : i + 1], shift, null=False) is not None
+
+
+def _starts(x: np.ndarray, y: np.ndarray, top: int) -> list[int]:
+    """The columns where reading ``x`` starts in ``y`` at its ``top`` best places, at least a second apart.
+
+    The open-ended DTW of :func:`match_reading`, keeping for every end column where its path
+    starts and how many cells it has; a place's quality is its path's mean cell cost, among
+    the paths that cover half to twice the reading's length (a total with rewards favours
+    paths that stretch over any quiet stretch, which a mean does not).
+    """
+    n, m = len(x), len(y)
+    if n == 0 or m == 0:
+        return []
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    yy = (y64 * y64).sum(axis=1)
+    chance = _chance(x64, y64)
+    r = _REWARD * chance
+    cols = np.arange(m)
+
+    def row_costs(i: int) -> np.ndarray:
+        out: np.ndarray = np.sqrt(np.maximum(x64[i] @ x64[i] + yy - 2.0 * (y64 @ x64[i]), 0.0))
+        return out
+
+    d = row_costs(0) - r
+    start, cells = cols.copy(), np.ones(m, np.int64)
+    inf = np.array([np.inf])
+    for i in range(1, n):
+        ci = row_costs(i)
+        diag = np.concatenate([inf, d[:-1]]) - r
+        take_diag = diag < d
+        a = ci + np.where(take_diag, diag, d)
+        sa = np.where(take_diag, np.concatenate([[0], start[:-1]]), start)
+        na = np.where(take_diag, np.concatenate([[0], cells[:-1]]), cells) + 1
+        p = np.cumsum(ci - r)
+        v = a - p
+        run = np.minimum.accumulate(v)
+        k = np.maximum.accumulate(np.where(v <= run, cols, 0))
+        d = run + p
+        start, cells = sa[k], na[k] + (cols - k)
+    covered = cols - start + 1
+    mean = (d + r * covered) / np.maximum(cells, 1)
+    ok = np.isfinite(mean) & (covered >= n / 2) & (covered <= 2 * n)
+    gap = int(round(1.0 / FRAME))
+    out: list[int] = []
+    for j in np.flatnonzero(ok)[np.argsort(mean[ok], kind="stable")]:
+        if len(out) == top:
+            break
+        if all(abs(int(start[j]) - f) >= gap for f in out):
+            out.append(int(start[j]))
+    return out
+
+
+def _settle(
+    rd: Reader, texts: list[str], starts: np.ndarray, ends: np.ndarray, around: float
+) -> tuple[float, CueReadings] | None:
+    """The shift near ``around`` at which the cues' readings, held to their places, score best together
+    (the grid :data:`_SETTLE`, then a finer one around its best), and the readings there."""
+
+    def held(d: float) -> CueReadings:
+        return read_cues(rd.audio, texts, starts + d, ends + d, language=rd.language, margin=0.5, reader=rd)
+
+    best: tuple[float, CueReadings] | None = None
+    for grid in (_SETTLE, _SETTLE_FINE):
+        centre = around if best is None else best[0]
+        for d in centre + grid:
+            r = held(float(d))
+            if r.read.all() and (best is None or np.mean(r.score_at) > np.mean(best[1].score_at)):
+                best = (float(d), r)
+    return best
+
+
+def _reads_better(
+    rd: Reader, texts: list[str], starts: np.ndarray, ends: np.ndarray, shift: float, *, null: bool = True
+) -> float | None:
+    """The shift, settled on the cues' words, if every cue's reading held to its place shifted beats itself
+    held to its place by :data:`_GAIN`, and (``null``) another of the cues' readings held there; else None.
+
+    A shift found from where a reading starts is as sharp as that start (a path may stretch its first
+    word over a pause: a second or so); it is settled where the readings held to their places score
+    best together (:func:`_settle`).
+    """
+    settled = _settle(rd, texts, starts, ends, shift)
+    here = read_cues(rd.audio, texts, starts, ends, language=rd.language, margin=0.5, reader=rd)
+    if settled is None or not here.read.all():
+        return None
+    shift, there = settled
+    ok = there.score_at > here.score_at + _GAIN
+    if null:
+        ok &= there.score_at > there.score_null
+    return float(shift) if ok.all() else None

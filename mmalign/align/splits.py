@@ -36,7 +36,7 @@ from .scoring import (
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-__all__ = ["estimate_piecewise", "rescue_ends", "settle_boundaries"]
+__all__ = ["edge_piece", "estimate_piecewise", "rescue_ends", "settle_boundaries"]
 
 #: Most cue x offset scores the search for breaks may hold (float32: 128 MB, and as much
 #: again for the dynamic programme): about 5,000 cues at offsets up to 300 s.
@@ -352,14 +352,54 @@ def rescue_ends(
         landed = np.asarray(on_speech(st[lo:hi] * scale + offset, en[lo:hi] * scale + offset), bool)
         if conf < min_confidence or landed.mean() < 0.5:
             continue
-        kept = [
-            Piece(max(i0, hi) if not tail else i0, min(i1, lo) if tail else i1, o, c)
-            for i0, i1, o, c in _cue_pieces(timemap, st)
-        ]
-        kept = [p for p in kept if p.end > p.first]
-        new = Piece(lo, hi, offset, conf)
-        timemap = _timemap(kept + [new] if tail else [new] + kept, st, en, scale)
+        timemap = edge_piece(timemap, st, en, scale, lo, hi, offset, conf)
     return timemap
+
+
+def edge_piece(
+    timemap: TimeMap,
+    starts: ArrayLike,
+    ends: ArrayLike,
+    scale: float,
+    lo: int,
+    hi: int,
+    offset: float,
+    confidence: float,
+) -> TimeMap:
+    """``timemap`` with the cues ``lo:hi`` (a run at the start or the end of the file) given a piece of their own.
+
+    Parameters
+    ----------
+    timemap : TimeMap
+        The map so far (every piece at ``scale``).
+    starts, ends : array-like of float
+        Cue times on the subject timeline, in order of start.
+    scale : float
+        The map's scale, kept for the new piece.
+    lo, hi : int
+        The run: ``lo == 0`` (the first cues) or ``hi == len(starts)`` (the last ones).
+    offset : float
+        The run's offset (``t' = scale * t + offset``).
+    confidence : float
+        The new piece's confidence.
+
+    Returns
+    -------
+    TimeMap
+        Where the offset drops at the new boundary (material missing from the target),
+        the stretch in between collapses onto one instant (:func:`_timemap`).
+    """
+    st, en = _in_order(starts, ends)
+    tail = hi == len(st)
+    if not (0 <= lo < hi <= len(st)) or (lo != 0 and not tail):
+        raise ValueError(f"cues {lo}:{hi} are not a run at either end of {len(st)} cues")
+    kept = [
+        Piece(max(i0, hi) if not tail else i0, min(i1, lo) if tail else i1, o, c)
+        for i0, i1, o, c in _cue_pieces(timemap, st)
+    ]
+    kept = [p for p in kept if p.end > p.first]
+    new = Piece(lo, hi, offset, confidence)
+    return _timemap(kept + [new] if tail else [new] + kept, st, en, scale)
 
 
 def settle_boundaries(

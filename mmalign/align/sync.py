@@ -599,6 +599,9 @@ def _word_pass(
                 was = {"scale": fit.scale, "offset": fit.offset, "score": fit.score}
                 fit = replace(fit, scale=scale, offset=offset, rival=was)
                 timemap, evidence = searched, other
+    settled = _settle_edges(reader, texts, src_starts, src_ends, timemap, activity, max_offset)
+    if settled is not timemap:
+        timemap, evidence = settled, read(settled, True)
     retimed = subs.map_times(timemap)
     starts, ends = retimed.starts.copy(), retimed.ends.copy()
     starts[idx], ends[idx] = evidence.starts, evidence.ends
@@ -609,6 +612,39 @@ def _word_pass(
     per_cue_llr[idx] = np.where(agree == 1, log_odds(np.ones(1)), np.where(agree == 0, log_odds(np.zeros(1)), 0.0))
     per_cue = np.array([combine(c, max(evidence.llr, 0.0) + d) if d > 0 else c for c, d in zip(per_cue, per_cue_llr)])
     return fit, timemap, retimed, combine(confidence, evidence.llr), per_cue, evidence
+
+
+def _settle_edges(
+    reader: Reader,
+    texts: list[str],
+    src_starts: np.ndarray,
+    src_ends: np.ndarray,
+    timemap: TimeMap,
+    activity: FeatureSeq,
+    max_offset: float,
+) -> TimeMap:
+    """The map with a piece for each run of cues at an end of the file that its words put elsewhere
+    (:func:`mmalign.align.cue_words.edge_runs`); ``timemap`` itself when there is none."""
+    from .cue_words import EDGE_REACH, edge_runs
+    from .splits import edge_piece
+
+    if len(src_starts) == 0 or np.any(np.diff(src_starts) < 0):
+        return timemap
+    held = timemap.piece_index(src_starts)
+    scales = np.unique(timemap.scales[held])
+    if len(scales) != 1 or scales[0] <= 0:
+        return timemap
+    s, e = timemap.apply_spans(src_starts, src_ends)
+    duration = activity.t0 + activity.duration
+    runs = edge_runs(reader, texts, s, e, duration=duration, reach=min(max_offset, EDGE_REACH))
+    for lo, hi, shift in runs:
+        piece = int(timemap.piece_index(src_starts[lo : lo + 1])[0])
+        offset = float(timemap.offsets[piece]) + shift
+        log.info("cues %d-%d are %+.2f s from where the map put them: their words are there", lo + 1, hi, shift)
+        timemap = edge_piece(
+            timemap, src_starts, src_ends, float(scales[0]), lo, hi, offset, float(timemap.confidences[piece])
+        )
+    return timemap
 
 
 #: Log-odds by which a rival placement's words must beat the chosen map's to replace it.

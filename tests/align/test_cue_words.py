@@ -290,3 +290,80 @@ def test_sloppy_ends_stay_up_while_the_words_are_spoken(recording):
     assert np.mean(out.ends[moved] >= words_end[moved] - 0.1) >= 0.9
     nxt = np.append(out.starts[1:], np.inf)
     assert np.all(out.ends[moved] <= np.maximum(nxt[moved], out.starts[moved] + 0.02) + 1e-6)
+
+
+OTHER = [
+    "Tonight on the radio we talk about the history of jazz in small towns.",
+    "Call us now and win two tickets for the concert at the opera house.",
+]
+
+
+@pytest.fixture(scope="module")
+def tail_break(recording, tmp_path_factory):
+    """The recording with an ad of other speech (about 10 s) inserted before its last three sentences."""
+    import soundfile
+
+    path, cues = recording
+    y, sr = soundfile.read(path, dtype="float32")
+    cut = int(round((cues[-4][1] + cues[-3][0]) / 2 * sr))
+    ad = np.concatenate([speech.synthesize(t, language="en", rate=190, variant="m3").audio for t in OTHER])
+    ad = ad * np.float32(0.8)
+    out = tmp_path_factory.mktemp("edges") / "tail_break.wav"
+    soundfile.write(out, np.concatenate([y[:cut], ad, y[cut:]]), sr)
+    return out, len(ad) / sr
+
+
+def _reader(path):
+    return cue_words.Reader(path, language="en", audio_stream=None)
+
+
+def test_edge_runs_find_the_cues_a_break_left_behind(recording, tail_break):
+    """The map puts the last three cues where they were before the ad went in: their words are an ad
+    later, together, and nowhere near where the map put them."""
+    _, cues = recording
+    path, ad = tail_break
+    starts = np.array([c[0] for c in cues])
+    ends = np.array([c[1] for c in cues])
+    duration = float(ends[-1] + ad + 2.0)
+    runs = cue_words.edge_runs(_reader(path), [c[2] for c in cues], starts, ends, duration=duration)
+    assert len(runs) == 1
+    lo, hi, shift = runs[0]
+    assert (lo, hi) == (len(cues) - 3, len(cues))
+    assert shift == pytest.approx(ad, abs=0.15)
+
+
+def test_edge_runs_leave_a_right_map_alone(recording, tail_break):
+    _, cues = recording
+    path, ad = tail_break
+    starts = np.array([c[0] for c in cues])
+    ends = np.array([c[1] for c in cues])
+    starts[-3:] += ad
+    ends[-3:] += ad
+    duration = float(ends[-1] + 2.0)
+    assert cue_words.edge_runs(_reader(path), [c[2] for c in cues], starts, ends, duration=duration) == []
+    # nor the plain recording's right map
+    plain = recording[0]
+    s0, e0 = np.array([c[0] for c in cues]), np.array([c[1] for c in cues])
+    assert cue_words.edge_runs(_reader(plain), [c[2] for c in cues], s0, e0, duration=float(e0[-1] + 2)) == []
+
+
+def test_starts_is_the_subsequence_dtw():
+    """Where a reading is cut from a random sequence, its best place is there (and a second from any other)."""
+    rng = np.random.default_rng(11)
+    y = rng.standard_normal((400, 6)).astype(np.float32)
+    x = y[150:190] + 0.05 * rng.standard_normal((40, 6)).astype(np.float32)
+    found = cue_words._starts(x, y, 3)
+    assert found[0] == 150
+    assert all(abs(a - b) >= round(1.0 / cue_words.FRAME) for a in found for b in found if a is not b)
+
+
+def test_sync_with_a_break_near_the_end_moves_the_run_once(recording, tail_break):
+    """An ad before the last three cues, which the activity map already gives a piece: the word pass
+    finds no run left behind, and moves nobody a second time."""
+    _, cues = recording
+    path, ad = tail_break
+    truth = np.array([s for s, _, _ in cues])
+    truth[-3:] += ad
+    read = sync(path, _subs(cues), words=True, language="en", detector="fast")
+    assert np.all(np.abs(read.subtitles.starts - truth) <= 0.15)
+    assert len(read.timemap) == 2 and read.confidence >= 0.5

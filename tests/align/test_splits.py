@@ -267,3 +267,32 @@ def test_settle_boundaries_leaves_a_right_boundary_and_small_pieces_alone():
     # A piece may not shrink below min_cues to let a cue go.
     act, cs, ce, truth, m = _two_pieces(9)
     assert settle_boundaries(cs, ce, m, 1.0, _on_speech_of(act), min_cues=len(cs) - 9) is m
+
+
+@pytest.mark.parametrize(("tail", "jump"), [(True, 25.0), (True, -4.0), (False, -2.0), (False, 4.0)])
+def test_edge_piece_moves_only_the_run(tail, jump):
+    """A run at either end gets its own offset; the other cues keep theirs, and the map stays monotone
+    (a drop collapses the stretch between the pieces onto one instant)."""
+    from mmalign.align.splits import edge_piece
+    from mmalign.timeline import TimeMap
+
+    starts = np.arange(10, dtype=float) * 10.0
+    ends = starts + 4.0
+    base = TimeMap.linear(1.0, 3.0, 0.9)
+    lo, hi = (7, 10) if tail else (0, 3)
+    got = edge_piece(base, starts, ends, 1.0, lo, hi, 3.0 + jump, 0.8)
+    s, e = got.apply_spans(starts, ends)
+    want = starts + 3.0
+    want[lo:hi] += jump
+    assert s == pytest.approx(want)
+    assert np.all(np.diff(got.apply(np.linspace(-10, 120, 500))) >= -1e-9)
+    assert got.confidences[got.piece_index(starts[lo : lo + 1])[0]] == pytest.approx(0.8)
+
+
+def test_edge_piece_refuses_a_run_inside_the_file():
+    from mmalign.align.splits import edge_piece
+    from mmalign.timeline import TimeMap
+
+    starts = np.arange(10, dtype=float)
+    with pytest.raises(ValueError):
+        edge_piece(TimeMap.linear(), starts, starts + 0.5, 1.0, 3, 6, 5.0, 0.9)
