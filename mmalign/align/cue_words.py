@@ -20,6 +20,8 @@ worse:
 - a run of cues at either end of the file that the map left behind (a break or a cut near
   an end moves too few cues to pay for a piece of their own) is found by searching its
   cues' words beyond their places, and gets a piece of its own;
+- each boundary of a piecewise map is settled by reading the cues next to it under the
+  neighbouring piece's map;
 - each cue gets a confidence from its reading, and the file a confidence from all of them.
 
 Reading
@@ -29,6 +31,7 @@ Reading
 Sync step
     find_placement     a linear map from a few cues' words searched over the whole recording
     edge_runs          runs of cues at the file's ends whose words lie together elsewhere
+    settle_pieces      each boundary of a piecewise map settled by the cues' words
     prepare            the reader of a sync's word pass, made while the media decodes
     word_evidence      the re-timing a sync's word pass makes → :class:`WordEvidence`
 
@@ -71,6 +74,7 @@ __all__ = [
     "match_reading",
     "prepare",
     "read_cues",
+    "settle_pieces",
     "word_evidence",
 ]
 
@@ -986,6 +990,8 @@ _EDGE_MOVE = 1.0
 #: Seconds around a run's shift (as its readings' starts give it) on which the shift is settled.
 _SETTLE = np.arange(-1.5, 1.51, 0.25)
 _SETTLE_FINE = np.arange(-0.1, 0.11, 0.05)
+#: Seconds a held reading is nudged by when places are compared (a subtitler's lead, a cue's lingering end).
+_NUDGE = np.array([-0.25, -0.125, 0.0, 0.125, 0.25])
 
 
 def edge_runs(
@@ -1010,7 +1016,7 @@ def edge_runs(
     the cues that stay, the shift is kept only if both cues' readings, held to their
     places shifted, read better there than at their mapped places and better than each
     other's reading does there (:func:`_reads_better`). The run then takes in each next
-    cue whose reading is better shifted too: that settles the boundary.
+    cue whose reading is better shifted too (:func:`_moves`): that settles the boundary.
 
     Parameters
     ----------
@@ -1101,7 +1107,7 @@ def _extends(
         return False
     if not tail and shift > 0 and i + 1 < len(starts) and ends[i] + shift > starts[i + 1]:
         return False
-    return _reads_better(rd, [texts[i]], starts[i : i + 1], ends[i : i + 1], shift, null=False) is not None
+    return _moves(rd, texts, starts, ends, i, shift)
 
 
 def _starts(x: np.ndarray, y: np.ndarray, top: int) -> list[int]:
@@ -1173,11 +1179,9 @@ def _settle(
     return best
 
 
-def _reads_better(
-    rd: Reader, texts: list[str], starts: np.ndarray, ends: np.ndarray, shift: float, *, null: bool = True
-) -> float | None:
+def _reads_better(rd: Reader, texts: list[str], starts: np.ndarray, ends: np.ndarray, shift: float) -> float | None:
     """The shift, settled on the cues' words, if every cue's reading held to its place shifted beats itself
-    held to its place by :data:`_GAIN`, and (``null``) another of the cues' readings held there; else None.
+    held to its place by :data:`_GAIN`, and another of the cues' readings held there; else None.
 
     A shift found from where a reading starts is as sharp as that start (a path may stretch its first
     word over a pause: a second or so); it is settled where the readings held to their places score
@@ -1188,7 +1192,145 @@ def _reads_better(
     if settled is None or not here.read.all():
         return None
     shift, there = settled
-    ok = there.score_at > here.score_at + _GAIN
-    if null:
-        ok &= there.score_at > there.score_null
+    ok = (there.score_at > here.score_at + _GAIN) & (there.score_at > there.score_null)
     return float(shift) if ok.all() else None
+
+
+def _moves(rd: Reader, texts: Sequence[str], starts: np.ndarray, ends: np.ndarray, i: int, shift: float) -> bool:
+    """Whether cue ``i``'s reading, held to its place shifted by exactly ``shift`` (another piece's map),
+    beats itself held to its place by :data:`_GAIN`, and a far cue's reading held there."""
+    other = (i + len(texts) // 2) % len(texts)
+    if other == i:
+        return False
+    s, e = starts[i : i + 1], ends[i : i + 1]
+
+    def held(text: str, d: float) -> float:
+        r = read_cues(rd.audio, [text], s + d, e + d, language=rd.language, margin=0.5, reader=rd)
+        return float(r.score_at[0]) if r.read[0] else np.nan
+
+    there = held(texts[i], shift)
+    return bool(there > held(texts[i], 0.0) + _GAIN and there > held(texts[other], shift))
+
+
+def settle_pieces(
+    reader: Reader,
+    texts: Sequence[str],
+    starts: np.ndarray,
+    ends: np.ndarray,
+    piece: np.ndarray,
+    offsets: np.ndarray,
+) -> np.ndarray:
+    """Per cue, the piece of a piecewise map whose place its words are at: each boundary settled by reading.
+
+    Where a map changes its offset (a break, a cut), activity alone may put the boundary a few
+    cues off, or make a piece of its own from cues of both sides (an ad with speech between two
+    stretches of talk). At each boundary, the cues before it are read, from the boundary back, at
+    the place the next piece's offset gives them: each that reads better there than at its place
+    (by :data:`_GAIN`), better than a far cue's reading there, and better than at the place the
+    piece on its own piece's other side would give it, goes to the next piece, up to
+    :data:`EDGE_CUES` cues; where none does, the cues after the boundary are read at the
+    previous piece's place the same way. A cue goes only where it keeps its order with the
+    neighbour that stays.
+
+    Parameters
+    ----------
+    reader : Reader
+        The recording (its features) and the readings.
+    texts : sequence of str
+        The spoken cues' texts, in time order.
+    starts, ends : np.ndarray of float
+        Where the map puts them, seconds on the recording.
+    piece : np.ndarray of int
+        Per cue, its piece (non-decreasing).
+    offsets : np.ndarray of float
+        Per piece, its offset (every piece at the same scale: a cue moves by the difference).
+
+    Returns
+    -------
+    np.ndarray of int
+        Per cue, its piece after the settling (a piece may be left with none).
+    """
+    starts = np.asarray(starts, np.float64)
+    ends = np.maximum(np.asarray(ends, np.float64), starts)
+    piece = np.asarray(piece, np.int64)
+    out = piece.copy()
+    n = len(piece)
+    cleaned = [_clean(t) for t in texts]
+    reader.synthesise(cleaned)
+    order = sorted(set(piece.tolist()))
+    after = dict(zip(order, order[1:]))
+    before = dict(zip(order[1:], order))
+    scores: dict[tuple[int, int, float], float] = {}
+
+    def held(text: int, i: int, shift: float) -> float:
+        """Cue ``text``'s reading held to cue ``i``'s place, shifted, at its best on :data:`_NUDGE` (cached):
+        each place compared gets as many tries, so that none is favoured by them."""
+        key = (text, i, round(shift, 6))
+        if key not in scores:
+            best = np.nan
+            for d in shift + _NUDGE:
+                r = read_cues(
+                    reader.audio,
+                    [texts[text]],
+                    starts[i : i + 1] + d,
+                    ends[i : i + 1] + d,
+                    language=reader.language,
+                    margin=0.5,
+                    reader=reader,
+                )
+                if r.read[0] and not r.score_at[0] <= best:
+                    best = float(r.score_at[0])
+            scores[key] = best
+        return scores[key]
+
+    def verdict(i: int, dest: int) -> int:
+        """1 where cue ``i`` reads better under piece ``dest``'s map than under its own (by :data:`_GAIN`),
+        than a far cue's reading there, and than under the piece on its own's other side; -1 where it
+        reads better under its own by as much (or has no reading); 0 where the two are alike."""
+        own = int(piece[i])
+        other = (i + n // 2) % n
+        if cleaned[i] not in reader.readings or other == i:
+            return -1
+        shift = float(offsets[dest] - offsets[own])
+        there, here = held(i, i, shift), held(i, i, 0.0)
+        if not there > here - _GAIN:
+            return -1
+        if not (there > here + _GAIN and there > held(other, i, shift)):
+            return 0
+        alt = before.get(own) if dest == after.get(own) else after.get(own)
+        return -1 if alt is not None and held(i, i, float(offsets[alt] - offsets[own])) > there else 1
+
+    def cross(cues: range, src: int, dest: int, shift: float) -> int:
+        """Move the cues (from the boundary outwards) that go to ``dest``; a cue that reads alike under
+        both maps goes along with one further out that goes (the order is kept). Nothing moves where
+        the outermost would then pass the neighbour that stays. How many moved."""
+        pending: list[int] = []
+        moved: list[int] = []
+        for i in cues:
+            if out[i] != src or len(pending) + len(moved) >= EDGE_CUES:
+                break
+            v = verdict(i, dest)
+            if v < 0:
+                break
+            pending.append(i)
+            if v > 0:
+                moved += pending
+                pending = []
+        if not moved:
+            return 0
+        last = moved[-1]
+        stay = last + (cues.step if isinstance(cues, range) else 1)
+        if 0 <= stay < n and out[stay] == src:
+            if (shift < 0 and stay < last and starts[last] + shift < ends[stay]) or (
+                shift > 0 and stay > last and ends[last] + shift > starts[stay]
+            ):
+                return 0
+        out[moved] = dest
+        return len(moved)
+
+    for k in (int(c) + 1 for c in np.flatnonzero(np.diff(piece))):  # cue k opens a new piece
+        p, q = int(piece[k - 1]), int(piece[k])
+        shift = float(offsets[q] - offsets[p])
+        if not cross(range(k - 1, -1, -1), p, q, shift):
+            cross(range(k, n), q, p, -shift)
+    return out

@@ -36,7 +36,7 @@ from .scoring import (
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-__all__ = ["edge_piece", "estimate_piecewise", "rescue_ends", "settle_boundaries"]
+__all__ = ["edge_piece", "estimate_piecewise", "regroup", "rescue_ends", "settle_boundaries"]
 
 #: Most cue x offset scores the search for breaks may hold (float32: 128 MB, and as much
 #: again for the dynamic programme): about 5,000 cues at offsets up to 300 s.
@@ -354,6 +354,34 @@ def rescue_ends(
             continue
         timemap = edge_piece(timemap, st, en, scale, lo, hi, offset, conf)
     return timemap
+
+
+def regroup(timemap: TimeMap, starts: ArrayLike, ends: ArrayLike, scale: float, piece: ArrayLike) -> TimeMap:
+    """``timemap`` with its cues regrouped: cue ``i`` (in order of start) under piece ``piece[i]``'s offset.
+
+    Parameters
+    ----------
+    timemap : TimeMap
+        The map so far (every piece that holds cues at ``scale``).
+    starts, ends : array-like of float
+        Cue times on the subject timeline, in order of start.
+    scale : float
+        The map's scale.
+    piece : array-like of int
+        Per cue, the index of the piece of ``timemap`` whose offset it takes; non-decreasing.
+        A piece left with no cue is gone.
+
+    Returns
+    -------
+    TimeMap
+    """
+    st, en = _in_order(starts, ends)
+    which = np.asarray(piece, np.int64)
+    if len(which) != len(st) or np.any(np.diff(which) < 0):
+        raise ValueError("piece must give one non-decreasing piece index per cue")
+    conf = timemap.confidences
+    runs = [Piece(int(i0), int(i1), float(timemap.offsets[p]), float(conf[p])) for i0, i1, p in _runs(which)]
+    return _timemap(runs, st, en, scale)
 
 
 def edge_piece(

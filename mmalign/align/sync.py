@@ -599,9 +599,13 @@ def _word_pass(
                 was = {"scale": fit.scale, "offset": fit.offset, "score": fit.score}
                 fit = replace(fit, scale=scale, offset=offset, rival=was)
                 timemap, evidence = searched, other
-    settled = _settle_edges(reader, texts, src_starts, src_ends, timemap, activity, max_offset)
-    if settled is not timemap:
-        timemap, evidence = settled, read(settled, True)
+    if combine(confidence, evidence.llr) >= DEFAULT_MIN_CONFIDENCE:
+        # a map trusted as it is: are cues at its ends, or next to its boundaries, on the wrong side?
+        # (an untrusted one is not made trusted by moving some of its cues to where their words are)
+        settled = _settle_edges(reader, texts, src_starts, src_ends, timemap, activity, max_offset)
+        settled = _settle_pieces(reader, texts, src_starts, src_ends, settled)
+        if settled is not timemap:
+            timemap, evidence = settled, read(settled, True)
     retimed = subs.map_times(timemap)
     starts, ends = retimed.starts.copy(), retimed.ends.copy()
     starts[idx], ends[idx] = evidence.starts, evidence.ends
@@ -645,6 +649,29 @@ def _settle_edges(
             timemap, src_starts, src_ends, float(scales[0]), lo, hi, offset, float(timemap.confidences[piece])
         )
     return timemap
+
+
+def _settle_pieces(
+    reader: Reader, texts: list[str], src_starts: np.ndarray, src_ends: np.ndarray, timemap: TimeMap
+) -> TimeMap:
+    """The map with each boundary between its pieces settled by the cues' words
+    (:func:`mmalign.align.cue_words.settle_pieces`); ``timemap`` itself when nothing moves."""
+    from .cue_words import settle_pieces
+    from .splits import regroup
+
+    if len(src_starts) < 2 or np.any(np.diff(src_starts) < 0):
+        return timemap
+    piece = timemap.piece_index(src_starts)
+    scales = np.unique(timemap.scales[piece])
+    if len(np.unique(piece)) < 2 or len(scales) != 1 or scales[0] <= 0:
+        return timemap
+    s, e = timemap.apply_spans(src_starts, src_ends)
+    settled = settle_pieces(reader, texts, s, e, piece, timemap.offsets)
+    if np.array_equal(settled, piece):
+        return timemap
+    for i in np.flatnonzero(settled != piece):
+        log.info("cue %d reads better under the next piece's map: it goes there", i + 1)
+    return regroup(timemap, src_starts, src_ends, float(scales[0]), settled)
 
 
 #: Log-odds by which a rival placement's words must beat the chosen map's to replace it.

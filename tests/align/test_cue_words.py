@@ -367,3 +367,34 @@ def test_sync_with_a_break_near_the_end_moves_the_run_once(recording, tail_break
     read = sync(path, _subs(cues), words=True, language="en", detector="fast")
     assert np.all(np.abs(read.subtitles.starts - truth) <= 0.15)
     assert len(read.timemap) == 2 and read.confidence >= 0.5
+
+
+@pytest.mark.parametrize("boundary", [13, 15, 17])
+def test_settle_pieces_puts_the_boundary_where_the_words_change_sides(recording, tail_break, boundary):
+    """The ad before the last three cues, with the map's boundary two cues early, right, or two cues
+    late: reading the cues next to it under the other piece's map puts it back before cue 15."""
+    _, cues = recording
+    path, ad = tail_break
+    n = len(cues)
+    src_s = np.array([c[0] for c in cues])
+    src_e = np.array([c[1] for c in cues])
+    offsets = np.array([0.0, ad])
+    piece = (np.arange(n) >= boundary).astype(np.int64)
+    starts, ends = src_s + offsets[piece], src_e + offsets[piece]
+    got = cue_words.settle_pieces(_reader(path), [c[2] for c in cues], starts, ends, piece, offsets)
+    assert got.tolist() == [0] * (n - 3) + [1] * 3
+
+
+def test_settle_pieces_empties_a_piece_made_of_both_sides(recording, tail_break):
+    """A middle piece (half the ad's shift) holding the two cues before the ad and the first after it:
+    each goes back to the side its words are on, and the middle piece is left with none."""
+    _, cues = recording
+    path, ad = tail_break
+    n = len(cues)
+    src_s = np.array([c[0] for c in cues])
+    src_e = np.array([c[1] for c in cues])
+    offsets = np.array([0.0, ad / 2, ad])
+    piece = np.array([0] * (n - 5) + [1] * 3 + [2] * 2)
+    starts, ends = src_s + offsets[piece], src_e + offsets[piece]
+    got = cue_words.settle_pieces(_reader(path), [c[2] for c in cues], starts, ends, piece, offsets)
+    assert got.tolist() == [0] * (n - 3) + [2] * 3

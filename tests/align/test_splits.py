@@ -296,3 +296,18 @@ def test_edge_piece_refuses_a_run_inside_the_file():
     starts = np.arange(10, dtype=float)
     with pytest.raises(ValueError):
         edge_piece(TimeMap.linear(), starts, starts + 0.5, 1.0, 3, 6, 5.0, 0.9)
+
+
+def test_regroup_gives_each_cue_its_pieces_offset():
+    from mmalign.align.splits import regroup
+    from mmalign.timeline import TimeMap
+
+    starts = np.arange(8, dtype=float) * 10.0
+    ends = starts + 4.0
+    base = TimeMap([-np.inf, 35.0, 55.0], [1.0, 1.0, 1.0], [0.0, 7.0, 20.0], [0.9, 0.8, 0.7])
+    got = regroup(base, starts, ends, 1.0, [0, 0, 0, 0, 0, 2, 2, 2])  # the middle piece emptied
+    s, _ = got.apply_spans(starts, ends)
+    assert s == pytest.approx(starts + np.array([0, 0, 0, 0, 0, 20, 20, 20]))
+    assert len(got) == 2 and got.confidences.tolist() == pytest.approx([0.9, 0.7])
+    with pytest.raises(ValueError):
+        regroup(base, starts, ends, 1.0, [0, 2, 1, 1, 1, 2, 2, 2])
