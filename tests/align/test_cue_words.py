@@ -398,3 +398,21 @@ def test_settle_pieces_empties_a_piece_made_of_both_sides(recording, tail_break)
     starts, ends = src_s + offsets[piece], src_e + offsets[piece]
     got = cue_words.settle_pieces(_reader(path), [c[2] for c in cues], starts, ends, piece, offsets)
     assert got.tolist() == [0] * (n - 3) + [2] * 3
+
+
+def test_the_word_pass_checks_take_what_they_cannot_read(recording):
+    """Too few cues, cues with nothing to say, a piece of one cue: the checks give the map back as it is."""
+    path, cues = recording
+    rd = _reader(path)
+    texts = [c[2] for c in cues]
+    starts = np.array([c[0] for c in cues])
+    ends = np.array([c[1] for c in cues])
+    assert cue_words.edge_runs(rd, texts[:5], starts[:5], ends[:5], duration=60.0) == []  # a third is one cue
+    silent = ["[music]", "♪ ♪"] + texts[2:-2] + ["(applause)", ""]
+    assert cue_words.edge_runs(rd, silent, starts, ends, duration=float(ends[-1] + 2)) == []
+    piece = np.zeros(len(cues), np.int64)
+    piece[-1] = 1
+    got = cue_words.settle_pieces(rd, silent, starts, ends, piece, np.array([0.0, 30.0]))
+    assert got.tolist() == piece.tolist()
+    found, _ = cue_words._force_aligned(rd, ["", "[music]"], starts[:2], ends[:2])
+    assert np.isnan(found).all()
