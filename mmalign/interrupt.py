@@ -141,11 +141,14 @@ def kill_pool(pool: Executor) -> None:
 def entry_point() -> None:
     """The ``mmalign`` console script: signal handlers first, then the (slow) imports.
 
-    A Ctrl-C while the command line loads is one ``error: interrupted`` line too.
+    A Ctrl-C while the command line loads is one ``error: interrupted`` line too. The signal
+    is held back until the imports are done (a fraction of a second): raised in the middle of
+    a compiled extension's initialisation, it could crash the interpreter instead.
     """
     handle_signals()
     try:
-        from .cli import main
+        with signals_blocked():
+            from .cli import main
     except (Stopped, KeyboardInterrupt) as stop:
         sys.stderr.write(f"error: {stop if isinstance(stop, Stopped) else 'interrupted'}\n")
         sys.exit(stop.exit_code if isinstance(stop, Stopped) else 130)
