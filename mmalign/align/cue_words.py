@@ -1196,20 +1196,27 @@ def _reads_better(rd: Reader, texts: list[str], starts: np.ndarray, ends: np.nda
     return float(shift) if ok.all() else None
 
 
+def _held(rd: Reader, text: str, start: float, end: float) -> float:
+    """A cue's reading held to ``[start, end]`` (s), at its best on the nudges :data:`_NUDGE`: every place
+    compared gets as many tries, so that none is favoured by them. NaN where it is not read."""
+    best = np.nan
+    for d in _NUDGE:
+        s, e = np.array([start + d]), np.array([end + d])
+        r = read_cues(rd.audio, [text], s, e, language=rd.language, margin=0.5, reader=rd)
+        if r.read[0] and not r.score_at[0] <= best:
+            best = float(r.score_at[0])
+    return best
+
+
 def _moves(rd: Reader, texts: Sequence[str], starts: np.ndarray, ends: np.ndarray, i: int, shift: float) -> bool:
-    """Whether cue ``i``'s reading, held to its place shifted by exactly ``shift`` (another piece's map),
-    beats itself held to its place by :data:`_GAIN`, and a far cue's reading held there."""
+    """Whether cue ``i``'s reading held to its place shifted by ``shift`` (another piece's map) beats itself
+    held to its place by :data:`_GAIN`, and a far cue's reading held there (:func:`_held`)."""
     other = (i + len(texts) // 2) % len(texts)
     if other == i:
         return False
-    s, e = starts[i : i + 1], ends[i : i + 1]
-
-    def held(text: str, d: float) -> float:
-        r = read_cues(rd.audio, [text], s + d, e + d, language=rd.language, margin=0.5, reader=rd)
-        return float(r.score_at[0]) if r.read[0] else np.nan
-
-    there = held(texts[i], shift)
-    return bool(there > held(texts[i], 0.0) + _GAIN and there > held(texts[other], shift))
+    s, e = float(starts[i]), float(ends[i])
+    there = _held(rd, texts[i], s + shift, e + shift)
+    return bool(there > _held(rd, texts[i], s, e) + _GAIN and there > _held(rd, texts[other], s + shift, e + shift))
 
 
 def settle_pieces(
@@ -1263,24 +1270,10 @@ def settle_pieces(
     scores: dict[tuple[int, int, float], float] = {}
 
     def held(text: int, i: int, shift: float) -> float:
-        """Cue ``text``'s reading held to cue ``i``'s place, shifted, at its best on :data:`_NUDGE` (cached):
-        each place compared gets as many tries, so that none is favoured by them."""
+        """Cue ``text``'s reading held to cue ``i``'s place, shifted (:func:`_held`, cached)."""
         key = (text, i, round(shift, 6))
         if key not in scores:
-            best = np.nan
-            for d in shift + _NUDGE:
-                r = read_cues(
-                    reader.audio,
-                    [texts[text]],
-                    starts[i : i + 1] + d,
-                    ends[i : i + 1] + d,
-                    language=reader.language,
-                    margin=0.5,
-                    reader=reader,
-                )
-                if r.read[0] and not r.score_at[0] <= best:
-                    best = float(r.score_at[0])
-            scores[key] = best
+            scores[key] = _held(reader, texts[text], float(starts[i] + shift), float(ends[i] + shift))
         return scores[key]
 
     def verdict(i: int, dest: int) -> int:
