@@ -602,8 +602,8 @@ def _word_pass(
     if combine(confidence, evidence.llr) >= DEFAULT_MIN_CONFIDENCE:
         # a map trusted as it is: are cues at its ends, or next to its boundaries, on the wrong side?
         # (an untrusted one is not made trusted by moving some of its cues to where their words are)
-        settled = _settle_edges(reader, texts, src_starts, src_ends, timemap, activity, max_offset)
-        settled = _settle_pieces(reader, texts, src_starts, src_ends, settled)
+        duration = activity.t0 + activity.duration
+        settled = _settle_by_words(reader, texts, src_starts, src_ends, timemap, duration, max_offset)
         if settled is not timemap:
             timemap, evidence = settled, read(settled, True)
     retimed = subs.map_times(timemap)
@@ -618,52 +618,39 @@ def _word_pass(
     return fit, timemap, retimed, combine(confidence, evidence.llr), per_cue, evidence
 
 
-def _settle_edges(
+def _settle_by_words(
     reader: Reader,
     texts: list[str],
     src_starts: np.ndarray,
     src_ends: np.ndarray,
     timemap: TimeMap,
-    activity: FeatureSeq,
+    duration: float,
     max_offset: float,
 ) -> TimeMap:
     """The map with a piece for each run of cues at an end of the file that its words put elsewhere
-    (:func:`mmalign.align.cue_words.edge_runs`); ``timemap`` itself when there is none."""
-    from .cue_words import EDGE_REACH, edge_runs
-    from .splits import edge_piece
+    (:func:`mmalign.align.cue_words.edge_runs`), then each boundary between its pieces settled by the
+    cues' words (:func:`mmalign.align.cue_words.settle_pieces`); ``timemap`` itself when nothing moves.
 
-    if len(src_starts) == 0 or np.any(np.diff(src_starts) < 0):
-        return timemap
-    held = timemap.piece_index(src_starts)
-    scales = np.unique(timemap.scales[held])
-    if len(scales) != 1 or scales[0] <= 0:
-        return timemap
-    s, e = timemap.apply_spans(src_starts, src_ends)
-    duration = activity.t0 + activity.duration
-    runs = edge_runs(reader, texts, s, e, duration=duration, reach=min(max_offset, EDGE_REACH))
-    for lo, hi, shift in runs:
-        piece = int(timemap.piece_index(src_starts[lo : lo + 1])[0])
-        offset = float(timemap.offsets[piece]) + shift
-        log.info("cues %d-%d are %+.2f s from where the map put them: their words are there", lo + 1, hi, shift)
-        timemap = edge_piece(
-            timemap, src_starts, src_ends, float(scales[0]), lo, hi, offset, float(timemap.confidences[piece])
-        )
-    return timemap
-
-
-def _settle_pieces(
-    reader: Reader, texts: list[str], src_starts: np.ndarray, src_ends: np.ndarray, timemap: TimeMap
-) -> TimeMap:
-    """The map with each boundary between its pieces settled by the cues' words
-    (:func:`mmalign.align.cue_words.settle_pieces`); ``timemap`` itself when nothing moves."""
-    from .cue_words import settle_pieces
-    from .splits import regroup
+    Both work on the spoken cues in order, under a map whose cue-holding pieces share one scale
+    (a cue moves by the difference of two offsets); any other map is given back as it is.
+    """
+    from .cue_words import EDGE_REACH, edge_runs, settle_pieces
+    from .splits import edge_piece, regroup
 
     if len(src_starts) < 2 or np.any(np.diff(src_starts) < 0):
         return timemap
+    scales = np.unique(timemap.scales[timemap.piece_index(src_starts)])
+    if len(scales) != 1 or scales[0] <= 0:
+        return timemap
+    scale = float(scales[0])
+    s, e = timemap.apply_spans(src_starts, src_ends)
+    for lo, hi, shift in edge_runs(reader, texts, s, e, duration=duration, reach=min(max_offset, EDGE_REACH)):
+        p = int(timemap.piece_index(src_starts[lo : lo + 1])[0])
+        offset = float(timemap.offsets[p]) + shift
+        log.info("cues %d-%d are %+.2f s from where the map put them: their words are there", lo + 1, hi, shift)
+        timemap = edge_piece(timemap, src_starts, src_ends, scale, lo, hi, offset, float(timemap.confidences[p]))
     piece = timemap.piece_index(src_starts)
-    scales = np.unique(timemap.scales[piece])
-    if len(np.unique(piece)) < 2 or len(scales) != 1 or scales[0] <= 0:
+    if len(np.unique(piece)) < 2:
         return timemap
     s, e = timemap.apply_spans(src_starts, src_ends)
     settled = settle_pieces(reader, texts, s, e, piece, timemap.offsets)
@@ -671,7 +658,7 @@ def _settle_pieces(
         return timemap
     for i in np.flatnonzero(settled != piece):
         log.info("cue %d reads better under the next piece's map: it goes there", i + 1)
-    return regroup(timemap, src_starts, src_ends, float(scales[0]), settled)
+    return regroup(timemap, src_starts, src_ends, scale, settled)
 
 
 #: Log-odds by which a rival placement's words must beat the chosen map's to replace it.
