@@ -38,6 +38,15 @@ each row left out costing what an unrelated frame does. The path is found coarse
 (blocks of 4 frames, exact search on a coarsest pair of at most 4·10^7 cells, then a window of
 32 frames around the projected path at each finer level), so memory is linear in the length of the pair.
 
+Times: a segment (or word) starts where the path *leaves* its first synthetic frame and ends
+where the path *enters* its last one. A frame the path holds over many recording frames is
+one the recording spends a long time on without anything the reading says: the quiet onset
+of a fricative held over the two seconds of room tone before a line ("From fairest
+creatures" in the corpus's sonnet, 1.7 s early when the first column was taken). Where the
+speakers only talk more slowly than the reading, the two rules differ by a frame or two.
+Measured on the corpus's speech clips: 84 → 85 % of cue starts within 0.25 s; held out:
+89 → 94 %.
+
 Scores: a segment's score is how much closer its synthetic frames lie to the recording
 frames the path gives them than unrelated frames do (1 − mean cost / median unrelated
 cost); the alignment's confidence is the median over the segments found, so that a few
@@ -750,7 +759,9 @@ def _result(
             out.append(AlignedSegment(k, text, None, None, float("nan"), (), "nothing to say"))
             continue
         i0, i1 = frame(s0), max(frame(s1) - 1, frame(s0))
-        start, end = j_first[i0] * hop, j_last[i1] * hop
+        # where the path leaves the segment's first row and enters its last: a row held over
+        # many recording frames (a quiet onset spread over the pause before it) is not speech
+        start, end = j_last[i0] * hop, max(j_first[i1], j_last[i0]) * hop
         score = float(np.clip(1.0 - row_cost[i0 : i1 + 1].mean() / chance, 0.0, 1.0))
         if end - start < _SQUEEZE * (s1 - s0):
             out.append(AlignedSegment(k, text, None, None, float("nan"), (), "not in the recording"))
@@ -758,7 +769,8 @@ def _result(
         words = []
         for wt, w0, w1 in reading.words[k]:
             a, b = frame(w0), max(frame(w1) - 1, frame(w0))
-            words.append(AlignedWord(wt, float(j_first[a] * hop), float(max(j_last[b], j_first[a]) * hop), k))
+            w0 = min(max(j_last[a] * hop, start), end)
+            words.append(AlignedWord(wt, float(w0), float(max(j_first[b] * hop, w0)), k))
         out.append(AlignedSegment(k, text, float(start), float(end), score, tuple(words)))
         scores.append(score)
     confidence = float(np.median(scores)) if scores else 0.0

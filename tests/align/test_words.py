@@ -299,3 +299,17 @@ def test_music_scores_far_below_speech():
     spoken = force_align(y, texts, language="en", sr=SR)
     played = force_align(music, texts, language="en", sr=SR)
     assert played.confidence < 0.5 * spoken.confidence
+
+
+def test_a_quiet_onset_after_a_long_pause_starts_where_the_speech_does():
+    """Two seconds of room tone before a line that opens on a fricative: the line starts at its
+    speech, not where the pause does (the path holds the quiet first frame over the pause)."""
+    texts = ["One.", "From fairest creatures we desire increase.", "She sells sea shells on the shore."]
+    y, syn, lead = _recording(texts, "en", rate=150, lead=0.5, gap=2.0, noise=0.004, seed=11)
+    result = force_align(y, texts, language="en", sr=SR)
+    for seg, truth in zip(result.segments, syn.segments):
+        assert abs(seg.start - (truth.start + lead)) <= 0.1
+        assert abs(seg.end - (truth.end + lead)) <= 0.15
+    for word in result.words:
+        seg = result.segments[word.segment]
+        assert seg.start <= word.start <= word.end <= seg.end
