@@ -416,3 +416,33 @@ def test_the_word_pass_checks_take_what_they_cannot_read(recording):
     assert got.tolist() == piece.tolist()
     found, _ = cue_words._force_aligned(rd, ["", "[music]"], starts[:2], ends[:2])
     assert np.isnan(found).all()
+
+
+def test_displacement_counts_the_cues_moved_but_not_the_alignments_failures():
+    near = np.array([0.05, -0.1, 0.0, 0.02, -0.03, 0.08, 0.1, -0.05, 0.0, 0.04])
+    assert cue_words._displacement(near, 1.0) < 0
+    off = near.copy()
+    off[::2] = [0.5, -0.45, 0.6, -0.4, 0.35]  # half the cues a few hundred ms from their words
+    assert cue_words._displacement(off, 1.0) >= cue_words._SLOPPY_LOG_ODDS
+    # found far away or not at all: the alignment failed there (an ad, a jingle), no evidence
+    failed = near.copy()
+    failed[:5] = [8.0, -12.0, np.nan, np.nan, 3.0]
+    assert cue_words._displacement(failed, 1.0) == cue_words._displacement(near[5:], 1.0)
+
+
+def test_cues_moved_into_the_pauses_are_found_sloppy(recording):
+    """Each cue shown 0.35-0.55 s early, in the pause before its words, and up until its words end:
+    a reading held there matches as well as on the words alone (the pause takes the slack), so
+    only the forced alignment sees it."""
+    path, cues = recording
+    rng = np.random.default_rng(12)
+    truth = np.array([c[0] for c in cues])
+    ends = np.array([c[1] for c in cues])
+    starts = truth - rng.uniform(0.35, 0.55, len(cues))
+    texts = [c[2] for c in cues]
+    ev = cue_words.word_evidence(path, texts, starts, ends, language="en")
+    assert ev.sloppy and ev.moved.sum() >= 0.8 * len(cues)
+    assert np.mean(np.abs(ev.starts - truth) <= 0.1) >= 0.8
+    # the same cues where they are spoken stay put
+    exact = cue_words.word_evidence(path, texts, truth, ends, language="en")
+    assert not exact.sloppy and not exact.moved.any()
