@@ -811,9 +811,10 @@ def word_evidence(
         gain = sub.score - sub.score_at
         sloppy = _sloppiness(gain[sub.read]) >= _SLOPPY_LOG_ODDS
     forced: tuple[np.ndarray, np.ndarray] | None = None
-    if readable and retime and not sloppy and len(pick) == n:
-        # every cue is read (a short file): a cue moved into the pause around it reads as well
-        # there as at its words, so the readings cannot see it; the forced alignment can
+    if readable and retime and not sloppy and len(pick) == n and np.any(gain[sub.read] > _GAIN):
+        # every cue is read (a short file), and one would move: a cue moved into the pause around
+        # it reads as well there as on its words, so the readings miss the others; the forced
+        # alignment does not
         forced = _force_aligned(rd, texts, starts, ends, longest=_LONGEST_BLOCK)
         sloppy = _displacement(forced[0] - starts, margin) >= _SLOPPY_LOG_ODDS
     if sloppy and retime and len(pick) < n:  # read them all now, and judge again on all of them
