@@ -431,14 +431,16 @@ def test_displacement_counts_the_cues_moved_but_not_the_alignments_failures():
 
 
 def test_cues_moved_into_the_pauses_are_found_sloppy(recording):
-    """Each cue shown 0.35-0.55 s early, in the pause before its words, and up until its words end:
-    a reading held there matches as well as on the words alone (the pause takes the slack), so
-    only the forced alignment sees it."""
+    """Most cues shown 0.35-0.55 s early, in the pause before their words, and up until their words
+    end; a few 0.3 s late. A reading held in the pause matches as well as on the words alone (the
+    pause takes the slack): only the late ones read better elsewhere, too few to call the timing
+    sloppy, and the forced alignment sees the rest."""
     path, cues = recording
     rng = np.random.default_rng(12)
     truth = np.array([c[0] for c in cues])
     ends = np.array([c[1] for c in cues])
     starts = truth - rng.uniform(0.35, 0.55, len(cues))
+    starts[::6] = truth[::6] + 0.3
     texts = [c[2] for c in cues]
     ev = cue_words.word_evidence(path, texts, starts, ends, language="en")
     assert ev.sloppy and ev.moved.sum() >= 0.8 * len(cues)
