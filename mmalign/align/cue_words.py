@@ -755,7 +755,12 @@ def word_evidence(
     the readings that score clearly better (:data:`_SLOPPY_GAIN`) elsewhere within ``margin``
     than at their place are more than exact timing explains (:func:`_sloppiness`: log-odds
     of at least :data:`_SLOPPY_LOG_ODDS`; a sample that leans that way without reaching
-    them is judged again on twice as many cues), the timing is sloppy: every cue is read, and each cue
+    them is judged again on twice as many cues), the timing is sloppy. A cue shown early, in
+    the pause before its words, reads as well there as on them (the pause takes the slack),
+    so where every cue is read (a file of at most :data:`SAMPLE_CUES`) and some reading would
+    move (:data:`_GAIN`), the forced alignment judges instead: the timing is sloppy when more
+    of its starts lie :data:`_DISPLACED` or more from the given ones than its own error
+    explains (:func:`_displacement`). When sloppy, every cue is read, and each cue
     whose own reading is clearly better away from its place (and better than another cue's
     reading at its place) moves there (its neighbours' readings bound it: they are matched
     together, in order); then every cue that a forced alignment of all the cues' texts
