@@ -86,9 +86,9 @@ def _row(name: str, errs: np.ndarray, extra: list[str]) -> list[str]:
     return [
         name,
         str(len(errs)),
-        f"{np.mean(errs <= 0.1):.0%}",
-        f"{np.mean(errs <= 0.25):.0%}",
-        f"{np.mean(errs <= 0.5):.0%}",
+        f"{np.mean(errs <= 0.1):.1%}",
+        f"{np.mean(errs <= 0.25):.1%}",
+        f"{np.mean(errs <= 0.5):.1%}",
         f"{np.median(errs):.3f}",
         *extra,
     ]
