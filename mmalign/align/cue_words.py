@@ -416,17 +416,23 @@ def _read_block(
     """One block of neighbouring cues, decoded once: their readings end to end in the band of their
     windows, then held to their places, then (``others``) the null readings held to the same places."""
     feats, t_first = rd.stretch(float(lo.min()), float(hi.max()))
+    # a cue the recording starts or ends inside of (a clip cut mid-sentence) cannot be read
+    # whole where it is shown: its held readings are no evidence either way
+    cut = (starts < t_first - FRAME) | (ends > t_first + (len(feats) + 1) * FRAME)
     out = []
     for texts, a, b in (
         (readings, lo, hi),
         (readings, starts - tight, ends + tight),
         (others, starts - tight, ends + tight),
     ):
-        if texts is None:
+        if texts is None or (len(out) and cut.all()):
             nan = np.full(len(readings), np.nan)
             out.append((nan, nan, nan))
             continue
-        out.append(_match_block(feats, t_first, texts, a, b))
+        found = _match_block(feats, t_first, texts, a, b)
+        if len(out):
+            found = tuple(np.where(cut, np.nan, v) for v in found)
+        out.append(found)
     return out
 
 
