@@ -448,3 +448,21 @@ def test_cues_moved_into_the_pauses_are_found_sloppy(recording):
     # the same cues where they are spoken stay put
     exact = cue_words.word_evidence(path, texts, truth, ends, language="en")
     assert not exact.sloppy and not exact.moved.any()
+
+
+def test_a_cue_the_recording_ends_inside_of_gives_no_vote(recording):
+    """A clip cut in the middle of its last line: that cue's reading held where it is shown is
+    no evidence either way; the cues wholly inside still vote."""
+    import soundfile
+
+    path, cues = recording
+    y, sr = soundfile.read(path, dtype="float32")
+    s_last, e_last, _ = cues[-1]
+    clip = y[: int((s_last + e_last) / 2 * sr)]
+    texts = [c[2] for c in cues[-4:]]
+    starts = np.array([c[0] for c in cues[-4:]])
+    ends = np.array([c[1] for c in cues[-4:]])
+    r = cue_words.read_cues(clip, texts, starts, ends, language="en", sr=sr)
+    assert np.isfinite(r.score_at[:-1]).all() and np.isfinite(r.score_null[:-1]).all()
+    assert np.isnan(r.score_at[-1]) and np.isnan(r.score_null[-1])
+    assert np.mean(r.score_at[:-1] > r.score_null[:-1]) >= 2 / 3
