@@ -293,10 +293,12 @@ class CueReadings:
         (0: no better than unrelated frames).
     score_at : np.ndarray of float
         The same reading's score held to the place it was asked for (within ``tight``).
+        NaN where the recording starts or ends inside that place (a clip cut mid-line): the
+        reading cannot be held there whole.
     score_null : np.ndarray of float
         Another cue's reading held to this cue's place (the cue ``n // 2`` further on among
         those read): what a reading scores where its words are not, to judge ``score_at``
-        by.  NaN with fewer than two cues read.
+        by.  NaN with fewer than two cues read, and where ``score_at`` is.
     read : np.ndarray of bool
         Whether the cue was read (it has words, and a stretch of recording to read them in).
     """
