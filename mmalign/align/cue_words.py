@@ -421,7 +421,7 @@ def _read_block(
     # a cue the recording starts or ends inside of (a clip cut mid-sentence) cannot be read
     # whole where it is shown: its held readings are no evidence either way
     cut = (starts < t_first - FRAME) | (ends > t_first + (len(feats) + 1) * FRAME)
-    out = []
+    out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for texts, a, b in (
         (readings, lo, hi),
         (readings, starts - tight, ends + tight),
@@ -431,10 +431,10 @@ def _read_block(
             nan = np.full(len(readings), np.nan)
             out.append((nan, nan, nan))
             continue
-        found = _match_block(feats, t_first, texts, a, b)
+        start, end, score = _match_block(feats, t_first, texts, a, b)
         if len(out):
-            found = tuple(np.where(cut, np.nan, v) for v in found)
-        out.append(found)
+            start, end, score = (np.where(cut, np.nan, v) for v in (start, end, score))
+        out.append((start, end, score))
     return out
 
 
