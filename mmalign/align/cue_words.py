@@ -576,7 +576,9 @@ def _binomial_log_odds(k: float, n: float, p_sloppy: float, p_exact: float) -> f
 
 
 def _sloppiness(gain: np.ndarray) -> float:
-    """Log-odds that the per-cue timing is sloppy, from the readings' gains away from their places."""
+    """Log-odds that the per-cue timing is sloppy, from the readings' gains away from their places
+    (NaN: a cue not judged, which counts neither way)."""
+    gain = gain[np.isfinite(gain)]
     return _binomial_log_odds(float(np.sum(gain > _SLOPPY_GAIN)), float(len(gain)), _P_SLOPPY, _P_EXACT)
 
 
@@ -1215,7 +1217,11 @@ def _settle(
         centre = around if best is None else best[0]
         for d in centre + grid:
             r = held(float(d))
-            if r.read.all() and (best is None or np.mean(r.score_at) > np.mean(best[1].score_at)):
+            if (
+                r.read.all()
+                and np.isfinite(r.score_at).all()
+                and (best is None or np.mean(r.score_at) > np.mean(best[1].score_at))
+            ):
                 best = (float(d), r)
     return best
 
@@ -1244,7 +1250,7 @@ def _held(rd: Reader, text: str, start: float, end: float) -> float:
     for d in _NUDGE:
         s, e = np.array([start + d]), np.array([end + d])
         r = read_cues(rd.audio, [text], s, e, language=rd.language, margin=0.5, reader=rd)
-        if r.read[0] and not r.score_at[0] <= best:
+        if r.read[0] and np.isfinite(r.score_at[0]) and not r.score_at[0] <= best:
             best = float(r.score_at[0])
     return best
 

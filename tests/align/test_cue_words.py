@@ -466,3 +466,9 @@ def test_a_cue_the_recording_ends_inside_of_gives_no_vote(recording):
     assert np.isfinite(r.score_at[:-1]).all() and np.isfinite(r.score_null[:-1]).all()
     assert np.isnan(r.score_at[-1]) and np.isnan(r.score_null[-1])
     assert np.mean(r.score_at[:-1] > r.score_null[:-1]) >= 2 / 3
+
+
+def test_cues_not_judged_count_neither_way():
+    """A gain that is NaN (a cue the recording cuts) is left out of the sloppiness odds."""
+    gains = np.array([0.1, 0.0, 0.0, 0.08])
+    assert cue_words._sloppiness(np.r_[gains, np.nan, np.nan]) == cue_words._sloppiness(gains)
