@@ -539,9 +539,9 @@ def _recording_features(
 
 @dataclass
 class _Reading:
-    """The transcript read aloud: log-mel frames and the times of its segments and words."""
+    """The transcript read aloud: its matched features (:func:`_cepstra`) and the times of its segments and words."""
 
-    logmel: np.ndarray
+    features: np.ndarray
     language: str
     segments: list[tuple[float, float]]  # synthetic (start, end) per segment; start == end: silent
     words: list[list[tuple[str, float, float]]]  # per segment: (text, start, end)
@@ -591,7 +591,9 @@ def _read_aloud(texts: list[str], language: str | None, rate: int) -> _Reading:
             flush()
     flush()
     logmel = np.concatenate(parts) if parts else np.zeros((0, _N_MELS), np.float32)
-    return _Reading(logmel, language, segments, words)
+    parts.clear()
+    # the features now: the log-mel (half as big again) is gone before the recording is decoded
+    return _Reading(_cepstra(logmel), language, segments, words)
 
 
 # --------------------------------------------------------------------------- public
@@ -687,11 +689,11 @@ def force_align(
     reading = _read_aloud(cleaned, language, rate)
     rec = _recording_features(audio, sr, audio_stream, jobs)
     duration = len(rec) / 100.0 if isinstance(audio, np.ndarray) else _duration(audio, audio_stream, len(rec))
-    if len(reading.logmel) == 0 or len(rec) < 2:
+    if len(reading.features) == 0 or len(rec) < 2:
         return _unaligned(texts, reading, duration, "nothing to say")
     y = _cepstra(rec)
     del rec
-    x = _cepstra(reading.logmel)
+    x = reading.features
     chance = _chance_cost(x, y)
     path = _warp(x, y, _REWARD, _gaps(reading, len(x)))
     costs = _path_costs(x, y, path)
@@ -735,7 +737,7 @@ def _result(
     duration: float,
 ) -> ForcedAlignment:
     hop = 0.01
-    n = len(reading.logmel)
+    n = len(reading.features)
     rows = path[:, 0]
     # rows before the path's first or after its last (the recording starts or ends inside the
     # reading) take its first or last recording frame: a segment there is squeezed to nothing
