@@ -864,6 +864,8 @@ def word_evidence(
     )
 
 
+#: Seconds of recording forced-aligned at once when sloppy cues are re-timed (memory stays bounded).
+_ALIGN_STRETCH = 600.0
 #: Seconds of recording kept on each side of a run of cues' mapped places for the forced alignment.
 _ALIGN_PAD = 2.0
 
@@ -882,7 +884,7 @@ def _runs(starts: np.ndarray, ends: np.ndarray, longest: float) -> list[tuple[in
 
 
 def _force_aligned(
-    rd: Reader, texts: Sequence[str], starts: np.ndarray, ends: np.ndarray, *, longest: float = 600.0
+    rd: Reader, texts: Sequence[str], starts: np.ndarray, ends: np.ndarray, *, longest: float = _ALIGN_STRETCH
 ) -> tuple[np.ndarray, np.ndarray]:
     """Where a forced alignment of the cues' texts (:func:`mmalign.align.words.force_align`) puts each cue.
 
