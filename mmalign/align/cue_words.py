@@ -421,20 +421,14 @@ def _read_block(
     # a cue the recording starts or ends inside of (a clip cut mid-sentence) cannot be read
     # whole where it is shown: its held readings are no evidence either way
     cut = (starts < t_first - FRAME) | (ends > t_first + (len(feats) + 1) * FRAME)
-    out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    for texts, a, b in (
-        (readings, lo, hi),
-        (readings, starts - tight, ends + tight),
-        (others, starts - tight, ends + tight),
-    ):
-        if texts is None or (len(out) and cut.all()):
+    out = [_match_block(feats, t_first, readings, lo, hi)]
+    for texts in (readings, others):
+        if texts is None:
             nan = np.full(len(readings), np.nan)
             out.append((nan, nan, nan))
             continue
-        start, end, score = _match_block(feats, t_first, texts, a, b)
-        if len(out):
-            start, end, score = (np.where(cut, np.nan, v) for v in (start, end, score))
-        out.append((start, end, score))
+        start, end, score = _match_block(feats, t_first, texts, starts - tight, ends + tight)
+        out.append((np.where(cut, np.nan, start), np.where(cut, np.nan, end), np.where(cut, np.nan, score)))
     return out
 
 
@@ -568,10 +562,11 @@ _DISPLACED = 0.3
 _P_EXACT_FA, _P_SLOPPY_FA = 0.10, 0.30
 
 
-def _binomial_log_odds(k: float, n: float, p_sloppy: float, p_exact: float) -> float:
-    """Log-odds of sloppy against exact timing when ``k`` of ``n`` cues look displaced."""
-    a = np.log(p_sloppy / p_exact)
-    b = np.log((1 - p_sloppy) / (1 - p_exact))
+def _binomial_log_odds(k: float, n: float, p: float, p_null: float) -> float:
+    """Log-odds of a hypothesis under which each of ``n`` cues shows a sign with chance ``p``,
+    against one under which it does with ``p_null``, when ``k`` of them show it."""
+    a = np.log(p / p_null)
+    b = np.log((1 - p) / (1 - p_null))
     return float(k * a + (n - k) * b)
 
 
@@ -643,8 +638,7 @@ class WordEvidence:
 def log_odds(agree: np.ndarray) -> float:
     """Log-odds that the cues are where they were read, from which readings beat the null (1) or not (0)."""
     a = agree[np.isfinite(agree)]
-    k = float(a.sum())
-    return k * float(np.log(P_RIGHT / 0.5)) + (len(a) - k) * float(np.log((1 - P_RIGHT) / 0.5))
+    return _binomial_log_odds(float(a.sum()), float(len(a)), P_RIGHT, 0.5)
 
 
 def combine(confidence: float, llr: float) -> float:
@@ -850,7 +844,7 @@ def word_evidence(
         new_ends[pick[move]] = np.maximum(sub.end[move], sub.start[move] + FRAME)
         moved[pick[move]] = True
         # the whole text read against the recording places each cue better than its own reading does
-        fa_starts, fa_ends = forced or _force_aligned(rd, texts, starts, ends)
+        fa_starts, fa_ends = forced if forced is not None else _force_aligned(rd, texts, starts, ends)
         near = np.isfinite(fa_starts) & (np.abs(fa_starts - starts) <= margin)
         new_starts[near] = fa_starts[near]
         # a cue stays up while its words are spoken; a later end is the subtitler's own linger,

@@ -771,8 +771,8 @@ def _result(
         words = []
         for wt, w0, w1 in reading.words[k]:
             a, b = frame(w0), max(frame(w1) - 1, frame(w0))
-            w0 = min(max(j_last[a] * hop, start), end)
-            words.append(AlignedWord(wt, float(w0), float(max(j_first[b] * hop, w0)), k))
+            at = min(max(j_last[a] * hop, start), end)
+            words.append(AlignedWord(wt, float(at), float(max(j_first[b] * hop, at)), k))
         out.append(AlignedSegment(k, text, float(start), float(end), score, tuple(words)))
         scores.append(score)
     confidence = float(np.median(scores)) if scores else 0.0
