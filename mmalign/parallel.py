@@ -566,9 +566,11 @@ def dask_client(scheduler: str) -> Iterator[Any]:
             raise UsageError(f"{{scheduler}} local:N needs a number of workers, not {n_text!r}", names=["scheduler"])
         n = int(n_text) if n_text else (os.cpu_count() or 1)
         # Jobs decode with worker processes of their own: Dask's workers must not be daemons.
+        # The scheduler's HTTP server takes a free port (":0"): with None it still binds 8787,
+        # and a second batch run at the same time warns that the port is taken.
         with dask.config.set({"distributed.worker.daemon": False}):
             with (
-                LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+                LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
                 Client(cluster) as client,
             ):
                 yield client
