@@ -70,6 +70,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import UsageError
+from ..filters import sliding_normalise
 from ..timeline import TimeMap
 
 __all__ = ["AlignedSegment", "AlignedWord", "ForcedAlignment", "force_align"]
@@ -475,7 +476,7 @@ def _cepstra(logmel: np.ndarray) -> np.ndarray:
     cep = np.empty((len(logmel), _N_MFCC), np.float32)
     for a in range(0, len(logmel), 1 << 16):  # in blocks: no floored copy of the whole log-mel
         cep[a : a + (1 << 16)] = np.maximum(logmel[a : a + (1 << 16)], floor) @ dct
-    cep = _normalise(cep, int(round(_NORM_SECONDS * 100)))
+    cep = sliding_normalise(cep, int(round(_NORM_SECONDS * 100)))
     out = np.empty((len(cep), 2 * _N_MFCC), np.float32)
     out[:, :_N_MFCC] = cep
     out[:, _N_MFCC:] = _deltas(cep)
@@ -488,25 +489,6 @@ def _deltas(x: np.ndarray) -> np.ndarray:
     if len(x) >= 5:
         d[2:-2] = (2 * (x[4:] - x[:-4]) + (x[3:-1] - x[1:-3])) / 10
     return d
-
-
-def _normalise(x: np.ndarray, width: int) -> np.ndarray:
-    """Zero mean, unit variance per column over a centred window of ``width`` frames."""
-    n = len(x)
-    half = width // 2
-    idx = np.arange(n)
-    lo = np.clip(idx - half, 0, n)
-    hi = np.clip(idx + half + 1, 0, n)
-    count = (hi - lo).astype(np.float64)
-    out = np.empty(x.shape, np.float32)
-    for d in range(x.shape[1]):  # column by column: float64 sums of one column at a time
-        col = x[:, d].astype(np.float64)
-        s1 = np.concatenate([[0.0], np.cumsum(col)])
-        s2 = np.concatenate([[0.0], np.cumsum(col * col)])
-        mean = (s1[hi] - s1[lo]) / count
-        var = (s2[hi] - s2[lo]) / count - mean * mean
-        out[:, d] = (col - mean) / np.sqrt(np.maximum(var, 1e-6))
-    return out
 
 
 def _recording_features(

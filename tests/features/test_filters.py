@@ -91,3 +91,17 @@ def test_sync_imports_no_scipy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("width", [1, 4, 7, 50])
+def test_sliding_normalise_matches_a_window_by_window_reference(width):
+    rng = np.random.default_rng(width)
+    x = (rng.normal(size=(40, 3)) * [1.0, 10.0, 0.1] + [0.0, 5.0, -2.0]).astype(np.float32)
+    x[10:20, 2] = 1.5  # a flat stretch
+    got = filters.sliding_normalise(x, width)
+    half = width // 2
+    for i in range(len(x)):
+        win = x[max(0, i - half) : i + half + 1].astype(np.float64)
+        want = (x[i] - win.mean(axis=0)) / np.sqrt(np.maximum(win.var(axis=0), 1e-6))
+        np.testing.assert_allclose(got[i], want, rtol=1e-4, atol=1e-3)
+    assert got.dtype == np.float32
