@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
-"""The attention aligner (``mmalign.align.attention.attention_align``) on the real-speech corpus.
+"""The attention aligner against the synthesised-speech DTW aligner, and the two combined, on the corpus.
 
-As ``benchmarks/forced_alignment.py`` does for the synthesised-speech DTW aligner: for each
-clip of ``../shared/corpus`` the whole transcript (cue texts of ``reference.vtt``, times
-ignored) is aligned with the recording, language as the manifest says, and each cue's found
-start compared with the reference start (cues with nothing to say left out). The corpus is
-never used for training. Printed per clip and overall (speech clips; all): the share of cue
-starts within 0.1, 0.25 and 0.5 s, the median error, the confidence and the real-time factor
-(in this process; the machine may be shared, read times as orders of magnitude)::
+For each clip of ``../shared/corpus`` the whole transcript (cue texts of ``reference.vtt``,
+times ignored) is aligned with the recording, language as the manifest says, by each aligner
+(``--aligners``): ``dtw`` (:func:`mmalign.align.words.force_align`), ``attention``
+(:func:`mmalign.align.attention.attention_align` over the whole recording) and ``combined``
+(the DTW alignment as the guide, then each cue read again by the attention aligner in a
+window around it). Each cue's found start is compared with the reference start (cues with
+nothing to say left out; a cue not found counts as wrong). The corpus is never used for
+training. Printed per clip and aligner, then over the speech clips and over all: the share
+of cue starts within 0.1, 0.25 and 0.5 s, the median error, the confidence and the
+real-time factor (in this process; the machine may be shared, read times as orders of
+magnitude)::
 
-    python benchmarks/attention_aligner.py --model aligner.safetensors
+    python benchmarks/attention_aligner.py                        # the shipped weights
+    python benchmarks/attention_aligner.py --model aligner.safetensors --aligners attention,combined
 
 Exit status: 0 when everything ran; 1 when an alignment failed; 2 when the corpus or the
 model is missing.
@@ -30,43 +35,69 @@ from _common import DEFAULT_CORPUS, load_manifest, parse_subtitles, run_main  # 
 SPEECH_CLIPS_EXCLUDE = {"gloria_song"}  # sung: reported apart
 
 
-def _row(name: str, errs: np.ndarray, extra: list[str]) -> list[str]:
+ALIGNERS = ("dtw", "attention", "combined")
+
+
+def _row(name: str, aligner: str, errs: np.ndarray, extra: list[str]) -> list[str]:
     if len(errs) == 0:
-        return [name, "0", "-", "-", "-", "-", *extra]
-    shares = [f"{np.mean(errs <= t):.0%}" for t in (0.1, 0.25, 0.5)]
-    return [name, str(len(errs)), *shares, f"{np.median(errs):.3f}", *extra]
+        return [name, aligner, "0", "-", "-", "-", "-", *extra]
+    shares = [f"{np.mean(errs <= t):.1%}" for t in (0.1, 0.25, 0.5)]
+    return [name, aligner, str(len(errs)), *shares, f"{np.median(errs):.3f}", *extra]
 
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
-    ap.add_argument("--model", type=Path, required=True, help="weights from mmalign train aligner")
+    ap.add_argument("--model", type=Path, default=None, help="weights from mmalign train aligner (default: shipped)")
+    ap.add_argument("--aligners", default=",".join(ALIGNERS), help="comma-separated, from: " + ",".join(ALIGNERS))
     args = ap.parse_args(argv)
-    if not args.model.exists():
-        print(f"no model at {args.model}", file=sys.stderr)
-        return 2
-    from mmalign.align.attention import attention_align, load_model
+    aligners = [a for a in args.aligners.split(",") if a]
+    if set(aligners) - set(ALIGNERS):
+        ap.error(f"--aligners: unknown {sorted(set(aligners) - set(ALIGNERS))}")
+    from mmalign.align.attention import attention_align, default_model_path, load_model
+    from mmalign.align.words import force_align
 
-    model = load_model(args.model)
-    header = ["clip", "cues", "<=0.1s", "<=0.25s", "<=0.5s", "median s", "conf", "x realtime"]
-    rows, speech, every, failed = [], [], [], 0
+    path = args.model or Path(default_model_path())
+    if not path.exists():
+        print(f"no model at {path}", file=sys.stderr)
+        return 2
+    model = load_model(path)
+    header = ["clip", "aligner", "cues", "<=0.1s", "<=0.25s", "<=0.5s", "median s", "conf", "x realtime"]
+    rows: list[list[str]] = []
+    speech: dict[str, list[np.ndarray]] = {a: [] for a in aligners}
+    every: dict[str, list[np.ndarray]] = {a: [] for a in aligners}
+    failed = 0
     for e in load_manifest(args.corpus):
         cues = parse_subtitles(args.corpus / e["reference"])
-        t0 = time.perf_counter()
-        try:
-            r = attention_align(args.corpus / e["audio"], [c.text for c in cues], model=model, language=e["language"])
-        except Exception as exc:  # noqa: BLE001 - a benchmark reports and goes on
-            print(f"{e['case']}: failed: {exc}", file=sys.stderr)
-            failed += 1
-            continue
-        wall = time.perf_counter() - t0
-        errs = np.array([abs(s.start - c.start) for s, c in zip(r.segments, cues) if s.found])
-        every.append(errs)
-        if e["case"] not in SPEECH_CLIPS_EXCLUDE:
-            speech.append(errs)
-        rows.append(_row(e["case"], errs, [f"{r.confidence:.2f}", f"{r.duration / wall:.0f}"]))
-    for name, group in (("speech clips", speech), ("all", every)):
-        rows.append(_row(name, np.concatenate(group) if group else np.zeros(0), ["", ""]))
+        texts, audio = [c.text for c in cues], args.corpus / e["audio"]
+        guide, guide_wall = None, 0.0
+        for aligner in aligners:
+            t0 = time.perf_counter()
+            try:
+                if aligner == "attention":
+                    r = attention_align(audio, texts, model=model, language=e["language"])
+                    wall = time.perf_counter() - t0
+                else:
+                    if guide is None:  # the DTW alignment, shared by dtw and combined
+                        guide = force_align(audio, texts, language=e["language"])
+                        guide_wall = time.perf_counter() - t0
+                    t1 = time.perf_counter()
+                    r = guide if aligner == "dtw" else attention_align(audio, texts, model=model, guide=guide)
+                    wall = guide_wall + time.perf_counter() - t1
+            except Exception as exc:  # noqa: BLE001 - a benchmark reports and goes on
+                print(f"{e['case']} {aligner}: failed: {exc}", file=sys.stderr)
+                failed += 1
+                continue
+            spoken = [(s, c) for s, c in zip(r.segments, cues) if s.reason != "nothing to say"]
+            errs = np.array([abs(s.start - c.start) if s.found else np.inf for s, c in spoken])
+            every[aligner].append(errs)
+            if e["case"] not in SPEECH_CLIPS_EXCLUDE:
+                speech[aligner].append(errs)
+            rows.append(_row(e["case"], aligner, errs, [f"{r.confidence:.2f}", f"{r.duration / max(wall, 1e-9):.0f}"]))
+    for name, groups in (("speech clips", speech), ("all", every)):
+        for aligner in aligners:
+            group = groups[aligner]
+            rows.append(_row(name, aligner, np.concatenate(group) if group else np.zeros(0), ["", ""]))
     widths = [max(len(row[k]) for row in [header, *rows]) for k in range(len(header))]
     for row in [header, ["-" * w for w in widths], *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)))

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Forced alignment (``mmalign.align.words.force_align``) on the real-speech corpus.
+"""Forced alignment (``mmalign.align.words.force_align``, or ``--aligner``) on the real-speech corpus.
 
 For each clip of ``../shared/corpus``, the whole transcript (the cue texts of its
 ``reference.vtt``, times ignored) is aligned with the recording, language given as the
@@ -19,6 +19,11 @@ material the aligner was not tuned on), and a one-hour case: the longest clip lo
 about an hour (written as a 16 kHz WAV to a temporary folder) with its transcript
 repeated, for speed and memory.
 
+``--aligner`` picks the aligner as ``mmalign align --aligner`` does: ``dtw`` (the default),
+``attention`` (the attention aligner over the whole recording; the one-hour case is too long
+for it) or ``combined`` (the DTW alignment, then each segment read again by the attention
+aligner around it); ``--model`` gives weights other than the shipped ones.
+
 Each alignment runs in a fresh process. Time figures depend on the machine's load (the
 development machine is shared): read them as orders of magnitude. Run from the
 repository root::
@@ -26,6 +31,7 @@ repository root::
     python benchmarks/forced_alignment.py
     python benchmarks/forced_alignment.py --no-hour
     python benchmarks/forced_alignment.py --no-hour --no-heldout
+    python benchmarks/forced_alignment.py --aligner combined
 
 Exit status: 0 when everything ran; 1 when an alignment failed; 2 when the corpus is missing.
 """
@@ -52,10 +58,8 @@ def child(spec: dict) -> dict:
     import resource
     import time
 
-    from mmalign.align.words import force_align
-
     t0 = time.perf_counter()
-    r = force_align(spec["audio"], spec["texts"], language=spec["language"], jobs=spec.get("jobs"))
+    r = _align(spec)
     wall = time.perf_counter() - t0
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -69,6 +73,21 @@ def child(spec: dict) -> dict:
         "wall": wall,
         "cpu": cpu,
     }
+
+
+def _align(spec: dict, audio=None, sr: int = 16000):
+    """The alignment ``spec`` asks for, of ``audio`` (samples at ``sr``) or of its file."""
+    from mmalign.align.words import force_align
+
+    aligner, where = spec.get("aligner", "dtw"), spec["audio"] if audio is None else audio
+    if aligner == "dtw":
+        return force_align(where, spec["texts"], language=spec["language"], sr=sr, jobs=spec.get("jobs"))
+    from mmalign.align.attention import attention_align
+
+    guide = None
+    if aligner == "combined":
+        guide = force_align(where, spec["texts"], language=spec["language"], sr=sr, jobs=spec.get("jobs"))
+    return attention_align(where, spec["texts"], model=spec.get("model"), language=spec["language"], sr=sr, guide=guide)
 
 
 def _run_child(spec: dict, timeout: float = 1800) -> tuple[dict | None, float, str]:
@@ -106,12 +125,17 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--no-hour", action="store_true", help="skip the one-hour case")
     ap.add_argument("--no-heldout", action="store_true", help="skip the held-out synthesised cases")
     ap.add_argument("-j", "--jobs", type=int, default=None)
+    ap.add_argument("--aligner", choices=["dtw", "attention", "combined"], default="dtw")
+    ap.add_argument("--model", type=Path, default=None, help="attention aligner weights (default: the shipped ones)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return 0
     entries = load_manifest(args.corpus)
+    model = None if args.model is None else str(args.model.resolve())
+    options = {"jobs": args.jobs, "aligner": args.aligner, "model": model}
+    print(f"aligner: {args.aligner}" + (f" ({model})" if model else ""))
     header = ["clip", "cues", "<=0.1s", "<=0.25s", "<=0.5s", "median s", "conf", "x realtime", "x per CPU s", "peak MB"]
     rows = []
     speech_errs: list[np.ndarray] = []
@@ -123,7 +147,7 @@ def main(argv: list[str]) -> int:
             "audio": str(args.corpus / e["audio"]),
             "texts": [c.text for c in cues],
             "language": e["language"],
-            "jobs": args.jobs,
+            **options,
         }
         out, peak, why = _run_child(spec)
         if out is None:
@@ -157,7 +181,11 @@ def main(argv: list[str]) -> int:
         import _heldout
 
         print()
-        print(_heldout.summary(_heldout.evaluate()))
+
+        def align(y, sr, texts, language):
+            return _align({"texts": texts, "language": language, **options, "audio": None}, y, sr)
+
+        print(_heldout.summary(_heldout.evaluate(align)))
 
     if not args.no_hour:
         from _common import write_wav
@@ -176,7 +204,7 @@ def main(argv: list[str]) -> int:
                 "audio": str(wav),
                 "texts": [c.text for c in cues] * reps,
                 "language": longest["language"],
-                "jobs": args.jobs,
+                **options,
             }
             out, peak, why = _run_child(spec, timeout=3600)
         if out is None:

@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # words.py loads Numba: only its functions, called, need it
     from .words import ForcedAlignment
 
 __all__ = [
+    "ALIGNERS",
     "OUTPUT_FORMATS",
     "SPLITS",
     "align_transcript",
@@ -70,6 +71,9 @@ log = logging.getLogger("mmalign")
 
 SPLITS = ("lines", "sentences")
 """How a plain-text transcript becomes segments: one per non-empty line, or per sentence."""
+
+ALIGNERS = ("dtw", "attention", "combined")
+"""Who finds a transcript's segments: synthesised speech + DTW, the attention aligner, or both."""
 
 OUTPUT_FORMATS = ("vtt", "srt", "json")
 """What a forced alignment is written as, by the output's extension."""
@@ -292,12 +296,19 @@ def align_transcript(
     audio_stream: int | None = None,
     jobs: int | None = None,
     min_confidence: float = 0.0,
+    aligner: str = "dtw",
+    model: Pathlike | None = None,
 ) -> ForcedAlignment:
     """Forced alignment of a transcript file with a media file.
 
-    Reads the segments (:func:`read_transcript`), finds them in the recording
-    (:func:`mmalign.align.words.force_align`) and refuses a result with nothing found
-    (:func:`require_found`); segments not found are logged as one warning.
+    Reads the segments (:func:`read_transcript`), finds them in the recording and refuses a
+    result with nothing found (:func:`require_found`); segments not found are logged as one
+    warning. The aligner (:data:`ALIGNERS`): ``"dtw"``, synthesised speech and DTW
+    (:func:`mmalign.align.words.force_align`); ``"attention"``, the trained attention
+    aligner over the whole recording in one piece (:func:`mmalign.align.attention.attention_align`,
+    needs torch; about ten minutes of speech at most); ``"combined"``,
+    the DTW alignment first, then each segment read again by the attention aligner in a
+    window around it.
 
     Parameters
     ----------
@@ -315,6 +326,11 @@ def align_transcript(
         Processes decoding the media (default: one per CPU).
     min_confidence : float
         Refuse a result whose confidence is lower (0: refuse only when nothing is found).
+    aligner : {"dtw", "attention", "combined"}
+        Which aligner finds the segments.
+    model : str or os.PathLike, optional
+        The attention aligner's weights (:func:`mmalign.align.attention.save_model`);
+        default: the shipped ones.
 
     Returns
     -------
@@ -331,14 +347,27 @@ def align_transcript(
     """
     from .words import force_align
 
+    if aligner not in ALIGNERS:
+        raise UsageError(f"{{aligner}} must be one of {', '.join(ALIGNERS)}, not {aligner!r}", names=["aligner"])
+    if model is not None and aligner == "dtw":
+        raise UsageError("{model} applies to the attention aligner (attention or combined)", names=["model"])
     if not Path(media).exists():
         raise InputError(f"{media}: media file not found")
+    if model is not None and not Path(model).is_file():
+        raise InputError(f"{model}: aligner weights not found")
     if isinstance(min_confidence, bool) or not 0.0 <= min_confidence <= 1.0:
         raise UsageError(
             f"{{min_confidence}} must be between 0 and 1, not {min_confidence!r}", names=["min_confidence"]
         )
     segments = read_transcript(transcript, split=split, language=language)
-    result = force_align(media, segments, language=language, audio_stream=audio_stream, jobs=jobs)
+    if aligner == "attention":
+        result = _attention(media, segments, language=language, audio_stream=audio_stream, model=model)
+    else:
+        result = force_align(media, segments, language=language, audio_stream=audio_stream, jobs=jobs)
+        if aligner == "combined":
+            result = _attention(
+                media, segments, language=result.language, audio_stream=audio_stream, model=model, guide=result
+            )
     require_found(result, min_confidence)
     missing = [s for s in result.segments if not s.found]
     if missing:
@@ -346,6 +375,27 @@ def align_transcript(
         more = f"; and {len(missing) - 3} more" if len(missing) > 3 else ""
         log.warning("%d of %d segments not found, left without times: %s%s", len(missing), len(segments), shown, more)
     return result
+
+
+def _attention(media: Pathlike, segments: list[str], **kwargs: Any) -> ForcedAlignment:
+    """:func:`mmalign.align.attention.attention_align`, imported (with torch) only here."""
+    try:
+        from .attention import attention_align
+    except ImportError as exc:
+        raise UsageError(
+            f"the attention aligner needs torch ({exc}); install it: pip install 'mmalign[torch]', "
+            "or use {aligner} dtw",
+            names=["aligner"],
+        ) from exc
+    try:
+        return attention_align(media, segments, **kwargs)
+    except UsageError as exc:
+        if "guide" not in exc.names:
+            raise
+        # "align it with a guide": here, the DTW alignment is the guide
+        raise UsageError(
+            exc.template.replace("with a {guide}", "with {aligner} combined"), names=[*exc.names, "aligner"]
+        ) from exc
 
 
 def _short(text: str, size: int = 40) -> str:

@@ -43,9 +43,17 @@ class Split(str, Enum):
     sentences = "sentences"
 
 
+class Aligner(str, Enum):
+    """The choices of ``--aligner``: :data:`mmalign.align.transcript.ALIGNERS` (a test keeps them equal)."""
+
+    dtw = "dtw"
+    attention = "attention"
+    combined = "combined"
+
+
 # options of one kind of alignment only (a usage error with the other)
 _DTW_ONLY = ("feature", "metric", "step", "band", "subsequence", "multiscale", "hop", "with_path")
-_FORCED_ONLY = ("words", "split", "language", "audio_stream", "min_confidence")
+_FORCED_ONLY = ("words", "split", "language", "audio_stream", "min_confidence", "aligner", "model")
 
 
 @app.command(epilog=EXIT_CODES)
@@ -157,6 +165,25 @@ def align(
             "0 refuses only when no segment is found.",
         ),
     ] = 0.0,
+    aligner: Annotated[
+        Aligner,
+        typer.Option(
+            "--aligner",
+            help="Transcript: dtw (synthesised speech + DTW), attention (the trained attention aligner over the "
+            "whole recording; needs torch) or combined (DTW, then each segment read again by the attention "
+            "aligner around its place).",
+        ),
+    ] = Aligner.dtw,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            metavar="FILE",
+            help="Transcript, attention or combined: aligner weights from mmalign train aligner. "
+            "[default: the shipped weights]",
+            show_default=False,
+        ),
+    ] = None,
     jobs: Jobs = None,
     as_json: Json = False,
     quiet: Quiet = False,
@@ -176,7 +203,9 @@ def align(
     .vtt or .srt (the segments found, as cues), .json (every segment with start, end and
     score, or its reason when not found; word times with --words; the confidence).
     Segments not found get a warning line, never invented times; when none is found,
-    exit 4 and nothing is written.
+    exit 4 and nothing is written. --aligner picks who finds them: synthesised speech and
+    DTW (the default), the trained attention aligner (needs torch), or both (DTW first,
+    then the attention aligner around each segment).
 
     \b
     Examples:
@@ -185,12 +214,14 @@ def align(
       mmalign align jingle.wav show.mp3 --subsequence -o where.json
       mmalign align talk.mp3 talk.txt -o talk.vtt --words
       mmalign align film.mkv film.srt --transcript --language de -o film.aligned.json
+      mmalign align talk.mp3 talk.txt -o talk.json --aligner combined --model aligner.safetensors
     """
     if as_transcript or transcript.is_transcript_path(b) or transcript.is_transcript_path(a):
         _refuse_options(ctx, _DTW_ONLY, "applies to DTW alignment, not to a transcript", debug, as_json)
         return _force_align(
-            a, b, output, words, split, language, audio_stream, jobs, min_confidence, as_json, quiet, debug
-        )
+            a, b, output, words, split, language, audio_stream, jobs, min_confidence, aligner, model,
+            as_json, quiet, debug,
+        )  # fmt: skip
     _refuse_options(ctx, _FORCED_ONLY, "applies to a transcript (a .txt B, or --transcript)", debug, as_json)
     t0 = time.perf_counter()
     summary: dict = {"a": str(a), "b": str(b), "output": str(output)}
@@ -298,6 +329,8 @@ def _force_align(
     audio_stream: int | None,
     jobs: int | None,
     min_confidence: float,
+    aligner: Aligner,
+    model: Path | None,
     as_json: bool,
     quiet: bool,
     debug: bool,
@@ -322,12 +355,15 @@ def _force_align(
             audio_stream=audio_stream,
             jobs=jobs,
             min_confidence=min_confidence,
+            aligner=aligner.value,
+            model=model,
         )
         if out is not None:
             make_parent(out)
         transcript.write_alignment(result, out, words=words, media=str(a), transcript=str(b))
     found = len(result.segments) - len(result.not_found)
     summary.update(
+        aligner=aligner.value,
         language=result.language,
         segments=len(result.segments),
         found=found,

@@ -122,11 +122,32 @@ def train_aligner(
     resume: Annotated[
         bool, typer.Option("--resume", help="Go on from MODEL.checkpoint.safetensors (written every epoch).")
     ] = False,
+    cepstra: Annotated[
+        int,
+        typer.Option(
+            "--cepstra",
+            min=0,
+            max=80,
+            help="The audio encoder reads this many cepstra of the log-mel (0: the log-mel itself). "
+            "A resumed run keeps its checkpoint's.",
+        ),
+    ] = 20,
+    joined: Annotated[
+        float,
+        typer.Option(
+            "--joined",
+            min=0.0,
+            max=1.0,
+            help="Share of the training utterances joined in pairs each epoch, so the model learns pauses "
+            "inside an utterance.",
+        ),
+    ] = 0.0,
     as_json: Json = False,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
     """Train the attention aligner; print the validation score (word starts within 0.05/0.1/0.25 s) each epoch."""
+    from ..align.attention import AlignerConfig
     from ..train import train_aligner as train
 
     t0 = time.perf_counter()
@@ -144,7 +165,7 @@ def train_aligner(
     with guard(debug, as_json, summary), _LossBar(not (quiet or as_json), "training") as bar:
         history = train(
             data, output, epochs=epochs, batch_size=batch_size, lr=lr, device=device.value, seed=seed,
-            resume=resume, progress=bar, on_epoch=report,
+            resume=resume, progress=bar, on_epoch=report, config=AlignerConfig(n_cepstra=cepstra), joined=joined,
         )  # fmt: skip
     summary["epochs"] = [
         {"epoch": r.epoch, "loss": r.loss, "within": r.within, "junction": r.junction, "within_raw": r.within_raw}

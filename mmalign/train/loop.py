@@ -118,6 +118,32 @@ def _split(items: list[_Item], share: float) -> tuple[list[_Item], list[_Item]]:
     return train, val
 
 
+def _join(a: _Item, b: _Item) -> _Item:
+    """Two utterances as one: ``a``'s trailing and ``b``'s leading silence become a pause inside it,
+    taken by one boundary token (``a``'s last, ``b``'s first: the same token)."""
+    from ..align.attention import HOP
+
+    shift = len(a.tokens) - 1
+    return _Item(
+        f"{a.id}+{b.id}",
+        np.concatenate([a.mels, b.mels]),
+        np.concatenate([a.tokens, b.tokens[1:]]),
+        np.concatenate([a.first, b.first + shift]),
+        np.concatenate([a.starts, b.starts + len(a.mels) * HOP]),
+        np.concatenate([a.last, b.last + shift]),
+    )
+
+
+def _joined(items: list[_Item], share: float, seed: int, epoch: int) -> list[_Item]:
+    """``items`` with about ``share`` of them joined in pairs (:func:`_join`), other pairs each epoch."""
+    pairs = int(len(items) * share) // 2
+    if pairs == 0:
+        return items
+    order = np.random.default_rng([seed, epoch, 1]).permutation(len(items))
+    joined = [_join(items[order[2 * k]], items[order[2 * k + 1]]) for k in range(pairs)]
+    return joined + [items[i] for i in order[2 * pairs :]]
+
+
 def _batches(items: list[_Item], batch_size: int, seed: int, epoch: int) -> list[list[_Item]]:
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(items))
@@ -290,6 +316,7 @@ def train_aligner(
     config: Any = None,
     prior_epochs: int = 2,
     validation: float = 0.05,
+    joined: float = 0.0,
     progress: Callable[[int, int, float], None] | None = None,
     on_epoch: Callable[[EpochReport], None] | None = None,
 ) -> list[EpochReport]:
@@ -320,6 +347,11 @@ def train_aligner(
         Epochs trained with the beta-binomial attention prior.
     validation : float
         Share of utterances held out (chosen by a hash of their id) for validation.
+    joined : float
+        Share (0–1) of the training utterances joined in pairs each epoch (other pairs each
+        epoch), so that the model also sees pauses inside an utterance: the silence after one
+        reading and before the next, taken by one word-boundary token. Validation utterances
+        are never joined.
     progress : callable, optional
         ``progress(step, steps, loss)`` after each step (counted over the whole run).
     on_epoch : callable, optional
@@ -344,6 +376,8 @@ def train_aligner(
     from ..align.attention import AlignerConfig, AttentionAligner, forward_sum_loss, save_model
 
     check_run(epochs, batch_size, lr)
+    if isinstance(joined, bool) or not isinstance(joined, (int, float)) or not 0.0 <= joined <= 1.0:
+        raise UsageError(f"{{joined}} must be a share between 0 and 1, not {joined!r}", names=["joined"])
     if isinstance(data, (str, os.PathLike)) or not data:
         raise UsageError("{data} must be a list of data folders", names=["data"])
     dev = torch_device(device)
@@ -365,12 +399,12 @@ def train_aligner(
         meta = load_checkpoint(ckpt, model, optimizer, dev)
         start = int(meta["epoch"])
         history = [EpochReport(**h) for h in meta["history"]]
-    per_epoch = len(_batches(train, batch_size, seed, 0))
+    per_epoch = len(_batches(_joined(train, joined, seed, 0), batch_size, seed, 0))
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
         model.train()
         losses = []
-        for k, batch in enumerate(_batches(train, batch_size, seed, epoch)):
+        for k, batch in enumerate(_batches(_joined(train, joined, seed, epoch), batch_size, seed, epoch)):
             tokens, mels, mask, log_prior, count, frames = _tensors(batch, dev, epoch < prior_epochs)
             loss = forward_sum_loss(model(tokens, mels, mask, log_prior), count, frames)
             optimizer.zero_grad()
@@ -397,6 +431,7 @@ def train_aligner(
             "seed": seed,
             "lr": lr,
             "batch_size": batch_size,
+            "joined": joined,
         }
         save_checkpoint(ckpt, model, optimizer, meta)
         if on_epoch is not None:
@@ -406,6 +441,7 @@ def train_aligner(
         "seed": seed,
         "lr": lr,
         "batch_size": batch_size,
+        "joined": joined,
         "utterances": {"train": len(train), "validation": len(val)},
         "validation_within": history[-1].within if history else {},
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -167,6 +168,38 @@ def test_save_load_round_trip(tmp_path):
     assert b"pickle" not in path.read_bytes()[:200]
 
 
+def test_a_cepstral_front_end_reads_the_dct_of_the_log_mel(tmp_path):
+    """n_cepstra: the audio encoder's first layer sees the fixed DCT-II of the normalised log-mel
+    (the basis the DTW's cepstra use), which is not stored with the weights."""
+    from mmalign.features.audio import dct_basis
+
+    cfg = att.AlignerConfig(dim=16, attn_dim=8, text_layers=1, audio_layers=1, n_tokens=32, n_mels=20, n_cepstra=6)
+    torch.manual_seed(0)
+    model = att.AttentionAligner(cfg).eval()
+    assert model.audio[0].in_channels == 6
+    mels = torch.randn(1, 12, 20)
+    plain = att.AttentionAligner(dataclasses.replace(cfg, n_cepstra=0)).eval()
+    with torch.no_grad():
+        plain.audio[0].weight.zero_()
+        plain.audio[0].weight[:, :, :] = torch.einsum(
+            "oik,mi->omk", model.audio[0].weight, torch.from_numpy(dct_basis(20, 6))
+        )
+        plain.audio[0].bias.copy_(model.audio[0].bias)
+        for a, b in zip(list(plain.audio)[1:] + [plain.audio_out], list(model.audio)[1:] + [model.audio_out]):
+            a.load_state_dict(b.state_dict())
+        torch.testing.assert_close(plain.encode_audio(mels), model.encode_audio(mels))
+    path = tmp_path / "c.safetensors"
+    att.save_model(model, path)
+    back = att.load_model(path)
+    assert back.config.n_cepstra == 6 and "dct" not in back.state_dict()
+    tokens = torch.tensor([[0, 3, 5, 0]])
+    torch.testing.assert_close(back(tokens, mels), model(tokens, mels))
+    with pytest.raises(UsageError, match="bad aligner config"):
+        att.AttentionAligner(att.AlignerConfig(n_mels=20, n_cepstra=21))
+    # weights written before the cepstral front end read the log-mel
+    assert att.AlignerConfig.from_json('{"dim": 16}').n_cepstra == 0
+
+
 def test_load_refuses_other_files(tmp_path):
     from safetensors.torch import save_file
 
@@ -203,3 +236,108 @@ def test_attention_align_gives_a_forced_alignment_shape():
     assert 0 <= result.confidence <= 1
     tm = result.timemap()
     assert tm.apply(np.array([0.0]))[0] >= 0
+
+
+# --------------------------------------------------------------------------- the shipped weights, guided
+
+TALK = [
+    "Good evening, and welcome to the programme.",
+    "Tonight we look at the weather in the north.",
+    "Rain is expected over the hills by morning.",
+    "Thank you for watching, and good night.",
+]
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return att.load_model(att.default_model_path())
+
+
+@pytest.fixture(scope="module")
+def reading():
+    """TALK read by another eSpeak voice than the aligner's, at another rate, with uneven pauses
+    and faint noise: (16 kHz samples, every word's true start, each line's first word)."""
+    from mmalign import speech
+
+    rng = np.random.default_rng(0)
+    pieces, starts, firsts, t = [np.zeros(8000, np.float32)], [], [], 0.5
+    for k, text in enumerate(TALK):
+        syn = speech.synthesize(text, language="en", sr=16000, variant="f2", rate=150)
+        firsts.append(len(starts))
+        starts += [t + w.start for w in syn.words]
+        gap = np.zeros(int(16000 * (0.4 + 0.3 * k)), np.float32)
+        pieces += [syn.audio, gap]
+        t += (len(syn.audio) + len(gap)) / 16000
+    y = np.concatenate(pieces)
+    return y + (0.003 * rng.standard_normal(len(y))).astype(np.float32), np.array(starts), firsts
+
+
+def test_the_shipped_weights_are_small_and_calibrated(shipped):
+    import os
+
+    assert os.path.getsize(att.default_model_path()) < 20_000_000
+    assert sum(p.numel() for p in shipped.parameters()) < 10_000_000
+    assert 0 < shipped.junction < 0.2 and shipped.calibration["junction"] == shipped.junction
+
+
+@pytest.mark.slow
+def test_a_guided_alignment_places_the_words_of_another_voice(shipped, reading):
+    """Inside the DTW alignment's windows the shipped model finds the words of a voice and a rate
+    it was not trained on."""
+    from mmalign.align.words import force_align
+
+    y, truth, firsts = reading
+    guide = force_align(y, TALK, language="en", sr=16000)
+    result = att.attention_align(y, TALK, model=shipped, guide=guide)
+    assert result.language == "en" and not result.not_found
+    found = np.array([w.start for w in result.words])
+    assert len(found) == len(truth) and np.all(np.diff(found) >= 0)
+    errors = np.abs(found - truth)
+    assert np.mean(errors <= 0.1) >= 0.8 and np.median(errors) <= 0.05, errors.round(3)
+    assert [s.start for s in result.segments] == pytest.approx(truth[firsts], abs=0.1)
+    assert 0 < result.confidence <= 1
+    mapped = result.timemap().apply(np.array([w.start for w in guide.words]))
+    assert np.all(np.diff(mapped) >= 0)
+
+
+@pytest.mark.slow
+def test_a_guided_alignment_leaves_out_what_its_guide_did_not_find(shipped, reading):
+    from mmalign.align.words import force_align
+
+    y, truth, firsts = reading
+    guide = force_align(y, TALK, language="en", sr=16000)
+    lost = dataclasses.replace(guide.segments[2], start=None, end=None, score=float("nan"), words=(), reason="gone")
+    guide = dataclasses.replace(guide, segments=(*guide.segments[:2], lost, *guide.segments[3:]))
+    result = att.attention_align(y, TALK, model=shipped, guide=guide)
+    assert result.not_found == (2,) and result.segments[2].reason == "gone"
+    starts = [result.segments[k].start for k in (0, 1, 3)]
+    assert starts == pytest.approx(truth[[firsts[0], firsts[1], firsts[3]]], abs=0.1)
+
+
+def test_a_guide_must_be_of_the_same_segments(shipped):
+    from mmalign.align.words import AlignedSegment, ForcedAlignment
+
+    guide = ForcedAlignment((AlignedSegment(0, "Hello.", 0.1, 0.5, 0.9, ()),), "en", 1.0, 0.9, np.zeros((1, 2)))
+    with pytest.raises(UsageError, match="guide must be a ForcedAlignment of the same segments"):
+        att.attention_align(np.zeros(16000, np.float32), ["Hello.", "Again."], model=shipped, guide=guide)
+
+
+def test_a_recording_too_long_for_one_piece_asks_for_a_guide(shipped, monkeypatch):
+    monkeypatch.setattr(att, "MAX_CELLS", 100)
+    with pytest.raises(UsageError, match="too long for one attention alignment .* align it with a guide"):
+        att.attention_align(np.zeros(16000, np.float32), ["Hello there."], model=shipped, language="en")
+
+
+def test_a_long_recording_is_encoded_in_chunks_as_in_one_piece(shipped, monkeypatch):
+    """Guided alignment encodes the recording chunk by chunk (bounded memory); each chunk is read
+    with the encoder's reach and half a normalisation stretch more on each side."""
+    from mmalign.filters import sliding_normalise
+
+    db = np.random.default_rng(0).normal(-40, 10, size=(2500, 80)).astype(np.float32)
+    monkeypatch.setattr(att, "_CHUNK_FRAMES", 700)
+    chunked = att._encode_long(shipped, db)
+    floor = np.float32(np.percentile(db.max(axis=1), 99) - 80)
+    x = sliding_normalise(np.maximum(db, floor), int(round(att.GUIDE_NORM_SECONDS / att.HOP)))
+    with torch.inference_mode():
+        whole = shipped.encode_audio(torch.as_tensor(x)[None])[0].numpy()
+    np.testing.assert_allclose(chunked, whole, atol=1e-4)

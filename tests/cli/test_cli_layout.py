@@ -228,3 +228,11 @@ def test_split_choices_are_the_library_splits():
     from mmalign.cli.align import Split
 
     assert [s.value for s in Split] == list(SPLITS)
+
+
+def test_aligner_choices_are_the_library_aligners():
+    """``align --aligner`` lists exactly the aligners :func:`mmalign.align.transcript.align_transcript` takes."""
+    from mmalign.align.transcript import ALIGNERS
+    from mmalign.cli.align import Aligner
+
+    assert [a.value for a in Aligner] == list(ALIGNERS)

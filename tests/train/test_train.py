@@ -118,6 +118,32 @@ def test_training_is_deterministic_and_resumes_to_the_same_weights(data, tmp_pat
         torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0)
 
 
+def test_joined_utterances_keep_every_word_time(data):
+    """Two utterances joined: one boundary token between them takes the pause, and the second's
+    word starts and token ranges move by the first's length."""
+    from mmalign.align.attention import HOP
+    from mmalign.train.loop import _items, _joined
+
+    a, b = _items([data], TINY.n_mels, TINY.n_tokens)[:2]
+    items = _joined([a, b], 1.0, seed=0, epoch=0)
+    assert len(items) == 1
+    one = items[0]
+    x, y = (a, b) if one.id == f"{a.id}+{b.id}" else (b, a)
+    assert len(one.mels) == len(x.mels) + len(y.mels) and len(one.tokens) == len(x.tokens) + len(y.tokens) - 1
+    assert one.tokens[0] == one.tokens[len(x.tokens) - 1] == one.tokens[-1] == 0
+    np.testing.assert_allclose(one.starts, np.concatenate([x.starts, y.starts + len(x.mels) * HOP]))
+    for k in range(len(one.first)):
+        np.testing.assert_array_equal(one.tokens[one.first[k] : one.last[k] + 1], _word_tokens(x, y, k))
+    assert _joined([a, b], 0.4, seed=0, epoch=0) == [a, b]  # 0.8 of an utterance: no pair
+    with pytest.raises(UsageError, match="joined must be a share between 0 and 1"):
+        train_aligner([data], data.parent / "m.safetensors", joined=1.5, device="cpu")
+
+
+def _word_tokens(x, y, k):
+    it, k = (x, k) if k < len(x.first) else (y, k - len(x.first))
+    return it.tokens[it.first[k] : it.last[k] + 1]
+
+
 def test_training_refuses_bad_options(tmp_path):
     with pytest.raises(UsageError, match="epochs"):
         train_aligner([tmp_path], tmp_path / "m.safetensors", epochs=0)
