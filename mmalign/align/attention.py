@@ -40,9 +40,11 @@ token is shorter than ``2 * junction`` the two words meet in its middle. The mod
 ``junction`` is fitted on held-out synthetic speech after training
 (:func:`mmalign.train.calibrate`) and stored with its weights; 0 reads the path as it is.
 
-Memory: the attention matrix is frames × tokens (float32); a recording whose matrix exceeds
-:data:`MAX_CELLS` is refused (align it in parts). This module imports torch at import time;
-nothing in the command line's import path imports it.
+Memory: aligned in one piece, the attention matrix is frames × tokens (float32, and as much
+again for the path search); a recording whose matrix exceeds :data:`MAX_CELLS` (about 800
+MB in all) is refused: give it a guide, whose windows keep memory bounded whatever the
+length. This module imports torch at import time; nothing in the command line's import
+path imports it.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ HOP = 0.01  #: seconds between frames
 _N_FFT = 512
 _FMIN, _FMAX = 20.0, 7600.0
 _FLOOR_DB = 80.0  # dB below the loudest frames
-MAX_CELLS = 400_000_000  #: largest attention matrix (frames × tokens) aligned at once
+MAX_CELLS = 100_000_000  #: largest attention matrix (frames × tokens) aligned in one piece
 _BLOCK = 2048  # frames scored at once at inference
 GUIDE_PAD = 1.0  #: seconds of recording read on each side of a guided window
 GUIDE_CONTEXT = 1  #: neighbouring segments read on each side of a segment in a guided window
