@@ -306,7 +306,7 @@ def align_transcript(
     warning. The aligner (:data:`ALIGNERS`): ``"dtw"``, synthesised speech and DTW
     (:func:`mmalign.align.words.force_align`); ``"attention"``, the trained attention
     aligner over the whole recording in one piece (:func:`mmalign.align.attention.attention_align`,
-    needs torch; about five minutes of speech at most); ``"combined"``,
+    needs torch; about four minutes of dense speech at most); ``"combined"``,
     the DTW alignment first, then each segment read again by the attention aligner in a
     window around it.
 
