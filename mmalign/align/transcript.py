@@ -359,15 +359,17 @@ def align_transcript(
         raise UsageError(
             f"{{min_confidence}} must be between 0 and 1, not {min_confidence!r}", names=["min_confidence"]
         )
+    attention = None if aligner == "dtw" else _attention_aligner()  # no torch: refused before any work
     segments = read_transcript(transcript, split=split, language=language)
-    if aligner == "attention":
-        result = _attention(media, segments, language=language, audio_stream=audio_stream, model=model)
+    if attention is not None and aligner == "attention":
+        result = _attention(attention, media, segments, language=language, audio_stream=audio_stream, model=model)
     else:
         result = force_align(media, segments, language=language, audio_stream=audio_stream, jobs=jobs)
-        if aligner == "combined":
+        if attention is not None:
             result = _attention(
-                media, segments, language=result.language, audio_stream=audio_stream, model=model, guide=result
-            )
+                attention, media, segments, language=result.language, audio_stream=audio_stream, model=model,
+                guide=result,
+            )  # fmt: skip
     require_found(result, min_confidence)
     missing = [s for s in result.segments if not s.found]
     if missing:
@@ -377,7 +379,7 @@ def align_transcript(
     return result
 
 
-def _attention(media: Pathlike, segments: list[str], **kwargs: Any) -> ForcedAlignment:
+def _attention_aligner() -> Any:
     """:func:`mmalign.align.attention.attention_align`, imported (with torch) only here."""
     try:
         from .attention import attention_align
@@ -387,8 +389,13 @@ def _attention(media: Pathlike, segments: list[str], **kwargs: Any) -> ForcedAli
             "or use {aligner} dtw",
             names=["aligner"],
         ) from exc
+    return attention_align
+
+
+def _attention(align: Any, media: Pathlike, segments: list[str], **kwargs: Any) -> ForcedAlignment:
+    """``align(media, segments, **kwargs)``, its "give a guide" refusal worded for this front end."""
     try:
-        return attention_align(media, segments, **kwargs)
+        result: ForcedAlignment = align(media, segments, **kwargs)
     except UsageError as exc:
         if "guide" not in exc.names:
             raise
@@ -396,6 +403,7 @@ def _attention(media: Pathlike, segments: list[str], **kwargs: Any) -> ForcedAli
         raise UsageError(
             exc.template.replace("with a {guide}", "with {aligner} combined"), names=[*exc.names, "aligner"]
         ) from exc
+    return result
 
 
 def _short(text: str, size: int = 40) -> str:
