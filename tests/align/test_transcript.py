@@ -6,6 +6,7 @@ import html
 import io
 import json
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -199,3 +200,19 @@ def test_require_found():
     nothing = ForcedAlignment(result.segments[1:2], "en", 5.0, 0.0, np.zeros((1, 2), np.int64))
     with pytest.raises(NotConfidentError, match="none of the 1 segments was found"):
         require_found(nothing)
+
+
+@pytest.mark.parametrize("aligner", ["attention", "combined"])
+def test_the_attention_aligners_without_torch_are_refused_before_any_work(aligner, tmp_path, monkeypatch):
+    """Without torch, --aligner attention|combined is a usage error naming the fix, raised before
+    the transcript is read or the recording aligned (here the transcript does not even exist)."""
+    from mmalign.align.transcript import align_transcript
+
+    media = tmp_path / "talk.wav"
+    media.write_bytes(b"")
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.setitem(sys.modules, "mmalign.align.attention", None)
+    with pytest.raises(UsageError, match=r"needs torch .*pip install 'mmalign\[torch\]', or use aligner dtw"):
+        align_transcript(media, tmp_path / "missing.txt", aligner=aligner)
+    with pytest.raises(UsageError, match="aligner must be one of dtw, attention, combined"):
+        align_transcript(media, tmp_path / "missing.txt", aligner="ctc")
