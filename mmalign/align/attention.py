@@ -401,12 +401,21 @@ def logmel_frames(y: np.ndarray, *, n_mels: int = 80) -> np.ndarray:
     -------
     np.ndarray [shape=(T, n_mels), dtype=float32]
     """
+    return normalise(_logmel_db(y, n_mels))
+
+
+def _logmel_db(y: np.ndarray, n_mels: int) -> np.ndarray:
+    """Log-mel dB ``(T, n_mels)`` of 16 kHz samples at the model's front end, not normalised."""
     from ..features.audio import logmel_array
 
     if len(y) == 0:
         return np.zeros((0, n_mels), np.float32)
-    db = logmel_array(y, sr=SR, hop_length=int(SR * HOP), n_fft=_N_FFT, n_mels=n_mels, fmin=_FMIN, fmax=_FMAX)
-    return normalise(db)
+    return logmel_array(y, sr=SR, hop_length=int(SR * HOP), n_fft=_N_FFT, n_mels=n_mels, fmin=_FMIN, fmax=_FMAX)
+
+
+def _floor(db: np.ndarray) -> np.float32:
+    """The dB floor of :func:`normalise`: :data:`_FLOOR_DB` below the loud frames (99th percentile of frame maxima)."""
+    return np.float32(float(np.percentile(db.max(axis=1), 99)) - _FLOOR_DB)
 
 
 def normalise(db: np.ndarray) -> np.ndarray:
@@ -414,8 +423,7 @@ def normalise(db: np.ndarray) -> np.ndarray:
     db = np.asarray(db, np.float32)
     if len(db) == 0:
         return db
-    top = float(np.percentile(db.max(axis=1), 99))
-    x = np.maximum(db, np.float32(top - _FLOOR_DB))
+    x = np.maximum(db, _floor(db))
     x = x - x.mean(axis=0)
     return (x / np.maximum(x.std(axis=0), 1e-3)).astype(np.float32)
 
@@ -586,7 +594,7 @@ def log_probs_of(model: AttentionAligner, tokens: np.ndarray, mels: np.ndarray) 
 
 def _recording_db(audio: Pathlike | np.ndarray, sr: int, audio_stream: int | None, n_mels: int) -> np.ndarray:
     """The recording's log-mel dB ``(T, n_mels)`` at the model's front end, not yet normalised."""
-    from ..features.audio import audio_features, logmel_array
+    from ..features.audio import audio_features
 
     if isinstance(audio, np.ndarray):
         y = np.asarray(audio, np.float32)
@@ -594,9 +602,7 @@ def _recording_db(audio: Pathlike | np.ndarray, sr: int, audio_stream: int | Non
             import soxr
 
             y = soxr.resample(y, sr, SR).astype(np.float32)
-        if len(y) == 0:
-            return np.zeros((0, n_mels), np.float32)
-        return logmel_array(y, sr=SR, hop_length=int(SR * HOP), n_fft=_N_FFT, n_mels=n_mels, fmin=_FMIN, fmax=_FMAX)
+        return _logmel_db(y, n_mels)
     seq = audio_features(
         audio, ["logmel"], sr=SR, hop_length=int(SR * HOP), n_fft=_N_FFT, n_mels=n_mels,
         fmin=_FMIN, fmax=_FMAX, audio_stream=audio_stream, jobs=1,
@@ -804,7 +810,7 @@ def _encode_long(net: AttentionAligner, db: np.ndarray) -> np.ndarray:
     if len(db) == 0:
         return out
     device = next(net.parameters()).device
-    floor = np.float32(np.percentile(db.max(axis=1), 99) - _FLOOR_DB)
+    floor = _floor(db)
     width = int(round(GUIDE_NORM_SECONDS / HOP))
     reach = net.config.audio_layers * (net.config.kernel // 2)
     with torch.inference_mode():

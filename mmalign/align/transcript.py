@@ -361,15 +361,16 @@ def align_transcript(
         )
     attention = None if aligner == "dtw" else _attention_aligner()  # no torch: refused before any work
     segments = read_transcript(transcript, split=split, language=language)
-    if attention is not None and aligner == "attention":
-        result = _attention(attention, media, segments, language=language, audio_stream=audio_stream, model=model)
-    else:
+    if attention is None:
         result = force_align(media, segments, language=language, audio_stream=audio_stream, jobs=jobs)
-        if attention is not None:
-            result = _attention(
-                attention, media, segments, language=result.language, audio_stream=audio_stream, model=model,
-                guide=result,
-            )  # fmt: skip
+    else:
+        # combined: the DTW's alignment guides the attention aligner (and gives it its language)
+        guide = None
+        if aligner == "combined":
+            guide = force_align(media, segments, language=language, audio_stream=audio_stream, jobs=jobs)
+        result = _attention(
+            attention, media, segments, language=language, audio_stream=audio_stream, model=model, guide=guide
+        )
     require_found(result, min_confidence)
     missing = [s for s in result.segments if not s.found]
     if missing:

@@ -136,12 +136,23 @@ def _join(a: _Item, b: _Item) -> _Item:
 
 def _joined(items: list[_Item], share: float, seed: int, epoch: int) -> list[_Item]:
     """``items`` with about ``share`` of them joined in pairs (:func:`_join`), other pairs each epoch."""
-    pairs = int(len(items) * share) // 2
+    pairs = _pairs(len(items), share)
     if pairs == 0:
         return items
     order = np.random.default_rng([seed, epoch, 1]).permutation(len(items))
     joined = [_join(items[order[2 * k]], items[order[2 * k + 1]]) for k in range(pairs)]
     return joined + [items[i] for i in order[2 * pairs :]]
+
+
+def _pairs(n: int, share: float) -> int:
+    """How many pairs :func:`_joined` makes of ``n`` utterances."""
+    return int(n * share) // 2
+
+
+def _batch_count(n: int, batch_size: int) -> int:
+    """How many batches :func:`_batches` makes of ``n`` items (pools of ``batch_size * 16``)."""
+    pool = batch_size * 16
+    return sum(-(-min(pool, n - a) // batch_size) for a in range(0, n, pool))
 
 
 def _batches(items: list[_Item], batch_size: int, seed: int, epoch: int) -> list[list[_Item]]:
@@ -399,7 +410,7 @@ def train_aligner(
         meta = load_checkpoint(ckpt, model, optimizer, dev)
         start = int(meta["epoch"])
         history = [EpochReport(**h) for h in meta["history"]]
-    per_epoch = len(_batches(_joined(train, joined, seed, 0), batch_size, seed, 0))
+    per_epoch = _batch_count(len(train) - _pairs(len(train), joined), batch_size)
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
         model.train()

@@ -139,6 +139,19 @@ def test_joined_utterances_keep_every_word_time(data):
         train_aligner([data], data.parent / "m.safetensors", joined=1.5, device="cpu")
 
 
+def test_the_batch_count_is_what_an_epoch_makes():
+    """The progress bar's steps per epoch are counted without building the epoch's batches."""
+    from mmalign.train.loop import _batch_count, _batches
+
+    class Item:
+        def __init__(self, n):
+            self.mels = np.zeros(n)
+
+    for n in (0, 1, 15, 16, 17, 255, 256, 257, 1000):
+        for size in (1, 3, 16):
+            assert _batch_count(n, size) == len(_batches([Item(k % 7) for k in range(n)], size, 0, 0)), (n, size)
+
+
 def _word_tokens(x, y, k):
     it, k = (x, k) if k < len(x.first) else (y, k - len(x.first))
     return it.tokens[it.first[k] : it.last[k] + 1]
