@@ -235,6 +235,11 @@ AudioHop = Annotated[float, typer.Option("--audio-hop", min=0.001, help="Seconds
 TextHop = Annotated[float, typer.Option("--text-hop", min=0.001, help="Seconds between subtitle frames.")]
 TextDim = Annotated[int, typer.Option("--text-dim", min=1, help="Width of the hashed n-gram embedding.")]
 NMels = Annotated[int, typer.Option("--n-mels", min=1, help="Mel bands.")]
+FMin = Annotated[float, typer.Option("--fmin", min=0.0, help="Lowest mel frequency (Hz).")]
+FMax = Annotated[
+    float | None,
+    typer.Option("--fmax", min=1.0, help="Highest mel frequency (Hz). [default: sr/2]", show_default=False),
+]
 NMfcc = Annotated[int, typer.Option("--n-mfcc", min=1, help="MFCC coefficients.")]
 AudioStream = Annotated[
     int | None,

@@ -22,6 +22,8 @@ from ._common import (
     AudioHop,
     AudioStream,
     Debug,
+    FMax,
+    FMin,
     Fps,
     Jobs,
     Json,
@@ -150,11 +152,6 @@ _A_FEATS = Annotated[
     str, typer.Option("--features", help="Comma-separated: logmel, mfcc, chroma, contrast, onset, rms, speech.")
 ]
 _DELTAS = Annotated[int, typer.Option("--deltas", min=0, max=2, help="MFCC deltas: 0, 1 or 2 orders.")]
-_FMIN = Annotated[float, typer.Option("--fmin", min=0.0, help="Lowest mel frequency (Hz).")]
-_FMAX = Annotated[
-    float | None,
-    typer.Option("--fmax", min=1.0, help="Highest mel frequency (Hz). [default: sr/2]", show_default=False),
-]
 _V_FEATS = Annotated[str, typer.Option("--features", help="Comma-separated: hist, luma, motion, flow (slower), cut.")]
 _VEMBED = Annotated[
     Path | None,
@@ -201,8 +198,8 @@ def extract_audio(
     n_mels: NMels = 64,
     n_mfcc: NMfcc = 20,
     deltas: _DELTAS = 0,
-    fmin: _FMIN = 0.0,
-    fmax: _FMAX = None,
+    fmin: FMin = 0.0,
+    fmax: FMax = None,
     audio_stream: AudioStream = None,
     jobs: Jobs = None,
     as_json: Json = False,

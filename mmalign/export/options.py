@@ -34,7 +34,7 @@ TEXT_FEATURES = ("activity", "embedding")
 _STORED_AS = {"grid_hop": "hop", "audio_features": "audio", "video_features": "video", "text_features": "text"}
 # Fields added after format 1, with the value every earlier export had: left out of the
 # config at that value, so those exports still resume and compare equal.
-_ADDED = {"video_stream": None, "width": 320, "embed": None, "pairs": "none", "mask": ()}
+_ADDED = {"fmin": 0.0, "fmax": None, "video_stream": None, "width": 320, "embed": None, "pairs": "none", "mask": ()}
 # The settings of matching pairs: in the config whenever pairs are made, left out otherwise.
 _PAIR_FIELDS = ("negatives", "hard_negatives", "swap", "min_gap")
 _PAIR_DEFAULTS = {"negatives": 1, "hard_negatives": "none", "swap": "text", "min_gap": 5.0}
@@ -60,8 +60,9 @@ class ExportOptions:
         Re-time the subtitles to the speech first.
     audio_features, video_features, text_features : tuple of str
         Feature names per modality (empty: the modality is left out).
-    sr, audio_hop, n_mels
-        Audio: sample rate (Hz), seconds between frames, mel bands.
+    sr, audio_hop, n_mels, fmin, fmax
+        Audio: sample rate (Hz), seconds between frames, mel bands, and the lowest and
+        highest mel frequency (Hz; ``fmax`` None: ``sr / 2``).
     fps, width, video_stream, embed
         Video: frames analysed per second, width they are scaled to (0: full size), the
         track (``None``: the default one), a TorchScript image model whose embedding of
@@ -100,6 +101,8 @@ class ExportOptions:
     sr: int = 16000
     audio_hop: float = 0.01
     n_mels: int = 64
+    fmin: float = 0.0
+    fmax: float | None = None
     fps: float = 5.0
     text_hop: float = 0.1
     text_dim: int = 128

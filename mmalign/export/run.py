@@ -291,6 +291,8 @@ class _Run:
             sr=opts.sr,
             hop=opts.audio_hop,
             n_mels=opts.n_mels,
+            fmin=opts.fmin,
+            fmax=opts.fmax,
             audio_stream=self.audio_stream,
             jobs=self.jobs,
             progress=self.progress,
