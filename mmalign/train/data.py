@@ -5,7 +5,8 @@ Making data
     augment          one synthetic utterance → a noisier, reverberant, re-timed, re-levelled one
 
 Reading data
-    load_utterances  a data folder → :class:`Utterance` list (log-mel, phonemes, word times)
+    load_utterances  a data folder, or an ``mmalign export`` of cues → :class:`Utterance` list
+                     (log-mel, phonemes, word times)
 
 The folder (the same shape as an ``mmalign export``: a header, a manifest, shards)::
 
@@ -20,7 +21,13 @@ The folder (the same shape as an ``mmalign export``: a header, a manifest, shard
 
 Times are seconds from the start of the utterance's audio, exact from eSpeak's sample
 counter (scaled by the speed change). The log-mel is raw dB (the model's
-:func:`~mmalign.align.attention.normalise` is applied when read).
+:func:`~mmalign.align.attention.normalise` is applied when read), made with :data:`FRONT_END`.
+
+Real speech comes from an export (:mod:`mmalign.export`) made with ``--grid cues --pool none``
+and the aligner's front end (:data:`EXPORT_OPTIONS`: ``--audio-features logmel --sr 16000
+--audio-hop 0.01 --n-mels 80 --fmin 20 --fmax 7600``): each cue is one utterance, its log-mel the frames the
+export kept for it, its phonemes eSpeak's reading of its text. Only the cue's own start is
+known (its first word starts with it, as the subtitles say): the other word times are NaN.
 """
 
 from __future__ import annotations
@@ -36,14 +43,28 @@ import numpy as np
 
 from ..errors import InputError, UsageError
 
-__all__ = ["FORMAT", "Utterance", "augment", "load_utterances", "make_data"]
+__all__ = ["EXPORT_OPTIONS", "FORMAT", "FRONT_END", "Utterance", "augment", "load_utterances", "make_data"]
 
 Pathlike = Union[str, "os.PathLike[str]"]
 FORMAT = "mmalign.train.synthetic"
 _VERSION = 1
+_EXPORT_FORMAT = "mmalign-export"
 _SR = 16000
 _SHARD = 256  # utterances per shard
 _TASK = 16  # lines per worker task
+#: The log-mel every utterance is read with (the attention aligner's front end), besides ``n_mels``.
+FRONT_END: dict[str, Any] = {"sr": _SR, "hop_length": _SR // 100, "n_fft": 512, "fmin": 20.0, "fmax": 7600.0}
+#: The :class:`~mmalign.export.ExportOptions` (``mmalign export`` flags) of an export of real speech
+#: the aligner can train on, besides ``n_mels`` (the model's bands): its cues' log-mel sequences.
+EXPORT_OPTIONS: dict[str, Any] = {
+    "grid": "cues",
+    "pool": "none",
+    "audio_features": "logmel",
+    "sr": FRONT_END["sr"],
+    "audio_hop": FRONT_END["hop_length"] / FRONT_END["sr"],
+    "fmin": FRONT_END["fmin"],
+    "fmax": FRONT_END["fmax"],
+}
 
 
 @dataclass(frozen=True)
@@ -218,7 +239,7 @@ def _make_task(
             y, times, info = augment(syn.audio, times, rng)
         else:
             y, info = syn.audio, {}
-        db = logmel_array(y, sr=_SR, hop_length=_SR // 100, n_fft=512, n_mels=n_mels, fmin=20.0, fmax=7600.0)
+        db = logmel_array(y, n_mels=n_mels, **FRONT_END)
         nw = len(syn.words)
         record = {
             "id": uid,
@@ -379,9 +400,15 @@ def _read_header(root: Path) -> dict[str, Any]:
         header = json.loads((root / "dataset.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InputError(f"{root}: not a training data folder (no readable dataset.json)") from exc
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise InputError(f"{root}: not a training data folder made by make-data (format {header.get('format')!r})")
-    if int(header.get("format_version", 0)) > _VERSION:
+    if not isinstance(header, dict) or header.get("format") not in (FORMAT, _EXPORT_FORMAT):
+        raise InputError(
+            f"{root}: not a training data folder made by make-data or mmalign export (format {header.get('format')!r})"
+        )
+    if header["format"] == _EXPORT_FORMAT:
+        from ..export.manifest import check_format
+
+        check_format(header, root)
+    elif int(header.get("format_version", 0)) > _VERSION:
         raise InputError(f"{root}: data format version {header['format_version']} is newer than this mmalign reads")
     return header
 
@@ -399,20 +426,36 @@ def _records(root: Path) -> Iterator[dict[str, Any]]:
         raise InputError(f"{root}: cannot read manifest.jsonl: {exc.strerror or exc}") from exc
 
 
-def load_utterances(root: Pathlike, *, n_mels: int | None = None) -> list[Utterance]:
-    """Every utterance of a data folder made by :func:`make_data`.
+def load_utterances(root: Pathlike, *, n_mels: int | None = None, language: str | None = None) -> list[Utterance]:
+    """Every utterance of a data folder made by :func:`make_data`, or every cue of an export.
+
+    Parameters
+    ----------
+    root : path
+        The folder.
+    n_mels : int, optional
+        The log-mel bands the model reads (checked).
+    language : str, optional
+        For an export: the language its cues are read in by eSpeak NG (default: detected
+        per source from the text of its cues; a source without a language is left out
+        with a warning). A make-data folder keeps the language of each utterance.
 
     Raises
     ------
     InputError
-        Not such a folder, a newer format, a missing shard or tensor, or log-mel bands
-        other than ``n_mels``.
+        Not such a folder, a newer format, a missing shard or tensor, log-mel bands other
+        than ``n_mels``, an export not made with the aligner's front end
+        (:data:`EXPORT_OPTIONS`).
+    UsageError
+        A language eSpeak NG does not speak.
     """
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
     folder = Path(root)
     header = _read_header(folder)
+    if header["format"] == _EXPORT_FORMAT:
+        return _export_utterances(folder, header, n_mels, language)
     bands = int(header["features"]["audio.logmel"]["n_mels"])
     if n_mels is not None and bands != n_mels:
         raise InputError(f"{folder}: log-mel of {bands} bands, the model reads {n_mels}")
@@ -440,4 +483,88 @@ def load_utterances(root: Pathlike, *, n_mels: int | None = None) -> list[Uttera
         )
     if not out:
         raise InputError(f"{folder}: no utterances")
+    return out
+
+
+def _check_front_end(folder: Path, header: dict[str, Any], n_mels: int | None) -> None:
+    """Refuse an export whose cues' log-mel is not the aligner's (:data:`FRONT_END`, ``n_mels``)."""
+    bands = n_mels or 80
+    config = header.get("config", {})
+    feats = header.get("features", {}).get("features", {})
+    meta = feats.get("audio.logmel", {}).get("meta", {}) if isinstance(feats, dict) else {}
+    why = None
+    if config.get("grid") != "cues" or config.get("pool") != "none":
+        why = f"grid {config.get('grid')}, pool {config.get('pool')}: the aligner learns from cues' frame sequences"
+    elif not meta:
+        why = "it has no audio.logmel"
+    else:
+        want = {**FRONT_END, "n_mels": bands}
+        wrong = [f"{k} {meta.get(k)} (not {v})" for k, v in want.items() if meta.get(k) != v]
+        if wrong:
+            why = "its log-mel has " + ", ".join(wrong)
+    if why:
+        want = {**EXPORT_OPTIONS, "n_mels": bands}
+        how = ", ".join(f"{{{k}}} {v:g}" if isinstance(v, float) else f"{{{k}}} {v}" for k, v in want.items())
+        raise InputError(f"{folder}: {why}; export it with {how}", names=list(want))
+
+
+def _export_utterances(
+    folder: Path, header: dict[str, Any], n_mels: int | None, language: str | None
+) -> list[Utterance]:
+    """One :class:`Utterance` per cue of an export (negatives of matching pairs left out)."""
+    import logging
+
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    from .. import speech
+
+    _check_front_end(folder, header, n_mels)
+    if language is not None:
+        speech.resolve_language(language)  # one it does not speak: a usage error before any work
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    for r in _records(folder):
+        if r.get("label", 1) == 0 or not r.get("text") or "audio.logmel" not in r.get("tensors", {}):
+            continue
+        by_source.setdefault(str(r["source"]), []).append(r)
+    shards: dict[str, dict[str, np.ndarray]] = {}
+    out = []
+    for source, records in by_source.items():
+        texts = [speech.clean_text(r["text"]) for r in records]
+        lang = language
+        if lang is None:
+            from ..align.cue_words import detect_language
+
+            lang = detect_language(texts)
+            if lang is None:
+                logging.getLogger(__name__).warning("%s: source %s gives no language; left out", folder, source)
+                continue
+        for r, text in zip(records, texts):
+            if not text:
+                continue
+            syn = speech.synthesize(text, language=lang, sr=4000)  # only its phonemes are kept
+            if not syn.words:
+                continue
+            name = r["shard"]
+            if name not in shards:
+                try:
+                    shards[name] = load_file(str(folder / name))
+                except (OSError, SafetensorError, ValueError) as exc:
+                    raise InputError(f"{folder / name}: cannot read the shard: {exc}") from exc
+            mels = shards[name].get(f"{r['row']}/audio.logmel")
+            if mels is None:
+                raise InputError(f"{folder / name}: no tensor {r['row']}/audio.logmel")
+            starts = np.full(len(syn.words), np.nan)
+            starts[0] = 0.0  # the cue's words start with it; the others' times are not known
+            out.append(
+                Utterance(
+                    str(r["id"]),
+                    mels.astype(np.float16),
+                    [(p.name, int(p.word)) for p in syn.phonemes],
+                    starts,
+                    np.full(len(syn.words), np.nan),
+                )
+            )
+    if not out:
+        raise InputError(f"{folder}: no cues with text and log-mel to learn from")
     return out

@@ -92,13 +92,13 @@ class _Item:
     last: np.ndarray
 
 
-def _items(data: Sequence[Pathlike], n_mels: int, n_tokens: int) -> list[_Item]:
+def _items(data: Sequence[Pathlike], n_mels: int, n_tokens: int, language: str | None = None) -> list[_Item]:
     from ..align.attention import normalise, tokenize
     from .data import load_utterances
 
     items = []
     for root in data:
-        for u in load_utterances(root, n_mels=n_mels):
+        for u in load_utterances(root, n_mels=n_mels, language=language):
             toks = tokenize(u.phonemes, len(u.word_starts), n_tokens)
             mels = normalise(u.mels.astype(np.float32)).astype(np.float16)
             if len(mels) >= len(toks.ids):
@@ -109,13 +109,21 @@ def _items(data: Sequence[Pathlike], n_mels: int, n_tokens: int) -> list[_Item]:
 
 
 def _split(items: list[_Item], share: float) -> tuple[list[_Item], list[_Item]]:
-    """Validation by a hash of the id (stable whatever the order or the other folders)."""
+    """Validation by a hash of the id (stable whatever the order or the other folders).
+
+    Cues of an export (utterances whose word times are known only at their start) are held
+    out joined in pairs (:func:`_join`): the second cue's start, at the junction, is then a
+    boundary inside an utterance, as the share of starts found near it needs.
+    """
     val = [it for it in items if zlib.crc32(it.id.encode()) % 1000 < share * 1000]
     if not val:
         val = items[-1:]
     held = {id(it) for it in val}
     train = [it for it in items if id(it) not in held] or items
-    return train, val
+    whole = [it for it in val if np.isfinite(it.starts).all()]
+    cues = [it for it in val if not np.isfinite(it.starts).all()]
+    pairs = [_join(cues[k], cues[k + 1]) for k in range(0, len(cues) - 1, 2)]
+    return train, whole + pairs + cues[len(pairs) * 2 :]
 
 
 def _join(a: _Item, b: _Item) -> _Item:
@@ -210,7 +218,8 @@ def _within(paths: list[np.ndarray], items: Sequence[Any], junction: float) -> d
     errors = []
     for path, it in zip(paths, items):
         found, _ = word_times(path, Tokens(it.tokens, it.first, it.last), junction=junction)
-        errors.append(np.abs(found - it.starts))
+        known = np.isfinite(it.starts)  # an export's cue: only its start
+        errors.append(np.abs(found[known] - it.starts[known]))
     err = np.concatenate(errors) if errors else np.zeros(0)
     return {str(tol): float(np.mean(err <= tol + 1e-9)) if len(err) else 0.0 for tol in TOLERANCES}
 
@@ -246,6 +255,8 @@ def _fit_junction(paths: list[np.ndarray], items: Sequence[Any]) -> tuple[float,
     if not lo:
         return 0.0, float("nan")
     a, z, t = np.concatenate(lo), np.concatenate(hi), np.concatenate(truth_next)
+    known = np.isfinite(t)
+    a, z, t = a[known], z[known], t[known]
     if not len(t):
         return 0.0, float("nan")
     middle = (a + z) / 2
@@ -271,7 +282,9 @@ def calibrate(model: Any, items: Sequence[Any]) -> dict[str, Any]:
     model.calibration = {
         "junction": junction,
         "median_error": round(error, 5),
-        "fitted_on": "synthetic validation",
+        "fitted_on": "synthetic validation"
+        if all(np.isfinite(it.starts).all() for it in items)
+        else "validation with exported cues",
         "utterances": len(items),
         "within": _within(paths, items, junction),
         "within_raw": _within(paths, items, 0.0),
@@ -280,7 +293,12 @@ def calibrate(model: Any, items: Sequence[Any]) -> dict[str, Any]:
 
 
 def calibrate_aligner(
-    model: Pathlike, data: Sequence[Pathlike], output: Pathlike | None = None, *, validation: float = 0.05
+    model: Pathlike,
+    data: Sequence[Pathlike],
+    output: Pathlike | None = None,
+    *,
+    validation: float = 0.05,
+    language: str | None = None,
 ) -> dict[str, Any]:
     """Fit the junction of a weights file on the validation split of its data folders.
 
@@ -308,7 +326,7 @@ def calibrate_aligner(
     with safe_open(os.fspath(model), framework="pt") as fh:
         meta = fh.metadata() or {}
     extra = json.loads(meta["mmalign.training"]) if "mmalign.training" in meta else None
-    _, val = _split(_items(data, net.config.n_mels, net.config.n_tokens), validation)
+    _, val = _split(_items(data, net.config.n_mels, net.config.n_tokens, language), validation)
     calibration = calibrate(net, val)
     save_model(net, model if output is None else output, extra=extra)
     return calibration
@@ -328,6 +346,8 @@ def train_aligner(
     prior_epochs: int = 2,
     validation: float = 0.05,
     joined: float = 0.0,
+    language: str | None = None,
+    init: Pathlike | None = None,
     progress: Callable[[int, int, float], None] | None = None,
     on_epoch: Callable[[EpochReport], None] | None = None,
 ) -> list[EpochReport]:
@@ -336,7 +356,9 @@ def train_aligner(
     Parameters
     ----------
     data : sequence of path
-        Folders made by :func:`mmalign.train.make_data`.
+        Folders made by :func:`mmalign.train.make_data`, and/or exports of cues from real
+        media made with the aligner's front end (:data:`mmalign.train.data.EXPORT_OPTIONS`;
+        see :func:`mmalign.train.data.load_utterances`).
     output : path
         The weights file (safetensors; :func:`mmalign.align.attention.load_model` reads it).
     epochs : int
@@ -362,7 +384,13 @@ def train_aligner(
         Share (0–1) of the training utterances joined in pairs each epoch (other pairs each
         epoch), so that the model also sees pauses inside an utterance: the silence after one
         reading and before the next, taken by one word-boundary token. Validation utterances
-        are never joined.
+        are never joined (an export's cues are: in pairs, see :func:`_split`).
+    language : str, optional
+        Language of the exports' cues (default: detected per source).
+    init : path, optional
+        Weights to start from (e.g. :func:`mmalign.align.attention.default_model_path`, to
+        fine-tune the shipped model on one's own speech); their config replaces ``config``.
+        A resumed run starts from its checkpoint instead.
     progress : callable, optional
         ``progress(step, steps, loss)`` after each step (counted over the whole run).
     on_epoch : callable, optional
@@ -384,7 +412,7 @@ def train_aligner(
     """
     import torch
 
-    from ..align.attention import AlignerConfig, AttentionAligner, forward_sum_loss, save_model
+    from ..align.attention import AlignerConfig, AttentionAligner, forward_sum_loss, load_model, save_model
 
     check_run(epochs, batch_size, lr)
     if isinstance(joined, bool) or not isinstance(joined, (int, float)) or not 0.0 <= joined <= 1.0:
@@ -394,14 +422,21 @@ def train_aligner(
     dev = torch_device(device)
     ckpt = checkpoint_path(output)
     meta: dict[str, Any] | None = None
+    start_from = None
     if resume and ckpt.exists():
         config = AlignerConfig.from_json(checkpoint_meta(ckpt)["config"])
+    elif init is not None:
+        start_from = load_model(init)
+        config = start_from.config
     config = config or AlignerConfig()
-    items = _items(data, config.n_mels, config.n_tokens)
+    items = _items(data, config.n_mels, config.n_tokens, language)
     train, val = _split(items, validation)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = AttentionAligner(config)
+    if start_from is not None:
+        model = start_from
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = AttentionAligner(config)
     model.to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history: list[EpochReport] = []
@@ -453,6 +488,7 @@ def train_aligner(
         "lr": lr,
         "batch_size": batch_size,
         "joined": joined,
+        **({} if init is None else {"init": os.path.basename(os.fspath(init))}),
         "utterances": {"train": len(train), "validation": len(val)},
         "validation_within": history[-1].within if history else {},
     }

@@ -48,3 +48,32 @@ def test_train_clip_errors_are_one_line_with_their_exit_code(tmp_path):
     assert r.exit_code == 3 and r.stderr.count("\n") == 1 and "no manifest.jsonl" in r.stderr
     r = run("train", "clip", tmp_path, "-o", tmp_path / "m.safetensors", "--batch-size", "1")
     assert r.exit_code == 2
+
+
+@pytest.mark.slow
+def test_export_then_fine_tune_the_shipped_weights_by_command(tmp_path):
+    """The example of `train aligner --help`: an export of cues with the aligner's front end, then --init default."""
+    from mmalign.errors import as_flag
+    from mmalign.train.data import EXPORT_OPTIONS
+
+    from conftest import SAMPLE_DIR
+
+    front = [x for k, v in {**EXPORT_OPTIONS, "n_mels": 80}.items() for x in (as_flag(k), str(v))]
+    r = run("export", SAMPLE_DIR / "sample.mp4", SAMPLE_DIR / "sample.vtt", "-o", tmp_path / "cues", *front,
+            "--video-features", "none", "--text-features", "none", "-q")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "mine.safetensors"
+    r = run("train", "aligner", tmp_path / "cues", "-o", out, "--init", "default", "--epochs", "1",
+            "--batch-size", "4", "--lr", "3e-4", "--device", "cpu", "--language", "en", "--json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert len(json.loads(r.stdout)["epochs"]) == 1 and out.exists()
+    r = run("export", SAMPLE_DIR / "sample.mp4", SAMPLE_DIR / "sample.vtt", "-o", tmp_path / "plain", "--grid",
+            "cues", "--pool", "none", "--audio-features", "logmel", "--video-features", "none", "--text-features",
+            "none", "-q")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = run("train", "aligner", tmp_path / "plain", "-o", out, "--device", "cpu")
+    assert r.exit_code == 3 and r.stderr.count("\n") == 1
+    how = "--grid cues, --pool none, --audio-features logmel, --sr 16000, --audio-hop 0.01, --fmin 20, --fmax 7600"
+    assert f"export it with {how}, --n-mels 80" in r.stderr  # the flags, as the command line spells them
+    r = run("train", "aligner", tmp_path / "cues", "-o", out, "--device", "cpu", "--language", "xx-nope")
+    assert r.exit_code == 2 and "not a language eSpeak NG speaks" in r.stderr
