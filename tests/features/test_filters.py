@@ -105,3 +105,22 @@ def test_sliding_normalise_matches_a_window_by_window_reference(width):
         want = (x[i] - win.mean(axis=0)) / np.sqrt(np.maximum(win.var(axis=0), 1e-6))
         np.testing.assert_allclose(got[i], want, rtol=1e-4, atol=1e-3)
     assert got.dtype == np.float32
+
+
+@pytest.mark.parametrize("width", [3, 9, 50])
+def test_weighted_sliding_normalise_matches_a_window_by_window_reference(width):
+    rng = np.random.default_rng(width)
+    x = (rng.normal(size=(60, 3)) * [1.0, 10.0, 0.1] + [0.0, 5.0, -2.0]).astype(np.float32)
+    w = np.where(rng.random(60) < 0.6, 1.0, 1e-3)
+    w[20:35] = 1e-3  # a quiet stretch: measured by the rows around it
+    got = filters.sliding_normalise(x, width, w)
+    half = width // 2
+    for i in range(len(x)):
+        a, b = max(0, i - half), i + half + 1
+        win, ww = x[a:b].astype(np.float64), w[a:b, None]
+        mean = (ww * win).sum(axis=0) / ww.sum()
+        var = (ww * (win - mean) ** 2).sum(axis=0) / ww.sum()
+        np.testing.assert_allclose(got[i], (x[i] - mean) / np.sqrt(np.maximum(var, 1e-6)), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(
+        filters.sliding_normalise(x, width, np.full(60, 2.0)), filters.sliding_normalise(x, width), atol=1e-5
+    )
