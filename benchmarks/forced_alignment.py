@@ -13,7 +13,12 @@ the share of cue starts within 0.1, 0.25 and 0.5 s, the median error, the confid
 real-time factor (audio seconds per wall second of the call, and per CPU second of the
 process and its workers) and peak memory (the process tree's summed PSS).
 
-Then the held-out figure (``benchmarks/_heldout.py``: synthesised speech in other voices,
+Then the same speech clips behind an unsubtitled lead-in (room tone 30 s, digital silence
+20 s, noise 15 s, a tone 12 s, a music-like jingle 15 s, another clip's talk 20 s) and with a
+break inside (room tone 20 s, jingle 15 s, silence 10 s, between the middle two cues),
+built from the corpus audio with the sync benchmark's fillers (``_common.make_filler``):
+the share of cue starts within 0.25 and 0.5 s per filler and over all of them
+(``--no-leads`` skips them). Then the held-out figure (``benchmarks/_heldout.py``: synthesised speech in other voices,
 rates and languages, with uneven tempo, hesitations, untranscribed talk, rooms and noise;
 material the aligner was not tuned on), and a one-hour case: the longest clip looped to
 about an hour (written as a 16 kHz WAV to a temporary folder) with its transcript
@@ -119,11 +124,50 @@ def _print(rows: list[list[str]], header: list[str]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
 
 
+LEADS = (("roomtone", 30.0), ("silence", 20.0), ("noise", 15.0), ("tone", 12.0), ("chords", 15.0), ("speech", 20.0))
+BREAKS = (("roomtone", 20.0), ("chords", 15.0), ("silence", 10.0))
+
+
+def _leads(corpus: Path, entries: list[dict], options: dict) -> None:
+    """The speech clips behind each lead-in of :data:`LEADS` and with each break of :data:`BREAKS`."""
+    from _common import SR, decode_audio, make_filler, speech_level, stable_rng
+
+    clips = [e for e in entries if e["case"] not in SPEECH_CLIPS_EXCLUDE]
+    audio = {e["case"]: decode_audio(corpus / e["audio"]) for e in clips}
+    tally: dict[str, list[np.ndarray]] = {}
+    for e in clips:
+        x, cues = audio[e["case"]], parse_subtitles(corpus / e["reference"])
+        spoken = [c for c in cues if any(ch.isalnum() for ch in c.text)]
+        starts = np.array([c.start for c in spoken])
+        level = speech_level(x)
+        pool = [audio[k] for k in audio if k != e["case"]]
+        at = (spoken[len(spoken) // 2 - 1].end + spoken[len(spoken) // 2].start) / 2
+        for where, kinds in (("lead", LEADS), ("break", BREAKS)):
+            for kind, seconds in kinds:
+                fill = make_filler(kind, seconds, stable_rng(7, e["case"], f"{where}-{kind}"), level, pool)
+                cut = 0 if where == "lead" else int(at * SR)
+                y = np.concatenate([x[:cut], fill, x[cut:]])
+                moved = starts >= (at if where == "break" else 0.0)
+                truth = starts + np.where(moved, len(fill) / SR, 0.0)
+                found = _align({"texts": [c.text for c in spoken], "language": e["language"], **options}, y, SR)
+                got = np.array([np.inf if g.start is None else g.start for g in found.segments])
+                tally.setdefault(f"{where} {kind}", []).append(np.abs(got - truth))
+    rows = []
+    for name, errs in tally.items():
+        err = np.concatenate(errs)
+        rows.append([name, str(len(err)), f"{np.mean(err <= 0.25):.1%}", f"{np.mean(err <= 0.5):.1%}"])
+    every = np.concatenate([np.concatenate(v) for v in tally.values()])
+    rows.append(["all", str(len(every)), f"{np.mean(every <= 0.25):.1%}", f"{np.mean(every <= 0.5):.1%}"])
+    print("speech clips behind a lead-in or with a break (cue starts):")
+    _print(rows, ["filler", "cues", "<=0.25s", "<=0.5s"])
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     ap.add_argument("--no-hour", action="store_true", help="skip the one-hour case")
     ap.add_argument("--no-heldout", action="store_true", help="skip the held-out synthesised cases")
+    ap.add_argument("--no-leads", action="store_true", help="skip the clips behind lead-ins and with breaks")
     ap.add_argument("-j", "--jobs", type=int, default=None)
     ap.add_argument("--aligner", choices=["dtw", "attention", "combined"], default="dtw")
     ap.add_argument("--model", type=Path, default=None, help="attention aligner weights (default: the shipped ones)")
@@ -176,6 +220,10 @@ def main(argv: list[str]) -> int:
         rows.append(_row("speech clips", np.concatenate(speech_errs), ["", "", "", ""]))
         rows.append(_row("all clips", np.concatenate(all_errs), ["", "", "", ""]))
     _print(rows, header)
+
+    if not args.no_leads:
+        print()
+        _leads(args.corpus, entries, options)
 
     if not args.no_heldout:
         import _heldout

@@ -101,6 +101,40 @@ def test_leading_stretch_before_speech_is_left_out(kind):
         assert seg.start is not None and abs(seg.start - (truth.start + lead)) <= 0.1
 
 
+def _another_voice(texts, language, quiet_at, quiet):
+    """The texts read by another eSpeak speaker (f2, higher, slower) in a room, with ``quiet``
+    seconds of the room's faint noise (45 dB below the speech) before segment ``quiet_at``."""
+    rng = np.random.default_rng(0)
+    parts, starts, at = [np.zeros(SR, np.float32)], [], SR  # a second before the first words
+    for k, text in enumerate(texts):
+        if k == quiet_at:
+            parts.append(np.zeros(int(quiet * SR), np.float32))
+            at += len(parts[-1])
+        one = speech.synthesize(text, language=language, rate=140, sr=SR, variant="f2", pitch=70)
+        starts.append((at + one.words[0].start * SR) / SR)
+        parts += [one.audio, np.zeros(int(0.8 * SR), np.float32)]
+        at += len(one.audio) + len(parts[-1])
+    y = np.concatenate(parts)
+    n = int(0.4 * SR)
+    room = rng.standard_normal(n) * np.exp(-6.9 * np.arange(n) / n)
+    room[0] = 8.0
+    y = np.convolve(y, room / np.abs(room).sum() * 4)[: len(y)]
+    y = y + np.sqrt(np.mean(y**2)) * 10 ** (-45 / 20) * rng.standard_normal(len(y))
+    return y.astype(np.float32), np.array(starts)
+
+
+@pytest.mark.parametrize("quiet_at", [0, 1])
+def test_a_long_quiet_stretch_is_left_out(quiet_at):
+    """Half a minute of room tone before the speech (0), or between two segments (1): the
+    transcript is not spread over it. It was, for a voice other than the reading's, while
+    the quiet stretch was normalised by itself: the first start 30 s early, the others 15 s."""
+    texts = TEXTS["en"] + ["Tea and coffee are served on the upper deck until we reach the island."]
+    y, truth = _another_voice(texts, "en", quiet_at, 30.0)
+    result = force_align(y, texts, language="en", sr=SR)
+    got = np.array([s.start for s in result.segments], float)
+    assert np.all(np.abs(got - truth) <= 0.1), got - truth
+
+
 @pytest.mark.slow
 def test_missing_paragraph_is_reported_not_invented():
     paragraphs = [
