@@ -272,6 +272,42 @@ def reading():
     return y + (0.003 * rng.standard_normal(len(y))).astype(np.float32), np.array(starts), firsts
 
 
+@pytest.mark.slow
+def test_the_confidence_tells_a_right_transcript_from_a_wrong_one(shipped, reading):
+    """A segment's score is the path token's attention among its neighbours: high where the model
+    follows the words (another voice, read right), low for another text over the same speech.
+    (The plain attention probability along the path was about 0.01 for both.)"""
+    from mmalign.align.words import force_align
+
+    y, _, _ = reading
+    other = [
+        "My sister has lived in the north of the country for years.",
+        "The library closes early on Sundays, so bring the books back.",
+        "He painted the old fence green before the rain came.",
+        "Nobody knew where the key to the garden shed had gone.",
+    ]
+    scores = {}
+    for name, text in (("right", TALK), ("wrong", other)):
+        alone = att.attention_align(y, text, model=shipped, language="en", sr=16000)
+        guided = att.attention_align(y, text, model=shipped, guide=force_align(y, text, language="en", sr=16000))
+        scores[name] = (alone.confidence, guided.confidence, min(s.score for s in guided.segments if s.start))
+    assert min(scores["right"][:2]) > 0.3 and max(scores["wrong"][:2]) < 0.1, scores
+    assert min(scores["right"][:2]) > 4 * max(scores["wrong"][:2])
+    assert scores["right"][2] > max(scores["wrong"][:2])  # every right segment is above any wrong file
+
+
+def test_the_path_margin_is_the_attention_renormalised_near_the_path():
+    rng = np.random.default_rng(0)
+    logp = np.log(rng.dirichlet(np.ones(12), size=30)).astype(np.float32)
+    path = np.minimum(np.arange(30) // 3, 11)
+    got = att._path_margin(logp, path)
+    for t, k in enumerate(path):
+        lo, hi = max(0, k - att._BAND), min(12, k + att._BAND + 1)
+        p = np.exp(logp[t, lo:hi])
+        assert got[t] == pytest.approx(np.log(np.exp(logp[t, k]) / p.sum()), abs=1e-5)
+    assert np.all(got <= 1e-6)
+
+
 def test_the_shipped_weights_are_small_and_calibrated(shipped):
     import os
 
