@@ -11,7 +11,10 @@ nothing to say left out; a cue not found counts as wrong). The corpus is never u
 training. Printed per clip and aligner, then over the speech clips and over all: the share
 of cue starts within 0.1, 0.25 and 0.5 s, the median error, the confidence and the
 real-time factor (in this process; the machine may be shared, read times as orders of
-magnitude)::
+magnitude). Then the confidence of each aligner with each clip's own transcript against
+its highest with another clip's (every other clip's transcript over the recording;
+``--no-others`` skips it): a confidence worth a threshold keeps every own transcript above
+every other one::
 
     python benchmarks/attention_aligner.py                        # the shipped weights
     python benchmarks/attention_aligner.py --model aligner.safetensors --aligners attention,combined
@@ -50,6 +53,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     ap.add_argument("--model", type=Path, default=None, help="weights from mmalign train aligner (default: shipped)")
     ap.add_argument("--aligners", default=",".join(ALIGNERS), help="comma-separated, from: " + ",".join(ALIGNERS))
+    ap.add_argument("--no-others", action="store_true", help="skip the confidences with other clips' transcripts")
     args = ap.parse_args(argv)
     aligners = [a for a in args.aligners.split(",") if a]
     if set(aligners) - set(ALIGNERS):
@@ -101,7 +105,52 @@ def main(argv: list[str]) -> int:
     widths = [max(len(row[k]) for row in [header, *rows]) for k in range(len(header))]
     for row in [header, ["-" * w for w in widths], *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    if not args.no_others:
+        print()
+        _others(args.corpus, aligners, model)
     return 1 if failed else 0
+
+
+def _others(corpus: Path, aligners: list[str], model) -> None:
+    """Each aligner's confidence with each clip's own transcript and the highest with another's."""
+    from mmalign.align.attention import attention_align
+    from mmalign.align.words import force_align
+    from mmalign.errors import UsageError
+
+    entries = load_manifest(corpus)
+    texts = {e["case"]: [c.text for c in parse_subtitles(corpus / e["reference"])] for e in entries}
+    conf: dict[str, dict[tuple[str, str], float]] = {a: {} for a in aligners}
+    for e in entries:
+        audio = corpus / e["audio"]
+        for other in entries:
+            tx, language = texts[other["case"]], other["language"]
+            guide = force_align(audio, tx, language=language) if {"dtw", "combined"} & set(aligners) else None
+            for aligner in aligners:
+                try:
+                    if aligner == "dtw":
+                        r = guide
+                    elif aligner == "attention":
+                        r = attention_align(audio, tx, model=model, language=language)
+                    else:
+                        r = attention_align(audio, tx, model=model, guide=guide)
+                except UsageError:  # a transcript longer than the recording: refused, as good as 0
+                    conf[aligner][e["case"], other["case"]] = 0.0
+                    continue
+                conf[aligner][e["case"], other["case"]] = r.confidence
+    print("confidence with the clip's own transcript / the highest with another clip's:")
+    names = [e["case"] for e in entries]
+    header = ["aligner", *names, "own min", "other max"]
+    rows = []
+    for aligner in aligners:
+        c = conf[aligner]
+        own = [c[n, n] for n in names]
+        other = [max(c[n, m] for m in names if m != n) for n in names]
+        rows.append(
+            [aligner, *(f"{a:.2f} / {b:.2f}" for a, b in zip(own, other)), f"{min(own):.2f}", f"{max(other):.2f}"]
+        )
+    widths = [max(len(row[k]) for row in [header, *rows]) for k in range(len(header))]
+    for row in [header, ["-" * w for w in widths], *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
 
 
 if __name__ == "__main__":
