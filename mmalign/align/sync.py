@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import subtitles as subtitles_mod
 from .._compat import renamed_keywords
-from ..errors import NotConfidentError, UsageError
+from ..errors import InputError, NotConfidentError, UsageError
 from ..features import audio as audio_features
 from ..features import vad
 from ..features.text import cue_activity
@@ -337,6 +337,8 @@ def sync(
     stage: Callable[[str], None] | None = None,
     words: bool = True,
     language: str | None = None,
+    aligner: str = "dtw",
+    model: Pathlike | None = None,
 ) -> SyncResult:
     """Re-time subtitles to a reference.
 
@@ -388,6 +390,13 @@ def sync(
     language : str, optional
         Language of the cues for the word pass (:func:`mmalign.speech.languages`);
         default: detected from their text.  A text that gives no language skips the pass.
+    aligner : {"dtw", "combined"}
+        Who places the cues the word pass re-times (sloppy per-cue timing): ``"dtw"``, the
+        forced alignment of :mod:`mmalign.align.words`; ``"combined"``, that alignment read
+        again by the attention aligner (:func:`mmalign.align.attention.attention_align`
+        with it as the guide; needs torch). The map and the confidence are the same either way.
+    model : str or os.PathLike, optional
+        The attention aligner's weights with ``"combined"`` (default: the shipped ones).
 
     Returns
     -------
@@ -405,6 +414,7 @@ def sync(
         name = "<subtitles>" if isinstance(reference, Subtitles) else os.fspath(reference)
     if detector not in DETECTORS:
         raise UsageError(f"unknown speech detector {detector!r}; choose from {', '.join(DETECTORS)}")
+    reread = _rereader(aligner, model)  # no torch, or no weights: refused before any work
     cepstra: tuple[np.ndarray, float, float] | None = None
     prepared = None
     if activity is None and words and not isinstance(reference, Subtitles):
@@ -467,6 +477,8 @@ def sync(
     if words and media_path and ref is not None and (cepstra is not None or os.path.isfile(ref)):
         t_words = time.perf_counter()
         reader = prepared.result() if prepared is not None else _reader(ref, subs, is_spoken, language, audio_stream)
+        if reader is not None:
+            reader.reread = reread
         found = (
             None
             if reader is None
@@ -499,6 +511,33 @@ def sync(
         max_offset,
         word_ev,
     )
+
+
+#: Who places the cues the word pass re-times (:func:`sync`'s ``aligner``).
+SYNC_ALIGNERS = ("dtw", "combined")
+
+
+def _rereader(aligner: str, model: Pathlike | None) -> Callable[..., Any] | None:
+    """``Reader.reread`` for ``aligner``: None (the DTW's own times), or the attention aligner with its weights."""
+    if aligner not in SYNC_ALIGNERS:
+        raise UsageError(f"{{aligner}} must be one of {', '.join(SYNC_ALIGNERS)}, not {aligner!r}", names=["aligner"])
+    if aligner == "dtw":
+        if model is not None:
+            raise UsageError(
+                "{model} applies to the attention aligner ({aligner} combined)", names=["model", "aligner"]
+            )
+        return None
+    if model is not None and not os.path.isfile(model):
+        raise InputError(f"{os.fspath(model)}: aligner weights not found")
+    import functools
+
+    from .transcript import attention_aligner
+
+    attention_align = attention_aligner()  # torch: imported here, refused at once without it
+    from .attention import default_model_path, load_model
+
+    net = load_model(default_model_path() if model is None else model)
+    return functools.partial(attention_align, model=net)
 
 
 def _spoken_mask(subs: Subtitles) -> np.ndarray:

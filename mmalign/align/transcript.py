@@ -59,6 +59,7 @@ __all__ = [
     "align_transcript",
     "alignment_to_json",
     "alignment_to_subtitles",
+    "attention_aligner",
     "is_transcript_path",
     "output_format",
     "read_transcript",
@@ -359,7 +360,7 @@ def align_transcript(
         raise UsageError(
             f"{{min_confidence}} must be between 0 and 1, not {min_confidence!r}", names=["min_confidence"]
         )
-    attention = None if aligner == "dtw" else _attention_aligner()  # no torch: refused before any work
+    attention = None if aligner == "dtw" else attention_aligner()  # no torch: refused before any work
     segments = read_transcript(transcript, split=split, language=language)
     if attention is None:
         result = force_align(media, segments, language=language, audio_stream=audio_stream, jobs=jobs)
@@ -380,8 +381,14 @@ def align_transcript(
     return result
 
 
-def _attention_aligner() -> Any:
-    """:func:`mmalign.align.attention.attention_align`, imported (with torch) only here."""
+def attention_aligner() -> Any:
+    """:func:`mmalign.align.attention.attention_align`, imported (with torch) only here.
+
+    Raises
+    ------
+    UsageError
+        Without torch: naming ``pip install 'mmalign[torch]'`` and ``{aligner} dtw``.
+    """
     try:
         from .attention import attention_align
     except ImportError as exc:

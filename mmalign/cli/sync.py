@@ -32,6 +32,13 @@ class SubFormat(str, Enum):
     sbv = "sbv"
 
 
+class SyncAligner(str, Enum):
+    """The choices of ``--aligner``: :data:`mmalign.align.sync.SYNC_ALIGNERS` (a test keeps them equal)."""
+
+    dtw = "dtw"
+    combined = "combined"
+
+
 class Detector(str, Enum):
     """The choices of ``--detector``: :data:`mmalign.align.sync.DETECTORS` (a test keeps them equal)."""
 
@@ -144,6 +151,24 @@ def sync(
             show_default=False,
         ),
     ] = None,
+    aligner: Annotated[
+        SyncAligner,
+        typer.Option(
+            "--aligner",
+            help="With --words: who places the cues it re-times when the per-cue timing is sloppy. dtw: the "
+            "synthesised speech's forced alignment; combined: that alignment read again by the trained "
+            "attention aligner (needs torch; see mmalign train aligner). The map and the confidence do not change.",
+        ),
+    ] = SyncAligner.dtw,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            metavar="FILE",
+            help="Attention aligner weights for --aligner combined. [default: the shipped ones]",
+            show_default=False,
+        ),
+    ] = None,
     encoding: Annotated[str, typer.Option("--encoding", help="Encoding of the output file.")] = "utf-8",
     check: Annotated[
         bool,
@@ -215,6 +240,8 @@ def sync(
                 stage=bar.stage,
                 words=words,
                 language=language,
+                aligner=aligner.value,
+                model=model,
             )
         refusal = _refusal(result, min_confidence)
         summary.update(result.to_dict())

@@ -126,6 +126,45 @@ def test_per_cue_noise_is_fixed_by_the_words(recording):
     assert read.confidence >= plain.confidence
 
 
+@pytest.mark.slow
+def test_per_cue_noise_fixed_with_the_attention_aligner(recording):
+    """``aligner="combined"``: the cues the word pass re-times are placed by the forced alignment read
+    again by the shipped attention aligner; on speech like its training data it is as right."""
+    pytest.importorskip("torch")
+    path, cues = recording
+    subs = _subs(cues, shift=2.5, sigma=0.3, seed=4)
+    truth = np.array(sorted(c[0] for c in cues))
+    dtw = sync(path, subs, words=True, language="en", detector="fast")
+    combined = sync(path, subs, words=True, language="en", detector="fast", aligner="combined")
+    assert combined.words is not None and combined.words.sloppy
+    assert np.mean(np.abs(combined.subtitles.starts - truth) <= 0.15) >= 0.8
+    assert (combined.fit.offset, combined.fit.scale, combined.confidence) == (
+        dtw.fit.offset,
+        dtw.fit.scale,
+        dtw.confidence,
+    )
+    moved = combined.words.moved
+    assert not np.array_equal(combined.subtitles.starts[moved], dtw.subtitles.starts[moved])  # the model's times
+
+
+def test_the_sync_aligner_options_are_checked_before_any_work(tmp_path, monkeypatch):
+    import sys
+
+    from mmalign.errors import InputError, UsageError
+
+    missing = tmp_path / "missing.mp4"  # never read: the options are refused first
+    with pytest.raises(UsageError, match="aligner must be one of dtw, combined, not 'attention'"):
+        sync(missing, Subtitles([], format="vtt"), aligner="attention")
+    with pytest.raises(UsageError, match="model applies to the attention aligner"):
+        sync(missing, Subtitles([], format="vtt"), model=tmp_path / "m.safetensors")
+    with pytest.raises(InputError, match="aligner weights not found"):
+        sync(missing, Subtitles([], format="vtt"), aligner="combined", model=tmp_path / "m.safetensors")
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.setitem(sys.modules, "mmalign.align.attention", None)
+    with pytest.raises(UsageError, match=r"needs torch .*pip install 'mmalign\[torch\]', or use aligner dtw"):
+        sync(missing, Subtitles([], format="vtt"), aligner="combined")
+
+
 def test_words_keep_a_right_map(recording):
     """Exact per-line timing: the words confirm the map and move nothing."""
     path, cues = recording

@@ -706,3 +706,18 @@ def test_check_refuses_when_unsure_and_rejects_outputs(sample, tmp_path):
     assert run("sync", sample / "sample.mp4", other, "--check").exit_code == 4
     bad = run("sync", sample / "sample.mp4", sample / "sample.vtt", "--check", "-o", tmp_path / "x.vtt")
     assert bad.exit_code == 2 and "--check writes nothing" in bad.stderr
+
+
+@pytest.mark.slow
+def test_sync_with_the_attention_aligner(sample, tmp_path):
+    """``--aligner combined`` runs the shipped attention aligner in the word pass; ``--model`` only with it."""
+    pytest.importorskip("torch")
+    out = tmp_path / "out.vtt"
+    r = run("sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "-o", out, "--aligner", "combined", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["written"] and len(S.read(out).cues) == 16
+    r = run("sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "--model", tmp_path / "m.safetensors")
+    assert r.exit_code == 2 and "--model applies to the attention aligner (--aligner combined)" in r.stderr
+    r = run("sync", sample / "sample.mp4", sample / "sample.mistimed.vtt", "--aligner", "combined",
+            "--model", tmp_path / "m.safetensors")  # fmt: skip
+    assert r.exit_code == 3 and "aligner weights not found" in r.stderr

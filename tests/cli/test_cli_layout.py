@@ -214,6 +214,13 @@ def test_detector_choices_are_the_library_detectors():
     assert [d.value for d in Detector] == list(DETECTORS)
 
 
+def test_sync_aligner_choices_are_the_library_ones():
+    from mmalign.align.sync import SYNC_ALIGNERS
+    from mmalign.cli.sync import SyncAligner
+
+    assert [a.value for a in SyncAligner] == list(SYNC_ALIGNERS)
+
+
 def test_format_choices_are_the_library_formats():
     """``sync --format`` lists exactly the subtitle formats the library reads and writes."""
     from mmalign.cli.sync import SubFormat
