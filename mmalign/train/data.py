@@ -449,8 +449,6 @@ def load_utterances(root: Pathlike, *, n_mels: int | None = None, language: str 
     UsageError
         A language eSpeak NG does not speak.
     """
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
 
     folder = Path(root)
     header = _read_header(folder)
@@ -462,15 +460,7 @@ def load_utterances(root: Pathlike, *, n_mels: int | None = None, language: str 
     shards: dict[str, dict[str, np.ndarray]] = {}
     out = []
     for r in _records(folder):
-        name = r["shard"]
-        if name not in shards:
-            try:
-                shards[name] = load_file(str(folder / name))
-            except (OSError, SafetensorError, ValueError) as exc:
-                raise InputError(f"{folder / name}: cannot read the shard: {exc}") from exc
-        mels = shards[name].get(r["id"])
-        if mels is None:
-            raise InputError(f"{folder / name}: no tensor {r['id']!r}")
+        mels = _tensor(folder, shards, r["shard"], r["id"])
         words = r["words"]
         out.append(
             Utterance(
@@ -484,6 +474,22 @@ def load_utterances(root: Pathlike, *, n_mels: int | None = None, language: str 
     if not out:
         raise InputError(f"{folder}: no utterances")
     return out
+
+
+def _tensor(folder: Path, shards: dict[str, dict[str, np.ndarray]], name: str, key: str) -> np.ndarray:
+    """Tensor ``key`` of shard ``name`` in ``folder``; each shard read once (kept in ``shards``)."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    if name not in shards:
+        try:
+            shards[name] = load_file(str(folder / name))
+        except (OSError, SafetensorError, ValueError) as exc:
+            raise InputError(f"{folder / name}: cannot read the shard: {exc}") from exc
+    tensor = shards[name].get(key)
+    if tensor is None:
+        raise InputError(f"{folder / name}: no tensor {key!r}")
+    return tensor
 
 
 def _check_front_end(folder: Path, header: dict[str, Any], n_mels: int | None) -> None:
@@ -514,9 +520,6 @@ def _export_utterances(
     """One :class:`Utterance` per cue of an export (negatives of matching pairs left out)."""
     import logging
 
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
     from .. import speech
 
     _check_front_end(folder, header, n_mels)
@@ -545,15 +548,7 @@ def _export_utterances(
             syn = speech.synthesize(text, language=lang, sr=4000)  # only its phonemes are kept
             if not syn.words:
                 continue
-            name = r["shard"]
-            if name not in shards:
-                try:
-                    shards[name] = load_file(str(folder / name))
-                except (OSError, SafetensorError, ValueError) as exc:
-                    raise InputError(f"{folder / name}: cannot read the shard: {exc}") from exc
-            mels = shards[name].get(f"{r['row']}/audio.logmel")
-            if mels is None:
-                raise InputError(f"{folder / name}: no tensor {r['row']}/audio.logmel")
+            mels = _tensor(folder, shards, r["shard"], f"{r['row']}/audio.logmel")
             starts = np.full(len(syn.words), np.nan)
             starts[0] = 0.0  # the cue's words start with it; the others' times are not known
             out.append(
