@@ -132,7 +132,7 @@ def next_fast_len(n: int) -> int:
     return best
 
 
-def sliding_normalise(x: np.ndarray, width: int, weights: np.ndarray | None = None) -> np.ndarray:
+def sliding_normalise(x: np.ndarray, width: int, weights: np.ndarray | None = None, prior: float = 0.0) -> np.ndarray:
     """Zero mean and unit variance per column of ``x`` ``(n, d)`` over a centred window of ``width`` rows.
 
     Near the ends the window is cut short. Sums are kept in float64, one column at a
@@ -140,7 +140,8 @@ def sliding_normalise(x: np.ndarray, width: int, weights: np.ndarray | None = No
     With ``weights`` ``(n,)`` (>= 0) each row counts by its weight in the window's mean and
     variance (all rows are still normalised): e.g. the speech frames of a recording, so
     that a long quiet stretch is measured by the speech around it rather than blown up to
-    unit variance by its own.
+    unit variance by its own. ``prior`` rows' worth of the whole signal's (weighted)
+    statistics join every window: a window with next to no weight takes the signal's.
     """
     n = len(x)
     half = width // 2
@@ -149,13 +150,14 @@ def sliding_normalise(x: np.ndarray, width: int, weights: np.ndarray | None = No
     hi = np.clip(idx + half + 1, 0, n)
     w = np.ones(n) if weights is None else np.asarray(weights, np.float64)
     cw = np.concatenate([[0.0], np.cumsum(w)])
-    count = np.maximum(cw[hi] - cw[lo], 1e-12)
+    count = np.maximum(cw[hi] - cw[lo] + prior, 1e-12)
     out = np.empty(x.shape, np.float32)
     for d in range(x.shape[1]):
         col = x[:, d].astype(np.float64)
         s1 = np.concatenate([[0.0], np.cumsum(w * col)])
         s2 = np.concatenate([[0.0], np.cumsum(w * col * col)])
-        mean = (s1[hi] - s1[lo]) / count
-        var = (s2[hi] - s2[lo]) / count - mean * mean
+        total = max(cw[-1], 1e-12)
+        mean = (s1[hi] - s1[lo] + prior * s1[-1] / total) / count
+        var = (s2[hi] - s2[lo] + prior * s2[-1] / total) / count - mean * mean
         out[:, d] = (col - mean) / np.sqrt(np.maximum(var, 1e-6))
     return out

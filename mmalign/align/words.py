@@ -21,10 +21,11 @@ floored 45 dB below the loud frames of each signal; the first 13 cepstral coeffi
 (c0 kept), each normalised to zero mean and unit variance over a sliding 10 s stretch,
 and their deltas (slopes over ±2 frames); and one column that says whether a frame is
 *sound* (its loudest band within 30 dB of the loud frames) or within half a second of
-it. The recording's stretches are normalised by the statistics of their sound, so a long
-quiet stretch (room tone, silence before the speech or in a break) stays quiet: normalised
-by itself it lay in the middle of everything, and the transcript was spread over a quiet
-intro (0 % of the sonnet's cue starts within 0.25 s behind 30 s of room tone; now 87 %).
+it. The recording's stretches are normalised by the statistics of their sound (steady
+sounds, a tone or a hum, left out), so a long quiet stretch (room tone, silence before
+the speech or in a break) stays quiet and a tone stays a tone: normalised by itself each
+lay in the middle of everything, and the transcript was spread over a quiet intro (0 % of
+the sonnet's cue starts within 0.25 s behind 30 s of room tone; now 87 %).
 This front end and the DTW weights below were chosen on
 ``benchmarks/forced_alignment.py`` (one setting for every recording), each change kept
 only if it also held on the benchmark's held-out synthesised cases
@@ -94,6 +95,9 @@ _ACTIVE_DB = 30.0  # a frame within this many dB of the loud frames is sound (sp
 _QUIET_WEIGHT = 1e-3  # a quiet frame's weight in the normalisation's statistics
 _ACTIVE_REACH = 0.5  # seconds around sound that count as sound too (pauses inside speech)
 _ACTIVITY = 4.0  # weight of the sound/quiet column (in units of a normalised coefficient)
+_STEADY_DB = 2.0  # mean change of the log-mel between frames (dB) below which a sound is steady (a tone, a hum)
+_STEADY_REACH = 0.25  # seconds on each side over which that change is averaged
+_PRIOR_FRAMES = 10.0  # frames' worth of the recording's whole sound statistics in every stretch's
 _REWARD = 0.5  # per recording frame covered, in units of the median unrelated-pair cost
 _JUMP = 1.0  # seconds of unrelated recording: the price of a jump between segments
 _FACTOR = 4  # block size between levels of the coarse-to-fine search
@@ -481,8 +485,11 @@ def _cepstra(logmel: np.ndarray, by_sound: bool = True) -> np.ndarray:
     A frame is sound when its loudest band is within :data:`_ACTIVE_DB` of the loud frames.
     A last column says, with weight :data:`_ACTIVITY`, whether the frame is sound or within
     :data:`_ACTIVE_REACH` of it. With ``by_sound`` (the recording) the sliding statistics
-    are those of the sound frames (quiet ones count :data:`_QUIET_WEIGHT`). Without them a
-    long quiet stretch (room tone, silence) normalised by itself lies near the middle of
+    are those of the sound frames that are not steady (quiet or steady ones count
+    :data:`_QUIET_WEIGHT`; steady: the log-mel changes by less than :data:`_STEADY_DB` a
+    frame over :data:`_STEADY_REACH` on each side), with :data:`_PRIOR_FRAMES` frames of
+    the whole recording's joined to every stretch. Without them a long quiet stretch (room
+    tone, silence) or a steady tone normalised by itself lies near the middle of
     everything, and the DTW spread a whole transcript over a quiet intro. The reading,
     whose pauses are short, keeps its own statistics (weighting them too lost segments
     after pauses in noisy held-out cases).
@@ -500,8 +507,19 @@ def _cepstra(logmel: np.ndarray, by_sound: bool = True) -> np.ndarray:
     for a in range(0, len(logmel), 1 << 16):  # in blocks: no floored copy of the whole log-mel
         cep[a : a + (1 << 16)] = np.maximum(logmel[a : a + (1 << 16)], floor) @ dct
     sound = loudest >= top - _ACTIVE_DB
-    weights = np.where(sound, 1.0, _QUIET_WEIGHT) if by_sound else None
-    cep = sliding_normalise(cep, int(round(_NORM_SECONDS * 100)), weights)
+    width_norm = int(round(_NORM_SECONDS * 100))
+    if by_sound:
+        # a steady sound (a test tone, a hum) normalised by itself collapses to the middle of
+        # everything, as a quiet stretch does: both are measured by the speech instead
+        step = np.empty(len(logmel), np.float32)
+        step[0] = 0.0
+        step[1:] = np.abs(np.diff(logmel, axis=0)).mean(axis=1)
+        k = 2 * int(round(_STEADY_REACH * 100)) + 1
+        steady = np.convolve(step, np.full(k, 1.0 / k, np.float32), mode="same") < _STEADY_DB
+        weights = np.where(sound & ~steady, 1.0, _QUIET_WEIGHT)
+        cep = sliding_normalise(cep, width_norm, weights, prior=_PRIOR_FRAMES)
+    else:
+        cep = sliding_normalise(cep, width_norm)
     reach = int(round(_ACTIVE_REACH * 100))
     near = np.convolve(sound.astype(np.float32), np.ones(2 * reach + 1, np.float32), mode="same") > 0.5
     out = np.empty((len(cep), width), np.float32)

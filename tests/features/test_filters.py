@@ -124,3 +124,14 @@ def test_weighted_sliding_normalise_matches_a_window_by_window_reference(width):
     np.testing.assert_allclose(
         filters.sliding_normalise(x, width, np.full(60, 2.0)), filters.sliding_normalise(x, width), atol=1e-5
     )
+    # a prior of k rows of the whole signal's weighted statistics joins every window
+    k = 7.0
+    got = filters.sliding_normalise(x, width, w, prior=k)
+    gm = (w[:, None] * x).sum(axis=0) / w.sum()
+    g2 = (w[:, None] * x.astype(np.float64) ** 2).sum(axis=0) / w.sum()
+    for i in range(len(x)):
+        a, b = max(0, i - half), i + half + 1
+        win, ww = x[a:b].astype(np.float64), w[a:b, None]
+        mean = ((ww * win).sum(axis=0) + k * gm) / (ww.sum() + k)
+        var = ((ww * win**2).sum(axis=0) + k * g2) / (ww.sum() + k) - mean**2
+        np.testing.assert_allclose(got[i], (x[i] - mean) / np.sqrt(np.maximum(var, 1e-6)), rtol=1e-4, atol=1e-3)
