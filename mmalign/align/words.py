@@ -95,7 +95,8 @@ _ACTIVE_DB = 30.0  # a frame within this many dB of the loud frames is sound (sp
 _QUIET_WEIGHT = 1e-3  # a quiet frame's weight in the normalisation's statistics
 _ACTIVE_REACH = 0.5  # seconds around sound that count as sound too (pauses inside speech)
 _ACTIVITY = 4.0  # weight of the sound/quiet column (in units of a normalised coefficient)
-_STEADY_DB = 2.0  # mean change of the log-mel between frames (dB) below which a sound is steady (a tone, a hum)
+_STEADY_DB = 1.0  # mean change of the log-mel between frames (dB) below which a sound is steady (a tone, a hum);
+# speech, noise and room tone change by 2 dB or more, a test tone by 0.1 dB
 _STEADY_REACH = 0.25  # seconds on each side over which that change is averaged
 _PRIOR_FRAMES = 10.0  # frames' worth of the recording's whole sound statistics in every stretch's
 _REWARD = 0.5  # per recording frame covered, in units of the median unrelated-pair cost
