@@ -404,6 +404,18 @@ class _Slot:
         self.index: int | None = None
         self.started = 0.0
 
+    def retire(self) -> None:
+        """Ask the idle worker to end, and wait for it (killed if it does not within 2 s)."""
+        try:
+            self.conn.send(None)
+        except (OSError, ValueError):
+            pass
+        self.process.join(timeout=2)
+        if self.process.is_alive():
+            self.kill()
+        else:
+            self.conn.close()
+
     def kill(self) -> None:
         try:
             self.process.kill()
@@ -419,6 +431,7 @@ def isolated_map(
     *,
     jobs: int = 1,
     timeout: float | None = None,
+    fresh: bool = False,
 ) -> Iterator[Outcome]:
     """Run ``fn(*task)`` for each task in worker processes, each task isolated from the others.
 
@@ -438,6 +451,10 @@ def isolated_map(
         Worker processes, at least 1.
     timeout : float, optional
         Seconds a task may run before its process is killed (``status="timeout"``).
+    fresh : bool
+        Each task in a process that ran no other (a worker ends after its task): for
+        libraries that keep hidden state from one call to the next, so that a task's result
+        does not depend on which tasks its worker ran before.
 
     Yields
     ------
@@ -478,6 +495,9 @@ def isolated_map(
                         outcome = None
                 if outcome is not None:
                     slot.index = None
+                    if fresh:  # its next task gets a new process
+                        slots.remove(slot)
+                        slot.retire()
                     yield outcome
                     continue
                 died = slot.process.sentinel in ready or slot.conn in ready

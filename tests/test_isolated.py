@@ -23,6 +23,8 @@ def _job(kind, value):
         os.kill(os.getpid(), signal.SIGKILL)
     if kind == "exit":
         os._exit(7)
+    if kind == "pid":
+        return os.getpid()
     return None
 
 
@@ -38,6 +40,17 @@ def test_every_job_gets_an_outcome_and_the_others_go_on():
     assert out[1].error == "a.srt: unreadable" and out[1].exit_code == 3
     assert out[2].error == "ZeroDivisionError: division by zero" and out[2].exit_code == 1
     assert "signal 9" in out[3].error and "exit status 7" in out[5].error
+
+
+def test_fresh_runs_each_job_in_a_process_of_its_own():
+    """``fresh``: no worker runs two jobs (libraries with hidden state give the same result
+    whatever ran before); without it the workers are reused."""
+    fresh = [o.value for o in _run([("pid", 0)] * 6, jobs=2, fresh=True)]
+    assert len(set(fresh)) == 6 and os.getpid() not in fresh
+    reused = [o.value for o in _run([("pid", 0)] * 6, jobs=2)]
+    assert len(set(reused)) <= 2
+    out = _run([("raise", "a.srt"), ("ok", 1), ("die", 0), ("ok", 2)], jobs=1, fresh=True)
+    assert [o.status for o in out] == ["error", "ok", "crashed", "ok"]
 
 
 def test_a_hung_job_times_out_and_its_process_is_replaced():

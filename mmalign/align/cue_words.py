@@ -911,9 +911,10 @@ def _force_aligned(
             sr = 16000
         if len(y) < sr // 10:
             continue
-        fa = force_align(np.asarray(y, np.float32), cleaned[i:j], language=rd.language, sr=sr)
-        if rd.reread is not None and fa.segments and any(seg.found for seg in fa.segments):
-            fa = rd.reread(np.asarray(y, np.float32), cleaned[i:j], sr=sr, guide=fa)
+        y = np.asarray(y, np.float32)
+        fa = force_align(y, cleaned[i:j], language=rd.language, sr=sr)
+        if rd.reread is not None and any(seg.found for seg in fa.segments):
+            fa = rd.reread(y, cleaned[i:j], sr=sr, guide=fa)
         for k, seg in enumerate(fa.segments):
             if seg.start is not None and seg.end is not None:
                 found_s[i + k], found_e[i + k] = t0 + seg.start, t0 + seg.end

@@ -505,19 +505,19 @@ def _cepstra(logmel: np.ndarray, by_sound: bool = True) -> np.ndarray:
     floor = np.float32(top - _FLOOR_DB)
     dct = dct_basis(_N_MELS, _N_MFCC)
     cep = np.empty((len(logmel), _N_MFCC), np.float32)
+    step = np.zeros(len(logmel), np.float32)  # per frame: how much the loud bands changed since the last
     for a in range(0, len(logmel), 1 << 16):  # in blocks: no floored copy of the whole log-mel
-        cep[a : a + (1 << 16)] = np.maximum(logmel[a : a + (1 << 16)], floor) @ dct
+        b = min(a + (1 << 16), len(logmel))
+        db = np.maximum(logmel[max(a - 1, 0) : b], floor)  # with the frame before the block
+        cep[a:b] = db[len(db) - (b - a) :] @ dct
+        if by_sound and len(db) > 1:
+            power = 10.0 ** ((db[1:] - db[1:].max(axis=1, keepdims=True)) / 10.0)  # the loud bands count
+            step[b - len(db) + 1 : b] = (power * np.abs(np.diff(db, axis=0))).sum(axis=1) / power.sum(axis=1)
     sound = loudest >= top - _ACTIVE_DB
     width_norm = int(round(_NORM_SECONDS * 100))
     if by_sound:
         # a steady sound (a test tone, a hum) normalised by itself collapses to the middle of
         # everything, as a quiet stretch does: both are measured by the speech instead
-        step = np.zeros(len(logmel), np.float32)
-        for a in range(1, len(logmel), 1 << 16):  # in blocks, as above
-            b = min(a + (1 << 16), len(logmel))
-            db = np.maximum(logmel[a - 1 : b], floor)
-            power = 10.0 ** ((db[1:] - db[1:].max(axis=1, keepdims=True)) / 10.0)  # the loud bands count
-            step[a:b] = (power * np.abs(np.diff(db, axis=0))).sum(axis=1) / power.sum(axis=1)
         k = 2 * int(round(_STEADY_REACH * 100)) + 1
         steady = np.convolve(step, np.full(k, 1.0 / k, np.float32), mode="same") < _STEADY_DB
         weights = np.where(sound & ~steady, 1.0, _QUIET_WEIGHT)

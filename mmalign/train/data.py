@@ -52,7 +52,7 @@ _VERSION = 1
 _EXPORT_FORMAT = "mmalign-export"
 _SR = 16000
 _SHARD = 256  # utterances per shard
-_TASK = 64  # readings per worker task (each task in a fresh process: see _in_fresh_processes)
+_TASK = 64  # readings per worker task (each task in a fresh process: see _readings)
 #: The log-mel every utterance is read with (the attention aligner's front end), besides ``n_mels``.
 FRONT_END: dict[str, Any] = {"sr": _SR, "hop_length": _SR // 100, "n_fft": 512, "fmin": 20.0, "fmax": 7600.0}
 #: The :class:`~mmalign.export.ExportOptions` (``mmalign export`` flags) of an export of real speech
@@ -218,74 +218,32 @@ def _speaker(rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
-def _in_fresh_processes(fn: Callable[[Any], Any], tasks: Sequence[Any], jobs: int | None) -> Iterator[Any]:
-    """``fn(task)`` for each task, in order, each in a process that ran nothing else.
+def _readings(
+    tasks: Sequence[list[tuple[str, str, str, int]]], jobs: int | None, n_mels: int, augmented: bool, speakers: bool
+) -> Iterator[list[tuple[dict[str, Any], np.ndarray]]]:
+    """:func:`_make_task` of each task, in order, each in a process that read nothing else.
 
     libespeak-ng keeps state from one synthesis to the next that its own re-initialisation does
     not clear (and that its random seed is not): the same text, voice and rate came out 46
     samples longer after some other readings (11 of 150 tried). A worker that ran other tasks
-    before would make the data depend on the scheduling, so each task gets a process of its own,
-    started from this thread (forked from this process, which never synthesises, or spawned
-    where fork is not offered); at most ``jobs`` at once. A task's exception is raised here;
-    a worker that dies is an error; stopping early kills the ones still running.
+    before would make the data depend on the scheduling, so each task gets a process of its
+    own (:func:`mmalign.parallel.isolated_map` with ``fresh``), started from this process,
+    which never synthesises.
     """
-    import multiprocessing
-    from multiprocessing.connection import wait
+    from ..errors import MmalignError
+    from ..parallel import isolated_map
 
-    from ..interrupt import signals_blocked
-
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    ctx: Any = multiprocessing.get_context(method)
+    task = functools.partial(_make_task, n_mels=n_mels, augmented=augmented, speakers=speakers)
     workers = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
-    running: dict[int, tuple[Any, Any]] = {}  # task index: (process, receiving end)
     done: dict[int, Any] = {}
-    started = given = 0
-    try:
-        while given < len(tasks):
-            while started < len(tasks) and len(running) < workers:
-                recv, send = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_one_task, args=(fn, tasks[started], send, os.getpid()), daemon=True)
-                with signals_blocked():
-                    proc.start()
-                send.close()
-                running[started] = (proc, recv)
-                started += 1
-            ready = wait([conn for _, conn in running.values()])
-            for index, (proc, conn) in list(running.items()):
-                if conn not in ready:
-                    continue
-                try:
-                    ok, value = conn.recv()
-                except EOFError:
-                    proc.join()
-                    raise RuntimeError(f"a make-data worker died (exit code {proc.exitcode})") from None
-                proc.join()
-                conn.close()
-                del running[index]
-                if not ok:
-                    raise value
-                done[index] = value
-            while given in done:
-                yield done.pop(given)
-                given += 1
-    finally:
-        for proc, conn in running.values():
-            proc.kill()
-            proc.join()
-            conn.close()
-
-
-def _one_task(fn: Callable[[Any], Any], task: Any, send: Any, parent: int) -> None:
-    """A worker of :func:`_in_fresh_processes`: ``(True, fn(task))`` or ``(False, exception)`` down ``send``."""
-    from ..interrupt import worker_init
-
-    worker_init(parent)
-    try:
-        send.send((True, fn(task)))
-    except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
-        send.send((False, exc))
-    finally:
-        send.close()
+    given = 0
+    for outcome in isolated_map(task, [(t,) for t in tasks], jobs=workers, fresh=True):
+        if outcome.status != "ok":
+            raise {2: UsageError, 3: InputError}.get(outcome.exit_code, MmalignError)(outcome.error)
+        done[outcome.index] = outcome.value
+        while given in done:
+            yield done.pop(given)
+            given += 1
 
 
 def _make_task(
@@ -370,7 +328,7 @@ def make_data(
         Everything random follows from it: the same inputs and seed give the same data.
     jobs : int, optional
         Worker processes (default: one per CPU). Each task (64 readings) runs in a process
-        of its own (see :func:`_in_fresh_processes`), so the data do not depend on ``jobs``
+        of its own (see :func:`_readings`), so the data do not depend on ``jobs``
         or on which worker ran what.
     progress : callable, optional
         ``progress(done, total)`` in utterances.
@@ -432,8 +390,7 @@ def make_data(
             shard.clear()
 
     done = 0
-    task = functools.partial(_make_task, n_mels=n_mels, augmented=augmented, speakers=speakers)
-    for result in _in_fresh_processes(task, tasks, jobs):
+    for result in _readings(tasks, jobs, n_mels, augmented, speakers):
         for record, db in result:
             record["shard"] = f"shards/{len(records) // _SHARD:06d}.safetensors"
             shard[record["id"]] = db

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 
 import numpy as np
@@ -61,15 +60,14 @@ def test_a_reading_does_not_depend_on_what_its_process_read_before():
     """libespeak-ng carries state from one reading to the next: this French line in the klatt3 voice
     comes out 46 samples longer after that German one in m7 (seen in the training script's data,
     where it depended on which worker had run what). Each task of make_data has a process of its own."""
-    from mmalign.train.data import _in_fresh_processes, _make_task
+    from mmalign.train.data import _readings
 
     before = ("de-000-000082-01", "Liebte für Mann hat von nahm, Weg machte Wort der.", "de", 836140425)
     line = ("fr-003-000064-00", "Maison 1319 homme livre voiture une femme nouveau vieux pays aimait mot ville.", "fr",
             2709355132)  # fmt: skip
 
     def words(tasks, jobs):
-        run = functools.partial(_make_task, n_mels=80, augmented=True, speakers=True)
-        return [r[0]["words"] for result in _in_fresh_processes(run, tasks, jobs) for r in result]
+        return [r[0]["words"] for result in _readings(tasks, jobs, 80, True, True) for r in result]
 
     alone = words([[line]], 1)[0]
     assert words([[before], [line]], 1)[1] == alone == words([[before], [line]], 2)[1]
