@@ -201,8 +201,10 @@ def test_speech_in_a_recording_of_silence_scores_low():
 
 
 def _reference_dp(x, y, reward, gap, jump, skip):
-    """The recursion of ``words._dp`` on the full matrix, plain numpy: the optimal cost."""
-    c = np.sqrt(((x[:, None, :].astype(np.float64) - y[None, :, :]) ** 2).sum(-1))
+    """The recursion of ``words._dp`` on the full matrix, plain numpy: the optimal cost.
+
+    A NaN in ``x`` leaves that dimension out of the frame distance."""
+    c = np.sqrt(np.nansum((x[:, None, :].astype(np.float64) - y[None, :, :]) ** 2, axis=-1))
     n, m = c.shape
     d = np.full((n, m), np.inf)
     for i in range(n):
@@ -221,11 +223,13 @@ def _reference_dp(x, y, reward, gap, jump, skip):
     return c, min(ends)
 
 
-@pytest.mark.parametrize("case", ["plain", "gaps", "truncated"])
+@pytest.mark.parametrize("case", ["plain", "gaps", "truncated", "nan"])
 def test_kernel_matches_a_plain_numpy_reference(case):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((23, 3)).astype(np.float32)
     y = rng.standard_normal((31, 3)).astype(np.float32)
+    if case == "nan":  # rows that say nothing about one dimension (the speech column between segments)
+        x[6:14, 2] = np.nan
     reward, jump = 0.4, 3.0
     skip = 0.9 if case == "truncated" else 10.0  # random frames: rows are worth keeping only at a price
     gap = np.zeros(len(x), np.uint8)
@@ -240,6 +244,7 @@ def test_kernel_matches_a_plain_numpy_reference(case):
     cost, path = words._dp(x, np.ascontiguousarray(y.T), lo, hi, reward, gap, jump, skip)
     c, want = _reference_dp(x, y, reward, gap, jump, skip)
     assert cost == pytest.approx(want, rel=1e-5)
+    np.testing.assert_allclose(words._path_costs(x, y, path), c[path[:, 0], path[:, 1]], rtol=1e-5)
     steps = np.diff(path, axis=0)
     assert np.all(steps >= 0) and np.all(steps.sum(1) >= 1) and np.all(steps[:, 0] <= 1)
     long = steps[:, 1] > 1
@@ -361,3 +366,37 @@ def test_a_quiet_onset_after_a_long_pause_starts_where_the_speech_does():
     for word in result.words:
         seg = result.segments[word.segment]
         assert seg.start <= word.start <= word.end <= seg.end
+
+
+def test_the_reading_says_speech_inside_its_segments_and_nothing_between():
+    """The speech column: the model's probability on the recording; on the reading, speech inside a
+    segment and NaN (left out of the frame distance) in the pauses between segments."""
+    reading = words._read_aloud(TEXTS["en"][:2], "en", 175)
+    col = reading.features[:, -1]
+    gap = words._gaps(reading, len(col)).astype(bool)
+    assert np.all(np.isnan(col[gap])) and np.all(col[~gap] == words._SPEECH)
+    assert gap[:10].all() and gap.sum() >= 3 * int(words._GAP * 100) - 3  # before, between and after
+    x = words._cepstra(words._logmel(np.zeros(SR, np.float32)), speech=np.array([0.5, 1.0], np.float32))
+    assert x.shape[1] == 2 * 13 + 2 and x[0, -1] == 0.5 * words._SPEECH and np.all(x[2:, -1] == 0.0)
+
+
+def test_without_the_speech_model_the_alignment_still_runs(monkeypatch):
+    """Where the model cannot load, both sides lose the column and the words are still found."""
+    from mmalign.features import vad
+
+    def broken(*args, **kwargs):
+        raise OSError("libonnxruntime.so: cannot open shared object file")
+
+    monkeypatch.setattr(vad, "neural_activity_array", broken)
+    texts = TEXTS["en"]
+    y, syn, lead = _recording(texts, "en", rate=165, lead=1.0)
+    result = force_align(y, texts, language="en", sr=SR)
+    assert np.median(_starts_errors(result, syn, lead)) <= 0.02
+
+
+def test_an_unknown_language_is_refused_before_any_work(monkeypatch):
+    from mmalign.features import vad
+
+    monkeypatch.setattr(vad, "neural_activity_array", lambda *a, **k: pytest.fail("the model ran"))
+    with pytest.raises(UsageError, match="language"):
+        force_align(np.zeros(SR, np.float32), ["Hello there."], language="xx-nonsense", sr=SR)
