@@ -571,17 +571,10 @@ def _deltas(x: np.ndarray) -> np.ndarray:
     return d
 
 
-def _recording_features(
-    audio: Pathlike | np.ndarray, sr: int, audio_stream: int | None, jobs: int | None
-) -> np.ndarray:
-    """Log-mel frames of the recording at 16 kHz, 10 ms (streamed from a file, in parallel)."""
+def _recording_features(audio: Pathlike | np.ndarray, audio_stream: int | None, jobs: int | None) -> np.ndarray:
+    """Log-mel frames of the recording (a file, or samples at 16 kHz) at 10 ms (a file streamed, in parallel)."""
     if isinstance(audio, np.ndarray):
-        y = np.asarray(audio, np.float32)
-        if sr != _SR:
-            import soxr
-
-            y = soxr.resample(y, sr, _SR).astype(np.float32)
-        return _logmel(y)
+        return _logmel(audio)
     from ..features.audio import audio_features
 
     seq = audio_features(
@@ -609,11 +602,11 @@ class _Reading:
     words: list[list[tuple[str, float, float]]]  # per segment: (text, start, end)
 
 
-def _read_aloud(texts: list[str], language: str, rate: int) -> _Reading:
+def _read_aloud(texts: list[str], language: str, rate: int, speech_column: bool = True) -> _Reading:
     """Synthesise ``texts`` chunk by chunk (bounded memory), keeping only their features and times.
 
-    The features end with the speech column (:func:`_cepstra`): speech inside a segment,
-    NaN between segments, where a pause in the reading says nothing about whether the
+    With ``speech_column`` the features end with the speech column (:func:`_cepstra`):
+    speech inside a segment, NaN between segments, where a pause in the reading says nothing about whether the
     recording talks on there (dense talk) or pauses (a reading), and :func:`_frame_costs`
     leaves the dimension out.
     """
@@ -658,7 +651,9 @@ def _read_aloud(texts: list[str], language: str, rate: int) -> _Reading:
     logmel = np.concatenate(parts) if parts else np.zeros((0, _N_MELS), np.float32)
     parts.clear()
     # the features now: the log-mel (half as big again) is gone before the recording is decoded
-    inside = np.where(_gap_mask(segments, len(logmel)) > 0, np.float32(np.nan), np.float32(1.0))
+    inside = None
+    if speech_column:
+        inside = np.where(_gap_mask(segments, len(logmel)) > 0, np.float32(np.nan), np.float32(1.0))
     return _Reading(_cepstra(logmel, by_sound=False, speech=inside), language, segments, words)
 
 
@@ -756,11 +751,15 @@ def force_align(
         language = speech.detect_language(" ".join(t for t in cleaned if t)[:20000])
     else:
         speech.resolve_language(language)  # an unknown one is refused before any work
-    speaking = _speech_probability(audio, sr, audio_stream, jobs)  # first: its workers are gone before the rest
-    reading = _read_aloud(cleaned, language, rate)
-    if speaking is None:  # no speech model here: no speech column on either side
-        reading.features = np.ascontiguousarray(reading.features[:, :-1])
-    rec = _recording_features(audio, sr, audio_stream, jobs)
+    if isinstance(audio, np.ndarray):  # once, for the speech model and the front end
+        audio = np.asarray(audio, np.float32)
+        if sr != _SR:
+            import soxr
+
+            audio = soxr.resample(audio, sr, _SR).astype(np.float32)
+    speaking = _speech_probability(audio, audio_stream, jobs)  # first: its workers are gone before the rest
+    reading = _read_aloud(cleaned, language, rate, speech_column=speaking is not None)
+    rec = _recording_features(audio, audio_stream, jobs)
     duration = len(rec) / 100.0 if isinstance(audio, np.ndarray) else _duration(audio, audio_stream, len(rec))
     if len(reading.features) == 0 or len(rec) < 2:
         return _unaligned(texts, reading, duration, "nothing to say")
@@ -773,9 +772,7 @@ def force_align(
     return _result(texts, reading, path, costs, chance, duration)
 
 
-def _speech_probability(
-    audio: Pathlike | np.ndarray, sr: int, audio_stream: int | None, jobs: int | None
-) -> np.ndarray | None:
+def _speech_probability(audio: Pathlike | np.ndarray, audio_stream: int | None, jobs: int | None) -> np.ndarray | None:
     """The Silero model's speech probability of the recording at 10 ms, the highest within
     :data:`_SPEECH_REACH` of each frame; None where the model cannot run."""
     from ..features import vad
@@ -784,7 +781,7 @@ def _speech_probability(
         return None
     try:
         if isinstance(audio, np.ndarray):
-            p = vad.neural_activity_array(audio, sr=sr).values[:, 0]
+            p = vad.neural_activity_array(audio, sr=_SR).values[:, 0]
         else:
             p = vad.neural_activity(audio, audio_stream=audio_stream, jobs=jobs).values[:, 0]
     except (OSError, RuntimeError) as exc:  # its runtime cannot load on this machine

@@ -240,6 +240,16 @@ FMax = Annotated[
     float | None,
     typer.Option("--fmax", min=1.0, help="Highest mel frequency (Hz). [default: sr/2]", show_default=False),
 ]
+AlignerModel = Annotated[
+    Path | None,
+    typer.Option(
+        "--model",
+        metavar="FILE",
+        help="Attention aligner weights (from mmalign train aligner) for an --aligner that uses them. "
+        "[default: the shipped ones]",
+        show_default=False,
+    ),
+]
 NMfcc = Annotated[int, typer.Option("--n-mfcc", min=1, help="MFCC coefficients.")]
 AudioStream = Annotated[
     int | None,

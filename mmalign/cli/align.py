@@ -19,6 +19,7 @@ from ..errors import UsageError
 from . import app
 from ._common import (
     EXIT_CODES,
+    AlignerModel,
     AudioStream,
     Debug,
     Jobs,
@@ -174,16 +175,7 @@ def align(
             "aligner around its place).",
         ),
     ] = Aligner.dtw,
-    model: Annotated[
-        Path | None,
-        typer.Option(
-            "--model",
-            metavar="FILE",
-            help="Transcript, attention or combined: aligner weights from mmalign train aligner. "
-            "[default: the shipped weights]",
-            show_default=False,
-        ),
-    ] = None,
+    model: AlignerModel = None,
     jobs: Jobs = None,
     as_json: Json = False,
     quiet: Quiet = False,

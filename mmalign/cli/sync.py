@@ -17,7 +17,17 @@ from ..align.sync import DEFAULT_MIN_CONFIDENCE
 from ..errors import InputError, NotConfidentError, OutOfSyncError, UsageError, as_flag
 from ..fileio import check_output
 from . import app
-from ._common import EXIT_CODES, ProgressBar, default_output, finish, guard, make_parent, no_stdout_clash, output_file
+from ._common import (
+    EXIT_CODES,
+    AlignerModel,
+    ProgressBar,
+    default_output,
+    finish,
+    guard,
+    make_parent,
+    no_stdout_clash,
+    output_file,
+)
 
 __all__ = ["sync"]
 
@@ -160,15 +170,7 @@ def sync(
             "attention aligner (needs torch; see mmalign train aligner). The map and the confidence do not change.",
         ),
     ] = SyncAligner.dtw,
-    model: Annotated[
-        Path | None,
-        typer.Option(
-            "--model",
-            metavar="FILE",
-            help="Attention aligner weights for --aligner combined. [default: the shipped ones]",
-            show_default=False,
-        ),
-    ] = None,
+    model: AlignerModel = None,
     encoding: Annotated[str, typer.Option("--encoding", help="Encoding of the output file.")] = "utf-8",
     check: Annotated[
         bool,
