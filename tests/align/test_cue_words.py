@@ -469,6 +469,19 @@ def test_displacement_counts_the_cues_moved_but_not_the_alignments_failures():
     assert cue_words._displacement(failed, 1.0) == cue_words._displacement(near[5:], 1.0)
 
 
+def test_displacement_weighs_how_far_each_cue_is_not_only_whether_it_passes_a_bar():
+    # cues off by a normal error of 0.25 s: most stay within 0.3 s of their words, yet fewer
+    # sit as close as the alignment's own error puts them
+    sloppy = np.array([0.32, -0.16, -0.42, -0.08, 0.06, -0.1, -0.11, 0.02, -0.32, -0.45, -0.11, 0.41, 0.03, 0.46, 0.13])
+    assert cue_words._displacement(sloppy, 1.0) >= cue_words._SLOPPY_LOG_ODDS
+    # exact timing with the alignment's usual error, two of its misses included
+    exact = np.array([0.42, -0.02, -0.01, -0.02, 0.0, -0.03, 0.21, -0.03, 0.01, -0.03, -0.03, 0.01, -0.05, 0.05, 0.44])
+    assert cue_words._displacement(exact, 1.0) < 0
+    # each cue says more the farther it is, up to where the alignment's own misses take over
+    one = [cue_words._displacement(np.array([d]), 1.0) for d in (0.0, 0.1, 0.2, 0.3, 0.5)]
+    assert one == sorted(one) and one[0] < 0 < one[2]
+
+
 def test_cues_moved_into_the_pauses_are_found_sloppy(recording):
     """Most cues shown 0.35-0.55 s early, in the pause before their words, and up until their words
     end; a few 0.3 s late. A reading held in the pause matches as well as on the words alone (the
