@@ -563,9 +563,9 @@ _SLOPPY_LOG_ODDS = 2.0
 #: (seconds; the mean error within a second on the corpus's speech clips, 0.12 s) with this
 #: share of misplacements spread evenly over the margin; and the sloppy timing it is told apart
 #: from: each cue off by a normal error of this standard deviation besides. Judged this way
-#: (rather than by counting starts more than 0.3 s away), 11-15 cues tell sloppy timing four
-#: times in five instead of one in two, and take exact timing for sloppy less often (at most
-#: 3 % on each clip, against up to 9 %).
+#: (rather than by counting starts more than 0.3 s away), 15 cues drawn from a clip's forced
+#: alignment tell sloppy timing about three times in four instead of one in two, and take
+#: exact timing for sloppy less often (at most 3 % of the time on each clip, against up to 9 %).
 _FA_ERROR = 0.12
 _FA_MISPLACED = 0.05
 _SLOPPY_SD = 0.25
