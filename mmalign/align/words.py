@@ -124,7 +124,9 @@ _COARSE_CELLS = 40_000_000  # the coarsest pair is solved exactly up to this man
 _SQUEEZE = 0.25  # a segment mapped to less than this share of its synthetic length is not found
 _GAP = 0.2  # seconds of silence between synthesised segments
 
-_CHUNK_CHARS = 4000  # segments are synthesised in chunks of about this many characters
+# segments are synthesised in chunks of about this many characters (about a minute of reading): a
+# chunk's audio and spectrogram are the reading's peak memory (4000: +180 MB on an hour, no faster)
+_CHUNK_CHARS = 1000
 
 
 # --------------------------------------------------------------------------- types
