@@ -1121,8 +1121,12 @@ def edge_runs(
         lead = lead[np.abs(lead) <= 0.5]  # farther, the alignment missed the cue (the grid is 0.25 s fine)
         return float(np.median(lead)) if len(lead) else 0.0
 
+    sayable = [i for i in range(n) if cleaned[i]]
     for tail in (True, False):
-        pair = [n - 2, n - 1] if tail else [0, 1]  # the two cues at the end: their words together
+        # the two cues nearest the end that say something, their words together (a last "..." goes with them)
+        pair = sayable[-2:] if tail else sayable[:2]
+        if len(pair) < 2 or (pair[0] < n - m if tail else pair[1] >= m):
+            continue
         reader.synthesise([cleaned[i] for i in pair])
         if not all(cleaned[i] in reader.readings for i in pair):
             continue
@@ -1135,16 +1139,16 @@ def edge_runs(
         if t1 - t0 < 2.0:
             continue
         feats, t_first = reader.stretch(t0, t1)
-        lo, hi = pair[0], pair[1] + 1
+        lo, hi = (pair[0], n) if tail else (0, pair[1] + 1)
         for first in _starts(x, feats, _PLACES):
-            shift = t_first + first * FRAME - float(starts[lo])
+            shift = t_first + first * FRAME - float(starts[pair[0]])
             if abs(shift) < _EDGE_MOVE:
                 break  # their words are where the map put them
             if tail and starts[lo] + shift < ends[lo - 1]:
                 continue  # the run may not move before the cue that stays
             if not tail and ends[hi - 1] + shift > starts[hi]:
                 continue
-            found = _reads_better(reader, [texts[i] for i in pair], starts[lo:hi], ends[lo:hi], shift)
+            found = _reads_better(reader, [texts[i] for i in pair], starts[pair], ends[pair], shift)
             if found is None or abs(found) < _EDGE_MOVE:
                 continue
             # the boundary: the neighbours whose words are there too go with the run

@@ -371,6 +371,21 @@ def test_edge_runs_find_the_cues_a_break_left_behind(recording, tail_break):
     assert shift == pytest.approx(ad, abs=0.15)
 
 
+def test_edge_runs_look_past_a_last_cue_with_nothing_to_say(recording, tail_break):
+    """A last "..." cue has no words to read: the two before it are read, and it goes with their run."""
+    _, cues = recording
+    path, ad = tail_break
+    starts = np.array([c[0] for c in cues] + [cues[-1][1] + 0.1])
+    ends = np.array([c[1] for c in cues] + [cues[-1][1] + 0.9])
+    texts = [c[2] for c in cues] + ["..."]
+    duration = float(ends[-1] + ad + 2.0)
+    runs = cue_words.edge_runs(_reader(path), texts, starts, ends, duration=duration)
+    assert len(runs) == 1
+    lo, hi, shift = runs[0]
+    assert (lo, hi) == (len(cues) - 3, len(cues) + 1)
+    assert shift == pytest.approx(ad, abs=0.15)
+
+
 def test_edge_runs_leave_a_right_map_alone(recording, tail_break):
     _, cues = recording
     path, ad = tail_break
