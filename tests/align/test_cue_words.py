@@ -484,6 +484,20 @@ def test_displacement_counts_the_cues_moved_but_not_the_alignments_failures():
     assert cue_words._displacement(failed, 1.0) == cue_words._displacement(near[5:], 1.0)
 
 
+def test_laplace_plus_normal_is_their_convolution():
+    from scipy.signal import fftconvolve
+
+    b, s = 0.12, 0.25
+    grid = np.linspace(-6, 6, 240001)
+    step = grid[1] - grid[0]
+    laplace = np.exp(-np.abs(grid) / b) / (2 * b)
+    normal = np.exp(-0.5 * (grid / s) ** 2) / (s * np.sqrt(2 * np.pi))
+    numeric = fftconvolve(laplace, normal, mode="same") * step
+    d = np.array([0.0, 0.1, 0.3, 1.0, 2.5])
+    np.testing.assert_allclose(cue_words._laplace_plus_normal(d, b, s), np.interp(d, grid, numeric), rtol=1e-4)
+    assert np.isfinite(cue_words._laplace_plus_normal(np.array([60.0]), b, s)).all()
+
+
 def test_displacement_weighs_how_far_each_cue_is_not_only_whether_it_passes_a_bar():
     # cues off by a normal error of 0.25 s: most stay within 0.3 s of their words, yet fewer
     # sit as close as the alignment's own error puts them
