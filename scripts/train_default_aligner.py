@@ -16,8 +16,9 @@ epochs. Run from the repository root::
     python scripts/train_default_aligner.py -o aligner.safetensors --device cuda --jobs 16
     python scripts/train_default_aligner.py -o quick.safetensors --lines 40 --epochs 2   # a smoke run
 
-Re-running with the same options gives the same data; on the CPU, the same weights. A killed
-run goes on from its last epoch with ``--resume`` (the data folder is kept in ``--work``).
+Re-running with the same options gives the same data and, on the CPU with the same ``--threads``
+(and the same kind of CPU), the same weights. A killed run goes on from its last epoch with
+``--resume`` (the data folder is kept in ``--work``).
 """
 
 from __future__ import annotations
@@ -124,11 +125,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=None, help="processes synthesising the data")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="torch CPU threads; the weights depend on their number (the shipped ones: 2)",
+    )
     p.add_argument("--resume", action="store_true", help="keep the data and go on from the checkpoint")
     args = p.parse_args(argv)
 
+    import torch
+
     from mmalign.align.attention import AlignerConfig
     from mmalign.train import make_data, train_aligner
+
+    torch.set_num_threads(args.threads)  # the sums' order, hence the weights, follow the thread count
 
     t0 = time.perf_counter()
     data = args.work / "data"
