@@ -12,7 +12,7 @@ with mmalign (``mmalign/align/aligner.safetensors``): 8 languages Ã— 200 lines Ã
 (3,200 utterances, 3.8 h), 20 cepstra, half the training utterances joined in pairs, 28
 epochs. Run from the repository root::
 
-    python scripts/train_default_aligner.py -o mmalign/align/aligner.safetensors   # CPU: about 45 min
+    python scripts/train_default_aligner.py -o mmalign/align/aligner.safetensors   # 2 CPU threads: about 30 min
     python scripts/train_default_aligner.py -o aligner.safetensors --device cuda --jobs 16
     python scripts/train_default_aligner.py -o quick.safetensors --lines 40 --epochs 2   # a smoke run
 
