@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         "--threads",
         type=int,
         default=2,
-        help="torch CPU threads; the weights depend on their number (the shipped ones: 2)",
+        help="torch CPU threads (the weights depend on their number)",
     )
     p.add_argument("--resume", action="store_true", help="keep the data and go on from the checkpoint")
     args = p.parse_args(argv)
