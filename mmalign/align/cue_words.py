@@ -45,8 +45,12 @@ Notes
 Front end: the sync's own (:func:`mmalign.features.audio.speech_features` with
 ``cepstra=True``: 32 mel bands from 60 Hz at 8 kHz, 32 ms windows, 10 ms hop, in dB,
 floored 60 dB below the loudest band of each decoded block, 13 cepstra), so that the
-recording is decoded once; frames averaged in pairs (20 ms), the stretch's mean taken off,
-and deltas. The readings get the same front end. The matching is a plain numpy DTW (one
+recording is decoded once; frames averaged in pairs (20 ms), the stretch's mean taken off
+(on the recording, the mean of the frames that are not steady sound: a tone or digital
+silence inside a stretch stays far from speech instead of becoming its middle), and
+deltas. The readings get the same front end. A reading held to its place agrees with the
+map when it matches better than unrelated frames and better than another cue's reading
+there (:func:`_agrees`). The matching is a plain numpy DTW (one
 vectorised pass per synthetic frame, inside the band of the cues' windows) so that a
 sync whose timing is exact never loads Numba; the windows are small (a cue and a second
 on each side). Only sloppy timing runs the forced alignment (Numba, and the stretches
@@ -109,27 +113,63 @@ def _clean(text: str) -> str:
     return cleaned if len(cleaned) <= MAX_CUE_CHARS else ""
 
 
-def _finish(cep: np.ndarray) -> np.ndarray:
+def _finish(cep: np.ndarray, by_sound: bool = False) -> np.ndarray:
     """Cepstra at 10 ms → the matched features: pairs of frames averaged (20 ms), the stretch's mean
     taken off (their scale is kept: the loudness contour, c0, and its changes mark where words start
-    and stop), and their deltas (float32, (n, 26))."""
+    and stop), and their deltas (float32, (n, 26)).
+
+    With ``by_sound`` (the recording) the mean is that of the frames that are not steady
+    (:func:`_steady`), when they last :data:`_MEAN_LEAST` s at least: a tone or digital silence
+    filling much of a stretch, taken into its mean, lies near the middle of everything, and the
+    readings were found inside a 36 s tone.
+    """
     n = len(cep) // 2
     if n == 0:
         return np.zeros((0, 2 * cep.shape[1]), np.float32)
     x = cep[: 2 * n].reshape(n, 2, -1).mean(axis=1)
-    x -= x.mean(axis=0)
+    moving = ~_steady(cep)[: 2 * n].reshape(n, 2).all(axis=1) if by_sound else np.ones(n, bool)
+    x -= x[moving].mean(axis=0) if moving.sum() * FRAME >= _MEAN_LEAST else x.mean(axis=0)
     delta = np.gradient(x, axis=0) if n > 1 else np.zeros_like(x)
     return np.ascontiguousarray(np.concatenate([x, delta], axis=1), np.float32)
 
 
-def _features(y: np.ndarray) -> np.ndarray:
+#: A steady sound's log-mel (as its cepstra keep it: the bands weighted by their power) changes by less
+#: than this many dB a frame, averaged over :data:`_STEADY_REACH` s on each side (as the forced
+#: alignment's front end, :data:`mmalign.align.words._STEADY_DB`: speech 0.8-3, noise 2.4, a tone 0.01).
+_STEADY_DB = 0.5
+_STEADY_REACH = 0.25
+#: Seconds of frames that are not steady that a stretch's mean is taken from (else: from all of them).
+_MEAN_LEAST = 1.0
+
+
+def _steady(cep: np.ndarray) -> np.ndarray:
+    """Which 10 ms frames of cepstra (:func:`mmalign.features.audio.cepstra_of_logmel`) are steady sound.
+
+    The log-mel is recovered as the cepstra keep it (the DCT basis is orthogonal), and its
+    change from the frame before is the mean absolute change of its bands, weighted by their
+    power (the loud bands count), averaged over :data:`_STEADY_REACH` s on each side.
+    """
+    from ..features.audio import dct_basis
+
+    if len(cep) < 2:
+        return np.zeros(len(cep), bool)
+    basis = dct_basis(_N_MELS, cep.shape[1])
+    db = cep @ (basis / (basis * basis).sum(axis=0)).T
+    power = 10.0 ** ((db[1:] - db[1:].max(axis=1, keepdims=True)) / 10.0)
+    step = np.zeros(len(cep), np.float32)
+    step[1:] = (power * np.abs(np.diff(db, axis=0))).sum(axis=1) / power.sum(axis=1)
+    k = 2 * int(round(_STEADY_REACH / (_HOP / _SR))) + 1
+    return np.asarray(np.convolve(step, np.full(k, 1.0 / k, np.float32), mode="same") < _STEADY_DB)
+
+
+def _features(y: np.ndarray, by_sound: bool = False) -> np.ndarray:
     """Mono samples at 8 kHz → the matched features (the sync's front end, :func:`_finish`)."""
     from ..features.audio import cepstra_of_logmel, logmel_array
 
     if len(y) < _N_FFT:
         return np.zeros((0, 26), np.float32)
     lm = logmel_array(y, sr=_SR, hop_length=_HOP, n_fft=_N_FFT, n_mels=_N_MELS, fmin=_FMIN)
-    return _finish(cepstra_of_logmel(lm))
+    return _finish(cepstra_of_logmel(lm), by_sound)
 
 
 def _chance(x: np.ndarray, y: np.ndarray) -> float:
@@ -383,13 +423,13 @@ class Reader:
             values, first, hop = self._cepstra
             i0 = max(0, int(round((t0 - first) / hop)))
             i1 = max(i0, int(round((t1 - first) / hop)))
-            return _finish(values[i0:i1].astype(np.float32)), first + i0 * hop
+            return _finish(values[i0:i1].astype(np.float32), by_sound=True), first + i0 * hop
         if isinstance(self.audio, np.ndarray):
             i0, i1 = int(round(t0 * _SR)), int(round(t1 * _SR))
             y, start = self.audio[i0:i1], i0 / _SR
         else:
             y, start = media.load_audio(self.audio, _SR, stream=self.audio_stream, start=t0, end=t1)
-        return _features(y), start
+        return _features(y, by_sound=True), start
 
 
 def _blocks(lo: np.ndarray, hi: np.ndarray, longest: float) -> list[list[int]]:
@@ -761,6 +801,14 @@ def prepare(
     return reader
 
 
+def _agrees(readings: CueReadings) -> np.ndarray:
+    """Which cues' readings, held to their places, agree with the map: they match better than
+    unrelated frames do (a positive score) and better than another cue's reading held there.
+    Held to a place that has no speech (a tone, silence) every reading matches worse than
+    unrelated frames, and which of two is less bad says nothing."""
+    return np.asarray((readings.score_at > readings.score_null) & (readings.score_at > 0))
+
+
 def word_evidence(
     audio: Pathlike | np.ndarray,
     texts: Sequence[str],
@@ -833,7 +881,7 @@ def word_evidence(
     )
     gain = sub.score - sub.score_at
     ok = sub.read & np.isfinite(sub.score_null)
-    readable = log_odds((sub.score_at[ok] > sub.score_null[ok]).astype(float)) > 0  # the words are here at all
+    readable = log_odds(_agrees(sub)[ok].astype(float)) > 0  # the words are here at all
     sloppy = bool(readable and _sloppiness(gain[sub.read]) >= _SLOPPY_LOG_ODDS)
     if readable and retime and not sloppy and _sloppiness(gain[sub.read]) > 0 and len(pick) < n:
         # a hint of sloppiness in the sample: judge again on twice as many cues
@@ -859,7 +907,7 @@ def word_evidence(
     read = np.zeros(n, bool)
     read[pick] = sub.read
     ok = sub.read & np.isfinite(sub.score_null)
-    agree[pick[ok]] = (sub.score_at[ok] > sub.score_null[ok]).astype(float)
+    agree[pick[ok]] = _agrees(sub)[ok].astype(float)
     new_starts, new_ends = starts.copy(), ends.copy()
     moved = np.zeros(n, bool)
     if sloppy and retime:

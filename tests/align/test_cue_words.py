@@ -553,3 +553,56 @@ def test_cues_not_judged_count_neither_way():
     """A gain that is NaN (a cue the recording cuts) is left out of the sloppiness odds."""
     gains = np.array([0.1, 0.0, 0.0, 0.08])
     assert cue_words._sloppiness(np.r_[gains, np.nan, np.nan]) == cue_words._sloppiness(gains)
+
+
+def _sync_cepstra(y):
+    """The sync's cepstra (8 kHz, 10 ms) of samples at 8 kHz."""
+    from mmalign.features.audio import cepstra_of_logmel, logmel_array
+
+    return cepstra_of_logmel(logmel_array(y, sr=8000, hop_length=80, n_fft=256, n_mels=32, fmin=60.0))
+
+
+def _at_8k(path):
+    import soundfile
+    import soxr
+
+    y, sr = soundfile.read(path, dtype="float32")
+    return soxr.resample(y, sr, 8000).astype(np.float32)
+
+
+def _tone(seconds):
+    t = np.arange(int(seconds * 8000)) / 8000
+    return (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+
+
+def test_a_tone_is_steady_and_speech_or_noise_is_not(recording):
+    speech_8k = _at_8k(recording[0])[: 8000 * 20]
+    assert cue_words._steady(_sync_cepstra(_tone(5))).all()
+    noise = (0.1 * np.random.default_rng(0).standard_normal(8000 * 5)).astype(np.float32)
+    assert not cue_words._steady(_sync_cepstra(noise)).any()
+    assert cue_words._steady(_sync_cepstra(speech_8k)).mean() < 0.1
+
+
+def test_a_tone_filling_a_stretch_does_not_set_its_mean(recording):
+    """A recording's stretch is measured by its sound that is not steady: speech next to a long tone
+    gets the features it has alone (but for the frames near the junction), and the tone stays far
+    from the middle of everything instead of becoming it."""
+    speech_8k = _at_8k(recording[0])[: 8000 * 10]
+    alone = cue_words._features(speech_8k, by_sound=True)
+    both = cue_words._features(np.concatenate([speech_8k, _tone(30)]), by_sound=True)
+    inner = slice(0, len(alone) - 50)  # half a second from the junction
+    np.testing.assert_allclose(both[inner], alone[inner], atol=0.05 * np.abs(alone[inner]).max())
+    plain = cue_words._features(np.concatenate([speech_8k, _tone(30)]))
+    tone = slice(len(alone) + 50, None)
+    assert np.abs(both[tone, :13]).mean() > 2 * np.abs(plain[tone, :13]).mean()
+
+
+def test_readings_held_where_nothing_is_said_do_not_agree():
+    """Held to a tone, a cue's reading and another's both match worse than unrelated frames: the
+    one that is less bad is no evidence for the map."""
+    nan = np.full(3, np.nan)
+    r = cue_words.CueReadings(
+        start=nan, end=nan, score=np.array([0.3, 0.2, -0.2]), score_at=np.array([0.3, 0.1, -0.2]),
+        score_null=np.array([0.2, 0.2, -0.25]), read=np.ones(3, bool),
+    )  # fmt: skip
+    assert cue_words._agrees(r).tolist() == [True, False, False]
