@@ -32,6 +32,13 @@ class Device(str, Enum):
     auto = "auto"
 
 
+class Keep(str, Enum):
+    """Which epoch's weights a training run writes."""
+
+    best = "best"
+    last = "last"
+
+
 Seed = Annotated[int, typer.Option("--seed", help="Everything random follows from it.")]
 
 
@@ -124,6 +131,18 @@ def train_aligner(
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the data, in all.")] = 10,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Utterances per step.")] = 16,
     lr: Annotated[float, typer.Option("--lr", min=1e-7, max=0.999, help="Learning rate (Adam).")] = 1e-3,
+    decay: Annotated[
+        float,
+        typer.Option(
+            "--decay",
+            min=0.0,
+            max=0.99,
+            help="Share of the last steps over which the learning rate falls to 0 (half cosine); 0: constant.",
+        ),
+    ] = 0.3,
+    keep: Annotated[
+        Keep, typer.Option("--keep", help="Write the weights of the epoch with the best validation score, or the last.")
+    ] = Keep.best,
     device: Annotated[Device, typer.Option("--device", help="Where to train.")] = Device.auto,
     seed: Seed = 0,
     resume: Annotated[
@@ -182,6 +201,7 @@ def train_aligner(
       mmalign train aligner cues/ synthetic/ -o mine.safetensors --init default --epochs 5 --lr 3e-4
     """
     from ..align.attention import AlignerConfig, default_model_path
+    from ..train import best_epoch
     from ..train import train_aligner as train
 
     t0 = time.perf_counter()
@@ -198,17 +218,21 @@ def train_aligner(
 
     with guard(debug, as_json, summary), _LossBar(not (quiet or as_json), "training") as bar:
         history = train(
-            data, output, epochs=epochs, batch_size=batch_size, lr=lr, device=device.value, seed=seed,
-            resume=resume, progress=bar, on_epoch=report, config=AlignerConfig(n_cepstra=cepstra), joined=joined,
-            language=language, init=default_model_path() if init == "default" else init,
+            data, output, epochs=epochs, batch_size=batch_size, lr=lr, decay=decay, keep=keep.value,
+            device=device.value, seed=seed, resume=resume, progress=bar, on_epoch=report,
+            config=AlignerConfig(n_cepstra=cepstra), joined=joined, language=language,
+            init=default_model_path() if init == "default" else init,
         )  # fmt: skip
     summary["epochs"] = [
         {"epoch": r.epoch, "loss": r.loss, "within": r.within, "junction": r.junction, "within_raw": r.within_raw}
         for r in history
     ]
+    summary["epoch_kept"] = (best_epoch(history) if keep is Keep.best else len(history)) if history else 0
     finish(summary, t0)
     if as_json:
         typer.echo(json.dumps(summary))
+    elif not quiet and history:
+        typer.echo(f"wrote epoch {summary['epoch_kept']}'s weights to {output}", err=True)
 
 
 @train_app.command("clip", epilog=EXIT_CODES)

@@ -6,6 +6,7 @@ Data
 Training
     train_aligner    data folders → weights (safetensors), checkpoints, resume (:mod:`.loop`)
     EpochReport      loss and validation score of an epoch
+    best_epoch       the epoch whose weights are kept (the best validation score)
     calibrate, calibrate_aligner    fit how a model's paths are read (its junction) on held-out data
     train_clip       export folders → a dual encoder (audio, text) by InfoNCE (:mod:`.clip`)
     ClipReport       loss, temperature and retrieval R@1 / R@5 on held-out sources of an epoch
@@ -18,7 +19,16 @@ from __future__ import annotations
 
 from .clip import ClipConfig, ClipReport, load_clip, retrieval, train_clip
 from .data import Utterance, augment, load_utterances, make_data
-from .loop import TOLERANCES, EpochReport, calibrate, calibrate_aligner, checkpoint_path, train_aligner, validate
+from .loop import (
+    TOLERANCES,
+    EpochReport,
+    best_epoch,
+    calibrate,
+    calibrate_aligner,
+    checkpoint_path,
+    train_aligner,
+    validate,
+)
 
 __all__ = [
     "ClipConfig",
@@ -28,6 +38,7 @@ __all__ = [
     "train_clip",
     "TOLERANCES",
     "EpochReport",
+    "best_epoch",
     "calibrate",
     "calibrate_aligner",
     "Utterance",

@@ -8,6 +8,8 @@
     leaves the last whole checkpoint.
 :func:`torch_device`
     ``cpu``, ``cuda`` or ``auto``, checked.
+:func:`warmdown_lr`
+    The learning rate of a step: constant, then a half cosine to 0 over the run's last part.
 
 Importing this module imports no torch; the functions do.
 """
@@ -15,13 +17,22 @@ Importing this module imports no torch; the functions do.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Union
 
 from ..errors import InputError, UsageError
 
-__all__ = ["Pathlike", "checkpoint_path", "checkpoint_meta", "save_checkpoint", "load_checkpoint", "torch_device"]
+__all__ = [
+    "Pathlike",
+    "checkpoint_path",
+    "checkpoint_meta",
+    "save_checkpoint",
+    "load_checkpoint",
+    "torch_device",
+    "warmdown_lr",
+]
 
 Pathlike = Union[str, "os.PathLike[str]"]
 _KEY = "mmalign.checkpoint"
@@ -85,8 +96,20 @@ def torch_device(device: str) -> Any:
     return torch.device(device)
 
 
-def save_checkpoint(path: Path, model: Any, optimizer: Any, meta: dict[str, Any]) -> None:
-    """Write a checkpoint atomically: the model's and the optimizer's tensors, ``meta`` (JSON) in its metadata.
+def warmdown_lr(lr: float, step: int, steps: int, decay: float) -> float:
+    """The learning rate of ``step`` (0-based) of ``steps``: ``lr``, then along a half cosine
+    towards 0 over the last ``decay`` share (0 to 1) of the steps."""
+    first = steps * (1.0 - decay)
+    if decay <= 0.0 or step < first:
+        return lr
+    return lr * 0.5 * (1.0 + math.cos(math.pi * (step - first) / (steps - first)))
+
+
+def save_checkpoint(
+    path: Path, model: Any, optimizer: Any, meta: dict[str, Any], *, best: dict[str, Any] | None = None
+) -> None:
+    """Write a checkpoint atomically: the model's and the optimizer's tensors, ``meta`` (JSON) in
+    its metadata, and ``best`` (a state dict kept beside the model, e.g. its best epoch's).
 
     Raises
     ------
@@ -101,11 +124,14 @@ def save_checkpoint(path: Path, model: Any, optimizer: Any, meta: dict[str, Any]
     for i, state in optimizer.state_dict()["state"].items():
         for key, value in state.items():
             tensors[f"optim.{i}.{key}"] = value.detach().cpu().reshape(value.shape).contiguous()
+    for k, v in (best or {}).items():
+        tensors[f"best.{k}"] = v.detach().cpu().contiguous()
     atomic_write(path, save(tensors, metadata={_KEY: json.dumps(meta, sort_keys=True)}))
 
 
-def load_checkpoint(path: Path, model: Any, optimizer: Any, device: Any) -> dict[str, Any]:
-    """Load a checkpoint of :func:`save_checkpoint` into ``model`` and ``optimizer``; return its ``meta``.
+def load_checkpoint(path: Path, model: Any, optimizer: Any, device: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Load a checkpoint of :func:`save_checkpoint` into ``model`` and ``optimizer``; return its
+    ``meta`` and its ``best`` state dict (empty when it kept none).
 
     Raises
     ------
@@ -129,4 +155,4 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, device: Any) -> dict
     sd = optimizer.state_dict()
     sd["state"] = state
     optimizer.load_state_dict(sd)
-    return meta
+    return meta, {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best.")}

@@ -386,7 +386,7 @@ def train_clip(
     history: list[ClipReport] = []
     start = 0
     if resuming:
-        meta = load_checkpoint(ckpt, model, optimizer, dev)
+        meta, _ = load_checkpoint(ckpt, model, optimizer, dev)
         start = int(meta["epoch"])
         history = [ClipReport(**h) for h in meta["history"]]
     sampler = ContrastiveBatches(samples.records, batch_size, indices=split.train, seed=seed, drop_last=True)

@@ -1,6 +1,7 @@
 """Training the attention aligner: batches, the forward-sum loss, validation, checkpoints.
 
     train_aligner    data folders → a weights file, with a checkpoint each epoch
+    best_epoch       the epoch whose weights ``keep="best"`` writes
     EpochReport      loss and validation score of one epoch
     validate         share of word starts within 0.05 / 0.1 / 0.25 s of the truth
     calibrate        fit a model's ``junction`` (how its paths are read) on held-out utterances
@@ -38,11 +39,13 @@ from .checkpoint import (
     load_checkpoint,
     save_checkpoint,
     torch_device,
+    warmdown_lr,
 )
 
 __all__ = [
     "TOLERANCES",
     "EpochReport",
+    "best_epoch",
     "calibrate",
     "calibrate_aligner",
     "checkpoint_path",
@@ -332,6 +335,12 @@ def calibrate_aligner(
     return calibration
 
 
+def best_epoch(history: Sequence[EpochReport]) -> int:
+    """The epoch (1-based) of ``history`` with the most word starts within the finest
+    tolerance, ties broken by the next ones, then by the earlier epoch."""
+    return 1 + max(range(len(history)), key=lambda i: (tuple(history[i].within.values()), -i))
+
+
 def train_aligner(
     data: Sequence[Pathlike],
     output: Pathlike,
@@ -339,6 +348,8 @@ def train_aligner(
     epochs: int = 10,
     batch_size: int = 16,
     lr: float = 1e-3,
+    decay: float = 0.3,
+    keep: str = "best",
     device: str = "auto",
     seed: int = 0,
     resume: bool = False,
@@ -367,6 +378,13 @@ def train_aligner(
         Utterances per step.
     lr : float
         Adam's learning rate.
+    decay : float
+        Share (0 to <1) of the run's last steps over which the rate falls from ``lr``
+        towards 0 along a half cosine (:func:`~mmalign.train.checkpoint.warmdown_lr`), so
+        the weights settle instead of stopping wherever the last step left them.
+    keep : str
+        Which epoch's weights are written: ``best`` (the best validation score: word starts
+        within the tolerances, the finest first) or ``last``.
     device : str
         ``cpu``, ``cuda`` or ``auto`` (CUDA where torch has it).
     seed : int
@@ -399,7 +417,8 @@ def train_aligner(
     Returns
     -------
     list of EpochReport
-        Every epoch of the run (those before a resume included).
+        Every epoch of the run (those before a resume included). The weights written are
+        those of the epoch ``best_epoch(history)`` (``keep="best"``) or of the last.
 
     Raises
     ------
@@ -415,6 +434,10 @@ def train_aligner(
     from ..align.attention import AlignerConfig, AttentionAligner, forward_sum_loss, load_model, save_model
 
     check_run(epochs, batch_size, lr)
+    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0.0 <= decay < 1.0:
+        raise UsageError(f"{{decay}} must be a share from 0 to below 1, not {decay!r}", names=["decay"])
+    if keep not in ("best", "last"):
+        raise UsageError(f"{{keep}} must be best or last, not {keep!r}", names=["keep"])
     if isinstance(joined, bool) or not isinstance(joined, (int, float)) or not 0.0 <= joined <= 1.0:
         raise UsageError(f"{{joined}} must be a share between 0 and 1, not {joined!r}", names=["joined"])
     if isinstance(data, (str, os.PathLike)) or not data:
@@ -441,10 +464,13 @@ def train_aligner(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history: list[EpochReport] = []
     start = 0
+    best: dict[str, Any] = {}  # the best epoch's state dict (keep="best")
+    best_calibration: dict[str, Any] = {}
     if resume and ckpt.exists():
-        meta = load_checkpoint(ckpt, model, optimizer, dev)
+        meta, best = load_checkpoint(ckpt, model, optimizer, dev)
         start = int(meta["epoch"])
         history = [EpochReport(**h) for h in meta["history"]]
+        best_calibration = meta.get("best_calibration", {})
     per_epoch = _batch_count(len(train) - _pairs(len(train), joined), batch_size)
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
@@ -453,6 +479,8 @@ def train_aligner(
         for k, batch in enumerate(_batches(_joined(train, joined, seed, epoch), batch_size, seed, epoch)):
             tokens, mels, mask, log_prior, count, frames = _tensors(batch, dev, epoch < prior_epochs)
             loss = forward_sum_loss(model(tokens, mels, mask, log_prior), count, frames)
+            for group in optimizer.param_groups:
+                group["lr"] = warmdown_lr(lr, epoch * per_epoch + k, epochs * per_epoch, decay)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -470,29 +498,40 @@ def train_aligner(
             cal["within_raw"],
         )
         history.append(report)
+        if keep == "best" and best_epoch(history) == epoch + 1:
+            best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_calibration = dict(model.calibration)
         meta = {
             "epoch": epoch + 1,
             "config": config.to_json(),
             "history": [asdict(h) for h in history],
             "seed": seed,
             "lr": lr,
+            "decay": decay,
             "batch_size": batch_size,
             "joined": joined,
+            "best_calibration": best_calibration,
         }
-        save_checkpoint(ckpt, model, optimizer, meta)
+        save_checkpoint(ckpt, model, optimizer, meta, best=best)
         if on_epoch is not None:
             on_epoch(report)
+    kept = best_epoch(history) if keep == "best" and best else len(history)
     extra = {
         "epochs": epochs,
+        "epoch_kept": kept,
         "seed": seed,
         "lr": lr,
+        "decay": decay,
         "batch_size": batch_size,
         "joined": joined,
         **({} if init is None else {"init": os.path.basename(os.fspath(init))}),
         "utterances": {"train": len(train), "validation": len(val)},
-        "validation_within": history[-1].within if history else {},
+        "validation_within": history[kept - 1].within if history else {},
     }
-    if start >= epochs:  # resumed after the last epoch: no calibration made in this run
+    if kept != len(history) or (start >= epochs and best_calibration):
+        model.load_state_dict(best)
+        model.calibration = best_calibration
+    elif start >= epochs:  # resumed after the last epoch: no calibration made in this run
         calibrate(model, val)
     save_model(model, output, extra=extra)
     return history

@@ -25,11 +25,12 @@ def test_make_data_then_train_by_command(tmp_path):
     summary = json.loads(r.stdout)
     assert summary["utterances"] == 3 and summary["languages"] == ["en"]
     out = tmp_path / "m.safetensors"
-    r = run("train", "aligner", tmp_path / "data", "-o", out, "--epochs", "1", "--batch-size", "2",
-            "--device", "cpu", "--json")  # fmt: skip
+    r = run("train", "aligner", tmp_path / "data", "-o", out, "--epochs", "2", "--batch-size", "2",
+            "--device", "cpu", "--keep", "last", "--decay", "0.5", "--json")  # fmt: skip
     assert r.exit_code == 0, r.output
     epochs = json.loads(r.stdout)["epochs"]
-    assert len(epochs) == 1 and set(epochs[0]["within"]) == {"0.05", "0.1", "0.25"}
+    assert json.loads(r.stdout)["epoch_kept"] == 2
+    assert len(epochs) == 2 and set(epochs[0]["within"]) == {"0.05", "0.1", "0.25"}
     assert set(epochs[0]["within_raw"]) == set(epochs[0]["within"]) and 0 <= epochs[0]["junction"] <= 0.1
     assert out.exists() and (tmp_path / "m.checkpoint.safetensors").exists()
 
@@ -40,6 +41,8 @@ def test_train_errors_are_one_line_with_their_exit_code(tmp_path):
     r = run("train", "make-data", tmp_path / "missing.txt", "-o", tmp_path / "d")
     assert r.exit_code == 3 and r.stderr.startswith("error: ")
     r = run("train", "aligner", tmp_path, "-o", tmp_path / "m.safetensors", "--device", "tpu")
+    assert r.exit_code == 2
+    r = run("train", "aligner", tmp_path, "-o", tmp_path / "m.safetensors", "--keep", "first")
     assert r.exit_code == 2
 
 

@@ -6,12 +6,15 @@ import json
 
 import numpy as np
 import pytest
+from safetensors import safe_open
 
 torch = pytest.importorskip("torch")
 
 from mmalign.align.attention import AlignerConfig, load_model  # noqa: E402
 from mmalign.errors import InputError, UsageError  # noqa: E402
 from mmalign.train import (  # noqa: E402
+    EpochReport,
+    best_epoch,
     calibrate_aligner,
     checkpoint_path,
     load_utterances,
@@ -138,6 +141,45 @@ def test_training_is_deterministic_and_resumes_to_the_same_weights(data, tmp_pat
         torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0)
 
 
+@pytest.mark.slow
+def test_the_best_epochs_weights_are_written_and_survive_a_resume(data, tmp_path):
+    """keep="best" writes the weights a run stopped at the best epoch would have written
+    (constant rate), and a run killed after an epoch and resumed keeps the same epoch."""
+    a, b, c = (tmp_path / f"{n}.safetensors" for n in "abc")
+    history = _train(data, a, 3, decay=0.0, keep="best", prior_epochs=0)
+    kept = best_epoch(history)
+    with safe_open(str(a), framework="pt") as fh:
+        training = json.loads(fh.metadata()["mmalign.training"])
+    assert training["epoch_kept"] == kept and training["validation_within"] == history[kept - 1].within
+    _train(data, b, kept, decay=0.0, keep="last", prior_epochs=0)
+    _train(data, c, 1, decay=0.0, keep="best", prior_epochs=0)  # as if killed after the first epoch
+    _train(data, c, 3, decay=0.0, keep="best", prior_epochs=0, resume=True)
+    wa, wb, wc = (load_model(p) for p in (a, b, c))
+    assert wa.junction == wb.junction == wc.junction == history[kept - 1].junction
+    for k, v in wa.state_dict().items():
+        torch.testing.assert_close(v, wb.state_dict()[k], rtol=0, atol=0)
+        torch.testing.assert_close(v, wc.state_dict()[k], rtol=0, atol=0)
+
+
+def test_best_epoch_prefers_the_finest_tolerance_then_the_earlier_epoch():
+    def report(epoch, *within):
+        return EpochReport(epoch, 1.0, dict(zip(("0.05", "0.1", "0.25"), within)), 1.0, 0.0, {})
+
+    history = [report(1, 0.5, 0.9, 1.0), report(2, 0.6, 0.8, 0.9), report(3, 0.6, 0.8, 0.9), report(4, 0.6, 0.7, 1.0)]
+    assert best_epoch(history) == 2
+    assert best_epoch(history[:1]) == 1
+
+
+def test_the_rate_is_constant_then_falls_along_a_half_cosine():
+    from mmalign.train.checkpoint import warmdown_lr
+
+    rates = [warmdown_lr(1e-3, k, 100, 0.3) for k in range(100)]
+    assert rates[:70] == [1e-3] * 70
+    assert rates[85] == pytest.approx(0.5e-3)
+    assert all(x > y > 0 for x, y in zip(rates[70:], rates[71:]))
+    assert [warmdown_lr(1e-3, k, 100, 0.0) for k in range(100)] == [1e-3] * 100
+
+
 def test_joined_utterances_keep_every_word_time(data):
     """Two utterances joined: one boundary token between them takes the pause, and the second's
     word starts and token ranges move by the first's length."""
@@ -182,5 +224,9 @@ def test_training_refuses_bad_options(tmp_path):
         train_aligner([tmp_path], tmp_path / "m.safetensors", epochs=0)
     with pytest.raises(UsageError, match="device"):
         train_aligner([tmp_path], tmp_path / "m.safetensors", device="tpu")
+    with pytest.raises(UsageError, match="decay"):
+        train_aligner([tmp_path], tmp_path / "m.safetensors", decay=1.0)
+    with pytest.raises(UsageError, match="keep must be best or last"):
+        train_aligner([tmp_path], tmp_path / "m.safetensors", keep="first")
     with pytest.raises(InputError):
         train_aligner([tmp_path], tmp_path / "m.safetensors", device="cpu")
