@@ -8,6 +8,7 @@ Training
     EpochReport      loss and validation score of an epoch
     best_epoch       the epoch whose weights are kept (the best validation score)
     calibrate, calibrate_aligner    fit how a model's paths are read (its junction) on held-out data
+    evaluate_aligner    a weights file scored on a test set (data folders)
     train_clip       export folders → a dual encoder (audio, text) by InfoNCE (:mod:`.clip`)
     ClipReport       loss, temperature and retrieval R@1 / R@5 on held-out sources of an epoch
     load_clip        the dual encoder back
@@ -26,6 +27,7 @@ from .loop import (
     calibrate,
     calibrate_aligner,
     checkpoint_path,
+    evaluate_aligner,
     train_aligner,
     validate,
 )
@@ -44,6 +46,7 @@ __all__ = [
     "Utterance",
     "augment",
     "checkpoint_path",
+    "evaluate_aligner",
     "load_utterances",
     "make_data",
     "train_aligner",

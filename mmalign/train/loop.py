@@ -6,6 +6,7 @@
     validate         share of word starts within 0.05 / 0.1 / 0.25 s of the truth
     calibrate        fit a model's ``junction`` (how its paths are read) on held-out utterances
     calibrate_aligner    the same for a weights file and data folders (its validation split)
+    evaluate_aligner     a weights file scored on every utterance of data folders (a test set)
 
 Determinism: the model is initialised from ``seed`` and the batches of epoch ``e`` are
 drawn from ``(seed, e)``; nothing else is random (no dropout), so on the CPU the same data
@@ -49,6 +50,7 @@ __all__ = [
     "calibrate",
     "calibrate_aligner",
     "checkpoint_path",
+    "evaluate_aligner",
     "train_aligner",
     "validate",
 ]
@@ -215,7 +217,8 @@ def _paths(model: Any, items: Sequence[Any]) -> list[np.ndarray]:
     return [hard_path(log_probs_of(model, it.tokens, it.mels.astype(np.float32))) for it in items]
 
 
-def _within(paths: list[np.ndarray], items: Sequence[Any], junction: float) -> dict[str, float]:
+def _errors(paths: list[np.ndarray], items: Sequence[Any], junction: float) -> np.ndarray:
+    """Absolute errors (s) of the word starts the paths give, read with ``junction``."""
     from ..align.attention import Tokens, word_times
 
     errors = []
@@ -223,8 +226,15 @@ def _within(paths: list[np.ndarray], items: Sequence[Any], junction: float) -> d
         found, _ = word_times(path, Tokens(it.tokens, it.first, it.last), junction=junction)
         known = np.isfinite(it.starts)  # an export's cue: only its start
         errors.append(np.abs(found[known] - it.starts[known]))
-    err = np.concatenate(errors) if errors else np.zeros(0)
+    return np.concatenate(errors) if errors else np.zeros(0)
+
+
+def _shares(err: np.ndarray) -> dict[str, float]:
     return {str(tol): float(np.mean(err <= tol + 1e-9)) if len(err) else 0.0 for tol in TOLERANCES}
+
+
+def _within(paths: list[np.ndarray], items: Sequence[Any], junction: float) -> dict[str, float]:
+    return _shares(_errors(paths, items, junction))
 
 
 def validate(model: Any, items: Sequence[Any], *, junction: float | None = None) -> dict[str, float]:
@@ -333,6 +343,37 @@ def calibrate_aligner(
     calibration = calibrate(net, val)
     save_model(net, model if output is None else output, extra=extra)
     return calibration
+
+
+def evaluate_aligner(model: Pathlike, data: Sequence[Pathlike], *, language: str | None = None) -> dict[str, Any]:
+    """Score a weights file on every utterance of data folders (none held out, nothing fitted).
+
+    Word starts are read with the weights' own junction (an export's cues count by their
+    starts): for a test set the model was neither trained nor chosen on, e.g.
+    :func:`mmalign.train.make_data` with another seed than its training data's.
+
+    Returns
+    -------
+    dict
+        ``utterances``, ``words`` (starts scored), ``within`` (the share within each of
+        :data:`TOLERANCES`) and ``median_error`` (s).
+
+    Raises
+    ------
+    InputError
+        Unreadable weights or data.
+    """
+    from ..align.attention import load_model
+
+    net = load_model(model)
+    items = _items(data, net.config.n_mels, net.config.n_tokens, language)
+    err = _errors(_paths(net, items), items, net.junction)
+    return {
+        "utterances": len(items),
+        "words": int(len(err)),
+        "within": _shares(err),
+        "median_error": float(np.median(err)) if len(err) else float("nan"),
+    }
 
 
 def best_epoch(history: Sequence[EpochReport]) -> int:

@@ -17,9 +17,11 @@ from mmalign.train import (  # noqa: E402
     best_epoch,
     calibrate_aligner,
     checkpoint_path,
+    evaluate_aligner,
     load_utterances,
     make_data,
     train_aligner,
+    validate,
 )
 
 TINY = AlignerConfig(dim=24, attn_dim=12, text_layers=1, audio_layers=2, n_tokens=64, kernel=3)
@@ -126,6 +128,13 @@ def test_training_lowers_the_loss_and_writes_loadable_weights(data, tmp_path):
     assert model.calibration["fitted_on"] == "synthetic validation"
     again = calibrate_aligner(out, [data], tmp_path / "c.safetensors", validation=0.2)
     assert again["junction"] == model.junction and load_model(tmp_path / "c.safetensors").junction == model.junction
+    # scored on every utterance (a test set), read with the weights' own junction
+    from mmalign.train.loop import _items
+
+    items = _items([data], TINY.n_mels, TINY.n_tokens)
+    scores = evaluate_aligner(out, [data])
+    assert scores["utterances"] == len(items) and scores["words"] == sum(len(it.starts) for it in items)
+    assert scores["within"] == validate(model, items) and 0 <= scores["median_error"] < 10
 
 
 @pytest.mark.slow
