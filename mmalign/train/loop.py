@@ -4,7 +4,7 @@
     best_epoch       the epoch whose weights ``keep="best"`` writes
     EpochReport      loss and validation score of one epoch
     validate         share of word starts within 0.05 / 0.1 / 0.25 s of the truth
-    calibrate        fit a model's ``junction`` (how its paths are read) on held-out utterances
+    calibrate        fit a model's ``junction`` and ``lead`` (how its paths are read) on held-out utterances
     calibrate_aligner    the same for a weights file and data folders (its validation split)
     evaluate_aligner     a weights file scored on every utterance of data folders (a test set)
 
@@ -217,24 +217,25 @@ def _paths(model: Any, items: Sequence[Any]) -> list[np.ndarray]:
     return [hard_path(log_probs_of(model, it.tokens, it.mels.astype(np.float32))) for it in items]
 
 
-def _errors(paths: list[np.ndarray], items: Sequence[Any], junction: float) -> np.ndarray:
-    """Absolute errors (s) of the word starts the paths give, read with ``junction``."""
+def _errors(paths: list[np.ndarray], items: Sequence[Any], junction: float, lead: float = 0.0) -> np.ndarray:
+    """Signed errors (s, found - true) of the word starts the paths give, read with ``junction`` and ``lead``."""
     from ..align.attention import Tokens, word_times
 
     errors = []
     for path, it in zip(paths, items):
-        found, _ = word_times(path, Tokens(it.tokens, it.first, it.last), junction=junction)
+        found, _ = word_times(path, Tokens(it.tokens, it.first, it.last), junction=junction, lead=lead)
         known = np.isfinite(it.starts)  # an export's cue: only its start
-        errors.append(np.abs(found[known] - it.starts[known]))
+        errors.append(found[known] - it.starts[known])
     return np.concatenate(errors) if errors else np.zeros(0)
 
 
 def _shares(err: np.ndarray) -> dict[str, float]:
-    return {str(tol): float(np.mean(err <= tol + 1e-9)) if len(err) else 0.0 for tol in TOLERANCES}
+    """Share of signed errors within each of :data:`TOLERANCES`."""
+    return {str(tol): float(np.mean(np.abs(err) <= tol + 1e-9)) if len(err) else 0.0 for tol in TOLERANCES}
 
 
-def _within(paths: list[np.ndarray], items: Sequence[Any], junction: float) -> dict[str, float]:
-    return _shares(_errors(paths, items, junction))
+def _within(paths: list[np.ndarray], items: Sequence[Any], junction: float, lead: float = 0.0) -> dict[str, float]:
+    return _shares(_errors(paths, items, junction, lead))
 
 
 def validate(model: Any, items: Sequence[Any], *, junction: float | None = None) -> dict[str, float]:
@@ -242,9 +243,10 @@ def validate(model: Any, items: Sequence[Any], *, junction: float | None = None)
 
     ``items`` have ``mels`` (normalised log-mel), ``tokens``, ``first`` and ``last`` (each
     word's first and last token) and ``starts`` (true word starts, seconds). Paths are read
-    with ``junction`` (default: the model's, :attr:`~mmalign.align.attention.AttentionAligner.junction`).
+    with ``junction`` (default: the model's, :attr:`~mmalign.align.attention.AttentionAligner.junction`)
+    and the model's :attr:`~mmalign.align.attention.AttentionAligner.lead`.
     """
-    return _within(_paths(model, items), items, model.junction if junction is None else junction)
+    return _within(_paths(model, items), items, model.junction if junction is None else junction, model.lead)
 
 
 _JUNCTIONS = np.arange(0.0, 0.1001, 0.0025)  # seconds: the grid calibrate searches
@@ -279,27 +281,34 @@ def _fit_junction(paths: list[np.ndarray], items: Sequence[Any]) -> tuple[float,
 
 
 def calibrate(model: Any, items: Sequence[Any]) -> dict[str, Any]:
-    """Fit the model's ``junction`` on held-out utterances and set it (``model.calibration``).
+    """Fit how the model's paths are read on held-out utterances and set it (``model.calibration``).
 
-    The junction (0 to 0.1 s, in steps of 2.5 ms) whose word starts after a boundary token
-    have the least median absolute error (see :mod:`mmalign.align.attention`, Junctions).
+    The ``junction`` (0 to 0.1 s, in steps of 2.5 ms) whose word starts after a boundary
+    token have the least median absolute error (see :mod:`mmalign.align.attention`,
+    Junctions); then the ``lead``: the median error of all the word starts read with that
+    junction (to 0.5 ms), taken off every start.
 
     Returns
     -------
     dict
-        The calibration: ``junction``, ``median_error`` (s), ``utterances``, and the share
-        of word starts within each tolerance read both ways (``within``, ``within_raw``).
+        The calibration: ``junction``, ``lead`` and ``median_error`` (s, of the starts read
+        with both), ``utterances``, and the share of word starts within each tolerance read
+        so (``within``) and as the path has them (``within_raw``).
     """
     paths = _paths(model, items)
-    junction, error = _fit_junction(paths, items)
+    junction, _ = _fit_junction(paths, items)
+    signed = _errors(paths, items, junction)
+    lead = round(float(np.median(signed)) * 2000) / 2000 if len(signed) else 0.0
+    err = _errors(paths, items, junction, lead)
     model.calibration = {
         "junction": junction,
-        "median_error": round(error, 5),
+        "lead": lead,
+        "median_error": round(float(np.median(np.abs(err))), 5) if len(err) else float("nan"),
         "fitted_on": "synthetic validation"
         if all(np.isfinite(it.starts).all() for it in items)
         else "validation with exported cues",
         "utterances": len(items),
-        "within": _within(paths, items, junction),
+        "within": _shares(err),
         "within_raw": _within(paths, items, 0.0),
     }
     return model.calibration
@@ -313,7 +322,7 @@ def calibrate_aligner(
     validation: float = 0.05,
     language: str | None = None,
 ) -> dict[str, Any]:
-    """Fit the junction of a weights file on the validation split of its data folders.
+    """Fit the junction and lead of a weights file on the validation split of its data folders.
 
     The split is the one :func:`train_aligner` held out (same ``validation`` share, chosen
     by a hash of the utterance ids). The weights are written again, with the calibration in
@@ -348,7 +357,7 @@ def calibrate_aligner(
 def evaluate_aligner(model: Pathlike, data: Sequence[Pathlike], *, language: str | None = None) -> dict[str, Any]:
     """Score a weights file on every utterance of data folders (none held out, nothing fitted).
 
-    Word starts are read with the weights' own junction (an export's cues count by their
+    Word starts are read with the weights' own junction and lead (an export's cues count by their
     starts): for a test set the model was neither trained nor chosen on, e.g.
     :func:`mmalign.train.make_data` with another seed than its training data's.
 
@@ -367,12 +376,12 @@ def evaluate_aligner(model: Pathlike, data: Sequence[Pathlike], *, language: str
 
     net = load_model(model)
     items = _items(data, net.config.n_mels, net.config.n_tokens, language)
-    err = _errors(_paths(net, items), items, net.junction)
+    err = _errors(_paths(net, items), items, net.junction, net.lead)
     return {
         "utterances": len(items),
         "words": int(len(err)),
         "within": _shares(err),
-        "median_error": float(np.median(err)) if len(err) else float("nan"),
+        "median_error": float(np.median(np.abs(err))) if len(err) else float("nan"),
     }
 
 

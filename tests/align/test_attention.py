@@ -130,6 +130,12 @@ def test_word_times_read_a_boundary_as_a_junction():
     np.testing.assert_allclose(start, [0.015, 0.065, 0.285])
     np.testing.assert_allclose(end, [0.065, 0.145, 0.345])
     np.testing.assert_allclose(att.word_times(path, toks, junction=0.0)[0], [0.015, 0.085, 0.315])
+    # the lead comes off every start, not below 0 nor past the word's end; the ends stay
+    start, end = att.word_times(path, toks, junction=0.03, lead=0.02)
+    np.testing.assert_allclose(start, [0.0, 0.045, 0.265])
+    np.testing.assert_allclose(end, [0.065, 0.145, 0.345])
+    start, end = att.word_times(path, toks, lead=-0.05)
+    np.testing.assert_allclose(start, [0.045, 0.115, 0.345])
 
 
 def test_word_times_junction_leaves_words_without_phonemes():
@@ -148,10 +154,14 @@ def test_calibration_travels_with_the_weights(tmp_path):
     path = tmp_path / "m.safetensors"
     att.save_model(model, path)
     assert att.load_model(path).junction == 0.0 and att.load_model(path).calibration == {}
-    model.calibration = {"junction": 0.0425, "fitted_on": "synthetic validation"}
+    model.calibration = {"junction": 0.0425, "lead": 0.012, "fitted_on": "synthetic validation"}
     att.save_model(model, path)
     back = att.load_model(path)
-    assert back.junction == 0.0425 and back.calibration["fitted_on"] == "synthetic validation"
+    assert back.junction == 0.0425 and back.lead == 0.012 and back.calibration["fitted_on"] == "synthetic validation"
+    model.calibration = {"junction": 0.0425, "lead": 3.0}
+    att.save_model(model, path)
+    with pytest.raises(InputError, match="calibration"):
+        att.load_model(path)
 
 
 def test_save_load_round_trip(tmp_path):

@@ -128,8 +128,13 @@ def test_training_lowers_the_loss_and_writes_loadable_weights(data, tmp_path):
     assert model.calibration["fitted_on"] == "synthetic validation"
     again = calibrate_aligner(out, [data], tmp_path / "c.safetensors", validation=0.2)
     assert again["junction"] == model.junction and load_model(tmp_path / "c.safetensors").junction == model.junction
-    # scored on every utterance (a test set), read with the weights' own junction
-    from mmalign.train.loop import _items
+    # the lead fitted with it is the median error of the held-out starts: read with it, that is 0
+    from mmalign.train.loop import _errors, _items, _paths, _split
+
+    _, val = _split(_items([data], TINY.n_mels, TINY.n_tokens), 0.2)
+    assert model.lead == model.calibration["lead"] and abs(model.lead) < 0.5
+    assert abs(np.median(_errors(_paths(model, val), val, model.junction, model.lead))) <= 0.0005
+    # scored on every utterance (a test set), read with the weights' own junction and lead
 
     items = _items([data], TINY.n_mels, TINY.n_tokens)
     scores = evaluate_aligner(out, [data])
