@@ -324,6 +324,7 @@ def test_the_shipped_weights_are_small_and_calibrated(shipped):
     assert os.path.getsize(att.default_model_path()) < 20_000_000
     assert sum(p.numel() for p in shipped.parameters()) < 10_000_000
     assert 0 < shipped.junction < 0.2 and shipped.calibration["junction"] == shipped.junction
+    assert 0 < shipped.lead < 0.05 and shipped.calibration["lead"] == shipped.lead
 
 
 @pytest.mark.slow
