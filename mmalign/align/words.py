@@ -92,7 +92,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import UsageError
-from ..filters import sliding_normalise
+from ..filters import sliding_normalise, uniform_filter1d
 from ..timeline import TimeMap
 
 __all__ = ["AlignedSegment", "AlignedWord", "ForcedAlignment", "force_align"]
@@ -543,7 +543,7 @@ def _cepstra(logmel: np.ndarray, by_sound: bool = True, speech: np.ndarray | Non
         # a steady sound (a test tone, a hum) normalised by itself collapses to the middle of
         # everything, as a quiet stretch does: both are measured by the speech instead
         k = 2 * int(round(_STEADY_REACH * 100)) + 1
-        steady = np.convolve(step, np.full(k, 1.0 / k, np.float32), mode="same") < _STEADY_DB
+        steady = uniform_filter1d(step, k, mode="constant") < _STEADY_DB
         weights = np.where(sound & ~steady, 1.0, _QUIET_WEIGHT)
         if speech is not None:  # of that, what the speech model calls speech: music and noise are measured by it too
             said = np.zeros(len(weights), bool)
@@ -553,7 +553,7 @@ def _cepstra(logmel: np.ndarray, by_sound: bool = True, speech: np.ndarray | Non
     else:
         cep = sliding_normalise(cep, width_norm)
     reach = int(round(_ACTIVE_REACH * 100))
-    near = np.convolve(sound.astype(np.float32), np.ones(2 * reach + 1, np.float32), mode="same") > 0.5
+    near = uniform_filter1d(sound.astype(np.float32), 2 * reach + 1, mode="constant") > 0.5 / (2 * reach + 1)
     out = np.empty((len(cep), width), np.float32)
     out[:, :_N_MFCC] = cep
     out[:, _N_MFCC : 2 * _N_MFCC] = _deltas(cep)

@@ -339,6 +339,16 @@ def test_a_recording_that_stops_inside_the_transcript():
         assert seg.start is not None and abs(seg.start - (truth.start + lead)) <= 0.1
 
 
+def test_a_recording_shorter_than_a_second_is_aligned():
+    """The front end's moving windows (half a second, a second) are wider than the recording."""
+    from mmalign import speech
+
+    y = speech.synthesize("Hi.", language="en").audio
+    result = force_align(y[: int(0.4 * SR)], ["Hi."], language="en", sr=SR)
+    assert result.segments[0].start is not None and result.segments[0].start < 0.2
+    assert force_align(y[: int(0.05 * SR)], ["Hi."], language="en", sr=SR).not_found == (0,)
+
+
 def test_music_scores_far_below_speech():
     """The transcript against music (chords, no voice) is much less confident than against its reading."""
     texts = TEXTS["en"]
