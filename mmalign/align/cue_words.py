@@ -150,6 +150,7 @@ def _steady(cep: np.ndarray) -> np.ndarray:
     power (the loud bands count), averaged over :data:`_STEADY_REACH` s on each side.
     """
     from ..features.audio import dct_basis
+    from ..filters import uniform_filter1d
 
     if len(cep) < 2:
         return np.zeros(len(cep), bool)
@@ -159,17 +160,21 @@ def _steady(cep: np.ndarray) -> np.ndarray:
     step = np.zeros(len(cep), np.float32)
     step[1:] = (power * np.abs(np.diff(db, axis=0))).sum(axis=1) / power.sum(axis=1)
     k = 2 * int(round(_STEADY_REACH / (_HOP / _SR))) + 1
-    return np.asarray(np.convolve(step, np.full(k, 1.0 / k, np.float32), mode="same") < _STEADY_DB)
+    return np.asarray(uniform_filter1d(step, k, mode="constant") < _STEADY_DB)
 
 
-def _features(y: np.ndarray, by_sound: bool = False) -> np.ndarray:
-    """Mono samples at 8 kHz → the matched features (the sync's front end, :func:`_finish`)."""
+def _cepstra_of(y: np.ndarray) -> np.ndarray:
+    """Mono samples at 8 kHz → the sync's cepstra (10 ms frames, (n, 13))."""
     from ..features.audio import cepstra_of_logmel, logmel_array
 
     if len(y) < _N_FFT:
-        return np.zeros((0, 26), np.float32)
-    lm = logmel_array(y, sr=_SR, hop_length=_HOP, n_fft=_N_FFT, n_mels=_N_MELS, fmin=_FMIN)
-    return _finish(cepstra_of_logmel(lm), by_sound)
+        return np.zeros((0, 13), np.float32)
+    return cepstra_of_logmel(logmel_array(y, sr=_SR, hop_length=_HOP, n_fft=_N_FFT, n_mels=_N_MELS, fmin=_FMIN))
+
+
+def _features(y: np.ndarray) -> np.ndarray:
+    """Mono samples at 8 kHz (a reading) → the matched features (the sync's front end, :func:`_finish`)."""
+    return _finish(_cepstra_of(y))
 
 
 def _chance(x: np.ndarray, y: np.ndarray) -> float:
@@ -414,8 +419,8 @@ class Reader:
                     a, b = max(0, i0 - _PAD), min(len(feats), i1 + _PAD)
                     self.readings[text] = (feats[a:b], i0 - a, b - i1)
 
-    def stretch(self, t0: float, t1: float) -> tuple[np.ndarray, float]:
-        """Features of the recording between ``t0`` and ``t1`` (s) and the time of their first frame."""
+    def _span(self, t0: float, t1: float) -> tuple[np.ndarray, float]:
+        """The recording's cepstra (10 ms) between ``t0`` and ``t1`` (s) and the time of their first frame."""
         from .. import media
 
         t0 = max(0.0, t0)
@@ -423,13 +428,26 @@ class Reader:
             values, first, hop = self._cepstra
             i0 = max(0, int(round((t0 - first) / hop)))
             i1 = max(i0, int(round((t1 - first) / hop)))
-            return _finish(values[i0:i1].astype(np.float32), by_sound=True), first + i0 * hop
+            return values[i0:i1].astype(np.float32), first + i0 * hop
         if isinstance(self.audio, np.ndarray):
             i0, i1 = int(round(t0 * _SR)), int(round(t1 * _SR))
             y, start = self.audio[i0:i1], i0 / _SR
         else:
             y, start = media.load_audio(self.audio, _SR, stream=self.audio_stream, start=t0, end=t1)
-        return _features(y, by_sound=True), start
+        return _cepstra_of(y), start
+
+    def stretch(self, t0: float, t1: float) -> tuple[np.ndarray, float]:
+        """Features of the recording between ``t0`` and ``t1`` (s) and the time of their first frame."""
+        cep, start = self._span(t0, t1)
+        return _finish(cep, by_sound=True), start
+
+    def sounding(self, t0: float, t1: float) -> float:
+        """Share of the recording between ``t0`` and ``t1`` (s) that is sound and not steady
+        (:func:`_steady`); 0 where the recording has nothing there."""
+        cep, start = self._span(t0 - _STEADY_REACH, t1 + _STEADY_REACH)
+        frames = np.arange(len(cep)) * (_HOP / _SR) + start
+        inside = (frames >= t0) & (frames < t1)
+        return float(np.mean(~_steady(cep)[inside])) if inside.any() else 0.0
 
 
 def _blocks(lo: np.ndarray, hi: np.ndarray, longest: float) -> list[list[int]]:
@@ -801,12 +819,23 @@ def prepare(
     return reader
 
 
-def _agrees(readings: CueReadings) -> np.ndarray:
-    """Which cues' readings, held to their places, agree with the map: they match better than
-    unrelated frames do (a positive score) and better than another cue's reading held there.
-    Held to a place that has no speech (a tone, silence) every reading matches worse than
-    unrelated frames, and which of two is less bad says nothing."""
-    return np.asarray((readings.score_at > readings.score_null) & (readings.score_at > 0))
+#: A cue held where less than this share of the recording is sound that is not steady (silence,
+#: a tone) is not where its words are, whatever its reading scores there.
+_SOUNDING = 0.25
+
+
+def _agrees(readings: CueReadings, sounding: np.ndarray) -> np.ndarray:
+    """Which cues' readings, held to their places, agree with the map: the place has sound that
+    is not steady (``sounding``: the share of it, :meth:`Reader.sounding`), and the reading
+    matches better than unrelated frames do (a positive score) and better than another cue's
+    reading held there. Held to a tone or to silence, every reading matches badly, and the
+    one that is less bad says nothing."""
+    return np.asarray((sounding >= _SOUNDING) & (readings.score_at > readings.score_null) & (readings.score_at > 0))
+
+
+def _sounding(rd: Reader, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """:meth:`Reader.sounding` of each place."""
+    return np.array([rd.sounding(float(a), float(b)) for a, b in zip(starts, ends)])
 
 
 def word_evidence(
@@ -881,7 +910,7 @@ def word_evidence(
     )
     gain = sub.score - sub.score_at
     ok = sub.read & np.isfinite(sub.score_null)
-    readable = log_odds(_agrees(sub)[ok].astype(float)) > 0  # the words are here at all
+    readable = log_odds(_agrees(sub, _sounding(rd, starts[pick], ends[pick]))[ok].astype(float)) > 0
     sloppy = bool(readable and _sloppiness(gain[sub.read]) >= _SLOPPY_LOG_ODDS)
     if readable and retime and not sloppy and _sloppiness(gain[sub.read]) > 0 and len(pick) < n:
         # a hint of sloppiness in the sample: judge again on twice as many cues
@@ -907,7 +936,7 @@ def word_evidence(
     read = np.zeros(n, bool)
     read[pick] = sub.read
     ok = sub.read & np.isfinite(sub.score_null)
-    agree[pick[ok]] = _agrees(sub)[ok].astype(float)
+    agree[pick[ok]] = _agrees(sub, _sounding(rd, starts[pick], ends[pick]))[ok].astype(float)
     new_starts, new_ends = starts.copy(), ends.copy()
     moved = np.zeros(n, bool)
     if sloppy and retime:
