@@ -49,8 +49,8 @@ recording is decoded once; frames averaged in pairs (20 ms), the stretch's mean 
 (on the recording, the mean of the frames that are not steady sound: a tone or digital
 silence inside a stretch stays far from speech instead of becoming its middle), and
 deltas. The readings get the same front end. A reading held to its place agrees with the
-map when it matches better than unrelated frames and better than another cue's reading
-there (:func:`_agrees`). The matching is a plain numpy DTW (one
+map when the place is sound that is not steady, and the reading matches it better than
+unrelated frames and better than another cue's reading there (:func:`_agrees`). The matching is a plain numpy DTW (one
 vectorised pass per synthetic frame, inside the band of the cues' windows) so that a
 sync whose timing is exact never loads Numba; the windows are small (a cue and a second
 on each side). Only sloppy timing runs the forced alignment (Numba, and the stretches
