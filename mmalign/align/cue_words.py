@@ -113,21 +113,21 @@ def _clean(text: str) -> str:
     return cleaned if len(cleaned) <= MAX_CUE_CHARS else ""
 
 
-def _finish(cep: np.ndarray, by_sound: bool = False) -> np.ndarray:
+def _finish(cep: np.ndarray, steady: np.ndarray | None = None) -> np.ndarray:
     """Cepstra at 10 ms → the matched features: pairs of frames averaged (20 ms), the stretch's mean
     taken off (their scale is kept: the loudness contour, c0, and its changes mark where words start
     and stop), and their deltas (float32, (n, 26)).
 
-    With ``by_sound`` (the recording) the mean is that of the frames that are not steady
-    (:func:`_steady`), when they last :data:`_MEAN_LEAST` s at least: a tone or digital silence
-    filling much of a stretch, taken into its mean, lies near the middle of everything, and the
-    readings were found inside a 36 s tone.
+    With ``steady`` (the recording's frames that are steady sound, :func:`_steady`) the mean is
+    that of the other frames, when they last :data:`_MEAN_LEAST` s at least: a tone or digital
+    silence filling much of a stretch, taken into its mean, lies near the middle of everything,
+    and the readings were found inside a 36 s tone.
     """
     n = len(cep) // 2
     if n == 0:
         return np.zeros((0, 2 * cep.shape[1]), np.float32)
     x = cep[: 2 * n].reshape(n, 2, -1).mean(axis=1)
-    moving = ~_steady(cep)[: 2 * n].reshape(n, 2).all(axis=1) if by_sound else np.ones(n, bool)
+    moving = np.ones(n, bool) if steady is None else ~steady[: 2 * n].reshape(n, 2).all(axis=1)
     x -= x[moving].mean(axis=0) if moving.sum() * FRAME >= _MEAN_LEAST else x.mean(axis=0)
     delta = np.gradient(x, axis=0) if n > 1 else np.zeros_like(x)
     return np.ascontiguousarray(np.concatenate([x, delta], axis=1), np.float32)
@@ -347,6 +347,9 @@ class CueReadings:
         by.  NaN with fewer than two cues read, and where ``score_at`` is.
     read : np.ndarray of bool
         Whether the cue was read (it has words, and a stretch of recording to read them in).
+    sounding : np.ndarray of float
+        Share (0-1) of the place asked for that is sound and not steady (not silence, not a
+        tone: :func:`_steady`); NaN where the cue was not read.
     """
 
     start: np.ndarray
@@ -355,6 +358,7 @@ class CueReadings:
     score_at: np.ndarray
     score_null: np.ndarray
     read: np.ndarray
+    sounding: np.ndarray
 
 
 class Reader:
@@ -438,16 +442,14 @@ class Reader:
 
     def stretch(self, t0: float, t1: float) -> tuple[np.ndarray, float]:
         """Features of the recording between ``t0`` and ``t1`` (s) and the time of their first frame."""
-        cep, start = self._span(t0, t1)
-        return _finish(cep, by_sound=True), start
+        feats, start, _ = self.stretch_and_sound(t0, t1)
+        return feats, start
 
-    def sounding(self, t0: float, t1: float) -> float:
-        """Share of the recording between ``t0`` and ``t1`` (s) that is sound and not steady
-        (:func:`_steady`); 0 where the recording has nothing there."""
-        cep, start = self._span(t0 - _STEADY_REACH, t1 + _STEADY_REACH)
-        frames = np.arange(len(cep)) * (_HOP / _SR) + start
-        inside = (frames >= t0) & (frames < t1)
-        return float(np.mean(~_steady(cep)[inside])) if inside.any() else 0.0
+    def stretch_and_sound(self, t0: float, t1: float) -> tuple[np.ndarray, float, np.ndarray]:
+        """:meth:`stretch`, and which of its 10 ms frames are sound that is not steady (:func:`_steady`)."""
+        cep, start = self._span(t0, t1)
+        steady = _steady(cep)
+        return _finish(cep, steady), start, ~steady
 
 
 def _blocks(lo: np.ndarray, hi: np.ndarray, longest: float) -> list[list[int]]:
@@ -480,7 +482,7 @@ def _read_block(
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """One block of neighbouring cues, decoded once: their readings end to end in the band of their
     windows, then held to their places, then (``others``) the null readings held to the same places."""
-    feats, t_first = rd.stretch(float(lo.min()), float(hi.max()))
+    feats, t_first, sound = rd.stretch_and_sound(float(lo.min()), float(hi.max()))
     # a cue the recording starts or ends inside of (a clip cut mid-sentence) cannot be read
     # whole where it is shown: its held readings are no evidence either way
     cut = (starts < t_first - FRAME) | (ends > t_first + (len(feats) + 1) * FRAME)
@@ -492,6 +494,11 @@ def _read_block(
             continue
         start, end, score = _match_block(feats, t_first, texts, starts - tight, ends + tight)
         out.append((np.where(cut, np.nan, start), np.where(cut, np.nan, end), np.where(cut, np.nan, score)))
+    # how much of each place is sound that is not steady (10 ms frames)
+    frame0 = np.clip(np.round((starts - t_first) / (_HOP / _SR)), 0, len(sound)).astype(np.int64)
+    frame1 = np.clip(np.round((ends - t_first) / (_HOP / _SR)), 0, len(sound)).astype(np.int64)
+    share = np.array([float(np.mean(sound[a:b])) if b > a else 0.0 for a, b in zip(frame0, frame1)])
+    out.append((share, share, share))
     return out
 
 
@@ -579,7 +586,7 @@ def read_cues(
     cleaned = [_clean(t) for t in texts]
     rd.synthesise(cleaned)
     n = len(texts)
-    keys = ("start", "end", "score", "score_at", "score_null")
+    keys = ("start", "end", "score", "score_at", "score_null", "sounding")
     out = {k: np.full(n, np.nan) for k in keys}
     idx = np.array([i for i in range(n) if cleaned[i] in rd.readings], np.int64)
     other = np.roll(idx, len(idx) // 2) if len(idx) >= 2 else None
@@ -587,13 +594,19 @@ def read_cues(
     for block in _blocks(lo[idx], hi[idx], _LONGEST_BLOCK):
         ii = idx[block]
         nulls = None if other is None else [rd.readings[cleaned[i]] for i in other[block]]
-        (s0, e0, q0), (_, _, q1), (_, _, q2) = _read_block(
+        (s0, e0, q0), (_, _, q1), (_, _, q2), (sounding, _, _) = _read_block(
             rd, [rd.readings[cleaned[i]] for i in ii], nulls, lo[ii], hi[ii], starts[ii], ends[ii], tight
         )
         out["start"][ii], out["end"][ii], out["score"][ii] = s0, e0, q0
-        out["score_at"][ii], out["score_null"][ii] = q1, q2
+        out["score_at"][ii], out["score_null"][ii], out["sounding"][ii] = q1, q2, sounding
     return CueReadings(
-        out["start"], out["end"], out["score"], out["score_at"], out["score_null"], np.isfinite(out["start"])
+        out["start"],
+        out["end"],
+        out["score"],
+        out["score_at"],
+        out["score_null"],
+        np.isfinite(out["start"]),
+        out["sounding"],
     )
 
 
@@ -824,18 +837,14 @@ def prepare(
 _SOUNDING = 0.25
 
 
-def _agrees(readings: CueReadings, sounding: np.ndarray) -> np.ndarray:
-    """Which cues' readings, held to their places, agree with the map: the place has sound that
-    is not steady (``sounding``: the share of it, :meth:`Reader.sounding`), and the reading
-    matches better than unrelated frames do (a positive score) and better than another cue's
-    reading held there. Held to a tone or to silence, every reading matches badly, and the
-    one that is less bad says nothing."""
-    return np.asarray((sounding >= _SOUNDING) & (readings.score_at > readings.score_null) & (readings.score_at > 0))
-
-
-def _sounding(rd: Reader, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """:meth:`Reader.sounding` of each place."""
-    return np.array([rd.sounding(float(a), float(b)) for a, b in zip(starts, ends)])
+def _agrees(readings: CueReadings) -> np.ndarray:
+    """Which cues' readings, held to their places, agree with the map: at least :data:`_SOUNDING`
+    of the place is sound that is not steady, and the reading matches it better than unrelated
+    frames do (a positive score) and better than another cue's reading held there. Held to a
+    tone or to silence, every reading matches badly, and the one that is less bad says nothing."""
+    return np.asarray(
+        (readings.sounding >= _SOUNDING) & (readings.score_at > readings.score_null) & (readings.score_at > 0)
+    )
 
 
 def word_evidence(
@@ -910,7 +919,7 @@ def word_evidence(
     )
     gain = sub.score - sub.score_at
     ok = sub.read & np.isfinite(sub.score_null)
-    readable = log_odds(_agrees(sub, _sounding(rd, starts[pick], ends[pick]))[ok].astype(float)) > 0
+    readable = log_odds(_agrees(sub)[ok].astype(float)) > 0  # the words are here at all
     sloppy = bool(readable and _sloppiness(gain[sub.read]) >= _SLOPPY_LOG_ODDS)
     if readable and retime and not sloppy and _sloppiness(gain[sub.read]) > 0 and len(pick) < n:
         # a hint of sloppiness in the sample: judge again on twice as many cues
@@ -936,7 +945,7 @@ def word_evidence(
     read = np.zeros(n, bool)
     read[pick] = sub.read
     ok = sub.read & np.isfinite(sub.score_null)
-    agree[pick[ok]] = _agrees(sub, _sounding(rd, starts[pick], ends[pick]))[ok].astype(float)
+    agree[pick[ok]] = _agrees(sub)[ok].astype(float)
     new_starts, new_ends = starts.copy(), ends.copy()
     moved = np.zeros(n, bool)
     if sloppy and retime:

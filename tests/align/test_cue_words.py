@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -588,8 +590,13 @@ def test_a_tone_filling_a_stretch_does_not_set_its_mean(recording):
     gets the features it has alone (but for the frames near the junction), and the tone stays far
     from the middle of everything instead of becoming it."""
     speech_8k = _at_8k(recording[0])[: 8000 * 10]
-    alone = cue_words._finish(cue_words._cepstra_of(speech_8k), by_sound=True)
-    both = cue_words._finish(cue_words._cepstra_of(np.concatenate([speech_8k, _tone(30)])), by_sound=True)
+
+    def measured(y):  # as the recording is
+        cep = cue_words._cepstra_of(y)
+        return cue_words._finish(cep, cue_words._steady(cep))
+
+    alone = measured(speech_8k)
+    both = measured(np.concatenate([speech_8k, _tone(30)]))
     inner = slice(0, len(alone) - 50)  # half a second from the junction
     np.testing.assert_allclose(both[inner], alone[inner], atol=0.05 * np.abs(alone[inner]).max())
     plain = cue_words._features(np.concatenate([speech_8k, _tone(30)]))  # as a reading is measured
@@ -604,19 +611,18 @@ def test_readings_held_where_nothing_is_said_do_not_agree():
     nan = np.full(4, np.nan)
     r = cue_words.CueReadings(
         start=nan, end=nan, score=np.array([0.3, 0.2, -0.2, 0.05]), score_at=np.array([0.3, 0.1, -0.2, 0.05]),
-        score_null=np.array([0.2, 0.2, -0.25, 0.01]), read=np.ones(4, bool),
+        score_null=np.array([0.2, 0.2, -0.25, 0.01]), read=np.ones(4, bool), sounding=np.ones(4),
     )  # fmt: skip
-    assert cue_words._agrees(r, np.array([1.0, 1.0, 1.0, 1.0])).tolist() == [True, False, False, True]
-    assert cue_words._agrees(r, np.array([1.0, 1.0, 1.0, 0.1])).tolist() == [True, False, False, False]
+    assert cue_words._agrees(r).tolist() == [True, False, False, True]
+    silent = dataclasses.replace(r, sounding=np.array([1.0, 1.0, 1.0, 0.1]))
+    assert cue_words._agrees(silent).tolist() == [True, False, False, False]
 
 
-def test_a_reader_tells_sound_from_silence_and_tone(recording):
-    """:meth:`Reader.sounding`: speech is sound; digital silence and a tone are not."""
-    speech_8k = _at_8k(recording[0])[: 8000 * 10]
-    y = np.concatenate([speech_8k, np.zeros(8000 * 10, np.float32), _tone(10)])
-    rd = cue_words.Reader(y, sr=8000, language="en", audio_stream=None)
-    assert rd.sounding(2.0, 8.0) > 0.9
-    assert rd.sounding(11.0, 19.0) == 0.0
-    assert rd.sounding(21.0, 29.0) == 0.0
-    assert rd.sounding(40.0, 45.0) == 0.0  # past the end: nothing there
-    assert 0.0 <= rd.sounding(3.0, 3.2) <= 1.0 and rd.sounding(11.0, 11.1) == 0.0  # spans shorter than the window
+def test_read_cues_say_how_much_of_each_place_is_sound(recording):
+    """Speech is sound; digital silence and a tone are not (nor the recording past its end)."""
+    s, e, text = recording[1][0]
+    y = np.concatenate([_at_8k(recording[0])[: 8000 * 10], np.zeros(8000 * 10, np.float32), _tone(10)])
+    at = np.array([s, 12.0, 22.0, 40.0])
+    got = cue_words.read_cues(y, [text] * 4, at, at + (e - s), language="en", sr=8000)
+    assert got.sounding[0] > 0.9 and got.sounding[1] == 0.0 and got.sounding[2] == 0.0
+    assert got.sounding[3] == 0.0 or not got.read[3]
