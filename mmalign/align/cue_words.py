@@ -133,34 +133,20 @@ def _finish(cep: np.ndarray, steady: np.ndarray | None = None) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([x, delta], axis=1), np.float32)
 
 
-#: A steady sound's log-mel (as its cepstra keep it: the bands weighted by their power) changes by less
-#: than this many dB a frame, averaged over :data:`_STEADY_REACH` s on each side (as the forced
-#: alignment's front end, :data:`mmalign.align.words._STEADY_DB`: speech 0.8-3, noise 2.4, a tone 0.01).
-_STEADY_DB = 0.5
-_STEADY_REACH = 0.25
 #: Seconds of frames that are not steady that a stretch's mean is taken from (else: from all of them).
 _MEAN_LEAST = 1.0
 
 
 def _steady(cep: np.ndarray) -> np.ndarray:
-    """Which 10 ms frames of cepstra (:func:`mmalign.features.audio.cepstra_of_logmel`) are steady sound.
+    """Which 10 ms frames of cepstra (:func:`mmalign.features.audio.cepstra_of_logmel`) are steady
+    sound (:func:`mmalign.features.audio.steady_frames`, as in the forced alignment's front end),
+    from the log-mel as the cepstra keep it (the DCT basis is orthogonal)."""
+    from ..features.audio import band_change, dct_basis, steady_frames
 
-    The log-mel is recovered as the cepstra keep it (the DCT basis is orthogonal), and its
-    change from the frame before is the mean absolute change of its bands, weighted by their
-    power (the loud bands count), averaged over :data:`_STEADY_REACH` s on each side.
-    """
-    from ..features.audio import dct_basis
-    from ..filters import uniform_filter1d
-
-    if len(cep) < 2:
-        return np.zeros(len(cep), bool)
     basis = dct_basis(_N_MELS, cep.shape[1])
-    db = cep @ (basis / (basis * basis).sum(axis=0)).T
-    power = 10.0 ** ((db[1:] - db[1:].max(axis=1, keepdims=True)) / 10.0)
-    step = np.zeros(len(cep), np.float32)
-    step[1:] = (power * np.abs(np.diff(db, axis=0))).sum(axis=1) / power.sum(axis=1)
-    k = 2 * int(round(_STEADY_REACH / (_HOP / _SR))) + 1
-    return np.asarray(uniform_filter1d(step, k, mode="constant") < _STEADY_DB)
+    change = np.zeros(len(cep), np.float32)
+    change[1:] = band_change(cep @ (basis / (basis * basis).sum(axis=0)).T)
+    return steady_frames(change, _HOP / _SR)
 
 
 def _cepstra_of(y: np.ndarray) -> np.ndarray:
@@ -479,9 +465,10 @@ def _read_block(
     starts: np.ndarray,
     ends: np.ndarray,
     tight: float,
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
     """One block of neighbouring cues, decoded once: their readings end to end in the band of their
-    windows, then held to their places, then (``others``) the null readings held to the same places."""
+    windows, then held to their places, then (``others``) the null readings held to the same places
+    (start, end, score of each); and the share of each place that is sound that is not steady."""
     feats, t_first, sound = rd.stretch_and_sound(float(lo.min()), float(hi.max()))
     # a cue the recording starts or ends inside of (a clip cut mid-sentence) cannot be read
     # whole where it is shown: its held readings are no evidence either way
@@ -494,12 +481,10 @@ def _read_block(
             continue
         start, end, score = _match_block(feats, t_first, texts, starts - tight, ends + tight)
         out.append((np.where(cut, np.nan, start), np.where(cut, np.nan, end), np.where(cut, np.nan, score)))
-    # how much of each place is sound that is not steady (10 ms frames)
     frame0 = np.clip(np.round((starts - t_first) / (_HOP / _SR)), 0, len(sound)).astype(np.int64)
     frame1 = np.clip(np.round((ends - t_first) / (_HOP / _SR)), 0, len(sound)).astype(np.int64)
     share = np.array([float(np.mean(sound[a:b])) if b > a else 0.0 for a, b in zip(frame0, frame1)])
-    out.append((share, share, share))
-    return out
+    return out, share
 
 
 def _match_block(
@@ -594,7 +579,7 @@ def read_cues(
     for block in _blocks(lo[idx], hi[idx], _LONGEST_BLOCK):
         ii = idx[block]
         nulls = None if other is None else [rd.readings[cleaned[i]] for i in other[block]]
-        (s0, e0, q0), (_, _, q1), (_, _, q2), (sounding, _, _) = _read_block(
+        ((s0, e0, q0), (_, _, q1), (_, _, q2)), sounding = _read_block(
             rd, [rd.readings[cleaned[i]] for i in ii], nulls, lo[ii], hi[ii], starts[ii], ends[ii], tight
         )
         out["start"][ii], out["end"][ii], out["score"][ii] = s0, e0, q0

@@ -110,9 +110,6 @@ _ACTIVE_DB = 30.0  # a frame within this many dB of the loud frames is sound (sp
 _QUIET_WEIGHT = 1e-3  # a quiet frame's weight in the normalisation's statistics
 _ACTIVE_REACH = 0.5  # seconds around sound that count as sound too (pauses inside speech)
 _ACTIVITY = 4.0  # weight of the sound/quiet column (in units of a normalised coefficient)
-_STEADY_DB = 0.5  # change of the floored log-mel between frames (dB, its bands weighted by their power) below
-# which a sound is steady (over half a second: speech 0.8-3, a jingle 0.6-1.2, noise 2.4, a test tone 0.01)
-_STEADY_REACH = 0.25  # seconds on each side over which that change is averaged
 _PRIOR_FRAMES = 10.0  # frames' worth of the recording's whole sound statistics in every stretch's
 _SPEECH = 2.0  # weight of the speech model's column (in units of a normalised coefficient)
 _SPEECH_REACH = 0.15  # seconds on each side over which the model's probability is spread (its highest)
@@ -509,10 +506,10 @@ def _cepstra(logmel: np.ndarray, by_sound: bool = True, speech: np.ndarray | Non
     A last column says, with weight :data:`_ACTIVITY`, whether the frame is sound or within
     :data:`_ACTIVE_REACH` of it. With ``by_sound`` (the recording) the sliding statistics
     are those of the sound frames that are not steady (quiet or steady ones count
-    :data:`_QUIET_WEIGHT`; steady: the floored log-mel's bands, weighted by their power, change by
-    less than :data:`_STEADY_DB` a frame over :data:`_STEADY_REACH` on each side), with :data:`_PRIOR_FRAMES` frames of
-    the whole recording's joined to every stretch. Without them a long quiet stretch (room
-    tone, silence) or a steady tone normalised by itself lies near the middle of
+    :data:`_QUIET_WEIGHT`; steady: the floored log-mel's bands, weighted by their power,
+    change by less than half a dB a frame, :func:`~mmalign.features.audio.steady_frames`),
+    with :data:`_PRIOR_FRAMES` frames of the whole recording's joined to every stretch.
+    Without them a long quiet stretch (room tone, silence) or a steady tone normalised by itself lies near the middle of
     everything, and the DTW spread a whole transcript over a quiet intro. The reading,
     whose pauses are short, keeps its own statistics (weighting them too lost segments
     after pauses in noisy held-out cases). With ``speech`` (per frame, 0–1 or NaN; shorter
@@ -522,7 +519,7 @@ def _cepstra(logmel: np.ndarray, by_sound: bool = True, speech: np.ndarray | Non
     width = 2 * _N_MFCC + 1 + (speech is not None)
     if len(logmel) == 0:
         return np.zeros((0, width), np.float32)
-    from ..features.audio import dct_basis
+    from ..features.audio import band_change, dct_basis, steady_frames
 
     loudest = logmel.max(axis=1)
     top = np.percentile(loudest, 99)
@@ -535,15 +532,13 @@ def _cepstra(logmel: np.ndarray, by_sound: bool = True, speech: np.ndarray | Non
         db = np.maximum(logmel[max(a - 1, 0) : b], floor)  # with the frame before the block
         cep[a:b] = db[len(db) - (b - a) :] @ dct
         if by_sound and len(db) > 1:
-            power = 10.0 ** ((db[1:] - db[1:].max(axis=1, keepdims=True)) / 10.0)  # the loud bands count
-            step[b - len(db) + 1 : b] = (power * np.abs(np.diff(db, axis=0))).sum(axis=1) / power.sum(axis=1)
+            step[b - len(db) + 1 : b] = band_change(db)
     sound = loudest >= top - _ACTIVE_DB
     width_norm = int(round(_NORM_SECONDS * 100))
     if by_sound:
         # a steady sound (a test tone, a hum) normalised by itself collapses to the middle of
         # everything, as a quiet stretch does: both are measured by the speech instead
-        k = 2 * int(round(_STEADY_REACH * 100)) + 1
-        steady = uniform_filter1d(step, k, mode="constant") < _STEADY_DB
+        steady = steady_frames(step, 0.01)
         weights = np.where(sound & ~steady, 1.0, _QUIET_WEIGHT)
         if speech is not None:  # of that, what the speech model calls speech: music and noise are measured by it too
             said = np.zeros(len(weights), bool)
