@@ -144,7 +144,7 @@ def _read(text: str, voice: str, rate: int) -> tuple[np.ndarray, list[float]]:
     return syn.audio, [w.start for w in syn.words]
 
 
-FILLERS = {"en": "um", "fr": "euh", "de": "äh", "es": "eh", "it": "ehm", "nl": "uh", "pt": "é", "pl": "yyy"}
+FILLERS = {"en": "um", "fr": "euh", "de": "äh", "es": "eh", "it": "ehm", "nl": "uh", "pt": "é", "pl": "yyy", "zh": "嗯"}
 
 
 def _uneven(audio: np.ndarray, ws: list[float], rng: np.random.Generator) -> tuple[np.ndarray, list[float]]:
