@@ -606,10 +606,11 @@ P_RIGHT = 0.8
 SAMPLE_CUES = 24
 #: A reading found away from the map's place must score this much better than held to it to move the cue.
 _GAIN = 0.02
-#: How often a reading scores :data:`_SLOPPY_GAIN` better away from its mapped place when
-#: the timing is exact (the corpus's dense speech, a mixed-language programme read in one
-#: language: 0.06-0.09) and when each cue is off by about 0.25 s (dense speech: 0.26).
-_SLOPPY_GAIN = 0.04
+#: How often a reading gains :data:`_SLOPPY_GAIN` seconds of match away from its mapped place
+#: (:func:`_gained_seconds`) when the timing is exact (the corpus's dense speech: 0.06; a
+#: mixed-language programme read in one language: up to 0.09) and when each cue is off by about
+#: 0.25 s (dense speech: 0.25).
+_SLOPPY_GAIN = 0.05
 _P_EXACT, _P_SLOPPY = 0.08, 0.25
 #: Log-odds (exact against sloppy, from those counts) from which the timing is called sloppy.
 _SLOPPY_LOG_ODDS = 2.0
@@ -635,9 +636,24 @@ def _binomial_log_odds(k: float, n: float, p: float, p_null: float) -> float:
     return float(k * a + (n - k) * b)
 
 
+def _gained_seconds(rd: Reader, texts: Sequence[str], sub: CueReadings) -> np.ndarray:
+    """Per cue, how much better its reading matches away from its place than held to it, in seconds of reading.
+
+    The score is a mean over the reading's frames, so a cue misplaced by some fraction of a
+    second loses less of it the longer the cue; times the reading's spoken length, the gain
+    is about the same for a short cue as for a long one moved as far. NaN where not read.
+    """
+    spoken = np.full(len(texts), np.nan)
+    for k, text in enumerate(texts):
+        reading = rd.readings.get(_clean(text))
+        if reading is not None:
+            spoken[k] = (len(reading[0]) - reading[1] - reading[2]) * FRAME
+    return (sub.score - sub.score_at) * spoken
+
+
 def _sloppiness(gain: np.ndarray) -> float:
     """Log-odds that the per-cue timing is sloppy, from the readings' gains away from their places
-    (NaN: a cue not judged, which counts neither way)."""
+    (:func:`_gained_seconds`; NaN: a cue not judged, which counts neither way)."""
     gain = gain[np.isfinite(gain)]
     return _binomial_log_odds(float(np.sum(gain > _SLOPPY_GAIN)), float(len(gain)), _P_SLOPPY, _P_EXACT)
 
@@ -691,6 +707,9 @@ class WordEvidence:
     language : str
     seconds : float
         Wall time of the pass.
+    disowned : (int, int, float) or None
+        Cues ``lo:hi`` at an end of the file whose words are not where the map puts them,
+        and how clearly (:func:`disowned_run`); None when no such run.
     """
 
     starts: np.ndarray
@@ -702,6 +721,7 @@ class WordEvidence:
     sloppy: bool
     language: str
     seconds: float = 0.0
+    disowned: tuple[int, int, float] | None = None
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready summary (``mmalign sync --json``: ``words``)."""
@@ -712,6 +732,7 @@ class WordEvidence:
             "log_odds": round(self.llr, 2),
             "sloppy": self.sloppy,
             "moved": int(self.moved.sum()),
+            "disowned": None if self.disowned is None else [self.disowned[0], self.disowned[1]],
         }
 
 
@@ -719,6 +740,62 @@ def log_odds(agree: np.ndarray) -> float:
     """Log-odds that the cues are where they were read, from which readings beat the null (1) or not (0)."""
     a = agree[np.isfinite(agree)]
     return _binomial_log_odds(float(a.sum()), float(len(a)), P_RIGHT, 0.5)
+
+
+#: A run of cues at an end of the file is disowned by its words when, held to their places, its
+#: readings beat another cue's reading held there by at most this share of what the other cues'
+#: readings do (the words are no more there than any others: a break or a cut the map missed
+#: left them on other talk, or in a pause)...
+DISOWNED_SHARE = 0.25
+#: ... by this many standard errors less than the others (their spread, over the run's size)...
+DISOWNED_Z = 4.0
+#: ... with this many cues of the run judged at least.
+DISOWNED_LEAST = 4
+
+
+def disowned_run(contrast: np.ndarray) -> tuple[int, int, float] | None:
+    """The run of cues at an end of a file whose words are not where the map puts them.
+
+    A map from speech activity can be right for most of a file and wrong for the cues after
+    a break that holds talk of its own (an ad), or before a cut: those cues land on speech
+    all the same. Their readings then do no better at their places than another cue's
+    reading does, while the other cues' readings clearly do. Each run of at least
+    :data:`DISOWNED_LEAST` judged cues from either end, up to half of them, is compared with
+    the others: theirs must be above 0 by :data:`DISOWNED_Z` standard errors (their words are
+    clearly where the map puts them), and the run's mean contrast at most
+    :data:`DISOWNED_SHARE` of theirs and below it by :data:`DISOWNED_Z` standard errors (the
+    others' spread, over the run's size: the bar measures itself on each file, whatever its
+    sound). Subtitles in another language, or
+    songs, have no such contrast anywhere, and no run is disowned.
+
+    Parameters
+    ----------
+    contrast : np.ndarray of float
+        Per cue in time order, ``score_at - score_null`` of its reading
+        (:class:`CueReadings`); NaN where not judged.
+
+    Returns
+    -------
+    (lo, hi, z) or None
+        The cues ``lo:hi`` (``lo == 0`` or ``hi == len(contrast)``) and the run's z; the
+        clearest such run, or None.
+    """
+    judged = np.flatnonzero(np.isfinite(contrast))
+    c = contrast[judged]
+    n = len(c)
+    best: tuple[int, int, float] | None = None
+    for size in range(DISOWNED_LEAST, n // 2 + 1):
+        for run, rest, lo, hi in (
+            (c[:size], c[size:], 0, int(judged[size - 1]) + 1),
+            (c[n - size :], c[: n - size], int(judged[n - size]), len(contrast)),
+        ):
+            others, spread = float(rest.mean()), max(float(rest.std(ddof=1)), 1e-9)
+            if others < DISOWNED_Z * spread / np.sqrt(len(rest)) or float(run.mean()) > DISOWNED_SHARE * others:
+                continue  # the others' words are not clearly there either, or the run's are
+            z = (others - float(run.mean())) / (spread / np.sqrt(size))
+            if z >= DISOWNED_Z and (best is None or z > best[2]):
+                best = (lo, hi, z)
+    return best
 
 
 def combine(confidence: float, llr: float) -> float:
@@ -844,6 +921,7 @@ def word_evidence(
     margin: float = 1.0,
     retime: bool = True,
     reader: Reader | None = None,
+    sloppy: bool | None = None,
 ) -> WordEvidence:
     """Judge a sync's map by its cues' words, and re-time the cues where their timing is sloppy.
 
@@ -886,6 +964,10 @@ def word_evidence(
         Whether cues may move (else the pass only judges the map).
     reader : Reader, optional
         The recording's features and the readings made so far (reused; else made here).
+    sloppy : bool, optional
+        Whether the timing is sloppy, as an earlier pass over the same cues under another map
+        found (:attr:`WordEvidence.sloppy`): the timing is the file's, not the map's, so a map
+        changed near a few cues does not judge it again. Default: judged here.
 
     Returns
     -------
@@ -898,34 +980,37 @@ def word_evidence(
     ends = np.asarray(ends, np.float64)
     n = len(starts)
     rd = reader or Reader(audio, sr=sr, language=language, audio_stream=audio_stream)
+    known = sloppy
+
+    def judge(pick: np.ndarray) -> tuple[CueReadings, float]:
+        picked = [texts[i] for i in pick]
+        sub = read_cues(audio, picked, starts[pick], ends[pick], language=language, margin=margin, reader=rd)
+        return sub, _sloppiness(_gained_seconds(rd, picked, sub)[sub.read])
+
     pick = _sample(n, SAMPLE_CUES)
-    sub = read_cues(
-        audio, [texts[i] for i in pick], starts[pick], ends[pick], language=language, margin=margin, reader=rd
-    )
-    gain = sub.score - sub.score_at
+    sub, slop = judge(pick)
     ok = sub.read & np.isfinite(sub.score_null)
     readable = log_odds(_agrees(sub)[ok].astype(float)) > 0  # the words are here at all
-    sloppy = bool(readable and _sloppiness(gain[sub.read]) >= _SLOPPY_LOG_ODDS)
-    if readable and retime and not sloppy and _sloppiness(gain[sub.read]) > 0 and len(pick) < n:
+    if readable and retime and 0 < slop < _SLOPPY_LOG_ODDS and len(pick) < n:
         # a hint of sloppiness in the sample: judge again on twice as many cues
         pick = np.union1d(pick, _sample(n, 2 * SAMPLE_CUES))
-        sub = read_cues(
-            audio, [texts[i] for i in pick], starts[pick], ends[pick], language=language, margin=margin, reader=rd
-        )
-        gain = sub.score - sub.score_at
-        sloppy = _sloppiness(gain[sub.read]) >= _SLOPPY_LOG_ODDS
+        sub, slop = judge(pick)
+    sloppy = bool(readable and slop >= _SLOPPY_LOG_ODDS)
+    gain = sub.score - sub.score_at
     forced: tuple[np.ndarray, np.ndarray] | None = None
-    if readable and retime and not sloppy and len(pick) == n and np.any(gain[sub.read] > _GAIN):
-        # every cue is read (a short file), and one would move: a cue moved into the pause around
-        # it reads as well there as on its words, so the readings miss the others; the forced
-        # alignment does not
+    if readable and retime and not sloppy and n <= 2 * SAMPLE_CUES and np.any(gain[sub.read] > _GAIN):
+        # a short file, and a cue would move: a cue shown early, in the pause before its words (or
+        # on the end of the line before), reads about as well there as on them, so the readings
+        # see only the late half of sloppy cues; the forced alignment sees both
         forced = _force_aligned(rd, texts, starts, ends, longest=_LONGEST_BLOCK)
         sloppy = _displacement(forced[0] - starts, margin) >= _SLOPPY_LOG_ODDS
+    if known is not None:
+        sloppy = known
     if sloppy and retime and len(pick) < n:  # read them all now, and judge again on all of them
         pick = np.arange(n)
-        sub = read_cues(audio, list(texts), starts, ends, language=language, margin=margin, reader=rd)
+        sub, slop = judge(pick)
         gain = sub.score - sub.score_at
-        sloppy = _sloppiness(gain[sub.read]) >= _SLOPPY_LOG_ODDS
+        sloppy = slop >= _SLOPPY_LOG_ODDS or forced is not None or known is not None
     agree = np.full(n, np.nan)
     read = np.zeros(n, bool)
     read[pick] = sub.read
@@ -948,8 +1033,19 @@ def word_evidence(
         following = np.append(new_starts[1:], np.inf)[near]
         new_ends[near] = np.maximum(np.minimum(np.maximum(ends[near], spoken_to), following), spoken_to)
         moved |= near
+    contrast = np.full(n, np.nan)
+    contrast[pick[ok]] = (sub.score_at - sub.score_null)[ok]
     return WordEvidence(
-        new_starts, new_ends, moved, read, agree, log_odds(agree), sloppy, language, time.perf_counter() - t0
+        new_starts,
+        new_ends,
+        moved,
+        read,
+        agree,
+        log_odds(agree),
+        sloppy,
+        language,
+        time.perf_counter() - t0,
+        disowned_run(contrast),
     )
 
 

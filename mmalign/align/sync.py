@@ -230,6 +230,13 @@ class SyncResult:
         if fit.evidence < 0.5:
             cues = "1 cue is" if n == 1 else f"{n} cues are"
             return f"{cues} too few to place on {self.activity.duration:.0f} s of reference"
+        if self.words is not None and self.words.disowned is not None:
+            idx = np.flatnonzero(spoken)
+            lo, hi, _ = self.words.disowned
+            return (
+                f"the words of cues {idx[lo] + 1}-{idx[hi - 1] + 1} are not where the map puts them "
+                "(a break or a cut it missed)"
+            )
         pieces = self.timemap.pieces()
         weak = [p for p in pieces if p["confidence"] is not None and p["confidence"] < DEFAULT_MIN_CONFIDENCE]
         if len(pieces) > 1 and weak:
@@ -590,7 +597,7 @@ def _word_pass(
     max_offset: float,
 ) -> tuple[LinearFit, TimeMap, Subtitles, float, np.ndarray, WordEvidence]:
     """The word pass of :func:`sync` (``words=True``), with the reader of :func:`_reader`."""
-    from .cue_words import combine, find_placement, log_odds, word_evidence
+    from .cue_words import DISOWNED_Z, combine, find_placement, log_odds, word_evidence
 
     idx = np.flatnonzero(is_spoken)
     texts = [subs.cues[i].text for i in idx]
@@ -598,9 +605,11 @@ def _word_pass(
     if cepstra is not None:
         reader.use_cepstra(cepstra[0], t0=cepstra[1], hop=cepstra[2])
 
-    def read(tm: TimeMap, retime: bool) -> WordEvidence:
+    def read(tm: TimeMap, retime: bool, sloppy: bool | None = None) -> WordEvidence:
         s, e = tm.apply_spans(src_starts, src_ends)
-        return word_evidence(reader.audio, texts, s, e, language=reader.language, retime=retime, reader=reader)
+        return word_evidence(
+            reader.audio, texts, s, e, language=reader.language, retime=retime, reader=reader, sloppy=sloppy
+        )
 
     evidence = read(timemap, True)
     if fit.rival is not None and combine(confidence, evidence.llr) < DEFAULT_MIN_CONFIDENCE:
@@ -644,7 +653,8 @@ def _word_pass(
         duration = activity.t0 + activity.duration
         settled = _settle_by_words(reader, texts, src_starts, src_ends, timemap, duration, max_offset)
         if settled is not timemap:
-            timemap, evidence = settled, read(settled, True)
+            # the timing is as sloppy (or exact) as it was under the map before: settling moved a few cues
+            timemap, evidence = settled, read(settled, True, evidence.sloppy)
     retimed = subs.map_times(timemap)
     starts, ends = retimed.starts.copy(), retimed.ends.copy()
     starts[idx], ends[idx] = evidence.starts, evidence.ends
@@ -654,7 +664,14 @@ def _word_pass(
     agree = evidence.agree
     per_cue_llr[idx] = np.where(agree == 1, log_odds(np.ones(1)), np.where(agree == 0, log_odds(np.zeros(1)), 0.0))
     per_cue = np.array([combine(c, max(evidence.llr, 0.0) + d) if d > 0 else c for c, d in zip(per_cue, per_cue_llr)])
-    return fit, timemap, retimed, combine(confidence, evidence.llr), per_cue, evidence
+    overall = combine(confidence, evidence.llr)
+    if evidence.disowned is not None:
+        # the words of a run of cues at an end are not where the map puts them: their z above the
+        # bar is the log-odds against the map
+        lo, hi, z = evidence.disowned
+        log.info("cues %d-%d: their words are not where the map puts them (z %.1f)", idx[lo] + 1, idx[hi - 1] + 1, z)
+        overall = min(overall, float(1.0 / (1.0 + np.exp(z - DISOWNED_Z))))
+    return fit, timemap, retimed, overall, per_cue, evidence
 
 
 def _settle_by_words(

@@ -626,3 +626,76 @@ def test_read_cues_say_how_much_of_each_place_is_sound(recording):
     got = cue_words.read_cues(y, [text] * 4, at, at + (e - s), language="en", sr=8000)
     assert got.sounding[0] > 0.9 and got.sounding[1] == 0.0 and got.sounding[2] == 0.0
     assert got.sounding[3] == 0.0 or not got.read[3]
+
+
+def test_disowned_run_is_an_end_run_whose_readings_do_no_better_than_others():
+    """Contrasts (reading at its place less another cue's reading there) of a right map, then of
+    one whose last seven cues sit on other talk: only the second has a disowned run, and it is
+    those seven; the same spread with no contrast anywhere (a translation) disowns nothing."""
+    rng = np.random.default_rng(5)
+    right = 0.12 + 0.04 * rng.standard_normal(30)
+    assert cue_words.disowned_run(right) is None
+    wrong = right.copy()
+    wrong[23:] = 0.04 * rng.standard_normal(7)
+    lo, hi, z = cue_words.disowned_run(wrong)
+    assert (lo, hi) == (23, 30) and z >= cue_words.DISOWNED_Z
+    first = right.copy()
+    first[:5] = 0.04 * rng.standard_normal(5)
+    first[[2, 9]] = np.nan  # not judged: the run still starts at the first cue
+    assert cue_words.disowned_run(first)[:2] == (0, 5)
+    assert cue_words.disowned_run(0.04 * rng.standard_normal(30)) is None
+    # three cues say too little
+    few = right.copy()
+    few[-4:] = [0.16, 0.0, 0.0, 0.0]
+    assert cue_words.disowned_run(few) is None
+
+
+def test_cues_whose_words_are_not_at_their_places_are_disowned(recording):
+    """The last six cues' places hold the speech of the sentences read there, not their texts (the
+    talk of a break the map missed): the word pass names them, and a right map has no such run."""
+    path, cues = recording
+    starts = np.array([c[0] for c in cues])
+    ends = np.array([c[1] for c in cues])
+    texts = [c[2] for c in cues]
+    right = cue_words.word_evidence(path, texts, starts, ends, language="en", retime=False)
+    assert right.disowned is None
+    other = [
+        "Seven wild horses galloped across the frozen valley.",
+        "A thousand candles were burning in the cathedral.",
+        "The submarine surfaced near the icy northern coast.",
+        "Grandfather carved a wooden duck for the twins.",
+        "Volcanic ash covered every roof in the village.",
+        "The astronaut waved from the window of the capsule.",
+    ]
+    wrong = cue_words.word_evidence(path, texts[:-6] + other, starts, ends, language="en", retime=False)
+    assert wrong.disowned is not None and wrong.disowned[:2] == (len(cues) - 6, len(cues))
+
+
+def test_gains_are_weighed_by_the_length_of_the_reading():
+    """A cue misplaced by a given time loses the same seconds of match whatever its length: the
+    mean-score gain times the reading's spoken seconds (its silence around left out)."""
+    rd = cue_words.Reader(np.zeros(800, np.float32), language="en", audio_stream=None)
+    pad = cue_words._PAD
+    rd.readings = {"short": (np.zeros((50 + 2 * pad, 13)), pad, pad), "long": (np.zeros((200 + 2 * pad, 13)), pad, pad)}
+    nan = np.nan
+    sub = cue_words.CueReadings(
+        np.zeros(3), np.zeros(3), np.array([0.3, 0.3, nan]), np.array([0.2, 0.275, nan]),
+        np.zeros(3), np.array([True, True, False]), np.ones(3),
+    )  # fmt: skip
+    got = cue_words._gained_seconds(rd, ["short", "long", "unread"], sub)
+    np.testing.assert_allclose(got[:2], [0.1 * 50 * cue_words.FRAME, 0.025 * 200 * cue_words.FRAME])
+    assert np.isnan(got[2])
+
+
+def test_a_verdict_given_is_kept(recording):
+    """The timing is the file's: a verdict from an earlier pass (under another map) is not judged again."""
+    path, cues = recording
+    starts = np.array([c[0] for c in cues])
+    ends = np.array([c[1] for c in cues])
+    texts = [c[2] for c in cues]
+    noisy = starts + np.random.default_rng(8).normal(0, 0.3, len(starts))
+    kept = cue_words.word_evidence(path, texts, noisy, ends, language="en", sloppy=False)
+    assert not kept.sloppy and not kept.moved.any()
+    told = cue_words.word_evidence(path, texts, starts + 0.3, ends + 0.3, language="en", sloppy=True)
+    assert told.sloppy and told.moved.sum() >= len(cues) // 2
+    assert np.mean(np.abs(told.starts - starts) <= 0.1) >= 0.8
