@@ -68,8 +68,8 @@ def _line(text: str, voice: str, language: str, rate: int, rng: np.random.Genera
     return audio / (_level(audio) + 1e-9) * LEVEL, times[0], times[-1]
 
 
-def make_programme(language: str, cues: int, seed: int, index: int) -> tuple[np.ndarray, list[C.Cue]]:
-    """The programme of ``language``: samples at :data:`SR` and its reference cues."""
+def make_programme(language: str, cues: int, seed: int) -> tuple[np.ndarray, list[C.Cue]]:
+    """The programme of ``language``: samples at :data:`SR` and its reference cues (the same whatever else is made)."""
     rng = C.stable_rng(seed, "heldout-corpus", language)
     voice = VOICES.get(language, language)
     pool = TEXTS[language]
@@ -90,7 +90,7 @@ def make_programme(language: str, cues: int, seed: int, index: int) -> tuple[np.
         audio, _, _ = _line(spare.pop(), voice, language, base, rng)
         add(audio)
 
-    lead = LEADS[index % len(LEADS)]
+    lead = LEADS[LANGUAGES.index(language) % len(LEADS)]
     if lead == "silence":
         add(np.zeros(int(rng.uniform(1, 5) * SR)))
     elif lead in ("noise", "chords"):
@@ -149,8 +149,8 @@ def main(argv: list[str]) -> int:
         return 2
     a.out.mkdir(parents=True, exist_ok=True)
     manifest = []
-    for index, lang in enumerate(langs):
-        y, cues = make_programme(lang, a.cues, a.seed, index)
+    for lang in langs:
+        y, cues = make_programme(lang, a.cues, a.seed)
         case = f"synth_{lang}"
         (a.out / case).mkdir(exist_ok=True)
         C.write_wav(y, a.out / case / "audio.wav", SR)
@@ -167,7 +167,7 @@ def main(argv: list[str]) -> int:
                 "timing_source": "the synthesiser's word times, carried through the edits",
             }
         )
-        print(f"{case}: {len(y) / SR:.1f} s, {len(cues)} cues, lead-in {LEADS[index % len(LEADS)]}")
+        print(f"{case}: {len(y) / SR:.1f} s, {len(cues)} cues, lead-in {LEADS[LANGUAGES.index(lang) % len(LEADS)]}")
     (a.out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return 0
 
