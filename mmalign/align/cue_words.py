@@ -781,20 +781,30 @@ def disowned_run(contrast: np.ndarray) -> tuple[int, int, float] | None:
         clearest such run, or None.
     """
     judged = np.flatnonzero(np.isfinite(contrast))
-    c = contrast[judged]
+    c = contrast[judged].astype(np.float64)
     n = len(c)
+    size = np.arange(DISOWNED_LEAST, n // 2 + 1)
+    if len(size) == 0:
+        return None
+    s1 = np.concatenate([[0.0], np.cumsum(c)])
+    s2 = np.concatenate([[0.0], np.cumsum(c * c)])
     best: tuple[int, int, float] | None = None
-    for size in range(DISOWNED_LEAST, n // 2 + 1):
-        for run, rest, lo, hi in (
-            (c[:size], c[size:], 0, int(judged[size - 1]) + 1),
-            (c[n - size :], c[: n - size], int(judged[n - size]), len(contrast)),
-        ):
-            others, spread = float(rest.mean()), max(float(rest.std(ddof=1)), 1e-9)
-            if others < DISOWNED_Z * spread / np.sqrt(len(rest)) or float(run.mean()) > DISOWNED_SHARE * others:
-                continue  # the others' words are not clearly there either, or the run's are
-            z = (others - float(run.mean())) / (spread / np.sqrt(size))
-            if z >= DISOWNED_Z and (best is None or z > best[2]):
-                best = (lo, hi, z)
+    # the run first (s1[size]: the first cues) or last (the others first); O(n) for any length
+    for run_sum, run_sq, lo, hi in (
+        (s1[size], s2[size], np.zeros_like(size), judged[size - 1] + 1),
+        (s1[n] - s1[n - size], s2[n] - s2[n - size], judged[n - size], np.full_like(size, len(contrast))),
+    ):
+        k = n - size  # the others
+        others = (s1[n] - run_sum) / k
+        spread = np.sqrt(np.maximum((s2[n] - run_sq - k * others * others) / (k - 1), 0.0)) + 1e-9
+        run = run_sum / size
+        z = (others - run) / (spread / np.sqrt(size))
+        # the others' words clearly there, the run's no more than a share of theirs
+        ok = (others >= DISOWNED_Z * spread / np.sqrt(k)) & (run <= DISOWNED_SHARE * others) & (z >= DISOWNED_Z)
+        if ok.any():
+            j = int(np.argmax(np.where(ok, z, -np.inf)))
+            if best is None or z[j] > best[2]:
+                best = (int(lo[j]), int(hi[j]), float(z[j]))
     return best
 
 
