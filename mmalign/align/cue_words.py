@@ -732,7 +732,7 @@ class WordEvidence:
             "log_odds": round(self.llr, 2),
             "sloppy": self.sloppy,
             "moved": int(self.moved.sum()),
-            "disowned": None if self.disowned is None else [self.disowned[0], self.disowned[1]],
+            "disowned": None if self.disowned is None else [self.disowned[0], self.disowned[1] - 1],
         }
 
 

@@ -195,6 +195,21 @@ class SyncResult:
                 out[i] = {"agree": bool(agree == 1), "moved": bool(self.words.moved[k])}
         return out
 
+    def _disowned_cues(self) -> tuple[int, int] | None:
+        """The first and last cue (1-based, in the file) of the run the words disown, if any."""
+        if self.words is None or self.words.disowned is None:
+            return None
+        idx = np.flatnonzero(self.spoken)
+        lo, hi, _ = self.words.disowned
+        return int(idx[lo]) + 1, int(idx[hi - 1]) + 1
+
+    def _words_dict(self) -> dict[str, Any]:
+        assert self.words is not None
+        out = self.words.to_dict()
+        run = self._disowned_cues()
+        out["disowned"] = None if run is None else list(run)
+        return out
+
     def doubt(self, name: Callable[[str], str] = str) -> str:
         """The main reason for doubt about this result, in a few words (refusal messages).
 
@@ -230,13 +245,9 @@ class SyncResult:
         if fit.evidence < 0.5:
             cues = "1 cue is" if n == 1 else f"{n} cues are"
             return f"{cues} too few to place on {self.activity.duration:.0f} s of reference"
-        if self.words is not None and self.words.disowned is not None:
-            idx = np.flatnonzero(spoken)
-            lo, hi, _ = self.words.disowned
-            return (
-                f"the words of cues {idx[lo] + 1}-{idx[hi - 1] + 1} are not where the map puts them "
-                "(a break or a cut it missed)"
-            )
+        run = self._disowned_cues()
+        if run is not None:
+            return f"the words of cues {run[0]}-{run[1]} are not where the map puts them (a break or a cut it missed)"
         pieces = self.timemap.pieces()
         weak = [p for p in pieces if p["confidence"] is not None and p["confidence"] < DEFAULT_MIN_CONFIDENCE]
         if len(pieces) > 1 and weak:
@@ -294,7 +305,7 @@ class SyncResult:
             "peak_z": round(fit.peak_z, 2),
             "exact_framerate_ratio": fit.exact_ratio,
             "pieces": self.timemap.pieces(),
-            "words": None if self.words is None else self.words.to_dict(),
+            "words": None if self.words is None else self._words_dict(),
             "moves": self.moves(),
             "cues_to_check": self.to_check().tolist(),
             "skipped": self.subtitles.skipped,
@@ -670,7 +681,9 @@ def _word_pass(
         # bar is the log-odds against the map
         lo, hi, z = evidence.disowned
         log.info("cues %d-%d: their words are not where the map puts them (z %.1f)", idx[lo] + 1, idx[hi - 1] + 1, z)
-        overall = min(overall, float(1.0 / (1.0 + np.exp(z - DISOWNED_Z))))
+        cap = float(1.0 / (1.0 + np.exp(z - DISOWNED_Z)))
+        overall = min(overall, cap)
+        per_cue[idx[lo:hi]] = np.minimum(per_cue[idx[lo:hi]], cap)
     return fit, timemap, retimed, overall, per_cue, evidence
 
 

@@ -699,3 +699,30 @@ def test_a_verdict_given_is_kept(recording):
     told = cue_words.word_evidence(path, texts, starts + 0.3, ends + 0.3, language="en", sloppy=True)
     assert told.sloppy and told.moved.sum() >= len(cues) // 2
     assert np.mean(np.abs(told.starts - starts) <= 0.1) >= 0.8
+
+
+def test_sync_refuses_a_map_whose_last_cues_words_are_not_there(recording):
+    """Subtitles whose last six lines are not what is said where they are shown: the map fits the
+    speech activity, the other cues' words agree, and still the result is refused, naming those
+    cues (in the message, in the JSON summary, and in their own confidences)."""
+    from mmalign.errors import NotConfidentError
+
+    path, cues = recording
+    other = [
+        "Seven wild horses galloped across the frozen valley.",
+        "A thousand candles were burning in the cathedral.",
+        "The submarine surfaced near the icy northern coast.",
+        "Grandfather carved a wooden duck for the twins.",
+        "Volcanic ash covered every roof in the village.",
+        "The astronaut waved from the window of the capsule.",
+    ]
+    swapped = cues[:-6] + [(s, e, t) for (s, e, _), t in zip(cues[-6:], other)]
+    result = sync(path, _subs(swapped, shift=2.0), words=True, language="en", detector="fast")
+    n = len(cues)
+    assert result.confidence < 0.5
+    assert result.to_dict()["words"]["disowned"] == [n - 5, n]
+    assert np.all(result.cue_confidences[n - 6 :] < 0.5) and np.all(result.cue_confidences[: n - 6] >= 0.5)
+    with pytest.raises(NotConfidentError, match=f"the words of cues {n - 5}-{n} are not where the map puts them"):
+        result.require()
+    # the same lines, said where they are shown: accepted
+    assert sync(path, _subs(cues, shift=2.0), words=True, language="en", detector="fast").confidence >= 0.5
