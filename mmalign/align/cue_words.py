@@ -604,14 +604,17 @@ def read_cues(
 P_RIGHT = 0.8
 #: Cues read to judge a map; a longer file is read on a sample spread along it.
 SAMPLE_CUES = 24
+#: The largest sample the timing is judged on before every cue is read (the sample doubles
+#: while it leans sloppy).
+JUDGE_CUES = 4 * SAMPLE_CUES
 #: A reading found away from the map's place must score this much better than held to it to move the cue.
 _GAIN = 0.02
 #: How often a reading gains :data:`_SLOPPY_GAIN` seconds of match away from its mapped place
-#: (:func:`_gained_seconds`) when the timing is exact (the corpus's dense speech: 0.06; a
-#: mixed-language programme read in one language: up to 0.09) and when each cue is off by about
-#: 0.25 s (dense speech: 0.25).
-_SLOPPY_GAIN = 0.05
-_P_EXACT, _P_SLOPPY = 0.08, 0.25
+#: (:func:`_gained_seconds`) when the timing is exact (the corpus's dense speech: 0.03; a
+#: two-hour programme of the corpus's recordings, read in one language: 0.032) and when each
+#: cue is off by about 0.25 s (the corpus's dense speech: 0.16).
+_SLOPPY_GAIN = 0.08
+_P_EXACT, _P_SLOPPY = 0.04, 0.17
 #: Log-odds (exact against sloppy, from those counts) from which the timing is called sloppy.
 _SLOPPY_LOG_ODDS = 2.0
 
@@ -939,15 +942,18 @@ def word_evidence(
     places (:func:`read_cues`). Each reading held to its place either beats another cue's
     reading held there or not; together they give the log-odds that the map is right
     (:func:`log_odds`). When these say the words are there at all (positive log-odds) and
-    the readings that score clearly better (:data:`_SLOPPY_GAIN`) elsewhere within ``margin``
-    than at their place are more than exact timing explains (:func:`_sloppiness`: log-odds
-    of at least :data:`_SLOPPY_LOG_ODDS`; a sample that leans that way without reaching
-    them is judged again on twice as many cues), the timing is sloppy. A cue shown early, in
-    the pause before its words, reads as well there as on them (the pause takes the slack),
-    so where every cue is read (a file of at most :data:`SAMPLE_CUES`) and some reading would
-    move (:data:`_GAIN`), the forced alignment judges instead: the timing is sloppy when more
-    the given starts lie farther from its starts than its own error explains
-    (:func:`_displacement`). When sloppy, every cue is read, and each cue
+    the readings that gain clearly (:data:`_SLOPPY_GAIN` seconds of match,
+    :func:`_gained_seconds`) elsewhere within ``margin`` than at their place are more than
+    exact timing explains (:func:`_sloppiness`: log-odds of at least
+    :data:`_SLOPPY_LOG_ODDS`; a sample that leans that way at all is judged again on twice as
+    many cues, up to :data:`JUDGE_CUES`), the timing is sloppy. A cue shown early, in the
+    pause before its words, reads as well there as on them (the pause takes the slack), so in
+    a file of at most ``2 * SAMPLE_CUES`` cues where some reading would move (:data:`_GAIN`),
+    the forced alignment judges instead: the timing is sloppy when the given starts lie
+    farther from its starts than its own error explains (:func:`_displacement`). A verdict
+    given (``sloppy``) is kept. An end run of cues whose readings do no better at their
+    places than other cues' readings, where the others clearly do, is reported
+    (:func:`disowned_run`). When sloppy, every cue is read, and each cue
     whose own reading is clearly better away from its place (and better than another cue's
     reading at its place) moves there (its neighbours' readings bound it: they are matched
     together, in order); then every cue that a forced alignment of all the cues' texts
@@ -1001,9 +1007,10 @@ def word_evidence(
     sub, slop = judge(pick)
     ok = sub.read & np.isfinite(sub.score_null)
     readable = log_odds(_agrees(sub)[ok].astype(float)) > 0  # the words are here at all
-    if readable and retime and 0 < slop < _SLOPPY_LOG_ODDS and len(pick) < n:
-        # a hint of sloppiness in the sample: judge again on twice as many cues
-        pick = np.union1d(pick, _sample(n, 2 * SAMPLE_CUES))
+    while readable and retime and slop > 0 and len(pick) < min(n, JUDGE_CUES):
+        # a sample that leans sloppy is judged again on twice as many cues: a long file whose
+        # timing is exact is read whole only as often as a large sample calls it sloppy
+        pick = np.union1d(pick, _sample(n, 2 * len(pick)))
         sub, slop = judge(pick)
     sloppy = bool(readable and slop >= _SLOPPY_LOG_ODDS)
     gain = sub.score - sub.score_at
