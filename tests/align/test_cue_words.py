@@ -36,6 +36,16 @@ SENTENCES = [
     "The meeting was postponed until next Thursday.",
 ]
 
+#: Lines nobody says in the recording (subtitles of another scene).
+UNSAID = [
+    "Seven wild horses galloped across the frozen valley.",
+    "A thousand candles were burning in the cathedral.",
+    "The submarine surfaced near the icy northern coast.",
+    "Grandfather carved a wooden duck for the twins.",
+    "Volcanic ash covered every roof in the village.",
+    "The astronaut waved from the window of the capsule.",
+]
+
 
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory):
@@ -659,15 +669,7 @@ def test_cues_whose_words_are_not_at_their_places_are_disowned(recording):
     texts = [c[2] for c in cues]
     right = cue_words.word_evidence(path, texts, starts, ends, language="en", retime=False)
     assert right.disowned is None
-    other = [
-        "Seven wild horses galloped across the frozen valley.",
-        "A thousand candles were burning in the cathedral.",
-        "The submarine surfaced near the icy northern coast.",
-        "Grandfather carved a wooden duck for the twins.",
-        "Volcanic ash covered every roof in the village.",
-        "The astronaut waved from the window of the capsule.",
-    ]
-    wrong = cue_words.word_evidence(path, texts[:-6] + other, starts, ends, language="en", retime=False)
+    wrong = cue_words.word_evidence(path, texts[:-6] + UNSAID, starts, ends, language="en", retime=False)
     assert wrong.disowned is not None and wrong.disowned[:2] == (len(cues) - 6, len(cues))
 
 
@@ -708,15 +710,7 @@ def test_sync_refuses_a_map_whose_last_cues_words_are_not_there(recording):
     from mmalign.errors import NotConfidentError
 
     path, cues = recording
-    other = [
-        "Seven wild horses galloped across the frozen valley.",
-        "A thousand candles were burning in the cathedral.",
-        "The submarine surfaced near the icy northern coast.",
-        "Grandfather carved a wooden duck for the twins.",
-        "Volcanic ash covered every roof in the village.",
-        "The astronaut waved from the window of the capsule.",
-    ]
-    swapped = cues[:-6] + [(s, e, t) for (s, e, _), t in zip(cues[-6:], other)]
+    swapped = cues[:-6] + [(s, e, t) for (s, e, _), t in zip(cues[-6:], UNSAID)]
     result = sync(path, _subs(swapped, shift=2.0), words=True, language="en", detector="fast")
     n = len(cues)
     assert result.confidence < 0.5
