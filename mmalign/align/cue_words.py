@@ -768,8 +768,8 @@ def disowned_run(contrast: np.ndarray) -> tuple[int, int, float] | None:
     clearly where the map puts them), and the run's mean contrast at most
     :data:`DISOWNED_SHARE` of theirs and below it by :data:`DISOWNED_Z` standard errors (the
     others' spread, over the run's size: the bar measures itself on each file, whatever its
-    sound). Subtitles in another language, or
-    songs, have no such contrast anywhere, and no run is disowned.
+    sound). Subtitles in another language, or songs, have no such contrast anywhere, and no
+    run is disowned.
 
     Parameters
     ----------
@@ -996,7 +996,6 @@ def word_evidence(
     ends = np.asarray(ends, np.float64)
     n = len(starts)
     rd = reader or Reader(audio, sr=sr, language=language, audio_stream=audio_stream)
-    known = sloppy
 
     def judge(pick: np.ndarray) -> tuple[CueReadings, float]:
         picked = [texts[i] for i in pick]
@@ -1007,27 +1006,28 @@ def word_evidence(
     sub, slop = judge(pick)
     ok = sub.read & np.isfinite(sub.score_null)
     readable = log_odds(_agrees(sub)[ok].astype(float)) > 0  # the words are here at all
-    while readable and retime and slop > 0 and len(pick) < min(n, JUDGE_CUES):
-        # a sample that leans sloppy is judged again on twice as many cues: a long file whose
-        # timing is exact is read whole only as often as a large sample calls it sloppy
-        pick = np.union1d(pick, _sample(n, 2 * len(pick)))
-        sub, slop = judge(pick)
-    sloppy = bool(readable and slop >= _SLOPPY_LOG_ODDS)
-    gain = sub.score - sub.score_at
     forced: tuple[np.ndarray, np.ndarray] | None = None
-    if readable and retime and not sloppy and n <= 2 * SAMPLE_CUES and np.any(gain[sub.read] > _GAIN):
-        # a short file, and a cue would move: a cue shown early, in the pause before its words (or
-        # on the end of the line before), reads about as well there as on them, so the readings
-        # see only the late half of sloppy cues; the forced alignment sees both
-        forced = _force_aligned(rd, texts, starts, ends, longest=_LONGEST_BLOCK)
-        sloppy = _displacement(forced[0] - starts, margin) >= _SLOPPY_LOG_ODDS
-    if known is not None:
-        sloppy = known
-    if sloppy and retime and len(pick) < n:  # read them all now, and judge again on all of them
+    by_readings = sloppy is None  # else the verdict of an earlier pass is kept
+    if by_readings:
+        while readable and retime and slop > 0 and len(pick) < min(n, JUDGE_CUES):
+            # a sample that leans sloppy is judged again on twice as many cues: a long file whose
+            # timing is exact is read whole only as often as a large sample calls it sloppy
+            pick = np.union1d(pick, _sample(n, 2 * len(pick)))
+            sub, slop = judge(pick)
+        sloppy = bool(readable and slop >= _SLOPPY_LOG_ODDS)
+        if readable and retime and not sloppy and n <= 2 * SAMPLE_CUES and np.any((sub.score - sub.score_at) > _GAIN):
+            # a short file, and a cue would move: a cue shown early, in the pause before its words
+            # (or on the end of the line before), reads about as well there as on them, so the
+            # readings see only the late half of sloppy cues; the forced alignment sees both
+            forced = _force_aligned(rd, texts, starts, ends, longest=_LONGEST_BLOCK)
+            sloppy = _displacement(forced[0] - starts, margin) >= _SLOPPY_LOG_ODDS
+            by_readings = False
+    if sloppy and retime and len(pick) < n:  # read them all now (judged again on all of them)
         pick = np.arange(n)
         sub, slop = judge(pick)
-        gain = sub.score - sub.score_at
-        sloppy = slop >= _SLOPPY_LOG_ODDS or forced is not None or known is not None
+        if by_readings:
+            sloppy = slop >= _SLOPPY_LOG_ODDS
+    gain = sub.score - sub.score_at
     agree = np.full(n, np.nan)
     read = np.zeros(n, bool)
     read[pick] = sub.read
@@ -1059,7 +1059,7 @@ def word_evidence(
         read,
         agree,
         log_odds(agree),
-        sloppy,
+        bool(sloppy),
         language,
         time.perf_counter() - t0,
         disowned_run(contrast),
