@@ -137,11 +137,12 @@ class Case:
     word_starts: list[list[float]]  # per segment
 
 
-def _read(text: str, voice: str, rate: int) -> tuple[np.ndarray, list[float]]:
+def _read(text: str, voice: str, rate: int) -> tuple[np.ndarray, list[float], float]:
+    """Speech of ``text``: samples, word starts and the last word's end (seconds)."""
     from mmalign import speech
 
     syn = speech.synthesize_segments([text], language=voice, rate=rate, sr=SR)
-    return syn.audio, [w.start for w in syn.words]
+    return syn.audio, [w.start for w in syn.words], max(w.end for w in syn.words)
 
 
 FILLERS = {"en": "um", "fr": "euh", "de": "äh", "es": "eh", "it": "ehm", "nl": "uh", "pt": "é", "pl": "yyy", "zh": "嗯"}
@@ -181,7 +182,7 @@ def _hesitate(
     at = int(ws[k] * SR) - int(0.03 * SR)
     insert = [np.zeros(int(rng.uniform(0.15, 0.8) * SR), np.float32)]
     if rng.uniform() < 0.5:
-        um, _ = _read(FILLERS[language], voice, int(rng.integers(90, 140)))
+        um, _, _ = _read(FILLERS[language], voice, int(rng.integers(90, 140)))
         insert += [um * 0.7, np.zeros(int(rng.uniform(0.05, 0.4) * SR), np.float32)]
     extra = sum(len(x) for x in insert)
     y = np.concatenate([audio[:at], *insert, audio[at:]])
@@ -248,17 +249,17 @@ def make_case(index: int, language: str) -> Case:
     elif lead == "jingle":
         add(make_filler("chords", rng.uniform(5, 25), rng, level, sr=SR))
     elif lead == "talk":
-        audio, _ = _read(spare[0], voice, int(rng.integers(130, 240)))
+        audio, _, _ = _read(spare[0], voice, int(rng.integers(130, 240)))
         add(audio / (_level(audio) + 1e-9) * level)
     for k, text in enumerate(texts):
         if k:
             add(np.zeros(int(rng.uniform(0.0, 2.5) * SR)))
             if spare and rng.uniform() < 0.15:  # a sentence nobody transcribed
-                audio, _ = _read(spare[-1], voice, base)
+                audio, _, _ = _read(spare[-1], voice, base)
                 add(audio / (_level(audio) + 1e-9) * level)
                 add(np.zeros(int(rng.uniform(0.2, 1.0) * SR)))
         rate = int(np.clip(base * rng.uniform(0.85, 1.15), 80, 450))
-        audio, ws = _read(text, voice, rate)
+        audio, ws, _ = _read(text, voice, rate)
         if rng.uniform() < 0.4:
             audio, ws = _hesitate(audio, ws, voice, language, rng)
         audio, ws = _uneven(audio, ws, rng)

@@ -42,20 +42,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
-from _heldout import SR, VOICES, _colour, _hesitate, _level, _room, _uneven  # noqa: E402
+from _heldout import SR, VOICES, _colour, _hesitate, _level, _read, _room, _uneven  # noqa: E402
 from _sync_texts import TEXTS  # noqa: E402
 
 LANGUAGES = tuple(TEXTS)
 LEADS = ("none", "silence", "noise", "chords", "talk")
 LEVEL = 0.1
-
-
-def _read(text: str, voice: str, rate: int) -> tuple[np.ndarray, list[float], float]:
-    """Speech of ``text``: samples, word starts and the last word's end (seconds)."""
-    from mmalign import speech
-
-    syn = speech.synthesize_segments([text], language=voice, rate=rate, sr=SR)
-    return syn.audio, [w.start for w in syn.words], max(w.end for w in syn.words)
 
 
 def _line(text: str, voice: str, language: str, rate: int, rng: np.random.Generator) -> tuple[np.ndarray, float, float]:

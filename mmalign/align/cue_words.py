@@ -735,8 +735,13 @@ class WordEvidence:
             "log_odds": round(self.llr, 2),
             "sloppy": self.sloppy,
             "moved": int(self.moved.sum()),
-            "disowned": None if self.disowned is None else [self.disowned[0], self.disowned[1] - 1],
         }
+
+    @property
+    def cap(self) -> float:
+        """The most confidence the map keeps: a disowned run's z above :data:`DISOWNED_Z` is
+        the log-odds against it (1.0 without one)."""
+        return 1.0 if self.disowned is None else float(1.0 / (1.0 + np.exp(self.disowned[2] - DISOWNED_Z)))
 
 
 def log_odds(agree: np.ndarray) -> float:

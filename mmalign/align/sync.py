@@ -205,10 +205,8 @@ class SyncResult:
 
     def _words_dict(self) -> dict[str, Any]:
         assert self.words is not None
-        out = self.words.to_dict()
-        run = self._disowned_cues()
-        out["disowned"] = None if run is None else list(run)
-        return out
+        run = self._disowned_cues()  # cue numbers in the file, not among the spoken ones
+        return {**self.words.to_dict(), "disowned": None if run is None else list(run)}
 
     def doubt(self, name: Callable[[str], str] = str) -> str:
         """The main reason for doubt about this result, in a few words (refusal messages).
@@ -608,7 +606,7 @@ def _word_pass(
     max_offset: float,
 ) -> tuple[LinearFit, TimeMap, Subtitles, float, np.ndarray, WordEvidence]:
     """The word pass of :func:`sync` (``words=True``), with the reader of :func:`_reader`."""
-    from .cue_words import DISOWNED_Z, combine, find_placement, log_odds, word_evidence
+    from .cue_words import combine, find_placement, log_odds, word_evidence
 
     idx = np.flatnonzero(is_spoken)
     texts = [subs.cues[i].text for i in idx]
@@ -677,13 +675,11 @@ def _word_pass(
     per_cue = np.array([combine(c, max(evidence.llr, 0.0) + d) if d > 0 else c for c, d in zip(per_cue, per_cue_llr)])
     overall = combine(confidence, evidence.llr)
     if evidence.disowned is not None:
-        # the words of a run of cues at an end are not where the map puts them: their z above the
-        # bar is the log-odds against the map
+        # the words of a run of cues at an end are not where the map puts them
         lo, hi, z = evidence.disowned
         log.info("cues %d-%d: their words are not where the map puts them (z %.1f)", idx[lo] + 1, idx[hi - 1] + 1, z)
-        cap = float(1.0 / (1.0 + np.exp(z - DISOWNED_Z)))
-        overall = min(overall, cap)
-        per_cue[idx[lo:hi]] = np.minimum(per_cue[idx[lo:hi]], cap)
+        overall = min(overall, evidence.cap)
+        per_cue[idx[lo:hi]] = np.minimum(per_cue[idx[lo:hi]], evidence.cap)
     return fit, timemap, retimed, overall, per_cue, evidence
 
 
