@@ -5,8 +5,8 @@ For each clip of ``../shared/corpus`` the whole transcript (cue texts of ``refer
 times ignored) is aligned with the recording, language as the manifest says, by each aligner
 (``--aligners``): ``dtw`` (:func:`mmalign.align.words.force_align`), ``attention``
 (:func:`mmalign.align.attention.attention_align` over the whole recording) and ``combined``
-(the DTW alignment as the guide, then each cue read again by the attention aligner in a
-window around it). Each cue's found start is compared with the reference start (cues with
+(the DTW with the attention aligner's frame embeddings joined to its features:
+``force_align(model=)``). Each cue's found start is compared with the reference start (cues with
 nothing to say left out; a cue not found counts as wrong). The corpus is never used for
 training. Printed per clip and aligner, then over the speech clips and over all: the share
 of cue starts within 0.1, 0.25 and 0.5 s, the median error, the confidence and the
@@ -74,7 +74,6 @@ def main(argv: list[str]) -> int:
     for e in load_manifest(args.corpus):
         cues = parse_subtitles(args.corpus / e["reference"])
         texts, audio = [c.text for c in cues], args.corpus / e["audio"]
-        guide, guide_wall = None, 0.0
         for aligner in aligners:
             t0 = time.perf_counter()
             try:
@@ -82,12 +81,9 @@ def main(argv: list[str]) -> int:
                     r = attention_align(audio, texts, model=model, language=e["language"])
                     wall = time.perf_counter() - t0
                 else:
-                    if guide is None:  # the DTW alignment, shared by dtw and combined
-                        guide = force_align(audio, texts, language=e["language"])
-                        guide_wall = time.perf_counter() - t0
-                    t1 = time.perf_counter()
-                    r = guide if aligner == "dtw" else attention_align(audio, texts, model=model, guide=guide)
-                    wall = guide_wall + time.perf_counter() - t1
+                    learned = model if aligner == "combined" else None
+                    r = force_align(audio, texts, language=e["language"], model=learned)
+                    wall = time.perf_counter() - t0
             except Exception as exc:  # noqa: BLE001 - a benchmark reports and goes on
                 print(f"{e['case']} {aligner}: failed: {exc}", file=sys.stderr)
                 failed += 1
@@ -124,15 +120,12 @@ def _others(corpus: Path, aligners: list[str], model) -> None:
         audio = corpus / e["audio"]
         for other in entries:
             tx, language = texts[other["case"]], other["language"]
-            guide = force_align(audio, tx, language=language) if {"dtw", "combined"} & set(aligners) else None
             for aligner in aligners:
                 try:
-                    if aligner == "dtw":
-                        r = guide
-                    elif aligner == "attention":
+                    if aligner == "attention":
                         r = attention_align(audio, tx, model=model, language=language)
                     else:
-                        r = attention_align(audio, tx, model=model, guide=guide)
+                        r = force_align(audio, tx, language=language, model=model if aligner == "combined" else None)
                 except UsageError:  # a transcript longer than the recording: refused, as good as 0
                     conf[aligner][e["case"], other["case"]] = 0.0
                     continue

@@ -26,8 +26,8 @@ repeated, for speed and memory.
 
 ``--aligner`` picks the aligner as ``mmalign align --aligner`` does: ``dtw`` (the default),
 ``attention`` (the attention aligner over the whole recording; the one-hour case is too long
-for it) or ``combined`` (the DTW alignment, then each segment read again by the attention
-aligner around it); ``--model`` gives weights other than the shipped ones.
+for it) or ``combined`` (the DTW with the attention aligner's frame embeddings joined to its
+features); ``--model`` gives weights other than the shipped ones.
 
 Each alignment runs in a fresh process. Time figures depend on the machine's load (the
 development machine is shared): read them as orders of magnitude. Run from the
@@ -85,14 +85,16 @@ def _align(spec: dict, audio=None, sr: int = 16000):
     from mmalign.align.words import force_align
 
     aligner, where = spec.get("aligner", "dtw"), spec["audio"] if audio is None else audio
-    if aligner == "dtw":
-        return force_align(where, spec["texts"], language=spec["language"], sr=sr, jobs=spec.get("jobs"))
-    from mmalign.align.attention import attention_align
+    if aligner == "attention":
+        from mmalign.align.attention import attention_align
 
-    guide = None
+        return attention_align(where, spec["texts"], model=spec.get("model"), language=spec["language"], sr=sr)
+    model = None
     if aligner == "combined":
-        guide = force_align(where, spec["texts"], language=spec["language"], sr=sr, jobs=spec.get("jobs"))
-    return attention_align(where, spec["texts"], model=spec.get("model"), language=spec["language"], sr=sr, guide=guide)
+        from mmalign.align.attention import default_model_path
+
+        model = spec.get("model") or default_model_path()
+    return force_align(where, spec["texts"], language=spec["language"], sr=sr, jobs=spec.get("jobs"), model=model)
 
 
 def _run_child(spec: dict, timeout: float = 1800) -> tuple[dict | None, float, str]:

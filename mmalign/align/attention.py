@@ -21,6 +21,9 @@ Inference
     hard_path             the most probable monotonic path: token index per frame
     word_times            word starts and ends from a path (the junction convention below)
     tokenize              eSpeak phonemes → token ids, with each word's token range
+    embed_audio           a recording → the audio encoder's queries per frame (a learned feature;
+                          :func:`mmalign.align.words.force_align` joins them to its DTW's features)
+    frame_embeddings      the same from log-mel dB frames
     logmel_frames         the model's front end (log-mel, 10 ms frames, per-band normalised)
 
 Notes
@@ -79,7 +82,9 @@ __all__ = [
     "attention_align",
     "beta_binomial_prior",
     "default_model_path",
+    "embed_audio",
     "forward_sum_loss",
+    "frame_embeddings",
     "hard_path",
     "load_model",
     "logmel_frames",
@@ -776,7 +781,7 @@ def _guided(
 ) -> ForcedAlignment:
     """Each segment the guide found, aligned again with its neighbours in a window around the guide's span.
 
-    Both encoders run once: the audio encoder over the whole recording (:func:`_encode_long`),
+    Both encoders run once: the audio encoder over the whole recording (:func:`frame_embeddings`),
     the text encoder over the whole transcript; each window then compares its frames'
     queries with its words' keys.
     """
@@ -786,7 +791,7 @@ def _guided(
     scores: dict[int, float] = {}
     reasons: dict[int, str] = {}
     toks = tokenize([(p.name, p.word) for p in syn.phonemes], len(syn.words), net.config.n_tokens)
-    queries = _encode_long(net, db)
+    queries = frame_embeddings(net, db)
     device = next(net.parameters()).device
     with torch.inference_mode():
         keys = net.encode_text(torch.as_tensor(toks.ids, device=device)[None])[0]
@@ -835,8 +840,41 @@ def _guided(
     return _result(texts, syn, reading, w0, w1, scores, reasons, duration)
 
 
-def _encode_long(net: AttentionAligner, db: np.ndarray) -> np.ndarray:
+def embed_audio(
+    model: AttentionAligner,
+    audio: Pathlike | np.ndarray,
+    *,
+    sr: int = SR,
+    audio_stream: int | None = None,
+    project: np.ndarray | None = None,
+) -> np.ndarray:
+    """The audio encoder's queries of a recording: a learned feature per 10 ms frame, any length.
+
+    Parameters
+    ----------
+    model : AttentionAligner
+    audio : str, os.PathLike or np.ndarray [shape=(n,)]
+        A media file with an audio stream, or mono samples at ``sr``.
+    sr : int
+        Sample rate of ``audio`` when it is an array.
+    audio_stream : int, optional
+        Audio stream of a media file.
+    project : np.ndarray [shape=(attn_dim, k)], optional
+        Each frame's query is multiplied by it (:func:`frame_embeddings`).
+
+    Returns
+    -------
+    np.ndarray [shape=(T, model.config.attn_dim or k), dtype=float32]
+        Frame ``t`` covers ``t * 0.01`` s; normalised and encoded as :func:`frame_embeddings` does.
+    """
+    return frame_embeddings(model, _recording_db(audio, sr, audio_stream, model.config.n_mels), project)
+
+
+def frame_embeddings(net: AttentionAligner, db: np.ndarray, project: np.ndarray | None = None) -> np.ndarray:
     """The audio encoder's queries ``(T, attn_dim)`` of a long recording's log-mel dB, in chunks.
+
+    With ``project`` (``(attn_dim, k)``) each chunk's queries are multiplied by it as they
+    come: ``(T, k)``, and no more memory than that for the whole recording.
 
     Each chunk is floored as :func:`normalise` floors (the whole recording's top), normalised
     per band over a centred stretch of :data:`GUIDE_NORM_SECONDS` (about a training
@@ -847,7 +885,11 @@ def _encode_long(net: AttentionAligner, db: np.ndarray) -> np.ndarray:
     """
     from ..filters import sliding_normalise
 
-    out = np.empty((len(db), net.config.attn_dim), np.float32)
+    if project is not None:
+        project = np.asarray(project, np.float32)
+        if project.ndim != 2 or project.shape[0] != net.config.attn_dim:
+            raise UsageError(f"{{project}} must have shape ({net.config.attn_dim}, k)", names=["project"])
+    out = np.empty((len(db), net.config.attn_dim if project is None else project.shape[1]), np.float32)
     if len(db) == 0:
         return out
     device = next(net.parameters()).device
@@ -861,7 +903,8 @@ def _encode_long(net: AttentionAligner, db: np.ndarray) -> np.ndarray:
             lo2, hi2 = max(0, lo - width // 2), min(len(db), hi + width // 2)  # and its normalisation
             x = sliding_normalise(np.maximum(db[lo2:hi2], floor), width)[lo - lo2 : hi - lo2]
             q = net.encode_audio(torch.as_tensor(x, device=device)[None])[0]
-            out[a : a + n] = q[a - lo : a - lo + n].float().cpu().numpy()
+            kept = q[a - lo : a - lo + n].float().cpu().numpy()
+            out[a : a + n] = kept if project is None else kept @ project
     return out
 
 

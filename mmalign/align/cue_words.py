@@ -60,7 +60,7 @@ decoded again at 16 kHz for its own front end).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -371,10 +371,9 @@ class Reader:
         if cepstra is not None:
             self.use_cepstra(cepstra.values, t0=cepstra.t0, hop=cepstra.hop)
         self.readings: dict[str, tuple[np.ndarray, int, int]] = {}  # features, silent rows before, after
-        #: reads the cues of a forced alignment again, ``reread(samples, texts, sr=, guide=)`` →
-        #: ForcedAlignment (e.g. the attention aligner, :func:`mmalign.align.attention.attention_align`);
-        #: None: the forced alignment's own times
-        self.reread: Callable[..., Any] | None = None
+        #: an attention aligner whose frame embeddings join the forced alignment's features
+        #: (``model`` of :func:`mmalign.align.words.force_align`); None: the DTW's own
+        self.model: Any = None
         if isinstance(audio, np.ndarray) and sr != _SR:
             import soxr
 
@@ -1099,7 +1098,7 @@ def _force_aligned(
     run against the stretch its mapped places span and :data:`_ALIGN_PAD` seconds on each side,
     so an unsubtitled intro or a long programme costs nothing more. NaN where a cue is not found
     (or has nothing to say: a cue too long to be read is not read here either). With
-    ``rd.reread`` (the attention aligner) each run's alignment is read again by it.
+    ``rd.model`` (an attention aligner) the alignment reads its frame embeddings too.
     """
     from .. import media
     from .words import force_align
@@ -1120,9 +1119,7 @@ def _force_aligned(
         if len(y) < sr // 10:
             continue
         y = np.asarray(y, np.float32)
-        fa = force_align(y, cleaned[i:j], language=rd.language, sr=sr)
-        if rd.reread is not None and any(seg.found for seg in fa.segments):
-            fa = rd.reread(y, cleaned[i:j], sr=sr, guide=fa)
+        fa = force_align(y, cleaned[i:j], language=rd.language, sr=sr, model=rd.model)
         for k, seg in enumerate(fa.segments):
             if seg.start is not None and seg.end is not None:
                 found_s[i + k], found_e[i + k] = t0 + seg.start, t0 + seg.end

@@ -408,9 +408,10 @@ def sync(
         default: detected from their text.  A text that gives no language skips the pass.
     aligner : {"dtw", "combined"}
         Who places the cues the word pass re-times (sloppy per-cue timing): ``"dtw"``, the
-        forced alignment of :mod:`mmalign.align.words`; ``"combined"``, that alignment read
-        again by the attention aligner (:func:`mmalign.align.attention.attention_align`
-        with it as the guide; needs torch). The map and the confidence are the same either way.
+        forced alignment of :mod:`mmalign.align.words`; ``"combined"``, that alignment with
+        the attention aligner's frame embeddings joined to its features (``model`` of
+        :func:`~mmalign.align.words.force_align`; needs torch). The map and the confidence
+        are the same either way.
     model : str or os.PathLike, optional
         The attention aligner's weights with ``"combined"`` (default: the shipped ones).
 
@@ -430,7 +431,7 @@ def sync(
         name = "<subtitles>" if isinstance(reference, Subtitles) else os.fspath(reference)
     if detector not in DETECTORS:
         raise UsageError(f"unknown speech detector {detector!r}; choose from {', '.join(DETECTORS)}")
-    reread = _rereader(aligner, model)  # no torch, or no weights: refused before any work
+    learned = _learned_model(aligner, model)  # no torch, or no weights: refused before any work
     cepstra: tuple[np.ndarray, float, float] | None = None
     prepared = None
     if activity is None and words and not isinstance(reference, Subtitles):
@@ -494,7 +495,7 @@ def sync(
         t_words = time.perf_counter()
         reader = prepared.result() if prepared is not None else _reader(ref, subs, is_spoken, language, audio_stream)
         if reader is not None:
-            reader.reread = reread
+            reader.model = learned
         found = (
             None
             if reader is None
@@ -533,8 +534,8 @@ def sync(
 SYNC_ALIGNERS = ("dtw", "combined")
 
 
-def _rereader(aligner: str, model: Pathlike | None) -> Callable[..., Any] | None:
-    """``Reader.reread`` for ``aligner``: None (the DTW's own times), or the attention aligner with its weights."""
+def _learned_model(aligner: str, model: Pathlike | None) -> Any:
+    """``Reader.model`` for ``aligner``: None (the DTW alone), or the attention aligner with its weights."""
     if aligner not in SYNC_ALIGNERS:
         raise UsageError(f"{{aligner}} must be one of {', '.join(SYNC_ALIGNERS)}, not {aligner!r}", names=["aligner"])
     if aligner == "dtw":
@@ -545,15 +546,12 @@ def _rereader(aligner: str, model: Pathlike | None) -> Callable[..., Any] | None
         return None
     if model is not None and not os.path.isfile(model):
         raise InputError(f"{os.fspath(model)}: aligner weights not found")
-    import functools
-
     from .transcript import attention_aligner
 
-    attention_align = attention_aligner()  # torch: imported here, refused at once without it
+    attention_aligner()  # torch: imported here, refused at once without it
     from .attention import default_model_path, load_model
 
-    net = load_model(default_model_path() if model is None else model)
-    return functools.partial(attention_align, model=net)
+    return load_model(default_model_path() if model is None else model)
 
 
 def _spoken_mask(subs: Subtitles) -> np.ndarray:

@@ -308,8 +308,8 @@ def align_transcript(
     (:func:`mmalign.align.words.force_align`); ``"attention"``, the trained attention
     aligner over the whole recording in one piece (:func:`mmalign.align.attention.attention_align`,
     needs torch; about four minutes of dense speech at most); ``"combined"``,
-    the DTW alignment first, then each segment read again by the attention aligner in a
-    window around it.
+    the DTW with the attention aligner's frame embeddings joined to its features (the
+    ``model`` argument of :func:`~mmalign.align.words.force_align`; needs torch).
 
     Parameters
     ----------
@@ -362,16 +362,15 @@ def align_transcript(
         )
     attention = None if aligner == "dtw" else attention_aligner()  # no torch: refused before any work
     segments = read_transcript(transcript, split=split, language=language)
-    if attention is None:
-        result = force_align(media, segments, language=language, audio_stream=audio_stream, jobs=jobs)
+    if aligner == "attention":
+        result = _attention(attention, media, segments, language=language, audio_stream=audio_stream, model=model)
     else:
-        # combined: the DTW's alignment guides the attention aligner (and gives it its language)
-        guide = None
+        learned = None
         if aligner == "combined":
-            guide = force_align(media, segments, language=language, audio_stream=audio_stream, jobs=jobs)
-        result = _attention(
-            attention, media, segments, language=language, audio_stream=audio_stream, model=model, guide=guide
-        )
+            from .attention import default_model_path
+
+            learned = default_model_path() if model is None else model
+        result = force_align(media, segments, language=language, audio_stream=audio_stream, jobs=jobs, model=learned)
     require_found(result, min_confidence)
     missing = [s for s in result.segments if not s.found]
     if missing:

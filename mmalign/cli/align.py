@@ -171,8 +171,8 @@ def align(
         typer.Option(
             "--aligner",
             help="Transcript: dtw (synthesised speech + DTW), attention (the trained attention aligner over the "
-            "whole recording; needs torch) or combined (DTW, then each segment read again by the attention "
-            "aligner around its place).",
+            "whole recording; needs torch) or combined (the DTW with the attention aligner's frame embeddings "
+            "joined to its features; needs torch).",
         ),
     ] = Aligner.dtw,
     model: AlignerModel = None,

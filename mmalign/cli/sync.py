@@ -166,8 +166,9 @@ def sync(
         typer.Option(
             "--aligner",
             help="With --words: who places the cues it re-times when the per-cue timing is sloppy. dtw: the "
-            "synthesised speech's forced alignment; combined: that alignment read again by the trained "
-            "attention aligner (needs torch; see mmalign train aligner). The map and the confidence do not change.",
+            "synthesised speech's forced alignment; combined: that alignment with the trained attention "
+            "aligner's frame embeddings joined to its features (needs torch; see mmalign train aligner). "
+            "The map and the confidence do not change.",
         ),
     ] = SyncAligner.dtw,
     model: AlignerModel = None,

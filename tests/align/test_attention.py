@@ -347,6 +347,82 @@ def test_a_guided_alignment_places_the_words_of_another_voice(shipped, reading):
     assert np.all(np.diff(mapped) >= 0)
 
 
+# --------------------------------------------------------------------------- combined: learned features in the DTW
+
+
+def test_the_principal_directions_match_numpy():
+    """``_principal``, summed in blocks, against numpy's covariance and eigenvectors (up to sign)."""
+    from mmalign.align import words
+
+    rng = np.random.default_rng(0)
+    spread = np.linspace(3.0, 0.1, 12)  # distinct variances: the directions are defined
+    q = rng.standard_normal((70000, 12)) @ np.diag(spread) @ np.linalg.qr(rng.standard_normal((12, 12)))[0] + 2.0
+    q = q.astype(np.float16)  # as the reading's are kept
+    mean, basis = words._principal(q, 4)
+    ref = q.astype(np.float64)
+    np.testing.assert_allclose(mean, ref.mean(axis=0), atol=1e-5)
+    vals, vecs = np.linalg.eigh(np.cov(ref.T, bias=True))
+    expect = vecs[:, ::-1][:, :4]
+    assert basis.shape == (12, 4) and basis.dtype == np.float32
+    np.testing.assert_allclose(np.abs(np.sum(basis * expect, axis=0)), 1.0, atol=1e-4)
+
+
+def test_learned_columns_are_weighted_against_the_front_end():
+    """``_with_learned`` joins the projected embeddings, scaled so that unrelated pairs lie
+    ``_LEARNED`` times as far apart in them as in the front end's columns."""
+    from mmalign.align import words
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((300, 27)).astype(np.float32), rng.standard_normal((500, 27)).astype(np.float32)
+    x[::7, -1] = np.nan  # the reading's pauses say nothing in the speech column
+    px, py = rng.standard_normal((300, 16)).astype(np.float32), 5 * rng.standard_normal((500, 16)).astype(np.float32)
+    xx, yy = words._with_learned(x, y, px, py)
+    assert xx.shape == (300, 43) and yy.shape == (500, 43) and xx.flags.c_contiguous and xx.dtype == np.float32
+    np.testing.assert_array_equal(xx[:, :27], x)
+    np.testing.assert_array_equal(yy[:, :27], y)
+    assert words._chance_cost(xx[:, 27:], yy[:, 27:]) == pytest.approx(
+        words._LEARNED * words._chance_cost(x, y), rel=1e-4
+    )
+    ratio = xx[:, 27:] / px
+    assert np.allclose(ratio, ratio[0, 0]) and np.allclose(yy[:, 27:] / py, ratio[0, 0])
+
+
+def test_projected_embeddings_are_the_embeddings_projected(shipped):
+    """``frame_embeddings(project=)`` gives the full queries times the projection, chunk by chunk."""
+    rng = np.random.default_rng(1)
+    db = (rng.standard_normal((700, shipped.config.n_mels)) * 10 - 30).astype(np.float32)
+    project = rng.standard_normal((shipped.config.attn_dim, 5)).astype(np.float32)
+    full = att.frame_embeddings(shipped, db)
+    np.testing.assert_allclose(att.frame_embeddings(shipped, db, project), full @ project, rtol=1e-4, atol=1e-3)
+    with pytest.raises(UsageError, match="project must have shape"):
+        att.frame_embeddings(shipped, db, project[:3])
+
+
+@pytest.mark.slow
+def test_combined_finds_the_lines_of_another_voice(shipped, reading):
+    """``force_align(model=)``: the DTW with the shipped model's frame embeddings joined finds every
+    line of a voice and a rate the model was not trained on, as the DTW alone does; a path
+    to the weights gives the same as the model itself, and no model gives the DTW alone."""
+    from mmalign.align.words import force_align
+
+    y, truth, firsts = reading
+    dtw = force_align(y, TALK, language="en", sr=16000)
+    combined = force_align(y, TALK, language="en", sr=16000, model=shipped)
+    by_path = force_align(y, TALK, language="en", sr=16000, model=att.default_model_path())
+    assert not combined.not_found
+    assert [s.start for s in combined.segments] == pytest.approx(truth[firsts], abs=0.1)
+    found = np.array([w.start for w in combined.words])
+    assert (
+        np.mean(np.abs(found - truth) <= 0.1)
+        >= np.mean(np.abs(np.array([w.start for w in dtw.words]) - truth) <= 0.1) - 0.05
+    )
+    assert [s.start for s in by_path.segments] == [s.start for s in combined.segments]
+    assert combined.confidence != dtw.confidence  # the costs are not the DTW's alone
+    assert [s.start for s in force_align(y, TALK, language="en", sr=16000, model=None).segments] == [
+        s.start for s in dtw.segments
+    ]
+
+
 @pytest.mark.slow
 def test_a_guided_alignment_leaves_out_what_its_guide_did_not_find(shipped, reading):
     from mmalign.align.words import force_align
@@ -382,7 +458,7 @@ def test_a_long_recording_is_encoded_in_chunks_as_in_one_piece(shipped, monkeypa
 
     db = np.random.default_rng(0).normal(-40, 10, size=(2500, 80)).astype(np.float32)
     monkeypatch.setattr(att, "_CHUNK_FRAMES", 700)
-    chunked = att._encode_long(shipped, db)
+    chunked = att.frame_embeddings(shipped, db)
     floor = np.float32(np.percentile(db.max(axis=1), 99) - 80)
     x = sliding_normalise(np.maximum(db, floor), int(round(att.GUIDE_NORM_SECONDS / att.HOP)))
     with torch.inference_mode():

@@ -140,8 +140,8 @@ def test_per_cue_noise_is_fixed_by_the_words(recording):
 
 @pytest.mark.slow
 def test_per_cue_noise_fixed_with_the_attention_aligner(recording):
-    """``aligner="combined"``: the cues the word pass re-times are placed by the forced alignment read
-    again by the shipped attention aligner; on speech like its training data it is as right."""
+    """``aligner="combined"``: the cues the word pass re-times are placed by the forced alignment with
+    the shipped attention aligner's frame embeddings; on speech like its training data it is as right."""
     pytest.importorskip("torch")
     path, cues = recording
     subs = _subs(cues, shift=2.5, sigma=0.3, seed=4)
