@@ -49,7 +49,7 @@ def main(argv: list[str]) -> int:
     from mmalign.align.attention import default_model_path
     from mmalign.train import evaluate_aligner, make_data
 
-    models = args.models or [default_model_path()]
+    models = args.models or [Path(default_model_path())]
     for m in models:
         if not m.is_file():
             raise C.BenchError(f"{m}: no such weights file")
