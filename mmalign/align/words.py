@@ -734,6 +734,9 @@ def _learned_columns(
     return px, py
 
 
+# --------------------------------------------------------------------------- public
+
+
 def _check_segments(segments: Sequence[str]) -> list[str]:
     if isinstance(segments, str) or not isinstance(segments, Sequence):
         raise UsageError("{segments} must be a sequence of str (one per line or cue)", names=["segments"])
