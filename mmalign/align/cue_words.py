@@ -1495,8 +1495,9 @@ def settle_pieces(
     stretches of talk). At each boundary, the cues before it are read, from the boundary back, at
     the place the next piece's offset gives them: each that reads better there than at its place
     (by :data:`_GAIN`), better than a far cue's reading there, and better than at the place the
-    piece on its own piece's other side would give it, goes to the next piece, up to
-    :data:`EDGE_CUES` cues; where none does, the cues after the boundary are read at the
+    piece on its own piece's other side would give it, goes to the next piece, as far as the
+    cues keep doing so (no more than :data:`EDGE_CUES` in a row that read alike under both
+    maps are carried along); where none does, the cues after the boundary are read at the
     previous piece's place the same way. A cue goes only where it keeps its order with the
     neighbour that stays.
 
@@ -1561,7 +1562,8 @@ def settle_pieces(
         pending: list[int] = []
         moved: list[int] = []
         for i in cues:
-            if out[i] != src or len(pending) + len(moved) >= EDGE_CUES:
+            # as far as the words keep saying so, but not over more than EDGE_CUES alike ones
+            if out[i] != src or len(pending) >= EDGE_CUES:
                 break
             v = verdict(i, dest)
             if v < 0:
