@@ -1240,6 +1240,8 @@ EDGE_CUES = 6
 EDGE_REACH = 180.0
 #: Seconds a run must move to count as left behind by a break (less is the per-cue timing's business).
 _EDGE_MOVE = 1.0
+#: Staying neighbours of a run whose forced alignment measures the subtitler's lead.
+_STAY = 4
 #: Seconds around a run's shift (as its readings' starts give it) on which the shift is settled.
 _SETTLE = np.arange(-1.5, 1.51, 0.25)
 _SETTLE_FINE = np.arange(-0.1, 0.11, 0.05)
@@ -1326,17 +1328,8 @@ def edge_runs(
             continue
         feats, t_first = reader.stretch(t0, t1)
         lo, hi = (pair[0], n) if tail else (0, pair[1] + 1)
-        for first in _starts(x, feats, _PLACES):
-            shift = t_first + first * FRAME - float(starts[pair[0]])
-            if abs(shift) < _EDGE_MOVE:
-                break  # their words are where the map put them
-            if tail and starts[lo] + shift < ends[lo - 1]:
-                continue  # the run may not move before the cue that stays
-            if not tail and ends[hi - 1] + shift > starts[hi]:
-                continue
-            found = _reads_better(reader, [texts[i] for i in pair], starts[pair], ends[pair], shift)
-            if found is None or abs(found) < _EDGE_MOVE:
-                continue
+        found = _edge_shift(reader, [texts[i] for i in pair], starts, ends, pair, lo, hi, x, feats, t_first, tail)
+        if found is not None:
             # the boundary: the neighbours whose words are there too go with the run
             while tail and lo > n - m and _extends(reader, texts, starts, ends, lo - 1, found, tail=True):
                 lo -= 1
@@ -1344,15 +1337,55 @@ def edge_runs(
                 hi += 1
             # held readings score alike wherever they lie inside a cue that lasts past its words: the
             # shift is settled by where a forced alignment starts the run's words against its cues'
-            # starts, as against the two staying neighbours' (whose places are right: a subtitler's lead)
+            # starts, as against the staying neighbours' (whose places are right: a subtitler's lead).
+            # Four of them: the nearest may be on the wrong side of a break too (the settling of the
+            # pieces moves it later), and a median of two is then half wrong
             run = list(range(lo, hi))
-            stay = sorted({max(lo - 2, 0), lo - 1} if tail else {hi, min(hi + 1, n - 1)})
+            stay = list(range(max(lo - _STAY, 0), lo) if tail else range(hi, min(hi + _STAY, n)))
             found += _lead([texts[i] for i in run], starts[run] + found, ends[run] + found) - _lead(
                 [texts[i] for i in stay], starts[stay], ends[stay]
             )
             out.append((lo, hi, float(found)))
-            break
     return out
+
+
+def _edge_shift(
+    reader: Reader,
+    texts: list[str],
+    starts: np.ndarray,
+    ends: np.ndarray,
+    pair: list[int],
+    lo: int,
+    hi: int,
+    x: np.ndarray,
+    feats: np.ndarray,
+    t_first: float,
+    tail: bool,
+) -> float | None:
+    """The shift of :func:`edge_runs`' two outermost cues (``pair``, reading ``x``) to where their words
+    are in ``feats`` (the stretch searched, its first frame at ``t_first``); None where they are at their
+    places or read no better anywhere else.
+
+    Each of the best places (:func:`_spans`) is tried from where the reading starts in it, then from
+    where it ends less its length: a path may stretch its first word over a long pause before it (a
+    lead-in of silence), and the shift from its start is then seconds early, farther than
+    :func:`_reads_better` settles.
+    """
+    for first, last in _spans(x, feats, _PLACES):
+        shifts = [t_first + a * FRAME - float(starts[pair[0]]) for a in dict.fromkeys((first, last - len(x) + 1))]
+        if abs(shifts[0]) < _EDGE_MOVE:
+            return None  # their words are where the map put them
+        for shift in shifts:
+            if abs(shift) < _EDGE_MOVE:
+                continue
+            if tail and starts[lo] + shift < ends[lo - 1]:
+                continue  # the run may not move before the cue that stays
+            if not tail and ends[hi - 1] + shift > starts[hi]:
+                continue
+            found = _reads_better(reader, texts, starts[pair], ends[pair], shift)
+            if found is not None and abs(found) >= _EDGE_MOVE:
+                return found
+    return None
 
 
 def _extends(
@@ -1367,8 +1400,9 @@ def _extends(
     return _moves(rd, texts, starts, ends, i, shift)
 
 
-def _starts(x: np.ndarray, y: np.ndarray, top: int) -> list[int]:
-    """The columns where reading ``x`` starts in ``y`` at its ``top`` best places, at least a second apart.
+def _spans(x: np.ndarray, y: np.ndarray, top: int) -> list[tuple[int, int]]:
+    """The columns where reading ``x`` starts and ends in ``y`` at its ``top`` best places, starts at
+    least a second apart.
 
     The open-ended DTW of :func:`match_reading`, keeping for every end column where its path
     starts and how many cells it has; a place's quality is its path's mean cell cost, among
@@ -1408,12 +1442,12 @@ def _starts(x: np.ndarray, y: np.ndarray, top: int) -> list[int]:
     mean = (d + r * covered) / np.maximum(cells, 1)
     ok = np.isfinite(mean) & (covered >= n / 2) & (covered <= 2 * n)
     gap = int(round(1.0 / FRAME))
-    out: list[int] = []
+    out: list[tuple[int, int]] = []
     for j in np.flatnonzero(ok)[np.argsort(mean[ok], kind="stable")]:
         if len(out) == top:
             break
-        if all(abs(int(start[j]) - f) >= gap for f in out):
-            out.append(int(start[j]))
+        if all(abs(int(start[j]) - f) >= gap for f, _ in out):
+            out.append((int(start[j]), int(j)))
     return out
 
 

@@ -398,6 +398,37 @@ def test_edge_runs_look_past_a_last_cue_with_nothing_to_say(recording, tail_brea
     assert shift == pytest.approx(ad, abs=0.15)
 
 
+@pytest.fixture(scope="module")
+def head_break(recording, tmp_path_factory):
+    """The recording behind 6 s more of silence, with the ad of other speech after its third sentence."""
+    import soundfile
+
+    path, cues = recording
+    y, sr = soundfile.read(path, dtype="float32")
+    cut = int(round((cues[2][1] + cues[3][0]) / 2 * sr))
+    # other talk in the same voice, long enough to hold the first three cues' places
+    ad = np.concatenate([speech.synthesize(t, language="en", rate=150).audio for t in OTHER + UNSAID[:3]])
+    lead = np.zeros(6 * sr, np.float32)
+    out = tmp_path_factory.mktemp("edges") / "head_break.wav"
+    soundfile.write(out, np.concatenate([lead, y[:cut], ad, y[cut:]]), sr)
+    return out, 6.0, len(ad) / sr
+
+
+def test_edge_runs_find_the_first_cues_behind_a_silence_when_the_map_puts_them_on_talk(recording, head_break):
+    """The map is right for all but the first three cues, which it puts an ad later: on the ad's talk,
+    where their readings match about as well as anywhere. Their words are behind a long silence,
+    where a reading's path stretches its first word over the silence: the place is where it ends."""
+    _, cues = recording
+    path, lead, ad = head_break
+    starts = np.array([c[0] for c in cues]) + lead + ad
+    ends = np.array([c[1] for c in cues]) + lead + ad
+    runs = cue_words.edge_runs(_reader(path), [c[2] for c in cues], starts, ends, duration=float(ends[-1] + 2.0))
+    assert len(runs) == 1
+    lo, hi, shift = runs[0]
+    assert (lo, hi) == (0, 3)
+    assert shift == pytest.approx(-ad, abs=0.15)
+
+
 def test_edge_runs_leave_a_right_map_alone(recording, tail_break):
     _, cues = recording
     path, ad = tail_break
@@ -413,14 +444,14 @@ def test_edge_runs_leave_a_right_map_alone(recording, tail_break):
     assert cue_words.edge_runs(_reader(plain), [c[2] for c in cues], s0, e0, duration=float(e0[-1] + 2)) == []
 
 
-def test_starts_is_the_subsequence_dtw():
+def test_spans_are_the_subsequence_dtw():
     """Where a reading is cut from a random sequence, its best place is there (and a second from any other)."""
     rng = np.random.default_rng(11)
     y = rng.standard_normal((400, 6)).astype(np.float32)
     x = y[150:190] + 0.05 * rng.standard_normal((40, 6)).astype(np.float32)
-    found = cue_words._starts(x, y, 3)
-    assert found[0] == 150
-    assert all(abs(a - b) >= round(1.0 / cue_words.FRAME) for a in found for b in found if a is not b)
+    found = cue_words._spans(x, y, 3)
+    assert found[0] == (150, 189)
+    assert all(abs(a - b) >= round(1.0 / cue_words.FRAME) for a, _ in found for b, _ in found if a is not b)
 
 
 def test_sync_with_a_break_near_the_end_moves_the_run_once(recording, tail_break):
