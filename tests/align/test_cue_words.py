@@ -415,9 +415,9 @@ def head_break(recording, tmp_path_factory):
 
 
 def test_edge_runs_find_the_first_cues_behind_a_silence_when_the_map_puts_them_on_talk(recording, head_break):
-    """The map is right for all but the first three cues, which it puts an ad later: on the ad's talk,
-    where their readings match about as well as anywhere. Their words are behind a long silence,
-    where a reading's path stretches its first word over the silence: the place is where it ends."""
+    """The map is right for all but the first three cues, which it puts an ad later, on the ad's talk
+    (the same voice): their run is found behind the recording's long lead-in of silence, with its
+    shift (the run at the start, as the tail's above)."""
     _, cues = recording
     path, lead, ad = head_break
     starts = np.array([c[0] for c in cues]) + lead + ad
