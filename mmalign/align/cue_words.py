@@ -1257,6 +1257,7 @@ def edge_runs(
     *,
     duration: float,
     reach: float = EDGE_REACH,
+    disowned: str | None = None,
 ) -> list[tuple[int, int, float]]:
     """Runs of cues at either end of a file that a map left behind: their words lie together elsewhere.
 
@@ -1285,6 +1286,11 @@ def edge_runs(
         Length of the recording, seconds.
     reach : float
         Seconds searched beyond the mapped places.
+    disowned : {"head", "tail"}, optional
+        Only that end is searched, and their best place being their own does not end the
+        search: the words of a run there are known not to be where the map puts them
+        (:attr:`WordEvidence.disowned`; other talk, an ad's, can match readings as well as
+        their own words).
 
     Returns
     -------
@@ -1311,6 +1317,8 @@ def edge_runs(
 
     sayable = [i for i in range(n) if cleaned[i]]
     for tail in (True, False):
+        if disowned is not None and tail != (disowned == "tail"):
+            continue
         # the two cues nearest the end that say something, their words together (a last "..." goes with them)
         pair = sayable[-2:] if tail else sayable[:2]
         if len(pair) < 2 or (pair[0] < n - m if tail else pair[1] >= m):
@@ -1328,7 +1336,9 @@ def edge_runs(
             continue
         feats, t_first = reader.stretch(t0, t1)
         lo, hi = (pair[0], n) if tail else (0, pair[1] + 1)
-        found = _edge_shift(reader, [texts[i] for i in pair], starts, ends, pair, lo, hi, x, feats, t_first, tail)
+        found = _edge_shift(
+            reader, [texts[i] for i in pair], starts, ends, pair, lo, hi, x, feats, t_first, tail, disowned is not None
+        )
         if found is not None:
             # the boundary: the neighbours whose words are there too go with the run
             while tail and lo > n - m and _extends(reader, texts, starts, ends, lo - 1, found, tail=True):
@@ -1361,6 +1371,7 @@ def _edge_shift(
     feats: np.ndarray,
     t_first: float,
     tail: bool,
+    past_own: bool = False,
 ) -> float | None:
     """The shift of :func:`edge_runs`' two outermost cues (``pair``, reading ``x``) to where their words
     are in ``feats`` (the stretch searched, its first frame at ``t_first``); None where they are at their
@@ -1369,11 +1380,14 @@ def _edge_shift(
     Each of the best places (:func:`_spans`) is tried from where the reading starts in it, then from
     where it ends less its length: a path may stretch its first word over a long pause before it (a
     lead-in of silence), and the shift from its start is then seconds early, farther than
-    :func:`_reads_better` settles.
+    :func:`_reads_better` settles. A best place that is their own ends the search, unless
+    ``past_own``: then the next places are tried.
     """
     for first, last in _spans(x, feats, _PLACES):
         shifts = [t_first + a * FRAME - float(starts[pair[0]]) for a in dict.fromkeys((first, last - len(x) + 1))]
         if abs(shifts[0]) < _EDGE_MOVE:
+            if past_own:
+                continue
             return None  # their words are where the map put them
         for shift in shifts:
             if abs(shift) < _EDGE_MOVE:

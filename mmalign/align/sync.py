@@ -662,6 +662,20 @@ def _word_pass(
         if settled is not timemap:
             # the timing is as sloppy (or exact) as it was under the map before: settling moved a few cues
             timemap, evidence = settled, read(settled, True, evidence.sloppy)
+        if evidence.disowned is not None:
+            # a run at an end whose words are not where the map puts them: where are they? (the
+            # search above stops where their best match is their own place, which other talk, an
+            # ad's, can be.) Taken only where the words then own every cue.
+            lo, hi, _ = evidence.disowned
+            side = "head" if lo == 0 else "tail"
+            again = _settle_by_words(reader, texts, src_starts, src_ends, timemap, duration, max_offset, side)
+            if again is not timemap:
+                other = read(again, True, evidence.sloppy)
+                if other.disowned is None and other.llr >= evidence.llr:
+                    log.info(
+                        "cues %d-%d: their words are elsewhere; the map follows them", idx[lo] + 1, idx[hi - 1] + 1
+                    )
+                    timemap, evidence = again, other
     retimed = subs.map_times(timemap)
     starts, ends = retimed.starts.copy(), retimed.ends.copy()
     starts[idx], ends[idx] = evidence.starts, evidence.ends
@@ -689,10 +703,12 @@ def _settle_by_words(
     timemap: TimeMap,
     duration: float,
     max_offset: float,
+    disowned: str | None = None,
 ) -> TimeMap:
     """The map with a piece for each run of cues at an end of the file that its words put elsewhere
     (:func:`mmalign.align.cue_words.edge_runs`), then each boundary between its pieces settled by the
     cues' words (:func:`mmalign.align.cue_words.settle_pieces`); ``timemap`` itself when nothing moves.
+    ``disowned`` (``"head"`` or ``"tail"``): only that end is searched, past the cues' own places.
 
     Both work on the spoken cues in order, under a map whose cue-holding pieces share one scale
     (a cue moves by the difference of two offsets); any other map is given back as it is.
@@ -707,7 +723,10 @@ def _settle_by_words(
         return timemap
     scale = float(scales[0])
     s, e = timemap.apply_spans(src_starts, src_ends)
-    for lo, hi, shift in edge_runs(reader, texts, s, e, duration=duration, reach=min(max_offset, EDGE_REACH)):
+    runs = edge_runs(reader, texts, s, e, duration=duration, reach=min(max_offset, EDGE_REACH), disowned=disowned)
+    if disowned is not None and not runs:
+        return timemap
+    for lo, hi, shift in runs:
         p = int(timemap.piece_index(src_starts[lo : lo + 1])[0])
         offset = float(timemap.offsets[p]) + shift
         log.info("cues %d-%d are %+.2f s from where the map put them: their words are there", lo + 1, hi, shift)
