@@ -1336,9 +1336,7 @@ def edge_runs(
             continue
         feats, t_first = reader.stretch(t0, t1)
         lo, hi = (pair[0], n) if tail else (0, pair[1] + 1)
-        found = _edge_shift(
-            reader, [texts[i] for i in pair], starts, ends, pair, lo, hi, x, feats, t_first, tail, disowned is not None
-        )
+        found = _edge_shift(reader, texts, starts, ends, pair, x, feats, t_first, tail, disowned is not None)
         if found is not None:
             # the boundary: the neighbours whose words are there too go with the run
             while tail and lo > n - m and _extends(reader, texts, starts, ends, lo - 1, found, tail=True):
@@ -1361,21 +1359,20 @@ def edge_runs(
 
 def _edge_shift(
     reader: Reader,
-    texts: list[str],
+    texts: Sequence[str],
     starts: np.ndarray,
     ends: np.ndarray,
     pair: list[int],
-    lo: int,
-    hi: int,
     x: np.ndarray,
     feats: np.ndarray,
     t_first: float,
     tail: bool,
     past_own: bool = False,
 ) -> float | None:
-    """The shift of :func:`edge_runs`' two outermost cues (``pair``, reading ``x``) to where their words
-    are in ``feats`` (the stretch searched, its first frame at ``t_first``); None where they are at their
-    places or read no better anywhere else.
+    """The shift of :func:`edge_runs`' two outermost cues (``pair`` of all the cues, reading ``x``) to
+    where their words are in ``feats`` (the stretch searched, its first frame at ``t_first``); None where
+    they are at their places or read no better anywhere else. The pair keeps its order with the cue
+    next to it, which stays.
 
     Each of the best places (:func:`_spans`) is tried from where the reading starts in it, then from
     where it ends less its length: a path may stretch its first word over a long pause before it (a
@@ -1392,11 +1389,11 @@ def _edge_shift(
         for shift in shifts:
             if abs(shift) < _EDGE_MOVE:
                 continue
-            if tail and starts[lo] + shift < ends[lo - 1]:
+            if tail and starts[pair[0]] + shift < ends[pair[0] - 1]:
                 continue  # the run may not move before the cue that stays
-            if not tail and ends[hi - 1] + shift > starts[hi]:
+            if not tail and ends[pair[1]] + shift > starts[pair[1] + 1]:
                 continue
-            found = _reads_better(reader, texts, starts[pair], ends[pair], shift)
+            found = _reads_better(reader, [texts[i] for i in pair], starts[pair], ends[pair], shift)
             if found is not None and abs(found) >= _EDGE_MOVE:
                 return found
     return None
