@@ -248,6 +248,36 @@ def _rival(
     return second, rival
 
 
+#: Two-sided significance a drift of the local offsets must reach (:func:`_drift_is_clear`).
+DRIFT_P = 0.01
+
+
+def _drift_is_clear(t: np.ndarray, d: np.ndarray, w: np.ndarray, slope: float, icept: float, hop: float) -> bool:
+    """Whether the slope of a weighted line through local offsets ``d`` at times ``t`` is significant.
+
+    The weighted least-squares slope's t statistic, with the residuals' scatter (no less than
+    a frame ``hop`` of the clock the offsets were found on) and ``len(t) - 2`` degrees of
+    freedom, against Student's t at :data:`DRIFT_P`, two-sided. Exact cues on a drifting
+    recording give offsets a frame or two off the line: any drift of a few frames over the
+    runs passes. Sloppy cues give offsets scattered by their noise; three runs of them
+    fit a line with one degree of freedom left, which says little about its slope.
+    """
+    from scipy.stats import t as student_t
+
+    k = len(t)
+    if k < 3:
+        return False
+    wn = np.asarray(w, np.float64) / np.mean(w)
+    mean_t = float(np.sum(wn * t) / np.sum(wn))
+    sxx = float(np.sum(wn * (t - mean_t) ** 2))
+    if sxx <= 0:
+        return False
+    resid = d - (slope * t + icept)
+    var = max(float(np.sum(wn * resid**2)) / (k - 2), hop * hop)
+    stat = abs(slope) / math.sqrt(var / sxx)
+    return bool(stat >= student_t.ppf(1.0 - DRIFT_P / 2, k - 2))
+
+
 def _scale_from_drift(
     fine: Scorer,
     starts: np.ndarray,
@@ -289,8 +319,11 @@ def _scale_from_drift(
             break
         keep = new_keep
     # Only a clean drift: most runs on the line, within 0.15 s (a break or a cut scene
-    # makes two clusters of local offsets, not a slope).
+    # makes two clusters of local offsets, not a slope), and one the runs' scatter cannot
+    # explain (sloppy cues move each run's offset, and three noisy runs always lie near a line).
     if abs(slope) < 1e-6 or keep.mean() < 0.75 or np.max(resid[keep]) > 0.15:
+        return scale, offset
+    if not _drift_is_clear(t[keep], d[keep], w[keep], slope, icept, fine.hop):
         return scale, offset
     new_scale = scale * (1.0 + slope)
     new_offset = offset * (1.0 + slope) + icept
