@@ -371,3 +371,11 @@ def test_a_drift_off_every_framerate_ratio_is_found_on_a_short_clip(scale):
     fit = estimate_linear(ref, cs, ce)
     assert fit.scale == pytest.approx(scale, abs=2e-4)
     assert np.abs(fit.scale * cs + fit.offset - (scale * cs + 4.0)).max() < 0.03
+
+
+def test_the_drift_threshold_is_students_t_at_one_percent():
+    from scipy.stats import t
+
+    from mmalign.align.offset import DRIFT_T
+
+    assert DRIFT_T == pytest.approx([t.ppf(0.995, k) for k in range(1, len(DRIFT_T) + 1)], abs=1e-3)
