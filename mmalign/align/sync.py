@@ -25,6 +25,7 @@ from ..features import audio as audio_features
 from ..features import vad
 from ..features.text import cue_activity
 from ..fileio import Pathlike
+from ..parallel import one_blas_thread
 from ..subtitles import Subtitles
 from ..timeline import FeatureSeq, TimeMap
 from .offset import LinearFit, estimate_linear
@@ -338,6 +339,7 @@ def reference_activity(
 
 
 @renamed_keywords(workers="jobs")
+@one_blas_thread
 def sync(
     reference: Pathlike | Subtitles,
     subs: Pathlike | Subtitles,

@@ -102,6 +102,7 @@ from numba import njit
 
 from ..errors import UsageError
 from ..filters import sliding_normalise, uniform_filter1d
+from ..parallel import one_blas_thread
 from ..timeline import TimeMap
 
 __all__ = ["AlignedSegment", "AlignedWord", "ForcedAlignment", "force_align"]
@@ -624,22 +625,15 @@ class _Chunk:
     audio: np.ndarray | None = None  # kept for a model's embeddings
 
 
+@one_blas_thread
 def _read_chunk(texts: list[str], language: str, rate: int, index: int, keep_audio: bool = False) -> _Chunk:
     """Chunk ``index`` of :func:`_read_aloud` read aloud and its log-mel (a task: module-level, so that a
     worker process can run it), as if every chunk before it said something: a gap before it only
-    when it is the first, and the noise floor seeded by its index.
-
-    BLAS runs on one thread (as in :func:`mmalign.features.audio.audio_features`' ranges): its
-    extra threads only spin beside the other chunks' processes, and alone they double the CPU
-    time of the log-mel's small matrix products for no gain in wall time.
-    """
-    from threadpoolctl import threadpool_limits
-
+    when it is the first, and the noise floor seeded by its index."""
     from .. import speech
 
-    with threadpool_limits(limits=1, user_api="blas"):
-        syn = speech.synthesize_segments(texts, language=language, rate=rate, sr=_SR, gap=_GAP)
-        return _chunk_of(syn, first=index == 0, seed=index, keep_audio=keep_audio)
+    syn = speech.synthesize_segments(texts, language=language, rate=rate, sr=_SR, gap=_GAP)
+    return _chunk_of(syn, first=index == 0, seed=index, keep_audio=keep_audio)
 
 
 def _chunk_of(syn: Any, *, first: bool, seed: int, keep_audio: bool) -> _Chunk:
@@ -680,9 +674,10 @@ def _read_aloud(
     embeddings (:func:`mmalign.align.attention.embed_audio`) are kept too.
 
     The chunks are read aloud and turned into log-mel frames on ``jobs`` processes
-    (:func:`mmalign.parallel.parallel_map`; eSpeak NG reads one text at a time per process),
-    and taken in order; with a model, in this process only (its embeddings are taken here,
-    and torch's threads do not survive a fork).
+    (:func:`mmalign.parallel.parallel_map`; eSpeak NG reads one text at a time per process;
+    BLAS on one thread, :func:`mmalign.parallel.one_blas_thread`), and taken in order; with a
+    model, in this process only (its embeddings are taken here, and torch's threads do not
+    survive a fork).
     """
     from .. import speech
     from ..parallel import parallel_map
@@ -807,6 +802,7 @@ def _check_int(name: str, value: object, least: int) -> int:
     return int(value)
 
 
+@one_blas_thread
 def force_align(
     audio: Pathlike | np.ndarray,
     segments: Sequence[str],

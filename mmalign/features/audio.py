@@ -22,7 +22,7 @@ from .. import media
 from .._compat import renamed_keywords
 from ..errors import InputError, UsageError
 from ..filters import gaussian_filter1d, median_filter1d, percentile_filter1d, uniform_filter1d
-from ..parallel import parallel_map, report_progress
+from ..parallel import one_blas_thread, parallel_map, report_progress
 from ..timeline import FeatureSeq
 
 __all__ = [
@@ -139,18 +139,6 @@ def logmel_array(
     return _frames_to_logmel(frames, window, basis)
 
 
-def _logmel_range(*args, **kwargs) -> np.ndarray:
-    """:func:`_logmel_range_` with BLAS on one thread.
-
-    Each range gets a core of its own; OpenBLAS's extra threads would only spin
-    (doubling the CPU time of a film's worth of small matrix products).
-    """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _logmel_range_(*args, **kwargs)
-
-
 class _Framer:
     """Cuts a stream of samples into the frames ``i0 .. i1-1`` of a centred STFT.
 
@@ -210,7 +198,8 @@ class _Framer:
         return frames
 
 
-def _logmel_range_(
+@one_blas_thread  # each range gets a core of its own
+def _logmel_range(
     path,
     i0: int,
     i1: int | None,
@@ -682,15 +671,8 @@ def _block_features(frames: np.ndarray, plan: dict, state: dict) -> dict[str, np
     return out
 
 
-def _features_range(*args, **kwargs) -> dict[str, Any]:
-    """:func:`_features_range_` with BLAS on one thread (see :func:`_logmel_range`)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _features_range_(*args, **kwargs)
-
-
-def _features_range_(path, i0: int, i1: int | None, plan: dict, audio_stream: int | None) -> dict[str, Any]:
+@one_blas_thread  # each range gets a core of its own
+def _features_range(path, i0: int, i1: int | None, plan: dict, audio_stream: int | None) -> dict[str, Any]:
     """The requested features of frames ``i0 .. i1-1`` (``i1`` None: to the end), one decode.
 
     Frame ``i0 - 1`` is computed as context where the onset needs it and dropped.  The
