@@ -71,8 +71,8 @@ def one_blas_thread(fn: F) -> F:
     """``fn`` run with BLAS on one thread (``threadpoolctl``; the limit is lifted when it returns).
 
     Reading an hour of transcript aloud took 10.9 s of CPU for 5.6 s of wall time with
-    OpenBLAS's threads and 5.4 s without them; a sync of a two-hour programme 8.3 s of wall
-    time with them and 7.6 s without.
+    OpenBLAS's threads and 5.4 s without them; a sync of a two-hour programme 8.14 s of wall
+    time with them and 7.74 s without.
     """
 
     @functools.wraps(fn)

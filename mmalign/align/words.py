@@ -626,21 +626,21 @@ class _Chunk:
 
 
 @one_blas_thread
-def _read_chunk(texts: list[str], language: str, rate: int, index: int, keep_audio: bool = False) -> _Chunk:
+def _read_chunk(
+    texts: list[str], language: str, rate: int, index: int, keep_audio: bool = False, said_before: int | None = None
+) -> _Chunk:
     """Chunk ``index`` of :func:`_read_aloud` read aloud and its log-mel (a task: module-level, so that a
-    worker process can run it), as if every chunk before it said something: a gap before it only
-    when it is the first, and the noise floor seeded by its index."""
+    worker process can run it), after ``said_before`` chunks that said something (default: every
+    one before it): a gap before it only when it is the first of those, and the noise floor seeded
+    by their number."""
     from .. import speech
 
     syn = speech.synthesize_segments(texts, language=language, rate=rate, sr=_SR, gap=_GAP)
-    return _chunk_of(syn, first=index == 0, seed=index, keep_audio=keep_audio)
-
-
-def _chunk_of(syn: Any, *, first: bool, seed: int, keep_audio: bool) -> _Chunk:
+    seed = index if said_before is None else said_before
     hop_samples = _SR // 100
     gap = np.zeros(int(round(_GAP * _SR)), np.float32)
     audio = syn.audio
-    lead = gap if len(audio) and first else gap[:0]  # a gap before the first segment too
+    lead = gap if len(audio) and seed == 0 else gap[:0]  # a gap before the first segment too
     frames = None
     if len(audio):
         audio = np.concatenate([lead, audio, gap])  # and the gap before the next chunk
@@ -679,7 +679,6 @@ def _read_aloud(
     model, in this process only (its embeddings are taken here, and torch's threads do not
     survive a fork).
     """
-    from .. import speech
     from ..parallel import parallel_map
 
     parts: list[np.ndarray] = []
@@ -701,9 +700,8 @@ def _read_aloud(
     done = parallel_map(_read_chunk, chunks, [language] * n, [rate] * n, range(n), [keep] * n, jobs=1 if keep else jobs)
     for index, part in enumerate(done):
         if part.frames is not None and len(parts) != index:
-            # a chunk before said nothing (every line a sound description): not the first after all
-            syn = speech.synthesize_segments(chunks[index], language=language, rate=rate, sr=_SR, gap=_GAP)
-            part = _chunk_of(syn, first=not parts, seed=len(parts), keep_audio=keep)
+            # a chunk before said nothing (every line a sound description): read again, in order
+            part = _read_chunk(chunks[index], language, rate, index, keep, said_before=len(parts))
         if part.frames is not None:
             parts.append(part.frames)
             if part.audio is not None:
