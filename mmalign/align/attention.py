@@ -286,6 +286,7 @@ def forward_sum_loss(
     frame_lengths: torch.Tensor,
     *,
     blank_logprob: float = -1.0,
+    allowed: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The forward-sum loss: minus the log of the total probability of all monotonic alignments.
 
@@ -303,6 +304,12 @@ def forward_sum_loss(
         Real tokens and frames per sample (``frame_lengths >= token_lengths``).
     blank_logprob : float
         The blank's logit, before the softmax over blank and tokens.
+    allowed : torch.Tensor [shape=(B, T, N), dtype=bool], optional
+        Only the alignments that keep each frame on one of its allowed tokens are summed
+        (after the softmax: the rest of the probability is lost, not shared out), e.g. each
+        word's tokens inside the word's known times (:func:`mmalign.train.loop.word_mask`).
+        The loss is then the forward-sum loss plus minus the log of the probability that
+        the alignment keeps to them.
 
     Returns
     -------
@@ -311,7 +318,11 @@ def forward_sum_loss(
     """
     b, _, n = log_probs.shape
     padded = torch.nn.functional.pad(log_probs, (1, 0), value=blank_logprob)
-    padded = torch.log_softmax(padded, dim=-1).transpose(0, 1)  # (T, B, N + 1)
+    padded = torch.log_softmax(padded, dim=-1)
+    if allowed is not None:
+        keep = torch.nn.functional.pad(allowed, (1, 0), value=True)  # the blank, everywhere
+        padded = padded.masked_fill(~keep, -1e4)
+    padded = padded.transpose(0, 1)  # (T, B, N + 1)
     targets = torch.arange(1, n + 1, device=log_probs.device).expand(b, n)
     return torch.nn.functional.ctc_loss(
         padded, targets, frame_lengths, token_lengths, blank=0, reduction="mean", zero_infinity=True

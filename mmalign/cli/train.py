@@ -174,6 +174,14 @@ def train_aligner(
             "--language", help="Language of the exports' cues (default: detected per source).", show_default=False
         ),
     ] = None,
+    words: Annotated[
+        bool,
+        typer.Option(
+            "--words/--no-words",
+            help="Where every word's start is known (synthetic data), sum only the alignments that keep each "
+            "word inside its times (20 ms either side); an export's cues are trained as they are.",
+        ),
+    ] = True,
     init: Annotated[
         str | None,
         typer.Option(
@@ -220,7 +228,7 @@ def train_aligner(
         history = train(
             data, output, epochs=epochs, batch_size=batch_size, lr=lr, decay=decay, keep=keep.value,
             device=device.value, seed=seed, resume=resume, progress=bar, on_epoch=report,
-            config=AlignerConfig(n_cepstra=cepstra), joined=joined, language=language,
+            config=AlignerConfig(n_cepstra=cepstra), joined=joined, language=language, words=words,
             init=default_model_path() if init == "default" else init,
         )  # fmt: skip
     summary["epochs"] = [

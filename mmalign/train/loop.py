@@ -179,7 +179,39 @@ def _batches(items: list[_Item], batch_size: int, seed: int, epoch: int) -> list
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def _tensors(batch: list[_Item], device: Any, prior: bool) -> tuple[Any, ...]:
+#: The largest lead (s) :func:`calibrate` takes off the word starts, either way.
+MAX_LEAD = 0.5
+
+#: Seconds on each side of a true word start inside which a frame may go to either word
+#: (:func:`word_mask`): eSpeak's word events and the 10 ms frames agree only so far.
+WORD_TOLERANCE = 0.02
+
+
+def word_mask(item: Any, frames: int | None = None, tolerance: float = WORD_TOLERANCE) -> np.ndarray | None:
+    """The tokens each frame of an utterance may go to, from its words' known starts: ``(T, N)`` bool.
+
+    A frame inside word ``w`` (from its start to the next word's, ``tolerance`` seconds wider
+    on each side) may go to that word's tokens and to the boundary tokens on either side of
+    it (a pause, or a junction, is theirs); a frame before the first word to the boundary
+    tokens before it. None where a start is not known (an export's cue: only its first word's).
+    """
+    from ..align.attention import HOP
+
+    starts = np.asarray(item.starts, np.float64)
+    if len(starts) == 0 or not np.isfinite(starts).all():
+        return None
+    t = np.arange(len(item.mels) if frames is None else frames) * HOP
+    n = len(item.tokens)
+    out = np.zeros((len(t), n), bool)
+    out[t < starts[0] + tolerance, : item.first[0]] = True
+    ends = np.append(starts[1:], np.inf)
+    for w, (a, b) in enumerate(zip(starts, ends)):
+        inside = (t >= a - tolerance) & (t < b + tolerance)
+        out[inside, max(item.first[w] - 1, 0) : min(item.last[w] + 2, n)] = True
+    return out
+
+
+def _tensors(batch: list[_Item], device: Any, prior: bool, words: bool = False) -> tuple[Any, ...]:
     import torch
 
     from ..align.attention import beta_binomial_prior
@@ -191,12 +223,16 @@ def _tensors(batch: list[_Item], device: Any, prior: bool) -> tuple[Any, ...]:
     tokens = np.zeros((len(batch), n), np.int64)
     mask = np.zeros((len(batch), n), bool)
     log_prior = np.zeros((len(batch), t, n), np.float32) if prior else None
+    allowed = np.zeros((len(batch), t, n), bool) if words else None
     for b, it in enumerate(batch):
         mels[b, : len(it.mels)] = it.mels
         tokens[b, : len(it.tokens)] = it.tokens
         mask[b, : len(it.tokens)] = True
         if log_prior is not None:
             log_prior[b, : len(it.mels), : len(it.tokens)] = beta_binomial_prior(len(it.mels), len(it.tokens))
+        if allowed is not None:
+            one = word_mask(it)
+            allowed[b, : len(it.mels), : len(it.tokens)] = True if one is None else one
     frames = torch.tensor([len(it.mels) for it in batch], dtype=torch.long)
     count = torch.tensor([len(it.tokens) for it in batch], dtype=torch.long)
     as_t = torch.from_numpy
@@ -207,6 +243,7 @@ def _tensors(batch: list[_Item], device: Any, prior: bool) -> tuple[Any, ...]:
         None if log_prior is None else as_t(log_prior).to(device),
         count.to(device),
         frames.to(device),
+        None if allowed is None else as_t(allowed).to(device),
     )
 
 
@@ -286,7 +323,7 @@ def calibrate(model: Any, items: Sequence[Any]) -> dict[str, Any]:
     The ``junction`` (0 to 0.1 s, in steps of 2.5 ms) whose word starts after a boundary
     token have the least median absolute error (see :mod:`mmalign.align.attention`,
     Junctions); then the ``lead``: the median error of all the word starts read with that
-    junction (to 0.5 ms), taken off every start.
+    junction (to 0.5 ms, at most :data:`MAX_LEAD` either way), taken off every start.
 
     Returns
     -------
@@ -299,6 +336,9 @@ def calibrate(model: Any, items: Sequence[Any]) -> dict[str, Any]:
     junction, _ = _fit_junction(paths, items)
     signed = _errors(paths, items, junction)
     lead = round(float(np.median(signed)) * 2000) / 2000 if len(signed) else 0.0
+    # a frame or two for a trained model; a model a few steps old can be a second off, and no
+    # lead of a second is worth taking off (nor can its weights be loaded with it)
+    lead = float(np.clip(lead, -MAX_LEAD, MAX_LEAD))
     err = _errors(paths, items, junction, lead)
     model.calibration = {
         "junction": junction,
@@ -409,6 +449,7 @@ def train_aligner(
     joined: float = 0.0,
     language: str | None = None,
     init: Pathlike | None = None,
+    words: bool = False,
     progress: Callable[[int, int, float], None] | None = None,
     on_epoch: Callable[[EpochReport], None] | None = None,
 ) -> list[EpochReport]:
@@ -455,6 +496,12 @@ def train_aligner(
         are never joined (an export's cues are: in pairs, see :func:`_split`).
     language : str, optional
         Language of the exports' cues (default: detected per source).
+    words : bool
+        Where every word's start is known (synthetic data: :func:`mmalign.train.make_data`),
+        the loss sums only the alignments that keep each word's tokens inside its times,
+        :data:`WORD_TOLERANCE` either side (:func:`word_mask`; the forward-sum loss plus
+        minus the log of the probability that the alignment keeps to them). An export's
+        cues, whose words' starts are not known, are trained as they are.
     init : path, optional
         Weights to start from (e.g. :func:`mmalign.align.attention.default_model_path`, to
         fine-tune the shipped model on one's own speech); their config replaces ``config``.
@@ -527,8 +574,10 @@ def train_aligner(
         model.train()
         losses = []
         for k, batch in enumerate(_batches(_joined(train, joined, seed, epoch), batch_size, seed, epoch)):
-            tokens, mels, mask, log_prior, count, frames = _tensors(batch, dev, epoch < prior_epochs)
-            loss = forward_sum_loss(model(tokens, mels, mask, log_prior), count, frames)
+            tokens, mels, mask, log_prior, count, frames, allowed = _tensors(
+                batch, dev, epoch < prior_epochs, words=words
+            )
+            loss = forward_sum_loss(model(tokens, mels, mask, log_prior), count, frames, allowed=allowed)
             for group in optimizer.param_groups:
                 group["lr"] = warmdown_lr(lr, epoch * per_epoch + k, epochs * per_epoch, decay)
             optimizer.zero_grad()

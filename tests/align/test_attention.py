@@ -24,13 +24,16 @@ def _monotonic_paths(t: int, n: int):
         yield path
 
 
-def _ctc_brute(logp: np.ndarray, blank: float) -> float:
-    """-log of the total probability of all CTC paths that collapse to 1..N, by enumeration."""
+def _ctc_brute(logp: np.ndarray, blank: float, allowed: np.ndarray | None = None) -> float:
+    """-log of the total probability of all CTC paths that collapse to 1..N, by enumeration (only
+    those that keep each frame on an allowed token, or the blank, with ``allowed``)."""
     t, n = logp.shape
     full = np.concatenate([np.full((t, 1), blank), logp], axis=1)
     full = full - np.log(np.exp(full).sum(axis=1, keepdims=True))
     total = 0.0
     for labels in itertools.product(range(n + 1), repeat=t):
+        if allowed is not None and any(c != 0 and not allowed[i, c - 1] for i, c in enumerate(labels)):
+            continue
         collapsed = [c for i, c in enumerate(labels) if c != 0 and (i == 0 or labels[i - 1] != c)]
         if collapsed == list(range(1, n + 1)):
             total += math.exp(sum(full[i, c] for i, c in enumerate(labels)))
@@ -44,6 +47,23 @@ def test_forward_sum_loss_matches_brute_force(t, n):
     logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     loss = att.forward_sum_loss(torch.tensor(logp[None]), torch.tensor([n]), torch.tensor([t]), blank_logprob=-1.0)
     assert float(loss) == pytest.approx(_ctc_brute(logp, -1.0), rel=1e-5)
+
+
+@pytest.mark.parametrize("t,n", [(5, 3), (6, 3)])
+def test_forward_sum_loss_over_allowed_alignments_matches_brute_force(t, n):
+    rng = np.random.default_rng(t * 10 + n + 1)
+    logits = rng.standard_normal((t, n))
+    logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    allowed = np.ones((t, n), bool)
+    allowed[: t // 2 + 1, n - 1] = False  # the last token not before the middle frame's end
+    allowed[t - 2, 0] = False  # nor the first one on the last frame but one
+    args = (torch.tensor(logp[None]), torch.tensor([n]), torch.tensor([t]))
+    loss = att.forward_sum_loss(*args, allowed=torch.tensor(allowed[None]))
+    assert float(loss) == pytest.approx(_ctc_brute(logp, -1.0, allowed), rel=1e-5)
+    # fewer alignments, less probability: the loss only grows; all allowed: the plain loss
+    assert float(loss) > float(att.forward_sum_loss(*args))
+    every = att.forward_sum_loss(*args, allowed=torch.ones((1, t, n), dtype=torch.bool))
+    assert float(every) == pytest.approx(float(att.forward_sum_loss(*args)), rel=1e-9)
 
 
 def test_forward_sum_loss_batch_with_padding_equals_each_alone():

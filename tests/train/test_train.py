@@ -244,3 +244,38 @@ def test_training_refuses_bad_options(tmp_path):
         train_aligner([tmp_path], tmp_path / "m.safetensors", keep="first")
     with pytest.raises(InputError):
         train_aligner([tmp_path], tmp_path / "m.safetensors", device="cpu")
+
+
+def test_the_word_mask_keeps_each_word_inside_its_known_times():
+    """Frames go to the tokens of the word they lie in, or to the boundary tokens beside it; near a
+    start (within the tolerance) to either word; before the first word, to the boundary token."""
+    from mmalign.align.attention import HOP
+    from mmalign.train.loop import WORD_TOLERANCE, _Item, word_mask
+
+    tokens = np.array([0, 5, 6, 0, 7, 0])  # | a b | c |
+    item = _Item("x", np.zeros((150, 4), np.float16), tokens, np.array([1, 4]), np.array([0.5, 1.0]), np.array([2, 4]))
+    mask = word_mask(item)
+    assert mask.shape == (150, 6)
+
+    def at(seconds):
+        return set(np.flatnonzero(mask[int(round(seconds / HOP))]))
+
+    assert at(0.3) == {0}
+    assert at(0.7) == {0, 1, 2, 3}
+    assert at(1.2) == {3, 4, 5}
+    assert at(1.0 - WORD_TOLERANCE / 2) == {0, 1, 2, 3, 4, 5}  # either word, near its start
+    assert mask.any(axis=1).all()
+    unknown = _Item("y", item.mels, tokens, item.first, np.array([0.5, np.nan]), item.last)
+    assert word_mask(unknown) is None  # an export's cue: only its first word's start
+
+
+@pytest.mark.slow
+def test_training_with_the_words_known_times_lowers_the_loss(data, tmp_path):
+    """``words=True``: the forward-sum over the alignments that keep each word inside its known times
+    (synthetic data knows them all) trains as the plain loss does."""
+    history = _train(data, tmp_path / "w.safetensors", 3, prior_epochs=0, words=True)
+    assert all(np.isfinite(h.loss) for h in history) and history[-1].loss < history[0].loss
+    from mmalign.train.loop import MAX_LEAD
+
+    model = load_model(tmp_path / "w.safetensors")  # a few steps old: its lead is bounded, so it loads
+    assert model.config == TINY and abs(model.lead) <= MAX_LEAD
