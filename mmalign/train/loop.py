@@ -179,15 +179,12 @@ def _batches(items: list[_Item], batch_size: int, seed: int, epoch: int) -> list
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-#: The largest lead (s) :func:`calibrate` takes off the word starts, either way.
-MAX_LEAD = 0.5
-
 #: Seconds on each side of a true word start inside which a frame may go to either word
 #: (:func:`word_mask`): eSpeak's word events and the 10 ms frames agree only so far.
 WORD_TOLERANCE = 0.02
 
 
-def word_mask(item: Any, frames: int | None = None, tolerance: float = WORD_TOLERANCE) -> np.ndarray | None:
+def word_mask(item: Any, tolerance: float = WORD_TOLERANCE) -> np.ndarray | None:
     """The tokens each frame of an utterance may go to, from its words' known starts: ``(T, N)`` bool.
 
     A frame inside word ``w`` (from its start to the next word's, ``tolerance`` seconds wider
@@ -200,7 +197,7 @@ def word_mask(item: Any, frames: int | None = None, tolerance: float = WORD_TOLE
     starts = np.asarray(item.starts, np.float64)
     if len(starts) == 0 or not np.isfinite(starts).all():
         return None
-    t = np.arange(len(item.mels) if frames is None else frames) * HOP
+    t = np.arange(len(item.mels)) * HOP
     n = len(item.tokens)
     out = np.zeros((len(t), n), bool)
     out[t < starts[0] + tolerance, : item.first[0]] = True
@@ -285,6 +282,9 @@ def validate(model: Any, items: Sequence[Any], *, junction: float | None = None)
     """
     return _within(_paths(model, items), items, model.junction if junction is None else junction, model.lead)
 
+
+#: The largest lead (s) :func:`calibrate` takes off the word starts, either way.
+MAX_LEAD = 0.5
 
 _JUNCTIONS = np.arange(0.0, 0.1001, 0.0025)  # seconds: the grid calibrate searches
 
