@@ -70,9 +70,9 @@ _POLL_SECONDS = 0.2  # how often a progress callback is called while tasks run
 def one_blas_thread(fn: F) -> F:
     """``fn`` run with BLAS on one thread (``threadpoolctl``; the limit is lifted when it returns).
 
-    Reading an hour of transcript aloud took 10.9 s of CPU for 5.6 s of wall time with
-    OpenBLAS's threads and 5.4 s without them; a sync of a two-hour programme 8.14 s of wall
-    time with them and 7.74 s without.
+    A forced alignment of an hour took 29.9 s of CPU with OpenBLAS's threads and 24.6 s
+    without them, in the same wall time; a sync of a two-hour programme 8.14 s of wall time
+    with them and 7.74 s without.
     """
 
     @functools.wraps(fn)

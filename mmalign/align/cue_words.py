@@ -1119,8 +1119,7 @@ def _force_aligned(
         if len(y) < sr // 10:
             continue
         y = np.asarray(y, np.float32)
-        # read aloud here, one chunk after another: no worker processes forked inside a sync
-        fa = force_align(y, cleaned[i:j], language=rd.language, sr=sr, model=rd.model, jobs=1)
+        fa = force_align(y, cleaned[i:j], language=rd.language, sr=sr, model=rd.model)
         for k, seg in enumerate(fa.segments):
             if seg.start is not None and seg.end is not None:
                 found_s[i + k], found_e[i + k] = t0 + seg.start, t0 + seg.end

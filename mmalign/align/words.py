@@ -612,59 +612,7 @@ class _Reading:
     learned: np.ndarray | None = None  # the model's frame embeddings, one per row of ``features``
 
 
-@dataclass
-class _Chunk:
-    """One chunk of :func:`_read_aloud` read aloud: its log-mel frames (None: nothing was said)
-    and where its segments and words are, seconds from the start of its audio (the gap before
-    the first chunk included)."""
-
-    frames: np.ndarray | None
-    seconds: float  # its length, the gap after it included
-    segments: list[tuple[float, float]]
-    words: list[list[tuple[str, float, float]]]
-    audio: np.ndarray | None = None  # kept for a model's embeddings
-
-
-@one_blas_thread
-def _read_chunk(
-    texts: list[str], language: str, rate: int, index: int, keep_audio: bool = False, said_before: int | None = None
-) -> _Chunk:
-    """Chunk ``index`` of :func:`_read_aloud` read aloud and its log-mel (a task: module-level, so that a
-    worker process can run it), after ``said_before`` chunks that said something (default: every
-    one before it): a gap before it only when it is the first of those, and the noise floor seeded
-    by their number."""
-    from .. import speech
-
-    syn = speech.synthesize_segments(texts, language=language, rate=rate, sr=_SR, gap=_GAP)
-    seed = index if said_before is None else said_before
-    hop_samples = _SR // 100
-    gap = np.zeros(int(round(_GAP * _SR)), np.float32)
-    audio = syn.audio
-    lead = gap if len(audio) and seed == 0 else gap[:0]  # a gap before the first segment too
-    frames = None
-    if len(audio):
-        audio = np.concatenate([lead, audio, gap])  # and the gap before the next chunk
-        pad = -len(audio) % hop_samples  # whole frames: the chunks' frames tile the timeline
-        audio = np.concatenate([audio, np.zeros(pad, np.float32)])
-        # a faint, fixed noise floor: digital silence has no spectrum to normalise
-        noise = np.random.default_rng(seed).standard_normal(len(audio), dtype=np.float32)
-        audio = audio + noise * np.float32(1e-4)
-        frames = _logmel(audio)[: len(audio) // hop_samples]
-    t0 = len(lead) / _SR
-    said = [[(w.text, t0 + w.start, t0 + w.end) for w in (syn.words[k] for k in seg.words)] for seg in syn.segments]
-    segments = [(t0 + seg.start, t0 + seg.end) for seg in syn.segments]
-    kept = audio if keep_audio and frames is not None else None
-    return _Chunk(frames, len(audio) / _SR, segments, said, kept)
-
-
-def _read_aloud(
-    texts: list[str],
-    language: str,
-    rate: int,
-    speech_column: bool = True,
-    model: Any = None,
-    jobs: int | None = 1,
-) -> _Reading:
+def _read_aloud(texts: list[str], language: str, rate: int, speech_column: bool = True, model: Any = None) -> _Reading:
     """Synthesise ``texts`` chunk by chunk (bounded memory), keeping only their features and times.
 
     With ``speech_column`` the features end with the speech column (:func:`_cepstra`):
@@ -672,47 +620,52 @@ def _read_aloud(
     recording talks on there (dense talk) or pauses (a reading), and :func:`_frame_costs`
     leaves the dimension out. With ``model`` (an attention aligner) each chunk's frame
     embeddings (:func:`mmalign.align.attention.embed_audio`) are kept too.
-
-    The chunks are read aloud and turned into log-mel frames on ``jobs`` processes
-    (:func:`mmalign.parallel.parallel_map`; eSpeak NG reads one text at a time per process;
-    BLAS on one thread, :func:`mmalign.parallel.one_blas_thread`), and taken in order; with a
-    model, in this process only (its embeddings are taken here, and torch's threads do not
-    survive a fork).
     """
-    from ..parallel import parallel_map
+    from .. import speech
 
+    hop_samples = _SR // 100
+    gap = np.zeros(int(round(_GAP * _SR)), np.float32)
     parts: list[np.ndarray] = []
     learned: list[np.ndarray] = []
     segments: list[tuple[float, float]] = []
     words: list[list[tuple[str, float, float]]] = []
     at = 0.0  # seconds of synthetic signal so far
-    chunks: list[list[str]] = [[]]
+    chunk: list[str] = []
     size = 0
-    for text in texts:
-        chunks[-1].append(text)
-        size += len(text)
-        if size >= _CHUNK_CHARS:
-            chunks.append([])
-            size = 0
-    chunks = [c for c in chunks if c]
-    n = len(chunks)
-    keep = model is not None
-    done = parallel_map(_read_chunk, chunks, [language] * n, [rate] * n, range(n), [keep] * n, jobs=1 if keep else jobs)
-    for index, part in enumerate(done):
-        if part.frames is not None and len(parts) != index:
-            # a chunk before said nothing (every line a sound description): read again, in order
-            part = _read_chunk(chunks[index], language, rate, index, keep, said_before=len(parts))
-        if part.frames is not None:
-            parts.append(part.frames)
-            if part.audio is not None:
+
+    def flush() -> None:
+        nonlocal at, chunk, size
+        if not chunk:
+            return
+        syn = speech.synthesize_segments(chunk, language=language, rate=rate, sr=_SR, gap=_GAP)
+        audio = syn.audio
+        lead = gap if len(audio) and not parts else gap[:0]  # a gap before the first segment too
+        at += len(lead) / _SR
+        if len(audio):
+            audio = np.concatenate([lead, audio, gap])  # and the gap before the next chunk
+            pad = -len(audio) % hop_samples  # whole frames: the chunks' frames tile the timeline
+            audio = np.concatenate([audio, np.zeros(pad, np.float32)])
+            # a faint, fixed noise floor: digital silence has no spectrum to normalise
+            noise = np.random.default_rng(len(parts)).standard_normal(len(audio), dtype=np.float32)
+            audio = audio + noise * np.float32(1e-4)
+            parts.append(_logmel(audio)[: len(audio) // hop_samples])
+            if model is not None:
                 from .attention import embed_audio
 
                 # float16: an hour of reading keeps 60 MB of them until the recording is embedded
-                emb = embed_audio(model, part.audio, sr=_SR)
-                learned.append(_frames(emb, len(part.frames)).astype(np.float16))
-        segments.extend((at + a, at + b) for a, b in part.segments)
-        words.extend([(w, at + a, at + b) for w, a, b in ws] for ws in part.words)
-        at += part.seconds
+                learned.append(_frames(embed_audio(model, audio, sr=_SR), len(parts[-1])).astype(np.float16))
+        for seg in syn.segments:
+            segments.append((at + seg.start, at + seg.end))
+            words.append([(syn.words[k].text, at + syn.words[k].start, at + syn.words[k].end) for k in seg.words])
+        at += (len(audio) - len(lead)) / _SR
+        chunk, size = [], 0
+
+    for text in texts:
+        chunk.append(text)
+        size += len(text)
+        if size >= _CHUNK_CHARS:
+            flush()
+    flush()
     logmel = np.concatenate(parts) if parts else np.zeros((0, _N_MELS), np.float32)
     parts.clear()
     # the features now: the log-mel (half as big again) is gone before the recording is decoded
@@ -833,8 +786,7 @@ def force_align(
     audio_stream : int, optional
         Audio stream of a media file (0 = first); default: its default stream.
     jobs : int, optional
-        Processes decoding the file and reading the transcript aloud (default: the number
-        of CPUs).
+        Processes decoding the file (default: the number of CPUs).
     model : AttentionAligner or path, optional
         A trained attention aligner (:mod:`mmalign.align.attention`; needs torch), or its
         weights file (:func:`~mmalign.align.attention.default_model_path`: the shipped ones):
@@ -896,7 +848,7 @@ def force_align(
 
         model = load_model(model)
     speaking = _speech_probability(audio, audio_stream, jobs)  # first: its workers are gone before the rest
-    reading = _read_aloud(cleaned, language, rate, speech_column=speaking is not None, model=model, jobs=jobs)
+    reading = _read_aloud(cleaned, language, rate, speech_column=speaking is not None, model=model)
     rec = _recording_features(audio, audio_stream, jobs)
     duration = len(rec) / 100.0 if isinstance(audio, np.ndarray) else _duration(audio, audio_stream, len(rec))
     if len(reading.features) == 0 or len(rec) < 2:

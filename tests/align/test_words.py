@@ -390,20 +390,6 @@ def test_the_reading_says_speech_inside_its_segments_and_nothing_between():
     assert x.shape[1] == 2 * 13 + 2 and x[0, -1] == 0.5 * words._SPEECH and np.all(x[2:, -1] == 0.0)
 
 
-def test_the_reading_is_the_same_on_worker_processes(monkeypatch):
-    """Chunks read aloud on two processes give the features and times of one process, also where the
-    first chunk says nothing (the next one is then the first: a gap before it, the first noise seed)."""
-    monkeypatch.setattr(words, "_CHUNK_CHARS", 3)  # a chunk per text
-    texts = ["...", *TEXTS["en"][:2], "...", TEXTS["en"][2]]
-    one, two = (words._read_aloud(texts, "en", 175, jobs=j) for j in (1, 2))
-    assert np.array_equal(one.features, two.features, equal_nan=True)
-    assert one.segments == two.segments and one.words == two.words
-    said = words._read_aloud([t for t in texts if t != "..."], "en", 175, jobs=2)
-    assert np.array_equal(one.features, said.features, equal_nan=True)
-    assert one.segments[0][0] == one.segments[0][1] == 0.0  # the silent line: no time of its own
-    assert [s for s in one.segments if s[1] > s[0]] == said.segments
-
-
 def test_without_the_speech_model_the_alignment_still_runs(monkeypatch):
     """Where the model cannot load, both sides lose the column and the words are still found."""
     from mmalign.features import vad
