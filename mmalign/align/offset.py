@@ -254,8 +254,9 @@ def _rival(
 DRIFT_T = (63.657, 9.925, 5.841, 4.604, 4.032, 3.707, 3.499, 3.355, 3.250, 3.169)
 
 
-def _drift_is_clear(t: np.ndarray, d: np.ndarray, w: np.ndarray, slope: float, icept: float, hop: float) -> bool:
-    """Whether the slope of a weighted line through local offsets ``d`` at times ``t`` is significant.
+def _drift_is_clear(t: np.ndarray, resid: np.ndarray, w: np.ndarray, slope: float, hop: float) -> bool:
+    """Whether the slope of a weighted line through local offsets at times ``t`` (``resid`` off it) is
+    significant.
 
     The weighted least-squares slope's t statistic, with the residuals' scatter (no less than
     a frame ``hop`` of the clock the offsets were found on) and ``len(t) - 2`` degrees of
@@ -272,7 +273,6 @@ def _drift_is_clear(t: np.ndarray, d: np.ndarray, w: np.ndarray, slope: float, i
     sxx = float(np.sum(wn * (t - mean_t) ** 2))
     if sxx <= 0:
         return False
-    resid = d - (slope * t + icept)
     var = max(float(np.sum(wn * resid**2)) / (k - 2), hop * hop)
     stat = abs(slope) / math.sqrt(var / sxx)
     return bool(stat >= DRIFT_T[min(k - 2, len(DRIFT_T)) - 1])
@@ -323,7 +323,7 @@ def _scale_from_drift(
     # explain (sloppy cues move each run's offset, and three noisy runs always lie near a line).
     if abs(slope) < 1e-6 or keep.mean() < 0.75 or np.max(resid[keep]) > 0.15:
         return scale, offset
-    if not _drift_is_clear(t[keep], d[keep], w[keep], slope, icept, fine.hop):
+    if not _drift_is_clear(t[keep], resid[keep], w[keep], slope, fine.hop):
         return scale, offset
     new_scale = scale * (1.0 + slope)
     new_offset = offset * (1.0 + slope) + icept
