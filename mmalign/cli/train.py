@@ -182,6 +182,14 @@ def train_aligner(
             "word inside its times (20 ms either side); an export's cues are trained as they are.",
         ),
     ] = True,
+    augment: Annotated[
+        bool,
+        typer.Option(
+            "--augment/--no-augment",
+            help="Warp each training utterance's bands by up to 10 % (vocal tract length) and mask two runs "
+            "of bands and two of frames, anew each epoch, so the model leans less on the voices it was trained on.",
+        ),
+    ] = True,
     init: Annotated[
         str | None,
         typer.Option(
@@ -229,6 +237,7 @@ def train_aligner(
             data, output, epochs=epochs, batch_size=batch_size, lr=lr, decay=decay, keep=keep.value,
             device=device.value, seed=seed, resume=resume, progress=bar, on_epoch=report,
             config=AlignerConfig(n_cepstra=cepstra), joined=joined, language=language, words=words,
+            augment=augment,
             init=default_model_path() if init == "default" else init,
         )  # fmt: skip
     summary["epochs"] = [

@@ -208,7 +208,51 @@ def word_mask(item: Any, tolerance: float = WORD_TOLERANCE) -> np.ndarray | None
     return out
 
 
-def _tensors(batch: list[_Item], device: Any, prior: bool, words: bool = False) -> tuple[Any, ...]:
+#: :func:`augment_mels`: the frequency warp's largest factor either way (1 ± it), the band
+#: masks (how many, widest in bands) and the time masks (how many, widest in seconds).
+WARP = 0.1
+BAND_MASKS = (2, 8)
+TIME_MASKS = (2, 0.1)
+
+
+def augment_mels(mels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One utterance's normalised log-mel ``(T, n_mels)``, warped and masked for training.
+
+    Three things a voice or a room changes and the text does not: the bands are read at
+    ``1 ± WARP`` times their place (vocal tract length perturbation: a longer or shorter
+    vocal tract moves every formant by one factor, and eSpeak's voices span less of that
+    than people do), then :data:`BAND_MASKS` runs of bands and :data:`TIME_MASKS` runs of
+    frames are set to 0, the normalised mean (SpecAugment), so that no few bands or frames
+    decide an alignment. The word starts stay where they were. Returns a new float32 array.
+    """
+    from ..align.attention import HOP
+
+    x = np.asarray(mels, np.float32)
+    t, m = x.shape
+    alpha = 1.0 + rng.uniform(-WARP, WARP)
+    src = np.clip(np.arange(m) * alpha, 0, m - 1)
+    lo = np.floor(src).astype(np.int64)
+    hi = np.minimum(lo + 1, m - 1)
+    w = (src - lo).astype(np.float32)
+    out = x[:, lo] * (1 - w) + x[:, hi] * w
+    count, widest = BAND_MASKS
+    for _ in range(count):
+        width = int(rng.integers(0, widest + 1))
+        a = int(rng.integers(0, m - width + 1))
+        out[:, a : a + width] = 0.0
+    count, seconds = TIME_MASKS
+    widest = min(int(round(seconds / HOP)), t // 10)
+    for _ in range(count):
+        width = int(rng.integers(0, widest + 1))
+        a = int(rng.integers(0, t - width + 1))
+        out[a : a + width] = 0.0
+    return out
+
+
+def _tensors(
+    batch: list[_Item], device: Any, prior: bool, words: bool = False, rng: np.random.Generator | None = None
+) -> tuple[Any, ...]:
+    """A batch as padded tensors; with ``rng`` each utterance's log-mel goes through :func:`augment_mels`."""
     import torch
 
     from ..align.attention import beta_binomial_prior
@@ -222,7 +266,7 @@ def _tensors(batch: list[_Item], device: Any, prior: bool, words: bool = False) 
     log_prior = np.zeros((len(batch), t, n), np.float32) if prior else None
     allowed = np.zeros((len(batch), t, n), bool) if words else None
     for b, it in enumerate(batch):
-        mels[b, : len(it.mels)] = it.mels
+        mels[b, : len(it.mels)] = it.mels if rng is None else augment_mels(it.mels, rng)
         tokens[b, : len(it.tokens)] = it.tokens
         mask[b, : len(it.tokens)] = True
         if log_prior is not None:
@@ -450,6 +494,7 @@ def train_aligner(
     language: str | None = None,
     init: Pathlike | None = None,
     words: bool = False,
+    augment: bool = False,
     progress: Callable[[int, int, float], None] | None = None,
     on_epoch: Callable[[EpochReport], None] | None = None,
 ) -> list[EpochReport]:
@@ -502,6 +547,11 @@ def train_aligner(
         :data:`WORD_TOLERANCE` either side (:func:`word_mask`; the forward-sum loss plus
         minus the log of the probability that the alignment keeps to them). An export's
         cues, whose words' starts are not known, are trained as they are.
+    augment : bool
+        Warp and mask each training utterance's log-mel, anew each epoch
+        (:func:`augment_mels`: vocal tract length perturbation and SpecAugment's masks), so
+        that the model leans less on what eSpeak's voices have and people's do not.
+        Validation utterances are never augmented.
     init : path, optional
         Weights to start from (e.g. :func:`mmalign.align.attention.default_model_path`, to
         fine-tune the shipped model on one's own speech); their config replaces ``config``.
@@ -575,7 +625,11 @@ def train_aligner(
         losses = []
         for k, batch in enumerate(_batches(_joined(train, joined, seed, epoch), batch_size, seed, epoch)):
             tokens, mels, mask, log_prior, count, frames, allowed = _tensors(
-                batch, dev, epoch < prior_epochs, words=words
+                batch,
+                dev,
+                epoch < prior_epochs,
+                words=words,
+                rng=np.random.default_rng([seed, epoch, k, 2]) if augment else None,
             )
             loss = forward_sum_loss(model(tokens, mels, mask, log_prior), count, frames, allowed=allowed)
             for group in optimizer.param_groups:
@@ -623,6 +677,8 @@ def train_aligner(
         "decay": decay,
         "batch_size": batch_size,
         "joined": joined,
+        "words": words,
+        "augment": augment,
         **({} if init is None else {"init": os.path.basename(os.fspath(init))}),
         "utterances": {"train": len(train), "validation": len(val)},
         "validation_within": history[kept - 1].within if history else {},

@@ -33,6 +33,18 @@ def test_make_data_then_train_by_command(tmp_path):
     assert len(epochs) == 2 and set(epochs[0]["within"]) == {"0.05", "0.1", "0.25"}
     assert set(epochs[0]["within_raw"]) == set(epochs[0]["within"]) and 0 <= epochs[0]["junction"] <= 0.1
     assert out.exists() and (tmp_path / "m.checkpoint.safetensors").exists()
+    from safetensors import safe_open
+
+    with safe_open(out, "np") as f:  # the defaults: the words' times and the augmentation
+        training = json.loads(f.metadata()["mmalign.training"])
+    assert training["words"] is True and training["augment"] is True
+    plain = tmp_path / "p.safetensors"
+    r = run("train", "aligner", tmp_path / "data", "-o", plain, "--epochs", "1", "--batch-size", "2",
+            "--device", "cpu", "--no-words", "--no-augment", "--quiet")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    with safe_open(plain, "np") as f:
+        training = json.loads(f.metadata()["mmalign.training"])
+    assert training["words"] is False and training["augment"] is False
 
 
 def test_train_errors_are_one_line_with_their_exit_code(tmp_path):

@@ -160,12 +160,15 @@ def test_training_lowers_the_loss_and_writes_loadable_weights(data, tmp_path):
 
 
 @pytest.mark.slow
-def test_training_is_deterministic_and_resumes_to_the_same_weights(data, tmp_path):
+@pytest.mark.parametrize("augment", [False, True])
+def test_training_is_deterministic_and_resumes_to_the_same_weights(data, tmp_path, augment):
+    """Resumed after a kill, a run ends with the weights of one not killed; with ``augment`` too
+    (each epoch's warps and masks are drawn from the seed, the epoch and the batch)."""
     a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
-    full = _train(data, a, 2)
-    _train(data, b, 1)  # as if killed after the first epoch's checkpoint
+    full = _train(data, a, 2, augment=augment, words=augment)
+    _train(data, b, 1, augment=augment, words=augment)  # as if killed after the first epoch's checkpoint
     assert checkpoint_path(b).exists()
-    resumed = _train(data, b, 2, resume=True)
+    resumed = _train(data, b, 2, resume=True, augment=augment, words=augment)
     assert [r.loss for r in resumed] == [r.loss for r in full]
     wa, wb = load_model(a).state_dict(), load_model(b).state_dict()
     for k in wa:
@@ -296,3 +299,41 @@ def test_training_with_the_words_known_times_lowers_the_loss(data, tmp_path):
 
     model = load_model(tmp_path / "w.safetensors")  # a few steps old: its lead is bounded, so it loads
     assert model.config == TINY and abs(model.lead) <= MAX_LEAD
+
+
+def test_augment_mels_warps_the_bands_and_masks_runs_of_bands_and_frames(monkeypatch):
+    """Vocal tract length perturbation moves a formant by the warp's factor; the masks set
+    whole runs of bands and of frames to the normalised mean; the same generator, the same result."""
+    from mmalign.train import loop
+
+    t, m = 200, 80
+    x = np.zeros((t, m), np.float32)
+    x[:, 40] = 5.0  # a formant in band 40
+    monkeypatch.setattr(loop, "BAND_MASKS", (0, 0))
+    monkeypatch.setattr(loop, "TIME_MASKS", (0, 0.1))
+    for seed in range(20):
+        alpha = 1.0 + np.random.default_rng(seed).uniform(-loop.WARP, loop.WARP)
+        out = loop.augment_mels(x, np.random.default_rng(seed))
+        assert out.shape == x.shape and out.dtype == np.float32
+        peak = float((out[0] * np.arange(m)).sum() / out[0].sum())  # the formant's centre, in bands
+        assert peak == pytest.approx(40 / alpha, abs=0.05)  # sampled: within a twentieth of a band
+    monkeypatch.setattr(loop, "WARP", 0.0)
+    np.testing.assert_array_equal(loop.augment_mels(x, np.random.default_rng(0)), x)  # nothing to do
+
+    monkeypatch.setattr(loop, "BAND_MASKS", (2, 8))
+    monkeypatch.setattr(loop, "TIME_MASKS", (2, 0.1))
+    y = np.random.default_rng(1).normal(size=(t, m)).astype(np.float32) + 10.0  # nowhere 0
+    masked_bands, masked_frames = 0, 0
+    for seed in range(50):
+        out = loop.augment_mels(y, np.random.default_rng(seed))
+        np.testing.assert_array_equal(out, loop.augment_mels(y, np.random.default_rng(seed)))
+        zero = out == 0.0
+        bands, frames = zero.all(axis=0), zero.all(axis=1)
+        assert bands.sum() <= 16 and frames.sum() <= 20
+        assert (zero == (bands[None, :] | frames[:, None])).all()  # whole runs, nothing else
+        assert np.array_equal(out[~zero], y[~zero])
+        masked_bands += int(bands.any())
+        masked_frames += int(frames.any())
+    assert masked_bands > 40 and masked_frames > 40
+    short = loop.augment_mels(y[:5], np.random.default_rng(0))  # shorter than a mask: no frame masked
+    assert not (short == 0).all(axis=1).any()
