@@ -695,9 +695,9 @@ def attention_align(
     ForcedAlignment
         As :func:`mmalign.align.words.force_align` gives: per segment start, end, score
         (the geometric mean, over its frames, of the path token's attention renormalised
-        over the 3 tokens on each side of it: about 0.85 for synthetic speech aligned right,
-        0.03 for a wrong transcript; the confidence is their mean weighted by the
-        segments' lengths) and word times; its
+        over the 3 tokens on each side of it; with the shipped weights about 0.6 for
+        synthetic speech aligned right, 0.2 for a wrong transcript; the confidence is their
+        mean weighted by the segments' lengths) and word times; its
         ``path`` pairs each word's start on eSpeak's reading (the synthetic timeline) with
         its start on the recording, so ``timemap()`` maps the reading onto the recording.
 
