@@ -139,15 +139,27 @@ def test_per_cue_noise_is_fixed_by_the_words(recording):
 
 
 @pytest.mark.slow
-def test_per_cue_noise_fixed_with_the_attention_aligner(recording):
+def test_per_cue_noise_fixed_with_the_attention_aligner(recording, monkeypatch):
     """``aligner="combined"``: the cues the word pass re-times are placed by the forced alignment with
     the shipped attention aligner's frame embeddings; on speech like its training data it is as right."""
     pytest.importorskip("torch")
+    from mmalign.align import words as words_module
+    from mmalign.align.attention import AttentionAligner
+
     path, cues = recording
     subs = _subs(cues, shift=2.5, sigma=0.3, seed=4)
     truth = np.array(sorted(c[0] for c in cues))
     dtw = sync(path, subs, words=True, language="en", detector="fast")
+    models = []
+    real = words_module.force_align
+
+    def recording_the_model(*args, **kw):  # the real alignment, its model argument noted
+        models.append(kw.get("model"))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(words_module, "force_align", recording_the_model)
     combined = sync(path, subs, words=True, language="en", detector="fast", aligner="combined")
+    assert models and all(isinstance(m, AttentionAligner) for m in models)  # the model's embeddings joined
     assert combined.words is not None and combined.words.sloppy
     assert np.mean(np.abs(combined.subtitles.starts - truth) <= 0.15) >= 0.8
     assert (combined.fit.offset, combined.fit.scale, combined.confidence) == (
@@ -156,7 +168,8 @@ def test_per_cue_noise_fixed_with_the_attention_aligner(recording):
         dtw.confidence,
     )
     moved = combined.words.moved
-    assert not np.array_equal(combined.subtitles.starts[moved], dtw.subtitles.starts[moved])  # the model's times
+    assert moved.sum() > 0
+    assert np.mean(np.abs(combined.subtitles.starts[moved] - truth[moved]) <= 0.15) >= 0.8
 
 
 def test_the_sync_aligner_options_are_checked_before_any_work(tmp_path, monkeypatch):

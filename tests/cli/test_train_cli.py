@@ -92,3 +92,46 @@ def test_export_then_fine_tune_the_shipped_weights_by_command(tmp_path):
     assert f"export it with {how}, --n-mels 80" in r.stderr  # the flags, as the command line spells them
     r = run("train", "aligner", tmp_path / "cues", "-o", out, "--device", "cpu", "--language", "xx-nope")
     assert r.exit_code == 2 and "not a language eSpeak NG speaks" in r.stderr
+
+
+@pytest.mark.slow
+def test_train_aligner_resumes_after_kill_9(tmp_path):
+    """``kill -9`` mid-run (after a checkpoint), then ``--resume``: the weights of a run not killed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    from mmalign.align.attention import load_model
+    from mmalign.train import checkpoint_path
+
+    text = tmp_path / "en.txt"
+    text.write_text(
+        "One two three four.\nFive six seven.\nEight nine ten.\nThe cat sat on the mat.\n"
+        "A bird sang in the tree.\nWe walk home at noon.\n",
+        encoding="utf-8",
+    )
+    assert run("train", "make-data", text, "-o", tmp_path / "data", "-j", "1", "--quiet").exit_code == 0
+    out = tmp_path / "m.safetensors"
+    cmd = [sys.executable, "-m", "mmalign", "train", "aligner", str(tmp_path / "data"), "-o", str(out),
+           "--epochs", "12", "--batch-size", "2", "--device", "cpu", "--json"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    ckpt = checkpoint_path(out)
+    deadline = time.monotonic() + 120
+    while not ckpt.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert ckpt.exists() and not out.exists()
+    done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert [e["epoch"] for e in json.loads(done.stdout)["epochs"]] == list(range(1, 13))
+    straight = subprocess.run(cmd[:-1] + ["-o", str(tmp_path / "s.safetensors")], capture_output=True, env=env)
+    assert straight.returncode == 0, straight.stderr
+    a, b = load_model(out).state_dict(), load_model(tmp_path / "s.safetensors").state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
