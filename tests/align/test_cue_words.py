@@ -525,8 +525,8 @@ def test_the_word_pass_checks_take_what_they_cannot_read(recording):
     piece[-1] = 1
     got = cue_words.settle_pieces(rd, silent, starts, ends, piece, np.array([0.0, 30.0]))
     assert got.tolist() == piece.tolist()
-    found, _ = cue_words._force_aligned(rd, ["", "[music]"], starts[:2], ends[:2])
-    assert np.isnan(found).all()
+    found, _, score = cue_words._force_aligned(rd, ["", "[music]"], starts[:2], ends[:2])
+    assert np.isnan(found).all() and np.isnan(score).all()
 
 
 def test_displacement_counts_the_cues_moved_but_not_the_alignments_failures():
@@ -566,6 +566,30 @@ def test_displacement_weighs_how_far_each_cue_is_not_only_whether_it_passes_a_ba
     # each cue says more the farther it is, up to where the alignment's own misses take over
     one = [cue_words._displacement(np.array([d]), 1.0) for d in (0.0, 0.1, 0.2, 0.3, 0.5)]
     assert one == sorted(one) and one[0] < 0 < one[2]
+
+
+def test_the_alignments_error_scale_follows_how_well_its_reading_matches():
+    """Where the reading matches the recording closely (its segments score high), the alignment's
+    own error is small, and cues a quarter of a second off each cannot be taken for it."""
+    fa_error = cue_words._fa_error
+    assert fa_error(np.array([])) == fa_error(np.full(5, np.nan)) == cue_words._FA_ERROR
+    (s0, e0), (s1, e1) = cue_words._FA_ERROR_BY_SCORE
+    assert fa_error(np.array([0.1, s0, 0.15])) == e0 == cue_words._FA_ERROR  # human speech, a song
+    assert fa_error(np.array([s1, 0.5, 0.9, np.nan])) == e1  # an eSpeak voice in another room
+    assert fa_error(np.array([(s0 + s1) / 2])) == pytest.approx((e0 + e1) / 2)
+    scores = np.linspace(0.1, 0.6, 11)
+    errors = [fa_error(np.array([s])) for s in scores]
+    assert errors == sorted(errors, reverse=True)
+
+    rng = np.random.default_rng(3)
+    misses = 0
+    for _ in range(20):
+        precise = rng.laplace(0, 0.01, 30)  # the alignment within about 10 ms
+        sloppy = precise + rng.normal(0, 0.25, 30)
+        assert cue_words._displacement(sloppy, 1.0, e1) >= cue_words._SLOPPY_LOG_ODDS
+        assert cue_words._displacement(precise, 1.0, e1) < -20
+        misses += cue_words._displacement(sloppy, 1.0) < cue_words._SLOPPY_LOG_ODDS  # held to 0.12 s
+    assert misses > 0
 
 
 def test_cues_moved_into_the_pauses_are_found_sloppy(recording):
