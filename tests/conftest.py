@@ -39,6 +39,22 @@ def deadline(seconds: float):
         signal.signal(signal.SIGALRM, old)
 
 
+def kill_after_checkpoint(cmd: list[str], checkpoint: Path, env: dict[str, str], settle: float = 0.2) -> None:
+    """Run ``cmd`` and ``kill -9`` its process group once ``checkpoint`` exists (and ``settle``
+    seconds more, so the kill lands inside a later epoch): a training run killed mid-way."""
+    import os
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    end = time.monotonic() + 120
+    while not checkpoint.exists() and time.monotonic() < end and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(settle)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def tone(freq: float, seconds: float, sr: int, amp: float = 0.5) -> np.ndarray:
     """A sine tone, float32."""
     t = np.arange(int(round(seconds * sr))) / sr

@@ -332,12 +332,14 @@ def test_sloppy_cues_are_forced_aligned_after_an_intro(recording, tmp_path):
     rd = cue_words.Reader(longer, language="en", audio_stream=None)
     spoken = [c for c in subs.cues if not (c.identifier or "").startswith("x")]
     starts = np.array([c.start for c in spoken])
-    found, ends = cue_words._force_aligned(rd, [c.text for c in spoken], starts, starts + 3.0)
+    found, ends, score = cue_words._force_aligned(rd, [c.text for c in spoken], starts, starts + 3.0)
     assert np.isfinite(found).all() and np.all(ends > found)
+    assert np.all((score > 0) & (score <= 1))
+    assert cue_words._fa_error(score) < cue_words._FA_ERROR  # eSpeak's reading of an eSpeak voice: close
     assert np.mean(np.abs(found - truth) <= 0.1) >= 0.9
     # a "cue" too long to be a line is not read, and takes nothing from the others
     texts = ["x" * (2 * cue_words.MAX_CUE_CHARS)] + [c.text for c in spoken]
-    found2, _ = cue_words._force_aligned(rd, texts, np.r_[1.0, starts], np.r_[3.0, starts + 3.0])
+    found2, _, _ = cue_words._force_aligned(rd, texts, np.r_[1.0, starts], np.r_[3.0, starts + 3.0])
     assert np.isnan(found2[0]) and np.mean(np.abs(found2[1:] - truth) <= 0.1) >= 0.9
 
 

@@ -98,15 +98,15 @@ def test_export_then_fine_tune_the_shipped_weights_by_command(tmp_path):
 def test_train_aligner_resumes_after_kill_9(tmp_path):
     """``kill -9`` mid-run (after a checkpoint), then ``--resume``: the weights of a run not killed."""
     import os
-    import signal
     import subprocess
     import sys
-    import time
 
     import torch
 
     from mmalign.align.attention import load_model
     from mmalign.train import checkpoint_path
+
+    from conftest import kill_after_checkpoint
 
     text = tmp_path / "en.txt"
     text.write_text(
@@ -119,14 +119,8 @@ def test_train_aligner_resumes_after_kill_9(tmp_path):
     cmd = [sys.executable, "-m", "mmalign", "train", "aligner", str(tmp_path / "data"), "-o", str(out),
            "--epochs", "12", "--batch-size", "2", "--device", "cpu", "--json"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
     ckpt = checkpoint_path(out)
-    deadline = time.monotonic() + 120
-    while not ckpt.exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_after_checkpoint(cmd, ckpt, env)
     assert ckpt.exists() and not out.exists()
     done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -17,6 +15,8 @@ torch = pytest.importorskip("torch")
 from mmalign.errors import InputError, UsageError  # noqa: E402
 from mmalign.export import ExportOptions, export_sources  # noqa: E402
 from mmalign.train import checkpoint_path, load_clip, retrieval, train_clip  # noqa: E402
+
+from conftest import kill_after_checkpoint  # noqa: E402
 
 WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa".split()
 FREQS = {w: 200.0 * 2 ** (i / 4) for i, w in enumerate(WORDS)}  # a quarter octave apart
@@ -108,14 +108,8 @@ def test_the_command_resumes_after_kill_9(make_media, write_vtt, tmp_path):
     cmd = [sys.executable, "-m", "mmalign", "train", "clip", str(data), "-o", str(out), "--epochs", "6",
            "--batch-size", "8", "--device", "cpu", "--json"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
     ckpt = checkpoint_path(out)
-    deadline = time.monotonic() + 120
-    while not ckpt.exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_after_checkpoint(cmd, ckpt, env, settle=0.3)
     assert ckpt.exists() and not out.exists()
     done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
