@@ -29,6 +29,7 @@ Re-running with the same options gives the same data and, on the CPU with the sa
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -114,28 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--languages", default=",".join(sorted(WORDS)), help="comma-separated, from: " + ",".join(WORDS))
     p.add_argument("--lines", type=int, default=200, help="sentences per language")
     p.add_argument("--copies", type=int, default=2, help="readings per sentence")
-    p.add_argument(
-        "--speakers",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="vary the reader (eSpeak voice variants, pitch, pitch range); --no-speakers: one voice",
-    )
+    on = functools.partial(p.add_argument, action=argparse.BooleanOptionalAction, default=True)  # --x/--no-x
+    on("--speakers", help="vary the reader (eSpeak voice variants, pitch, pitch range); --no-speakers: one voice")
     p.add_argument(
         "--cepstra", type=int, default=20, help="the audio encoder reads this many cepstra of its log-mel (0: log-mel)"
     )
     p.add_argument("--joined", type=float, default=0.5, help="share of training utterances joined in pairs")
-    p.add_argument(
-        "--words",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="sum only the alignments that keep each word inside its known times",
-    )
-    p.add_argument(
-        "--augment",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="warp the bands (vocal tract length) and mask runs of bands and frames, anew each epoch",
-    )
+    on("--words", help="sum only the alignments that keep each word inside its known times")
+    on("--augment", help="warp the bands (vocal tract length) and mask runs of bands and frames, anew each epoch")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)

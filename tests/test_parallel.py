@@ -195,21 +195,25 @@ def test_leaving_early_cancels_the_tasks_left():
     assert len(ran) < 10
 
 
-@one_blas_thread
-def _blas_threads(_: int = 0) -> list[int]:
+def _blas_thread_counts() -> list[int]:
     from threadpoolctl import threadpool_info
 
     return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
 
 
+@one_blas_thread
+def _blas_threads(_: int = 0) -> list[int]:
+    return _blas_thread_counts()
+
+
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="OpenBLAS runs one thread on one CPU anyway")
 def test_one_blas_thread_limits_blas_while_it_runs_and_works_on_workers():
-    from threadpoolctl import threadpool_info, threadpool_limits
+    from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=2, user_api="blas"):
-        before = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+        before = _blas_thread_counts()
         assert before and max(before) > 1  # numpy's OpenBLAS, on two threads here
         assert all(n == 1 for n in _blas_threads())
-        assert [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] == before
+        assert _blas_thread_counts() == before
     # a task by name on worker processes (pickled as itself, not as the function it wraps)
     assert all(all(n == 1 for n in r) for r in parallel_map(_blas_threads, range(2), jobs=2))
