@@ -1256,6 +1256,115 @@ def find_placement(
     return best[2], best[3], best[0]
 
 
+#: Seconds within which the offsets of consecutive cues that a forced alignment places agree
+#: (its own error on real speech is about 0.12 s, :data:`_FA_ERROR`; a cue's place inside the
+#: reading, half a second of slack besides).
+_RUN_AGREE = 0.5
+#: Seconds by which a later scale's runs must be tighter (mean distance of their cues from their
+#: offsets) than an earlier one's holding as many cues to win: a scale is not taken on noise.
+_TIGHTER = 0.02
+#: Cues a run of agreeing offsets needs to make a piece of a placement from the alignment.
+_RUN_LEAST = 3
+#: The longest recording aligned whole to place an unsure file's cues, seconds (the alignment
+#: reads all of it at once; a longer file keeps the placements found without it).
+ALIGNED_LONGEST = 1800.0
+
+
+def consistent_runs(
+    starts: np.ndarray,
+    found: np.ndarray,
+    scales: Sequence[float],
+    *,
+    agree: float = _RUN_AGREE,
+    least: int = _RUN_LEAST,
+) -> tuple[float, list[tuple[int, int, float]]]:
+    """Runs of consecutive cues that a placement puts at one offset, at the scale where they hold the most cues.
+
+    Parameters
+    ----------
+    starts : np.ndarray of float
+        The cues' start times as given (the subtitles' timeline), seconds, in order.
+    found : np.ndarray of float
+        Where each cue was found on the recording (a forced alignment), seconds; NaN where not.
+    scales : sequence of float
+        The scales (framerate ratios) considered; on a tie, the earlier wins.
+    agree : float
+        Seconds within which a cue's offset must lie of its run's median offset.
+    least : int
+        Cues a run must hold to count.
+
+    Returns
+    -------
+    (scale, runs)
+        ``runs``: ``(first, end, offset)`` per run, cues ``first .. end - 1`` (a cue not found
+        or not agreeing inside that span is not one of them: it breaks no run), in order.
+    """
+    starts = np.asarray(starts, np.float64)
+    found = np.asarray(found, np.float64)
+    at = np.flatnonzero(np.isfinite(found))
+    best: tuple[int, float, float, list[tuple[int, int, float]]] | None = None  # held, spread, scale, runs
+    for scale in scales:
+        d = found[at] - scale * starts[at]
+        groups: list[list[int]] = []
+        for j in range(len(at)):
+            near = groups and abs(d[j] - float(np.median(d[groups[-1]]))) <= agree
+            if near:
+                groups[-1].append(j)
+            elif groups and j + 1 < len(at) and abs(d[j + 1] - float(np.median(d[groups[-1]]))) <= agree:
+                continue  # one cue found elsewhere, with the run going on after it: it ends nothing
+            else:
+                groups.append([j])
+        kept = [g for g in groups if len(g) >= least]
+        runs = [(int(at[g[0]]), int(at[g[-1]]) + 1, float(np.median(d[g]))) for g in kept]
+        held = sum(len(g) for g in kept)
+        # a wrong scale drifts inside its runs: among scales that hold as many cues, the tighter wins
+        spread = float(np.mean([abs(d[j] - off) for g, (_, _, off) in zip(kept, runs) for j in g])) if kept else 0.0
+        if best is None or held > best[0] or (held == best[0] and spread < best[1] - _TIGHTER):
+            best = (held, spread, float(scale), runs)
+    if best is None:
+        return (float(scales[0]) if len(scales) else 1.0), []
+    return best[2], best[3]
+
+
+def aligned_placement(
+    reader: Reader, texts: Sequence[str], starts: np.ndarray, *, duration: float, scales: Sequence[float]
+) -> tuple[float, list[tuple[int, int, float]]] | None:
+    """A piecewise placement of the cues from a forced alignment of all their text to the whole recording.
+
+    Where speech activity cannot place a file (talk on both sides of an ad break, a radio
+    programme's jingle and unsubtitled talk) the words still can: the alignment
+    (:func:`mmalign.align.words.force_align`) finds each cue's text in order and skips what is
+    not in it. Runs of consecutive cues at one offset (:func:`consistent_runs`) become the
+    pieces; the cues between them, and a cue the alignment put elsewhere, are left to the
+    words of the cues on each side (:func:`settle_pieces`, :func:`edge_runs`).
+
+    Parameters
+    ----------
+    reader : Reader
+        The recording and the readings.
+    texts : sequence of str
+        The spoken cues' texts, in time order.
+    starts : np.ndarray of float
+        Their start times as given, seconds.
+    duration : float
+        Length of the recording, seconds (at most :data:`ALIGNED_LONGEST`).
+    scales : sequence of float
+        The scales considered.
+
+    Returns
+    -------
+    (scale, runs) or None
+        As :func:`consistent_runs`; None when the recording is too long or no run holds
+        :data:`_RUN_LEAST` cues.
+    """
+    n = len(texts)
+    if n < _RUN_LEAST or not 0 < duration <= ALIGNED_LONGEST:
+        return None
+    found, _, _ = _force_aligned(reader, texts, np.zeros(n), np.full(n, duration), longest=np.inf)
+    scale, runs = consistent_runs(np.asarray(starts, np.float64), found, scales)
+    return (scale, runs) if runs else None
+
+
 # --------------------------------------------------------------------------- the ends of a file
 
 #: Cues at each end of a file that a run left behind by a break near that end may hold at most.

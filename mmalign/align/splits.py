@@ -36,7 +36,7 @@ from .scoring import (
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-__all__ = ["edge_piece", "estimate_piecewise", "regroup", "rescue_ends", "settle_boundaries"]
+__all__ = ["edge_piece", "estimate_piecewise", "pieces_map", "regroup", "rescue_ends", "settle_boundaries"]
 
 #: Most cue x offset scores the search for breaks may hold (float32: 128 MB, and as much
 #: again for the dynamic programme): about 5,000 cues at offsets up to 300 s.
@@ -382,6 +382,30 @@ def regroup(timemap: TimeMap, starts: ArrayLike, ends: ArrayLike, scale: float, 
     conf = timemap.confidences
     runs = [Piece(int(i0), int(i1), float(timemap.offsets[p]), float(conf[p])) for i0, i1, p in _runs(which)]
     return _timemap(runs, st, en, scale)
+
+
+def pieces_map(pieces: Sequence[Piece], starts: ArrayLike, ends: ArrayLike, scale: float) -> TimeMap:
+    """A monotone TimeMap from pieces that cover the cues in order (every cue in one piece).
+
+    Parameters
+    ----------
+    pieces : sequence of Piece
+        Runs of cues (in order of start) and their offsets, each starting where the one
+        before ends, the first at cue 0 and the last ending at the last cue.
+    starts, ends : array-like of float
+        Cue times on the subject timeline, in order of start.
+    scale : float
+        The map's scale, shared by the pieces.
+
+    Returns
+    -------
+    TimeMap
+    """
+    st, en = _in_order(starts, ends)
+    edges = [0] + [p.end for p in pieces]
+    if not pieces or [p.first for p in pieces] != edges[:-1] or edges[-1] != len(st) or np.any(np.diff(edges) <= 0):
+        raise ValueError("pieces must cover the cues in order, each holding one at least")
+    return _timemap(list(pieces), st, en, scale)
 
 
 def edge_piece(

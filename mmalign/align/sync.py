@@ -656,6 +656,48 @@ def _word_pass(
                 was = {"scale": fit.scale, "offset": fit.offset, "score": fit.score}
                 fit = replace(fit, scale=scale, offset=offset, rival=was)
                 timemap, evidence = searched, other
+    if combine(confidence, evidence.llr) < DEFAULT_MIN_CONFIDENCE:
+        # still unsure (a break inside talk, a programme's jingle and unsubtitled talk): where does
+        # a forced alignment of all the text to the whole recording put the cues?
+        from .cue_words import aligned_placement
+        from .scoring import Piece, framerate_ratios
+        from .splits import pieces_map
+
+        end = activity.t0 + activity.duration
+        placed = aligned_placement(reader, texts, src_starts, duration=end, scales=framerate_ratios())
+        if placed is not None:
+            scale, runs = placed
+            # a cue between runs (or before the first) goes with the run before (after) it; the words settle it
+            firsts = [0] + [lo for lo, _, _ in runs[1:]]
+            lasts = firsts[1:] + [len(texts)]
+            pieces = [Piece(a, b, off, fit.confidence) for a, b, (_, _, off) in zip(firsts, lasts, runs, strict=True)]
+            aligned = pieces_map(pieces, src_starts, src_ends, scale)
+            aligned = _settle_by_words(reader, texts, src_starts, src_ends, aligned, end, max_offset)
+            other = read(aligned, True)
+            agree = other.agree[np.isfinite(other.agree)]
+            log.debug(
+                "aligned placement %s at %.6f: log-odds %.1f",
+                [(p.first, p.end, round(p.offset, 2)) for p in pieces],
+                scale,
+                other.llr,
+            )
+            if (
+                len(agree)
+                and combine(confidence, other.llr) >= DEFAULT_MIN_CONFIDENCE
+                and float(np.mean(agree)) >= _SEARCH_AGREE
+                and other.disowned is None
+                and other.llr > evidence.llr + _RIVAL_LOG_ODDS
+            ):
+                main = max(pieces, key=lambda p: p.end - p.first)
+                log.info(
+                    "a forced alignment of the text puts the cues in %d piece(s), offset %+.3f s at scale %.6f",
+                    len(pieces),
+                    main.offset,
+                    scale,
+                )
+                was = {"scale": fit.scale, "offset": fit.offset, "score": fit.score}
+                fit = replace(fit, scale=scale, offset=main.offset, rival=was)
+                timemap, evidence = aligned, other
     if combine(confidence, evidence.llr) >= DEFAULT_MIN_CONFIDENCE:
         # a map trusted as it is: are cues at its ends, or next to its boundaries, on the wrong side?
         # (an untrusted one is not made trusted by moving some of its cues to where their words are)

@@ -459,6 +459,45 @@ def test_edge_runs_leave_a_right_map_alone(recording, tail_break):
     assert cue_words.edge_runs(_reader(plain), [c[2] for c in cues], s0, e0, duration=float(e0[-1] + 2)) == []
 
 
+def test_consistent_runs_keep_the_runs_of_one_offset_at_the_scale_that_holds_most():
+    """Cue starts found at 25/24 of the given ones, 40 s later after cue 6, with one cue found
+    elsewhere and one not found: two runs, at that scale, and neither of those two cues holds them apart."""
+    rng = np.random.default_rng(0)
+    given = np.cumsum(rng.uniform(1.5, 4.0, 14))
+    scale = 25 / 24
+    found = scale * given + np.where(np.arange(14) < 6, 3.0, 43.0) + rng.normal(0, 0.08, 14)
+    found[3], found[9] = found[3] + 12.0, np.nan
+    sc, runs = cue_words.consistent_runs(given, found, [1.0, 24 / 25, scale, 1001 / 1000])
+    assert sc == scale
+    assert [(lo, hi) for lo, hi, _ in runs] == [(0, 6), (6, 14)]
+    assert [off for _, _, off in runs] == pytest.approx([3.0, 43.0], abs=0.1)
+    # a run shorter than ``least`` is no run
+    sc, runs = cue_words.consistent_runs(given[:8], found[:8], [scale], least=3)
+    assert [(lo, hi) for lo, hi, _ in runs] == [(0, 6)]
+    assert cue_words.consistent_runs(given, np.full(14, np.nan), [1.0]) == (1.0, [])
+
+
+def test_a_forced_alignment_of_all_the_text_finds_the_pieces_around_an_ad(recording, tail_break):
+    """Subtitles timed for the recording before the ad went in: the alignment of all their text to the
+    recording with the ad finds the cues before it where they were, and the last three an ad later."""
+    from mmalign.align.scoring import framerate_ratios
+
+    _, cues = recording
+    path, ad = tail_break
+    starts = np.array([c[0] for c in cues])
+    duration = float(cues[-1][1] + ad + 2.0)
+    scale, runs = cue_words.aligned_placement(
+        _reader(path), [c[2] for c in cues], starts, duration=duration, scales=framerate_ratios()
+    )
+    assert scale == 1.0
+    assert len(runs) == 2
+    (lo0, hi0, off0), (lo1, hi1, off1) = runs
+    assert lo0 <= 1 and hi0 == len(cues) - 3 and (lo1, hi1) == (len(cues) - 3, len(cues))
+    assert off0 == pytest.approx(0.0, abs=0.25) and off1 == pytest.approx(ad, abs=0.25)
+    # too long a recording to align whole: no placement
+    assert cue_words.aligned_placement(_reader(path), [c[2] for c in cues], starts, duration=1e5, scales=[1.0]) is None
+
+
 def test_spans_are_the_subsequence_dtw():
     """Where a reading is cut from a random sequence, its best place is there (and a second from any other)."""
     rng = np.random.default_rng(11)

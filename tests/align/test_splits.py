@@ -311,3 +311,23 @@ def test_regroup_gives_each_cue_its_pieces_offset():
     assert len(got) == 2 and got.confidences.tolist() == pytest.approx([0.9, 0.7])
     with pytest.raises(ValueError):
         regroup(base, starts, ends, 1.0, [0, 2, 1, 1, 1, 2, 2, 2])
+
+
+def test_pieces_map_maps_each_piece_by_its_offset_and_checks_the_cover():
+    from mmalign.align.scoring import Piece
+    from mmalign.align.splits import pieces_map
+
+    starts = np.arange(8) * 3.0
+    ends = starts + 2.0
+    tm = pieces_map([Piece(0, 5, 1.0, 0.9), Piece(5, 8, 31.0, 0.8)], starts, ends, 1.0)
+    np.testing.assert_allclose(tm.apply(starts), np.r_[starts[:5] + 1.0, starts[5:] + 31.0])
+    np.testing.assert_allclose(tm.apply(ends), np.r_[ends[:5] + 1.0, ends[5:] + 31.0])
+    for bad in (
+        [Piece(1, 8, 0.0, 1.0)],  # cue 0 in no piece
+        [Piece(0, 4, 0.0, 1.0), Piece(5, 8, 1.0, 1.0)],  # cue 4 in none
+        [Piece(0, 5, 0.0, 1.0), Piece(5, 5, 1.0, 1.0), Piece(5, 8, 2.0, 1.0)],  # an empty piece
+        [Piece(0, 7, 0.0, 1.0)],  # the last cue in none
+        [],
+    ):
+        with pytest.raises(ValueError, match="cover the cues in order"):
+            pieces_map(bad, starts, ends, 1.0)
