@@ -1259,7 +1259,7 @@ def find_placement(
 #: Seconds within which the offsets of consecutive cues that a forced alignment places agree
 #: (its own error on real speech is about 0.12 s, :data:`_FA_ERROR`; a cue's place inside the
 #: reading, half a second of slack besides).
-_RUN_AGREE = 0.5
+RUN_AGREE = 0.5
 #: Seconds by which a later scale's runs must be tighter (mean distance of their cues from their
 #: offsets) than an earlier one's holding as many cues to win: a scale is not taken on noise.
 _TIGHTER = 0.02
@@ -1275,7 +1275,7 @@ def consistent_runs(
     found: np.ndarray,
     scales: Sequence[float],
     *,
-    agree: float = _RUN_AGREE,
+    agree: float = RUN_AGREE,
     least: int = _RUN_LEAST,
 ) -> tuple[float, list[tuple[int, int, float]]]:
     """Runs of consecutive cues that a placement puts at one offset, at the scale where they hold the most cues.
@@ -1328,7 +1328,7 @@ def consistent_runs(
 
 def aligned_placement(
     reader: Reader, texts: Sequence[str], starts: np.ndarray, *, duration: float, scales: Sequence[float]
-) -> tuple[float, list[tuple[int, int, float]]] | None:
+) -> tuple[float, list[tuple[int, int, float]], np.ndarray] | None:
     """A piecewise placement of the cues from a forced alignment of all their text to the whole recording.
 
     Where speech activity cannot place a file (talk on both sides of an ad break, a radio
@@ -1353,16 +1353,16 @@ def aligned_placement(
 
     Returns
     -------
-    (scale, runs) or None
-        As :func:`consistent_runs`; None when the recording is too long or no run holds
-        :data:`_RUN_LEAST` cues.
+    (scale, runs, found) or None
+        As :func:`consistent_runs`, and where the alignment found each cue (NaN: not
+        found); None when the recording is too long or no run holds :data:`_RUN_LEAST` cues.
     """
     n = len(texts)
     if n < _RUN_LEAST or not 0 < duration <= ALIGNED_LONGEST:
         return None
     found, _, _ = _force_aligned(reader, texts, np.zeros(n), np.full(n, duration), longest=np.inf)
     scale, runs = consistent_runs(np.asarray(starts, np.float64), found, scales)
-    return (scale, runs) if runs else None
+    return (scale, runs, found) if runs else None
 
 
 # --------------------------------------------------------------------------- the ends of a file

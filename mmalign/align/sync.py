@@ -606,7 +606,7 @@ def _word_pass(
     max_offset: float,
 ) -> tuple[LinearFit, TimeMap, Subtitles, float, np.ndarray, WordEvidence]:
     """The word pass of :func:`sync` (``words=True``), with the reader of :func:`_reader`."""
-    from .cue_words import combine, find_placement, log_odds, word_evidence
+    from .cue_words import RUN_AGREE, combine, find_placement, log_odds, word_evidence
 
     idx = np.flatnonzero(is_spoken)
     texts = [subs.cues[i].text for i in idx]
@@ -656,6 +656,7 @@ def _word_pass(
                 was = {"scale": fit.scale, "offset": fit.offset, "score": fit.score}
                 fit = replace(fit, scale=scale, offset=offset, rival=was)
                 timemap, evidence = searched, other
+    aligned_at: np.ndarray | None = None  # where the forced alignment found each cue, when its placement is taken
     if combine(confidence, evidence.llr) < DEFAULT_MIN_CONFIDENCE:
         # still unsure (a break inside talk, a programme's jingle and unsubtitled talk): where does
         # a forced alignment of all the text to the whole recording put the cues?
@@ -666,7 +667,7 @@ def _word_pass(
         end = activity.t0 + activity.duration
         placed = aligned_placement(reader, texts, src_starts, duration=end, scales=framerate_ratios())
         if placed is not None:
-            scale, runs = placed
+            scale, runs, where = placed
             # a cue between runs (or before the first) goes with the run before (after) it; the words settle it
             firsts = [0] + [lo for lo, _, _ in runs[1:]]
             lasts = firsts[1:] + [len(texts)]
@@ -697,7 +698,7 @@ def _word_pass(
                 )
                 was = {"scale": fit.scale, "offset": fit.offset, "score": fit.score}
                 fit = replace(fit, scale=scale, offset=main.offset, rival=was)
-                timemap, evidence = aligned, other
+                timemap, evidence, aligned_at = aligned, other, where
     if combine(confidence, evidence.llr) >= DEFAULT_MIN_CONFIDENCE:
         # a map trusted as it is: are cues at its ends, or next to its boundaries, on the wrong side?
         # (an untrusted one is not made trusted by moving some of its cues to where their words are)
@@ -736,6 +737,11 @@ def _word_pass(
         log.info("cues %d-%d: their words are not where the map puts them (z %.1f)", idx[lo] + 1, idx[hi - 1] + 1, z)
         overall = min(overall, evidence.cap)
         per_cue[idx[lo:hi]] = np.minimum(per_cue[idx[lo:hi]], evidence.cap)
+    if aligned_at is not None:
+        # a cue that the forced alignment did not find where it now is stands on its one reading
+        # alone (the cues before an ad with talk of its own can read as well on the ad): worth a look
+        unconfirmed = idx[~(np.abs(aligned_at - evidence.starts) <= RUN_AGREE)]
+        per_cue[unconfirmed] = np.minimum(per_cue[unconfirmed], confidence)
     return fit, timemap, retimed, overall, per_cue, evidence
 
 

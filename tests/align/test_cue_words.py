@@ -486,7 +486,7 @@ def test_a_forced_alignment_of_all_the_text_finds_the_pieces_around_an_ad(record
     path, ad = tail_break
     starts = np.array([c[0] for c in cues])
     duration = float(cues[-1][1] + ad + 2.0)
-    scale, runs = cue_words.aligned_placement(
+    scale, runs, found = cue_words.aligned_placement(
         _reader(path), [c[2] for c in cues], starts, duration=duration, scales=framerate_ratios()
     )
     assert scale == 1.0
