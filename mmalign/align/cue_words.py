@@ -1287,7 +1287,8 @@ def consistent_runs(
     found : np.ndarray of float
         Where each cue was found on the recording (a forced alignment), seconds; NaN where not.
     scales : sequence of float
-        The scales (framerate ratios) considered; on a tie, the earlier wins.
+        The scales (framerate ratios) considered, likeliest first: where two hold as many
+        cues, the later wins only when its runs are tighter by :data:`_TIGHTER` seconds.
     agree : float
         Seconds within which a cue's offset must lie of its run's median offset.
     least : int
@@ -1307,8 +1308,7 @@ def consistent_runs(
         d = found[at] - scale * starts[at]
         groups: list[list[int]] = []
         for j in range(len(at)):
-            near = groups and abs(d[j] - float(np.median(d[groups[-1]]))) <= agree
-            if near:
+            if groups and abs(d[j] - float(np.median(d[groups[-1]]))) <= agree:
                 groups[-1].append(j)
             elif groups and j + 1 < len(at) and abs(d[j + 1] - float(np.median(d[groups[-1]]))) <= agree:
                 continue  # one cue found elsewhere, with the run going on after it: it ends nothing
@@ -1318,7 +1318,7 @@ def consistent_runs(
         runs = [(int(at[g[0]]), int(at[g[-1]]) + 1, float(np.median(d[g]))) for g in kept]
         held = sum(len(g) for g in kept)
         # a wrong scale drifts inside its runs: among scales that hold as many cues, the tighter wins
-        spread = float(np.mean([abs(d[j] - off) for g, (_, _, off) in zip(kept, runs) for j in g])) if kept else 0.0
+        spread = float(np.mean(np.concatenate([np.abs(d[g] - r[2]) for g, r in zip(kept, runs)]))) if kept else 0.0
         if best is None or held > best[0] or (held == best[0] and spread < best[1] - _TIGHTER):
             best = (held, spread, float(scale), runs)
     if best is None:
