@@ -214,9 +214,11 @@ class SyncResult:
 
         The first that applies: the cues lie further from the reference than
         ``max_offset``; too few of the spoken cues land on speech (most of them outside
-        the reference, or on it); too few cues for the length of the reference; a piece
-        that is not confident; another placement that fits about as well; else a best
-        placement that hardly stands out.
+        the reference, or on it); too few cues for the length of the reference; a run of
+        cues at an end whose words are elsewhere; half the cues on little speech and words
+        that do not agree (:func:`words_confidence`); a piece that is not confident;
+        another placement that fits about as well; else a best placement that hardly
+        stands out.
 
         Parameters
         ----------
@@ -247,6 +249,13 @@ class SyncResult:
         run = self._disowned_cues()
         if run is not None:
             return f"the words of cues {run[0]}-{run[1]} are not where the map puts them (a break or a cut it missed)"
+        words = self.words
+        unsupported = int(np.sum(self.cue_confidences[spoken] < DEFAULT_MIN_CONFIDENCE))
+        if words is not None and words.llr < 0 and unsupported >= _UNSUPPORTED_SHARE * n:
+            return (
+                f"{unsupported} of the {n} spoken cues land on little speech, and the words of only "
+                f"{int(np.nansum(words.agree))} of the {int(np.isfinite(words.agree).sum())} judged agree"
+            )
         pieces = self.timemap.pieces()
         weak = [p for p in pieces if p["confidence"] is not None and p["confidence"] < DEFAULT_MIN_CONFIDENCE]
         if len(pieces) > 1 and weak:
@@ -726,11 +735,12 @@ def _word_pass(
     starts[idx], ends[idx] = evidence.starts, evidence.ends
     retimed = retimed.with_times(starts, ends)
     per_cue = cue_confidences(activity, timemap, subs.starts, starts, ends, default=fit.confidence, spoken=is_spoken)
+    unsupported = float(np.mean(per_cue[idx] < DEFAULT_MIN_CONFIDENCE)) if len(idx) else 0.0
     per_cue_llr = np.zeros(len(per_cue))
     agree = evidence.agree
     per_cue_llr[idx] = np.where(agree == 1, log_odds(np.ones(1)), np.where(agree == 0, log_odds(np.zeros(1)), 0.0))
     per_cue = np.array([combine(c, max(evidence.llr, 0.0) + d) if d > 0 else c for c, d in zip(per_cue, per_cue_llr)])
-    overall = combine(confidence, evidence.llr)
+    overall = words_confidence(confidence, evidence.llr, unsupported)
     if evidence.disowned is not None:
         # the words of a run of cues at an end are not where the map puts them
         lo, hi, z = evidence.disowned
@@ -791,6 +801,30 @@ def _settle_by_words(
     for i in np.flatnonzero(settled != piece):
         log.info("cue %d reads better under the next piece's map: it goes there", i + 1)
     return regroup(timemap, src_starts, src_ends, scale, settled)
+
+
+#: Share of the spoken cues that the speech activity leaves unsupported (their own confidence
+#: below :data:`DEFAULT_MIN_CONFIDENCE`) from which words that do not agree count against a map.
+_UNSUPPORTED_SHARE = 0.5
+
+
+def words_confidence(confidence: float, llr: float, unsupported: float) -> float:
+    """A map's confidence from the speech activity's (``confidence``) and the words' log-odds (``llr``).
+
+    Words that agree raise it (:func:`mmalign.align.cue_words.combine`). Words that do not
+    agree take nothing away from a map that puts the cues on speech: subtitles translated
+    into another language, or singing the reading cannot match, say nothing about the map.
+    But where at least :data:`_UNSUPPORTED_SHARE` of the spoken cues (``unsupported``, 0-1)
+    land on little speech as well, nothing speaks for the map but a fit of a few cues, and
+    the words' log-odds count against it too: subtitles of another programme, fitted in two
+    pieces to another programme's talk, look like that.
+    """
+    from .cue_words import combine
+
+    if llr >= 0 or unsupported < _UNSUPPORTED_SHARE:
+        return combine(confidence, llr)
+    c = min(max(confidence, 1e-6), 1 - 1e-6)
+    return float(1.0 / (1.0 + np.exp(-(np.log(c / (1 - c)) + llr))))
 
 
 #: Log-odds by which a rival placement's words must beat the chosen map's to replace it.

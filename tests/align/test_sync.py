@@ -323,3 +323,20 @@ def test_a_break_the_fit_reads_as_drift_leaves_the_words_a_rival_to_read(make_me
     before = ref.starts < at
     assert np.abs(result.subtitles.starts[before] - ref.starts[before]).max() < 0.1
     assert result.confidence < DEFAULT_MIN_CONFIDENCE
+
+
+def test_words_that_do_not_agree_count_against_a_map_only_where_half_its_cues_are_off_speech():
+    from mmalign.align.cue_words import combine
+    from mmalign.align.sync import words_confidence
+
+    # words that agree raise any map, as combine does
+    assert words_confidence(0.55, 2.0, 0.0) == combine(0.55, 2.0) == words_confidence(0.55, 2.0, 0.9)
+    # words that do not agree take nothing from a map with its cues on speech (a translation)
+    assert words_confidence(0.55, -1.3, 0.0) == 0.55
+    assert words_confidence(0.9, -6.0, 0.49) == 0.9
+    # ... but count against one that leaves half of them on little speech
+    low = words_confidence(0.55, -1.3, 0.5)
+    assert low == pytest.approx(1 / (1 + np.exp(-(np.log(0.55 / 0.45) - 1.3))))
+    assert low < 0.5
+    assert words_confidence(0.55, -1.3, 1.0) == low
+    assert 0.0 < words_confidence(0.0, -3.0, 1.0) < 1e-6 and words_confidence(1.0, -3.0, 1.0) > 0.9
