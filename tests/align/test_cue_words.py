@@ -830,3 +830,26 @@ def test_sync_refuses_a_map_whose_last_cues_words_are_not_there(recording):
         result.require()
     # the same lines, said where they are shown: accepted
     assert sync(path, _subs(cues, shift=2.0), words=True, language="en", detector="fast").confidence >= 0.5
+
+
+def test_a_refusal_for_words_that_do_not_agree_on_a_map_off_speech_says_so(recording):
+    """The reason given when half the cues land on little speech and their words do not agree:
+    a right result, with its cues' confidences and its words turned so, names both counts."""
+    path, cues = recording
+    result = sync(path, _subs(cues, shift=2.0), words=True, language="en", detector="fast")
+    n = len(cues)
+    assert "land on little speech" not in result.doubt()
+    agree = np.where(np.arange(n) % 3 == 0, 1.0, 0.0)
+    agree[1] = np.nan
+    low = np.where(np.arange(n) < n // 2, 0.2, 0.9)
+    turned = dataclasses.replace(
+        result, cue_confidences=low, words=dataclasses.replace(result.words, agree=agree, llr=-2.0)
+    )
+    judged, agreeing = n - 1, int(np.nansum(agree))
+    assert turned.doubt() == (
+        f"{n // 2} of the {n} spoken cues land on little speech, and the words of only {agreeing} "
+        f"of the {judged} judged agree"
+    )
+    # words that agree, or cues on speech, are not that reason
+    assert "little speech" not in dataclasses.replace(turned, words=result.words).doubt()
+    assert "little speech" not in dataclasses.replace(turned, cue_confidences=result.cue_confidences).doubt()
