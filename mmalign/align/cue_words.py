@@ -1268,6 +1268,10 @@ _RUN_LEAST = 3
 #: The longest recording aligned whole to place an unsure file's cues, seconds (the alignment
 #: reads all of it at once; a longer file keeps the placements found without it).
 ALIGNED_LONGEST = 1800.0
+#: Characters of cue text a second of recording may hold for it to be aligned whole (speech
+#: says about 15 a second): more text than anyone says there is not this recording's, and
+#: reading it all aloud would cost without bound (a hostile subtitle file of many megabytes).
+ALIGNED_CHARS_PER_SECOND = 40.0
 
 
 def consistent_runs(
@@ -1355,10 +1359,13 @@ def aligned_placement(
     -------
     (scale, runs, found) or None
         As :func:`consistent_runs`, and where the alignment found each cue (NaN: not
-        found); None when the recording is too long or no run holds :data:`_RUN_LEAST` cues.
+        found); None when the recording is too long, the text too long for it
+        (:data:`ALIGNED_CHARS_PER_SECOND`), or no run holds :data:`_RUN_LEAST` cues.
     """
     n = len(texts)
     if n < _RUN_LEAST or not 0 < duration <= ALIGNED_LONGEST:
+        return None
+    if sum(len(t) for t in texts) > ALIGNED_CHARS_PER_SECOND * duration:
         return None
     found, _, _ = _force_aligned(reader, texts, np.zeros(n), np.full(n, duration), longest=np.inf)
     scale, runs = consistent_runs(np.asarray(starts, np.float64), found, scales)

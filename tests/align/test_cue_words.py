@@ -494,8 +494,14 @@ def test_a_forced_alignment_of_all_the_text_finds_the_pieces_around_an_ad(record
     (lo0, hi0, off0), (lo1, hi1, off1) = runs
     assert lo0 <= 1 and hi0 == len(cues) - 3 and (lo1, hi1) == (len(cues) - 3, len(cues))
     assert off0 == pytest.approx(0.0, abs=0.25) and off1 == pytest.approx(ad, abs=0.25)
-    # too long a recording to align whole: no placement
-    assert cue_words.aligned_placement(_reader(path), [c[2] for c in cues], starts, duration=1e5, scales=[1.0]) is None
+    # too long a recording to align whole, or more text than it can hold: no placement, nothing aligned
+    texts = [c[2] for c in cues]
+    many = texts * 200
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cue_words, "_force_aligned", lambda *a, **k: pytest.fail("the text was aligned"))
+        assert cue_words.aligned_placement(_reader(path), texts, starts, duration=1e5, scales=[1.0]) is None
+        at = np.arange(len(many)) * 0.1
+        assert cue_words.aligned_placement(_reader(path), many, at, duration=duration, scales=[1.0]) is None
 
 
 def test_spans_are_the_subsequence_dtw():
