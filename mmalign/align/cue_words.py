@@ -74,6 +74,8 @@ __all__ = [
     "CueReadings",
     "Reader",
     "WordEvidence",
+    "aligned_placement",
+    "consistent_runs",
     "edge_runs",
     "find_placement",
     "match_reading",

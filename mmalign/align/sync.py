@@ -49,6 +49,7 @@ __all__ = [
     "mean_activity",
     "spoken",
     "dtw_guide",
+    "words_confidence",
     "DEFAULT_MIN_CONFIDENCE",
     "DETECTORS",
 ]
