@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -859,3 +860,38 @@ def test_a_refusal_for_words_that_do_not_agree_on_a_map_off_speech_says_so(recor
     # words that agree, or cues on speech, are not that reason
     assert "little speech" not in dataclasses.replace(turned, words=result.words).doubt()
     assert "little speech" not in dataclasses.replace(turned, cue_confidences=result.cue_confidences).doubt()
+
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
+
+
+@pytest.mark.slow
+@pytest.mark.corpus
+@pytest.mark.skipif(not (CORPUS / "manifest.json").is_file(), reason="needs ../shared/corpus")
+def test_a_radio_programme_with_an_ad_of_talk_is_placed_by_its_words(tmp_path, caplog):
+    """The corpus's radio programme with 45 s of another recording's talk put in after its second
+    line: speech on both sides of the ad, so the activity alone cannot place its 11 cues. A forced
+    alignment of all their text does: the cues after the ad where they are said, and any cue left
+    more than a second off (the two lines before the ad read as well on its talk) listed to check."""
+    import logging
+
+    import soundfile
+
+    from mmalign import media
+    from mmalign import subtitles as subtitle_io
+
+    y, _ = media.load_audio(CORPUS / "radio_fr" / "audio.mp3", SR)
+    ad, _ = media.load_audio(CORPUS / "smartphone_fr" / "audio.mp3", SR, start=60.0, end=105.0)
+    at = 41.82
+    path = tmp_path / "radio_ad.wav"
+    soundfile.write(path, np.concatenate([y[: int(at * SR)], ad, y[int(at * SR) :]]), SR)
+    subs = subtitle_io.read(CORPUS / "radio_fr" / "reference.vtt")
+    with caplog.at_level(logging.INFO, logger="mmalign.align.sync"):
+        result = sync(path, subs, words=True, language="fr")
+    assert "a forced alignment of the text puts the cues" in caplog.text
+    assert result.confidence >= 0.5
+    truth = subs.starts + np.where(subs.starts > at, len(ad) / SR, 0.0)
+    error = np.abs(result.subtitles.starts - truth)
+    after = subs.starts > at
+    assert np.mean(error[after] <= 0.5) >= 0.8  # the corpus's forced alignment puts 9 in 10 there
+    assert set(np.flatnonzero(error > 1.0)) <= set(result.to_check())
