@@ -1327,8 +1327,8 @@ def consistent_runs(
         spread = float(np.mean(np.concatenate([np.abs(d[g] - r[2]) for g, r in zip(kept, runs)]))) if kept else 0.0
         if best is None or held > best[0] or (held == best[0] and spread < best[1] - _TIGHTER):
             best = (held, spread, float(scale), runs)
-    if best is None:
-        return (float(scales[0]) if len(scales) else 1.0), []
+    if best is None:  # no scale given
+        return 1.0, []
     return best[2], best[3]
 
 
@@ -1370,7 +1370,7 @@ def aligned_placement(
     if sum(len(t) for t in texts) > ALIGNED_CHARS_PER_SECOND * duration:
         return None
     found, _, _ = _force_aligned(reader, texts, np.zeros(n), np.full(n, duration), longest=np.inf)
-    scale, runs = consistent_runs(np.asarray(starts, np.float64), found, scales)
+    scale, runs = consistent_runs(starts, found, scales)
     return (scale, runs, found) if runs else None
 
 

@@ -616,9 +616,12 @@ def _word_pass(
     max_offset: float,
 ) -> tuple[LinearFit, TimeMap, Subtitles, float, np.ndarray, WordEvidence]:
     """The word pass of :func:`sync` (``words=True``), with the reader of :func:`_reader`."""
-    from .cue_words import RUN_AGREE, combine, find_placement, log_odds, word_evidence
+    from .cue_words import RUN_AGREE, aligned_placement, combine, find_placement, log_odds, word_evidence
+    from .scoring import Piece, framerate_ratios
+    from .splits import pieces_map
 
     idx = np.flatnonzero(is_spoken)
+    end = activity.t0 + activity.duration  # the recording's length
     texts = [subs.cues[i].text for i in idx]
     src_starts, src_ends = subs.starts[idx], subs.ends[idx]
     if cepstra is not None:
@@ -642,9 +645,6 @@ def _word_pass(
             timemap, evidence = rival, other
     if combine(confidence, evidence.llr) < DEFAULT_MIN_CONFIDENCE:
         # still unsure: where do a few cues' words say the cues are?
-        from .scoring import framerate_ratios
-
-        end = activity.t0 + activity.duration
         found = find_placement(
             reader, texts, src_starts, duration=end, max_offset=max_offset, scales=framerate_ratios()
         )
@@ -670,11 +670,6 @@ def _word_pass(
     if combine(confidence, evidence.llr) < DEFAULT_MIN_CONFIDENCE:
         # still unsure (a break inside talk, a programme's jingle and unsubtitled talk): where does
         # a forced alignment of all the text to the whole recording put the cues?
-        from .cue_words import aligned_placement
-        from .scoring import Piece, framerate_ratios
-        from .splits import pieces_map
-
-        end = activity.t0 + activity.duration
         placed = aligned_placement(reader, texts, src_starts, duration=end, scales=framerate_ratios())
         if placed is not None:
             scale, runs, where = placed
@@ -712,8 +707,7 @@ def _word_pass(
     if combine(confidence, evidence.llr) >= DEFAULT_MIN_CONFIDENCE:
         # a map trusted as it is: are cues at its ends, or next to its boundaries, on the wrong side?
         # (an untrusted one is not made trusted by moving some of its cues to where their words are)
-        duration = activity.t0 + activity.duration
-        settled = _settle_by_words(reader, texts, src_starts, src_ends, timemap, duration, max_offset)
+        settled = _settle_by_words(reader, texts, src_starts, src_ends, timemap, end, max_offset)
         if settled is not timemap:
             # the timing is as sloppy (or exact) as it was under the map before: settling moved a few cues
             timemap, evidence = settled, read(settled, True, evidence.sloppy)
@@ -723,7 +717,7 @@ def _word_pass(
             # ad's, can be.) Taken only where the words then own every cue.
             lo, hi, _ = evidence.disowned
             side = "head" if lo == 0 else "tail"
-            again = _settle_by_words(reader, texts, src_starts, src_ends, timemap, duration, max_offset, side)
+            again = _settle_by_words(reader, texts, src_starts, src_ends, timemap, end, max_offset, side)
             if again is not timemap:
                 other = read(again, True, evidence.sloppy)
                 if other.disowned is None and other.llr >= evidence.llr:
