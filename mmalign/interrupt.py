@@ -10,20 +10,40 @@ Worker processes call :func:`worker_init` first: they ignore SIGINT (the parent 
 it, and stops them), and on Linux the kernel kills them when their parent dies, even by
 ``kill -9`` (``prctl(PR_SET_PDEATHSIG)``).  :func:`kill_pool` stops a process pool at once,
 without waiting for running tasks.
+
+A signal handler runs between any two bytecodes of the main thread, a finaliser's or a weakref
+callback's included, where Python prints the exception ("Exception ignored in ...") and goes on
+as if nothing had happened. :func:`entry_point` closes the three ways a stop could be lost so:
+a signal that arrives during the imports is taken while it is still held back; a stop
+swallowed by a finaliser is delivered again a moment later; and once the command is over, a
+signal no longer interrupts the interpreter's exit handlers (which remove temporary folders,
+see :func:`remove_at_exit`).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["Stopped", "entry_point", "handle_signals", "worker_init", "kill_pool", "signals_blocked"]
+__all__ = [
+    "Stopped",
+    "entry_point",
+    "handle_signals",
+    "worker_init",
+    "kill_pool",
+    "signals_blocked",
+    "remove_at_exit",
+    "remove_now",
+]
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -46,7 +66,25 @@ class Stopped(BaseException):
 
 
 def _raise_stopped(signum: int, frame: FrameType | None) -> None:
-    raise Stopped(signum)
+    if _importing(frame):
+        _deliver_again(signum)
+    else:
+        raise Stopped(signum)
+
+
+def _importing(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs inside the import machinery.
+
+    An exception raised there between taking the interpreter's import lock and the ``try``
+    that releases it leaves the lock taken: any other thread's next import then waits forever
+    (a worker thread that must finish before the command can end, for one). A stop waits
+    until the import is over instead.
+    """
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def handle_signals() -> None:
@@ -138,18 +176,130 @@ def kill_pool(pool: Executor) -> None:
             pass
 
 
+_REMOVE: list[tuple[str, threading.Lock | threading.RLock | None]] = []
+_REMOVE_LOCK = threading.Lock()
+_USER_WAIT = 2.0  # seconds remove_now waits for a folder's user to finish its current step
+
+
+def remove_at_exit(path: str | os.PathLike[str], lock: threading.RLock | threading.Lock | None = None) -> None:
+    """Remove the folder ``path`` (and everything in it) when the program ends.
+
+    Unlike a bare :func:`atexit.register`, this also happens when the command line is stopped
+    by a signal (:func:`remove_now`), where it ends without running the exit handlers.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The folder.
+    lock : threading.Lock or threading.RLock, optional
+        A lock that its users hold while they read the folder (another thread may still be
+        in the middle of a step when the main thread is stopped). The removal waits up to
+        2 s for it, then keeps it, so that no later step finds the folder half gone.
+    """
+    with _REMOVE_LOCK:
+        if not _REMOVE:
+            atexit.register(remove_now)
+        _REMOVE.append((os.fspath(path), lock))
+
+
+def remove_now() -> None:
+    """Remove the folders given to :func:`remove_at_exit` so far (errors are ignored).
+
+    A folder whose lock is not released within 2 s is left where it is.
+    """
+    with _REMOVE_LOCK:
+        entries = list(_REMOVE)
+        _REMOVE.clear()
+    for path, lock in entries:
+        if lock is None or lock.acquire(timeout=_USER_WAIT):
+            shutil.rmtree(path, ignore_errors=True)  # the lock stays held: the program is ending
+
+
+def _take_pending() -> None:
+    """Raise :class:`Stopped` for a SIGINT or SIGTERM that is pending while both are blocked,
+    taking it off the queue so that it is not delivered again when they are unblocked."""
+    if not hasattr(signal, "sigtimedwait"):  # Windows, macOS: no signal queue to read
+        return
+    taken = signal.sigtimedwait({signal.SIGINT, signal.SIGTERM}, 0)
+    if taken is not None and signal.getsignal(taken.si_signo) is _raise_stopped:
+        raise Stopped(taken.si_signo)
+
+
+def _deliver_again(signum: int) -> None:
+    """Send ``signum`` again to the main thread, from another thread, 10 ms from now (a real
+    signal: it also interrupts a wait the main thread may be in by then)."""
+    main = threading.main_thread().ident
+
+    def later() -> None:
+        time.sleep(0.01)
+        if main is not None and hasattr(signal, "pthread_kill"):
+            signal.pthread_kill(main, signum)
+        else:  # pragma: no cover - no pthread_kill (Windows)
+            import _thread
+
+            _thread.interrupt_main(signal.Signals(signum))
+
+    try:
+        threading.Thread(target=later, name="mmalign-stop", daemon=True).start()
+    except RuntimeError:  # the interpreter is shutting down: it will not run much longer anyway
+        pass
+
+
+def _catch_swallowed_stops() -> None:
+    """Install a :data:`sys.unraisablehook` that delivers a stop again where a finaliser or a
+    weakref callback swallowed it (the signal arrived while one was running)."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable) -> None:  # type: ignore[no-untyped-def]
+        if isinstance(unraisable.exc_value, Stopped):
+            _deliver_again(unraisable.exc_value.signum)
+        else:
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+
+
+_LATE: list[int] = []
+
+
+def _late_signal(signum: int, frame: FrameType | None) -> None:
+    """A signal after the command is over: its result stands; a second signal ends the exit."""
+    if _LATE:
+        os._exit(128 + signum)
+    _LATE.append(signum)
+
+
+def _command_over() -> None:
+    """From here on a SIGINT or SIGTERM does not interrupt the exit handlers (see :func:`_late_signal`)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, _late_signal)
+
+
 def entry_point() -> None:
     """The ``mmalign`` console script: signal handlers first, then the (slow) imports.
 
     A Ctrl-C while the command line loads is one ``error: interrupted`` line too. The signal
     is held back until the imports are done (a fraction of a second): raised in the middle of
-    a compiled extension's initialisation, it could crash the interpreter instead.
+    a compiled extension's initialisation, it could crash the interpreter instead. It is then
+    taken while still held back, not delivered at the next bytecode (which can be a weakref
+    callback's, where it would be lost).
+
+    Once the command is over (its output written, its exit code chosen), a signal does not
+    interrupt the removal of temporary folders at exit: the result stands, and only a second
+    signal ends the exit early, with ``128 + signum``.
     """
     handle_signals()
+    _catch_swallowed_stops()
     try:
         with signals_blocked():
             from .cli import main
+
+            _take_pending()
     except (Stopped, KeyboardInterrupt) as stop:
         sys.stderr.write(f"error: {stop if isinstance(stop, Stopped) else 'interrupted'}\n")
         sys.exit(stop.exit_code if isinstance(stop, Stopped) else 130)
-    main()
+    try:
+        main()
+    finally:
+        _command_over()

@@ -388,12 +388,14 @@ def _steady_data(bundled: str) -> tuple[str, str | None, dict[str, str]]:
     ``speakers`` maps a variant's name to its copy's). Where links cannot be made, the
     bundled folder is used as it is, without the variants: ``(bundled, None, {})``.
     """
-    import atexit
     import os
     import shutil
     import tempfile
 
+    from .interrupt import remove_at_exit
+
     root = tempfile.mkdtemp(prefix="mmalign-espeak-")
+    remove_at_exit(root, _LOCK)  # at once: a stop may come while the folder is being filled
     speakers: dict[str, str] = {}
     try:
         for entry in os.scandir(bundled):
@@ -423,7 +425,6 @@ def _steady_data(bundled: str) -> tuple[str, str | None, dict[str, str]]:
     except OSError:
         shutil.rmtree(root, ignore_errors=True)
         return bundled, None, {}
-    atexit.register(shutil.rmtree, root, ignore_errors=True)
     return root, _VARIANT, speakers
 
 

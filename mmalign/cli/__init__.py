@@ -113,7 +113,7 @@ def main() -> None:
     SIGINT and SIGTERM unwind the command (temporary files removed, workers killed) and end
     it with one ``error: interrupted`` / ``error: terminated`` line, exit 130 / 143.
     """
-    from ..interrupt import Stopped, handle_signals
+    from ..interrupt import Stopped, handle_signals, remove_now
 
     handle_signals()
     try:
@@ -122,8 +122,10 @@ def main() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the report
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         typer.echo(f"error: {stop}", err=True)
-        # Temporary files are gone and workers killed by now: skip the interpreter's exit
-        # handlers, which could wait on a stopped pool's threads.
+        # Workers are killed by now and the command's temporary files gone; remove the
+        # process's own (remove_at_exit), then skip the interpreter's exit handlers, which
+        # could wait on a stopped pool's threads.
+        remove_now()
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

@@ -79,10 +79,10 @@ class _Run:
     """A ``python -m mmalign ...`` process, stderr to a file, SIGINT at its default action
     (a background job of a non-interactive shell would otherwise inherit it ignored)."""
 
-    def __init__(self, args: list, cwd: Path):
+    def __init__(self, args: list, cwd: Path, **env_vars: str):
         self.err_path = cwd / "stderr.txt"
         self.err = open(self.err_path, "wb")
-        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **env_vars)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mmalign", *map(str, args)],
             cwd=cwd,
@@ -288,5 +288,26 @@ def test_signal_while_starting_is_one_line(tmp_path, sig, code, line):
         rc, _ = run.stop(sig)
         assert (rc, run.stderr().splitlines()) == (code, [line])
         assert sorted(os.listdir(tmp_path)) == ["stderr.txt"]
+    finally:
+        run.cleanup()
+
+
+def test_a_stop_removes_the_synthesisers_folder(tmp_path):
+    """The sync's words thread makes a private eSpeak data folder; a SIGINT that ends the
+    command while the folder exists (or while it is being filled) removes it too."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    sample = [SAMPLE_DIR / "sample.mp4", SAMPLE_DIR / "sample.mistimed.vtt"]
+    run = _Run(["sync", *sample, "-o", tmp_path / "o.vtt"], tmp_path, TMPDIR=str(scratch))
+    try:
+        deadline = time.monotonic() + 30
+        while not any(p.name.startswith("mmalign-espeak-") for p in scratch.iterdir()):
+            assert run.proc.poll() is None and time.monotonic() < deadline, run.stderr()
+            time.sleep(0.002)
+        rc, _ = run.stop(signal.SIGINT)
+        lines = run.stderr().splitlines()
+        # The sample is short: the sync may have finished first; its folder must go either way.
+        assert (rc, lines) == (130, ["error: interrupted"]) or (rc == 0 and lines[0].startswith("synced"))
+        assert list(scratch.iterdir()) == []
     finally:
         run.cleanup()
