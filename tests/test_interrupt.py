@@ -26,6 +26,26 @@ def _run(script: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
     )
 
 
+def _until_stopped(setup: str, trigger: str) -> subprocess.CompletedProcess:
+    """Run ``setup`` with the handlers in place, then ``trigger``; print ``stopped CODE`` when a
+    stop arrives within 5 s, else ``lost``."""
+    script = (
+        "import time\nfrom mmalign import interrupt\ninterrupt.handle_signals()\n"
+        + textwrap.dedent(setup)
+        + "\ntry:\n"
+        + textwrap.indent(textwrap.dedent(trigger).strip(), "    ")
+        + """
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        time.sleep(0.001)
+    print("lost")
+except interrupt.Stopped as stop:
+    print("stopped", stop.exit_code)
+"""
+    )
+    return _run(script)
+
+
 def test_a_signal_held_back_is_taken_off_the_queue():
     """A SIGTERM that arrived while the signals were held back is raised where it is taken,
     and nothing is left to be delivered (at some later bytecode) once they are let through."""
@@ -50,26 +70,16 @@ def test_a_signal_held_back_is_taken_off_the_queue():
 def test_a_stop_swallowed_by_a_finaliser_is_delivered_again():
     """Python ignores an exception raised in ``__del__`` (or a weakref callback): a stop that
     lands there comes again a moment later, in the main program, and prints nothing."""
-    done = _run(
+    done = _until_stopped(
         """
-        import signal, time
-        from mmalign import interrupt
-        interrupt.handle_signals()
+        import signal
         interrupt._catch_swallowed_stops()
 
         class Finaliser:
             def __del__(self):
                 signal.raise_signal(signal.SIGINT)  # its handler runs here, inside the finaliser
-
-        try:
-            Finaliser()
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                time.sleep(0.001)
-            print("lost")
-        except interrupt.Stopped as stop:
-            print("stopped", stop.exit_code)
-        """
+        """,
+        "Finaliser()",
     )
     assert (done.returncode, done.stdout, done.stderr) == (0, "stopped 130\n", "")
 
@@ -178,21 +188,14 @@ def test_a_stop_waits_until_an_import_is_over(tmp_path):
     """A stop raised inside the import machinery could leave the import lock taken (and the
     next import in another thread waiting forever): it comes when the import is over."""
     (tmp_path / "slow_module.py").write_text("import signal\nsignal.raise_signal(signal.SIGINT)\nloaded = True\n")
-    done = _run(
+    done = _until_stopped(
         f"""
-        import sys, time
-        from mmalign import interrupt
+        import sys
         sys.path.insert(0, {str(tmp_path)!r})
-        interrupt.handle_signals()
-        try:
-            import slow_module
-            print("imported", slow_module.loaded)
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                time.sleep(0.001)
-            print("lost")
-        except interrupt.Stopped as stop:
-            print("stopped", stop.exit_code)
+        """,
         """
+        import slow_module
+        print("imported", slow_module.loaded)
+        """,
     )
     assert (done.returncode, done.stdout, done.stderr) == (0, "imported True\nstopped 130\n", "")
