@@ -13,11 +13,12 @@ without waiting for running tasks.
 
 A signal handler runs between any two bytecodes of the main thread, a finaliser's or a weakref
 callback's included, where Python prints the exception ("Exception ignored in ...") and goes on
-as if nothing had happened. :func:`entry_point` closes the three ways a stop could be lost so:
-a signal that arrives during the imports is taken while it is still held back; a stop
-swallowed by a finaliser is delivered again a moment later; and once the command is over, a
-signal no longer interrupts the interpreter's exit handlers (which remove temporary folders,
-see :func:`remove_at_exit`).
+as if nothing had happened. :func:`entry_point` closes the ways a stop could be lost or hang
+the command: a signal that arrives during the imports is taken while it is still held back; a
+stop swallowed by a finaliser is delivered again a moment later; one that lands in the import
+machinery waits until the import is over (it could leave the import lock taken); and once the
+command is over, a signal no longer interrupts the interpreter's exit handlers (which remove
+temporary folders, see :func:`remove_at_exit`).
 """
 
 from __future__ import annotations
