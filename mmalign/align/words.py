@@ -61,7 +61,16 @@ DTW: rows are synthetic frames, columns recording frames. Each step adds the Euc
 frame cost; every recording frame the path moves over earns back ``reward`` times the
 median cost of unrelated frame pairs, so a path has no reason to shrink the recording it
 covers, while its two ends stay open: a jingle, an intro or untranscribed talk before or
-after the transcript is left out (a subsequence search). The reading starts with a pause
+after the transcript is left out (a subsequence search). A frame the speech model calls
+speech earns more, by :data:`_SPEECH_REWARD` times its probability: a voice over music,
+whose frames the music pulls away from the reading's, cost more than the plain reward
+earned, and the path left the radio clip's first line, said over its jingle, out up to a
+pause 2 s in (the line squeezed into its rest). Now the line starts within 0.05 s of the
+reference (corpus: radio 70 → 80 % of cue starts within 0.25 s; speech clips
+86.3 → 87.2 %, 97.4 → 98.3 % within 0.5 s). The same 0.6 for every frame did that too,
+but it also pulled a held-out sync's lines 0.3 s into the chords of the break before them
+(30 → 19 of 30 cues within 0.25 s): music that the model does not call speech earns no
+more than before. From 0.05 to 0.1 both hold; at 0.2 the chords pull again. The reading starts with a pause
 and has one between segments (0.2 s); in those pause rows the path may also jump over any
 stretch of the recording at the price of one second of unrelated frames, so untranscribed
 talk, an ad or music between two segments is skipped rather than spread over their words.
@@ -126,6 +135,7 @@ _PRIOR_FRAMES = 10.0  # frames' worth of the recording's whole sound statistics 
 _SPEECH = 2.0  # weight of the speech model's column (in units of a normalised coefficient)
 _SPEECH_REACH = 0.15  # seconds on each side over which the model's probability is spread (its highest)
 _REWARD = 0.5  # per recording frame covered, in units of the median unrelated-pair cost
+_SPEECH_REWARD = 0.1  # more for a frame the speech model calls speech (times its probability), same unit
 _JUMP = 1.0  # seconds of unrelated recording: the price of a jump between segments
 _FACTOR = 4  # block size between levels of the coarse-to-fine search
 _RADIUS = 32  # frames on each side of the projected path
@@ -277,22 +287,22 @@ def _dp(
     yT: np.ndarray,
     lo: np.ndarray,
     hi: np.ndarray,
-    reward: float,
+    reward: np.ndarray,
     gap: np.ndarray,
     jump: float,
     skip: float,
 ) -> tuple[float, np.ndarray]:
     """Open-ended DTW of all of ``x`` against a stretch of ``y``, inside per-row windows.
 
-    ``D[0, j] = C[0, j] - reward`` for any ``j`` (open begin), then
-    ``D[i, j] = C[i, j] + min(D[i-1, j-1] - reward, D[i-1, j], D[i, j-1] - reward)``:
-    every step onto a new column of ``y`` earns ``reward``. In a gap row (``gap[i]``
+    ``D[0, j] = C[0, j] - r[j]`` for any ``j`` (open begin), then
+    ``D[i, j] = C[i, j] + min(D[i-1, j-1] - r[j], D[i-1, j], D[i, j-1] - r[j])``:
+    every step onto a new column ``j`` of ``y`` earns ``r[j]`` (``reward``, one per column). In a gap row (``gap[i]``
     nonzero) the path may also jump over any number of columns at the fixed price
-    ``jump``: ``D[i, j] = C[i, j] - reward + min_{j' < j} D[i, j'] + jump`` is one more
+    ``jump``: ``D[i, j] = C[i, j] - r[j] + min_{j' < j} D[i, j'] + jump`` is one more
     candidate (the columns jumped over earn nothing and cost nothing). The path ends at
     the cheapest cell of the last row (open end). The recording may also start or end
     inside the reading: a path may begin in column 0 at any row ``i`` (``D[i, 0] =
-    C[i, 0] - reward + i * skip``) and end in the last column at any row ``i``, paying
+    C[i, 0] - r[0] + i * skip``) and end in the last column at any row ``i``, paying
     ``skip`` for each row left out after it. Row ``i`` may use columns
     ``lo[i] <= j < hi[i]``. Returns ``(cost, path)``; an empty path when no path fits.
     """
@@ -335,28 +345,28 @@ def _dp(
             j = a + k
             cc = np.float64(c[k])
             if i == 0:
-                best = -reward
+                best = -reward[j]
                 code = 3
             elif j == 0:
-                best = i * skip - reward
+                best = i * skip - reward[0]
                 code = 3
                 up = prev[1]
                 if up < best:
                     best = up
                     code = 1
             else:
-                best = prev[j] - reward
+                best = prev[j] - reward[j]
                 code = 0
                 up = prev[j + 1]
                 if up < best:
                     best = up
                     code = 1
-                h = left - reward
+                h = left - reward[j]
                 if h < best:
                     best = h
                     code = 2
             if jumps:
-                jv = run + jump - reward
+                jv = run + jump - reward[j]
                 if jv < best:
                     best = jv
                     code = 4
@@ -472,25 +482,33 @@ def _path_costs(x: np.ndarray, y: np.ndarray, path: np.ndarray) -> np.ndarray:
     return out
 
 
-def _warp(x: np.ndarray, y: np.ndarray, reward: float, gap: np.ndarray | None = None) -> np.ndarray:
+def _warp(
+    x: np.ndarray, y: np.ndarray, reward: float, gap: np.ndarray | None = None, bonus: np.ndarray | None = None
+) -> np.ndarray:
     """The open-ended path of ``x`` (all of it) against ``y``, coarse to fine.
 
     ``reward`` is in units of the median cost of unrelated frame pairs at each level
     (block means lie closer together than frames); so are the price of a jump (``_JUMP``
     seconds of unrelated frames) and of a row left out at the ends (an unrelated frame,
     less the reward). ``gap`` flags the rows of ``x`` between segments, where the path may
-    jump (see :func:`_dp`); a coarse row is a gap row when all its frames are.
+    jump (see :func:`_dp`); a coarse row is a gap row when all its frames are. ``bonus``
+    (one per frame of ``y``, same unit) is added to the reward of covering that frame; a
+    coarse frame's is the mean of its frames'.
     """
     if gap is None:
         gap = np.zeros(len(x), np.uint8)
-    pyramid = [(x, y, gap)]
+    extra = np.zeros(len(y), np.float32) if bonus is None else np.asarray(bonus, np.float32)[: len(y)]
+    extra = np.pad(extra, (0, len(y) - len(extra)))[:, None]
+    pyramid = [(x, y, gap, extra)]
     while len(pyramid[-1][0]) * len(pyramid[-1][1]) > _COARSE_CELLS and min(map(len, pyramid[-1][:2])) >= 8 * _FACTOR:
-        px, py, pg = pyramid[-1]
+        px, py, pg, pe = pyramid[-1]
         coarse = _block_means(pg[:, None].astype(np.float32), _FACTOR)[:, 0] >= 1.0
-        pyramid.append((_block_means(px, _FACTOR), _block_means(py, _FACTOR), coarse.astype(np.uint8)))
+        pyramid.append(
+            (_block_means(px, _FACTOR), _block_means(py, _FACTOR), coarse.astype(np.uint8), _block_means(pe, _FACTOR))
+        )
     path = np.zeros((0, 2), np.int64)
     while pyramid:
-        lx, ly, lg = pyramid.pop()
+        lx, ly, lg, le = pyramid.pop()
         if len(path):
             lo, hi = _project(path, _FACTOR, len(lx), len(ly), _RADIUS)
         else:
@@ -498,7 +516,8 @@ def _warp(x: np.ndarray, y: np.ndarray, reward: float, gap: np.ndarray | None = 
         unit = _chance_cost(lx, ly)
         frames = 100.0 * _JUMP * len(lx) / len(x)  # a jump's length in this level's frames
         yT = np.ascontiguousarray(ly.T)
-        _, path = _dp(lx, yT, lo, hi, reward * unit, lg, frames * (1 - reward) * unit, (1 - reward) * unit)
+        earned = (reward + le[:, 0].astype(np.float64)) * unit
+        _, path = _dp(lx, yT, lo, hi, earned, lg, frames * (1 - reward) * unit, (1 - reward) * unit)
     return np.asarray(path)
 
 
@@ -856,6 +875,7 @@ def force_align(
     if len(reading.features) == 0 or len(rec) < 2:
         return _unaligned(texts, reading, duration, "nothing to say")
     y = _cepstra(rec, speech=speaking)
+    bonus = None if speaking is None else _SPEECH_REWARD * speaking
     del rec, speaking
     x = reading.features
     if model is not None and reading.learned is not None:
@@ -864,7 +884,7 @@ def force_align(
         x, y = _with_learned(x, y, px, py)
         del px, py
     chance = _chance_cost(x, y)
-    path = _warp(x, y, _REWARD, _gap_mask(reading.segments, len(x)))
+    path = _warp(x, y, _REWARD, _gap_mask(reading.segments, len(x)), bonus)
     costs = _path_costs(x, y, path)
     return _result(texts, reading, path, costs, chance, duration)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -203,27 +205,29 @@ def test_speech_in_a_recording_of_silence_scores_low():
 def _reference_dp(x, y, reward, gap, jump, skip):
     """The recursion of ``words._dp`` on the full matrix, plain numpy: the optimal cost.
 
-    A NaN in ``x`` leaves that dimension out of the frame distance."""
+    ``reward`` holds one value per frame of ``y``. A NaN in ``x`` leaves that dimension out
+    of the frame distance."""
     c = np.sqrt(np.nansum((x[:, None, :].astype(np.float64) - y[None, :, :]) ** 2, axis=-1))
     n, m = c.shape
     d = np.full((n, m), np.inf)
     for i in range(n):
         for j in range(m):
+            r = reward[j]
             cands = []
             if i == 0:
-                cands.append(-reward)
+                cands.append(-r)
             elif j == 0:
-                cands += [i * skip - reward, d[i - 1, 0]]
+                cands += [i * skip - r, d[i - 1, 0]]
             else:
-                cands += [d[i - 1, j - 1] - reward, d[i - 1, j], d[i, j - 1] - reward]
+                cands += [d[i - 1, j - 1] - r, d[i - 1, j], d[i, j - 1] - r]
             if gap[i] and j > 0:
-                cands.append(d[i, :j].min() + jump - reward)
+                cands.append(d[i, :j].min() + jump - r)
             d[i, j] = c[i, j] + min(cands)
     ends = [d[-1].min()] + [d[i, -1] + (n - 1 - i) * skip for i in range(n - 1)]
     return c, min(ends)
 
 
-@pytest.mark.parametrize("case", ["plain", "gaps", "truncated", "nan"])
+@pytest.mark.parametrize("case", ["plain", "gaps", "truncated", "nan", "uneven"])
 def test_kernel_matches_a_plain_numpy_reference(case):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((23, 3)).astype(np.float32)
@@ -241,8 +245,11 @@ def test_kernel_matches_a_plain_numpy_reference(case):
         y = x[5:18] + 0.1 * rng.standard_normal((13, 3)).astype(np.float32)
     lo = np.zeros(len(x), np.int64)
     hi = np.full(len(x), len(y), np.int64)
-    cost, path = words._dp(x, np.ascontiguousarray(y.T), lo, hi, reward, gap, jump, skip)
-    c, want = _reference_dp(x, y, reward, gap, jump, skip)
+    earned = np.full(len(y), reward)
+    if case == "uneven":  # some frames earn more (the speech model's speech)
+        earned += 0.5 * rng.random(len(y))
+    cost, path = words._dp(x, np.ascontiguousarray(y.T), lo, hi, earned, gap, jump, skip)
+    c, want = _reference_dp(x, y, earned, gap, jump, skip)
     assert cost == pytest.approx(want, rel=1e-5)
     np.testing.assert_allclose(words._path_costs(x, y, path), c[path[:, 0], path[:, 1]], rtol=1e-5)
     steps = np.diff(path, axis=0)
@@ -250,7 +257,8 @@ def test_kernel_matches_a_plain_numpy_reference(case):
     long = steps[:, 1] > 1
     assert np.all(gap[path[1:, 0][long]] == 1) and np.all(steps[long, 0] == 0)  # jumps only in gap rows
     # the path's own cost, with its rewards, jumps and rows left out at the ends, is the optimum
-    own = c[path[:, 0], path[:, 1]].sum() - reward * (1 + (steps[:, 1] >= 1).sum()) + jump * long.sum()
+    onto = np.concatenate([[True], steps[:, 1] >= 1])  # the steps onto a new column, and the first
+    own = c[path[:, 0], path[:, 1]].sum() - earned[path[onto, 1]].sum() + jump * long.sum()
     own += skip * (path[0, 0] + len(x) - 1 - path[-1, 0])
     assert own == pytest.approx(cost, rel=1e-5)
     if case == "plain":
@@ -269,7 +277,9 @@ def test_windows_bound_the_search():
     assert path[0, 1] == 30 and path[-1, 1] == 79  # found inside the longer sequence
     lo = np.full(len(x), 0, np.int64)
     hi = np.full(len(x), 10, np.int64)  # a window that cannot hold it
-    _, path = words._dp(x, np.ascontiguousarray(y.T), lo, hi, 0.1, np.zeros(len(x), np.uint8), 1.0, 1.0)
+    _, path = words._dp(
+        x, np.ascontiguousarray(y.T), lo, hi, np.full(len(y), 0.1), np.zeros(len(x), np.uint8), 1.0, 1.0
+    )
     assert path[:, 1].max() < 10
 
 
@@ -425,3 +435,37 @@ def test_speech_in_loud_noise_starts_where_its_words_do():
     result = force_align(y.astype(np.float32), texts, language="en", sr=SR)
     got = np.array([s.start for s in result.segments], float)
     assert np.all(np.abs(got - (truth + 5)) <= 0.12), got - truth - 5
+
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
+
+
+@pytest.mark.corpus
+@pytest.mark.skipif(not (CORPUS / "manifest.json").is_file(), reason="needs ../shared/corpus")
+def test_a_line_said_over_music_is_found_where_it_is_said():
+    """The corpus's radio clip opens on 30 s of jingle, and its first line is said over the
+    music, which pulls the line's frames away from the reading's: the line starts where it is
+    said (30.88 s), not at the pause after its first words (33 s, squeezed into the rest)."""
+    from mmalign import subtitles as subtitle_io
+
+    subs = subtitle_io.read(CORPUS / "radio_fr" / "reference.vtt")
+    result = force_align(CORPUS / "radio_fr" / "audio.mp3", [c.text for c in subs.cues], language="fr")
+    first = result.segments[0]
+    assert first.start is not None and abs(first.start - subs.starts[0]) <= 0.25
+    found = [abs(s.start - t) <= 0.25 for s, t in zip(result.segments, subs.starts) if s.start is not None]
+    assert np.mean(found) >= 0.75
+
+
+def test_a_bonus_of_nothing_changes_nothing(monkeypatch):
+    """``_warp``'s per-frame bonus (the speech model's) adds to the reward; zero everywhere is
+    the plain search, at every level of the coarse-to-fine pyramid."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((300, 4)).astype(np.float32)
+    y = np.concatenate([rng.standard_normal((200, 4)), x + 0.3 * rng.standard_normal(x.shape)]).astype(np.float32)
+    monkeypatch.setattr(words, "_COARSE_CELLS", 5000)  # three levels
+    plain = words._warp(x, y, 0.5)
+    zero = words._warp(x, y, 0.5, bonus=np.zeros(len(y), np.float32))
+    short = words._warp(x, y, 0.5, bonus=np.zeros(10, np.float32))  # padded with zeros
+    np.testing.assert_array_equal(plain, zero)
+    np.testing.assert_array_equal(plain, short)
+    assert plain[0, 1] >= 195 and plain[-1, 1] >= 495
