@@ -895,10 +895,11 @@ def force_align(
     if model is not None and reading.learned is not None:
         px, py = _learned_columns(model, reading.learned, audio, audio_stream, len(y) - pad)
         reading.learned = None
-        x, joined = _with_learned(x, y[pad:], px, py)
-        silence = np.hstack([y[:pad], np.full((pad, px.shape[1]), np.nan, np.float32)])  # no embedding: left out
-        y = np.concatenate([silence, joined])
-        del px, py, joined, silence
+        # the silence put before the recording looks, to the encoder, like the reading's first pause
+        quiet = px[: max(1, int(round(_GAP * 100)))].mean(axis=0, keepdims=True)
+        py = np.concatenate([np.repeat(quiet, pad, axis=0), py])
+        x, y = _with_learned(x, y, px, py)
+        del px, py
     chance = _chance_cost(x, y)
     path = _warp(x, y, _REWARD, _gap_mask(reading.segments, len(x)), bonus)
     costs = _path_costs(x, y, path)
