@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -208,6 +207,8 @@ def remove_now() -> None:
 
     A folder whose lock is not released within 2 s is left where it is.
     """
+    import shutil
+
     with _REMOVE_LOCK:
         entries = list(_REMOVE)
         _REMOVE.clear()

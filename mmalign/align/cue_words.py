@@ -78,6 +78,7 @@ __all__ = [
     "consistent_runs",
     "edge_runs",
     "find_placement",
+    "shift_log_odds",
     "match_reading",
     "prepare",
     "read_cues",
@@ -848,9 +849,14 @@ def combine(confidence: float, llr: float) -> float:
     c = min(max(confidence, 0.0), 1.0)
     if llr <= 0 or c >= 1.0:
         return c
-    c = max(c, 1e-3)
-    z = np.log(c / (1 - c)) + llr
-    return float(1.0 / (1.0 + np.exp(-z)))
+    return shift_log_odds(max(c, 1e-3), llr)
+
+
+def shift_log_odds(confidence: float, llr: float) -> float:
+    """``confidence`` (strictly between 0 and 1) moved by ``llr`` on the log-odds scale."""
+    from scipy.special import expit, logit
+
+    return float(expit(logit(confidence) + llr))
 
 
 def _sample(n: int, size: int) -> np.ndarray:

@@ -252,7 +252,7 @@ class SyncResult:
             return f"the words of cues {run[0]}-{run[1]} are not where the map puts them (a break or a cut it missed)"
         words = self.words
         unsupported = int(np.sum(self.cue_confidences[spoken] < DEFAULT_MIN_CONFIDENCE))
-        if words is not None and words.llr < 0 and unsupported >= _UNSUPPORTED_SHARE * n:
+        if words is not None and _words_count_against(words.llr, unsupported / n if n else 1.0):
             return (
                 f"{unsupported} of the {n} spoken cues land on little speech, and the words of only "
                 f"{int(np.nansum(words.agree))} of the {int(np.isfinite(words.agree).sum())} judged agree"
@@ -814,12 +814,17 @@ def words_confidence(confidence: float, llr: float, unsupported: float) -> float
     the words' log-odds count against it too: subtitles of another programme, fitted in two
     pieces to another programme's talk, look like that.
     """
-    from .cue_words import combine
+    from .cue_words import combine, shift_log_odds
 
-    if llr >= 0 or unsupported < _UNSUPPORTED_SHARE:
+    if not _words_count_against(llr, unsupported):
         return combine(confidence, llr)
-    c = min(max(confidence, 1e-6), 1 - 1e-6)
-    return float(1.0 / (1.0 + np.exp(-(np.log(c / (1 - c)) + llr))))
+    return shift_log_odds(min(max(confidence, 1e-6), 1 - 1e-6), llr)
+
+
+def _words_count_against(llr: float, unsupported: float) -> bool:
+    """Whether the words' log-odds ``llr`` lower a map that leaves ``unsupported`` (0-1) of
+    the spoken cues on little speech (:func:`words_confidence`)."""
+    return llr < 0 and unsupported >= _UNSUPPORTED_SHARE
 
 
 #: Log-odds by which a rival placement's words must beat the chosen map's to replace it.

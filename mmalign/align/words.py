@@ -505,8 +505,10 @@ def _warp(
     """
     if gap is None:
         gap = np.zeros(len(x), np.uint8)
-    extra = np.zeros(len(y), np.float32) if bonus is None else np.asarray(bonus, np.float32)[: len(y)]
-    extra = np.pad(extra, (0, len(y) - len(extra)))[:, None]
+    extra = np.zeros((len(y), 1), np.float32)  # a column, for _block_means
+    if bonus is not None:
+        b = np.asarray(bonus, np.float32)[: len(y)]
+        extra[: len(b), 0] = b
     pyramid = [(x, y, gap, extra)]
     while len(pyramid[-1][0]) * len(pyramid[-1][1]) > _COARSE_CELLS and min(map(len, pyramid[-1][:2])) >= 8 * _FACTOR:
         px, py, pg, pe = pyramid[-1]
