@@ -60,7 +60,7 @@ decoded again at 16 kHz for its own front end).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -1526,14 +1526,27 @@ def _edge_shift(
     where it ends less its length: a path may stretch its first word over a long pause before it (a
     lead-in of silence), and the shift from its start is then seconds early, farther than
     :func:`_reads_better` settles. A best place that is their own ends the search, unless
-    ``past_own``: then the next places are tried.
+    ``past_own``: then the next places are tried. After the best places by cost come the best
+    by cost relative to each frame's distance from the whole reading (``relative`` of
+    :func:`_spans`): words said over music are far from every frame of a reading, and the
+    first ranking can miss them. Of the shifts at which the pair reads better, the one where
+    their words stand out most from another cue's reading is kept.
     """
-    for first, last in _spans(x, feats, _PLACES):
+
+    def places() -> Iterator[tuple[int, int]]:
+        best = _spans(x, feats, _PLACES)
+        yield from best
+        # only once the best place is not their own: the relative ranking costs a pass more
+        gap = round(1.0 / FRAME)
+        yield from (p for p in _spans(x, feats, _PLACES, relative=True) if all(abs(p[0] - f) >= gap for f, _ in best))
+
+    kept: tuple[float, float] | None = None
+    for first, last in places():
         shifts = [t_first + a * FRAME - float(starts[pair[0]]) for a in dict.fromkeys((first, last - len(x) + 1))]
         if abs(shifts[0]) < _EDGE_MOVE:
             if past_own:
                 continue
-            return None  # their words are where the map put them
+            break  # their words are where the map put them (or a shift found before it stands)
         for shift in shifts:
             if abs(shift) < _EDGE_MOVE:
                 continue
@@ -1542,9 +1555,9 @@ def _edge_shift(
             if not tail and ends[pair[1]] + shift > starts[pair[1] + 1]:
                 continue
             found = _reads_better(reader, [texts[i] for i in pair], starts[pair], ends[pair], shift)
-            if found is not None and abs(found) >= _EDGE_MOVE:
-                return found
-    return None
+            if found is not None and abs(found[0]) >= _EDGE_MOVE and (kept is None or found[1] > kept[1]):
+                kept = found
+    return None if kept is None else kept[0]
 
 
 def _extends(
@@ -1559,26 +1572,36 @@ def _extends(
     return _moves(rd, texts, starts, ends, i, shift)
 
 
-def _spans(x: np.ndarray, y: np.ndarray, top: int) -> list[tuple[int, int]]:
+def _spans(x: np.ndarray, y: np.ndarray, top: int, relative: bool = False) -> list[tuple[int, int]]:
     """The columns where reading ``x`` starts and ends in ``y`` at its ``top`` best places, starts at
     least a second apart.
 
     The open-ended DTW of :func:`match_reading`, keeping for every end column where its path
     starts and how many cells it has; a place's quality is its path's mean cell cost, among
     the paths that cover half to twice the reading's length (a total with rewards favours
-    paths that stretch over any quiet stretch, which a mean does not).
+    paths that stretch over any quiet stretch, which a mean does not). ``relative``: each
+    frame's costs are in units of its median cost against all of the reading's frames (a
+    voice over music is far from every frame of a reading, its own words less so).
     """
     n, m = len(x), len(y)
     if n == 0 or m == 0:
         return []
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
     yy = (y64 * y64).sum(axis=1)
-    chance = _chance(x64, y64)
-    r = _REWARD * chance
     cols = np.arange(m)
+    if relative:
+        unit = np.empty(m)
+        xx = (x64 * x64).sum(axis=1)[:, None]
+        for c0 in range(0, m, 2048):  # a block of columns at a time: bounded memory
+            block = np.sqrt(np.maximum(xx + yy[c0 : c0 + 2048] - 2.0 * (x64 @ y64[c0 : c0 + 2048].T), 0.0))
+            unit[c0 : c0 + 2048] = np.maximum(np.median(block, axis=0), 1e-9)
+        r = _REWARD
+    else:
+        unit = np.ones(m)
+        r = _REWARD * _chance(x64, y64)
 
     def row_costs(i: int) -> np.ndarray:
-        out: np.ndarray = np.sqrt(np.maximum(x64[i] @ x64[i] + yy - 2.0 * (y64 @ x64[i]), 0.0))
+        out: np.ndarray = np.sqrt(np.maximum(x64[i] @ x64[i] + yy - 2.0 * (y64 @ x64[i]), 0.0)) / unit
         return out
 
     d = row_costs(0) - r
@@ -1633,9 +1656,13 @@ def _settle(
     return best
 
 
-def _reads_better(rd: Reader, texts: list[str], starts: np.ndarray, ends: np.ndarray, shift: float) -> float | None:
+def _reads_better(
+    rd: Reader, texts: list[str], starts: np.ndarray, ends: np.ndarray, shift: float
+) -> tuple[float, float] | None:
     """The shift, settled on the cues' words, if every cue's reading held to its place shifted beats itself
-    held to its place by :data:`_GAIN`, and another of the cues' readings held there; else None.
+    held to its place by :data:`_GAIN`, and another of the cues' readings held there; else None. With the
+    shift, how much the cues' readings beat the other readings there, on average (``score_at`` less
+    ``score_null``): other talk reads well under any reading, a cue's own words better still.
 
     A shift found from where a reading starts is as sharp as that start (a path may stretch its first
     word over a pause: a second or so); it is settled where the readings held to their places score
@@ -1647,7 +1674,7 @@ def _reads_better(rd: Reader, texts: list[str], starts: np.ndarray, ends: np.nda
         return None
     shift, there = settled
     ok = (there.score_at > here.score_at + _GAIN) & (there.score_at > there.score_null)
-    return float(shift) if ok.all() else None
+    return (float(shift), float(np.mean(there.score_at - there.score_null))) if ok.all() else None
 
 
 def _held(rd: Reader, text: str, start: float, end: float) -> float:
