@@ -176,7 +176,9 @@ def kill_pool(pool: Executor) -> None:
             pass
 
 
-_REMOVE: list[tuple[str, threading.Lock | threading.RLock | None]] = []
+#: Folders to remove at exit: (the process that made it, path, its users' lock). A forked worker
+#: inherits its parent's entries, and must not remove them: they are the parent's.
+_REMOVE: list[tuple[int, str, threading.Lock | threading.RLock | None]] = []
 _REMOVE_LOCK = threading.Lock()
 _USER_WAIT = 2.0  # seconds remove_now waits for a folder's user to finish its current step
 
@@ -185,7 +187,10 @@ def remove_at_exit(path: str | os.PathLike[str], lock: threading.RLock | threadi
     """Remove the folder ``path`` (and everything in it) when the program ends.
 
     Unlike a bare :func:`atexit.register`, this also happens when the command line is stopped
-    by a signal (:func:`remove_now`), where it ends without running the exit handlers.
+    by a signal (:func:`remove_now`), where it ends without running the exit handlers, and in
+    a worker process of a pool (:mod:`multiprocessing`), which ends past them too, after
+    running the finalisers of :mod:`multiprocessing.util`. Only the process that asked removes
+    the folder: a forked worker leaves its parent's.
 
     Parameters
     ----------
@@ -196,22 +201,27 @@ def remove_at_exit(path: str | os.PathLike[str], lock: threading.RLock | threadi
         in the middle of a step when the main thread is stopped). The removal waits up to
         2 s for it, then keeps it, so that no later step finds the folder half gone.
     """
+    pid = os.getpid()
     with _REMOVE_LOCK:
-        if not _REMOVE:
+        if not any(owner == pid for owner, _, _ in _REMOVE):
             atexit.register(remove_now)
-        _REMOVE.append((os.fspath(path), lock))
+            from multiprocessing import util
+
+            util.Finalize(None, remove_now, exitpriority=0)
+        _REMOVE.append((pid, os.fspath(path), lock))
 
 
 def remove_now() -> None:
-    """Remove the folders given to :func:`remove_at_exit` so far (errors are ignored).
+    """Remove the folders that this process gave to :func:`remove_at_exit` so far (errors are ignored).
 
     A folder whose lock is not released within 2 s is left where it is.
     """
     import shutil
 
+    pid = os.getpid()
     with _REMOVE_LOCK:
-        entries = list(_REMOVE)
-        _REMOVE.clear()
+        entries = [(path, lock) for owner, path, lock in _REMOVE if owner == pid]
+        _REMOVE[:] = [e for e in _REMOVE if e[0] != pid]
     for path, lock in entries:
         if lock is None or lock.acquire(timeout=_USER_WAIT):
             shutil.rmtree(path, ignore_errors=True)  # the lock stays held: the program is ending

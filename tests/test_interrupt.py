@@ -184,6 +184,34 @@ def test_remove_now_waits_for_the_folder_to_be_free(tmp_path):
     assert (done.returncode, done.stdout, done.stderr) == (0, "[True] False [False]\n", "")
 
 
+def test_a_pool_worker_removes_its_own_folder_and_leaves_its_parents(tmp_path):
+    """A worker process of a pool (forked, as ``mmalign batch -j`` makes them) ends past the exit
+    handlers: its folder is removed all the same; its parent's, which it inherits, is not."""
+    parent, kids = tmp_path / "parent", tmp_path / "kids"
+    done = _run(
+        f"""
+        import multiprocessing, os, tempfile
+        from concurrent.futures import ProcessPoolExecutor
+        from mmalign import interrupt
+
+        def make(root):
+            path = tempfile.mkdtemp(dir=root)
+            interrupt.remove_at_exit(path)
+            return path
+
+        if __name__ == "__main__":
+            os.makedirs({str(parent)!r})
+            os.makedirs({str(kids)!r})
+            interrupt.remove_at_exit({str(parent)!r})
+            with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+                made = list(pool.map(make, [{str(kids)!r}] * 4))
+            print(len(made), os.listdir({str(kids)!r}), os.path.isdir({str(parent)!r}))
+        """
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "4 [] True\n", "")
+    assert not parent.exists()  # and the parent's own exit removed its folder
+
+
 def test_a_stop_waits_until_an_import_is_over(tmp_path):
     """A stop raised inside the import machinery could leave the import lock taken (and the
     next import in another thread waiting forever): it comes when the import is over."""
