@@ -1418,9 +1418,10 @@ def edge_runs(
     recording's ends bound it). Where they are best found at their places, the map is
     right there. Where they are found at least :data:`_EDGE_MOVE` s away, in order with
     the cues that stay, the shift is kept only if both cues' readings, held to their
-    places shifted, read better there than at their mapped places and better than each
-    other's reading does there (:func:`_reads_better`). The run then takes in each next
-    cue whose reading is better shifted too (:func:`_moves`): that settles the boundary.
+    places shifted, read better there than each other's reading does, and stand out from
+    it there more than at their mapped places (:func:`_reads_better`). The run then takes in
+    each next cue whose reading stands out more shifted too (:func:`_moves`): that settles
+    the boundary.
 
     Parameters
     ----------
@@ -1659,10 +1660,13 @@ def _settle(
 def _reads_better(
     rd: Reader, texts: list[str], starts: np.ndarray, ends: np.ndarray, shift: float
 ) -> tuple[float, float] | None:
-    """The shift, settled on the cues' words, if every cue's reading held to its place shifted beats itself
-    held to its place by :data:`_GAIN`, and another of the cues' readings held there; else None. With the
-    shift, how much the cues' readings beat the other readings there, on average (``score_at`` less
-    ``score_null``): other talk reads well under any reading, a cue's own words better still.
+    """The shift, settled on the cues' words, and how much their readings held there beat another cue's
+    reading held there (``score_at`` less ``score_null``, on average), if every cue's reading does beat
+    it there, and by :data:`_GAIN` more than at their places; else None.
+
+    The contrast, not the score itself, is compared: other talk (an ad's) reads better under any
+    reading than a cue's own words said over music do, and a cue's own words stand out from
+    another cue's reading where they are said, over music or not.
 
     A shift found from where a reading starts is as sharp as that start (a path may stretch its first
     word over a pause: a second or so); it is settled where the readings held to their places score
@@ -1673,8 +1677,9 @@ def _reads_better(
     if settled is None or not here.read.all():
         return None
     shift, there = settled
-    ok = (there.score_at > here.score_at + _GAIN) & (there.score_at > there.score_null)
-    return (float(shift), float(np.mean(there.score_at - there.score_null))) if ok.all() else None
+    gain = float(np.mean(there.score_at - there.score_null))
+    ok = np.all(there.score_at > there.score_null) and gain > float(np.mean(here.score_at - here.score_null)) + _GAIN
+    return (float(shift), gain) if ok else None
 
 
 def _held(rd: Reader, text: str, start: float, end: float) -> float:
@@ -1690,14 +1695,16 @@ def _held(rd: Reader, text: str, start: float, end: float) -> float:
 
 
 def _moves(rd: Reader, texts: Sequence[str], starts: np.ndarray, ends: np.ndarray, i: int, shift: float) -> bool:
-    """Whether cue ``i``'s reading held to its place shifted by ``shift`` (another piece's map) beats itself
-    held to its place by :data:`_GAIN`, and a far cue's reading held there (:func:`_held`)."""
+    """Whether cue ``i``'s reading held to its place shifted by ``shift`` (another piece's map) beats a far
+    cue's reading held there, and by :data:`_GAIN` more than it does at its place (:func:`_held`; the
+    contrast, as :func:`_reads_better` compares)."""
     other = (i + len(texts) // 2) % len(texts)
     if other == i:
         return False
     s, e = float(starts[i]), float(ends[i])
-    there = _held(rd, texts[i], s + shift, e + shift)
-    return bool(there > _held(rd, texts[i], s, e) + _GAIN and there > _held(rd, texts[other], s + shift, e + shift))
+    there = _held(rd, texts[i], s + shift, e + shift) - _held(rd, texts[other], s + shift, e + shift)
+    here = _held(rd, texts[i], s, e) - _held(rd, texts[other], s, e)
+    return bool(there > 0 and there > here + _GAIN)
 
 
 def settle_pieces(
@@ -1714,12 +1721,14 @@ def settle_pieces(
     cues off, or make a piece of its own from cues of both sides (an ad with speech between two
     stretches of talk). At each boundary, the cues before it are read, from the boundary back, at
     the place the next piece's offset gives them: each that reads better there than at its place
-    (by :data:`_GAIN`), better than a far cue's reading there, and better than at the place the
-    piece on its own piece's other side would give it, goes to the next piece, as far as the
-    cues keep doing so (no more than :data:`EDGE_CUES` in a row that read alike under both
-    maps are carried along); where none does, the cues after the boundary are read at the
-    previous piece's place the same way. A cue goes only where it keeps its order with the
-    neighbour that stays.
+    (by :data:`_GAIN`), better than a far cue's reading there, better than at the place the
+    piece on its own piece's other side would give it, and whose words stand out more from the
+    far cue's reading there than at its place (by :data:`_GAIN`; else it reads alike under both:
+    other talk can read better under any reading than a cue's own words over music), goes to
+    the next piece, as far as the cues keep doing so (no more than :data:`EDGE_CUES` in a row
+    that read alike under both maps are carried along); where none does, the cues after the
+    boundary are read at the previous piece's place the same way. A cue goes only where it
+    keeps its order with the neighbour that stays.
 
     Parameters
     ----------
@@ -1773,7 +1782,11 @@ def settle_pieces(
         if not (there > here + _GAIN and there > held(other, i, shift)):
             return 0
         alt = before.get(own) if dest == after.get(own) else after.get(own)
-        return -1 if alt is not None and held(i, i, float(offsets[alt] - offsets[own])) > there else 1
+        if alt is not None and held(i, i, float(offsets[alt] - offsets[own])) > there:
+            return -1
+        # other talk can read better under any reading than a cue's own words over music: the
+        # cue's words must also stand out more there from a far cue's reading than at its place
+        return 1 if there - held(other, i, shift) > here - held(other, i, 0.0) + _GAIN else 0
 
     def cross(cues: range, src: int, dest: int, shift: float) -> int:
         """Move the cues (from the boundary outwards) that go to ``dest``; a cue that reads alike under

@@ -495,6 +495,40 @@ def test_edge_runs_find_the_first_cues_said_over_music(recording, music_head_bre
     assert cue_words.edge_runs(_reader(path), texts, starts, ends, duration=float(ends[-1] + 2.0)) == []
 
 
+@pytest.fixture(scope="module")
+def music_head_ad(recording, tmp_path_factory):
+    """The opening of :func:`music_head_break` (music at 0.75 of the voice's peak), then an ad of
+    other talk in another voice instead of the silence, then the rest of the recording."""
+    import soundfile
+
+    path, cues = recording
+    y, sr = soundfile.read(path, dtype="float32")
+    cut = int(round((cues[2][1] + cues[3][0]) / 2 * sr))
+    head = np.concatenate([np.zeros(8 * sr, np.float32), y[:cut]])
+    head += (_chords(len(head), sr) * 0.75 * np.abs(y).max()).astype(np.float32)
+    ad = [speech.synthesize(t, language="en", rate=190, variant="m3").audio for t in OTHER + UNSAID[:3]]
+    ad = np.concatenate(ad) * np.float32(0.8)
+    out = tmp_path_factory.mktemp("edges") / "music_head_ad.wav"
+    soundfile.write(out, np.concatenate([head, ad, y[cut:]]), sr)
+    return out, 8.0, len(ad) / sr
+
+
+def test_edge_runs_take_in_a_cue_said_over_music_though_other_talk_reads_better(recording, music_head_ad):
+    """The map puts the first three cues an ad later, on its talk. Any reading matches that clean
+    talk better than the third cue's own words under the music, so by score alone the third cue
+    stayed on the ad (the run was the first two); its words stand out more from another cue's
+    reading where they are said, and it goes with the run."""
+    _, cues = recording
+    path, lead, ad = music_head_ad
+    starts = np.array([c[0] for c in cues]) + lead + ad
+    ends = np.array([c[1] for c in cues]) + lead + ad
+    runs = cue_words.edge_runs(_reader(path), [c[2] for c in cues], starts, ends, duration=float(ends[-1] + 2.0))
+    assert len(runs) == 1
+    lo, hi, shift = runs[0]
+    assert (lo, hi) == (0, 3)
+    assert shift == pytest.approx(-ad, abs=0.15)
+
+
 def test_edge_runs_leave_a_right_map_alone(recording, tail_break):
     _, cues = recording
     path, ad = tail_break
