@@ -23,7 +23,6 @@ temporary folders, see :func:`remove_at_exit`).
 
 from __future__ import annotations
 
-import atexit
 import os
 import signal
 import sys
@@ -186,11 +185,12 @@ _USER_WAIT = 2.0  # seconds remove_now waits for a folder's user to finish its c
 def remove_at_exit(path: str | os.PathLike[str], lock: threading.RLock | threading.Lock | None = None) -> None:
     """Remove the folder ``path`` (and everything in it) when the program ends.
 
-    Unlike a bare :func:`atexit.register`, this also happens when the command line is stopped
-    by a signal (:func:`remove_now`), where it ends without running the exit handlers, and in
-    a worker process of a pool (:mod:`multiprocessing`), which ends past them too, after
-    running the finalisers of :mod:`multiprocessing.util`. Only the process that asked removes
-    the folder: a forked worker leaves its parent's.
+    The removal is a finaliser of :mod:`multiprocessing.util`: those run at the exit of the
+    program (an exit handler of their own) and at the end of a pool's worker process, which
+    ends past the exit handlers. Unlike a bare :func:`atexit.register`, it also happens when
+    the command line is stopped by a signal (:func:`remove_now`), where it ends without
+    running the exit handlers. Only the process that asked removes the folder: a forked
+    worker leaves its parent's.
 
     Parameters
     ----------
@@ -204,7 +204,6 @@ def remove_at_exit(path: str | os.PathLike[str], lock: threading.RLock | threadi
     pid = os.getpid()
     with _REMOVE_LOCK:
         if not any(owner == pid for owner, _, _ in _REMOVE):
-            atexit.register(remove_now)
             from multiprocessing import util
 
             util.Finalize(None, remove_now, exitpriority=0)

@@ -17,6 +17,10 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The shared real-speech corpus (``../shared/corpus``; absent in a clone elsewhere).
+CORPUS = ROOT.parent / "shared" / "corpus"
+#: Skips a test where the corpus is absent.
+needs_corpus = pytest.mark.skipif(not (CORPUS / "manifest.json").is_file(), reason="needs ../shared/corpus")
 SAMPLE_DIR = ROOT / "sample_data"
 
 

@@ -149,7 +149,6 @@ _COARSE_CELLS = 40_000_000  # the coarsest pair is solved exactly up to this man
 _SQUEEZE = 0.25  # a segment mapped to less than this share of its synthetic length is not found
 _GAP = 0.2  # seconds of silence between synthesised segments
 _LEAD_PAD = 0.5  # seconds of silence put before the recording (the reading starts with _GAP of it)
-_SILENT_DB = -100.0  # the log-mel of digital silence (10 log10 of the 1e-10 floor)
 _LEARNED = 2.0  # weight of the learned columns (a model given): their chance cost over the cepstral columns'
 _LEARNED_DIMS = 16  # principal directions of the model's frame embeddings kept
 
@@ -886,8 +885,11 @@ def force_align(
         return _unaligned(texts, reading, duration, "nothing to say")
     # silence before the recording, as the reading has before its first words: a recording
     # that opens on speech then has somewhere to put that pause
+    from ..features.audio import MEL_FLOOR
+
     pad = int(round(_LEAD_PAD * 100))
-    rec = np.concatenate([np.full((pad, rec.shape[1]), _SILENT_DB, np.float32), rec])
+    silent = np.float32(10.0 * np.log10(MEL_FLOOR))  # the log-mel of digital silence
+    rec = np.concatenate([np.full((pad, rec.shape[1]), silent, np.float32), rec])
     if speaking is not None:
         speaking = np.concatenate([np.zeros(pad, np.float32), speaking])
     y = _cepstra(rec, speech=speaking)

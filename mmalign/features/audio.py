@@ -114,9 +114,13 @@ def _frames_to_power(frames: np.ndarray, window: np.ndarray) -> np.ndarray:
     return (spec.real**2 + spec.imag**2).astype(np.float32)
 
 
+#: Added to the mel band powers before the log: digital silence is ``10 log10`` of it, -100 dB.
+MEL_FLOOR = 1e-10
+
+
 def _power_to_logmel(power: np.ndarray, basis: np.ndarray) -> np.ndarray:
-    """Mel band powers in dB, ``10 log10(mel + 1e-10)``."""
-    return np.log10(power @ basis.T + 1e-10, dtype=np.float32) * np.float32(10.0)
+    """Mel band powers in dB, ``10 log10(mel + MEL_FLOOR)``."""
+    return np.log10(power @ basis.T + MEL_FLOOR, dtype=np.float32) * np.float32(10.0)
 
 
 def _frames_to_logmel(frames: np.ndarray, window: np.ndarray, basis: np.ndarray) -> np.ndarray:

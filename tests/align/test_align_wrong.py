@@ -14,8 +14,7 @@ from mmalign import subtitles as subtitles_mod
 from mmalign.align.dtw import path_to_timemap
 from mmalign.align.sync import sync
 
-ROOT = Path(__file__).resolve().parents[2]
-CORPUS = ROOT.parent / "shared" / "corpus"
+from conftest import CORPUS, ROOT
 
 
 def _vtt(path: Path, starts, ends) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +12,8 @@ from mmalign.align import cue_words
 from mmalign.align.sync import sync
 from mmalign.errors import UsageError
 from mmalign.subtitles import Cue, Subtitles
+
+from conftest import CORPUS, needs_corpus
 
 SR = 16000
 
@@ -940,12 +941,9 @@ def test_a_refusal_for_words_that_do_not_agree_on_a_map_off_speech_says_so(recor
     assert "little speech" not in dataclasses.replace(turned, cue_confidences=result.cue_confidences).doubt()
 
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
-
-
 @pytest.mark.slow
 @pytest.mark.corpus
-@pytest.mark.skipif(not (CORPUS / "manifest.json").is_file(), reason="needs ../shared/corpus")
+@needs_corpus
 def test_a_radio_programme_with_an_ad_of_talk_is_placed_by_its_words(tmp_path, caplog):
     """The corpus's radio programme with 45 s of another recording's talk put in after its second
     line: speech on both sides of the ad, so the activity alone cannot place its 11 cues. A forced

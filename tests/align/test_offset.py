@@ -7,8 +7,6 @@ Only the returned scale, offset and confidence are checked (the internals change
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -16,6 +14,8 @@ from mmalign.align.offset import LinearFit, agreement, estimate_linear, framerat
 from mmalign.errors import UsageError
 from mmalign.features.text import interval_activity
 from mmalign.timeline import FeatureSeq, TimeMap
+
+from conftest import CORPUS, needs_corpus
 
 HOP = 0.01
 NTSC_FILM = 24000 / 1001
@@ -199,11 +199,8 @@ def test_back_to_back_cues_do_not_hang_on_their_few_gaps():
     np.testing.assert_allclose(gappy[0], plain[0], atol=1e-6)
 
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
-
-
 @pytest.mark.corpus
-@pytest.mark.skipif(not (CORPUS / "manifest.json").is_file(), reason="needs ../shared/corpus")
+@needs_corpus
 def test_real_poetry_with_back_to_back_cues_after_a_tone_intro(make_media, write_vtt):
     """sonnet_en's cues touch one another; behind a test-tone intro they were found but
     trusted at 0.62 only before the cap on between-cue frames (0.91 with it)."""
@@ -272,7 +269,7 @@ def test_rare_framerate_mixups_need_more_evidence(speech):
 
 
 @pytest.mark.corpus
-@pytest.mark.skipif(not (CORPUS / "manifest.json").is_file(), reason="needs ../shared/corpus")
+@needs_corpus
 @pytest.mark.slow
 def test_broadcast_speech_over_a_music_bed_is_placed_and_trusted(make_media):
     """radio_fr: a jingle, two ad lines, then one long block of news speech over a music
@@ -294,7 +291,7 @@ def test_broadcast_speech_over_a_music_bed_is_placed_and_trusted(make_media):
 
 
 @pytest.mark.corpus
-@pytest.mark.skipif(not (CORPUS / "manifest.json").is_file(), reason="needs ../shared/corpus")
+@needs_corpus
 @pytest.mark.slow
 def test_a_rival_at_a_rare_framerate_mixup_counts_less():
     """radio_fr with each line a few hundred milliseconds early or late: the right map's

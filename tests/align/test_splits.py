@@ -4,7 +4,6 @@ recovery of inserted and removed material on synthetic speech with known truth."
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +11,8 @@ from test_offset import reference, speech_intervals
 
 from mmalign.align.offset import estimate_linear
 from mmalign.align.splits import cue_lag_scores, estimate_piecewise, piecewise_dp
+
+from conftest import CORPUS, needs_corpus
 
 
 def cue_lag_scores_reference(ref, sub, owner, n_cues, first, n_lags, silence=None):
@@ -117,11 +118,8 @@ def test_random_cues_are_not_split_into_confident_pieces(speech):
         assert tm.is_linear, tm.pieces()
 
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
-
-
 @pytest.mark.corpus
-@pytest.mark.skipif(not (CORPUS / "manifest.json").is_file(), reason="needs ../shared/corpus")
+@needs_corpus
 @pytest.mark.slow
 def test_real_speech_music_and_song_with_one_shift_stay_one_piece(tmp_path):
     """The corpus recordings back to back (speech, radio with music, a song, a reading), twice,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -12,6 +10,8 @@ from mmalign.align import words
 from mmalign.align.words import ForcedAlignment, force_align
 from mmalign.errors import UsageError
 from mmalign.timeline import TimeMap
+
+from conftest import CORPUS, needs_corpus
 
 SR = 16000
 
@@ -452,11 +452,8 @@ def test_a_recording_that_opens_on_its_first_word(language):
     assert all(w.start >= 0.0 for s in result.segments for w in s.words)
 
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
-
-
 @pytest.mark.corpus
-@pytest.mark.skipif(not (CORPUS / "manifest.json").is_file(), reason="needs ../shared/corpus")
+@needs_corpus
 def test_a_line_said_over_music_is_found_where_it_is_said():
     """The corpus's radio clip opens on 30 s of jingle, and its first line is said over the
     music, which pulls the line's frames away from the reading's: the line starts where it is
