@@ -60,6 +60,7 @@ decoded again at 16 kHz for its own front end).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -854,9 +855,10 @@ def combine(confidence: float, llr: float) -> float:
 
 def shift_log_odds(confidence: float, llr: float) -> float:
     """``confidence`` (strictly between 0 and 1) moved by ``llr`` on the log-odds scale."""
-    from scipy.special import expit, logit
-
-    return float(expit(logit(confidence) + llr))
+    z = math.log(confidence) - math.log1p(-confidence) + llr
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    return math.exp(z) / (1.0 + math.exp(z))
 
 
 def _sample(n: int, size: int) -> np.ndarray:

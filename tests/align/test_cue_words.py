@@ -250,6 +250,16 @@ def test_log_odds_and_combine():
     assert cue_words.combine(1.0, 2.0) == 1.0
 
 
+@pytest.mark.parametrize("confidence", [1e-3, 0.1, 0.5, 0.9, 0.999])
+@pytest.mark.parametrize("llr", [-800.0, -3.0, 0.0, 0.5, 3.0, 800.0])
+def test_shift_log_odds_is_expit_of_logit_plus_llr(confidence, llr):
+    from scipy.special import expit, logit
+
+    got = cue_words.shift_log_odds(confidence, llr)
+    assert got == pytest.approx(float(expit(logit(confidence) + llr)), rel=1e-12, abs=1e-300)
+    assert 0.0 <= got <= 1.0
+
+
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [({"margin": 0.0}, "margin"), ({"tight": -1.0}, "tight"), ({"starts": np.zeros(2)}, "texts")],
