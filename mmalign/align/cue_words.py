@@ -476,18 +476,45 @@ def _read_block(
     # a cue the recording starts or ends inside of (a clip cut mid-sentence) cannot be read
     # whole where it is shown: its held readings are no evidence either way
     cut = (starts < t_first - FRAME) | (ends > t_first + (len(feats) + 1) * FRAME)
-    out = [_match_block(feats, t_first, readings, lo, hi)]
+    # a cue wholly before or after the recording is not read at all; the others are read without it
+    # (end to end with it, no path fits, and none of the block would be read)
+    inside = (hi > t_first) & (lo < t_first + len(feats) * FRAME)
+    out = [_match_inside(feats, t_first, readings, lo, hi, inside)]
     for texts in (readings, others):
         if texts is None:
             nan = np.full(len(readings), np.nan)
             out.append((nan, nan, nan))
             continue
-        start, end, score = _match_block(feats, t_first, texts, starts - tight, ends + tight)
+        start, end, score = _match_inside(feats, t_first, texts, starts - tight, ends + tight, inside)
         out.append((np.where(cut, np.nan, start), np.where(cut, np.nan, end), np.where(cut, np.nan, score)))
     frame0 = np.clip(np.round((starts - t_first) / (_HOP / _SR)), 0, len(sound)).astype(np.int64)
     frame1 = np.clip(np.round((ends - t_first) / (_HOP / _SR)), 0, len(sound)).astype(np.int64)
     share = np.array([float(np.mean(sound[a:b])) if b > a else 0.0 for a, b in zip(frame0, frame1)])
     return out, share
+
+
+def _match_inside(
+    feats: np.ndarray,
+    t_first: float,
+    readings: list[tuple[np.ndarray, int, int]],
+    a: np.ndarray,
+    b: np.ndarray,
+    inside: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_match_block` of the readings whose cues are ``inside`` the stretch; NaN for the others."""
+    nan = np.full(len(readings), np.nan)
+    if inside.all():
+        return _match_block(feats, t_first, readings, a, b)
+    if not inside.any():
+        return nan, nan.copy(), nan.copy()
+    keep = np.flatnonzero(inside)
+    found = _match_block(feats, t_first, [readings[k] for k in keep], a[keep], b[keep])
+    out = []
+    for values in found:
+        full = nan.copy()
+        full[keep] = values
+        out.append(full)
+    return out[0], out[1], out[2]
 
 
 def _match_block(
