@@ -22,6 +22,10 @@ Kinds of case (all deterministic for a given ``--seed``):
 ``noise``        per-cue Gaussian noise (sigma 0.25 s) on starts and ends, order kept
                  (variant 0: noise only; variant 1: noise plus an offset).
 ``drift_break``  a framerate ratio plus offset, and a break.
+``cut``          (only when named in ``--kinds``) a cut scene: 5-40 s of the recording, lines
+                 and all, removed from the media while the subtitles keep every cue, plus an
+                 offset in the second variant. The cues after the cut move back; the cues spoken
+                 in the removed stretch are nowhere in the media and are not scored.
 
 Media: the audio under a 160x90 @ 10 fps H.264 picture with AAC audio (MP4), or the corpus
 mp3 as is where no edit is needed (variant 0 of offset/drift/noise). Subtitles: WebVTT for
@@ -74,6 +78,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 KINDS = ("offset", "drift", "intro", "break", "speech_break", "noise", "drift_break")
+#: Kinds run only when ``--kinds`` names them (not part of the acceptance figures).
+EXTRA_KINDS = ("cut",)
 TARGET_KINDS = ("offset", "drift", "intro")
 TARGET_SHARE = 0.98
 PER_KIND_TARGETS = {0.5: 0.95, 0.25: 0.85}  # every kind, all recordings together
@@ -108,6 +114,8 @@ class Spec:
     brk_s: float = 0.0
     brk_at: float = -1.0
     noise: bool = False
+    cut_at: float = -1.0  # a cut: seconds of the recording removed from here on (cut_s of them)
+    cut_s: float = 0.0
     as_is: bool = False
     subs_ext: str = ".vtt"
     seed: int = 0
@@ -123,6 +131,7 @@ class Case:
     given: list
     max_shift: float = 0.0
     results: dict = field(default_factory=dict)
+    gone: list = field(default_factory=list)  # cues spoken in a cut stretch: nowhere in the media, not scored
 
 
 # --------------------------------------------------------------------------- case specs
@@ -200,6 +209,14 @@ def make_spec(kind: str, rec: dict, rec_idx: int, variant: int, ref: list, seed:
         d = 0.0 if variant == 0 else round((1 if rng.random() < 0.5 else -1) * rng.uniform(2, min(30, cap)), 3)
         set_linear("1", 1.0, d)
         s.desc = f"per-cue noise sigma {NOISE_SIGMA}s, subs = truth {d:+.3f}s"
+    elif kind == "cut":
+        n = len(ref)
+        first = int(rng.integers(max(1, n // 4), max(2, n // 2 + 1)))  # the first cue cut away
+        s.cut_at = round(max(0.0, ref[first].start - 0.05), 3)
+        keep = ref[min(n - 1, max(first + 1, n - max(1, n // 4)))]  # a quarter of the cues stay after it
+        s.cut_s = round(min(rng.uniform(5, 40), 0.4 * dur, keep.start - 0.05 - s.cut_at), 3)
+        s.c = 0.0 if variant == 0 else round(max(-ref_min, rng.uniform(-5, 15)), 3)
+        s.desc = f"{s.cut_s:.1f}s cut at {s.cut_at:.2f}s (its lines stay in the subtitles), subs = reference {s.c:+.3f}s"
     elif kind == "drift_break":
         rn, r = RATIOS[(rot + 3) % len(RATIOS)]
         set_break()
@@ -262,6 +279,9 @@ def build_case(spec: Spec, corpus: Corpus, workdir: Path) -> Case:
             parts = []
             if spec.lead_s > 0:
                 parts.append(C.make_filler(spec.lead_kind, spec.lead_s, rng, level, pool))
+            if spec.cut_s > 0:
+                ci, cj = int(round(spec.cut_at * C.SR)), int(round((spec.cut_at + spec.cut_s) * C.SR))
+                x = np.concatenate([x[:ci], x[cj:]])
             if spec.brk_s > 0:
                 bi = int(round(spec.brk_at * C.SR))
                 parts += [x[:bi], C.make_filler(spec.brk_kind, spec.brk_s, rng, level, pool), x[bi:]]
@@ -274,13 +294,20 @@ def build_case(spec: Spec, corpus: Corpus, workdir: Path) -> Case:
             wav.unlink()
             meta.write_text(spec_json)
 
+    cut_s = round(spec.cut_s * C.SR) / C.SR
+
     def to_media(t: float, end: bool = False) -> float:
         # The break goes in at a cue's start; the cue before it may end at that instant,
-        # and its end stays before the break.
+        # and its end stays before the break. After a cut, times move back by its length
+        # (within it, onto the cut).
         after = t > spec.brk_at if end else t >= spec.brk_at
+        if cut_s > 0 and t > spec.cut_at:
+            t = max(spec.cut_at, t - cut_s)
         return t + lead_s + (brk_s if spec.brk_s > 0 and after else 0.0)
 
     truth = [C.Cue(to_media(c.start), to_media(c.end, end=True), c.text, c.ident) for c in ref]
+    # a cue that starts in the cut stretch was spoken in material that is gone
+    gone = [i for i, c in enumerate(ref) if cut_s > 0 and spec.cut_at <= c.start < spec.cut_at + cut_s]
     given = [C.Cue(spec.ratio * c.start + spec.c, spec.ratio * c.end + spec.c, c.text, c.ident) for c in ref]
     if spec.noise:
         nrng = C.stable_rng(spec.seed, "noise", spec.name)
@@ -294,7 +321,7 @@ def build_case(spec: Spec, corpus: Corpus, workdir: Path) -> Case:
     subs = cdir / f"subs{spec.subs_ext}"
     C.write_subtitles(given, subs)
     shift = max(abs(g.start - t.start) for g, t in zip(given, truth))
-    return Case(spec, media, subs, truth, given, shift)
+    return Case(spec, media, subs, truth, given, shift, gone=gone)
 
 
 # --------------------------------------------------------------------------- running
@@ -347,8 +374,10 @@ def run_tool(tool: str, case: Case, cmds: dict, timeout: float, extra: dict) -> 
                 res["crash"] = True
     res["cues_out"] = None if out_cues is None else len(out_cues)
     errs = C.start_errors(out_cues, case.truth)
-    res["errors"] = errs
-    res["end_errors"] = C.end_errors(out_cues, case.truth)
+    scored = [i for i in range(len(case.truth)) if i not in set(case.gone)]
+    ends = C.end_errors(out_cues, case.truth)
+    res["errors"] = [errs[i] for i in scored]
+    res["end_errors"] = [ends[i] for i in scored]
     res["failed"] = out_cues is None
     return res
 
@@ -356,7 +385,7 @@ def run_tool(tool: str, case: Case, cmds: dict, timeout: float, extra: dict) -> 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=C.DEFAULT_CORPUS, help="corpus folder (default: %(default)s)")
-    ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated kinds (default: all)")
+    ap.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated kinds (default: all but {', '.join(EXTRA_KINDS)})")
     ap.add_argument("--recordings", default="", help="comma-separated corpus cases (default: all)")
     ap.add_argument("--tools", default="mmalign,ffsubsync", help="comma-separated: mmalign, ffsubsync")
     ap.add_argument("--variants", type=int, default=2, help="cases per kind and recording (default 2)")
@@ -388,9 +417,9 @@ def _main(args) -> int:
     C.require_ffmpeg()
     corpus = Corpus(args.corpus)
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    bad = [k for k in kinds if k not in KINDS]
+    bad = [k for k in kinds if k not in KINDS + EXTRA_KINDS]
     if bad:
-        raise C.BenchError(f"unknown kind(s) {bad}; choose from {', '.join(KINDS)}")
+        raise C.BenchError(f"unknown kind(s) {bad}; choose from {', '.join(KINDS + EXTRA_KINDS)}")
     recs = list(corpus.entries)
     if args.recordings:
         want = {r.strip() for r in args.recordings.split(",")}
@@ -449,7 +478,7 @@ def _main(args) -> int:
                 raise
             except Exception as exc:  # noqa: BLE001
                 raise C.BenchError(f"cannot build case {s.name}: {exc!r}") from exc
-        print(f"{len(cases)} cases, {sum(len(c.truth) for c in cases)} cues:")
+        print(f"{len(cases)} cases, {sum(len(c.truth) - len(c.gone) for c in cases)} cues scored:")
         for c in cases:
             media = "corpus mp3 as is" if c.spec.as_is else f"{c.media.name}"
             print(f"  {c.spec.name:32s} {c.spec.desc}; max shift {c.max_shift:.1f}s; {media} + {c.subs.name}")
@@ -542,7 +571,7 @@ def run_all(cases, tools, cmds, extra, args) -> int:
                 )
         C.print_table(rows, [first] + header[1:])
 
-    table([k for k in KINDS if any(c.spec.kind == k for c in cases)] + ["all"], "kind")
+    table([k for k in KINDS + EXTRA_KINDS if any(c.spec.kind == k for c in cases)] + ["all"], "kind")
     print()
     recs = list(dict.fromkeys(c.spec.recording for c in cases))
     table(["rec:" + r for r in recs], "recording (all kinds)")
@@ -595,6 +624,7 @@ def run_all(cases, tools, cmds, extra, args) -> int:
                     "spec": asdict(c.spec),
                     "max_shift_s": c.max_shift,
                     "truth": [[t.start, t.end] for t in c.truth],
+                    "gone": c.gone,
                     "given": [[g.start, g.end] for g in c.given],
                     "results": {
                         k: dict(
