@@ -216,7 +216,7 @@ def make_spec(kind: str, rec: dict, rec_idx: int, variant: int, ref: list, seed:
         keep = ref[min(n - 1, max(first + 1, n - max(1, n // 4)))]  # a quarter of the cues stay after it
         s.cut_s = round(min(rng.uniform(5, 40), 0.4 * dur, keep.start - 0.05 - s.cut_at), 3)
         s.c = 0.0 if variant == 0 else round(max(-ref_min, rng.uniform(-5, 15)), 3)
-        s.desc = f"{s.cut_s:.1f}s cut at {s.cut_at:.2f}s (its lines stay in the subtitles), subs = reference {s.c:+.3f}s"
+        s.desc = f"{s.cut_s:.1f}s cut at {s.cut_at:.2f}s, its lines kept; subs = reference {s.c:+.3f}s"
     elif kind == "drift_break":
         rn, r = RATIOS[(rot + 3) % len(RATIOS)]
         set_break()
@@ -385,7 +385,8 @@ def run_tool(tool: str, case: Case, cmds: dict, timeout: float, extra: dict) -> 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=C.DEFAULT_CORPUS, help="corpus folder (default: %(default)s)")
-    ap.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated kinds (default: all but {', '.join(EXTRA_KINDS)})")
+    extra = ", ".join(EXTRA_KINDS)
+    ap.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated kinds (default: all but {extra})")
     ap.add_argument("--recordings", default="", help="comma-separated corpus cases (default: all)")
     ap.add_argument("--tools", default="mmalign,ffsubsync", help="comma-separated: mmalign, ffsubsync")
     ap.add_argument("--variants", type=int, default=2, help="cases per kind and recording (default 2)")
