@@ -476,16 +476,13 @@ def _read_block(
     # a cue the recording starts or ends inside of (a clip cut mid-sentence) cannot be read
     # whole where it is shown: its held readings are no evidence either way
     cut = (starts < t_first - FRAME) | (ends > t_first + (len(feats) + 1) * FRAME)
-    # a cue wholly before or after the recording is not read at all; the others are read without it
-    # (end to end with it, no path fits, and none of the block would be read)
-    inside = (hi > t_first) & (lo < t_first + len(feats) * FRAME)
-    out = [_match_inside(feats, t_first, readings, lo, hi, inside)]
+    out = [_match_inside(feats, t_first, readings, lo, hi)]
     for texts in (readings, others):
         if texts is None:
             nan = np.full(len(readings), np.nan)
             out.append((nan, nan, nan))
             continue
-        start, end, score = _match_inside(feats, t_first, texts, starts - tight, ends + tight, inside)
+        start, end, score = _match_inside(feats, t_first, texts, starts - tight, ends + tight)
         out.append((np.where(cut, np.nan, start), np.where(cut, np.nan, end), np.where(cut, np.nan, score)))
     frame0 = np.clip(np.round((starts - t_first) / (_HOP / _SR)), 0, len(sound)).astype(np.int64)
     frame1 = np.clip(np.round((ends - t_first) / (_HOP / _SR)), 0, len(sound)).astype(np.int64)
@@ -494,14 +491,14 @@ def _read_block(
 
 
 def _match_inside(
-    feats: np.ndarray,
-    t_first: float,
-    readings: list[tuple[np.ndarray, int, int]],
-    a: np.ndarray,
-    b: np.ndarray,
-    inside: np.ndarray,
+    feats: np.ndarray, t_first: float, readings: list[tuple[np.ndarray, int, int]], a: np.ndarray, b: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_match_block` of the readings whose cues are ``inside`` the stretch; NaN for the others."""
+    """:func:`_match_block` of the readings whose ``[a, b]`` reaches into the stretch; NaN for the others.
+
+    A reading held wholly before or after the recording (subtitles that run past the end of
+    the media) is not matched: end to end with it, no path fits, and none would be read.
+    """
+    inside = (b > t_first + FRAME) & (a < t_first + (len(feats) - 1) * FRAME)
     nan = np.full(len(readings), np.nan)
     if inside.all():
         return _match_block(feats, t_first, readings, a, b)
