@@ -374,7 +374,8 @@ def run_tool(tool: str, case: Case, cmds: dict, timeout: float, extra: dict) -> 
                 res["crash"] = True
     res["cues_out"] = None if out_cues is None else len(out_cues)
     errs = C.start_errors(out_cues, case.truth)
-    scored = [i for i in range(len(case.truth)) if i not in set(case.gone)]
+    gone = set(case.gone)
+    scored = [i for i in range(len(case.truth)) if i not in gone]
     ends = C.end_errors(out_cues, case.truth)
     res["errors"] = [errs[i] for i in scored]
     res["end_errors"] = [ends[i] for i in scored]
