@@ -79,11 +79,11 @@ __all__ = [
     "consistent_runs",
     "edge_runs",
     "find_placement",
-    "shift_log_odds",
     "match_reading",
     "prepare",
     "read_cues",
     "settle_pieces",
+    "shift_log_odds",
     "word_evidence",
 ]
 
