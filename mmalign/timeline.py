@@ -468,6 +468,12 @@ class TimeMap:
         """Index of the piece each source time falls in."""
         return np.searchsorted(self.starts, np.asarray(t, dtype=np.float64), side="right") - 1
 
+    def collapsed(self, t: npt.ArrayLike) -> np.ndarray:
+        """Whether each source time falls in a piece of scale 0: source material the target
+        lacks (a cut scene), mapped onto one instant."""
+        out: np.ndarray = self.scales[self.piece_index(t)] == 0
+        return out
+
     @overload
     def apply(self, t: float) -> float: ...
     @overload

@@ -5,8 +5,12 @@ offset (its share of the cross-correlation: the stretch of the subtitle timeline
 owns, from half-way to its previous neighbour to half-way to its next one, against
 the reference).  A dynamic programme then picks one offset per cue, maximising the
 total score minus a penalty per change of offset, under the rule that no cue may move
-before the end of the previous one (pieces never reorder cues).  Runs of cues with
-the same offset become the pieces of a :class:`~mmalign.timeline.TimeMap`.
+before the end of the previous one (pieces never reorder cues).  A run of cues inside
+the file may also be gone (a cut scene whose lines stay in the subtitles): it scores what
+its cues score by chance, and the next cue kept may move back to the end of the last cue
+kept.  Runs of cues with the same offset become the pieces of a
+:class:`~mmalign.timeline.TimeMap`; gone cues fall in a piece of scale 0, collapsed onto
+the cut.
 """
 
 from __future__ import annotations
@@ -104,13 +108,25 @@ def cue_lag_scores(
     return out
 
 
-def piecewise_dp(scores: np.ndarray, gaps: np.ndarray, penalty: float) -> np.ndarray:
+def piecewise_dp(
+    scores: np.ndarray,
+    gaps: np.ndarray,
+    penalty: float,
+    spans: np.ndarray | None = None,
+    chance: np.ndarray | None = None,
+) -> np.ndarray:
     """One lag per cue maximising total score minus ``penalty`` per change of lag.
 
     A cue's lag may be lower than the previous cue's by at most ``gaps[i]`` (the frames
     between the two cues), so that no cue moves before its predecessor ends.  The
     recursion runs over cues; each step is vectorised over the lags (a running maximum
     gives the best previous lag from which a switch is allowed).
+
+    With ``spans`` and ``chance``, a run of cues inside the file may also be *gone* (a
+    cut scene whose lines stay in the subtitles): a gone cue scores its ``chance`` (what
+    it scores at a lag picked at random), entering and leaving a gone run each cost
+    ``penalty``, and the next cue kept may not move before the end of the last cue kept.
+    A drop of the lag across a gone run is then paid for by the cues it gives up.
 
     Parameters
     ----------
@@ -120,34 +136,124 @@ def piecewise_dp(scores: np.ndarray, gaps: np.ndarray, penalty: float) -> np.nda
         ``gaps[i]``: frames between the end of cue ``i-1`` and the start of cue ``i``.
     penalty : float
         Cost of a change of lag.
+    spans : int64 array (N,), optional
+        ``spans[i]``: frames from the end of cue ``i-1`` to the end of cue ``i``.
+    chance : array (N,), optional
+        A gone cue's score; with ``spans``, cues may be gone.
 
     Returns
     -------
     int64 array (N,)
-        The chosen lag of each cue.
+        The chosen lag of each cue; -1 for a gone cue.
     """
     n, m = scores.shape
     gaps = np.asarray(gaps, np.int64)
     lags_all = np.arange(m)
-    back = np.empty((n, m), np.uint16 if m < 65536 else np.int32)  # previous cue's lag: N x M, kept small
+    wide = m >= 2**15
+    flag = 2**30 if wide else 2**15  # a kept cue's back pointer into the gone state
+    back = np.empty((n, m), np.int32 if wide else np.uint16)  # previous cue's lag: N x M, kept small
     back[0] = lags_all
     value = scores[0].astype(np.float64)
-    for i in range(1, n):
-        prefix = np.maximum.accumulate(value)
+    cuts = spans is not None and chance is not None
+    span = np.asarray(spans if cuts else np.zeros(n), np.int64)
+    gone_score = np.asarray(chance if cuts else np.zeros(n), np.float64)
+    # the gone state: best total with cue i gone, by the lag u below which the next kept cue may
+    # not drop (its predecessor kept at lag u + span[i], or gone at u + span[i]; u = 0 holds all
+    # those at or below span[i], the best of them in folded[i])
+    gone = np.full(m, -np.inf)
+    came_kept = np.zeros((n, m), bool) if cuts else np.zeros((1, 1), bool)
+    folded = np.zeros((n, 2), np.int64)
+
+    def best_below(v: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        prefix = np.maximum.accumulate(v)
         # where the running maximum is first reached (ties keep the lowest lag)
-        new_best = np.r_[True, value[1:] > prefix[:-1]]
+        new_best = np.r_[True, v[1:] > prefix[:-1]]
         prefix_arg = np.maximum.accumulate(np.where(new_best, lags_all, 0))
+        return prefix[k], prefix_arg[k]
+
+    for i in range(1, n):
         k = np.minimum(lags_all + gaps[i], m - 1)
-        switch = prefix[k] - penalty
+        switch, arg = best_below(value, k)
+        switch -= penalty
         stay = value >= switch
-        value = np.where(stay, value, switch) + scores[i]
-        back[i] = np.where(stay, lags_all, prefix_arg[k])
+        new_value = np.where(stay, value, switch)
+        new_back = np.where(stay, lags_all, arg)
+        if cuts and i >= 2:  # cue i kept after a run of gone cues (the first cue is never gone)
+            g_best, g_arg = best_below(gone, k)
+            g_best -= penalty
+            from_gone = g_best > new_value
+            new_value = np.where(from_gone, g_best, new_value)
+            new_back = np.where(from_gone, g_arg + flag, new_back)
+        if cuts and i < n - 1:  # cue i gone (the last cue is never gone)
+            d = int(span[i])
+            enter, folded[i, 0] = _shift_down(value, d)
+            enter -= penalty
+            keep, folded[i, 1] = _shift_down(gone, d)
+            came_kept[i] = enter >= keep
+            gone = np.maximum(enter, keep)
+            gone += gone_score[i]
+        value = new_value + scores[i]
+        back[i] = new_back
     lags = np.empty(n, np.int64)
     j = int(np.argmax(value))
+    in_gone = False
     for i in range(n - 1, -1, -1):
-        lags[i] = j
-        j = int(back[i, j])
+        if in_gone:
+            lags[i] = -1
+            kept = bool(came_kept[i, j])
+            d = int(span[i])
+            j = int(folded[i, 0 if kept else 1]) if j == 0 and d > 0 else j + d
+            in_gone = not kept
+        else:
+            lags[i] = j
+            b = int(back[i, j])
+            in_gone = b >= flag
+            j = b - flag if in_gone else b
     return lags
+
+
+#: Files of more cues than this look for a cut first on blocks of :data:`_CUT_BLOCK` cues
+#: (:func:`_may_cut`): the dynamic programme's cost is in its steps, one per cue.
+_CUT_SCREEN_FROM = 200
+_CUT_BLOCK = 4
+_CUT_LAG_POOL = 4
+
+
+def _may_cut(scores: np.ndarray, gaps: np.ndarray, penalty: float, spans: np.ndarray, chance: np.ndarray) -> bool:
+    """Whether :func:`piecewise_dp` may find gone cues in a long file: the same programme on
+    blocks of :data:`_CUT_BLOCK` consecutive cues (each block at one lag, or gone whole), a
+    quarter of the steps. A cut of a few cues more than two blocks is seen; a shorter one in
+    a long file may not be."""
+    n, m = scores.shape
+    if n <= _CUT_SCREEN_FROM:
+        return True
+    f = _CUT_BLOCK
+    whole = n // f * f
+    blocks = scores[:whole].reshape(-1, f, m).sum(axis=1)
+    if whole < n:
+        blocks = np.vstack([blocks, scores[whole:].sum(axis=0, keepdims=True)])
+    at = np.arange(len(blocks)) * f  # each block's first cue
+    g = _CUT_LAG_POOL  # and lags pooled: each pooled lag's best
+    blocks = blocks[:, : m // g * g].reshape(len(blocks), -1, g).max(axis=2)
+    # frames to pooled lags, rounded up: no room is lost
+    room, spent = -(-gaps[at] // g), -(-np.add.reduceat(spans, at) // g)
+    lags = piecewise_dp(blocks, room, penalty, spent, np.add.reduceat(chance, at))
+    return bool(np.any(lags < 0))
+
+
+def _shift_down(v: np.ndarray, d: int) -> tuple[np.ndarray, int]:
+    """``out[u] = v[u + d]`` (-inf past the ends), lag 0 holding the best of ``v[:d + 1]``; and that best's lag."""
+    m = len(v)
+    out = np.full(m, -np.inf)
+    if d >= 0:
+        out[: max(m - d, 0)] = v[d:]
+        if d > 0:
+            j = int(np.argmax(v[: d + 1]))
+            out[0] = v[j]
+            return out, j
+    else:
+        out[-d:] = v[: m + d]
+    return out, 0
 
 
 def estimate_piecewise(
@@ -162,6 +268,7 @@ def estimate_piecewise(
     min_cues: int = 3,
     min_confidence: float = 0.5,
     merge_within: float = 0.3,
+    cuts: bool = True,
 ) -> TimeMap:
     """Split the global fit where the evidence says the offset changes.
 
@@ -184,6 +291,9 @@ def estimate_piecewise(
         piece joins its better neighbour (a split found in noise is worse than none).
     merge_within : float
         Neighbouring pieces whose offsets differ by less than this (seconds) are merged.
+    cuts : bool
+        Let a run of cues be missing from the reference (a cut scene whose lines stay in
+        the subtitles): the map collapses them onto the cut (:func:`piecewise_dp`).
 
     Returns
     -------
@@ -231,11 +341,16 @@ def estimate_piecewise(
     typical = np.median(scores[:, :: max(1, scores.shape[1] // 200)], axis=1)  # a cue's score at a random lag
     peak = np.median(scores.max(axis=1) - typical)
     lam = _PENALTY * peak if penalty is None else penalty
-    lags = piecewise_dp(scores, gaps, lam)
+    # a cue may be gone (a cut scene whose lines stay): it gives up the subtitle time to its end
+    spans = np.zeros(n_cues, np.int64)
+    spans[1:] = np.round(np.diff(np.maximum.accumulate(b)) / H).astype(np.int64)
+    if cuts and _may_cut(scores, gaps, lam, spans, typical):
+        lags = piecewise_dp(scores, gaps, lam, spans, typical)
+    else:
+        lags = piecewise_dp(scores, gaps, lam)
     # Runs of equal lag; runs shorter than min_cues join their better neighbour (the DP's
-    # choice there rests on too little evidence).
-    runs = _runs(lags)
-    runs = _merge_short(runs, scores, min_cues)
+    # choice there rests on too little evidence). Gone cues are in no run.
+    runs = [r for r in _merge_short([r for r in _runs(lags) if r[2] >= 0], scores, min_cues)]
     if len(runs) == 1:
         return fit.timemap
     far = int(round(3.0 / H))
@@ -500,6 +615,8 @@ def settle_boundaries(
     moved = False
     for k in range(len(pieces) - 1):
         a, b = pieces[k], pieces[k + 1]
+        if a[1] != b[0]:  # a cut's cues between them
+            continue
         for _ in range(len(st)):
             first, last = b[0], a[1] - 1  # the two cues at the boundary
             if (
@@ -535,12 +652,13 @@ def _in_order(starts: ArrayLike, ends: ArrayLike) -> tuple[np.ndarray, np.ndarra
 
 def _cue_pieces(timemap: TimeMap, st: np.ndarray) -> list[Piece]:
     """The pieces of ``timemap`` that hold cues, over the sorted cue starts ``st`` (what
-    :func:`_timemap` builds a map from)."""
+    :func:`_timemap` builds a map from). The cues of a cut (a collapsing piece) are in none."""
     conf = timemap.confidences
     assert conf is not None  # TimeMap fills unknown confidences with NaN
     return [
         Piece(int(i0), int(i1), float(timemap.offsets[p]), float(conf[p]))
         for i0, i1, p in _runs(timemap.piece_index(st))
+        if timemap.scales[p] > 0
     ]
 
 

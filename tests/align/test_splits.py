@@ -62,6 +62,53 @@ def test_piecewise_dp_is_optimal(seed):
     assert dp_objective(scores, got, penalty) == pytest.approx(best[0], rel=1e-5, abs=1e-5)
 
 
+def cut_objective(scores, lags, penalty, chance):
+    """Kept cues score at their lag, gone ones (-1) their chance; a change of lag, entering and
+    leaving a run of gone cues each cost the penalty."""
+    kept = lags >= 0
+    total = scores[np.flatnonzero(kept), lags[kept]].sum() + chance[~kept].sum()
+    changes = sum(1 for x, y in zip(lags[:-1], lags[1:]) if x != y and (x >= 0) == (y >= 0))
+    return total - penalty * (changes + 2 * np.count_nonzero(np.diff(kept.astype(int)) == -1))
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_piecewise_dp_with_gone_cues_is_optimal(seed):
+    """Against brute force over every sequence of lags and gone cues (inside the file) in which
+    no kept cue moves before the end of the last kept one."""
+    rng = np.random.default_rng(seed)
+    n, m = 5, 6
+    scores = rng.standard_normal((n, m)).astype(np.float32)
+    chance = rng.standard_normal(n) * 0.5
+    gaps = np.concatenate([[0], rng.integers(0, 3, n - 1)]).astype(np.int64)
+    spans = gaps + np.concatenate([[0], rng.integers(0, 3, n - 1)]).astype(np.int64)  # the cue's own length
+    penalty = float(rng.uniform(0, 1.5))
+
+    def allowed(lags):
+        if lags[0] < 0 or lags[-1] < 0:
+            return False
+        last = 0
+        for i in range(1, n):
+            if lags[i] < 0:
+                continue
+            # frames from the end of the last kept cue to the start of this one
+            room = gaps[i] + sum(int(spans[k]) for k in range(last + 1, i))
+            if lags[i] + room < lags[last]:
+                return False
+            last = i
+        return True
+
+    best = max(
+        cut_objective(scores, np.array(lags), penalty, chance)
+        for lags in itertools.product(range(-1, m), repeat=n)
+        if allowed(lags)
+    )
+    got = piecewise_dp(scores, gaps, penalty, spans, chance)
+    assert allowed(tuple(got))
+    assert cut_objective(scores, got, penalty, chance) == pytest.approx(best, rel=1e-5, abs=1e-5)
+    # without chance and spans, no cue is gone
+    assert np.all(piecewise_dp(scores, gaps, penalty, spans) >= 0)
+
+
 def edit(starts, ends, at, length):
     """Insert (length > 0) or remove (length < 0) material at time ``at`` of a timeline."""
     if length > 0:
@@ -96,6 +143,49 @@ def test_recovers_inserted_and_removed_material(speech, length):
     assert np.mean(err < 0.1) > 0.97, np.flatnonzero(err >= 0.1)
     assert np.all(np.diff(tm.apply(starts)) >= 0)  # cue order kept
     assert np.all(tm.confidences > 0.5)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "length"), [(600.0, 20.0), (600.0, 60.0), (1800.0, 30.0)], ids=["20s", "60s", "30s-of-457-cues"]
+)
+def test_a_cut_whose_lines_stay_collapses_them_onto_the_cut(speech, seconds, length):
+    """The media lacks a stretch of talk, the subtitles keep its lines: those cues are gone
+    (collapsed onto the cut), the others land where their talk is. (A file of more than
+    200 cues is looked at in blocks of cues first.)"""
+    starts, ends = speech if seconds == 600.0 else speech_intervals(np.random.default_rng(11), seconds)
+    at = float((ends[70] + starts[71]) / 2)
+    ms, me = edit(starts, ends, at, -length)
+    ref = reference(ms, me, seconds - length + 10, noisy=True, seed=2)
+    fit = estimate_linear(ref, starts, ends)
+    tm = estimate_piecewise(ref, starts, ends, fit)
+    gone = (starts >= at) & (starts < at + length)
+    got = tm.collapsed(starts)
+    # the cues at the cut's edges may go either way: one on each side at most
+    assert np.sum(got != gone) <= 2, (np.flatnonzero(got), np.flatnonzero(gone))
+    truth = np.where(starts >= at + length, starts - length, starts)
+    err = np.abs(tm.apply(starts) - truth)[~gone & ~got]
+    assert np.mean(err < 0.1) > 0.97
+    assert np.all(np.diff(tm.apply(starts)) >= 0)  # cue order kept
+    # without cuts, the map cannot follow
+    assert not estimate_piecewise(ref, starts, ends, fit, cuts=False).collapsed(starts).any()
+
+
+def test_a_long_file_without_a_cut_is_not_searched_for_one(monkeypatch):
+    """More than 200 cues: the look on blocks of cues finds no cut, so the full search is
+    not run, and the map is the one the full search gives."""
+    from mmalign.align import splits
+
+    starts, ends = speech_intervals(np.random.default_rng(5), 1800.0)
+    ref = reference(starts + 4.0, ends + 4.0, 1810.0, noisy=True, seed=3)
+    fit = estimate_linear(ref, starts, ends)
+    full = []
+    real = splits.piecewise_dp
+    monkeypatch.setattr(splits, "piecewise_dp", lambda *a: full.append((len(a[0]), len(a))) or real(*a))
+    screened = estimate_piecewise(ref, starts, ends, fit)
+    assert len(starts) > splits._CUT_SCREEN_FROM
+    assert full == [(-(-len(starts) // splits._CUT_BLOCK), 5), (len(starts), 3)]  # blocks, then no gone state
+    monkeypatch.setattr(splits, "_CUT_SCREEN_FROM", 10**9)
+    assert estimate_piecewise(ref, starts, ends, fit).pieces() == screened.pieces()
 
 
 def test_no_split_without_a_break(speech):
