@@ -152,9 +152,19 @@ class SyncResult:
 
     def to_check(self) -> np.ndarray:
         """Indices (file order) of the spoken cues below :data:`DEFAULT_MIN_CONFIDENCE`:
-        those that land where the reference has little speech, or in a weak piece.  In a
-        confident result these are the lines worth checking by hand."""
-        return np.flatnonzero(self.spoken & (self.cue_confidences < DEFAULT_MIN_CONFIDENCE))
+        those that land where the reference has little speech, or in a weak piece (the
+        :meth:`gone` ones aside).  In a confident result these are the lines worth checking
+        by hand."""
+        return np.flatnonzero(self.spoken & ~self._gone_mask() & (self.cue_confidences < DEFAULT_MIN_CONFIDENCE))
+
+    def gone(self) -> np.ndarray:
+        """Indices (file order) of the cues of a cut: a stretch of the subtitles' programme that
+        the reference lacks (a cut scene whose lines stay in the subtitles).  The map collapses
+        the stretch onto the cut, so they are shown for no time there (start = end)."""
+        return np.flatnonzero(self._gone_mask())
+
+    def _gone_mask(self) -> np.ndarray:
+        return self.timemap.collapsed(self.original.starts)
 
     def moves(self) -> list[dict[str, Any]]:
         """Per cue, in file order: where it went and how sure we are.
@@ -237,6 +247,8 @@ class SyncResult:
                 f"the cues ({first:.0f}-{last:.0f} s) are more than the largest shift considered "
                 f"({self.max_offset:g} s, {name('max_offset')}) away from the {t1 - t0:.0f} s of reference"
             )
+        spoken = spoken & ~self._gone_mask()  # a cut's cues are on no speech by design
+        n = int(spoken.sum())
         on = int(_on_speech(self.activity, self.subtitles.starts[spoken], self.subtitles.ends[spoken]).sum())
         fit = self.fit
         if on < _MIN_SUPPORTED_SHARE * n:
@@ -317,6 +329,7 @@ class SyncResult:
             "words": None if self.words is None else self._words_dict(),
             "moves": self.moves(),
             "cues_to_check": self.to_check().tolist(),
+            "gone_cues": self.gone().tolist(),
             "skipped": self.subtitles.skipped,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
@@ -383,7 +396,8 @@ def sync(
         Largest shift considered, in seconds.
     splits : bool
         Let the offset change along the file (ad breaks, cut scenes), each piece
-        keeping the global scale.
+        keeping the global scale; the cues of a cut that the reference lacks collapse
+        onto it (:meth:`SyncResult.gone`).
     jobs : int, optional
         Decoding processes (default: one per CPU).
     progress : callable(done_seconds, total_seconds), optional
@@ -501,7 +515,8 @@ def sync(
     per_cue = cue_confidences(
         activity, timemap, subs.starts, retimed.starts, retimed.ends, default=fit.confidence, spoken=is_spoken
     )
-    confidence *= _support_factor(_on_speech(activity, retimed.starts[is_spoken], retimed.ends[is_spoken]))
+    present = is_spoken & ~timemap.collapsed(subs.starts)  # a cue of a cut stretch is on no speech by design
+    confidence *= _support_factor(_on_speech(activity, retimed.starts[present], retimed.ends[present]))
     word_ev = None
     if words and media_path and ref is not None and (cepstra is not None or os.path.isfile(ref)):
         t_words = time.perf_counter()
@@ -629,8 +644,10 @@ def _word_pass(
 
     def read(tm: TimeMap, retime: bool, sloppy: bool | None = None) -> WordEvidence:
         s, e = tm.apply_spans(src_starts, src_ends)
+        gone = tm.collapsed(src_starts)  # a cue of a cut stretch: its words are nowhere to read
+        said = [("" if g else t) for t, g in zip(texts, gone, strict=True)] if gone.any() else texts
         return word_evidence(
-            reader.audio, texts, s, e, language=reader.language, retime=retime, reader=reader, sloppy=sloppy
+            reader.audio, said, s, e, language=reader.language, retime=retime, reader=reader, sloppy=sloppy
         )
 
     evidence = read(timemap, True)
@@ -730,7 +747,8 @@ def _word_pass(
     starts[idx], ends[idx] = evidence.starts, evidence.ends
     retimed = retimed.with_times(starts, ends)
     per_cue = cue_confidences(activity, timemap, subs.starts, starts, ends, default=fit.confidence, spoken=is_spoken)
-    unsupported = float(np.mean(per_cue[idx] < DEFAULT_MIN_CONFIDENCE)) if len(idx) else 0.0
+    present = idx[~timemap.collapsed(src_starts)]
+    unsupported = float(np.mean(per_cue[present] < DEFAULT_MIN_CONFIDENCE)) if len(present) else 0.0
     per_cue_llr = np.zeros(len(per_cue))
     agree = evidence.agree
     per_cue_llr[idx] = np.where(agree == 1, log_odds(np.ones(1)), np.where(agree == 0, log_odds(np.zeros(1)), 0.0))

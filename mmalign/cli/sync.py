@@ -108,7 +108,10 @@ def sync(
         bool,
         typer.Option(
             "--splits/--no-splits",
-            help="Let the shift change along the file (ad breaks, cut scenes); --no-splits fits one shift.",
+            help=(
+                "Let the shift change along the file (ad breaks, cut scenes; the lines of a cut the media "
+                "lacks are shown for no time at the cut); --no-splits fits one shift."
+            ),
         ),
     ] = True,
     refine: Annotated[
@@ -398,7 +401,14 @@ def _sentence(result: sync_mod.SyncResult, summary: dict, *, confident: bool) ->
         if n_check
         else ""
     )
+    gone = result.gone()
+    cut = (
+        f"; {len(gone)} {'cue is' if len(gone) == 1 else 'cues are'} of a cut the media lacks, shown for no time "
+        f"at {result.subtitles.cues[gone[0]].start:.3f} s (--json: gone_cues)"
+        if len(gone)
+        else ""
+    )
     return (
         f"synced {summary['cues']} cues{sounds_text}: offset {result.fit.offset:+.3f} s{drift}, "
-        f"confidence {result.confidence:.2f}{model}{warn}{check} -> {summary['output']}"
+        f"confidence {result.confidence:.2f}{model}{warn}{check}{cut} -> {summary['output']}"
     )

@@ -340,3 +340,39 @@ def test_words_that_do_not_agree_count_against_a_map_only_where_half_its_cues_ar
     assert low < 0.5
     assert words_confidence(0.55, -1.3, 1.0) == low
     assert 0.0 < words_confidence(0.0, -3.0, 1.0) < 1e-6 and words_confidence(1.0, -3.0, 1.0) > 0.9
+
+
+def test_a_cut_whose_lines_stay_is_reported_and_its_cues_shown_for_no_time():
+    """The reference lacks 30 s of the programme, the subtitles keep its lines: the sync
+    collapses them onto the cut (``gone``), says so in its sentence and its JSON, and neither
+    counts them as cues on little speech nor as cues to check."""
+    from test_offset import reference, speech_intervals
+
+    from mmalign.align.sync import sync
+    from mmalign.cli.sync import _sentence
+    from mmalign.subtitles import Cue, Subtitles
+
+    starts, ends = speech_intervals(np.random.default_rng(11), 600.0)
+    at, length = float((ends[70] + starts[71]) / 2), 30.0
+    keep = (ends <= at) | (starts >= at + length)
+    moved = starts >= at + length
+    shifted = np.where(moved, starts - length, starts), np.where(moved, ends - length, ends)
+    act = reference(shifted[0][keep], shifted[1][keep], 580.0, noisy=True, seed=2)
+    subs = Subtitles([Cue(s, e, f"line {k}") for k, (s, e) in enumerate(zip(starts, ends))], format="vtt")
+    result = sync("programme.mp4", subs, activity=act, words=False)
+    gone = np.flatnonzero((starts >= at) & (starts < at + length))
+    assert abs(len(result.gone()) - len(gone)) <= 2 and np.isin(result.gone(), gone).mean() >= 0.8
+    assert result.confidence >= 0.5
+    new = result.subtitles
+    assert np.all(new.starts[result.gone()] == new.ends[result.gone()])  # shown for no time, at the cut
+    assert np.all(np.diff(new.starts) >= 0)  # in order: at the cut, between its neighbours
+    assert np.all(np.abs(new.starts[result.gone()] - at) < 3.0)
+    ok = ~np.isin(np.arange(len(starts)), result.gone())
+    truth = np.where(moved, starts - length, starts)
+    assert np.mean(np.abs(new.starts[ok] - truth[ok]) < 0.1) > 0.97
+    summary = {**result.to_dict(), "output": "out.vtt"}
+    assert summary["gone_cues"] == result.gone().tolist()
+    assert not set(summary["cues_to_check"]) & set(summary["gone_cues"])
+    sentence = _sentence(result, summary, confident=True)
+    at_cut = new.starts[result.gone()[0]]
+    assert f"; {len(result.gone())} cues are of a cut the media lacks, shown for no time at {at_cut:.3f} s" in sentence
