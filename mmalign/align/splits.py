@@ -42,8 +42,9 @@ if TYPE_CHECKING:
 
 __all__ = ["edge_piece", "estimate_piecewise", "pieces_map", "regroup", "rescue_ends", "settle_boundaries"]
 
-#: Most cue x offset scores the search for breaks may hold (float32: 128 MB, and as much
-#: again for the dynamic programme): about 5,000 cues at offsets up to 300 s.
+#: Most cue x offset scores the search for breaks may hold (float32: 128 MB, and half as
+#: much again for the dynamic programme, or as much with a search for a cut): about 5,000
+#: cues at offsets up to 300 s.
 MAX_SCORE_CELLS = 2**25
 _PENALTY = 2.0  # a split must gain this many median cue peaks
 # A piece has fewer cues than the whole file, so its peak stands out less from the scores
@@ -149,12 +150,12 @@ def piecewise_dp(
     n, m = scores.shape
     gaps = np.asarray(gaps, np.int64)
     lags_all = np.arange(m)
-    wide = m >= 2**15
+    cuts = spans is not None and chance is not None
+    wide = m >= (2**15 if cuts else 2**16)
     flag = 2**30 if wide else 2**15  # a kept cue's back pointer into the gone state
     back = np.empty((n, m), np.int32 if wide else np.uint16)  # previous cue's lag: N x M, kept small
     back[0] = lags_all
     value = scores[0].astype(np.float64)
-    cuts = spans is not None and chance is not None
     span = np.asarray(spans if cuts else np.zeros(n), np.int64)
     gone_score = np.asarray(chance if cuts else np.zeros(n), np.float64)
     # the gone state: best total with cue i gone, by the lag u below which the next kept cue may
@@ -350,7 +351,7 @@ def estimate_piecewise(
         lags = piecewise_dp(scores, gaps, lam)
     # Runs of equal lag; runs shorter than min_cues join their better neighbour (the DP's
     # choice there rests on too little evidence). Gone cues are in no run.
-    runs = [r for r in _merge_short([r for r in _runs(lags) if r[2] >= 0], scores, min_cues)]
+    runs = _merge_short([r for r in _runs(lags) if r[2] >= 0], scores, min_cues)
     if len(runs) == 1:
         return fit.timemap
     far = int(round(3.0 / H))
