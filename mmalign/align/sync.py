@@ -510,8 +510,11 @@ def sync(
         from .refine import snap_to_reference
 
         snapped = snap_to_reference(retimed.starts, retimed.ends, *ref_bounds)
-        retimed = retimed.with_times(snapped.starts, snapped.ends)
-        refined = snapped.moved
+        held = timemap.collapsed(subs.starts)[:, None]  # a cut's cues stay collapsed onto it
+        retimed = retimed.with_times(
+            np.where(held[:, 0], retimed.starts, snapped.starts), np.where(held[:, 0], retimed.ends, snapped.ends)
+        )
+        refined = snapped.moved & ~held
     per_cue = cue_confidences(
         activity, timemap, subs.starts, retimed.starts, retimed.ends, default=fit.confidence, spoken=is_spoken
     )
@@ -531,6 +534,9 @@ def sync(
         if found is not None:
             fit, timemap, retimed, confidence, per_cue, word_ev = found
             seconds["words"] = time.perf_counter() - t_words
+    gone = timemap.collapsed(subs.starts)
+    if gone.any():  # a cut's cues are shown for no time at it (the map keeps the end of one that runs past it)
+        retimed = retimed.with_times(retimed.starts, np.where(gone, retimed.starts, retimed.ends))
     t_end = time.perf_counter()
     seconds = {
         "read_subtitles": t_read - t_start,

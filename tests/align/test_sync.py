@@ -376,3 +376,34 @@ def test_a_cut_whose_lines_stay_is_reported_and_its_cues_shown_for_no_time():
     sentence = _sentence(result, summary, confident=True)
     at_cut = new.starts[result.gone()[0]]
     assert f"; {len(result.gone())} cues are of a cut the media lacks, shown for no time at {at_cut:.3f} s" in sentence
+
+
+def test_a_cut_against_reference_subtitles_keeps_its_cues_collapsed():
+    """Reference subtitles of a cut version (30 s and its lines gone): the cut is followed, the
+    other cues snap onto the reference's boundaries, and the cut's cues stay collapsed on it,
+    the last one too though it stays up past the cut."""
+    from test_offset import speech_intervals
+
+    from mmalign.align.sync import sync
+    from mmalign.subtitles import Cue, Subtitles
+
+    starts, ends = speech_intervals(np.random.default_rng(11), 600.0)
+    at, length = float((ends[70] + starts[71]) / 2), 30.0
+    gone = (starts >= at) & (starts < at + length)
+    back = np.where(starts >= at + length, length, 0.0)
+    last = np.flatnonzero(gone)[-1]
+    long_end = ends.copy()
+    long_end[last] = starts[last + 1] + 0.5  # the cut's last line stays up past the cut
+    full = Subtitles([Cue(s, e, f"line {k}") for k, (s, e) in enumerate(zip(starts, long_end))], format="vtt")
+    cut = Subtitles(
+        [Cue(s - d, e - d, f"line {k}") for k, (s, e, d) in enumerate(zip(starts, ends, back)) if not gone[k]],
+        format="vtt",
+    )
+    result = sync(cut, full)
+    assert result.confidence >= 0.5
+    new = result.subtitles
+    found = result.gone()
+    assert abs(len(found) - gone.sum()) <= 2 and np.isin(found, np.flatnonzero(gone)).mean() >= 0.8
+    assert np.all(new.starts[found] == new.ends[found]) and not result.refined[found].any()
+    ok = np.setdiff1d(np.flatnonzero(~gone), found)
+    assert np.mean(np.abs(new.starts[ok] - (starts - back)[ok]) < 0.05) > 0.97
