@@ -342,12 +342,13 @@ def estimate_piecewise(
     typical = np.median(scores[:, :: max(1, scores.shape[1] // 200)], axis=1)  # a cue's score at a random lag
     peak = np.median(scores.max(axis=1) - typical)
     lam = _PENALTY * peak if penalty is None else penalty
-    # a cue may be gone (a cut scene whose lines stay): it gives up the subtitle time to its end
-    spans = np.zeros(n_cues, np.int64)
-    spans[1:] = np.round(np.diff(np.maximum.accumulate(b)) / H).astype(np.int64)
-    if cuts and _may_cut(scores, gaps, lam, spans, typical):
-        lags = piecewise_dp(scores, gaps, lam, spans, typical)
-    else:
+    lags = None
+    if cuts:  # a cue may be gone (a cut scene whose lines stay): it gives up the subtitle time to its end
+        spans = np.zeros(n_cues, np.int64)
+        spans[1:] = np.round(np.diff(np.maximum.accumulate(b)) / H).astype(np.int64)
+        if _may_cut(scores, gaps, lam, spans, typical):
+            lags = piecewise_dp(scores, gaps, lam, spans, typical)
+    if lags is None:
         lags = piecewise_dp(scores, gaps, lam)
     # Runs of equal lag; runs shorter than min_cues join their better neighbour (the DP's
     # choice there rests on too little evidence). Gone cues are in no run.

@@ -505,20 +505,20 @@ def sync(
             fit, timemap, confidence = _align(activity, evidence, max_offset, splits)
             used = "fast+silero"
     retimed = subs.map_times(timemap)
+    gone = timemap.collapsed(subs.starts)  # the cues of a cut: on no speech, and not snapped, by design
     refined = np.zeros((len(subs.cues), 2), bool)
     if refine and ref_bounds is not None:
         from .refine import snap_to_reference
 
         snapped = snap_to_reference(retimed.starts, retimed.ends, *ref_bounds)
-        held = timemap.collapsed(subs.starts)[:, None]  # a cut's cues stay collapsed onto it
         retimed = retimed.with_times(
-            np.where(held[:, 0], retimed.starts, snapped.starts), np.where(held[:, 0], retimed.ends, snapped.ends)
+            np.where(gone, retimed.starts, snapped.starts), np.where(gone, retimed.ends, snapped.ends)
         )
-        refined = snapped.moved & ~held
+        refined = snapped.moved & ~gone[:, None]
     per_cue = cue_confidences(
         activity, timemap, subs.starts, retimed.starts, retimed.ends, default=fit.confidence, spoken=is_spoken
     )
-    present = is_spoken & ~timemap.collapsed(subs.starts)  # a cue of a cut stretch is on no speech by design
+    present = is_spoken & ~gone
     confidence *= _support_factor(_on_speech(activity, retimed.starts[present], retimed.ends[present]))
     word_ev = None
     if words and media_path and ref is not None and (cepstra is not None or os.path.isfile(ref)):
@@ -534,7 +534,7 @@ def sync(
         if found is not None:
             fit, timemap, retimed, confidence, per_cue, word_ev = found
             seconds["words"] = time.perf_counter() - t_words
-    gone = timemap.collapsed(subs.starts)
+            gone = timemap.collapsed(subs.starts)  # the words may have taken another map
     if gone.any():  # a cut's cues are shown for no time at it (the map keeps the end of one that runs past it)
         retimed = retimed.with_times(retimed.starts, np.where(gone, retimed.starts, retimed.ends))
     t_end = time.perf_counter()

@@ -401,7 +401,7 @@ def _sentence(result: sync_mod.SyncResult, summary: dict, *, confident: bool) ->
         if n_check
         else ""
     )
-    gone = result.gone()
+    gone = summary["gone_cues"]
     cut = (
         f"; {len(gone)} {'cue is' if len(gone) == 1 else 'cues are'} of a cut the media lacks, shown for no time "
         f"at {result.subtitles.cues[gone[0]].start:.3f} s (--json: gone_cues)"

@@ -342,25 +342,33 @@ def test_words_that_do_not_agree_count_against_a_map_only_where_half_its_cues_ar
     assert 0.0 < words_confidence(0.0, -3.0, 1.0) < 1e-6 and words_confidence(1.0, -3.0, 1.0) > 0.9
 
 
+def _cut_programme():
+    """A 600 s programme's talk, and a cut of 30 s of it: ``(starts, ends, at, length, gone, back)``,
+    with ``gone`` the talk inside the cut and ``back`` how far each later stretch moves back."""
+    from test_offset import speech_intervals
+
+    starts, ends = speech_intervals(np.random.default_rng(11), 600.0)
+    at, length = float((ends[70] + starts[71]) / 2), 30.0
+    gone = (starts >= at) & (starts < at + length)
+    return starts, ends, at, length, gone, np.where(starts >= at + length, length, 0.0)
+
+
 def test_a_cut_whose_lines_stay_is_reported_and_its_cues_shown_for_no_time():
     """The reference lacks 30 s of the programme, the subtitles keep its lines: the sync
     collapses them onto the cut (``gone``), says so in its sentence and its JSON, and neither
     counts them as cues on little speech nor as cues to check."""
-    from test_offset import reference, speech_intervals
+    from test_offset import reference
 
     from mmalign.align.sync import sync
     from mmalign.cli.sync import _sentence
     from mmalign.subtitles import Cue, Subtitles
 
-    starts, ends = speech_intervals(np.random.default_rng(11), 600.0)
-    at, length = float((ends[70] + starts[71]) / 2), 30.0
+    starts, ends, at, length, inside, back = _cut_programme()
     keep = (ends <= at) | (starts >= at + length)
-    moved = starts >= at + length
-    shifted = np.where(moved, starts - length, starts), np.where(moved, ends - length, ends)
-    act = reference(shifted[0][keep], shifted[1][keep], 580.0, noisy=True, seed=2)
+    act = reference((starts - back)[keep], (ends - back)[keep], 580.0, noisy=True, seed=2)
     subs = Subtitles([Cue(s, e, f"line {k}") for k, (s, e) in enumerate(zip(starts, ends))], format="vtt")
     result = sync("programme.mp4", subs, activity=act, words=False)
-    gone = np.flatnonzero((starts >= at) & (starts < at + length))
+    gone = np.flatnonzero(inside)
     assert abs(len(result.gone()) - len(gone)) <= 2 and np.isin(result.gone(), gone).mean() >= 0.8
     assert result.confidence >= 0.5
     new = result.subtitles
@@ -368,7 +376,7 @@ def test_a_cut_whose_lines_stay_is_reported_and_its_cues_shown_for_no_time():
     assert np.all(np.diff(new.starts) >= 0)  # in order: at the cut, between its neighbours
     assert np.all(np.abs(new.starts[result.gone()] - at) < 3.0)
     ok = ~np.isin(np.arange(len(starts)), result.gone())
-    truth = np.where(moved, starts - length, starts)
+    truth = starts - back
     assert np.mean(np.abs(new.starts[ok] - truth[ok]) < 0.1) > 0.97
     summary = {**result.to_dict(), "output": "out.vtt"}
     assert summary["gone_cues"] == result.gone().tolist()
@@ -382,15 +390,10 @@ def test_a_cut_against_reference_subtitles_keeps_its_cues_collapsed():
     """Reference subtitles of a cut version (30 s and its lines gone): the cut is followed, the
     other cues snap onto the reference's boundaries, and the cut's cues stay collapsed on it,
     the last one too though it stays up past the cut."""
-    from test_offset import speech_intervals
-
     from mmalign.align.sync import sync
     from mmalign.subtitles import Cue, Subtitles
 
-    starts, ends = speech_intervals(np.random.default_rng(11), 600.0)
-    at, length = float((ends[70] + starts[71]) / 2), 30.0
-    gone = (starts >= at) & (starts < at + length)
-    back = np.where(starts >= at + length, length, 0.0)
+    starts, ends, _, _, gone, back = _cut_programme()
     last = np.flatnonzero(gone)[-1]
     long_end = ends.copy()
     long_end[last] = starts[last + 1] + 0.5  # the cut's last line stays up past the cut
